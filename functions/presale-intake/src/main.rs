@@ -1,0 +1,29 @@
+//! Wiring only: clients are built once at init and reused by every invocation.
+
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use backoffice_shared::config::Tables;
+use backoffice_shared::http::Invocation;
+use backoffice_shared::store::dynamo::{DynamoCampaignDirectory, DynamoIdempotencyStore, DynamoPresaleStore};
+use backoffice_shared::{SystemClock, aws, telemetry};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use presale_intake::Intake;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let tables = Tables::from_env()?;
+    let sdk = aws::sdk_config().await;
+    let dynamodb = aws::dynamodb(&sdk);
+    let intake = Intake {
+        presales: DynamoPresaleStore::new(dynamodb.clone(), tables.presales),
+        campaigns: DynamoCampaignDirectory::new(dynamodb.clone(), tables.config),
+        idempotency: DynamoIdempotencyStore::new(dynamodb, tables.idempotency),
+        clock: SystemClock,
+    };
+    let intake = &intake;
+    run(service_fn(move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
+        let invocation = Invocation::from_context(&event.context);
+        Ok::<_, Error>(intake.handle(event.payload, &invocation).await)
+    }))
+    .await
+}

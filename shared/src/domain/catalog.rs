@@ -1,0 +1,32 @@
+//! Campaign configuration and its price list, as the intake rules need them.
+
+use std::collections::BTreeMap;
+
+use super::money::{Currency, Money};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Campaign {
+    pub campaign_id: String,
+    /// The client company that outsourced the campaign; every record of it belongs to that tenant.
+    pub client_id: String,
+    pub name: String,
+    pub currency: Currency,
+    /// IANA zone of the operation (cut-off hours, working days, report days).
+    pub timezone: String,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogItem {
+    pub sku: String,
+    pub name: String,
+    pub unit_price: Money,
+    pub active: bool,
+}
+
+/// A campaign with the SKUs it sells, keyed by SKU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignCatalog {
+    pub campaign: Campaign,
+    pub items: BTreeMap<String, CatalogItem>,
+}

@@ -1,0 +1,11 @@
+//! The back office's business rules. Nothing in here knows about AWS, HTTP or JSON transport:
+//! it is unit-tested without any server.
+
+pub mod audit;
+pub mod catalog;
+pub mod contact;
+pub mod identity;
+pub mod money;
+pub mod presale;
+pub mod principal;
+pub mod validation;

@@ -1,0 +1,486 @@
+//! DynamoDB adapters. Single-table layout per bounded context; keys and indexes are declared in
+//! infra/template.yaml:
+//!
+//! | item                | pk                        | sk              | indexes                              |
+//! |---------------------|---------------------------|-----------------|--------------------------------------|
+//! | pre-sale            | `PRESALE#{id}`            | `META`          | by-campaign, by-campaign-status      |
+//! | audit record        | `PRESALE#{id}`            | `AUDIT#{seq:010}` |                                    |
+//! | call id uniqueness  | `CALL#{client}#{call_id}` | `META`          |                                      |
+//! | campaign config     | `CAMPAIGN#{id}`           | `CONFIG`        | (ConfigTable)                        |
+//! | catalog entry       | `CAMPAIGN#{id}`           | `SKU#{sku}`     | (ConfigTable)                        |
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use base64::Engine;
+use serde::Deserialize;
+
+use crate::domain::audit::AuditRecord;
+use crate::domain::catalog::{Campaign, CampaignCatalog, CatalogItem};
+use crate::domain::money::{Currency, Money};
+use crate::domain::presale::{Presale, PresaleId, PresaleStatus};
+
+use super::{CampaignDirectory, ConflictKind, IdempotencyBegin, IdempotencyStore, Page, PresaleQuery, PresaleStore, StoreError, StoredPresale};
+
+type Item = HashMap<String, AttributeValue>;
+
+const RETRYABLE_CODES: &[&str] = &[
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionInProgressException",
+];
+
+/// Map an SDK failure: transport problems and throttling may pass; anything else is ours.
+pub(crate) fn sdk_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(err: SdkError<E, R>) -> StoreError {
+    match &err {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or("Unknown");
+            let message = service.err().message().unwrap_or_default();
+            if RETRYABLE_CODES.contains(&code) {
+                StoreError::Unavailable(format!("{code}: {message}"))
+            } else {
+                StoreError::Backend(format!("{code}: {message}"))
+            }
+        }
+        SdkError::ConstructionFailure(_) => StoreError::Backend(format!("{err:?}")),
+        _ => StoreError::Unavailable(format!("{err}")),
+    }
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn string_attr(item: &Item, name: &str) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn corrupt(what: &str) -> impl Fn(serde_dynamo::Error) -> StoreError + '_ {
+    move |e| StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+// ------------------------------------------------------------------------------------------
+// Pre-sales
+// ------------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+pub struct DynamoPresaleStore {
+    client: Client,
+    table: String,
+}
+
+const BY_CAMPAIGN: &str = "by-campaign";
+const BY_CAMPAIGN_STATUS: &str = "by-campaign-status";
+
+impl DynamoPresaleStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    fn presale_pk(id: &PresaleId) -> String {
+        format!("PRESALE#{id}")
+    }
+
+    fn call_pk(client_id: &str, call_id: &str) -> String {
+        format!("CALL#{client_id}#{call_id}")
+    }
+
+    fn presale_item(presale: &Presale, audit_head: &str) -> Result<Item, StoreError> {
+        let mut item: Item = serde_dynamo::to_item(presale).map_err(corrupt("serializing pre-sale"))?;
+        // Fixed-width creation time keeps index sort keys in chronological order.
+        let created = format!("{:020}#{}", presale.created_at.unix_timestamp_nanos(), presale.id);
+        item.insert("pk".into(), s(Self::presale_pk(&presale.id)));
+        item.insert("sk".into(), s("META"));
+        item.insert("entity".into(), s("PRESALE"));
+        item.insert("gsi1pk".into(), s(format!("CAMPAIGN#{}", presale.campaign_id)));
+        item.insert("gsi1sk".into(), s(created.clone()));
+        item.insert("gsi2pk".into(), s(format!("CAMPAIGN#{}#STATUS#{}", presale.campaign_id, presale.status)));
+        item.insert("gsi2sk".into(), s(created));
+        item.insert("audit_head".into(), s(audit_head));
+        Ok(item)
+    }
+
+    fn audit_item(record: &AuditRecord) -> Result<Item, StoreError> {
+        let mut item: Item = serde_dynamo::to_item(record).map_err(corrupt("serializing audit record"))?;
+        item.insert("pk".into(), s(format!("PRESALE#{}", record.subject)));
+        item.insert("sk".into(), s(format!("AUDIT#{:010}", record.seq)));
+        item.insert("entity".into(), s("AUDIT"));
+        Ok(item)
+    }
+
+    fn put(&self, item: Item, condition: &str) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .build()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Which of the transaction's items failed its condition, if the service said.
+    fn cancelled_indexes<R: std::fmt::Debug>(err: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>) -> Option<Vec<usize>> {
+        let SdkError::ServiceError(service) = err else { return None };
+        let aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(cancel) = service.err() else {
+            return None;
+        };
+        Some(
+            cancel
+                .cancellation_reasons()
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+                .map(|(i, _)| i)
+                .collect(),
+        )
+    }
+
+    fn encode_cursor(key: &Item) -> Option<String> {
+        let plain: BTreeMap<&str, &str> = key.iter().filter_map(|(k, v)| v.as_s().ok().map(|v| (k.as_str(), v.as_str()))).collect();
+        let json = serde_json::to_vec(&plain).ok()?;
+        Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json))
+    }
+
+    /// A cursor is only valid for the partition it came from: anything else is refused here,
+    /// before DynamoDB would reject it with a 500-looking validation error.
+    fn decode_cursor(raw: &str, pk_name: &str, pk_value: &str, sk_name: &str) -> Result<Item, StoreError> {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw.as_bytes()).map_err(|_| StoreError::InvalidCursor)?;
+        let plain: BTreeMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| StoreError::InvalidCursor)?;
+        let expected: [&str; 4] = ["pk", "sk", pk_name, sk_name];
+        if plain.len() != 4 || !expected.iter().all(|k| plain.contains_key(*k)) || plain.get(pk_name).map(String::as_str) != Some(pk_value) {
+            return Err(StoreError::InvalidCursor);
+        }
+        Ok(plain.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect())
+    }
+}
+
+#[async_trait]
+impl PresaleStore for DynamoPresaleStore {
+    async fn create(&self, presale: &Presale, audit: &AuditRecord) -> Result<(), StoreError> {
+        let mut call = Item::new();
+        call.insert("pk".into(), s(Self::call_pk(&presale.client_id, &presale.call_id)));
+        call.insert("sk".into(), s("META"));
+        call.insert("entity".into(), s("CALL"));
+        call.insert("presale_id".into(), s(presale.id.as_str()));
+        let items = vec![
+            self.put(Self::presale_item(presale, &audit.hash)?, "attribute_not_exists(pk)")?,
+            self.put(call, "attribute_not_exists(pk)")?,
+            self.put(Self::audit_item(audit)?, "attribute_not_exists(pk)")?,
+        ];
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(()),
+            Err(err) => match Self::cancelled_indexes(&err) {
+                Some(failed) if failed.contains(&1) => Err(StoreError::Conflict(ConflictKind::DuplicateCallId)),
+                Some(failed) if !failed.is_empty() => Err(StoreError::Conflict(ConflictKind::AlreadyExists)),
+                _ => Err(sdk_error(err)),
+            },
+        }
+    }
+
+    async fn get(&self, id: &PresaleId) -> Result<Option<StoredPresale>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(Self::presale_pk(id)))
+            .key("sk", s("META"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let Some(item) = output.item else { return Ok(None) };
+        let audit_head = string_attr(&item, "audit_head").unwrap_or_default();
+        let presale: Presale = serde_dynamo::from_item(item).map_err(corrupt("reading pre-sale"))?;
+        Ok(Some(StoredPresale { presale, audit_head }))
+    }
+
+    async fn save(&self, presale: &Presale, expected_version: u64, expected_status: PresaleStatus, audit: &AuditRecord) -> Result<(), StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(Self::presale_item(presale, &audit.hash)?))
+            .condition_expression("#version = :version AND #status = :status")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":version", AttributeValue::N(expected_version.to_string()))
+            .expression_attribute_values(":status", s(expected_status.as_str()))
+            .build()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let items = vec![TransactWriteItem::builder().put(put).build(), self.put(Self::audit_item(audit)?, "attribute_not_exists(pk)")?];
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(()),
+            Err(err) => match Self::cancelled_indexes(&err) {
+                Some(failed) if !failed.is_empty() => Err(StoreError::Conflict(ConflictKind::StaleVersion)),
+                _ => Err(sdk_error(err)),
+            },
+        }
+    }
+
+    async fn list(&self, query: &PresaleQuery) -> Result<Page<Presale>, StoreError> {
+        let (index, pk_name, sk_name, pk_value) = match query.status {
+            Some(status) => (BY_CAMPAIGN_STATUS, "gsi2pk", "gsi2sk", format!("CAMPAIGN#{}#STATUS#{status}", query.campaign_id)),
+            None => (BY_CAMPAIGN, "gsi1pk", "gsi1sk", format!("CAMPAIGN#{}", query.campaign_id)),
+        };
+        let start = match &query.cursor {
+            Some(raw) => Some(Self::decode_cursor(raw, pk_name, &pk_value, sk_name)?),
+            None => None,
+        };
+        let mut request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", pk_name)
+            .expression_attribute_values(":pk", s(pk_value))
+            .scan_index_forward(false)
+            .limit(i32::try_from(query.limit.clamp(1, 100)).unwrap_or(25))
+            .set_exclusive_start_key(start);
+        if let Some(agent) = &query.agent_id {
+            request = request
+                .filter_expression("#agent = :agent")
+                .expression_attribute_names("#agent", "agent_id")
+                .expression_attribute_values(":agent", s(agent));
+        }
+        let output = request.send().await.map_err(sdk_error)?;
+        let items = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| serde_dynamo::from_item::<_, Presale>(item).map_err(corrupt("reading pre-sale")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = output.last_evaluated_key.as_ref().and_then(Self::encode_cursor);
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn find_by_call(&self, client_id: &str, call_id: &str) -> Result<Option<PresaleId>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(Self::call_pk(client_id, call_id)))
+            .key("sk", s("META"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        match output.item.as_ref().and_then(|item| string_attr(item, "presale_id")) {
+            None => Ok(None),
+            Some(id) => PresaleId::parse(&id).map(Some).map_err(|e| StoreError::Corrupt(e.detail)),
+        }
+    }
+
+    async fn audit_trail(&self, id: &PresaleId) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut records = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :audit)")
+                .expression_attribute_values(":pk", s(Self::presale_pk(id)))
+                .expression_attribute_values(":audit", s("AUDIT#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            for item in output.items.unwrap_or_default() {
+                records.push(serde_dynamo::from_item(item).map_err(corrupt("reading audit record"))?);
+            }
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        Ok(records)
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Campaign configuration
+// ------------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+pub struct DynamoCampaignDirectory {
+    client: Client,
+    table: String,
+}
+
+#[derive(Deserialize)]
+struct CampaignRow {
+    campaign_id: String,
+    client_id: String,
+    name: String,
+    currency: String,
+    #[serde(default = "default_timezone")]
+    timezone: String,
+    #[serde(default = "yes")]
+    active: bool,
+}
+
+#[derive(Deserialize)]
+struct SkuRow {
+    sku: String,
+    name: String,
+    unit_price_minor: i64,
+    currency: String,
+    #[serde(default = "yes")]
+    active: bool,
+}
+
+fn default_timezone() -> String {
+    "America/Lima".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl DynamoCampaignDirectory {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+}
+
+#[async_trait]
+impl CampaignDirectory for DynamoCampaignDirectory {
+    async fn catalog(&self, campaign_id: &str) -> Result<Option<CampaignCatalog>, StoreError> {
+        let mut rows = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(format!("CAMPAIGN#{campaign_id}")))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            rows.extend(output.items.unwrap_or_default());
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        let mut campaign = None;
+        let mut skus = Vec::new();
+        for row in rows {
+            match string_attr(&row, "sk").as_deref() {
+                Some("CONFIG") => campaign = Some(serde_dynamo::from_item::<_, CampaignRow>(row).map_err(corrupt("reading campaign"))?),
+                Some(sk) if sk.starts_with("SKU#") => skus.push(serde_dynamo::from_item::<_, SkuRow>(row).map_err(corrupt("reading catalog entry"))?),
+                _ => {}
+            }
+        }
+        let Some(row) = campaign else { return Ok(None) };
+        let currency = Currency::parse(&row.currency).map_err(|e| StoreError::Corrupt(format!("campaign {campaign_id}: {}", e.detail)))?;
+        let mut items = BTreeMap::new();
+        for sku in skus {
+            if sku.currency != currency.code() {
+                // A price in another currency cannot be summed with the rest: leave the SKU
+                // out (it reads as unknown) and say so loudly for whoever keeps the catalog.
+                tracing::error!(campaign_id, sku = %sku.sku, "catalog entry priced in {} but the campaign sells in {}", sku.currency, currency.code());
+                continue;
+            }
+            items.insert(
+                sku.sku.clone(),
+                CatalogItem { sku: sku.sku, name: sku.name, unit_price: Money::from_minor(sku.unit_price_minor, currency), active: sku.active },
+            );
+        }
+        let campaign = Campaign {
+            campaign_id: row.campaign_id,
+            client_id: row.client_id,
+            name: row.name,
+            currency,
+            timezone: row.timezone,
+            active: row.active,
+        };
+        Ok(Some(CampaignCatalog { campaign, items }))
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Idempotency
+// ------------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+pub struct DynamoIdempotencyStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoIdempotencyStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    async fn read(&self, key: &str) -> Result<Option<Item>, StoreError> {
+        let output = self.client.get_item().table_name(&self.table).key("pk", s(key)).consistent_read(true).send().await.map_err(sdk_error)?;
+        Ok(output.item)
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for DynamoIdempotencyStore {
+    async fn begin(&self, key: &str, fingerprint: &str, now: i64, lock_until: i64, expires_at: i64) -> Result<IdempotencyBegin, StoreError> {
+        // Two attempts: the record we collided with may vanish (released) before we read it.
+        for _ in 0..2 {
+            let attempt = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", s(key))
+                .item("status", s("IN_PROGRESS"))
+                .item("fingerprint", s(fingerprint))
+                .item("lock_until", AttributeValue::N(lock_until.to_string()))
+                .item("expires_at", AttributeValue::N(expires_at.to_string()))
+                // TTL deletes late: an expired record is free even while it still exists.
+                .condition_expression("attribute_not_exists(pk) OR expires_at < :now OR (#status = :in_progress AND lock_until < :now)")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                .expression_attribute_values(":in_progress", s("IN_PROGRESS"))
+                .send()
+                .await;
+            match attempt {
+                Ok(_) => return Ok(IdempotencyBegin::Started),
+                Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {}
+                Err(err) => return Err(sdk_error(err)),
+            }
+            let Some(item) = self.read(key).await? else { continue };
+            let stored_fingerprint = string_attr(&item, "fingerprint").unwrap_or_default();
+            return Ok(match string_attr(&item, "response") {
+                Some(response_json) => IdempotencyBegin::Completed { fingerprint: stored_fingerprint, response_json },
+                None => IdempotencyBegin::InProgress { fingerprint: stored_fingerprint },
+            });
+        }
+        Ok(IdempotencyBegin::InProgress { fingerprint: fingerprint.to_owned() })
+    }
+
+    async fn complete(&self, key: &str, fingerprint: &str, response_json: &str, expires_at: i64) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(key))
+            .item("status", s("COMPLETE"))
+            .item("fingerprint", s(fingerprint))
+            .item("response", s(response_json))
+            .item("expires_at", AttributeValue::N(expires_at.to_string()))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        self.client.delete_item().table_name(&self.table).key("pk", s(key)).send().await.map_err(sdk_error)?;
+        Ok(())
+    }
+}

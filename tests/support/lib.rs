@@ -1,0 +1,201 @@
+//! Harness for the end-to-end tests: finds (or starts) the local stack, mints tokens, seeds
+//! configuration, and talks to the API and to the emulator with the real AWS SDK.
+//!
+//! The stack is the one `infra/local/up --profile test` starts: moto's server provisioned from
+//! infra/template.yaml, and the local gateway running the functions' real binaries. The test
+//! command (`infra/local/test`) starts it and points `BACKOFFICE_STACK` at its `stack.json`;
+//! run alone (`cargo test -p e2e-tests`), the harness starts it itself, or reuses a live one.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::Deserialize;
+use serde_json::Value;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StackInfo {
+    pub api_url: String,
+    pub endpoint_url: String,
+    pub region: String,
+    pub resources_file: PathBuf,
+    pub template: PathBuf,
+    pub jwt_secret: String,
+    pub log_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Resource {
+    #[serde(rename = "ref")]
+    pub reference: String,
+    #[serde(default)]
+    pub attributes: HashMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Resources {
+    pub resources: HashMap<String, Resource>,
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".."))
+}
+
+fn load_stack() -> StackInfo {
+    let path = std::env::var_os("BACKOFFICE_STACK").map(PathBuf::from).unwrap_or_else(|| repo_root().join(".local/test/stack.json"));
+    if std::env::var_os("BACKOFFICE_STACK").is_none() {
+        // Started by hand: bring the test profile up (a live one is reused by the script).
+        let status = Command::new(repo_root().join("infra/local/up"))
+            .args(["--profile", "test", "--detach"])
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run infra/local/up: {e}"));
+        assert!(status.success(), "infra/local/up --profile test failed; see .local/test/logs/");
+    }
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}; is the stack up?", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not a stack description: {e}", path.display()))
+}
+
+static STACK: OnceLock<(StackInfo, Resources)> = OnceLock::new();
+
+fn stack() -> &'static (StackInfo, Resources) {
+    STACK.get_or_init(|| {
+        let info = load_stack();
+        let text = std::fs::read_to_string(&info.resources_file).unwrap_or_else(|e| panic!("cannot read {}: {e}", info.resources_file.display()));
+        let resources: Resources = serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad resources.json: {e}"));
+        (info, resources)
+    })
+}
+
+/// One test's connection to the stack. SDK clients are bound to the runtime that made them, so
+/// every `#[tokio::test]` builds its own (cheap: no network until used).
+pub struct TestEnv {
+    pub info: StackInfo,
+    pub resources: Resources,
+    pub http: reqwest::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub s3: aws_sdk_s3::Client,
+    auth: local_gateway::template::AuthConfig,
+}
+
+pub async fn env() -> TestEnv {
+    let (info, resources) = stack().clone();
+    let credentials = aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "e2e-tests");
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(info.region.clone()))
+        .endpoint_url(&info.endpoint_url)
+        .credentials_provider(credentials)
+        .load()
+        .await;
+    let s3_config = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build();
+    let auth = local_gateway::template::load_auth_config(&info.template, &info.resources_file)
+        .unwrap_or_else(|e| panic!("cannot read the authorizer from the template: {e}"));
+    TestEnv {
+        http: reqwest::Client::new(),
+        dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+        sqs: aws_sdk_sqs::Client::new(&sdk),
+        s3: aws_sdk_s3::Client::from_conf(s3_config),
+        info,
+        resources,
+        auth,
+    }
+}
+
+/// A fresh tenant name, so tests running in parallel never see each other's data.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
+}
+
+/// The answer of one API call.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub headers: HashMap<String, String>,
+}
+
+impl Reply {
+    /// The slug of a problem+json `type`.
+    pub fn problem(&self) -> &str {
+        self.body["type"].as_str().unwrap_or_default().rsplit('/').next().unwrap_or_default()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
+
+pub struct Caller {
+    pub sub: String,
+    pub role: String,
+    pub clients: Vec<String>,
+}
+
+pub fn caller(sub: &str, role: &str, clients: &[&str]) -> Caller {
+    Caller { sub: sub.into(), role: role.into(), clients: clients.iter().map(|c| (*c).to_owned()).collect() }
+}
+
+impl TestEnv {
+    pub fn table(&self, logical_id: &str) -> String {
+        self.resource(logical_id).reference.clone()
+    }
+
+    pub fn resource(&self, logical_id: &str) -> &Resource {
+        self.resources.resources.get(logical_id).unwrap_or_else(|| panic!("{logical_id} is not in resources.json"))
+    }
+
+    pub fn token(&self, who: &Caller) -> String {
+        local_gateway::jwt::mint(&self.info.jwt_secret, &self.auth, &who.sub, &who.role, &who.clients, 3600)
+            .unwrap_or_else(|e| panic!("cannot mint a token: {e}"))
+    }
+
+    pub fn request(&self, method: &str, path: &str) -> reqwest::RequestBuilder {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
+        self.http.request(method, format!("{}{path}", self.info.api_url))
+    }
+
+    pub fn as_caller(&self, who: &Caller, method: &str, path: &str) -> reqwest::RequestBuilder {
+        self.request(method, path).bearer_auth(self.token(who))
+    }
+
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.unwrap_or_else(|e| panic!("the gateway did not answer: {e}"));
+        let status = response.status().as_u16();
+        let headers = response.headers().iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned())).collect();
+        let text = response.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Reply { status, body, headers }
+    }
+
+    /// A campaign of `client` selling FIB-300 (149.90) and ROUTER (19.99) in PEN.
+    pub async fn seed_campaign(&self, client: &str, campaign: &str) {
+        let table = self.table("ConfigTable");
+        let items = [
+            serde_json::json!({"pk": format!("CLIENT#{client}"), "sk": "CONFIG", "client_id": client, "name": format!("{client} S.A.C."), "ruc": "20100070970", "currency": "PEN"}),
+            serde_json::json!({"pk": format!("CAMPAIGN#{campaign}"), "sk": "CONFIG", "campaign_id": campaign, "client_id": client, "name": "Fibra Hogar", "currency": "PEN", "timezone": "America/Lima", "active": true}),
+            serde_json::json!({"pk": format!("CAMPAIGN#{campaign}"), "sk": "SKU#FIB-300", "sku": "FIB-300", "name": "Fibra 300 Mbps", "unit_price_minor": 14990, "currency": "PEN", "active": true}),
+            serde_json::json!({"pk": format!("CAMPAIGN#{campaign}"), "sk": "SKU#ROUTER", "sku": "ROUTER", "name": "Router WiFi 6", "unit_price_minor": 1999, "currency": "PEN", "active": true}),
+        ];
+        for item in items {
+            let item: HashMap<String, AttributeValue> = serde_dynamo::to_item(item).unwrap_or_else(|e| panic!("seed item: {e}"));
+            self.dynamodb.put_item().table_name(&table).set_item(Some(item)).send().await.unwrap_or_else(|e| panic!("seeding {table}: {e:?}"));
+        }
+    }
+
+    /// Every item of a DynamoDB partition, raw.
+    pub async fn partition(&self, logical_table: &str, pk: &str) -> Vec<HashMap<String, AttributeValue>> {
+        let output = self
+            .dynamodb
+            .query()
+            .table_name(self.table(logical_table))
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("query {pk}: {e:?}"));
+        output.items.unwrap_or_default()
+    }
+}
