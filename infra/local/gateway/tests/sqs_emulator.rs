@@ -1,5 +1,5 @@
-//! The SQS poller against a real emulator (moto's server). Runs only when
-//! `LOCAL_GATEWAY_SQS_ENDPOINT` is set, e.g.:
+//! The SQS poller against a real emulator (moto's server): the one of the test stack that
+//! `infra/local/test` starts (`BACKOFFICE_STACK`), or any given by `LOCAL_GATEWAY_SQS_ENDPOINT`:
 //!
 //! ```sh
 //! python3 -m moto.server -p 5099 &
@@ -14,8 +14,15 @@ use local_gateway::{Gateway, GatewayConfig};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn batches_are_delivered_and_settled() {
-    let Ok(endpoint) = std::env::var("LOCAL_GATEWAY_SQS_ENDPOINT") else {
-        eprintln!("skipped: LOCAL_GATEWAY_SQS_ENDPOINT is not set");
+    let from_stack = || {
+        let path = std::env::var("BACKOFFICE_STACK").ok()?;
+        let stack: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+        stack["endpoint_url"].as_str().map(str::to_owned)
+    };
+    let Some(endpoint) = std::env::var("LOCAL_GATEWAY_SQS_ENDPOINT").ok().or_else(from_stack) else {
+        // Only plain `cargo test` outside the test command gets here; infra/local/test always
+        // provides the stack.
+        eprintln!("SKIPPED: no emulator (set BACKOFFICE_STACK or LOCAL_GATEWAY_SQS_ENDPOINT)");
         return;
     };
     let credentials =
