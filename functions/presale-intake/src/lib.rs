@@ -9,6 +9,8 @@ use backoffice_shared::Clock;
 use backoffice_shared::domain::audit::{AuditEntry, GENESIS_HASH};
 use backoffice_shared::domain::presale::{self, CorrectionDraft, Presale, PresaleAction, PresaleDraft, PresaleId, PresaleStatus, Registration};
 use backoffice_shared::domain::principal::{Principal, Role};
+use backoffice_shared::domain::recording::CheckThresholds;
+use backoffice_shared::recordings::{self, AttachOutcome};
 use backoffice_shared::domain::validation::Invalid;
 use backoffice_shared::http::idempotency::{self, store_error};
 use backoffice_shared::http::request::DEFAULT_BODY_LIMIT;
@@ -101,9 +103,38 @@ where
                 Err(e) => return Err(store_error(e)),
             }
             tracing::info!(presale_id = %presale.id, campaign_id = %presale.campaign_id, "pre-sale registered");
+            let presale = self.attach_waiting_recording(presale, &catalog.campaign.checks, now).await;
             Ok(presale_response(201, &presale).header("location", format!("/presales/{}", presale.id)))
         })
         .await
+    }
+
+    /// A dialer may upload the recording before the agent registers the sale: bind the newest
+    /// one now. A failure here leaves the pre-sale registered and PENDING_RECORDING (the
+    /// recording stays stored by call id), so the client still gets its 201.
+    async fn attach_waiting_recording(&self, presale: Presale, checks: &CheckThresholds, now: backoffice_shared::OffsetDateTime) -> Presale {
+        let waiting = match self.presales.recordings(&presale.client_id, &presale.call_id).await {
+            Ok(versions) => versions.into_iter().next(),
+            Err(e) => {
+                tracing::error!(presale_id = %presale.id, error = %e, "could not look for a waiting recording");
+                None
+            }
+        };
+        let Some(recording) = waiting else { return presale };
+        match recordings::attach(&self.presales, &presale.id, &recording, checks, now).await {
+            Ok(AttachOutcome::Attached(attached)) => {
+                tracing::info!(presale_id = %attached.id, risk_score = ?attached.risk_score, "waiting recording attached");
+                attached
+            }
+            Ok(other) => {
+                tracing::warn!(presale_id = %presale.id, outcome = ?other, "waiting recording not attached");
+                presale
+            }
+            Err(e) => {
+                tracing::error!(presale_id = %presale.id, error = %e, "could not attach the waiting recording");
+                presale
+            }
+        }
     }
 
     /// The pre-sale if this caller may see it. Anything else, including another client's

@@ -3,8 +3,9 @@
 use std::collections::BTreeMap;
 
 use super::money::{Currency, Money};
+use super::recording::CheckThresholds;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Campaign {
     pub campaign_id: String,
     /// The client company that outsourced the campaign; every record of it belongs to that tenant.
@@ -14,6 +15,8 @@ pub struct Campaign {
     /// IANA zone of the operation (cut-off hours, working days, report days).
     pub timezone: String,
     pub active: bool,
+    /// Thresholds of the automatic recording checks.
+    pub checks: CheckThresholds,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +28,7 @@ pub struct CatalogItem {
 }
 
 /// A campaign with the SKUs it sells, keyed by SKU.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CampaignCatalog {
     pub campaign: Campaign,
     pub items: BTreeMap<String, CatalogItem>,

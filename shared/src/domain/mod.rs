@@ -8,4 +8,5 @@ pub mod identity;
 pub mod money;
 pub mod presale;
 pub mod principal;
+pub mod recording;
 pub mod validation;

@@ -14,6 +14,7 @@ use super::catalog::CampaignCatalog;
 use super::contact::{Email, PhoneNumber};
 use super::identity::{Document, DocumentType};
 use super::money::{Currency, Money};
+use super::recording::{Finding, RecordingRef};
 use super::validation::{Errors, FieldError, Invalid};
 
 /// Upper bounds that keep one pre-sale a reasonable size (and a DynamoDB item far below 400 KB).
@@ -192,7 +193,7 @@ pub struct CorrectionRequest {
     pub requested_at: OffsetDateTime,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Presale {
     pub id: PresaleId,
     pub client_id: String,
@@ -211,6 +212,14 @@ pub struct Presale {
     pub version: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correction: Option<CorrectionRequest>,
+    /// The exact recording the review will listen to, once attached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<RecordingRef>,
+    /// Automatic checks of the attached recording; `risk_score` orders the review queue.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Finding>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk_score: Option<u8>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -351,6 +360,9 @@ pub fn register(draft: &PresaleDraft, catalog: &CampaignCatalog, who: Registrati
         status: PresaleStatus::PendingRecording,
         version: 1,
         correction: None,
+        recording: None,
+        findings: Vec::new(),
+        risk_score: None,
         created_at: who.now,
         updated_at: who.now,
     })
@@ -614,6 +626,7 @@ mod tests {
                 currency: pen(),
                 timezone: "America/Lima".into(),
                 active: true,
+                checks: Default::default(),
             },
             items,
         }

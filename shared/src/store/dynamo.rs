@@ -3,9 +3,11 @@
 //!
 //! | item                | pk                        | sk              | indexes                              |
 //! |---------------------|---------------------------|-----------------|--------------------------------------|
-//! | pre-sale            | `PRESALE#{id}`            | `META`          | by-campaign, by-campaign-status      |
+//! | pre-sale            | `PRESALE#{id}`            | `META`          | by-campaign, by-campaign-status, by-customer-document, by-customer-phone |
 //! | audit record        | `PRESALE#{id}`            | `AUDIT#{seq:010}` |                                    |
 //! | call id uniqueness  | `CALL#{client}#{call_id}` | `META`          |                                      |
+//! | recording version   | `RECORDING#{client}#{call_id}` | `SHA#{sha256}` |                                   |
+//! | unrecognized upload | `UNRECOGNIZED#{date}`     | `{key}#{version}` |                                    |
 //! | campaign config     | `CAMPAIGN#{id}`           | `CONFIG`        | (ConfigTable)                        |
 //! | catalog entry       | `CAMPAIGN#{id}`           | `SKU#{sku}`     | (ConfigTable)                        |
 
@@ -22,6 +24,7 @@ use crate::domain::audit::AuditRecord;
 use crate::domain::catalog::{Campaign, CampaignCatalog, CatalogItem};
 use crate::domain::money::{Currency, Money};
 use crate::domain::presale::{Presale, PresaleId, PresaleStatus};
+use crate::domain::recording::{CheckThresholds, CustomerHistory, Recording};
 
 use super::{CampaignDirectory, ConflictKind, IdempotencyBegin, IdempotencyStore, Page, PresaleQuery, PresaleStore, StoreError, StoredPresale};
 
@@ -77,6 +80,8 @@ pub struct DynamoPresaleStore {
 
 const BY_CAMPAIGN: &str = "by-campaign";
 const BY_CAMPAIGN_STATUS: &str = "by-campaign-status";
+const BY_CUSTOMER_DOCUMENT: &str = "by-customer-document";
+const BY_CUSTOMER_PHONE: &str = "by-customer-phone";
 
 impl DynamoPresaleStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
@@ -101,9 +106,39 @@ impl DynamoPresaleStore {
         item.insert("gsi1pk".into(), s(format!("CAMPAIGN#{}", presale.campaign_id)));
         item.insert("gsi1sk".into(), s(created.clone()));
         item.insert("gsi2pk".into(), s(format!("CAMPAIGN#{}#STATUS#{}", presale.campaign_id, presale.status)));
-        item.insert("gsi2sk".into(), s(created));
+        item.insert("gsi2sk".into(), s(created.clone()));
+        item.insert("gsi3pk".into(), s(Self::document_key(presale)));
+        item.insert("gsi3sk".into(), s(created.clone()));
+        item.insert("gsi4pk".into(), s(format!("PHONE#{}#{}", presale.client_id, presale.customer.phone.as_str())));
+        item.insert("gsi4sk".into(), s(created));
         item.insert("audit_head".into(), s(audit_head));
         Ok(item)
+    }
+
+    fn document_key(presale: &Presale) -> String {
+        let document = &presale.customer.document;
+        format!("DOC#{}#{}#{}", presale.client_id, document.kind(), document.number())
+    }
+
+    fn recording_pk(client_id: &str, call_id: &str) -> String {
+        format!("RECORDING#{client_id}#{call_id}")
+    }
+
+    async fn query_index(&self, index: &str, pk_name: &str, pk_value: String) -> Result<Vec<Presale>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", pk_name)
+            .expression_attribute_values(":pk", s(pk_value))
+            .scan_index_forward(false)
+            .limit(50)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        output.items.unwrap_or_default().into_iter().map(|item| serde_dynamo::from_item(item).map_err(corrupt("reading pre-sale"))).collect()
     }
 
     fn audit_item(record: &AuditRecord) -> Result<Item, StoreError> {
@@ -301,6 +336,72 @@ impl PresaleStore for DynamoPresaleStore {
         }
         Ok(records)
     }
+
+    async fn put_recording(&self, recording: &Recording) -> Result<bool, StoreError> {
+        let mut item: Item = serde_dynamo::to_item(recording).map_err(corrupt("serializing recording"))?;
+        item.insert("pk".into(), s(Self::recording_pk(&recording.client_id, &recording.call_id)));
+        item.insert("sk".into(), s(format!("SHA#{}", recording.sha256)));
+        item.insert("entity".into(), s("RECORDING"));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(false),
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+
+    async fn recordings(&self, client_id: &str, call_id: &str) -> Result<Vec<Recording>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(Self::recording_pk(client_id, call_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let mut versions = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| serde_dynamo::from_item::<_, Recording>(item).map_err(corrupt("reading recording")))
+            .collect::<Result<Vec<_>, _>>()?;
+        versions.sort_by(|a, b| b.received_at.cmp(&a.received_at));
+        Ok(versions)
+    }
+
+    async fn record_unrecognized(&self, bucket: &str, key: &str, version_id: Option<&str>, reason: &str, at: time::OffsetDateTime) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("UNRECOGNIZED#{}", at.date())))
+            .item("sk", s(format!("{key}#{}", version_id.unwrap_or("-"))))
+            .item("entity", s("UNRECOGNIZED_RECORDING"))
+            .item("bucket", s(bucket))
+            .item("key", s(key))
+            .item("reason", s(reason))
+            .item("at", s(at.unix_timestamp().to_string()))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    async fn customer_history(&self, presale: &Presale) -> Result<CustomerHistory, StoreError> {
+        let same_document = self.query_index(BY_CUSTOMER_DOCUMENT, "gsi3pk", Self::document_key(presale)).await?;
+        let same_phone = self
+            .query_index(BY_CUSTOMER_PHONE, "gsi4pk", format!("PHONE#{}#{}", presale.client_id, presale.customer.phone.as_str()))
+            .await?;
+        Ok(CustomerHistory { same_document, same_phone })
+    }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -323,6 +424,8 @@ struct CampaignRow {
     timezone: String,
     #[serde(default = "yes")]
     active: bool,
+    #[serde(default)]
+    checks: Option<CheckThresholds>,
 }
 
 #[derive(Deserialize)]
@@ -402,6 +505,7 @@ impl CampaignDirectory for DynamoCampaignDirectory {
             currency,
             timezone: row.timezone,
             active: row.active,
+            checks: row.checks.unwrap_or_default(),
         };
         Ok(Some(CampaignCatalog { campaign, items }))
     }

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use crate::domain::audit::AuditRecord;
 use crate::domain::catalog::CampaignCatalog;
 use crate::domain::presale::{Presale, PresaleId, PresaleStatus};
+use crate::domain::recording::{CustomerHistory, Recording};
 
 use super::{CampaignDirectory, ConflictKind, IdempotencyBegin, IdempotencyStore, Page, PresaleQuery, PresaleStore, StoreError, StoredPresale};
 
@@ -21,6 +22,8 @@ struct PresaleState {
     presales: BTreeMap<PresaleId, StoredPresale>,
     calls: HashMap<(String, String), PresaleId>,
     audit: HashMap<PresaleId, Vec<AuditRecord>>,
+    recordings: HashMap<(String, String), Vec<Recording>>,
+    unrecognized: Vec<(String, String)>,
 }
 
 #[derive(Default)]
@@ -100,6 +103,37 @@ impl PresaleStore for MemoryPresaleStore {
 
     async fn audit_trail(&self, id: &PresaleId) -> Result<Vec<AuditRecord>, StoreError> {
         Ok(self.state.lock().map_err(poisoned)?.audit.get(id).cloned().unwrap_or_default())
+    }
+
+    async fn put_recording(&self, recording: &Recording) -> Result<bool, StoreError> {
+        let mut state = self.state.lock().map_err(poisoned)?;
+        let versions = state.recordings.entry((recording.client_id.clone(), recording.call_id.clone())).or_default();
+        if versions.iter().any(|r| r.sha256 == recording.sha256) {
+            return Ok(false);
+        }
+        versions.push(recording.clone());
+        Ok(true)
+    }
+
+    async fn recordings(&self, client_id: &str, call_id: &str) -> Result<Vec<Recording>, StoreError> {
+        let state = self.state.lock().map_err(poisoned)?;
+        let mut versions = state.recordings.get(&(client_id.to_owned(), call_id.to_owned())).cloned().unwrap_or_default();
+        versions.sort_by(|a, b| b.received_at.cmp(&a.received_at));
+        Ok(versions)
+    }
+
+    async fn record_unrecognized(&self, _bucket: &str, key: &str, _version_id: Option<&str>, reason: &str, _at: time::OffsetDateTime) -> Result<(), StoreError> {
+        self.state.lock().map_err(poisoned)?.unrecognized.push((key.to_owned(), reason.to_owned()));
+        Ok(())
+    }
+
+    async fn customer_history(&self, presale: &Presale) -> Result<CustomerHistory, StoreError> {
+        let state = self.state.lock().map_err(poisoned)?;
+        let same_client = || state.presales.values().map(|s| &s.presale).filter(|p| p.client_id == presale.client_id);
+        Ok(CustomerHistory {
+            same_document: same_client().filter(|p| p.customer.document == presale.customer.document).cloned().collect(),
+            same_phone: same_client().filter(|p| p.customer.phone == presale.customer.phone).cloned().collect(),
+        })
     }
 }
 

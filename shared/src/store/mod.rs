@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use crate::domain::audit::AuditRecord;
 use crate::domain::catalog::CampaignCatalog;
 use crate::domain::presale::{Presale, PresaleId, PresaleStatus};
+use crate::domain::recording::{CustomerHistory, Recording};
 
 pub mod dynamo;
 pub mod memory;
@@ -86,6 +87,19 @@ pub trait PresaleStore: Send + Sync {
 
     /// The audit chain in `seq` order.
     async fn audit_trail(&self, id: &PresaleId) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Keep one version of a call's recording, keyed by its bytes' SHA-256. `false` when those
+    /// exact bytes were already stored (a redelivered event).
+    async fn put_recording(&self, recording: &Recording) -> Result<bool, StoreError>;
+
+    /// The recordings stored for a client's call, newest first.
+    async fn recordings(&self, client_id: &str, call_id: &str) -> Result<Vec<Recording>, StoreError>;
+
+    /// Remember an object whose key does not follow the convention, with the reason.
+    async fn record_unrecognized(&self, bucket: &str, key: &str, version_id: Option<&str>, reason: &str, at: time::OffsetDateTime) -> Result<(), StoreError>;
+
+    /// The client's other pre-sales with the same document or the same phone (from indexes).
+    async fn customer_history(&self, presale: &Presale) -> Result<CustomerHistory, StoreError>;
 }
 
 #[async_trait]

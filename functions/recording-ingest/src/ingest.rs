@@ -1,0 +1,227 @@
+//! The SQS handler: one S3 notification per message, each processed on its own so that one bad
+//! message never fails or repeats its batch-mates (`ReportBatchItemFailures`).
+
+use std::io::Read;
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use backoffice_shared::Clock;
+use backoffice_shared::domain::recording::{AudioFacts, Recording, RecordingKey, RecordingMetadata};
+use backoffice_shared::recordings::{self, AttachOutcome};
+use backoffice_shared::store::{CampaignDirectory, PresaleStore, StoreError};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::analysis::{self, AnalysisConfig};
+use crate::event::{self, CreatedObject, Parsed};
+use crate::source::{RecordingSource, SourceError};
+
+pub struct Ingest<P, C, S, K> {
+    pub presales: P,
+    pub campaigns: C,
+    pub source: S,
+    pub clock: K,
+    pub analysis: AnalysisConfig,
+}
+
+/// Why a message must come back (or, after the queue's maxReceiveCount, go to the DLQ).
+#[derive(Debug, thiserror::Error)]
+pub enum RetryableError {
+    #[error("not an S3 notification: {0}")]
+    Poison(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("analysis task failed: {0}")]
+    Task(String),
+}
+
+/// What happened to one object, for logs and tests.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Processed {
+    Unrecognized(String),
+    Gone,
+    Waiting { duplicate: bool },
+    Attached { risk_score: Option<u8> },
+    Replaced { risk_score: Option<u8> },
+    AlreadyAttached,
+    Decided,
+}
+
+impl<P, C, S, K> Ingest<P, C, S, K>
+where
+    P: PresaleStore,
+    C: CampaignDirectory,
+    S: RecordingSource,
+    K: Clock,
+{
+    pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        for message in event.records {
+            let id = message.message_id.clone().unwrap_or_default();
+            let outcome = self.process_message(message.body.as_deref().unwrap_or_default()).await;
+            if let Err(error) = outcome {
+                tracing::error!(message_id = %id, error = %error, "message failed; it will be retried");
+                // An empty identifier would fail the whole batch: only report real ids.
+                if !id.is_empty() {
+                    let mut failure = BatchItemFailure::default();
+                    failure.item_identifier = id;
+                    response.batch_item_failures.push(failure);
+                }
+            }
+        }
+        response
+    }
+
+    pub async fn process_message(&self, body: &str) -> Result<Vec<Processed>, RetryableError> {
+        match event::parse(body) {
+            Ok(Parsed::TestEvent) => {
+                tracing::info!("s3:TestEvent skipped");
+                Ok(vec![])
+            }
+            Ok(Parsed::Objects(objects)) => {
+                let mut done = Vec::with_capacity(objects.len());
+                for object in objects {
+                    done.push(self.process_object(&object).await?);
+                }
+                Ok(done)
+            }
+            // Kept (failed → DLQ after the redrive count) rather than dropped: someone must look.
+            Err(e) => Err(RetryableError::Poison(e.0)),
+        }
+    }
+
+    async fn process_object(&self, object: &CreatedObject) -> Result<Processed, RetryableError> {
+        let now = self.clock.now();
+        let key = match RecordingKey::parse(&object.key) {
+            Ok(key) => key,
+            Err(invalid) => {
+                tracing::warn!(key = %object.key, reason = %invalid.detail, "unrecognized recording key");
+                self.presales.record_unrecognized(&object.bucket, &object.key, object.version_id.as_deref(), &invalid.detail, now).await?;
+                return Ok(Processed::Unrecognized(invalid.detail));
+            }
+        };
+        let recording = match self.read(object, &key, now).await {
+            Ok(recording) => recording,
+            Err(RetryableError::Source(SourceError::NotFound)) => {
+                tracing::warn!(key = %object.key, "object is gone; nothing to analyze");
+                return Ok(Processed::Gone);
+            }
+            Err(e) => return Err(e),
+        };
+        let new = self.presales.put_recording(&recording).await?;
+        tracing::info!(call_id = %key.call_id, sha256 = %recording.sha256, new, unreadable = recording.unreadable.is_some(), "recording stored");
+        let Some(presale_id) = self.presales.find_by_call(&key.client_id, &key.call_id).await? else {
+            return Ok(Processed::Waiting { duplicate: !new });
+        };
+        let thresholds = self.campaigns.catalog(&key.campaign_id).await?.map(|c| c.campaign.checks).unwrap_or_default();
+        let outcome = recordings::attach(&self.presales, &presale_id, &recording, &thresholds, now).await?;
+        tracing::info!(presale_id = %presale_id, outcome = ?outcome_name(&outcome), "recording bound");
+        Ok(match outcome {
+            AttachOutcome::Attached(p) => Processed::Attached { risk_score: p.risk_score },
+            AttachOutcome::Replaced(p) => Processed::Replaced { risk_score: p.risk_score },
+            AttachOutcome::AlreadyAttached => Processed::AlreadyAttached,
+            AttachOutcome::Decided(_) => Processed::Decided,
+            AttachOutcome::NoPresale => Processed::Waiting { duplicate: !new },
+        })
+    }
+
+    /// Stream the object through the analyzer on a blocking thread. A file that does not decode
+    /// is a result (UNREADABLE), not an error: its bytes are hashed in a second pass.
+    async fn read(&self, object: &CreatedObject, key: &RecordingKey, now: OffsetDateTime) -> Result<Recording, RetryableError> {
+        let opened = self.source.open(&object.bucket, &object.key, object.version_id.as_deref()).await?;
+        let metadata = metadata_of(&opened.metadata);
+        let version_id = opened.version_id.clone().or_else(|| object.version_id.clone());
+        let config = self.analysis.clone();
+        let extension = key.extension.clone();
+        let analysed = tokio::task::spawn_blocking(move || analysis::analyze(opened.reader, Some(&extension), &config)).await;
+        let (audio, unreadable, sha256, bytes) = match analysed {
+            Ok(Ok(a)) => {
+                let facts = AudioFacts {
+                    container: a.container,
+                    codec: a.codec,
+                    sample_rate: a.sample_rate,
+                    channels: a.channels,
+                    duration_ms: a.duration_ms,
+                    speech_ratio: a.speech_ratio,
+                    longest_silence_ms: a.longest_silence_ms,
+                    clipping_ratio: a.clipping_ratio,
+                    rms_dbfs: a.rms_dbfs,
+                    peak_dbfs: a.peak_dbfs,
+                    channel_talk_ms: a.channel_talk_ms,
+                    truncated: a.truncated,
+                };
+                (Some(facts), None, a.sha256, a.bytes)
+            }
+            Ok(Err(e)) => {
+                let (sha256, bytes) = self.hash(object, version_id.as_deref()).await?;
+                (None, Some(e.to_string()), sha256, bytes)
+            }
+            Err(join) => {
+                // A panic inside the decoder must not loop forever: the file is unreadable.
+                tracing::error!(key = %object.key, error = %join, "analyzer task failed");
+                let (sha256, bytes) = self.hash(object, version_id.as_deref()).await?;
+                (None, Some("the decoder failed on this file".into()), sha256, bytes)
+            }
+        };
+        Ok(Recording {
+            client_id: key.client_id.clone(),
+            campaign_id: key.campaign_id.clone(),
+            call_id: key.call_id.clone(),
+            bucket: object.bucket.clone(),
+            key: object.key.clone(),
+            version_id,
+            sha256,
+            bytes,
+            received_at: now,
+            metadata,
+            audio,
+            unreadable,
+        })
+    }
+
+    async fn hash(&self, object: &CreatedObject, version_id: Option<&str>) -> Result<(String, u64), RetryableError> {
+        let opened = self.source.open(&object.bucket, &object.key, version_id).await?;
+        tokio::task::spawn_blocking(move || hash_stream(opened.reader))
+            .await
+            .map_err(|e| RetryableError::Task(e.to_string()))?
+            .map_err(|e| RetryableError::Source(SourceError::Unavailable(e.to_string())))
+    }
+}
+
+fn outcome_name(outcome: &AttachOutcome) -> &'static str {
+    match outcome {
+        AttachOutcome::Attached(_) => "attached",
+        AttachOutcome::Replaced(_) => "replaced",
+        AttachOutcome::AlreadyAttached => "already-attached",
+        AttachOutcome::Decided(_) => "decided",
+        AttachOutcome::NoPresale => "no-presale",
+    }
+}
+
+fn hash_stream(mut reader: impl Read) -> std::io::Result<(String, u64)> {
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = reader.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        total += n as u64;
+    }
+    Ok((hex::encode(hasher.finalize()), total))
+}
+
+/// Dialer metadata: `agent-id`, `call-start` (RFC 3339), `dialer`. A malformed call start is
+/// ignored (and logged) rather than failing the recording.
+fn metadata_of(raw: &std::collections::HashMap<String, String>) -> RecordingMetadata {
+    let text = |name: &str| raw.get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let call_started_at = text("call-start").and_then(|v| {
+        OffsetDateTime::parse(&v, &time::format_description::well_known::Rfc3339)
+            .inspect_err(|_| tracing::warn!("ignoring call-start metadata that is not RFC 3339"))
+            .ok()
+    });
+    RecordingMetadata { agent_id: text("agent-id"), call_started_at, dialer: text("dialer") }
+}

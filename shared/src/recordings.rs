@@ -1,0 +1,94 @@
+//! Binding a recording to its pre-sale and running the automatic checks: used by
+//! recording-ingest when the recording arrives, and by presale-intake when the pre-sale does.
+
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::domain::audit::AuditEntry;
+use crate::domain::presale::{Presale, PresaleAction, PresaleId, PresaleStatus};
+use crate::domain::recording::{CheckThresholds, Recording, RecordingRef, run_checks};
+use crate::store::{ConflictKind, PresaleStore, StoreError};
+
+/// Who writes these audit records.
+pub const ACTOR: &str = "recording-ingest";
+pub const ROLE: &str = "system";
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttachOutcome {
+    /// First recording: PENDING_RECORDING → READY_FOR_REVIEW with findings and a score.
+    Attached(Presale),
+    /// Different bytes for a pre-sale still under review: the new version is bound and re-checked.
+    Replaced(Presale),
+    /// This exact recording is already bound (a redelivery).
+    AlreadyAttached,
+    /// The pre-sale is decided; its decision stays bound to the recording it was made on.
+    Decided(PresaleStatus),
+    NoPresale,
+}
+
+/// Attach `recording` to the pre-sale, conditionally on the version read, retrying a few times
+/// if a concurrent change wins the race.
+pub async fn attach<S: PresaleStore + ?Sized>(
+    store: &S,
+    presale_id: &PresaleId,
+    recording: &Recording,
+    thresholds: &CheckThresholds,
+    now: OffsetDateTime,
+) -> Result<AttachOutcome, StoreError> {
+    for _ in 0..3 {
+        let Some(stored) = store.get(presale_id).await? else { return Ok(AttachOutcome::NoPresale) };
+        let mut presale = stored.presale;
+        if presale.recording.as_ref().is_some_and(|r| r.sha256 == recording.sha256) {
+            return Ok(AttachOutcome::AlreadyAttached);
+        }
+        let (expected_version, expected_status) = (presale.version, presale.status);
+        let action = match presale.status {
+            PresaleStatus::PendingRecording => {
+                presale.transition(PresaleAction::AttachRecording, now).map_err(|e| StoreError::Backend(e.to_string()))?;
+                "RECORDING_ATTACHED"
+            }
+            PresaleStatus::ReadyForReview | PresaleStatus::NeedsCorrection => {
+                presale.version += 1;
+                presale.updated_at = now;
+                "RECORDING_REPLACED"
+            }
+            decided @ (PresaleStatus::Approved | PresaleStatus::Rejected) => return Ok(AttachOutcome::Decided(decided)),
+        };
+        let history = store.customer_history(&presale).await?;
+        let outcome = run_checks(&presale, recording, thresholds, &history);
+        presale.recording = Some(RecordingRef {
+            bucket: recording.bucket.clone(),
+            key: recording.key.clone(),
+            version_id: recording.version_id.clone(),
+            sha256: recording.sha256.clone(),
+            duration_ms: recording.audio.as_ref().map(|a| a.duration_ms).unwrap_or(0),
+            attached_at: now,
+        });
+        presale.findings = outcome.findings;
+        presale.risk_score = Some(outcome.risk_score);
+        let codes: Vec<&str> = presale.findings.iter().map(|f| f.code.as_str()).collect();
+        let audit = AuditEntry {
+            subject: presale.id.to_string(),
+            seq: presale.version,
+            at: now,
+            actor: ACTOR.into(),
+            role: ROLE.into(),
+            action: action.into(),
+            from_status: Some(expected_status.to_string()),
+            to_status: presale.status.to_string(),
+            reasons: codes.iter().map(|c| (*c).to_owned()).collect(),
+            details: json!({
+                "key": recording.key, "version_id": recording.version_id, "sha256": recording.sha256,
+                "risk_score": outcome.risk_score,
+            }),
+        }
+        .seal(&stored.audit_head);
+        match store.save(&presale, expected_version, expected_status, &audit).await {
+            Ok(()) if action == "RECORDING_ATTACHED" => return Ok(AttachOutcome::Attached(presale)),
+            Ok(()) => return Ok(AttachOutcome::Replaced(presale)),
+            Err(StoreError::Conflict(ConflictKind::StaleVersion)) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StoreError::Conflict(ConflictKind::StaleVersion))
+}
