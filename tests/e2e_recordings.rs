@@ -98,7 +98,9 @@ impl Scene {
             "call_id": call_id,
             "call_started_at": time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).expect("format"),
             "customer": {
-                "document": {"type": "DNI", "number": "45678912"},
+                // A different customer each time: the same document buying the same SKU again
+                // is itself a finding (DUPLICATE_PURCHASE).
+                "document": {"type": "DNI", "number": format!("{:08}", rand_digits() % 100_000_000)},
                 "full_name": "María Quispe Huamán",
                 "phone": format!("+5198{:07}", rand_digits()),
                 "address": {"line1": "Av. Arequipa 1234", "district": "Lince", "province": "Lima", "region": "Lima"}
