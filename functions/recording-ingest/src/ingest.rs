@@ -11,7 +11,7 @@ use backoffice_shared::store::{CampaignDirectory, PresaleStore, StoreError};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::analysis::{self, AnalysisConfig};
+use recording_analysis::{self as analysis, AnalysisConfig};
 use crate::event::{self, CreatedObject, Parsed};
 use crate::source::{RecordingSource, SourceError};
 

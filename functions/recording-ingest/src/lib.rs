@@ -2,7 +2,6 @@
 //! the recordings queue; each recording is streamed through the analyzer, stored by call id,
 //! bound to its pre-sale and checked automatically (see docs/decisions/0005-recordings.md).
 
-pub mod analysis;
 pub mod event;
 pub mod ingest;
 pub mod source;

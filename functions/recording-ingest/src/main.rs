@@ -4,7 +4,7 @@ use aws_lambda_events::sqs::SqsEvent;
 use backoffice_shared::store::dynamo::{DynamoCampaignDirectory, DynamoPresaleStore};
 use backoffice_shared::{SystemClock, aws, config, telemetry};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use recording_ingest::analysis::AnalysisConfig;
+use recording_analysis::AnalysisConfig;
 use recording_ingest::ingest::Ingest;
 use recording_ingest::source::S3Source;
 
