@@ -9,4 +9,5 @@ pub mod money;
 pub mod presale;
 pub mod principal;
 pub mod recording;
+pub mod review;
 pub mod validation;

@@ -15,6 +15,7 @@ use super::contact::{Email, PhoneNumber};
 use super::identity::{Document, DocumentType};
 use super::money::{Currency, Money};
 use super::recording::{Finding, RecordingRef};
+use super::review::{Claim, Decision};
 use super::validation::{Errors, FieldError, Invalid};
 
 /// Upper bounds that keep one pre-sale a reasonable size (and a DynamoDB item far below 400 KB).
@@ -220,6 +221,14 @@ pub struct Presale {
     pub findings: Vec<Finding>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub risk_score: Option<u8>,
+    /// When it last entered READY_FOR_REVIEW (orders the queue, times the review).
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub ready_at: Option<OffsetDateTime>,
+    /// A validator's live or expired lease.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<Claim>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -233,6 +242,9 @@ impl Presale {
         self.status = from.apply(action)?;
         self.version += 1;
         self.updated_at = now;
+        if self.status == PresaleStatus::ReadyForReview {
+            self.ready_at = Some(now);
+        }
         Ok(from)
     }
 }
@@ -363,6 +375,9 @@ pub fn register(draft: &PresaleDraft, catalog: &CampaignCatalog, who: Registrati
         recording: None,
         findings: Vec::new(),
         risk_score: None,
+        ready_at: None,
+        claim: None,
+        decision: None,
         created_at: who.now,
         updated_at: who.now,
     })

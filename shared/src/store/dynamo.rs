@@ -26,7 +26,10 @@ use crate::domain::money::{Currency, Money};
 use crate::domain::presale::{Presale, PresaleId, PresaleStatus};
 use crate::domain::recording::{CheckThresholds, CustomerHistory, Recording};
 
-use super::{CampaignDirectory, ConflictKind, IdempotencyBegin, IdempotencyStore, Page, PresaleQuery, PresaleStore, StoreError, StoredPresale};
+use super::{
+    CampaignDirectory, ConflictKind, CounterDelta, CounterRow, Effects, IdempotencyBegin, IdempotencyStore, OutboxMessage, Page, PresaleQuery, PresaleStore,
+    StoreError, StoredPresale,
+};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -82,6 +85,9 @@ const BY_CAMPAIGN: &str = "by-campaign";
 const BY_CAMPAIGN_STATUS: &str = "by-campaign-status";
 const BY_CUSTOMER_DOCUMENT: &str = "by-customer-document";
 const BY_CUSTOMER_PHONE: &str = "by-customer-phone";
+const REVIEW_QUEUE: &str = "review-queue";
+const OUTBOX_INDEX: &str = "outbox-pending";
+const OUTBOX_PENDING: &str = "OUTBOX#PENDING";
 
 impl DynamoPresaleStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
@@ -111,6 +117,13 @@ impl DynamoPresaleStore {
         item.insert("gsi3sk".into(), s(created.clone()));
         item.insert("gsi4pk".into(), s(format!("PHONE#{}#{}", presale.client_id, presale.customer.phone.as_str())));
         item.insert("gsi4sk".into(), s(created));
+        if presale.status == PresaleStatus::ReadyForReview {
+            // Ascending order = highest risk first, then longest waiting.
+            let urgency = 100 - u32::from(presale.risk_score.unwrap_or(0).min(100));
+            let since = presale.ready_at.unwrap_or(presale.updated_at).unix_timestamp_nanos();
+            item.insert("gsi5pk".into(), s(format!("REVIEW#{}", presale.client_id)));
+            item.insert("gsi5sk".into(), s(format!("{urgency:03}#{since:020}#{}", presale.id)));
+        }
         item.insert("audit_head".into(), s(audit_head));
         Ok(item)
     }
@@ -236,24 +249,7 @@ impl PresaleStore for DynamoPresaleStore {
     }
 
     async fn save(&self, presale: &Presale, expected_version: u64, expected_status: PresaleStatus, audit: &AuditRecord) -> Result<(), StoreError> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(Self::presale_item(presale, &audit.hash)?))
-            .condition_expression("#version = :version AND #status = :status")
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":version", AttributeValue::N(expected_version.to_string()))
-            .expression_attribute_values(":status", s(expected_status.as_str()))
-            .build()
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
-        let items = vec![TransactWriteItem::builder().put(put).build(), self.put(Self::audit_item(audit)?, "attribute_not_exists(pk)")?];
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
-            Ok(_) => Ok(()),
-            Err(err) => match Self::cancelled_indexes(&err) {
-                Some(failed) if !failed.is_empty() => Err(StoreError::Conflict(ConflictKind::StaleVersion)),
-                _ => Err(sdk_error(err)),
-            },
-        }
+        self.save_with(presale, expected_version, expected_status, audit, &Effects::default()).await
     }
 
     async fn list(&self, query: &PresaleQuery) -> Result<Page<Presale>, StoreError> {
@@ -402,6 +398,129 @@ impl PresaleStore for DynamoPresaleStore {
             .await?;
         Ok(CustomerHistory { same_document, same_phone })
     }
+
+    async fn review_queue(&self, client_id: &str, limit: u32) -> Result<Vec<Presale>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(REVIEW_QUEUE)
+            .key_condition_expression("gsi5pk = :pk")
+            .expression_attribute_values(":pk", s(format!("REVIEW#{client_id}")))
+            .limit(i32::try_from(limit.clamp(1, 100)).unwrap_or(25))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        output.items.unwrap_or_default().into_iter().map(|item| serde_dynamo::from_item(item).map_err(corrupt("reading pre-sale"))).collect()
+    }
+
+    async fn save_with(
+        &self,
+        presale: &Presale,
+        expected_version: u64,
+        expected_status: PresaleStatus,
+        audit: &AuditRecord,
+        effects: &Effects,
+    ) -> Result<(), StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(Self::presale_item(presale, &audit.hash)?))
+            .condition_expression("#version = :version AND #status = :status")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":version", AttributeValue::N(expected_version.to_string()))
+            .expression_attribute_values(":status", s(expected_status.as_str()))
+            .build()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let mut items = vec![TransactWriteItem::builder().put(put).build(), self.put(Self::audit_item(audit)?, "attribute_not_exists(pk)")?];
+        if let Some(message) = &effects.outbox {
+            let mut item: Item = serde_dynamo::to_item(message).map_err(corrupt("serializing outbox message"))?;
+            item.insert("pk".into(), s(format!("OUTBOX#{}", message.message_id)));
+            item.insert("sk".into(), s("MESSAGE"));
+            item.insert("entity".into(), s("OUTBOX"));
+            item.insert("gsi6pk".into(), s(OUTBOX_PENDING));
+            item.insert("gsi6sk".into(), s(format!("{:020}#{}", message.created_at_ns, message.message_id)));
+            items.push(self.put(item, "attribute_not_exists(pk)")?);
+        }
+        for counter in &effects.counters {
+            items.push(counter_update(&self.table, counter)?);
+        }
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(()),
+            Err(err) => match Self::cancelled_indexes(&err) {
+                Some(failed) if !failed.is_empty() => Err(StoreError::Conflict(ConflictKind::StaleVersion)),
+                _ => Err(sdk_error(err)),
+            },
+        }
+    }
+
+    async fn pending_outbox(&self, limit: u32) -> Result<Vec<OutboxMessage>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(OUTBOX_INDEX)
+            .key_condition_expression("gsi6pk = :pk")
+            .expression_attribute_values(":pk", s(OUTBOX_PENDING))
+            .limit(i32::try_from(limit.clamp(1, 100)).unwrap_or(25))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        output.items.unwrap_or_default().into_iter().map(|item| serde_dynamo::from_item(item).map_err(corrupt("reading outbox message"))).collect()
+    }
+
+    async fn mark_sent(&self, message_id: &str) -> Result<(), StoreError> {
+        // Leaving the index is what marks it sent; the message stays for the record.
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("OUTBOX#{message_id}")))
+            .key("sk", s("MESSAGE"))
+            .update_expression("REMOVE gsi6pk, gsi6sk SET sent = :yes")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    async fn counters(&self, pk: &str) -> Result<Vec<CounterRow>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(pk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| CounterRow {
+                sk: string_attr(&item, "sk").unwrap_or_default(),
+                values: item.iter().filter_map(|(k, v)| v.as_n().ok().and_then(|n| n.parse::<i64>().ok()).map(|n| (k.clone(), n))).collect(),
+            })
+            .collect())
+    }
+}
+
+/// `ADD a :1, b :1` on one counter item (created on first use).
+fn counter_update(table: &str, counter: &CounterDelta) -> Result<TransactWriteItem, StoreError> {
+    let mut update = aws_sdk_dynamodb::types::Update::builder()
+        .table_name(table)
+        .key("pk", s(counter.pk.clone()))
+        .key("sk", s(counter.sk.clone()));
+    let mut clauses = Vec::new();
+    for (i, (name, by)) in counter.increments.iter().enumerate() {
+        clauses.push(format!("#c{i} :v{i}"));
+        update = update.expression_attribute_names(format!("#c{i}"), name).expression_attribute_values(format!(":v{i}"), AttributeValue::N(by.to_string()));
+    }
+    let update = update.update_expression(format!("ADD {}", clauses.join(", "))).build().map_err(|e| StoreError::Backend(e.to_string()))?;
+    Ok(TransactWriteItem::builder().update(update).build())
 }
 
 // ------------------------------------------------------------------------------------------

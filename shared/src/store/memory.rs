@@ -11,7 +11,10 @@ use crate::domain::catalog::CampaignCatalog;
 use crate::domain::presale::{Presale, PresaleId, PresaleStatus};
 use crate::domain::recording::{CustomerHistory, Recording};
 
-use super::{CampaignDirectory, ConflictKind, IdempotencyBegin, IdempotencyStore, Page, PresaleQuery, PresaleStore, StoreError, StoredPresale};
+use super::{
+    CampaignDirectory, ConflictKind, CounterRow, Effects, IdempotencyBegin, IdempotencyStore, OutboxMessage, Page, PresaleQuery, PresaleStore, StoreError,
+    StoredPresale,
+};
 
 fn poisoned<T>(_: T) -> StoreError {
     StoreError::Unavailable("in-memory store lock poisoned".into())
@@ -24,6 +27,8 @@ struct PresaleState {
     audit: HashMap<PresaleId, Vec<AuditRecord>>,
     recordings: HashMap<(String, String), Vec<Recording>>,
     unrecognized: Vec<(String, String)>,
+    outbox: BTreeMap<String, (OutboxMessage, bool)>,
+    counters: BTreeMap<(String, String), BTreeMap<String, i64>>,
 }
 
 #[derive(Default)]
@@ -66,13 +71,31 @@ impl PresaleStore for MemoryPresaleStore {
     }
 
     async fn save(&self, presale: &Presale, expected_version: u64, expected_status: PresaleStatus, audit: &AuditRecord) -> Result<(), StoreError> {
+        self.save_with(presale, expected_version, expected_status, audit, &Effects::default()).await
+    }
+
+    async fn save_with(&self, presale: &Presale, expected_version: u64, expected_status: PresaleStatus, audit: &AuditRecord, effects: &Effects) -> Result<(), StoreError> {
         let mut state = self.state.lock().map_err(poisoned)?;
+        if let Some(message) = &effects.outbox {
+            if state.outbox.contains_key(&message.message_id) {
+                return Err(StoreError::Conflict(ConflictKind::AlreadyExists));
+            }
+        }
         let current = state.presales.get(&presale.id).ok_or(StoreError::Conflict(ConflictKind::StaleVersion))?;
         if current.presale.version != expected_version || current.presale.status != expected_status {
             return Err(StoreError::Conflict(ConflictKind::StaleVersion));
         }
         state.audit.entry(presale.id.clone()).or_default().push(audit.clone());
         state.presales.insert(presale.id.clone(), StoredPresale { presale: presale.clone(), audit_head: audit.hash.clone() });
+        if let Some(message) = &effects.outbox {
+            state.outbox.insert(message.message_id.clone(), (message.clone(), false));
+        }
+        for counter in &effects.counters {
+            let row = state.counters.entry((counter.pk.clone(), counter.sk.clone())).or_default();
+            for (name, by) in &counter.increments {
+                *row.entry(name.clone()).or_default() += by;
+            }
+        }
         Ok(())
     }
 
@@ -134,6 +157,40 @@ impl PresaleStore for MemoryPresaleStore {
             same_document: same_client().filter(|p| p.customer.document == presale.customer.document).cloned().collect(),
             same_phone: same_client().filter(|p| p.customer.phone == presale.customer.phone).cloned().collect(),
         })
+    }
+
+    async fn review_queue(&self, client_id: &str, limit: u32) -> Result<Vec<Presale>, StoreError> {
+        let state = self.state.lock().map_err(poisoned)?;
+        let mut queue: Vec<Presale> = state
+            .presales
+            .values()
+            .map(|s| &s.presale)
+            .filter(|p| p.client_id == client_id && p.status == PresaleStatus::ReadyForReview)
+            .cloned()
+            .collect();
+        queue.sort_by_key(|p| (std::cmp::Reverse(p.risk_score.unwrap_or(0)), p.ready_at.unwrap_or(p.updated_at), p.id.clone()));
+        queue.truncate(limit as usize);
+        Ok(queue)
+    }
+
+    async fn pending_outbox(&self, limit: u32) -> Result<Vec<OutboxMessage>, StoreError> {
+        let state = self.state.lock().map_err(poisoned)?;
+        let mut pending: Vec<OutboxMessage> = state.outbox.values().filter(|(_, sent)| !sent).map(|(m, _)| m.clone()).collect();
+        pending.sort_by_key(|m| m.created_at_ns);
+        pending.truncate(limit as usize);
+        Ok(pending)
+    }
+
+    async fn mark_sent(&self, message_id: &str) -> Result<(), StoreError> {
+        if let Some(entry) = self.state.lock().map_err(poisoned)?.outbox.get_mut(message_id) {
+            entry.1 = true;
+        }
+        Ok(())
+    }
+
+    async fn counters(&self, pk: &str) -> Result<Vec<CounterRow>, StoreError> {
+        let state = self.state.lock().map_err(poisoned)?;
+        Ok(state.counters.iter().filter(|((p, _), _)| p == pk).map(|((_, sk), values)| CounterRow { sk: sk.clone(), values: values.clone() }).collect())
     }
 }
 

@@ -100,6 +100,60 @@ pub trait PresaleStore: Send + Sync {
 
     /// The client's other pre-sales with the same document or the same phone (from indexes).
     async fn customer_history(&self, presale: &Presale) -> Result<CustomerHistory, StoreError>;
+
+    /// A client's pre-sales waiting for review, highest risk first, then oldest (claimed ones
+    /// included: the caller skips live claims).
+    async fn review_queue(&self, client_id: &str, limit: u32) -> Result<Vec<Presale>, StoreError>;
+
+    /// `save`, plus side effects committed in the same transaction: an outbox message and
+    /// counter increments.
+    async fn save_with(
+        &self,
+        presale: &Presale,
+        expected_version: u64,
+        expected_status: PresaleStatus,
+        audit: &AuditRecord,
+        effects: &Effects,
+    ) -> Result<(), StoreError>;
+
+    /// Outbox messages not yet confirmed sent, oldest first.
+    async fn pending_outbox(&self, limit: u32) -> Result<Vec<OutboxMessage>, StoreError>;
+
+    async fn mark_sent(&self, message_id: &str) -> Result<(), StoreError>;
+
+    /// Counter items under `pk` (e.g. a campaign's review metrics of one day).
+    async fn counters(&self, pk: &str) -> Result<Vec<CounterRow>, StoreError>;
+}
+
+/// A message to publish after its state change commits; kept until the send is confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OutboxMessage {
+    pub message_id: String,
+    /// Which queue: a name the publisher maps to a URL ("sales").
+    pub destination: String,
+    /// The full JSON envelope (type, id, occurred_at, correlation_id, body).
+    pub body: String,
+    pub created_at_ns: i64,
+}
+
+/// `ADD` increments on one counter item, applied atomically with a state change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterDelta {
+    pub pk: String,
+    pub sk: String,
+    pub increments: Vec<(String, i64)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Effects {
+    pub outbox: Option<OutboxMessage>,
+    pub counters: Vec<CounterDelta>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterRow {
+    pub sk: String,
+    pub values: std::collections::BTreeMap<String, i64>,
 }
 
 #[async_trait]

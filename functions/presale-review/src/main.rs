@@ -1,0 +1,42 @@
+//! Wiring only: clients are built once at init and reused by every invocation. One binary
+//! serves the HTTP routes and the scheduled outbox sweep.
+
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use backoffice_shared::http::Invocation;
+use backoffice_shared::store::dynamo::{DynamoCampaignDirectory, DynamoPresaleStore};
+use backoffice_shared::{SystemClock, aws, config, telemetry};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use presale_review::Review;
+use presale_review::ports::{S3Links, SqsPublisher};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let presales_table = config::required("PRESALES_TABLE")?;
+    let config_table = config::required("CONFIG_TABLE")?;
+    let sales_queue_url = config::required("SALES_QUEUE_URL")?;
+    let lease_secs: i64 = config::number_or("REVIEW_LEASE_SECS", 600)?;
+    let sdk = aws::sdk_config().await;
+    let dynamodb = aws::dynamodb(&sdk);
+    let review = Review {
+        presales: DynamoPresaleStore::new(dynamodb.clone(), presales_table),
+        campaigns: DynamoCampaignDirectory::new(dynamodb, config_table),
+        links: S3Links::new(aws::s3(&sdk)),
+        publisher: SqsPublisher::new(aws::sqs(&sdk), sales_queue_url),
+        clock: SystemClock,
+        lease: time::Duration::seconds(lease_secs),
+    };
+    let review = &review;
+    run(service_fn(move |event: LambdaEvent<Value>| async move {
+        // HTTP API events carry a requestContext; anything else is the schedule's tick.
+        if event.payload.get("requestContext").is_some() {
+            let request: ApiGatewayV2httpRequest = serde_json::from_value(event.payload)?;
+            let invocation = Invocation::from_context(&event.context);
+            Ok::<Value, Error>(serde_json::to_value(review.handle(request, &invocation).await)?)
+        } else {
+            Ok(serde_json::to_value(review.sweep().await?)?)
+        }
+    }))
+    .await
+}
