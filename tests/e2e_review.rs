@@ -1,0 +1,239 @@
+//! Validation end to end: a pre-sale with its recording is claimed, viewed (playback link),
+//! approved by a validator who is not its agent, and becomes exactly one SaleConfirmed on the
+//! sales queue; claims race safely; the audit chain verifies and detects tampering.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_s3::primitives::ByteStream;
+use e2e_tests::{Caller, Reply, TestEnv, caller, env, unique};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+fn wav(seconds: u32, seed: u32) -> Vec<u8> {
+    let rate = 8000u32;
+    let mut state = 0x2545_f491u32 ^ seed;
+    let mut data = Vec::with_capacity((rate * seconds * 4) as usize);
+    for i in 0..rate * seconds {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let n = f64::from(state) / f64::from(u32::MAX) * 2.0 - 1.0;
+        let t = f64::from(i) / f64::from(rate);
+        let turn = (t / 4.0) as u32 % 2;
+        let syllable = (t * 4.0).fract() < 0.6;
+        for channel in 0..2 {
+            let level = if turn == channel && syllable { 9000.0 } else { 20.0 };
+            data.extend_from_slice(&((n * level) as i16).to_le_bytes());
+        }
+    }
+    let mut out = Vec::new();
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 4).to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&data);
+    out
+}
+
+struct Desk {
+    env: TestEnv,
+    client: String,
+    campaign: String,
+    agent: Caller,
+}
+
+async fn desk() -> Desk {
+    let env = env().await;
+    let client = unique("cli");
+    let campaign = unique("camp");
+    env.seed_campaign(&client, &campaign).await;
+    Desk { agent: caller("agent-7", "agent", &[&client]), env, client, campaign }
+}
+
+impl Desk {
+    fn validator(&self, sub: &str) -> Caller {
+        caller(sub, "validator", &[&self.client])
+    }
+
+    /// Register a pre-sale and upload its recording; returns (id, recording bytes).
+    async fn ready_presale(&self, seconds: u32) -> (String, Vec<u8>) {
+        let call_id = unique("call");
+        let now = time::OffsetDateTime::now_utc();
+        let body = json!({
+            "campaign_id": self.campaign, "call_id": call_id,
+            "call_started_at": now.format(&time::format_description::well_known::Rfc3339).expect("format"),
+            "customer": {"document": {"type": "DNI", "number": format!("{:08}", uuid::Uuid::new_v4().as_u128() % 100_000_000)},
+                         "full_name": "Rosa Mamani Flores", "phone": format!("+5197{:07}", uuid::Uuid::new_v4().as_u128() % 10_000_000),
+                         "address": {"line1": "Jr. Junín 455", "district": "Cercado", "province": "Lima", "region": "Lima"}},
+            "items": [{"sku": "FIB-300", "quantity": 1}, {"sku": "ROUTER", "quantity": 1}]
+        });
+        let created = self.env.send(self.env.as_caller(&self.agent, "POST", "/presales").json(&body)).await;
+        assert_eq!(created.status, 201, "{:?}", created.body);
+        let id = created.body["id"].as_str().expect("id").to_owned();
+        let bytes = wav(seconds, seconds);
+        let key = format!("calls/{}/{}/{}/{:02}/{:02}/{call_id}.wav", self.client, self.campaign, now.year(), u8::from(now.month()), now.day());
+        let bucket = self.env.resource("RecordingsBucket").reference.clone();
+        self.env.s3.put_object().bucket(&bucket).key(&key).body(ByteStream::from(bytes.clone())).metadata("agent-id", "agent-7").send().await.expect("upload");
+        let started = Instant::now();
+        loop {
+            let read = self.env.send(self.env.as_caller(&self.agent, "GET", &format!("/presales/{id}"))).await;
+            if read.body["status"] == "READY_FOR_REVIEW" {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "never READY_FOR_REVIEW: {:?}", read.body);
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        (id, bytes)
+    }
+
+    async fn post(&self, who: &Caller, path: &str, body: Option<Value>) -> Reply {
+        let mut request = self.env.as_caller(who, "POST", path);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        self.env.send(request).await
+    }
+
+    /// SaleConfirmed messages for `sale_id` currently on the sales queue (left there: nothing
+    /// consumes the sales queue yet). Received with a zero visibility timeout so every read
+    /// sees them all again.
+    async fn sales_messages(&self, sale_id: &str) -> usize {
+        let url = self.env.resource("SalesQueue").reference.clone();
+        let mut ids = HashSet::new();
+        for _ in 0..5 {
+            let output = self.env.sqs.receive_message().queue_url(&url).max_number_of_messages(10).visibility_timeout(0).wait_time_seconds(1).send().await.expect("receive");
+            for message in output.messages() {
+                let body: Value = serde_json::from_str(message.body().unwrap_or("{}")).unwrap_or(Value::Null);
+                if body["type"] == "SaleConfirmed" && body["body"]["sale_id"] == sale_id {
+                    ids.insert(message.message_id().unwrap_or_default().to_owned());
+                }
+            }
+        }
+        ids.len()
+    }
+}
+
+#[tokio::test]
+async fn a_recorded_presale_is_claimed_reviewed_and_approved_into_exactly_one_sale() {
+    let d = desk().await;
+    let (id, bytes) = d.ready_presale(75).await;
+
+    // The agent, even with a validator token, never gets their own pre-sale.
+    let own = d.post(&caller("agent-7", "validator", &[&d.client]), "/reviews/next", None).await;
+    assert_eq!(own.status, 204, "{:?}", own.body);
+    let val = d.validator("val-1");
+    let claimed = d.post(&val, "/reviews/next", None).await;
+    assert_eq!((claimed.status, claimed.body["presale"]["id"].as_str()), (200, Some(id.as_str())), "{:?}", claimed.body);
+    let version = claimed.body["presale"]["version"].as_u64().expect("version");
+
+    let view = d.env.send(d.env.as_caller(&val, "GET", &format!("/presales/{id}/review-view"))).await;
+    assert_eq!(view.status, 200, "{:?}", view.body);
+    assert!(view.body["recording"]["audio"]["duration_ms"].as_u64().is_some_and(|ms| ms >= 74_000));
+    let url = view.body["playback"]["url"].as_str().expect("presigned url");
+    let played = reqwest::get(url).await.expect("playback").bytes().await.expect("bytes");
+    assert_eq!(hex::encode(Sha256::digest(&played)), hex::encode(Sha256::digest(&bytes)), "the link plays exactly the bound recording");
+
+    let bad = d.post(&val, &format!("/presales/{id}/review"), Some(json!({"decision": "approve"}))).await;
+    assert_eq!((bad.status, bad.body["field"].as_str()), (422, Some("version")));
+    let unknown = d.post(&val, &format!("/presales/{id}/review"), Some(json!({"decision": "maybe", "version": version}))).await;
+    assert_eq!((unknown.status, unknown.body["field"].as_str()), (422, Some("decision")));
+    let other = d.post(&d.validator("val-2"), &format!("/presales/{id}/review"), Some(json!({"decision": "approve", "version": version}))).await;
+    assert_eq!(other.status, 409, "only the claim holder decides");
+
+    let approve = json!({"decision": "approve", "version": version, "override_reason": "revisado"});
+    let approved = d.post(&val, &format!("/presales/{id}/review"), Some(approve.clone())).await;
+    assert_eq!((approved.status, approved.body["status"].as_str()), (200, Some("APPROVED")), "{:?}", approved.body);
+    let repeated = d.post(&val, &format!("/presales/{id}/review"), Some(approve)).await;
+    assert_eq!((repeated.status, repeated.body["current"]["status"].as_str()), (409, Some("APPROVED")));
+
+    // The sweep finds nothing pending: the first send succeeded and was marked.
+    let sweep = d.env.send(d.env.request("POST", "/_local/functions/PresaleReviewFunction/invoke").json(&json!({"source": "aws.scheduler"}))).await;
+    assert_eq!(sweep.status, 200, "{:?}", sweep.body);
+    assert_eq!(d.sales_messages(&format!("S-{id}")).await, 1, "exactly one SaleConfirmed");
+
+    let audit = d.env.send(d.env.as_caller(&caller("sup-1", "supervisor", &[&d.client]), "GET", &format!("/presales/{id}/audit"))).await;
+    let actions: Vec<&str> = audit.body["records"].as_array().expect("records").iter().filter_map(|r| r["action"].as_str()).collect();
+    assert_eq!(actions, vec!["CREATED", "RECORDING_ATTACHED", "CLAIMED", "APPROVED"]);
+    assert_eq!(audit.body["verification"]["verified"], true);
+}
+
+#[tokio::test]
+async fn concurrent_claims_never_hand_out_the_same_presale() {
+    let d = desk().await;
+    let mut ids = HashSet::new();
+    for _ in 0..4 {
+        ids.insert(d.ready_presale(8).await.0);
+    }
+    let validators: Vec<Caller> = (0..6).map(|i| d.validator(&format!("val-{i}"))).collect();
+    let claims = join_all(validators.iter().map(|v| d.env.send(d.env.as_caller(v, "POST", "/reviews/next"))).collect()).await;
+    let granted: Vec<String> = claims.iter().filter(|r| r.status == 200).filter_map(|r| r.body["presale"]["id"].as_str().map(str::to_owned)).collect();
+    let unique_granted: HashSet<&String> = granted.iter().collect();
+    assert_eq!(granted.len(), unique_granted.len(), "a pre-sale was handed out twice: {granted:?}");
+    assert_eq!(unique_granted.len(), 4, "every pre-sale claimed once: {:?}", claims.iter().map(|r| r.status).collect::<Vec<_>>());
+    assert!(claims.iter().all(|r| r.status == 200 || r.status == 204));
+    assert!(unique_granted.iter().all(|id| ids.contains(*id)));
+}
+
+/// Minimal join_all over boxed futures (no extra dependency).
+async fn join_all<F: std::future::Future<Output = Reply>>(futures: Vec<F>) -> Vec<Reply> {
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut results: Vec<Option<Reply>> = (0..pinned.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, future) in pinned.iter_mut().enumerate() {
+            if results[i].is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(r) => results[i] = Some(r),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    results.into_iter().flatten().collect()
+}
+
+#[tokio::test]
+async fn a_tampered_audit_record_is_detected_and_roles_are_enforced() {
+    let d = desk().await;
+    let (id, _) = d.ready_presale(8).await;
+    let supervisor = caller("sup-1", "supervisor", &[&d.client]);
+    let clean = d.env.send(d.env.as_caller(&supervisor, "GET", &format!("/presales/{id}/audit"))).await;
+    assert_eq!(clean.body["verification"]["verified"], true);
+
+    // Someone with table access rewrites who created the pre-sale.
+    d.env
+        .dynamodb
+        .update_item()
+        .table_name(d.env.table("PresalesTable"))
+        .key("pk", AttributeValue::S(format!("PRESALE#{id}")))
+        .key("sk", AttributeValue::S("AUDIT#0000000001".into()))
+        .update_expression("SET actor = :x")
+        .expression_attribute_values(":x", AttributeValue::S("someone-else".into()))
+        .send()
+        .await
+        .expect("tamper");
+    let tampered = d.env.send(d.env.as_caller(&supervisor, "GET", &format!("/presales/{id}/audit"))).await;
+    assert_eq!((tampered.body["verification"]["verified"].as_bool(), tampered.body["verification"]["broken_at"].as_u64()), (Some(false), Some(1)));
+
+    let stranger = caller("val-9", "validator", &[&unique("other")]);
+    assert_eq!(d.env.send(d.env.as_caller(&stranger, "GET", &format!("/presales/{id}/audit"))).await.status, 404);
+    assert_eq!(d.env.send(d.env.as_caller(&d.agent, "GET", &format!("/presales/{id}/audit"))).await.status, 403);
+    let metrics = d.env.send(d.env.as_caller(&d.validator("val-1"), "GET", &format!("/reviews/metrics?campaign={}", d.campaign))).await;
+    assert_eq!(metrics.status, 403);
+    let metrics = d.env.send(d.env.as_caller(&supervisor, "GET", &format!("/reviews/metrics?campaign={}&day=yesterday", d.campaign))).await;
+    assert_eq!((metrics.status, metrics.body["field"].as_str()), (400, Some("day")));
+    let garbage = d.env.send(d.env.as_caller(&d.validator("val-1"), "POST", &format!("/presales/{id}/review")).header("content-type", "application/json").body("{")).await;
+    assert_eq!(garbage.status, 400);
+}
