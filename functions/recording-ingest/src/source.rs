@@ -61,10 +61,13 @@ impl RecordingSource for S3Source {
     }
 }
 
+/// (bucket, key) → (bytes, user metadata).
+type Objects = HashMap<(String, String), (Vec<u8>, HashMap<String, String>)>;
+
 /// Objects held in memory, for handler tests.
 #[derive(Default)]
 pub struct MemorySource {
-    pub objects: std::sync::Mutex<HashMap<(String, String), (Vec<u8>, HashMap<String, String>)>>,
+    objects: std::sync::Mutex<Objects>,
 }
 
 impl MemorySource {

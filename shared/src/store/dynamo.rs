@@ -370,7 +370,7 @@ impl PresaleStore for DynamoPresaleStore {
             .into_iter()
             .map(|item| serde_dynamo::from_item::<_, Recording>(item).map_err(corrupt("reading recording")))
             .collect::<Result<Vec<_>, _>>()?;
-        versions.sort_by(|a, b| b.received_at.cmp(&a.received_at));
+        versions.sort_by_key(|r| std::cmp::Reverse(r.received_at));
         Ok(versions)
     }
 

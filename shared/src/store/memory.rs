@@ -141,7 +141,7 @@ impl PresaleStore for MemoryPresaleStore {
     async fn recordings(&self, client_id: &str, call_id: &str) -> Result<Vec<Recording>, StoreError> {
         let state = self.state.lock().map_err(poisoned)?;
         let mut versions = state.recordings.get(&(client_id.to_owned(), call_id.to_owned())).cloned().unwrap_or_default();
-        versions.sort_by(|a, b| b.received_at.cmp(&a.received_at));
+        versions.sort_by_key(|r| std::cmp::Reverse(r.received_at));
         Ok(versions)
     }
 
