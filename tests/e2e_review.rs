@@ -165,6 +165,30 @@ async fn a_recorded_presale_is_claimed_reviewed_and_approved_into_exactly_one_sa
     let actions: Vec<&str> = audit.body["records"].as_array().expect("records").iter().filter_map(|r| r["action"].as_str()).collect();
     assert_eq!(actions, vec!["CREATED", "RECORDING_ATTACHED", "CLAIMED", "APPROVED"]);
     assert_eq!(audit.body["verification"]["verified"], true);
+
+    // The sales queue refuses the send at the moment of approval (its maximum message size is
+    // shrunk below the event's size): the approval still commits, and the sweep delivers the
+    // event once the queue is back — exactly once.
+    let (second, _) = d.ready_presale(8).await;
+    let claimed = d.post(&val, "/reviews/next", None).await;
+    assert_eq!(claimed.body["presale"]["id"].as_str(), Some(second.as_str()));
+    let version = claimed.body["presale"]["version"].as_u64().expect("version");
+    let queue = d.env.resource("SalesQueue").reference.clone();
+    let set_max = |bytes: &'static str| {
+        d.env.sqs.set_queue_attributes().queue_url(&queue).attributes(aws_sdk_sqs::types::QueueAttributeName::MaximumMessageSize, bytes).send()
+    };
+    set_max("1024").await.expect("shrink the queue");
+    let approved = d.post(&val, &format!("/presales/{second}/review"), Some(json!({"decision": "approve", "version": version, "override_reason": "revisado"}))).await;
+    let down_sweep = d.env.send(d.env.request("POST", "/_local/functions/PresaleReviewFunction/invoke").json(&json!({"source": "aws.scheduler"}))).await;
+    let while_down = d.sales_messages(&format!("S-{second}")).await;
+    set_max("262144").await.expect("restore the queue");
+    assert_eq!((approved.status, approved.body["status"].as_str()), (200, Some("APPROVED")), "{:?}", approved.body);
+    assert_eq!((down_sweep.body["failed"].as_u64(), while_down), (Some(1), 0), "{:?}", down_sweep.body);
+    for _ in 0..2 {
+        let sweep = d.env.send(d.env.request("POST", "/_local/functions/PresaleReviewFunction/invoke").json(&json!({"source": "aws.scheduler"}))).await;
+        assert_eq!(sweep.status, 200);
+    }
+    assert_eq!(d.sales_messages(&format!("S-{second}")).await, 1, "delivered once after the outage");
 }
 
 #[tokio::test]
