@@ -153,6 +153,8 @@ where
                 };
                 (Some(facts), None, a.sha256, a.bytes)
             }
+            // The stream broke: that says nothing about the file. Retry the message.
+            Ok(Err(analysis::AnalysisError::Io(e))) => return Err(RetryableError::Source(SourceError::Unavailable(e))),
             Ok(Err(e)) => {
                 let (sha256, bytes) = self.hash(object, version_id.as_deref()).await?;
                 (None, Some(e.to_string()), sha256, bytes)

@@ -5,7 +5,9 @@
 //! Voice activity is frame-energy based with an adaptive threshold: per channel, each frame's
 //! energy (dBFS) is compared with a noise floor that follows the quietest frames (it drops at
 //! once to a quieter frame and rises slowly, `FLOOR_RISE_DB_PER_S`), so a noisy line and a clean
-//! one are judged against their own background. A frame is speech when it is `SPEECH_MARGIN_DB`
+//! one are judged against their own background. The floor starts from the quietest frame of the
+//! first 10 s, whose frames are judged in hindsight, so a recording that opens mid-sentence does
+//! not take its first utterance for background. A frame is speech when it is `SPEECH_MARGIN_DB`
 //! above the floor and above an absolute minimum; a short hangover bridges the gaps between
 //! syllables.
 
@@ -87,15 +89,34 @@ struct HashState<R> {
     reader: R,
     hasher: Sha256,
     bytes: u64,
+    /// First read failure. Sticky because the demuxer reports it as a truncated file and a
+    /// broken HTTP body then reads as a clean end: without this, a dropped connection would be
+    /// recorded as a truncated recording with the hash of a partial object.
+    failure: Option<String>,
+}
+
+impl<R: Read> HashState<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.reader.read(buf) {
+                Ok(n) => {
+                    self.hasher.update(&buf[..n]);
+                    self.bytes += n as u64;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.failure.get_or_insert_with(|| e.to_string());
+                    return Err(e);
+                }
+            }
+        }
+    }
 }
 
 impl<R: Read> Read for Hashing<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut state = self.inner.lock().map_err(|_| io::Error::other("hash state poisoned"))?;
-        let n = state.reader.read(buf)?;
-        state.hasher.update(&buf[..n]);
-        state.bytes += n as u64;
-        Ok(n)
+        self.inner.lock().map_err(|_| io::Error::other("hash state poisoned"))?.read(buf)
     }
 }
 
@@ -123,7 +144,7 @@ fn is_eof(err: &SymphoniaError) -> bool {
 /// Analyze a recording read from `reader` (not seekable: an S3 body). The hash covers every byte
 /// of the object, also past where decoding stopped.
 pub fn analyze<R: Read + Send + Sync + 'static>(reader: R, extension_hint: Option<&str>, config: &AnalysisConfig) -> Result<Analysis, AnalysisError> {
-    let state = Arc::new(Mutex::new(HashState { reader, hasher: Sha256::new(), bytes: 0 }));
+    let state = Arc::new(Mutex::new(HashState { reader, hasher: Sha256::new(), bytes: 0, failure: None }));
     let mut hashing = Hashing { inner: Arc::clone(&state) };
     // Peek at the header ourselves first: decoders trust header fields (a WAV with 32768
     // channels overflows symphonia's size arithmetic), so implausible ones stop here.
@@ -141,15 +162,14 @@ pub fn analyze<R: Read + Send + Sync + 'static>(reader: R, extension_hint: Optio
     };
     // Finish the hash over whatever the demuxer did not read (bounded buffer, streamed).
     let mut state = state.lock().map_err(|_| AnalysisError::Io("hash state poisoned".into()))?;
-    let mut buffer = vec![0u8; 64 * 1024];
-    loop {
-        let n = state.reader.read(&mut buffer).map_err(|e| AnalysisError::Io(e.to_string()))?;
-        if n == 0 {
-            break;
-        }
-        let HashState { hasher, bytes, .. } = &mut *state;
-        hasher.update(&buffer[..n]);
-        *bytes += n as u64;
+    if state.failure.is_none() {
+        let mut buffer = vec![0u8; 64 * 1024];
+        while state.read(&mut buffer).is_ok_and(|n| n > 0) {}
+    }
+    // A failed read makes every result above (decoded, truncated, unrecognized) and the hash
+    // unreliable: the caller retries the object.
+    if let Some(failure) = state.failure.take() {
+        return Err(AnalysisError::Io(failure));
     }
     if state.bytes == 0 {
         return Err(AnalysisError::Empty);

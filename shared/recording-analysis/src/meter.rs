@@ -9,6 +9,10 @@ const SPEECH_MIN_DBFS: f64 = -50.0;
 const FLOOR_RISE_DB_PER_S: f64 = 1.0;
 /// Bridges the gaps between syllables and words.
 const HANGOVER_MS: u32 = 200;
+/// The floor starts at the quietest frame of this opening window, and the window's frames are
+/// judged in hindsight: a recording that opens mid-sentence would otherwise take its first
+/// utterance for the noise floor and count it as silence.
+const BOOTSTRAP_MS: u32 = 10_000;
 /// Energy of digital silence, instead of −∞ (kept finite so it serializes).
 pub const SILENCE_DBFS: f64 = -120.0;
 
@@ -32,6 +36,12 @@ pub struct Meter {
     hangover_frames: u32,
     clip_threshold: f32,
     per_channel: Vec<Channel>,
+    /// Scratch for one frame's per-channel energies (dBFS), allocated once.
+    frame_db: Vec<f64>,
+    /// Energies of the opening window, frame by frame, until the floors are known; fixed size.
+    opening: Vec<f64>,
+    opening_frames: usize,
+    bootstrapping: bool,
     in_frame: u64,
     frames: u64,
     analysis_frames: u64,
@@ -57,16 +67,22 @@ pub struct Summary {
 impl Meter {
     pub fn new(channels: usize, sample_rate: u32, frame_ms: u32, clip_threshold: f32) -> Self {
         let frame_ms = frame_ms.max(1);
+        let channels = channels.max(1);
+        let opening_frames = (BOOTSTRAP_MS / frame_ms).max(1) as usize;
         let frame_len = (u64::from(sample_rate) * u64::from(frame_ms) / 1000).max(1);
         Self {
-            channels: channels.max(1),
+            channels,
             frame_len,
             frame_ms,
             sample_rate,
             floor_rise_per_frame: FLOOR_RISE_DB_PER_S * f64::from(frame_ms) / 1000.0,
             hangover_frames: HANGOVER_MS / frame_ms,
             clip_threshold,
-            per_channel: (0..channels.max(1)).map(|_| Channel { frame_energy: 0.0, floor_db: None, hangover: 0, speech_frames: 0 }).collect(),
+            per_channel: (0..channels).map(|_| Channel { frame_energy: 0.0, floor_db: None, hangover: 0, speech_frames: 0 }).collect(),
+            frame_db: vec![0.0; channels],
+            opening: Vec::with_capacity(opening_frames * channels),
+            opening_frames,
+            bootstrapping: true,
             in_frame: 0,
             frames: 0,
             analysis_frames: 0,
@@ -111,10 +127,39 @@ impl Meter {
     }
 
     fn close_frame(&mut self) {
-        let mut any_speech = false;
-        for channel in &mut self.per_channel {
-            let db = to_db(channel.frame_energy / self.in_frame as f64);
+        let mut frame_db = std::mem::take(&mut self.frame_db);
+        for (channel, db) in self.per_channel.iter_mut().zip(frame_db.iter_mut()) {
+            *db = to_db(channel.frame_energy / self.in_frame as f64);
             channel.frame_energy = 0.0;
+        }
+        self.in_frame = 0;
+        if self.bootstrapping {
+            self.opening.extend_from_slice(&frame_db);
+            if self.opening.len() >= self.opening_frames * self.channels {
+                self.end_bootstrap();
+            }
+        } else {
+            self.judge(&frame_db);
+        }
+        self.frame_db = frame_db;
+    }
+
+    /// Seed each channel's floor with the quietest frame of the opening window, then judge the
+    /// window's frames in order.
+    fn end_bootstrap(&mut self) {
+        self.bootstrapping = false;
+        let opening = std::mem::take(&mut self.opening);
+        for (c, channel) in self.per_channel.iter_mut().enumerate() {
+            channel.floor_db = opening.iter().skip(c).step_by(self.channels).copied().reduce(f64::min);
+        }
+        for frame in opening.chunks_exact(self.channels) {
+            self.judge(frame);
+        }
+    }
+
+    fn judge(&mut self, frame_db: &[f64]) {
+        let mut any_speech = false;
+        for (channel, &db) in self.per_channel.iter_mut().zip(frame_db) {
             let floor = match channel.floor_db {
                 Some(floor) if db < floor => db,
                 Some(floor) => floor + self.floor_rise_per_frame,
@@ -144,13 +189,15 @@ impl Meter {
             self.silence_run += 1;
             self.longest_silence = self.longest_silence.max(self.silence_run);
         }
-        self.in_frame = 0;
     }
 
     pub fn finish(mut self) -> Summary {
         // A partial last frame still counts if it holds at least half a frame.
         if self.in_frame * 2 >= self.frame_len {
             self.close_frame();
+        }
+        if self.bootstrapping {
+            self.end_bootstrap();
         }
         let frame_ms = u64::from(self.frame_ms);
         let duration_ms = (self.frames * 1000).checked_div(u64::from(self.sample_rate)).unwrap_or(0);

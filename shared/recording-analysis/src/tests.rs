@@ -134,6 +134,26 @@ fn exact_silences() {
 }
 
 #[test]
+fn an_opening_utterance_is_speech() {
+    // Dialers start recording on connect: the agent's greeting is the first thing in the file.
+    let level = |seconds: f64, gain: f64, seed| noise((seconds * f64::from(RATE)) as usize, seed).into_iter().map(move |n| n * gain);
+    let signal: Vec<f64> = level(3.0, 0.2, 1).chain(level(2.0, 0.001, 2)).chain(level(3.0, 0.2, 3)).collect();
+    let a = run(pcm16(1, &signal)).expect("decodes");
+    let talk = a.channel_talk_ms[0];
+    assert!((6000..=6300).contains(&talk), "talk {talk}");
+    assert!((1700..=2000).contains(&a.longest_silence_ms), "{}", a.longest_silence_ms);
+}
+
+#[test]
+fn tone_silence_tone() {
+    let mut signal = sine(2.0, 0.5);
+    signal.extend(std::iter::repeat_n(0.0, 3 * RATE as usize));
+    signal.extend(sine(2.0, 0.5));
+    let a = run(pcm16(1, &signal)).expect("decodes");
+    assert!((2700..=3000).contains(&a.longest_silence_ms), "{}", a.longest_silence_ms);
+}
+
+#[test]
 fn known_clipping() {
     // A sine driven 1.5× over full scale: |sin| ≥ 2/3 clips, 1 − 2·asin(2/3)/π of the samples.
     let a = run(pcm16(1, &sine(2.0, 1.5))).expect("decodes");
@@ -223,6 +243,40 @@ fn a_file_cut_mid_data_is_truncated() {
     let a = run(full[..full.len() / 2].to_vec()).expect("partial audio");
     assert!(a.truncated);
     assert!((900..=1100).contains(&a.duration_ms), "{}", a.duration_ms);
+}
+
+/// Reads `fail_at` bytes, fails once, then ends as a broken HTTP body does.
+struct DroppedConnection {
+    bytes: std::io::Cursor<Vec<u8>>,
+    fail_at: u64,
+    failed: bool,
+}
+
+impl Read for DroppedConnection {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.failed {
+            return Ok(0);
+        }
+        let left = self.fail_at.saturating_sub(self.bytes.position());
+        if left == 0 {
+            self.failed = true;
+            return Err(io::Error::new(io::ErrorKind::ConnectionReset, "connection reset"));
+        }
+        let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        self.bytes.read(&mut buf[..n])
+    }
+}
+
+#[test]
+fn a_dropped_connection_is_an_io_error_not_a_truncated_or_unreadable_file() {
+    let bytes = pcm16(1, &sine(4.0, 0.5));
+    // Mid-audio (would look truncated), inside the header (would look unrecognizable), and past
+    // the end of the audio (decoding done, the drain fails).
+    for fail_at in [bytes.len() as u64 / 2, 30, bytes.len() as u64] {
+        let reader = DroppedConnection { bytes: std::io::Cursor::new(bytes.clone()), fail_at, failed: false };
+        let outcome = analyze(reader, Some("wav"), &AnalysisConfig::default());
+        assert!(matches!(outcome, Err(AnalysisError::Io(_))), "failing at {fail_at}: {outcome:?}");
+    }
 }
 
 proptest! {
