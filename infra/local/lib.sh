@@ -210,7 +210,7 @@ stop_profile() {
     stop_pid "$gateway_pid" "gateway" 15
     stopped=1
   fi
-  if pid_is "$moto_pid" moto.server; then
+  if pid_is "$moto_pid" moto_server.py; then
     stop_pid "$moto_pid" "moto" 5
     stopped=1
   fi
@@ -226,6 +226,6 @@ stack_alive() {
   gateway_pid="$(json_field "$dir/stack.json" pids.gateway 2>/dev/null)" || return 1
   moto_pid="$(json_field "$dir/stack.json" pids.moto 2>/dev/null)" || return 1
   api="$(json_field "$dir/stack.json" api_url 2>/dev/null)" || return 1
-  pid_is "$gateway_pid" local-gateway && pid_is "$moto_pid" moto.server &&
+  pid_is "$gateway_pid" local-gateway && pid_is "$moto_pid" moto_server.py &&
     [[ "$(http_status "$api/_local/health")" == 200 ]]
 }

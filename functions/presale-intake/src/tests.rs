@@ -28,7 +28,7 @@ fn catalog(campaign_id: &str, client_id: &str, active: bool) -> CampaignCatalog 
     items.insert("FIB-300".into(), CatalogItem { sku: "FIB-300".into(), name: "Fibra 300".into(), unit_price: Money::from_minor(14990, pen), active: true });
     items.insert("ROUTER".into(), CatalogItem { sku: "ROUTER".into(), name: "Router".into(), unit_price: Money::from_minor(1999, pen), active: true });
     CampaignCatalog {
-        campaign: Campaign { campaign_id: campaign_id.into(), client_id: client_id.into(), name: "Fibra".into(), currency: pen, timezone: "America/Lima".into(), active, checks: Default::default() },
+        campaign: Campaign { campaign_id: campaign_id.into(), client_id: client_id.into(), name: "Fibra".into(), currency: pen, timezone: "America/Lima".into(), active, checks: Default::default(), max_attempts_per_day: 3 },
         items,
     }
 }

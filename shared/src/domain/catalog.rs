@@ -17,6 +17,8 @@ pub struct Campaign {
     pub active: bool,
     /// Thresholds of the automatic recording checks.
     pub checks: CheckThresholds,
+    /// Contact attempts per customer and day before a dialer must stop.
+    pub max_attempts_per_day: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

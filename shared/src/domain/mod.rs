@@ -4,10 +4,12 @@
 pub mod audit;
 pub mod catalog;
 pub mod contact;
+pub mod fulfillment;
 pub mod identity;
 pub mod money;
 pub mod presale;
 pub mod principal;
 pub mod recording;
 pub mod review;
+pub mod tipification;
 pub mod validation;

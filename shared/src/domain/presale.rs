@@ -642,6 +642,7 @@ mod tests {
                 timezone: "America/Lima".into(),
                 active: true,
                 checks: Default::default(),
+                max_attempts_per_day: 3,
             },
             items,
         }

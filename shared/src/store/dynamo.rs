@@ -43,12 +43,14 @@ const RETRYABLE_CODES: &[&str] = &[
 ];
 
 /// Map an SDK failure: transport problems and throttling may pass; anything else is ours.
-pub(crate) fn sdk_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(err: SdkError<E, R>) -> StoreError {
+pub(crate) fn sdk_error<E: ProvideErrorMetadata + std::fmt::Debug>(err: SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>) -> StoreError {
     match &err {
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or("Unknown");
             let message = service.err().message().unwrap_or_default();
-            if RETRYABLE_CODES.contains(&code) {
+            // A 5xx without a known code (an overloaded endpoint, an emulator's crash) is
+            // the service's failure, not the request's: worth retrying.
+            if RETRYABLE_CODES.contains(&code) || service.raw().status().as_u16() >= 500 {
                 StoreError::Unavailable(format!("{code}: {message}"))
             } else {
                 StoreError::Backend(format!("{code}: {message}"))
@@ -545,6 +547,12 @@ struct CampaignRow {
     active: bool,
     #[serde(default)]
     checks: Option<CheckThresholds>,
+    #[serde(default = "default_attempts")]
+    max_attempts_per_day: u32,
+}
+
+fn default_attempts() -> u32 {
+    3
 }
 
 #[derive(Deserialize)]
@@ -625,6 +633,7 @@ impl CampaignDirectory for DynamoCampaignDirectory {
             timezone: row.timezone,
             active: row.active,
             checks: row.checks.unwrap_or_default(),
+            max_attempts_per_day: row.max_attempts_per_day,
         };
         Ok(Some(CampaignCatalog { campaign, items }))
     }

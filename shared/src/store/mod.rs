@@ -8,6 +8,7 @@ use crate::domain::catalog::CampaignCatalog;
 use crate::domain::presale::{Presale, PresaleId, PresaleStatus};
 use crate::domain::recording::{CustomerHistory, Recording};
 
+pub mod contacts;
 pub mod dynamo;
 pub mod memory;
 

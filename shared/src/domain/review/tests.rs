@@ -15,7 +15,7 @@ fn ready() -> Presale {
     let mut items = BTreeMap::new();
     items.insert("FIB-300".into(), CatalogItem { sku: "FIB-300".into(), name: "Fibra".into(), unit_price: Money::from_minor(14990, pen), active: true });
     let catalog = CampaignCatalog {
-        campaign: Campaign { campaign_id: "c1".into(), client_id: "acme".into(), name: "C".into(), currency: pen, timezone: "America/Lima".into(), active: true, checks: Default::default() },
+        campaign: Campaign { campaign_id: "c1".into(), client_id: "acme".into(), name: "C".into(), currency: pen, timezone: "America/Lima".into(), active: true, checks: Default::default(), max_attempts_per_day: 3 },
         items,
     };
     let draft: PresaleDraft = serde_json::from_value(serde_json::json!({

@@ -1,0 +1,232 @@
+//! contact-tipify: every contact gets a disposition; every customer has one history across
+//! channels; dialers ask whether a customer may be contacted now.
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use backoffice_shared::Clock;
+use backoffice_shared::domain::catalog::CampaignCatalog;
+use backoffice_shared::domain::presale::PresaleId;
+use backoffice_shared::domain::principal::{Principal, Role};
+use backoffice_shared::domain::tipification::{self, Catalog, ContactContext, ContactDraft, CustomerKey, LinkedPresale, Node};
+use backoffice_shared::domain::validation::Invalid;
+use backoffice_shared::http::idempotency::store_error;
+use backoffice_shared::http::request::DEFAULT_BODY_LIMIT;
+use backoffice_shared::http::{ApiError, ApiRequest, ApiResponse, Invocation, respond};
+use backoffice_shared::store::contacts::{ContactStore, Recorded};
+use backoffice_shared::store::{CampaignDirectory, PresaleStore, StoreError};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+pub const ROUTES: &[&str] = &[
+    "POST /contacts",
+    "GET /customers/{key}/contacts",
+    "GET /customers/{key}/contactability",
+    "GET /campaigns/{id}/dispositions",
+    "PUT /campaigns/{id}/dispositions",
+    "GET /campaigns/{id}/contact-counters",
+    "GET /callbacks",
+];
+
+pub struct Tipify<S, C, P, K> {
+    pub contacts: S,
+    pub campaigns: C,
+    pub presales: P,
+    pub clock: K,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogDraft {
+    nodes: Vec<Node>,
+    /// The version the admin edited; publishing over a newer one is a conflict.
+    #[serde(default)]
+    based_on_version: Option<u32>,
+}
+
+fn parse_time(raw: &str, field: &str) -> Result<OffsetDateTime, ApiError> {
+    OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| ApiError::InvalidParameter { field: field.into(), detail: format!("{field} is an RFC 3339 timestamp") })
+}
+
+impl<S, C, P, K> Tipify<S, C, P, K>
+where
+    S: ContactStore,
+    C: CampaignDirectory,
+    P: PresaleStore,
+    K: Clock,
+{
+    pub async fn handle(&self, event: ApiGatewayV2httpRequest, invocation: &Invocation) -> ApiGatewayV2httpResponse {
+        respond(event, invocation, async |request: &ApiRequest| self.route(request).await).await
+    }
+
+    async fn route(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
+        let principal = request.principal()?;
+        match request.route_key.as_str() {
+            "POST /contacts" => self.create(request, &principal).await,
+            "GET /customers/{key}/contacts" => self.history(request, &principal).await,
+            "GET /customers/{key}/contactability" => self.contactability(request, &principal).await,
+            "GET /campaigns/{id}/dispositions" => self.get_catalog(request, &principal).await,
+            "PUT /campaigns/{id}/dispositions" => self.put_catalog(request, &principal).await,
+            "GET /campaigns/{id}/contact-counters" => self.counters(request, &principal).await,
+            "GET /callbacks" => self.callbacks(request, &principal).await,
+            other => Err(ApiError::NotFound(format!("no route {other}"))),
+        }
+    }
+
+    /// The campaign if the caller acts for its client; another client's campaign reads as none.
+    async fn campaign(&self, campaign_id: &str, principal: &Principal) -> Result<Option<CampaignCatalog>, ApiError> {
+        Ok(self.campaigns.catalog(campaign_id).await.map_err(store_error)?.filter(|c| principal.acts_for(&c.campaign.client_id)))
+    }
+
+    async fn campaign_or_404(&self, request: &ApiRequest, principal: &Principal) -> Result<CampaignCatalog, ApiError> {
+        let id = request.path_param("id")?;
+        self.campaign(id, principal).await?.ok_or_else(|| ApiError::NotFound(format!("no campaign {id}")))
+    }
+
+    /// The active catalog, or the one that ships with the project (version 0).
+    async fn active_catalog(&self, campaign_id: &str) -> Result<Catalog, ApiError> {
+        Ok(self.contacts.active_catalog(campaign_id).await.map_err(store_error)?.unwrap_or_else(|| Catalog { version: 0, nodes: tipification::default_nodes() }))
+    }
+
+    async fn create(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
+        if !principal.is(Role::Agent) {
+            return Err(ApiError::Forbidden("contacts are tipified by agents".into()));
+        }
+        let draft: ContactDraft = request.json_body(DEFAULT_BODY_LIMIT)?;
+        let campaign = self.campaign(draft.campaign_id.trim(), principal).await?.ok_or_else(|| {
+            ApiError::Validation(vec![Invalid::new("unknown_campaign", format!("no campaign {:?} for your clients", draft.campaign_id)).at("campaign_id")])
+        })?;
+        let catalog = self.active_catalog(&campaign.campaign.campaign_id).await?;
+        let linked_presale = match draft.presale_id.as_deref().map(PresaleId::parse) {
+            Some(Ok(id)) => self.presales.get(&id).await.map_err(store_error)?.map(|s| s.presale).filter(|p| p.client_id == campaign.campaign.client_id).map(|p| {
+                let document = p.customer.document.clone();
+                let mut keys = vec![format!("phone:{}", p.customer.phone.as_str()), format!("doc:{}:{}", document.kind(), document.number())];
+                keys.extend(p.customer.email.as_ref().map(|e| format!("email:{}", e.as_str())));
+                LinkedPresale { campaign_id: p.campaign_id, customer_keys: keys.iter().filter_map(|k| CustomerKey::parse(k).ok()).collect() }
+            }),
+            _ => None,
+        };
+        let now = self.clock.now();
+        let ctx = ContactContext {
+            id: uuid::Uuid::now_v7().to_string(),
+            client_id: campaign.campaign.client_id.clone(),
+            agent_id: principal.user_id.clone(),
+            catalog: &catalog,
+            linked_presale,
+            now,
+        };
+        let contact = tipification::record(&draft, ctx).map_err(ApiError::Validation)?;
+        match self.contacts.record(&contact).await.map_err(store_error)? {
+            Recorded::Created => {
+                tracing::info!(contact_id = %contact.id, campaign_id = %contact.campaign_id, disposition = %contact.disposition.code, "contact tipified");
+                Ok(ApiResponse::json(201, &contact).header("location", format!("/contacts/{}", contact.id)))
+            }
+            // A resend of the same interaction: the first record, unchanged.
+            Recorded::Duplicate(existing) => Ok(ApiResponse::json(200, &existing).header("idempotent-replayed", "true")),
+        }
+    }
+
+    fn customer_key(request: &ApiRequest) -> Result<CustomerKey, ApiError> {
+        let raw = request.path_param("key")?;
+        CustomerKey::parse(raw).map_err(|e| ApiError::InvalidParameter { field: "key".into(), detail: e.detail })
+    }
+
+    /// The single client a read is about: the one asked for, or the caller's only one.
+    fn client(request: &ApiRequest, principal: &Principal) -> Result<String, ApiError> {
+        match (request.query_param("client")?, principal.clients.as_slice()) {
+            (Some(client), _) if principal.acts_for(client) => Ok(client.to_owned()),
+            (Some(client), _) => Err(ApiError::NotFound(format!("no client {client}"))),
+            (None, [only]) => Ok(only.clone()),
+            (None, []) => Err(ApiError::Forbidden("the token names no client".into())),
+            (None, _) => Err(ApiError::InvalidParameter { field: "client".into(), detail: "you act for several clients: say which".into() }),
+        }
+    }
+
+    async fn history(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
+        request.only_query_params(&["client", "limit", "cursor"])?;
+        let key = Self::customer_key(request)?;
+        let client = Self::client(request, principal)?;
+        let limit = match request.query_param("limit")? {
+            None => 25,
+            Some(raw) => raw.parse::<u32>().ok().filter(|n| (1..=100).contains(n)).ok_or_else(|| ApiError::InvalidParameter { field: "limit".into(), detail: "limit is 1 to 100".into() })?,
+        };
+        let page = self.contacts.history(&client, key.as_str(), limit, request.query_param("cursor")?).await.map_err(store_error)?;
+        let mut items = Vec::with_capacity(page.items.len());
+        for contact in page.items {
+            let presale_status = match contact.presale_id.as_deref().map(PresaleId::parse) {
+                Some(Ok(id)) => self.presales.get(&id).await.map_err(store_error)?.map(|s| s.presale.status),
+                _ => None,
+            };
+            let mut value = serde_json::to_value(&contact).map_err(|e| ApiError::Internal(e.to_string()))?;
+            value["presale_status"] = json!(presale_status);
+            items.push(value);
+        }
+        Ok(ApiResponse::json(200, &json!({"customer_key": key, "items": items, "next_cursor": page.next_cursor})))
+    }
+
+    async fn contactability(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
+        request.only_query_params(&["campaign"])?;
+        let key = Self::customer_key(request)?;
+        let campaign_id = request.query_param("campaign")?.ok_or_else(|| ApiError::InvalidParameter { field: "campaign".into(), detail: "campaign is required".into() })?;
+        let campaign = self.campaign(campaign_id, principal).await?.ok_or_else(|| ApiError::NotFound(format!("no campaign {campaign_id}")))?;
+        let now = self.clock.now();
+        let state = self.contacts.customer_state(&campaign.campaign.client_id, key.as_str(), campaign_id, now.date()).await.map_err(store_error)?;
+        let answer = tipification::contactability(state.do_not_contact.as_deref(), state.attempts_today, i64::from(campaign.campaign.max_attempts_per_day), state.next_callback, now);
+        Ok(ApiResponse::json(200, &answer))
+    }
+
+    async fn get_catalog(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
+        let campaign = self.campaign_or_404(request, principal).await?;
+        let catalog = self.active_catalog(&campaign.campaign.campaign_id).await?;
+        Ok(ApiResponse::json(200, &catalog))
+    }
+
+    async fn put_catalog(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
+        if !principal.is(Role::Admin) {
+            return Err(ApiError::Forbidden("only admins replace a disposition catalog".into()));
+        }
+        let campaign = self.campaign_or_404(request, principal).await?;
+        let draft: CatalogDraft = request.json_body(DEFAULT_BODY_LIMIT)?;
+        tipification::validate_catalog(&draft.nodes).map_err(ApiError::Validation)?;
+        let current = self.contacts.active_catalog(&campaign.campaign.campaign_id).await.map_err(store_error)?.map(|c| c.version);
+        if draft.based_on_version.is_some_and(|v| Some(v) != current && !(v == 0 && current.is_none())) {
+            return Err(ApiError::Conflict { slug: "stale-version", detail: "the catalog changed since you read it".into(), current: Some(json!({"version": current.unwrap_or(0)})) });
+        }
+        match self.contacts.publish_catalog(&campaign.campaign.campaign_id, &draft.nodes, current, self.clock.now()).await {
+            Ok(catalog) => Ok(ApiResponse::json(200, &catalog)),
+            Err(StoreError::Conflict(_)) => Err(ApiError::Conflict { slug: "stale-version", detail: "another catalog was published meanwhile".into(), current: None }),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    async fn counters(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
+        if !principal.is_any(&[Role::Supervisor, Role::Admin]) {
+            return Err(ApiError::Forbidden("contact counters are for supervisors".into()));
+        }
+        request.only_query_params(&["day"])?;
+        let campaign = self.campaign_or_404(request, principal).await?;
+        let day = match request.query_param("day")? {
+            Some(raw) => time::Date::parse(raw, time::macros::format_description!("[year]-[month]-[day]"))
+                .map_err(|_| ApiError::InvalidParameter { field: "day".into(), detail: "day is YYYY-MM-DD".into() })?,
+            None => self.clock.now().date(),
+        };
+        let rows = self.contacts.counters(&campaign.campaign.campaign_id, day).await.map_err(store_error)?;
+        let total = rows.iter().find(|r| r.sk == "TOTAL").map(|r| json!(r.values)).unwrap_or_else(|| json!({}));
+        let agents: Vec<Value> = rows.iter().filter_map(|r| r.sk.strip_prefix("AGENT#").map(|a| json!({"agent_id": a, "counters": r.values}))).collect();
+        Ok(ApiResponse::json(200, &json!({"campaign_id": campaign.campaign.campaign_id, "day": day.to_string(), "total": total, "agents": agents})))
+    }
+
+    async fn callbacks(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
+        request.only_query_params(&["agent", "due_before", "client"])?;
+        let agent = request.query_param("agent")?.unwrap_or(&principal.user_id).to_owned();
+        if principal.is(Role::Agent) && agent != principal.user_id {
+            return Err(ApiError::Forbidden("agents see their own callbacks".into()));
+        }
+        let due_before = match request.query_param("due_before")? {
+            Some(raw) => parse_time(raw, "due_before")?,
+            None => self.clock.now(),
+        };
+        let client = Self::client(request, principal)?;
+        let due = self.contacts.callbacks_due(&client, &agent, due_before).await.map_err(store_error)?;
+        Ok(ApiResponse::json(200, &json!({"agent_id": agent, "due_before": due_before.to_string(), "items": due})))
+    }
+}

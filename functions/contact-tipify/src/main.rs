@@ -1,0 +1,31 @@
+//! Wiring only: clients are built once at init and reused by every invocation.
+
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use backoffice_shared::http::Invocation;
+use backoffice_shared::store::contacts::DynamoContactStore;
+use backoffice_shared::store::dynamo::{DynamoCampaignDirectory, DynamoPresaleStore};
+use backoffice_shared::{SystemClock, aws, config, telemetry};
+use contact_tipify::Tipify;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let contacts_table = config::required("CONTACTS_TABLE")?;
+    let config_table = config::required("CONFIG_TABLE")?;
+    let presales_table = config::required("PRESALES_TABLE")?;
+    let sdk = aws::sdk_config().await;
+    let dynamodb = aws::dynamodb(&sdk);
+    let tipify = Tipify {
+        contacts: DynamoContactStore::new(dynamodb.clone(), contacts_table, config_table.clone()),
+        campaigns: DynamoCampaignDirectory::new(dynamodb.clone(), config_table),
+        presales: DynamoPresaleStore::new(dynamodb, presales_table),
+        clock: SystemClock,
+    };
+    let tipify = &tipify;
+    run(service_fn(move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
+        let invocation = Invocation::from_context(&event.context);
+        Ok::<_, Error>(tipify.handle(event.payload, &invocation).await)
+    }))
+    .await
+}
