@@ -204,11 +204,7 @@ where
         }
         request.only_query_params(&["day"])?;
         let campaign = self.campaign_or_404(request, principal).await?;
-        let day = match request.query_param("day")? {
-            Some(raw) => time::Date::parse(raw, time::macros::format_description!("[year]-[month]-[day]"))
-                .map_err(|_| ApiError::InvalidParameter { field: "day".into(), detail: "day is YYYY-MM-DD".into() })?,
-            None => self.clock.now().date(),
-        };
+        let day = request.date_param("day")?.unwrap_or_else(|| self.clock.now().date());
         let rows = self.contacts.counters(&campaign.campaign.campaign_id, day).await.map_err(store_error)?;
         let total = rows.iter().find(|r| r.sk == "TOTAL").map(|r| json!(r.values)).unwrap_or_else(|| json!({}));
         let agents: Vec<Value> = rows.iter().filter_map(|r| r.sk.strip_prefix("AGENT#").map(|a| json!({"agent_id": a, "counters": r.values}))).collect();

@@ -265,11 +265,7 @@ where
         let campaign = request
             .query_param("campaign")?
             .ok_or_else(|| ApiError::InvalidParameter { field: "campaign".into(), detail: "campaign is required".into() })?;
-        let day = match request.query_param("day")? {
-            Some(raw) => time::Date::parse(raw, time::macros::format_description!("[year]-[month]-[day]"))
-                .map_err(|_| ApiError::InvalidParameter { field: "day".into(), detail: "day is YYYY-MM-DD".into() })?,
-            None => self.clock.now().date(),
-        };
+        let day = request.date_param("day")?.unwrap_or_else(|| self.clock.now().date());
         let catalog = self.campaigns.catalog(campaign).await.map_err(store_error)?;
         if !catalog.is_some_and(|c| principal.acts_for(&c.campaign.client_id)) {
             return Err(ApiError::NotFound(format!("no campaign {campaign}")));

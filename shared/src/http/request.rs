@@ -86,6 +86,16 @@ impl ApiRequest {
         }
     }
 
+    /// An optional `YYYY-MM-DD` query parameter.
+    pub fn date_param(&self, name: &str) -> Result<Option<time::Date>, ApiError> {
+        self.query_param(name)?
+            .map(|raw| {
+                time::Date::parse(raw, time::macros::format_description!("[year]-[month]-[day]"))
+                    .map_err(|_| ApiError::InvalidParameter { field: name.to_owned(), detail: format!("{name} is a date, YYYY-MM-DD") })
+            })
+            .transpose()
+    }
+
     /// Refuse query parameters the route does not know, so a typo ("stauts") is not silently
     /// ignored and an unfiltered list returned.
     pub fn only_query_params(&self, known: &[&str]) -> Result<(), ApiError> {

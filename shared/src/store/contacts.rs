@@ -324,25 +324,7 @@ impl ContactStore for DynamoContactStore {
     }
 
     async fn counters(&self, campaign_id: &str, day: time::Date) -> Result<Vec<CounterRow>, StoreError> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.contacts_table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(format!("COUNTERS#{campaign_id}#{day}")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(output
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|item| CounterRow {
-                sk: item.get("sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default(),
-                values: item.iter().filter_map(|(k, v)| v.as_n().ok().and_then(|n| n.parse().ok()).map(|n| (k.clone(), n))).collect(),
-            })
-            .collect())
+        super::dynamo::counter_rows(&self.client, &self.contacts_table, &format!("COUNTERS#{campaign_id}#{day}")).await
     }
 }
 

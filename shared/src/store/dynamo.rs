@@ -488,26 +488,30 @@ impl PresaleStore for DynamoPresaleStore {
     }
 
     async fn counters(&self, pk: &str) -> Result<Vec<CounterRow>, StoreError> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(pk))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(output
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|item| CounterRow {
-                sk: string_attr(&item, "sk").unwrap_or_default(),
-                values: item.iter().filter_map(|(k, v)| v.as_n().ok().and_then(|n| n.parse::<i64>().ok()).map(|n| (k.clone(), n))).collect(),
-            })
-            .collect())
+        counter_rows(&self.client, &self.table, pk).await
     }
+}
+
+/// Every counter item of one partition, numbers only.
+pub(crate) async fn counter_rows(client: &Client, table: &str, pk: &str) -> Result<Vec<CounterRow>, StoreError> {
+    let output = client
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", s(pk))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(sdk_error)?;
+    Ok(output
+        .items
+        .unwrap_or_default()
+        .into_iter()
+        .map(|item| CounterRow {
+            sk: string_attr(&item, "sk").unwrap_or_default(),
+            values: item.iter().filter_map(|(k, v)| v.as_n().ok().and_then(|n| n.parse::<i64>().ok()).map(|n| (k.clone(), n))).collect(),
+        })
+        .collect())
 }
 
 /// `ADD a :1, b :1` on one counter item (created on first use).
