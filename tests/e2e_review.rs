@@ -104,22 +104,73 @@ impl Desk {
         self.env.send(request).await
     }
 
-    /// SaleConfirmed messages for `sale_id` currently on the sales queue (left there: nothing
-    /// consumes the sales queue yet). Received with a zero visibility timeout so every read
-    /// sees them all again.
-    async fn sales_messages(&self, sale_id: &str) -> usize {
-        let url = self.env.resource("SalesQueue").reference.clone();
+    /// The shipment fulfillment-dispatch made of `sale_id`, once it exists.
+    async fn wait_shipment(&self, sale_id: &str) -> std::collections::HashMap<String, AttributeValue> {
+        let started = Instant::now();
+        loop {
+            let item = self
+                .env
+                .dynamodb
+                .get_item()
+                .table_name(self.env.table("ShipmentsTable"))
+                .key("pk", AttributeValue::S(format!("SHIPMENT#SH-{sale_id}")))
+                .key("sk", AttributeValue::S("META".into()))
+                .consistent_read(true)
+                .send()
+                .await
+                .expect("get shipment")
+                .item;
+            if let Some(item) = item {
+                return item;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "no shipment for {sale_id}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Messages of `kind` about `sale_id` on a queue nothing consumes yet (billing), read with a
+    /// zero visibility timeout so every read sees them all.
+    async fn messages_on(&self, queue: &str, kind: &str, sale_id: &str) -> usize {
+        let url = self.env.resource(queue).reference.clone();
         let mut ids = HashSet::new();
         for _ in 0..5 {
             let output = self.env.sqs.receive_message().queue_url(&url).max_number_of_messages(10).visibility_timeout(0).wait_time_seconds(1).send().await.expect("receive");
             for message in output.messages() {
                 let body: Value = serde_json::from_str(message.body().unwrap_or("{}")).unwrap_or(Value::Null);
-                if body["type"] == "SaleConfirmed" && body["body"]["sale_id"] == sale_id {
+                if body["type"] == kind && body["body"]["sale_id"] == sale_id {
                     ids.insert(message.message_id().unwrap_or_default().to_owned());
                 }
             }
         }
         ids.len()
+    }
+
+    async fn sweep(&self) {
+        let sweep = self.env.send(self.env.request("POST", "/_local/functions/PresaleReviewFunction/invoke").json(&json!({"source": "aws.scheduler"}))).await;
+        assert_eq!(sweep.status, 200, "{:?}", sweep.body);
+    }
+
+    /// Wait until a queue has nothing visible or in flight.
+    async fn drain(&self, queue: &str) {
+        let url = self.env.resource(queue).reference.clone();
+        let started = Instant::now();
+        let mut quiet = 0;
+        while quiet < 3 {
+            let attributes = self
+                .env
+                .sqs
+                .get_queue_attributes()
+                .queue_url(&url)
+                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                .send()
+                .await
+                .expect("queue attributes");
+            let count: u64 = attributes.attributes().map(|a| a.values().filter_map(|v| v.parse::<u64>().ok()).sum()).unwrap_or(0);
+            quiet = if count == 0 { quiet + 1 } else { 0 };
+            assert!(started.elapsed() < Duration::from_secs(60), "{queue} does not drain");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
     }
 }
 
@@ -156,10 +207,25 @@ async fn a_recorded_presale_is_claimed_reviewed_and_approved_into_exactly_one_sa
     let repeated = d.post(&val, &format!("/presales/{id}/review"), Some(approve)).await;
     assert_eq!((repeated.status, repeated.body["current"]["status"].as_str()), (409, Some("APPROVED")));
 
-    // The sweep finds nothing pending: the first send succeeded and was marked.
-    let sweep = d.env.send(d.env.request("POST", "/_local/functions/PresaleReviewFunction/invoke").json(&json!({"source": "aws.scheduler"}))).await;
-    assert_eq!(sweep.status, 200, "{:?}", sweep.body);
-    assert_eq!(d.sales_messages(&format!("S-{id}")).await, 1, "exactly one SaleConfirmed");
+    // The sale is dispatched: one shipment, one invoice request to billing.
+    let sale_id = format!("S-{id}");
+    let shipment = d.wait_shipment(&sale_id).await;
+    assert_eq!(shipment.get("status").and_then(|v| v.as_s().ok()).map(String::as_str), Some("SCHEDULED"));
+    d.sweep().await;
+    // SaleConfirmed delivered three more times, concurrently (SQS and retries do that).
+    let presale = d.env.send(d.env.as_caller(&val, "GET", &format!("/presales/{id}"))).await.body;
+    let again = json!({"type": "SaleConfirmed", "id": "redelivery", "occurred_at": "2026-11-23T15:00:00Z", "correlation_id": "e2e",
+        "body": {"sale_id": sale_id, "presale_id": id, "client_id": presale["client_id"], "campaign_id": presale["campaign_id"],
+                 "agent_id": presale["agent_id"], "validator_id": "val-1", "customer": presale["customer"],
+                 "shipping_address": presale["customer"]["address"], "items": presale["items"], "total": presale["total"],
+                 "confirmed_at": "2026-11-23T15:00:00Z"}});
+    let sales = d.env.resource("SalesQueue").reference.clone();
+    let sends = (0..3).map(|_| d.env.sqs.send_message().queue_url(&sales).message_body(again.to_string()).send());
+    for sent in join_all(sends.collect()).await {
+        sent.expect("redelivery");
+    }
+    d.drain("SalesQueue").await;
+    assert_eq!(d.messages_on("BillingQueue", "InvoiceRequested", &sale_id).await, 1, "exactly one invoice request");
 
     let audit = d.env.send(d.env.as_caller(&caller("sup-1", "supervisor", &[&d.client]), "GET", &format!("/presales/{id}/audit"))).await;
     let actions: Vec<&str> = audit.body["records"].as_array().expect("records").iter().filter_map(|r| r["action"].as_str()).collect();
@@ -180,15 +246,15 @@ async fn a_recorded_presale_is_claimed_reviewed_and_approved_into_exactly_one_sa
     set_max("1024").await.expect("shrink the queue");
     let approved = d.post(&val, &format!("/presales/{second}/review"), Some(json!({"decision": "approve", "version": version, "override_reason": "revisado"}))).await;
     let down_sweep = d.env.send(d.env.request("POST", "/_local/functions/PresaleReviewFunction/invoke").json(&json!({"source": "aws.scheduler"}))).await;
-    let while_down = d.sales_messages(&format!("S-{second}")).await;
     set_max("262144").await.expect("restore the queue");
     assert_eq!((approved.status, approved.body["status"].as_str()), (200, Some("APPROVED")), "{:?}", approved.body);
-    assert_eq!((down_sweep.body["failed"].as_u64(), while_down), (Some(1), 0), "{:?}", down_sweep.body);
-    for _ in 0..2 {
-        let sweep = d.env.send(d.env.request("POST", "/_local/functions/PresaleReviewFunction/invoke").json(&json!({"source": "aws.scheduler"}))).await;
-        assert_eq!(sweep.status, 200);
-    }
-    assert_eq!(d.sales_messages(&format!("S-{second}")).await, 1, "delivered once after the outage");
+    assert_eq!(down_sweep.body["failed"].as_u64(), Some(1), "{:?}", down_sweep.body);
+    d.sweep().await;
+    d.sweep().await;
+    let second_sale = format!("S-{second}");
+    d.wait_shipment(&second_sale).await;
+    d.drain("SalesQueue").await;
+    assert_eq!(d.messages_on("BillingQueue", "InvoiceRequested", &second_sale).await, 1, "delivered once after the outage");
 }
 
 #[tokio::test]
@@ -209,9 +275,9 @@ async fn concurrent_claims_never_hand_out_the_same_presale() {
 }
 
 /// Minimal join_all over boxed futures (no extra dependency).
-async fn join_all<F: std::future::Future<Output = Reply>>(futures: Vec<F>) -> Vec<Reply> {
+async fn join_all<T, F: std::future::Future<Output = T>>(futures: Vec<F>) -> Vec<T> {
     let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut results: Vec<Option<Reply>> = (0..pinned.len()).map(|_| None).collect();
+    let mut results: Vec<Option<T>> = (0..pinned.len()).map(|_| None).collect();
     std::future::poll_fn(|cx| {
         let mut pending = false;
         for (i, future) in pinned.iter_mut().enumerate() {
@@ -260,4 +326,21 @@ async fn a_tampered_audit_record_is_detected_and_roles_are_enforced() {
     assert_eq!((metrics.status, metrics.body["field"].as_str()), (400, Some("day")));
     let garbage = d.env.send(d.env.as_caller(&d.validator("val-1"), "POST", &format!("/presales/{id}/review")).header("content-type", "application/json").body("{")).await;
     assert_eq!(garbage.status, 400);
+}
+
+#[tokio::test]
+async fn a_poison_sale_message_goes_to_the_dead_letter_queue_without_blocking_its_batch() {
+    let d = desk().await;
+    let sales = d.env.resource("SalesQueue").reference.clone();
+    let dlq = d.env.resource("SalesDLQ").reference.clone();
+    let marker = unique("poison");
+    d.env.sqs.send_message().queue_url(&sales).message_body(format!("{{\"type\":\"SaleConfirmed\",\"body\":\"{marker}\"}}")).send().await.expect("send");
+    let started = Instant::now();
+    loop {
+        let output = d.env.sqs.receive_message().queue_url(&dlq).max_number_of_messages(10).visibility_timeout(0).wait_time_seconds(1).send().await.expect("receive");
+        if output.messages().iter().any(|m| m.body().is_some_and(|b| b.contains(&marker))) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(90), "the poison message never reached the DLQ");
+    }
 }

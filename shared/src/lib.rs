@@ -5,6 +5,7 @@ pub mod aws;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod outbox;
 pub mod recordings;
 pub mod store;
 pub mod telemetry;

@@ -175,8 +175,10 @@ impl TestEnv {
         let items = [
             serde_json::json!({"pk": format!("CLIENT#{client}"), "sk": "CONFIG", "client_id": client, "name": format!("{client} S.A.C."), "ruc": "20100070970", "currency": "PEN"}),
             serde_json::json!({"pk": format!("CAMPAIGN#{campaign}"), "sk": "CONFIG", "campaign_id": campaign, "client_id": client, "name": "Fibra Hogar", "currency": "PEN", "timezone": "America/Lima", "active": true}),
-            serde_json::json!({"pk": format!("CAMPAIGN#{campaign}"), "sk": "SKU#FIB-300", "sku": "FIB-300", "name": "Fibra 300 Mbps", "unit_price_minor": 14990, "currency": "PEN", "active": true}),
-            serde_json::json!({"pk": format!("CAMPAIGN#{campaign}"), "sk": "SKU#ROUTER", "sku": "ROUTER", "name": "Router WiFi 6", "unit_price_minor": 1999, "currency": "PEN", "active": true}),
+            serde_json::json!({"pk": format!("CAMPAIGN#{campaign}"), "sk": "SKU#FIB-300", "sku": "FIB-300", "name": "Fibra 300 Mbps", "unit_price_minor": 14990, "currency": "PEN", "active": true,
+                "weight_grams": 1200, "length_mm": 350, "width_mm": 250, "height_mm": 120}),
+            serde_json::json!({"pk": format!("CAMPAIGN#{campaign}"), "sk": "SKU#ROUTER", "sku": "ROUTER", "name": "Router WiFi 6", "unit_price_minor": 1999, "currency": "PEN", "active": true,
+                "weight_grams": 600, "length_mm": 250, "width_mm": 180, "height_mm": 60}),
         ];
         for item in items {
             let item: HashMap<String, AttributeValue> = serde_dynamo::to_item(item).unwrap_or_else(|e| panic!("seed item: {e}"));

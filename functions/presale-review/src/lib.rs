@@ -22,7 +22,9 @@ use backoffice_shared::store::{CampaignDirectory, Effects, OutboxMessage, Presal
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::ports::{Publisher, RecordingLinks};
+use backoffice_shared::outbox::{Publisher, envelope};
+
+use crate::ports::RecordingLinks;
 
 pub const ROUTES: &[&str] = &[
     "POST /reviews/next",
@@ -286,14 +288,8 @@ fn claimed_response(presale: &Presale) -> ApiResponse {
 fn sale_message(presale: &Presale, validator: &str, correlation_id: &str, now: OffsetDateTime) -> OutboxMessage {
     let sale = SaleConfirmed::from_approved(presale, validator, now);
     let message_id = uuid::Uuid::now_v7().to_string();
-    let envelope = json!({
-        "type": "SaleConfirmed",
-        "id": message_id,
-        "occurred_at": now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-        "correlation_id": correlation_id,
-        "body": sale,
-    });
-    OutboxMessage { message_id, destination: "sales".into(), body: envelope.to_string(), created_at_ns: i64::try_from(now.unix_timestamp_nanos()).unwrap_or(i64::MAX) }
+    let body = envelope("SaleConfirmed", &message_id, correlation_id, now, &sale);
+    OutboxMessage { message_id, destination: "sales".into(), body, created_at_ns: i64::try_from(now.unix_timestamp_nanos()).unwrap_or(i64::MAX) }
 }
 
 fn review_error(error: ReviewError, presale: &Presale) -> ApiError {

@@ -7,7 +7,8 @@ use backoffice_shared::store::dynamo::{DynamoCampaignDirectory, DynamoPresaleSto
 use backoffice_shared::{SystemClock, aws, config, telemetry};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use presale_review::Review;
-use presale_review::ports::{S3Links, SqsPublisher};
+use backoffice_shared::outbox::SqsPublisher;
+use presale_review::ports::S3Links;
 use serde_json::Value;
 
 #[tokio::main]
@@ -23,7 +24,7 @@ async fn main() -> Result<(), Error> {
         presales: DynamoPresaleStore::new(dynamodb.clone(), presales_table),
         campaigns: DynamoCampaignDirectory::new(dynamodb, config_table),
         links: S3Links::new(aws::s3(&sdk)),
-        publisher: SqsPublisher::new(aws::sqs(&sdk), sales_queue_url),
+        publisher: SqsPublisher::new(aws::sqs(&sdk), [("sales".to_owned(), sales_queue_url)]),
         clock: SystemClock,
         lease: time::Duration::seconds(lease_secs),
     };

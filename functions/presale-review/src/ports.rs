@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use backoffice_shared::store::OutboxMessage;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -14,11 +13,6 @@ pub struct PortError(pub String);
 pub trait RecordingLinks: Send + Sync {
     /// A URL that plays exactly this object version, valid for `ttl`.
     async fn playback_url(&self, bucket: &str, key: &str, version_id: Option<&str>, ttl: Duration) -> Result<String, PortError>;
-}
-
-#[async_trait]
-pub trait Publisher: Send + Sync {
-    async fn publish(&self, message: &OutboxMessage) -> Result<(), PortError>;
 }
 
 pub struct S3Links {
@@ -45,35 +39,5 @@ impl RecordingLinks for S3Links {
             .await
             .map_err(|e| PortError(e.to_string()))?;
         Ok(request.uri().to_owned())
-    }
-}
-
-/// Sends outbox messages to SQS; `destination` "sales" is the sales queue.
-pub struct SqsPublisher {
-    client: aws_sdk_sqs::Client,
-    sales_queue_url: String,
-}
-
-impl SqsPublisher {
-    pub fn new(client: aws_sdk_sqs::Client, sales_queue_url: String) -> Self {
-        Self { client, sales_queue_url }
-    }
-}
-
-#[async_trait]
-impl Publisher for SqsPublisher {
-    async fn publish(&self, message: &OutboxMessage) -> Result<(), PortError> {
-        let url = match message.destination.as_str() {
-            "sales" => &self.sales_queue_url,
-            other => return Err(PortError(format!("no queue for destination {other}"))),
-        };
-        self.client
-            .send_message()
-            .queue_url(url)
-            .message_body(&message.body)
-            .send()
-            .await
-            .map_err(|e| PortError(format!("{e}")))?;
-        Ok(())
     }
 }

@@ -17,6 +17,7 @@ use time::macros::datetime;
 
 use super::*;
 use crate::ports::PortError;
+use backoffice_shared::outbox::PublishError;
 
 struct TestClock(Mutex<OffsetDateTime>);
 
@@ -51,11 +52,11 @@ struct Queue {
 
 #[async_trait]
 impl Publisher for Queue {
-    async fn publish(&self, message: &OutboxMessage) -> Result<(), PortError> {
+    async fn publish(&self, message: &OutboxMessage) -> Result<(), PublishError> {
         if self.down.load(Ordering::SeqCst) {
-            return Err(PortError("queue unavailable".into()));
+            return Err(PublishError("queue unavailable".into()));
         }
-        self.sent.lock().map_err(|_| PortError("poisoned".into()))?.push(message.body.clone());
+        self.sent.lock().map_err(|_| PublishError("poisoned".into()))?.push(message.body.clone());
         Ok(())
     }
 }

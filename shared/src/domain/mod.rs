@@ -11,5 +11,6 @@ pub mod presale;
 pub mod principal;
 pub mod recording;
 pub mod review;
+pub mod shipment;
 pub mod tipification;
 pub mod validation;

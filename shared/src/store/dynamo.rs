@@ -436,13 +436,7 @@ impl PresaleStore for DynamoPresaleStore {
             .map_err(|e| StoreError::Backend(e.to_string()))?;
         let mut items = vec![TransactWriteItem::builder().put(put).build(), self.put(Self::audit_item(audit)?, "attribute_not_exists(pk)")?];
         if let Some(message) = &effects.outbox {
-            let mut item: Item = serde_dynamo::to_item(message).map_err(corrupt("serializing outbox message"))?;
-            item.insert("pk".into(), s(format!("OUTBOX#{}", message.message_id)));
-            item.insert("sk".into(), s("MESSAGE"));
-            item.insert("entity".into(), s("OUTBOX"));
-            item.insert("gsi6pk".into(), s(OUTBOX_PENDING));
-            item.insert("gsi6sk".into(), s(format!("{:020}#{}", message.created_at_ns, message.message_id)));
-            items.push(self.put(item, "attribute_not_exists(pk)")?);
+            items.push(outbox_put(&self.table, message)?);
         }
         for counter in &effects.counters {
             items.push(counter_update(&self.table, counter)?);
@@ -457,39 +451,64 @@ impl PresaleStore for DynamoPresaleStore {
     }
 
     async fn pending_outbox(&self, limit: u32) -> Result<Vec<OutboxMessage>, StoreError> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(OUTBOX_INDEX)
-            .key_condition_expression("gsi6pk = :pk")
-            .expression_attribute_values(":pk", s(OUTBOX_PENDING))
-            .limit(i32::try_from(limit.clamp(1, 100)).unwrap_or(25))
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        output.items.unwrap_or_default().into_iter().map(|item| serde_dynamo::from_item(item).map_err(corrupt("reading outbox message"))).collect()
+        pending_outbox(&self.client, &self.table, limit).await
     }
 
     async fn mark_sent(&self, message_id: &str) -> Result<(), StoreError> {
-        // Leaving the index is what marks it sent; the message stays for the record.
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("OUTBOX#{message_id}")))
-            .key("sk", s("MESSAGE"))
-            .update_expression("REMOVE gsi6pk, gsi6sk SET sent = :yes")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":yes", AttributeValue::Bool(true))
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(())
+        mark_sent(&self.client, &self.table, message_id).await
     }
 
     async fn counters(&self, pk: &str) -> Result<Vec<CounterRow>, StoreError> {
         counter_rows(&self.client, &self.table, pk).await
     }
+}
+
+/// An outbox message as a transaction item: `OUTBOX#{id}`, on the sparse `outbox-pending`
+/// index until sent. Any table with that index can hold an outbox.
+pub(crate) fn outbox_put(table: &str, message: &OutboxMessage) -> Result<TransactWriteItem, StoreError> {
+    let mut item: Item = serde_dynamo::to_item(message).map_err(corrupt("serializing outbox message"))?;
+    item.insert("pk".into(), s(format!("OUTBOX#{}", message.message_id)));
+    item.insert("sk".into(), s("MESSAGE"));
+    item.insert("entity".into(), s("OUTBOX"));
+    item.insert("gsi6pk".into(), s(OUTBOX_PENDING));
+    item.insert("gsi6sk".into(), s(format!("{:020}#{}", message.created_at_ns, message.message_id)));
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(pk)")
+        .build()
+        .map_err(|e| StoreError::Backend(e.to_string()))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+pub(crate) async fn pending_outbox(client: &Client, table: &str, limit: u32) -> Result<Vec<OutboxMessage>, StoreError> {
+    let output = client
+        .query()
+        .table_name(table)
+        .index_name(OUTBOX_INDEX)
+        .key_condition_expression("gsi6pk = :pk")
+        .expression_attribute_values(":pk", s(OUTBOX_PENDING))
+        .limit(i32::try_from(limit.clamp(1, 100)).unwrap_or(25))
+        .send()
+        .await
+        .map_err(sdk_error)?;
+    output.items.unwrap_or_default().into_iter().map(|item| serde_dynamo::from_item(item).map_err(corrupt("reading outbox message"))).collect()
+}
+
+pub(crate) async fn mark_sent(client: &Client, table: &str, message_id: &str) -> Result<(), StoreError> {
+    // Leaving the index is what marks it sent; the message stays for the record.
+    client
+        .update_item()
+        .table_name(table)
+        .key("pk", s(format!("OUTBOX#{message_id}")))
+        .key("sk", s("MESSAGE"))
+        .update_expression("REMOVE gsi6pk, gsi6sk SET sent = :yes")
+        .condition_expression("attribute_exists(pk)")
+        .expression_attribute_values(":yes", AttributeValue::Bool(true))
+        .send()
+        .await
+        .map_err(sdk_error)?;
+    Ok(())
 }
 
 /// Every counter item of one partition, numbers only.
@@ -640,6 +659,59 @@ impl CampaignDirectory for DynamoCampaignDirectory {
             max_attempts_per_day: row.max_attempts_per_day,
         };
         Ok(Some(CampaignCatalog { campaign, items }))
+    }
+}
+
+#[derive(Deserialize)]
+struct ShippingRow {
+    sku: String,
+    weight_grams: u32,
+    length_mm: u32,
+    width_mm: u32,
+    height_mm: u32,
+    #[serde(default)]
+    ships_alone: bool,
+}
+
+#[async_trait]
+impl super::FulfillmentDirectory for DynamoCampaignDirectory {
+    async fn fulfillment(
+        &self,
+        campaign_id: &str,
+    ) -> Result<(BTreeMap<String, crate::domain::fulfillment::ShippingSpec>, Option<crate::domain::fulfillment::FulfillmentConfig>), StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(format!("CAMPAIGN#{campaign_id}")))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let mut specs = BTreeMap::new();
+        let mut config = None;
+        for row in output.items.unwrap_or_default() {
+            match string_attr(&row, "sk").as_deref() {
+                Some(sk) if sk.starts_with("SKU#") && row.contains_key("weight_grams") => {
+                    let r: ShippingRow = serde_dynamo::from_item(row).map_err(corrupt("reading shipping data"))?;
+                    let spec = crate::domain::fulfillment::ShippingSpec {
+                        sku: r.sku.clone(),
+                        weight_grams: r.weight_grams,
+                        length_mm: r.length_mm,
+                        width_mm: r.width_mm,
+                        height_mm: r.height_mm,
+                        ships_alone: r.ships_alone,
+                    };
+                    specs.insert(r.sku, spec);
+                }
+                Some("FULFILLMENT") => {
+                    let json = string_attr(&row, "config").ok_or_else(|| StoreError::Corrupt("FULFILLMENT item without config".into()))?;
+                    config = Some(serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("fulfillment config: {e}")))?);
+                }
+                _ => {}
+            }
+        }
+        Ok((specs, config))
     }
 }
 

@@ -11,6 +11,7 @@ use crate::domain::recording::{CustomerHistory, Recording};
 pub mod contacts;
 pub mod dynamo;
 pub mod memory;
+pub mod shipments;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -155,6 +156,17 @@ pub struct Effects {
 pub struct CounterRow {
     pub sk: String,
     pub values: std::collections::BTreeMap<String, i64>,
+}
+
+/// What dispatch needs from a campaign's configuration.
+#[async_trait]
+pub trait FulfillmentDirectory: Send + Sync {
+    /// Shipping data per SKU, and the campaign's fulfillment configuration (`None`: the
+    /// defaults shipped in code).
+    async fn fulfillment(
+        &self,
+        campaign_id: &str,
+    ) -> Result<(std::collections::BTreeMap<String, crate::domain::fulfillment::ShippingSpec>, Option<crate::domain::fulfillment::FulfillmentConfig>), StoreError>;
 }
 
 #[async_trait]

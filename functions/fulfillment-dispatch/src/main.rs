@@ -1,0 +1,38 @@
+//! Wiring only: clients are built once at init and reused by every invocation. One binary
+//! consumes the sales queue and runs the scheduled outbox sweep.
+
+use aws_lambda_events::sqs::SqsEvent;
+use backoffice_shared::outbox::SqsPublisher;
+use backoffice_shared::store::dynamo::DynamoCampaignDirectory;
+use backoffice_shared::store::shipments::DynamoShipmentStore;
+use backoffice_shared::{SystemClock, aws, config, telemetry};
+use fulfillment_dispatch::Dispatch;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let shipments_table = config::required("SHIPMENTS_TABLE")?;
+    let config_table = config::required("CONFIG_TABLE")?;
+    let billing_queue_url = config::required("BILLING_QUEUE_URL")?;
+    let sdk = aws::sdk_config().await;
+    let dynamodb = aws::dynamodb(&sdk);
+    let dispatch = Dispatch {
+        shipments: DynamoShipmentStore::new(dynamodb.clone(), shipments_table),
+        campaigns: DynamoCampaignDirectory::new(dynamodb, config_table),
+        publisher: SqsPublisher::new(aws::sqs(&sdk), [("billing".to_owned(), billing_queue_url)]),
+        clock: SystemClock,
+    };
+    let dispatch = &dispatch;
+    run(service_fn(move |event: LambdaEvent<Value>| async move {
+        // SQS batches carry Records; anything else is the schedule's tick.
+        if event.payload.get("Records").is_some() {
+            let batch: SqsEvent = serde_json::from_value(event.payload)?;
+            Ok::<Value, Error>(serde_json::to_value(dispatch.handle(batch).await)?)
+        } else {
+            Ok(dispatch.sweep().await?)
+        }
+    }))
+    .await
+}
