@@ -8,7 +8,7 @@ use serde_yaml::Value;
 
 /// Handlers' own route tables, by the binary that serves them.
 fn handler_routes() -> BTreeMap<&'static str, &'static [&'static str]> {
-    BTreeMap::from([("presale-intake", presale_intake::ROUTES), ("presale-review", presale_review::ROUTES), ("contact-tipify", contact_tipify::ROUTES)])
+    BTreeMap::from([("presale-intake", presale_intake::ROUTES), ("presale-review", presale_review::ROUTES), ("contact-tipify", contact_tipify::ROUTES), ("shipment-tracking", shipment_tracking::ROUTES)])
 }
 
 fn load(path: &str) -> Value {

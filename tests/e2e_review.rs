@@ -344,3 +344,65 @@ async fn a_poison_sale_message_goes_to_the_dead_letter_queue_without_blocking_it
         assert!(started.elapsed() < Duration::from_secs(90), "the poison message never reached the DLQ");
     }
 }
+
+/// Sign and send a courier event for `shipment`.
+async fn courier_event(d: &Desk, courier: &str, secret: &str, shipment: &str, body: &Value, signed_at: i64) -> Reply {
+    let raw = body.to_string();
+    let signature = backoffice_shared::http::webhook::sign(secret.as_bytes(), signed_at, raw.as_bytes()).expect("sign");
+    d.env
+        .send(
+            d.env
+                .request("POST", &format!("/shipments/{shipment}/events"))
+                .header("content-type", "application/json")
+                .header("x-courier-id", courier)
+                .header("x-courier-signature", signature)
+                .body(raw),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn a_courier_takes_the_shipment_to_delivered_and_forged_events_change_nothing() {
+    let d = desk().await;
+    let (id, _) = d.ready_presale(8).await;
+    let val = d.validator("val-1");
+    let claimed = d.post(&val, "/reviews/next", None).await;
+    let version = claimed.body["presale"]["version"].as_u64().expect("version");
+    let approved = d.post(&val, &format!("/presales/{id}/review"), Some(json!({"decision": "approve", "version": version, "override_reason": "revisado"}))).await;
+    assert_eq!(approved.status, 200, "{:?}", approved.body);
+    let shipment_id = format!("SH-S-{id}");
+    let item = d.wait_shipment(&format!("S-{id}")).await;
+    let courier = item.get("plan").and_then(|p| p.as_m().ok()).and_then(|p| p.get("courier_id")).and_then(|c| c.as_s().ok()).cloned().expect("courier");
+    let secret = d.env.info.courier_secrets.get(&courier).cloned().expect("the stack has this courier's secret");
+    let now = time::OffsetDateTime::now_utc();
+    let at = |minutes: i64| (now - time::Duration::minutes(minutes)).format(&time::format_description::well_known::Rfc3339).expect("format");
+    let event = |event_id: &str, kind: &str, minutes_ago: i64| json!({"event_id": event_id, "type": kind, "occurred_at": at(minutes_ago)});
+
+    // Refused before anything is read: forged, replayed, unsigned, unknown courier.
+    let forged = courier_event(&d, &courier, "not-the-secret", &shipment_id, &event("e0", "DELIVERED", 1), now.unix_timestamp()).await;
+    let replayed = courier_event(&d, &courier, &secret, &shipment_id, &event("e0", "DELIVERED", 1), now.unix_timestamp() - 3600).await;
+    let unknown = courier_event(&d, "dhl", &secret, &shipment_id, &event("e0", "DELIVERED", 1), now.unix_timestamp()).await;
+    let unsigned = d.env.send(d.env.request("POST", &format!("/shipments/{shipment_id}/events")).header("x-courier-id", &courier).json(&event("e0", "DELIVERED", 1))).await;
+    assert_eq!([forged.status, replayed.status, unknown.status, unsigned.status], [401; 4]);
+    let supervisor = caller("sup-1", "supervisor", &[&d.client]);
+    let read = d.env.send(d.env.as_caller(&supervisor, "GET", &format!("/shipments/{shipment_id}"))).await;
+    assert_eq!((read.body["shipment"]["status"].as_str(), read.body["events"].as_array().map(Vec::len)), (Some("SCHEDULED"), Some(0)), "forged events changed nothing");
+
+    for (event_id, kind, minutes_ago) in [("e1", "PICKED_UP", 30), ("e2", "IN_TRANSIT", 20), ("e3", "DELIVERED", 5)] {
+        let reply = courier_event(&d, &courier, &secret, &shipment_id, &event(event_id, kind, minutes_ago), now.unix_timestamp()).await;
+        assert_eq!((reply.status, reply.body["status"].as_str()), (200, Some(kind)), "{:?}", reply.body);
+    }
+    // Late and repeated events: recorded or ignored, never moving a delivered shipment back.
+    let late = courier_event(&d, &courier, &secret, &shipment_id, &event("e4", "IN_TRANSIT", 10), now.unix_timestamp()).await;
+    assert_eq!((late.status, late.body["status"].as_str(), late.body["applied"].as_bool()), (200, Some("DELIVERED"), Some(false)));
+    let again = courier_event(&d, &courier, &secret, &shipment_id, &event("e3", "DELIVERED", 5), now.unix_timestamp()).await;
+    assert_eq!((again.status, again.body["duplicate"].as_bool()), (200, Some(true)));
+    let failed = courier_event(&d, &courier, &secret, &shipment_id, &json!({"event_id": "e5", "type": "FAILED_ATTEMPT", "occurred_at": at(1)}), now.unix_timestamp()).await;
+    assert_eq!(failed.status, 422, "a failed attempt needs a reason");
+
+    let read = d.env.send(d.env.as_caller(&supervisor, "GET", &format!("/shipments/{shipment_id}"))).await;
+    assert_eq!(read.body["shipment"]["status"], "DELIVERED");
+    assert_eq!(read.body["events"].as_array().map(Vec::len), Some(4));
+    assert_eq!(d.env.send(d.env.as_caller(&d.agent, "GET", &format!("/shipments/{shipment_id}"))).await.status, 200, "the sale's agent");
+    assert_eq!(d.env.send(d.env.as_caller(&caller("agent-8", "agent", &[&d.client]), "GET", &format!("/shipments/{shipment_id}"))).await.status, 404);
+}

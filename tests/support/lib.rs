@@ -24,6 +24,9 @@ pub struct StackInfo {
     pub template: PathBuf,
     pub jwt_secret: String,
     pub log_dir: PathBuf,
+    /// Couriers' webhook secrets of this stack.
+    #[serde(default)]
+    pub courier_secrets: HashMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

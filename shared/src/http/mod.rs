@@ -5,6 +5,7 @@ pub mod lambda;
 pub mod problem;
 pub mod request;
 pub mod response;
+pub mod webhook;
 
 pub use lambda::{Invocation, respond};
 pub use problem::ApiError;

@@ -27,8 +27,34 @@ pub enum Created {
     AlreadyExists,
 }
 
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredShipment {
+    pub shipment: Shipment,
+    pub audit_head: String,
+    /// When the event that set the current status happened.
+    pub last_event_at: Option<time::OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventRecorded {
+    Recorded,
+    /// This courier event id was recorded before.
+    Duplicate,
+}
+
 #[async_trait]
 pub trait ShipmentStore: Send + Sync {
+    async fn load(&self, shipment_id: &str) -> Result<Option<StoredShipment>, StoreError>;
+    /// The event (once per event id), the shipment at `expected_version + 1` and its audit
+    /// record, in one transaction.
+    async fn record_event(
+        &self,
+        stored: &StoredShipment,
+        expected_version: u64,
+        event: &crate::domain::shipment::TrackingEvent,
+        audit: &AuditRecord,
+    ) -> Result<EventRecorded, StoreError>;
+    async fn events(&self, shipment_id: &str) -> Result<Vec<crate::domain::shipment::TrackingEvent>, StoreError>;
     /// The shipment, its first audit record and its invoice request, in one transaction, only
     /// if no shipment exists for the sale.
     async fn create(&self, shipment: &Shipment, audit: &AuditRecord, outbox: &OutboxMessage) -> Result<Created, StoreError>;
@@ -93,6 +119,105 @@ impl ShipmentStore for DynamoShipmentStore {
         }
     }
 
+    async fn load(&self, shipment_id: &str) -> Result<Option<StoredShipment>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("SHIPMENT#{shipment_id}")))
+            .key("sk", AttributeValue::S("META".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let Some(item) = output.item else { return Ok(None) };
+        let audit_head = item.get("audit_head").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        let last_event_at = item
+            .get("last_event_at")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<i128>().ok())
+            .and_then(|n| time::OffsetDateTime::from_unix_timestamp_nanos(n).ok());
+        let shipment = serde_dynamo::from_item(item).map_err(corrupt("reading shipment"))?;
+        Ok(Some(StoredShipment { shipment, audit_head, last_event_at }))
+    }
+
+    async fn record_event(
+        &self,
+        stored: &StoredShipment,
+        expected_version: u64,
+        event: &crate::domain::shipment::TrackingEvent,
+        audit: &AuditRecord,
+    ) -> Result<EventRecorded, StoreError> {
+        let shipment = &stored.shipment;
+        let pk = format!("SHIPMENT#{}", shipment.shipment_id);
+        let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(shipment).map_err(corrupt("serializing shipment"))?;
+        item.insert("pk".into(), AttributeValue::S(pk.clone()));
+        item.insert("sk".into(), AttributeValue::S("META".into()));
+        item.insert("audit_head".into(), AttributeValue::S(audit.hash.clone()));
+        if let Some(at) = stored.last_event_at {
+            item.insert("last_event_at".into(), AttributeValue::N(at.unix_timestamp_nanos().to_string()));
+        }
+        let meta = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("version = :v")
+            .expression_attribute_values(":v", AttributeValue::N(expected_version.to_string()))
+            .build()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let mut event_item: HashMap<String, AttributeValue> = serde_dynamo::to_item(event).map_err(corrupt("serializing event"))?;
+        event_item.insert("pk".into(), AttributeValue::S(pk.clone()));
+        event_item.insert("sk".into(), AttributeValue::S(format!("EVENT#{}", event.event_id)));
+        let mut audit_item: HashMap<String, AttributeValue> = serde_dynamo::to_item(audit).map_err(corrupt("serializing audit"))?;
+        audit_item.insert("pk".into(), AttributeValue::S(pk));
+        audit_item.insert("sk".into(), AttributeValue::S(format!("AUDIT#{:010}", audit.seq)));
+        let items = vec![TransactWriteItem::builder().put(meta).build(), self.put(event_item)?, self.put(audit_item)?];
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(EventRecorded::Recorded),
+            Err(SdkError::ServiceError(e)) if e.err().is_transaction_canceled_exception() => {
+                let reasons: Vec<String> = match e.err() {
+                    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => {
+                        c.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None").to_owned()).collect()
+                    }
+                    _ => vec![],
+                };
+                if reasons.get(1).is_some_and(|r| r == "ConditionalCheckFailed") {
+                    Ok(EventRecorded::Duplicate)
+                } else {
+                    Err(StoreError::Conflict(super::ConflictKind::StaleVersion))
+                }
+            }
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+
+    async fn events(&self, shipment_id: &str) -> Result<Vec<crate::domain::shipment::TrackingEvent>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :e)")
+            .expression_attribute_values(":pk", AttributeValue::S(format!("SHIPMENT#{shipment_id}")))
+            .expression_attribute_values(":e", AttributeValue::S("EVENT#".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let mut events: Vec<crate::domain::shipment::TrackingEvent> =
+            output
+                .items
+                .unwrap_or_default()
+                .into_iter()
+                .map(|mut item| {
+                    // The event type refuses unknown fields (it is also the webhook's input): drop the keys.
+                    item.remove("pk");
+                    item.remove("sk");
+                    serde_dynamo::from_item(item).map_err(corrupt("reading event"))
+                })
+                .collect::<Result<_, _>>()?;
+        events.sort_by_key(|e| e.occurred_at);
+        Ok(events)
+    }
+
     async fn get(&self, shipment_id: &str) -> Result<Option<Shipment>, StoreError> {
         let output = self
             .client
@@ -121,6 +246,8 @@ impl ShipmentStore for DynamoShipmentStore {
 pub struct MemoryShipmentStore {
     shipments: Mutex<BTreeMap<String, Shipment>>,
     outbox: Mutex<BTreeMap<String, (OutboxMessage, bool)>>,
+    events: Mutex<BTreeMap<String, Vec<crate::domain::shipment::TrackingEvent>>>,
+    last_event_at: Mutex<BTreeMap<String, time::OffsetDateTime>>,
 }
 
 fn poisoned<T>(_: T) -> StoreError {
@@ -141,6 +268,35 @@ impl ShipmentStore for MemoryShipmentStore {
 
     async fn get(&self, shipment_id: &str) -> Result<Option<Shipment>, StoreError> {
         Ok(self.shipments.lock().map_err(poisoned)?.get(shipment_id).cloned())
+    }
+
+    async fn load(&self, shipment_id: &str) -> Result<Option<StoredShipment>, StoreError> {
+        let last_event_at = self.last_event_at.lock().map_err(poisoned)?.get(shipment_id).copied();
+        Ok(self.shipments.lock().map_err(poisoned)?.get(shipment_id).cloned().map(|shipment| StoredShipment { shipment, audit_head: String::new(), last_event_at }))
+    }
+
+    async fn record_event(&self, stored: &StoredShipment, expected_version: u64, event: &crate::domain::shipment::TrackingEvent, _audit: &AuditRecord) -> Result<EventRecorded, StoreError> {
+        let mut shipments = self.shipments.lock().map_err(poisoned)?;
+        let mut events = self.events.lock().map_err(poisoned)?;
+        let history = events.entry(stored.shipment.shipment_id.clone()).or_default();
+        if history.iter().any(|e| e.event_id == event.event_id) {
+            return Ok(EventRecorded::Duplicate);
+        }
+        if shipments.get(&stored.shipment.shipment_id).map(|s| s.version) != Some(expected_version) {
+            return Err(StoreError::Conflict(super::ConflictKind::StaleVersion));
+        }
+        history.push(event.clone());
+        shipments.insert(stored.shipment.shipment_id.clone(), stored.shipment.clone());
+        if let Some(at) = stored.last_event_at {
+            self.last_event_at.lock().map_err(poisoned)?.insert(stored.shipment.shipment_id.clone(), at);
+        }
+        Ok(EventRecorded::Recorded)
+    }
+
+    async fn events(&self, shipment_id: &str) -> Result<Vec<crate::domain::shipment::TrackingEvent>, StoreError> {
+        let mut events = self.events.lock().map_err(poisoned)?.get(shipment_id).cloned().unwrap_or_default();
+        events.sort_by_key(|e| e.occurred_at);
+        Ok(events)
     }
 
     async fn pending_outbox(&self, limit: u32) -> Result<Vec<OutboxMessage>, StoreError> {

@@ -1,0 +1,110 @@
+//! shipment-tracking: `POST /shipments/{id}/events` is the couriers' webhook (HMAC-signed, no
+//! JWT); `GET /shipments/{id}` shows a shipment with its event history to supervisors, finance
+//! and the sale's agent.
+
+use std::collections::HashMap;
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use backoffice_shared::Clock;
+use backoffice_shared::domain::audit::AuditEntry;
+use backoffice_shared::domain::principal::Role;
+use backoffice_shared::domain::shipment::{Applied, TrackingEvent};
+use backoffice_shared::domain::validation::Invalid;
+use backoffice_shared::http::idempotency::store_error;
+use backoffice_shared::http::{ApiError, ApiRequest, ApiResponse, Invocation, respond, webhook};
+use backoffice_shared::store::StoreError;
+use backoffice_shared::store::shipments::{EventRecorded, ShipmentStore};
+use serde_json::json;
+
+pub const ROUTES: &[&str] = &["POST /shipments/{id}/events", "GET /shipments/{id}"];
+
+/// Events are small; anything larger is not a courier's event.
+const EVENT_BODY_LIMIT: usize = 16 * 1024;
+
+pub struct Tracking<S, K> {
+    pub shipments: S,
+    pub clock: K,
+    /// courier id → webhook secret.
+    pub secrets: HashMap<String, String>,
+}
+
+impl<S: ShipmentStore, K: Clock> Tracking<S, K> {
+    pub async fn handle(&self, event: ApiGatewayV2httpRequest, invocation: &Invocation) -> ApiGatewayV2httpResponse {
+        respond(event, invocation, async |request: &ApiRequest| self.route(request).await).await
+    }
+
+    async fn route(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
+        match request.route_key.as_str() {
+            "POST /shipments/{id}/events" => self.webhook(request).await,
+            "GET /shipments/{id}" => self.read(request).await,
+            other => Err(ApiError::NotFound(format!("no route {other}"))),
+        }
+    }
+
+    async fn webhook(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
+        // Authenticate before reading anything: sender, signature over the raw body, freshness.
+        let courier = request.header(webhook::SENDER_HEADER).unwrap_or_default().to_owned();
+        let unauthorized = || ApiError::Unauthorized("unknown courier or invalid signature".into());
+        let secret = self.secrets.get(&courier).ok_or_else(unauthorized)?;
+        let body = request.body.as_deref().unwrap_or_default();
+        if body.len() > EVENT_BODY_LIMIT {
+            return Err(ApiError::PayloadTooLarge { limit: EVENT_BODY_LIMIT });
+        }
+        let now = self.clock.now();
+        webhook::verify(secret.as_bytes(), request.header(webhook::SIGNATURE_HEADER), body, now.unix_timestamp()).map_err(|e| {
+            tracing::warn!(courier = %courier, reason = %e, "webhook refused");
+            unauthorized()
+        })?;
+        let id = request.path_param("id")?;
+        let not_found = || ApiError::NotFound(format!("no shipment {id} for courier {courier}"));
+        let mut stored = self.shipments.load(id).await.map_err(store_error)?.ok_or_else(not_found)?;
+        if stored.shipment.plan.courier_id != courier {
+            return Err(not_found());
+        }
+        let event: TrackingEvent = request.json_body(EVENT_BODY_LIMIT)?;
+        let expected_version = stored.shipment.version;
+        let from = stored.shipment.status;
+        let applied = stored
+            .shipment
+            .apply(&event, stored.last_event_at, now)
+            .map_err(|e| ApiError::Validation(vec![Invalid::new("invalid_event", e.to_string()).at("")]))?;
+        if matches!(applied, Applied::Moved { .. }) {
+            stored.last_event_at = Some(event.occurred_at);
+        }
+        let audit = AuditEntry {
+            subject: stored.shipment.shipment_id.clone(),
+            seq: stored.shipment.version,
+            at: now,
+            actor: courier.clone(),
+            role: "courier".into(),
+            action: format!("{:?}", event.kind).to_uppercase(),
+            from_status: Some(format!("{from:?}")),
+            to_status: format!("{:?}", stored.shipment.status),
+            reasons: event.reason.iter().cloned().collect(),
+            details: json!({"event_id": event.event_id, "occurred_at": event.occurred_at.to_string(), "applied": matches!(applied, Applied::Moved { .. })}),
+        }
+        .seal(&stored.audit_head);
+        match self.shipments.record_event(&stored, expected_version, &event, &audit).await {
+            Ok(EventRecorded::Recorded) => Ok(ApiResponse::json(200, &json!({"status": stored.shipment.status, "applied": matches!(applied, Applied::Moved { .. })}))),
+            Ok(EventRecorded::Duplicate) => Ok(ApiResponse::json(200, &json!({"status": from, "duplicate": true}))),
+            // Two events of one shipment at the same moment: the courier retries.
+            Err(StoreError::Conflict(_)) => Err(ApiError::Unavailable("the shipment changed meanwhile; resend the event".into())),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    async fn read(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
+        let principal = request.principal()?;
+        let id = request.path_param("id")?;
+        let not_found = || ApiError::NotFound(format!("no shipment {id}"));
+        let stored = self.shipments.load(id).await.map_err(store_error)?.ok_or_else(not_found)?;
+        let shipment = &stored.shipment;
+        let allowed = principal.acts_for(&shipment.client_id)
+            && (principal.is_any(&[Role::Supervisor, Role::Finance, Role::Admin]) || (principal.is(Role::Agent) && principal.user_id == shipment.agent_id));
+        if !allowed {
+            return Err(not_found());
+        }
+        let events = self.shipments.events(id).await.map_err(store_error)?;
+        Ok(ApiResponse::json(200, &json!({"shipment": shipment, "events": events})))
+    }
+}
