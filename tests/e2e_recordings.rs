@@ -140,30 +140,6 @@ impl Scene {
         }
     }
 
-    /// Wait until the recordings queue has nothing visible or in flight: every event so far
-    /// has been processed (used to prove that a duplicate changed nothing).
-    async fn drain(&self) {
-        let url = self.env.resource("RecordingsQueue").reference.clone();
-        let started = Instant::now();
-        let mut quiet = 0;
-        while quiet < 3 {
-            let attributes = self
-                .env
-                .sqs
-                .get_queue_attributes()
-                .queue_url(&url)
-                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
-                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-                .send()
-                .await
-                .expect("queue attributes");
-            let count: u64 = attributes.attributes().map(|a| a.values().filter_map(|v| v.parse::<u64>().ok()).sum()).unwrap_or(0);
-            quiet = if count == 0 { quiet + 1 } else { 0 };
-            assert!(started.elapsed() < Duration::from_secs(60), "the recordings queue does not drain");
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    }
-
     async fn audit_len(&self, id: &str) -> usize {
         self.env
             .partition("PresalesTable", &format!("PRESALE#{id}"))
@@ -208,7 +184,7 @@ async fn an_upload_is_analyzed_attached_and_checked_and_duplicates_change_nothin
 
     // The same bytes again (a re-upload, or S3/SQS redelivery): nothing changes.
     s.upload(&s.key(&call_id), bytes, Some("agent-7")).await;
-    s.drain().await;
+    s.env.drain("RecordingsQueue").await;
     let after = s.presale(&id).await;
     assert_eq!((after["version"].as_u64(), s.audit_len(&id).await), (version, audits));
 

@@ -149,29 +149,6 @@ impl Desk {
         let sweep = self.env.send(self.env.request("POST", "/_local/functions/PresaleReviewFunction/invoke").json(&json!({"source": "aws.scheduler"}))).await;
         assert_eq!(sweep.status, 200, "{:?}", sweep.body);
     }
-
-    /// Wait until a queue has nothing visible or in flight.
-    async fn drain(&self, queue: &str) {
-        let url = self.env.resource(queue).reference.clone();
-        let started = Instant::now();
-        let mut quiet = 0;
-        while quiet < 3 {
-            let attributes = self
-                .env
-                .sqs
-                .get_queue_attributes()
-                .queue_url(&url)
-                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
-                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-                .send()
-                .await
-                .expect("queue attributes");
-            let count: u64 = attributes.attributes().map(|a| a.values().filter_map(|v| v.parse::<u64>().ok()).sum()).unwrap_or(0);
-            quiet = if count == 0 { quiet + 1 } else { 0 };
-            assert!(started.elapsed() < Duration::from_secs(60), "{queue} does not drain");
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    }
 }
 
 #[tokio::test]
@@ -224,7 +201,7 @@ async fn a_recorded_presale_is_claimed_reviewed_and_approved_into_exactly_one_sa
     for sent in join_all(sends.collect()).await {
         sent.expect("redelivery");
     }
-    d.drain("SalesQueue").await;
+    d.env.drain("SalesQueue").await;
     assert_eq!(d.messages_on("BillingQueue", "InvoiceRequested", &sale_id).await, 1, "exactly one invoice request");
 
     let audit = d.env.send(d.env.as_caller(&caller("sup-1", "supervisor", &[&d.client]), "GET", &format!("/presales/{id}/audit"))).await;
@@ -253,7 +230,7 @@ async fn a_recorded_presale_is_claimed_reviewed_and_approved_into_exactly_one_sa
     d.sweep().await;
     let second_sale = format!("S-{second}");
     d.wait_shipment(&second_sale).await;
-    d.drain("SalesQueue").await;
+    d.env.drain("SalesQueue").await;
     assert_eq!(d.messages_on("BillingQueue", "InvoiceRequested", &second_sale).await, 1, "delivered once after the outage");
 }
 

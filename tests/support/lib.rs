@@ -189,6 +189,29 @@ impl TestEnv {
         }
     }
 
+    /// Wait until a queue has nothing visible or in flight (three quiet reads in a row): every
+    /// message sent so far has been processed.
+    pub async fn drain(&self, logical_queue: &str) {
+        let url = self.resource(logical_queue).reference.clone();
+        let started = std::time::Instant::now();
+        let mut quiet = 0;
+        while quiet < 3 {
+            let attributes = self
+                .sqs
+                .get_queue_attributes()
+                .queue_url(&url)
+                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("queue attributes of {logical_queue}: {e:?}"));
+            let count: u64 = attributes.attributes().map(|a| a.values().filter_map(|v| v.parse::<u64>().ok()).sum()).unwrap_or(0);
+            quiet = if count == 0 { quiet + 1 } else { 0 };
+            assert!(started.elapsed() < std::time::Duration::from_secs(60), "{logical_queue} does not drain");
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+    }
+
     /// Every item of a DynamoDB partition, raw.
     pub async fn partition(&self, logical_table: &str, pk: &str) -> Vec<HashMap<String, AttributeValue>> {
         let output = self

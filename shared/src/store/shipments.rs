@@ -219,17 +219,7 @@ impl ShipmentStore for DynamoShipmentStore {
     }
 
     async fn get(&self, shipment_id: &str) -> Result<Option<Shipment>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(format!("SHIPMENT#{shipment_id}")))
-            .key("sk", AttributeValue::S("META".into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        output.item.map(|item| serde_dynamo::from_item(item).map_err(corrupt("reading shipment"))).transpose()
+        Ok(self.load(shipment_id).await?.map(|stored| stored.shipment))
     }
 
     async fn pending_outbox(&self, limit: u32) -> Result<Vec<OutboxMessage>, StoreError> {
