@@ -23,7 +23,7 @@ use time::OffsetDateTime;
 
 use crate::domain::tipification::{Catalog, Contact, Family, Node};
 
-use super::dynamo::sdk_error;
+use super::dynamo::{cancellation_reasons, classify, sdk_error};
 use super::{CounterRow, Page, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -140,16 +140,6 @@ impl DynamoContactStore {
     }
 }
 
-/// Classify without consuming (the retry loop still needs the error).
-fn sdk_error_ref<E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::fmt::Debug>(err: &SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>) -> StoreError {
-    match err {
-        SdkError::ServiceError(service) if service.raw().status().as_u16() >= 500 => StoreError::Unavailable("service error".into()),
-        SdkError::ServiceError(service) if service.err().code() == Some("ThrottlingException") => StoreError::Unavailable("throttled".into()),
-        SdkError::ServiceError(_) | SdkError::ConstructionFailure(_) => StoreError::Backend(format!("{err:?}")),
-        _ => StoreError::Unavailable(format!("{err}")),
-    }
-}
-
 fn ext_pk(contact: &Contact) -> String {
     format!("EXT#{}#{}#{}", contact.client_id, contact.channel.as_str(), contact.external_id)
 }
@@ -230,30 +220,20 @@ impl ContactStore for DynamoContactStore {
         // all but one of such transactions (TransactionConflict). Retry those with backoff; a
         // failed condition on the external id means this interaction was already recorded.
         for attempt in 0..6u32 {
-            let outcome = self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
-            let reasons: Vec<String> = match &outcome {
+            let err = match self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await {
                 Ok(_) => return Ok(Recorded::Created),
-                Err(SdkError::ServiceError(e)) if e.err().is_transaction_canceled_exception() => match e.err() {
-                    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => {
-                        c.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None").to_owned()).collect()
-                    }
-                    _ => vec![],
-                },
-                Err(_) => vec![],
+                Err(err) => err,
             };
-            let duplicate = reasons.get(1).is_some_and(|r| r == "ConditionalCheckFailed") || (reasons.is_empty() && outcome.is_err() && self.get(&self.contacts_table, &ext_pk(contact), "META").await?.is_some());
-            if duplicate {
+            let reasons = cancellation_reasons(&err).unwrap_or_default();
+            if reasons.get(1).is_some_and(|r| r == "ConditionalCheckFailed") {
                 let ext = self.get(&self.contacts_table, &ext_pk(contact), "META").await?.ok_or(StoreError::Conflict(super::ConflictKind::AlreadyExists))?;
                 let id = ext.get("contact_id").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
                 let existing = self.get(&self.contacts_table, &format!("CONTACT#{id}"), "META").await?.ok_or(StoreError::Conflict(super::ConflictKind::AlreadyExists))?;
                 return Ok(Recorded::Duplicate(Box::new(serde_dynamo::from_item(existing).map_err(corrupt("reading contact"))?)));
             }
-            let retryable = reasons.iter().any(|r| r == "TransactionConflict") || matches!(&outcome, Err(e) if matches!(sdk_error_ref(e), StoreError::Unavailable(_)));
+            let retryable = reasons.iter().any(|r| r == "TransactionConflict") || matches!(classify(&err), StoreError::Unavailable(_));
             if !retryable {
-                return match outcome {
-                    Err(e) => Err(sdk_error(e)),
-                    Ok(_) => Ok(Recorded::Created),
-                };
+                return Err(sdk_error(err));
             }
             tokio::time::sleep(std::time::Duration::from_millis(20 * u64::from(attempt + 1) + u64::from(attempt) * 13)).await;
         }

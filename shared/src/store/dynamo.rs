@@ -42,9 +42,17 @@ const RETRYABLE_CODES: &[&str] = &[
     "TransactionInProgressException",
 ];
 
+type Response = aws_sdk_dynamodb::config::http::HttpResponse;
+type TransactError = aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+
 /// Map an SDK failure: transport problems and throttling may pass; anything else is ours.
-pub(crate) fn sdk_error<E: ProvideErrorMetadata + std::fmt::Debug>(err: SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>) -> StoreError {
-    match &err {
+pub(crate) fn sdk_error<E: ProvideErrorMetadata + std::fmt::Debug>(err: SdkError<E, Response>) -> StoreError {
+    classify(&err)
+}
+
+/// [`sdk_error`] without consuming the error (retry loops still need it).
+pub(crate) fn classify<E: ProvideErrorMetadata + std::fmt::Debug>(err: &SdkError<E, Response>) -> StoreError {
+    match err {
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or("Unknown");
             let message = service.err().message().unwrap_or_default();
@@ -59,6 +67,14 @@ pub(crate) fn sdk_error<E: ProvideErrorMetadata + std::fmt::Debug>(err: SdkError
         SdkError::ConstructionFailure(_) => StoreError::Backend(format!("{err:?}")),
         _ => StoreError::Unavailable(format!("{err}")),
     }
+}
+
+/// The per-item reasons of a cancelled transaction ("ConditionalCheckFailed",
+/// "TransactionConflict", "None"…), in the order of its items; `None` if it was not cancelled.
+pub(crate) fn cancellation_reasons(err: &SdkError<TransactError, Response>) -> Option<Vec<String>> {
+    let SdkError::ServiceError(service) = err else { return None };
+    let TransactError::TransactionCanceledException(cancel) = service.err() else { return None };
+    Some(cancel.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None").to_owned()).collect())
 }
 
 fn s(value: impl Into<String>) -> AttributeValue {
@@ -175,20 +191,9 @@ impl DynamoPresaleStore {
     }
 
     /// Which of the transaction's items failed its condition, if the service said.
-    fn cancelled_indexes<R: std::fmt::Debug>(err: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>) -> Option<Vec<usize>> {
-        let SdkError::ServiceError(service) = err else { return None };
-        let aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(cancel) = service.err() else {
-            return None;
-        };
-        Some(
-            cancel
-                .cancellation_reasons()
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
-                .map(|(i, _)| i)
-                .collect(),
-        )
+    fn cancelled_indexes(err: &SdkError<TransactError, Response>) -> Option<Vec<usize>> {
+        let reasons = cancellation_reasons(err)?;
+        Some(reasons.iter().enumerate().filter(|(_, r)| *r == "ConditionalCheckFailed").map(|(i, _)| i).collect())
     }
 
     fn encode_cursor(key: &Item) -> Option<String> {

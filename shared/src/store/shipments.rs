@@ -11,13 +11,12 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 
 use crate::domain::audit::AuditRecord;
 use crate::domain::shipment::Shipment;
 
-use super::dynamo::{mark_sent, outbox_put, pending_outbox, sdk_error};
+use super::dynamo::{cancellation_reasons, mark_sent, outbox_put, pending_outbox, sdk_error};
 use super::{OutboxMessage, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -102,20 +101,11 @@ impl ShipmentStore for DynamoShipmentStore {
         let items = vec![self.put(item)?, self.put(audit_item)?, outbox_put(&self.table, outbox)?];
         match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => Ok(Created::Created),
-            Err(SdkError::ServiceError(e)) if e.err().is_transaction_canceled_exception() => {
-                let reasons: Vec<String> = match e.err() {
-                    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => {
-                        c.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None").to_owned()).collect()
-                    }
-                    _ => vec![],
-                };
-                if reasons.first().is_some_and(|r| r == "ConditionalCheckFailed") {
-                    Ok(Created::AlreadyExists)
-                } else {
-                    Err(StoreError::Unavailable(format!("shipment transaction cancelled: {reasons:?}")))
-                }
-            }
-            Err(e) => Err(sdk_error(e)),
+            Err(err) => match cancellation_reasons(&err) {
+                Some(reasons) if reasons.first().is_some_and(|r| r == "ConditionalCheckFailed") => Ok(Created::AlreadyExists),
+                Some(reasons) => Err(StoreError::Unavailable(format!("shipment transaction cancelled: {reasons:?}"))),
+                None => Err(sdk_error(err)),
+            },
         }
     }
 
@@ -173,20 +163,11 @@ impl ShipmentStore for DynamoShipmentStore {
         let items = vec![TransactWriteItem::builder().put(meta).build(), self.put(event_item)?, self.put(audit_item)?];
         match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => Ok(EventRecorded::Recorded),
-            Err(SdkError::ServiceError(e)) if e.err().is_transaction_canceled_exception() => {
-                let reasons: Vec<String> = match e.err() {
-                    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => {
-                        c.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None").to_owned()).collect()
-                    }
-                    _ => vec![],
-                };
-                if reasons.get(1).is_some_and(|r| r == "ConditionalCheckFailed") {
-                    Ok(EventRecorded::Duplicate)
-                } else {
-                    Err(StoreError::Conflict(super::ConflictKind::StaleVersion))
-                }
-            }
-            Err(e) => Err(sdk_error(e)),
+            Err(err) => match cancellation_reasons(&err) {
+                Some(reasons) if reasons.get(1).is_some_and(|r| r == "ConditionalCheckFailed") => Ok(EventRecorded::Duplicate),
+                Some(_) => Err(StoreError::Conflict(super::ConflictKind::StaleVersion)),
+                None => Err(sdk_error(err)),
+            },
         }
     }
 
