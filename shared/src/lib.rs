@@ -9,6 +9,7 @@ pub mod outbox;
 pub mod recordings;
 pub mod store;
 pub mod telemetry;
+pub mod testing;
 
 pub use time::OffsetDateTime;
 

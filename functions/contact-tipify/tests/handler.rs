@@ -1,12 +1,11 @@
 //! The tipification routes with in-memory adapters.
 
-use std::collections::BTreeMap;
 
 use aws_lambda_events::apigw::{ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequest};
 use aws_lambda_events::encodings::Body;
 use backoffice_shared::Clock;
-use backoffice_shared::domain::catalog::{Campaign, CampaignCatalog, CatalogItem};
-use backoffice_shared::domain::money::{Currency, Money};
+use backoffice_shared::domain::catalog::CampaignCatalog;
+use backoffice_shared::testing::campaign_catalog;
 use backoffice_shared::http::Invocation;
 use backoffice_shared::store::contacts::MemoryContactStore;
 use backoffice_shared::store::memory::{MemoryCampaignDirectory, MemoryPresaleStore};
@@ -26,22 +25,7 @@ impl Clock for FixedClock {
 type Service = Tipify<MemoryContactStore, MemoryCampaignDirectory, MemoryPresaleStore, FixedClock>;
 
 fn campaign(id: &str, client: &str) -> CampaignCatalog {
-    let pen = Currency::parse("PEN").expect("PEN");
-    let mut items = BTreeMap::new();
-    items.insert("FIB-300".into(), CatalogItem { sku: "FIB-300".into(), name: "Fibra".into(), unit_price: Money::from_minor(14990, pen), active: true });
-    CampaignCatalog {
-        campaign: Campaign {
-            campaign_id: id.into(),
-            client_id: client.into(),
-            name: "C".into(),
-            currency: pen,
-            timezone: "America/Lima".into(),
-            active: true,
-            checks: Default::default(),
-            max_attempts_per_day: 3,
-        },
-        items,
-    }
+    campaign_catalog(id, client)
 }
 
 fn service() -> Service {

@@ -1,11 +1,10 @@
 //! Handler tests with in-memory adapters: every route, role, tenant and error shape.
 
-use std::collections::BTreeMap;
 
 use aws_lambda_events::apigw::{ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequest};
 use aws_lambda_events::encodings::Body;
-use backoffice_shared::domain::catalog::{Campaign, CampaignCatalog, CatalogItem};
-use backoffice_shared::domain::money::{Currency, Money};
+use backoffice_shared::domain::catalog::CampaignCatalog;
+use backoffice_shared::testing::campaign_catalog;
 use backoffice_shared::store::memory::{MemoryCampaignDirectory, MemoryIdempotencyStore, MemoryPresaleStore};
 use serde_json::{Value, json};
 use time::macros::datetime;
@@ -23,14 +22,9 @@ impl Clock for FixedClock {
 type TestIntake = Intake<MemoryPresaleStore, MemoryCampaignDirectory, MemoryIdempotencyStore, FixedClock>;
 
 fn catalog(campaign_id: &str, client_id: &str, active: bool) -> CampaignCatalog {
-    let pen = Currency::parse("PEN").expect("PEN");
-    let mut items = BTreeMap::new();
-    items.insert("FIB-300".into(), CatalogItem { sku: "FIB-300".into(), name: "Fibra 300".into(), unit_price: Money::from_minor(14990, pen), active: true });
-    items.insert("ROUTER".into(), CatalogItem { sku: "ROUTER".into(), name: "Router".into(), unit_price: Money::from_minor(1999, pen), active: true });
-    CampaignCatalog {
-        campaign: Campaign { campaign_id: campaign_id.into(), client_id: client_id.into(), name: "Fibra".into(), currency: pen, timezone: "America/Lima".into(), active, checks: Default::default(), max_attempts_per_day: 3 },
-        items,
-    }
+    let mut catalog = campaign_catalog(campaign_id, client_id);
+    catalog.campaign.active = active;
+    catalog
 }
 
 fn intake() -> TestIntake {

@@ -1,6 +1,5 @@
 //! Handler tests with in-memory adapters, a controllable clock and a publisher that can fail.
 
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -8,8 +7,8 @@ use async_trait::async_trait;
 use aws_lambda_events::apigw::{ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequest};
 use aws_lambda_events::encodings::Body;
 use backoffice_shared::domain::audit::GENESIS_HASH;
-use backoffice_shared::domain::catalog::{Campaign, CampaignCatalog, CatalogItem};
-use backoffice_shared::domain::money::{Currency, Money};
+use backoffice_shared::domain::catalog::CampaignCatalog;
+use backoffice_shared::testing::campaign_catalog;
 use backoffice_shared::domain::presale::{PresaleAction, PresaleDraft, Registration, register};
 use backoffice_shared::domain::recording::{Finding, Severity};
 use backoffice_shared::store::memory::{MemoryCampaignDirectory, MemoryPresaleStore};
@@ -64,13 +63,7 @@ impl Publisher for Queue {
 type TestReview = Review<MemoryPresaleStore, MemoryCampaignDirectory, Links, Queue, TestClock>;
 
 fn catalog() -> CampaignCatalog {
-    let pen = Currency::parse("PEN").expect("PEN");
-    let mut items = BTreeMap::new();
-    items.insert("FIB-300".into(), CatalogItem { sku: "FIB-300".into(), name: "Fibra".into(), unit_price: Money::from_minor(14990, pen), active: true });
-    CampaignCatalog {
-        campaign: Campaign { campaign_id: "c1".into(), client_id: "acme".into(), name: "C".into(), currency: pen, timezone: "America/Lima".into(), active: true, checks: Default::default(), max_attempts_per_day: 3 },
-        items,
-    }
+    campaign_catalog("c1", "acme")
 }
 
 fn service() -> TestReview {

@@ -1,13 +1,12 @@
 //! The SQS handler with in-memory adapters: batch semantics (partial failures), test events,
 //! unrecognized keys, redeliveries, and the order of arrival of recording and pre-sale.
 
-use std::collections::BTreeMap;
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use backoffice_shared::Clock;
 use backoffice_shared::domain::audit::{AuditEntry, GENESIS_HASH};
-use backoffice_shared::domain::catalog::{Campaign, CampaignCatalog, CatalogItem};
-use backoffice_shared::domain::money::{Currency, Money};
+use backoffice_shared::domain::catalog::CampaignCatalog;
+use backoffice_shared::testing::campaign_catalog;
 use backoffice_shared::domain::presale::{PresaleDraft, PresaleId, PresaleStatus, Registration, register};
 use backoffice_shared::store::PresaleStore;
 use backoffice_shared::store::memory::{MemoryCampaignDirectory, MemoryPresaleStore};
@@ -32,13 +31,7 @@ const BUCKET: &str = "recordings";
 const KEY: &str = "calls/acme/c1/2026/11/23/call-1.wav";
 
 fn catalog() -> CampaignCatalog {
-    let pen = Currency::parse("PEN").expect("PEN");
-    let mut items = BTreeMap::new();
-    items.insert("FIB-300".into(), CatalogItem { sku: "FIB-300".into(), name: "Fibra".into(), unit_price: Money::from_minor(14990, pen), active: true });
-    CampaignCatalog {
-        campaign: Campaign { campaign_id: "c1".into(), client_id: "acme".into(), name: "C".into(), currency: pen, timezone: "America/Lima".into(), active: true, checks: Default::default(), max_attempts_per_day: 3 },
-        items,
-    }
+    campaign_catalog("c1", "acme")
 }
 
 fn ingest() -> TestIngest {
