@@ -24,3 +24,7 @@ pub fn s3(config: &SdkConfig) -> aws_sdk_s3::Client {
     let s3_config = aws_sdk_s3::config::Builder::from(config).force_path_style(custom_endpoint).build();
     aws_sdk_s3::Client::from_conf(s3_config)
 }
+
+pub fn sesv2(config: &SdkConfig) -> aws_sdk_sesv2::Client {
+    aws_sdk_sesv2::Client::new(config)
+}

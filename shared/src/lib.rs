@@ -3,8 +3,10 @@
 
 pub mod aws;
 pub mod config;
+pub mod documents;
 pub mod domain;
 pub mod http;
+pub mod mail;
 pub mod outbox;
 pub mod recordings;
 pub mod store;

@@ -743,7 +743,7 @@ pub fn plan_shipment(
 
 /// Human-readable wire forms for the calendar ("2026-12-25", "14:00", "MONDAY"), independent of
 /// the `time` crate's serde features (whose default form for a date is `[2026, 359]`).
-mod wire {
+pub(crate) mod wire {
     use serde::de::Error as _;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use time::format_description::BorrowedFormatItem;

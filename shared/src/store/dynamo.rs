@@ -720,6 +720,83 @@ impl super::FulfillmentDirectory for DynamoCampaignDirectory {
     }
 }
 
+/// `CLIENT#{id}` / `CONFIG`: the client company, and its `billing` map when it is invoiced
+/// through the back office. The legal name and RUC default to the client's own.
+#[derive(Deserialize)]
+struct ClientRow {
+    client_id: String,
+    name: String,
+    ruc: String,
+    #[serde(default)]
+    billing: Option<BillingRow>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BillingRow {
+    #[serde(default)]
+    legal_name: Option<String>,
+    #[serde(default)]
+    address: String,
+    finance_email: String,
+    #[serde(default = "default_payment_terms")]
+    payment_terms_days: u16,
+    #[serde(default)]
+    tax: crate::domain::invoice::TaxConfig,
+    #[serde(default = "default_factura_series")]
+    factura_series: String,
+    #[serde(default = "default_boleta_series")]
+    boleta_series: String,
+    #[serde(default = "default_utc_offset")]
+    utc_offset_minutes: i16,
+}
+
+fn default_payment_terms() -> u16 {
+    30
+}
+fn default_factura_series() -> String {
+    "F001".into()
+}
+fn default_boleta_series() -> String {
+    "B001".into()
+}
+/// Lima (UTC−5, no daylight saving).
+fn default_utc_offset() -> i16 {
+    -300
+}
+
+#[async_trait]
+impl super::BillingDirectory for DynamoCampaignDirectory {
+    async fn billing_profile(&self, client_id: &str) -> Result<Option<crate::domain::invoice::BillingProfile>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("CLIENT#{client_id}")))
+            .key("sk", s("CONFIG"))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let Some(item) = output.item else { return Ok(None) };
+        let row: ClientRow = serde_dynamo::from_item(item).map_err(corrupt("reading client configuration"))?;
+        let Some(billing) = row.billing else { return Ok(None) };
+        let ruc = crate::domain::identity::Document::new(crate::domain::identity::DocumentType::Ruc, &row.ruc)
+            .map_err(|e| StoreError::Corrupt(format!("client {client_id}: ruc: {}", e.detail)))?;
+        Ok(Some(crate::domain::invoice::BillingProfile {
+            client_id: row.client_id,
+            legal_name: billing.legal_name.unwrap_or(row.name),
+            ruc,
+            address: billing.address,
+            finance_email: billing.finance_email,
+            payment_terms_days: billing.payment_terms_days,
+            tax: billing.tax,
+            factura_series: billing.factura_series,
+            boleta_series: billing.boleta_series,
+            utc_offset_minutes: billing.utc_offset_minutes,
+        }))
+    }
+}
+
 // ------------------------------------------------------------------------------------------
 // Idempotency
 // ------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ use crate::domain::recording::{CustomerHistory, Recording};
 
 pub mod contacts;
 pub mod dynamo;
+pub mod invoices;
 pub mod memory;
 pub mod shipments;
 
@@ -167,6 +168,13 @@ pub trait FulfillmentDirectory: Send + Sync {
         &self,
         campaign_id: &str,
     ) -> Result<(std::collections::BTreeMap<String, crate::domain::fulfillment::ShippingSpec>, Option<crate::domain::fulfillment::FulfillmentConfig>), StoreError>;
+}
+
+/// What invoicing needs from a client's configuration.
+#[async_trait]
+pub trait BillingDirectory: Send + Sync {
+    /// The client's billing profile; `None` if the client has none configured.
+    async fn billing_profile(&self, client_id: &str) -> Result<Option<crate::domain::invoice::BillingProfile>, StoreError>;
 }
 
 #[async_trait]
