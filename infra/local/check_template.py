@@ -21,6 +21,7 @@ Prints one line per check, then `N passed, M failed`; exits 1 if any failed.
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 import sys
 import tomllib
@@ -422,6 +423,17 @@ def check_policies(t: Template, r: Report) -> None:
                 problems.append(f"statement {st.get('Sid', '?')}: {', '.join(actions)} on Resource '*'")
             if st.get("NotResource") is not None or st.get("NotAction") is not None:
                 problems.append(f"statement {st.get('Sid', '?')}: NotAction/NotResource")
+            # Sending mail: only from the configured identity, and only with its From address.
+            if any(a.lower().startswith("ses:send") for a in actions):
+                from_address = ((st.get("Condition") or {}).get("StringEquals") or {}).get("ses:FromAddress")
+                if "*" in resources or from_address is None:
+                    problems.append(f"statement {st.get('Sid', '?')}: SES send needs identity resources and a ses:FromAddress condition")
+            # Writing objects: under a prefix of the bucket, never the whole bucket.
+            if "s3:PutObject" in actions:
+                for res in resources:
+                    text = json.dumps(res)
+                    if text.rstrip('"}]').endswith("/*") and not re.search(r"\}/[^*\"]+/\*", text):
+                        problems.append(f"statement {st.get('Sid', '?')}: s3:PutObject on a whole bucket ({text})")
         r.check(not problems, label, f"{fn} ({len(statements)} statement(s))" if not problems else f"{fn}: " + "; ".join(problems))
 
 

@@ -62,11 +62,13 @@ ALLOWED_TYPES = [
     "AWS::S3::Bucket",
     "AWS::S3::BucketPolicy",
     "AWS::SSM::Parameter",
+    "AWS::SES::ConfigurationSet",
+    "AWS::SES::EmailIdentity",
 ]
 
 # Types moto's CloudFormation does not implement (it skips them with a warning): provision.py
 # applies them itself after the stack, through the service APIs.
-APPLIED_AFTER_STACK = {"AWS::SQS::QueuePolicy", "AWS::S3::BucketPolicy"}
+APPLIED_AFTER_STACK = {"AWS::SQS::QueuePolicy", "AWS::S3::BucketPolicy", "AWS::SES::ConfigurationSet", "AWS::SES::EmailIdentity"}
 
 # Properties moto's CloudFormation ignores; stripped from the stack and applied after it.
 STRIPPED_PROPERTIES = {
@@ -755,7 +757,11 @@ def local_bucket_policy(document: dict[str, Any], name: str, notes: list[str]) -
 
 # Queue policies before bucket notifications: S3 checks that it may send to a destination when
 # the notification is configured (what the template's DependsOn orders on AWS).
-FIXUP_ORDER = ["AWS::SQS::QueuePolicy", "AWS::S3::BucketPolicy", "AWS::DynamoDB::Table", "AWS::S3::Bucket"]
+FIXUP_ORDER = [
+    "AWS::SQS::QueuePolicy", "AWS::S3::BucketPolicy", "AWS::DynamoDB::Table", "AWS::S3::Bucket",
+    # The identity names its configuration set.
+    "AWS::SES::ConfigurationSet", "AWS::SES::EmailIdentity",
+]
 
 
 def apply_fixups(clients: Clients, kept: dict[str, dict[str, Any]], resolver: Resolver, notes: list[str]) -> None:
@@ -787,12 +793,47 @@ def apply_fixups(clients: Clients, kept: dict[str, dict[str, Any]], resolver: Re
             apply_bucket(clients, resolver.resources[name]["ref"], props, notes)
         elif rtype == "AWS::DynamoDB::Table":
             apply_table(clients, resolver.resources[name]["ref"], props)
+        elif rtype == "AWS::SES::ConfigurationSet":
+            apply_configuration_set(clients, props)
+        elif rtype == "AWS::SES::EmailIdentity":
+            apply_email_identity(clients, props)
+
+
+def apply_configuration_set(clients: Clients, props: dict[str, Any]) -> None:
+    name = props["Name"]
+    try:
+        clients.sesv2.get_configuration_set(ConfigurationSetName=name)
+        return
+    except ClientError as err:
+        if error_code(err) != "NotFoundException":
+            raise
+    clients.sesv2.create_configuration_set(ConfigurationSetName=name)
+    clients.sesv2.get_configuration_set(ConfigurationSetName=name)
+    log(f"SES configuration set {name} created")
+
+
+def apply_email_identity(clients: Clients, props: dict[str, Any]) -> None:
+    """The emulator treats a created identity as verified; on AWS the domain's DKIM records do."""
+    identity = props["EmailIdentity"]
+    existing = {i["IdentityName"] for i in clients.sesv2.list_email_identities().get("EmailIdentities") or []}
+    if identity in existing:
+        return
+    kwargs: dict[str, Any] = {"EmailIdentity": identity}
+    config_set = (props.get("ConfigurationSetAttributes") or {}).get("ConfigurationSetName")
+    if config_set:
+        kwargs["ConfigurationSetName"] = config_set
+    clients.sesv2.create_email_identity(**kwargs)
+    log(f"SES identity {identity} created")
 
 
 def after_stack_ref(rtype: str, name: str, props: dict[str, Any], stack_name: str) -> str:
     """Ref of a resource provision.py applies itself (CloudFormation returns a generated id)."""
     if rtype == "AWS::S3::BucketPolicy":
         return str(props.get("Bucket", name))
+    if rtype == "AWS::SES::ConfigurationSet":
+        return str(props.get("Name", name))
+    if rtype == "AWS::SES::EmailIdentity":
+        return str(props.get("EmailIdentity", name))
     return f"{stack_name}-{name}"
 
 

@@ -1,0 +1,150 @@
+//! The invoice e-mail: a multipart MIME message (plain text and HTML alternatives, the PDF
+//! attached) built with mail-builder, and its envelope.
+
+use backoffice_shared::domain::invoice::Invoice;
+use backoffice_shared::mail::OutgoingEmail;
+use mail_builder::MessageBuilder;
+use mail_builder::headers::address::Address;
+use time::OffsetDateTime;
+
+/// Who invoices are sent from: one verified identity for every client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sender {
+    /// `facturacion@backoffice.example.com`.
+    pub address: String,
+}
+
+impl Sender {
+    fn domain(&self) -> &str {
+        self.address.rsplit_once('@').map(|(_, d)| d).unwrap_or("localhost")
+    }
+}
+
+/// The e-mail for `invoice`: to the buyer (when they gave an address) and, hidden from them,
+/// to the client's finance team; replies go to finance.
+pub fn build(invoice: &Invoice, pdf: &[u8], finance_email: &str, sender: &Sender, now: OffsetDateTime) -> std::io::Result<OutgoingEmail> {
+    let buyer_email = invoice.buyer.email.clone().filter(|e| !e.trim().is_empty());
+    let (to, bcc) = match &buyer_email {
+        Some(buyer) if !buyer.eq_ignore_ascii_case(finance_email) => (vec![buyer.clone()], vec![finance_email.to_owned()]),
+        _ => (vec![finance_email.to_owned()], vec![]),
+    };
+    let to_header: Address<'_> = match &buyer_email {
+        Some(buyer) => Address::new_address(Some(invoice.buyer.name.as_str()), buyer.as_str()),
+        None => Address::new_address(Some(invoice.seller.name.as_str()), finance_email),
+    };
+    let raw = MessageBuilder::new()
+        .from((invoice.seller.name.as_str(), sender.address.as_str()))
+        .to(to_header)
+        .reply_to((invoice.seller.name.as_str(), finance_email))
+        .subject(subject(invoice))
+        .message_id(format!("{}.{}@{}", invoice.invoice_id, now.unix_timestamp(), sender.domain()))
+        .date(now.unix_timestamp())
+        .header("X-Invoice-Id", mail_builder::headers::raw::Raw::new(invoice.invoice_id.as_str()))
+        .text_body(text_body(invoice))
+        .html_body(html_body(invoice))
+        .attachment("application/pdf", format!("{}.pdf", invoice.invoice_id), pdf)
+        .write_to_vec()?;
+    Ok(OutgoingEmail { from: sender.address.clone(), to, bcc, raw })
+}
+
+pub fn subject(invoice: &Invoice) -> String {
+    format!("{} {} - {}", title_case(invoice.kind.title()), invoice.invoice_id, invoice.seller.name)
+}
+
+/// "BOLETA DE VENTA ELECTRÓNICA" → "Boleta de venta electrónica".
+fn title_case(title: &str) -> String {
+    let lower = title.to_lowercase();
+    let mut chars = lower.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+fn amount(m: &backoffice_shared::domain::money::Money) -> String {
+    format!("{} {}", m.currency().code(), m.to_decimal_string())
+}
+
+fn text_body(invoice: &Invoice) -> String {
+    format!(
+        "Estimado(a) {buyer}:\n\n\
+         Adjuntamos su {kind} {number} emitida por {seller} (RUC {ruc}).\n\n\
+         Fecha de emisión: {issued}\n\
+         Fecha de vencimiento: {due}\n\
+         Importe total: {total}\n\
+         SON: {words}\n\n\
+         Venta: {sale}\n\
+         Envío: {shipment} (seguimiento {tracking})\n\n\
+         El comprobante en PDF va adjunto a este mensaje. Para cualquier consulta sobre el pago, responda a este correo.\n",
+        buyer = invoice.buyer.name,
+        kind = title_case(invoice.kind.title()).to_lowercase(),
+        number = invoice.invoice_id,
+        seller = invoice.seller.name,
+        ruc = invoice.seller.document.number(),
+        issued = invoice.issue_date,
+        due = invoice.due_date,
+        total = amount(&invoice.totals.total),
+        words = invoice.total_in_words,
+        sale = invoice.sale_id,
+        shipment = invoice.shipment_id,
+        tracking = invoice.tracking_reference,
+    )
+}
+
+fn html_body(invoice: &Invoice) -> String {
+    let e = |s: &str| escape(s);
+    let rows: String = invoice
+        .lines
+        .iter()
+        .map(|l| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td style=\"text-align:right\">{}</td></tr>",
+                l.quantity,
+                e(&l.description),
+                e(&amount(&l.total))
+            )
+        })
+        .collect();
+    format!(
+        "<!DOCTYPE html><html lang=\"es\"><body style=\"font-family:Arial,sans-serif\">\
+         <p>Estimado(a) {buyer}:</p>\
+         <p>Adjuntamos su {kind} <strong>{number}</strong> emitida por {seller} (RUC {ruc}).</p>\
+         <table cellpadding=\"4\" style=\"border-collapse:collapse\">\
+         <tr><th>Cant.</th><th>Descripción</th><th>Importe</th></tr>{rows}\
+         <tr><td></td><td>Op. gravadas</td><td style=\"text-align:right\">{subtotal}</td></tr>\
+         <tr><td></td><td>{tax_name}</td><td style=\"text-align:right\">{tax}</td></tr>\
+         <tr><td></td><td><strong>Importe total</strong></td><td style=\"text-align:right\"><strong>{total}</strong></td></tr>\
+         </table>\
+         <p>SON: {words}</p>\
+         <p>Fecha de emisión: {issued}<br>Fecha de vencimiento: {due}<br>Venta: {sale}<br>Envío: {shipment} (seguimiento {tracking})</p>\
+         <p>El comprobante en PDF va adjunto a este mensaje.</p></body></html>",
+        buyer = e(&invoice.buyer.name),
+        kind = e(&title_case(invoice.kind.title()).to_lowercase()),
+        number = e(&invoice.invoice_id),
+        seller = e(&invoice.seller.name),
+        ruc = e(invoice.seller.document.number()),
+        subtotal = e(&amount(&invoice.totals.subtotal)),
+        tax_name = e(&invoice.tax.name),
+        tax = e(&amount(&invoice.totals.tax)),
+        total = e(&amount(&invoice.totals.total)),
+        words = e(&invoice.total_in_words),
+        issued = invoice.issue_date,
+        due = invoice.due_date,
+        sale = e(&invoice.sale_id),
+        shipment = e(&invoice.shipment_id),
+        tracking = e(&invoice.tracking_reference),
+    )
+}
+
+/// Names come from pre-sales typed by agents: never trusted as HTML.
+fn escape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}

@@ -1,0 +1,268 @@
+//! invoice-issue: each `InvoiceRequested` on the billing queue becomes exactly one invoice,
+//! numbered in its client's series without gaps, rendered to PDF, stored, and e-mailed once
+//! to the buyer and the client's finance team.
+//!
+//! Three steps, each safe to repeat:
+//! 1. **issue**: the sale's invoice exists, or the next number and the invoice are written in
+//!    one transaction (a lost race for a number is retried with the next one);
+//! 2. **PDF**: rendered deterministically and stored under a key derived from the number; a
+//!    repeat reads the stored bytes back, so the attachment is always the stored file;
+//! 3. **e-mail**: sent under a lease, its message id recorded; once recorded, never sent again.
+//!
+//! A failure in step 2 or 3 leaves the message for a retry and the invoice as it is; the
+//! scheduled sweep also delivers invoices whose e-mail is still pending.
+
+pub mod email;
+
+use std::time::Duration;
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use backoffice_shared::Clock;
+use backoffice_shared::documents::DocumentStore;
+use backoffice_shared::domain::audit::{AuditEntry, GENESIS_HASH};
+use backoffice_shared::domain::invoice::{InvoiceDraft, InvoiceError};
+use backoffice_shared::domain::shipment::InvoiceRequested;
+use backoffice_shared::mail::{MailError, Mailer};
+use backoffice_shared::store::invoices::{EmailClaim, EmailRecord, InvoiceStore, IssueOutcome, PdfRecord, StoredInvoice};
+use backoffice_shared::store::{BillingDirectory, StoreError};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+pub use email::Sender;
+
+/// How many times one delivery tries for a number before leaving the message for later.
+const NUMBER_ATTEMPTS: u32 = 60;
+/// How long a worker holds the right to send an invoice's e-mail.
+const EMAIL_LEASE: time::Duration = time::Duration::seconds(60);
+
+pub struct Issuer<S, B, D, M, K> {
+    pub invoices: S,
+    pub billing: B,
+    pub documents: D,
+    pub mailer: M,
+    pub clock: K,
+    pub sender: Sender,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    /// Not an InvoiceRequested we can read: retrying cannot help, the DLQ keeps it for a person.
+    #[error("poison message: {0}")]
+    Poison(String),
+    #[error(transparent)]
+    Invoice(#[from] InvoiceError),
+    #[error("client {0} has no billing profile")]
+    NoBillingProfile(String),
+    #[error("no number after {NUMBER_ATTEMPTS} attempts: the series is busy")]
+    Contention,
+    #[error("another worker is sending invoice {0}")]
+    EmailInProgress(String),
+    #[error("cannot render the PDF: {0}")]
+    Render(#[from] invoice_pdf::RenderError),
+    #[error("cannot build the e-mail: {0}")]
+    Email(String),
+    #[error(transparent)]
+    Mail(#[from] MailError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Issued (now or by an earlier delivery) and e-mailed by this call.
+    Delivered { invoice_id: String, message_id: String },
+    /// Its e-mail had gone out already: nothing to do.
+    AlreadyDelivered { invoice_id: String },
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    correlation_id: Option<String>,
+    body: serde_json::Value,
+}
+
+impl<S, B, D, M, K> Issuer<S, B, D, M, K>
+where
+    S: InvoiceStore,
+    B: BillingDirectory,
+    D: DocumentStore,
+    M: Mailer,
+    K: Clock,
+{
+    pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        for message in event.records {
+            let id = message.message_id.clone().unwrap_or_default();
+            match self.process(message.body.as_deref().unwrap_or_default()).await {
+                Ok(outcome) => tracing::debug!(message_id = %id, ?outcome, "invoice request done"),
+                Err(error) => {
+                    tracing::error!(message_id = %id, error = %error, "invoice request not done; the message stays for a retry");
+                    if !id.is_empty() {
+                        let mut failure = BatchItemFailure::default();
+                        failure.item_identifier = id;
+                        response.batch_item_failures.push(failure);
+                    }
+                }
+            }
+        }
+        response
+    }
+
+    pub async fn process(&self, body: &str) -> Result<Outcome, IssueError> {
+        let incoming: Envelope = serde_json::from_str(body).map_err(|e| IssueError::Poison(e.to_string()))?;
+        if incoming.kind != "InvoiceRequested" {
+            return Err(IssueError::Poison(format!("unexpected event type {}", incoming.kind)));
+        }
+        let request: InvoiceRequested = serde_json::from_value(incoming.body).map_err(|e| IssueError::Poison(e.to_string()))?;
+        let correlation_id = incoming.correlation_id.unwrap_or_else(|| request.sale_id.clone());
+        let invoice_id = match self.invoices.invoice_for_sale(&request.sale_id).await? {
+            Some(existing) => existing,
+            None => self.issue(&request, &correlation_id).await?,
+        };
+        self.deliver(&invoice_id).await
+    }
+
+    /// The sale's invoice number: allocated now, or the one a concurrent delivery allocated.
+    async fn issue(&self, request: &InvoiceRequested, correlation_id: &str) -> Result<String, IssueError> {
+        let profile = self.billing.billing_profile(&request.client_id).await?.ok_or_else(|| IssueError::NoBillingProfile(request.client_id.clone()))?;
+        let draft = InvoiceDraft::prepare(request, &profile, self.clock.now())?;
+        for attempt in 0..NUMBER_ATTEMPTS {
+            let last = self.invoices.last_number(&request.client_id, &draft.series).await?;
+            let invoice = draft.numbered(last + 1)?;
+            let audit = AuditEntry {
+                subject: invoice.invoice_id.clone(),
+                seq: 1,
+                at: invoice.issued_at,
+                actor: "invoice-issue".into(),
+                role: "system".into(),
+                action: "ISSUED".into(),
+                from_status: None,
+                to_status: "ISSUED".into(),
+                reasons: vec![],
+                details: json!({
+                    "sale_id": invoice.sale_id,
+                    "total": invoice.totals.total,
+                    "correlation_id": correlation_id,
+                }),
+            }
+            .seal(GENESIS_HASH);
+            match self.invoices.issue(&invoice, &audit).await? {
+                IssueOutcome::Issued => {
+                    tracing::info!(invoice_id = %invoice.invoice_id, sale_id = %invoice.sale_id, total = %invoice.totals.total, "invoice issued");
+                    return Ok(invoice.invoice_id);
+                }
+                IssueOutcome::SaleAlreadyInvoiced => {
+                    return self
+                        .invoices
+                        .invoice_for_sale(&request.sale_id)
+                        .await?
+                        .ok_or_else(|| IssueError::Store(StoreError::Corrupt(format!("sale {} is invoiced but has no invoice id", request.sale_id))));
+                }
+                IssueOutcome::NumberTaken => tokio::time::sleep(backoff(attempt)).await,
+            }
+        }
+        Err(IssueError::Contention)
+    }
+
+    /// Store the PDF and send the e-mail unless done already.
+    pub async fn deliver(&self, invoice_id: &str) -> Result<Outcome, IssueError> {
+        let stored = self
+            .invoices
+            .load(invoice_id)
+            .await?
+            .ok_or_else(|| IssueError::Store(StoreError::Corrupt(format!("invoice {invoice_id} is referenced but missing"))))?;
+        if stored.email.is_some() {
+            return Ok(Outcome::AlreadyDelivered { invoice_id: invoice_id.to_owned() });
+        }
+        let profile = self
+            .billing
+            .billing_profile(&stored.invoice.client_id)
+            .await?
+            .ok_or_else(|| IssueError::NoBillingProfile(stored.invoice.client_id.clone()))?;
+        let pdf = self.pdf(&stored).await?;
+        let now = self.clock.now();
+        match self.invoices.claim_email(invoice_id, now, now + EMAIL_LEASE).await? {
+            EmailClaim::Claimed => {}
+            EmailClaim::AlreadySent(_) => return Ok(Outcome::AlreadyDelivered { invoice_id: invoice_id.to_owned() }),
+            EmailClaim::Busy => return Err(IssueError::EmailInProgress(invoice_id.to_owned())),
+        }
+        let message = match email::build(&stored.invoice, &pdf, &profile.finance_email, &self.sender, now) {
+            Ok(message) => message,
+            Err(e) => {
+                self.release(invoice_id, &e.to_string()).await;
+                return Err(IssueError::Email(e.to_string()));
+            }
+        };
+        match self.mailer.send(&message).await {
+            Ok(message_id) => {
+                let record = EmailRecord { message_id: message_id.clone(), recipients: message.recipients(), sent_at: now };
+                if let Err(e) = self.invoices.record_email(invoice_id, &record).await {
+                    // Sent but not remembered: a retry after the lease would send it again.
+                    tracing::error!(invoice_id, message_id = %message_id, error = %e, "e-mail sent but not recorded");
+                    return Err(e.into());
+                }
+                tracing::info!(invoice_id, message_id = %message_id, recipients = record.recipients.len(), "invoice e-mailed");
+                Ok(Outcome::Delivered { invoice_id: invoice_id.to_owned(), message_id })
+            }
+            Err(e) => {
+                self.release(invoice_id, &e.to_string()).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn release(&self, invoice_id: &str, reason: &str) {
+        if let Err(e) = self.invoices.release_email(invoice_id, reason).await {
+            // The lease then simply runs out before the next attempt.
+            tracing::warn!(invoice_id, error = %e, "could not release the e-mail lease");
+        }
+    }
+
+    /// The invoice's PDF bytes, as stored.
+    async fn pdf(&self, stored: &StoredInvoice) -> Result<Vec<u8>, IssueError> {
+        let key = stored.invoice.pdf_key();
+        if stored.pdf.is_some()
+            && let Some(bytes) = self.documents.get(&key).await?
+        {
+            return Ok(bytes);
+        }
+        let bytes = invoice_pdf::render(&stored.invoice)?;
+        let record = PdfRecord { key: key.clone(), sha256: hex::encode(Sha256::digest(&bytes)), size: bytes.len() as u64 };
+        self.documents.put(&key, bytes.clone(), "application/pdf").await?;
+        self.invoices.record_pdf(&stored.invoice.invoice_id, &record).await?;
+        Ok(bytes)
+    }
+
+    /// Deliver invoices whose e-mail is still pending (scheduled every few minutes): after a
+    /// mail outage outlasted the message's retries, or a crash between steps.
+    pub async fn sweep(&self) -> Result<serde_json::Value, StoreError> {
+        let (mut delivered, mut failed) = (0, 0);
+        for invoice_id in self.invoices.pending_emails(50).await? {
+            match self.deliver(&invoice_id).await {
+                Ok(_) => delivered += 1,
+                // A live lease: its worker is on it.
+                Err(IssueError::EmailInProgress(_)) => {}
+                Err(e) => {
+                    tracing::warn!(invoice_id = %invoice_id, error = %e, "pending invoice not delivered");
+                    failed += 1;
+                }
+            }
+        }
+        Ok(json!({"delivered": delivered, "failed": failed}))
+    }
+}
+
+/// Exponential backoff with full jitter, capped: workers that lost a race for a number spread
+/// out instead of colliding again.
+fn backoff(attempt: u32) -> Duration {
+    let cap_ms = 5u64.saturating_mul(1 << attempt.min(6)).min(250);
+    let jitter = (uuid::Uuid::new_v4().as_u128() % u128::from(cap_ms + 1)) as u64;
+    Duration::from_millis(jitter)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,43 @@
+//! Wiring only: clients are built once at init and reused by every invocation. One binary
+//! consumes the billing queue and runs the scheduled sweep of invoices not yet e-mailed.
+
+use aws_lambda_events::sqs::SqsEvent;
+use backoffice_shared::documents::S3DocumentStore;
+use backoffice_shared::mail::SesMailer;
+use backoffice_shared::store::dynamo::DynamoCampaignDirectory;
+use backoffice_shared::store::invoices::DynamoInvoiceStore;
+use backoffice_shared::{SystemClock, aws, config, telemetry};
+use invoice_issue::{Issuer, Sender};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let invoices_table = config::required("INVOICES_TABLE")?;
+    let config_table = config::required("CONFIG_TABLE")?;
+    let bucket = config::required("INVOICES_BUCKET")?;
+    let sender = config::required("INVOICE_SENDER")?;
+    let configuration_set = config::optional("SES_CONFIGURATION_SET");
+    let sdk = aws::sdk_config().await;
+    let dynamodb = aws::dynamodb(&sdk);
+    let issuer = Issuer {
+        invoices: DynamoInvoiceStore::new(dynamodb.clone(), invoices_table),
+        billing: DynamoCampaignDirectory::new(dynamodb, config_table),
+        documents: S3DocumentStore::new(aws::s3(&sdk), bucket),
+        mailer: SesMailer::new(aws::sesv2(&sdk), configuration_set),
+        clock: SystemClock,
+        sender: Sender { address: sender },
+    };
+    let issuer = &issuer;
+    run(service_fn(move |event: LambdaEvent<Value>| async move {
+        // SQS batches carry Records; anything else is the schedule's tick.
+        if event.payload.get("Records").is_some() {
+            let batch: SqsEvent = serde_json::from_value(event.payload)?;
+            Ok::<Value, Error>(serde_json::to_value(issuer.handle(batch).await)?)
+        } else {
+            Ok(issuer.sweep().await?)
+        }
+    }))
+    .await
+}

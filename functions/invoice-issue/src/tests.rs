@@ -1,0 +1,234 @@
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use backoffice_shared::documents::MemoryDocumentStore;
+use backoffice_shared::domain::invoice::BillingProfile;
+use backoffice_shared::mail::MemoryMailer;
+use backoffice_shared::outbox::envelope;
+use backoffice_shared::store::invoices::MemoryInvoiceStore;
+use backoffice_shared::testing::{billing_profile, invoice_request};
+use backoffice_shared::{Clock, OffsetDateTime};
+use mail_parser::{MessageParser, MimeHeaders};
+use time::macros::datetime;
+
+use super::*;
+
+struct Profiles(Option<BillingProfile>);
+
+#[async_trait]
+impl BillingDirectory for Profiles {
+    async fn billing_profile(&self, client_id: &str) -> Result<Option<BillingProfile>, StoreError> {
+        Ok(self.0.clone().filter(|p| p.client_id == client_id))
+    }
+}
+
+struct Fixed(OffsetDateTime);
+
+impl Clock for Fixed {
+    fn now(&self) -> OffsetDateTime {
+        self.0
+    }
+}
+
+type TestIssuer = Issuer<MemoryInvoiceStore, Profiles, MemoryDocumentStore, MemoryMailer, Fixed>;
+
+struct World {
+    issuer: TestIssuer,
+}
+
+impl std::ops::Deref for World {
+    type Target = TestIssuer;
+    fn deref(&self) -> &TestIssuer {
+        &self.issuer
+    }
+}
+
+fn world() -> World {
+    let issuer = Issuer {
+        invoices: MemoryInvoiceStore::default(),
+        billing: Profiles(Some(billing_profile("acme"))),
+        documents: MemoryDocumentStore::default(),
+        mailer: MemoryMailer::default(),
+        clock: Fixed(datetime!(2026-11-24 15:00 UTC)),
+        sender: Sender { address: "facturacion@backoffice.example.com".into() },
+    };
+    World { issuer }
+}
+
+fn message(presale: &str) -> String {
+    let request = invoice_request(presale, "acme");
+    envelope("InvoiceRequested", &format!("m-{presale}"), "corr-1", datetime!(2026-11-24 15:00 UTC), &request)
+}
+
+#[tokio::test]
+async fn issues_stores_and_emails_one_invoice() {
+    let w = world();
+    let outcome = w.issuer.process(&message("P-1")).await.unwrap();
+    let Outcome::Delivered { invoice_id, message_id } = outcome else { panic!("not delivered: {outcome:?}") };
+    assert_eq!(invoice_id, "B001-00000001");
+
+    let stored = w.invoices.load(&invoice_id).await.unwrap().unwrap();
+    assert_eq!(stored.invoice.totals.total.amount_minor(), 20488);
+    assert_eq!(stored.email.as_ref().map(|e| e.message_id.as_str()), Some(message_id.as_str()));
+    let pdf_record = stored.pdf.unwrap();
+    assert_eq!(pdf_record.key, "invoices/acme/B001/B001-00000001.pdf");
+    let pdf = w.documents.get(&pdf_record.key).await.unwrap().unwrap();
+    assert!(pdf.starts_with(b"%PDF-"));
+    assert_eq!(pdf_record.sha256, hex::encode(Sha256::digest(&pdf)));
+
+    let sent = w.mailer.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].from, "facturacion@backoffice.example.com");
+    assert_eq!(sent[0].to, vec!["maria.quispe@example.com".to_owned()]);
+    assert_eq!(sent[0].bcc, vec!["finanzas@acme.example.com".to_owned()]);
+    let parsed = MessageParser::default().parse(&sent[0].raw).unwrap();
+    assert_eq!(parsed.subject(), Some("Boleta de venta electrónica B001-00000001 - ACME Telecom S.A.C."));
+    assert_eq!(parsed.to().and_then(|a| a.first()).and_then(|a| a.address()), Some("maria.quispe@example.com"));
+    assert_eq!(parsed.reply_to().and_then(|a| a.first()).and_then(|a| a.address()), Some("finanzas@acme.example.com"));
+    assert!(parsed.bcc().is_none(), "finance's copy is in the envelope only");
+    assert!(parsed.body_text(0).unwrap().contains("Importe total: PEN 204.88"));
+    assert!(parsed.body_html(0).unwrap().contains("<strong>B001-00000001</strong>"));
+    let attachment = parsed.attachments().next().unwrap();
+    assert_eq!(attachment.attachment_name(), Some("B001-00000001.pdf"));
+    assert_eq!(attachment.contents(), pdf.as_slice());
+}
+
+#[tokio::test]
+async fn a_redelivered_request_neither_reissues_nor_resends() {
+    let w = world();
+    w.issuer.process(&message("P-1")).await.unwrap();
+    let again = w.issuer.process(&message("P-1")).await.unwrap();
+    assert_eq!(again, Outcome::AlreadyDelivered { invoice_id: "B001-00000001".into() });
+    assert_eq!(w.invoices.all().len(), 1);
+    assert_eq!(w.mailer.sent().len(), 1);
+    assert_eq!(w.invoices.last_number("acme", "B001").await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_send_is_retried_without_a_second_invoice() {
+    let w = world();
+    w.mailer.fail_next(1);
+    let first = w.issuer.process(&message("P-1")).await;
+    assert!(matches!(first, Err(IssueError::Mail(MailError::Unavailable(_)))), "{first:?}");
+    let stored = w.invoices.load("B001-00000001").await.unwrap().unwrap();
+    assert!(stored.email.is_none());
+    assert_eq!(stored.email_attempts, 1);
+    assert!(stored.email_last_error.is_some());
+    assert_eq!(w.invoices.pending_emails(10).await.unwrap(), vec!["B001-00000001".to_owned()]);
+
+    let retry = w.issuer.process(&message("P-1")).await.unwrap();
+    assert!(matches!(retry, Outcome::Delivered { ref invoice_id, .. } if invoice_id == "B001-00000001"));
+    assert_eq!(w.invoices.all().len(), 1);
+    assert_eq!(w.mailer.sent().len(), 1);
+    assert!(w.invoices.pending_emails(10).await.unwrap().is_empty());
+    // The retry attached the PDF stored by the first attempt.
+    let pdf = w.documents.get("invoices/acme/B001/B001-00000001.pdf").await.unwrap().unwrap();
+    let sent = w.mailer.sent();
+    let parsed = MessageParser::default().parse(&sent[0].raw).unwrap();
+    assert_eq!(parsed.attachments().next().unwrap().contents(), pdf.as_slice());
+}
+
+#[tokio::test]
+async fn the_sweep_delivers_what_the_queue_gave_up_on() {
+    let w = world();
+    w.mailer.fail_next(1);
+    assert!(w.issuer.process(&message("P-1")).await.is_err());
+    let swept = w.issuer.sweep().await.unwrap();
+    assert_eq!(swept, json!({"delivered": 1, "failed": 0}));
+    assert_eq!(w.mailer.sent().len(), 1);
+    assert_eq!(w.issuer.sweep().await.unwrap(), json!({"delivered": 0, "failed": 0}));
+}
+
+#[tokio::test]
+async fn a_live_lease_keeps_a_second_worker_from_sending() {
+    let w = world();
+    w.mailer.fail_next(1);
+    let _ = w.issuer.process(&message("P-1")).await;
+    // Another worker holds the lease now.
+    let now = datetime!(2026-11-24 15:00 UTC);
+    assert_eq!(w.invoices.claim_email("B001-00000001", now, now + EMAIL_LEASE).await.unwrap(), EmailClaim::Claimed);
+    assert!(matches!(w.issuer.process(&message("P-1")).await, Err(IssueError::EmailInProgress(_))));
+    assert!(w.mailer.sent().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_workers_with_duplicates_number_without_gaps() {
+    let w = Arc::new(world());
+    let mut tasks = Vec::new();
+    for i in 0..120 {
+        // Every request delivered twice, by different workers.
+        for _ in 0..2 {
+            let w = w.clone();
+            tasks.push(tokio::spawn(async move { w.issuer.process(&message(&format!("P-{i}"))).await }));
+        }
+    }
+    for task in tasks {
+        // A duplicate may find the other worker sending: that is a retry, not a loss.
+        match task.await.unwrap() {
+            Ok(_) | Err(IssueError::EmailInProgress(_)) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let mut numbers: Vec<u64> = w.invoices.all().iter().map(|i| i.invoice.number).collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=120).collect::<Vec<u64>>());
+    let mut sales: Vec<String> = w.invoices.all().iter().map(|i| i.invoice.sale_id.clone()).collect();
+    sales.sort();
+    sales.dedup();
+    assert_eq!(sales.len(), 120);
+    assert_eq!(w.mailer.sent().len(), 120);
+}
+
+#[tokio::test]
+async fn a_company_buyer_gets_a_factura_in_its_own_series() {
+    let w = world();
+    let mut request = invoice_request("P-9", "acme");
+    request.customer["document"] = json!({"type": "RUC", "number": "20100070970"});
+    let body = envelope("InvoiceRequested", "m-9", "c", datetime!(2026-11-24 15:00 UTC), &request);
+    w.issuer.process(&message("P-1")).await.unwrap();
+    let outcome = w.issuer.process(&body).await.unwrap();
+    assert!(matches!(outcome, Outcome::Delivered { ref invoice_id, .. } if invoice_id == "F001-00000001"));
+}
+
+#[tokio::test]
+async fn a_buyer_without_email_still_reaches_finance() {
+    let w = world();
+    let mut request = invoice_request("P-8", "acme");
+    request.customer.as_object_mut().unwrap().remove("email");
+    let body = envelope("InvoiceRequested", "m-8", "c", datetime!(2026-11-24 15:00 UTC), &request);
+    w.issuer.process(&body).await.unwrap();
+    let sent = w.mailer.sent();
+    assert_eq!(sent[0].to, vec!["finanzas@acme.example.com".to_owned()]);
+    assert!(sent[0].bcc.is_empty());
+}
+
+#[tokio::test]
+async fn bad_messages_and_missing_configuration_issue_nothing() {
+    let w = world();
+    assert!(matches!(w.issuer.process("not json").await, Err(IssueError::Poison(_))));
+    let wrong = envelope("SaleConfirmed", "m", "c", datetime!(2026-11-24 15:00 UTC), &json!({}));
+    assert!(matches!(w.issuer.process(&wrong).await, Err(IssueError::Poison(_))));
+    let unknown_client = envelope("InvoiceRequested", "m", "c", datetime!(2026-11-24 15:00 UTC), &invoice_request("P-5", "globex"));
+    assert!(matches!(w.issuer.process(&unknown_client).await, Err(IssueError::NoBillingProfile(_))));
+    let mut bad = invoice_request("P-6", "acme");
+    bad.items[0].line_total = bad.items[1].unit_price;
+    let bad = envelope("InvoiceRequested", "m", "c", datetime!(2026-11-24 15:00 UTC), &bad);
+    assert!(matches!(w.issuer.process(&bad).await, Err(IssueError::Invoice(InvoiceError::Invalid(_)))));
+    assert!(w.invoices.all().is_empty());
+    assert_eq!(w.invoices.last_number("acme", "B001").await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_batch_reports_only_its_failed_messages() {
+    let w = world();
+    let mut event = SqsEvent::default();
+    for (id, body) in [("ok", message("P-1")), ("bad", "{".to_owned())] {
+        let mut record = aws_lambda_events::sqs::SqsMessage::default();
+        record.message_id = Some(id.into());
+        record.body = Some(body);
+        event.records.push(record);
+    }
+    let response = w.issuer.handle(event).await;
+    let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    assert_eq!(failed, vec!["bad"]);
+}
