@@ -1,0 +1,499 @@
+//! The printed representation of an issued invoice: a PDF in Spanish laid out like a Peruvian
+//! electronic invoice (comprobante electrónico), for the buyer's e-mail and the archive.
+//!
+//! The file is built with the standard Helvetica fonts, which every PDF reader has, so no
+//! font file ships with the function; text is encoded to WinAnsi and measured with the
+//! fonts' metrics to right-align figures, wrap descriptions and cut what cannot fit. Lines
+//! flow onto as many pages as needed, the table header repeated on each, the totals on the
+//! last. Rendering is a pure function of the invoice: the same invoice always gives the same
+//! bytes, so a render repeated after a crash matches the stored file.
+
+mod canvas;
+mod metrics;
+mod text;
+mod winansi;
+
+#[cfg(test)]
+mod tests;
+
+use backoffice_shared::domain::identity::Document;
+use backoffice_shared::domain::invoice::{Invoice, InvoiceLine, TaxConfig};
+use backoffice_shared::domain::money::Money;
+use time::Date;
+
+use canvas::{Canvas, DocumentInfo, PAGE_HEIGHT, PAGE_WIDTH, Page};
+use metrics::Font;
+use winansi::encode;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// An issued invoice always has a line (shipping at least): one without is corrupt data,
+    /// and printing it would show a document that bills nothing.
+    #[error("the invoice has no lines to print")]
+    NoLines,
+    #[error("the invoice needs more than {max} pages")]
+    TooManyPages { max: usize },
+}
+
+/// The invoice as a PDF document (A4, one page or more). Deterministic: the same invoice
+/// always gives the same bytes (no wall-clock timestamps, no random ids), so a re-render
+/// after a crash matches what was stored.
+pub fn render(invoice: &Invoice) -> Result<Vec<u8>, RenderError> {
+    if invoice.lines.is_empty() {
+        return Err(RenderError::NoLines);
+    }
+    let mut layout = Layout { invoice, canvas: Canvas::new(), y: TOP };
+    layout.first_page_header();
+    layout.parties();
+    layout.table_header();
+    for line in &invoice.lines {
+        layout.row(line)?;
+    }
+    layout.totals()?;
+    let info = DocumentInfo {
+        title: format!("{} {}", invoice.kind.title(), invoice.invoice_id),
+        author: invoice.seller.name.clone(),
+    };
+    let invoice_id = encode(&invoice.invoice_id);
+    layout.canvas.finish(&info, |page, number, count| footer(page, &invoice_id, number, count))
+}
+
+// Page geometry, in points from the bottom-left corner.
+const MARGIN: f32 = 40.0;
+const LEFT: f32 = MARGIN;
+const RIGHT: f32 = PAGE_WIDTH - MARGIN;
+const TOP: f32 = PAGE_HEIGHT - MARGIN;
+const CONTENT_WIDTH: f32 = RIGHT - LEFT;
+/// The body stops here; below are the footer's rule and text.
+const BODY_BOTTOM: f32 = 56.0;
+const FOOTER_RULE: f32 = 46.0;
+const FOOTER_BASELINE: f32 = 34.0;
+const FOOTER_SIZE: f32 = 7.5;
+
+// The table of lines.
+const TABLE_SIZE: f32 = 8.0;
+const TABLE_LEADING: f32 = 10.0;
+const CELL_PAD_X: f32 = 4.0;
+const CELL_PAD_Y: f32 = 3.0;
+const HEADER_ROW_HEIGHT: f32 = 16.0;
+/// A description longer than this many lines is cut with an ellipsis: a row must always fit
+/// on a fresh page, and the full text is in the electronic document anyway.
+const MAX_DESCRIPTION_LINES: usize = 4;
+/// Column widths; the description takes what the figures leave.
+const QUANTITY_WIDTH: f32 = 38.0;
+const UNIT_PRICE_WIDTH: f32 = 66.0;
+const NET_WIDTH: f32 = 66.0;
+const TAX_WIDTH: f32 = 58.0;
+const TOTAL_WIDTH: f32 = 70.0;
+const DESCRIPTION_WIDTH: f32 = CONTENT_WIDTH - QUANTITY_WIDTH - UNIT_PRICE_WIDTH - NET_WIDTH - TAX_WIDTH - TOTAL_WIDTH;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Column {
+    Quantity,
+    Description,
+    UnitPrice,
+    Net,
+    Tax,
+    Total,
+}
+
+impl Column {
+    const ALL: [Column; 6] = [Column::Quantity, Column::Description, Column::UnitPrice, Column::Net, Column::Tax, Column::Total];
+
+    fn width(self) -> f32 {
+        match self {
+            Column::Quantity => QUANTITY_WIDTH,
+            Column::Description => DESCRIPTION_WIDTH,
+            Column::UnitPrice => UNIT_PRICE_WIDTH,
+            Column::Net => NET_WIDTH,
+            Column::Tax => TAX_WIDTH,
+            Column::Total => TOTAL_WIDTH,
+        }
+    }
+
+    fn left(self) -> f32 {
+        LEFT + Column::ALL.iter().take_while(|c| **c != self).map(|c| c.width()).sum::<f32>()
+    }
+
+    /// Room for text between the cell's paddings.
+    fn inner_width(self) -> f32 {
+        self.width() - 2.0 * CELL_PAD_X
+    }
+
+    /// Figures are right-aligned so their digits line up.
+    fn is_figure(self) -> bool {
+        self != Column::Description
+    }
+
+    fn title(self, tax: &TaxConfig) -> String {
+        match self {
+            Column::Quantity => "Cant.".into(),
+            Column::Description => "Descripción".into(),
+            Column::UnitPrice => "P. unit.".into(),
+            Column::Net => "Valor venta".into(),
+            Column::Tax => tax_name(tax).into(),
+            Column::Total => "Importe".into(),
+        }
+    }
+
+    /// Draws `codes` in this column, left- or right-aligned.
+    fn draw(self, page: &mut Page, font: Font, size: f32, baseline: f32, codes: &[u8]) {
+        if self.is_figure() {
+            page.text_right(font, size, self.left() + self.width() - CELL_PAD_X, baseline, codes);
+        } else {
+            page.text(font, size, self.left() + CELL_PAD_X, baseline, codes);
+        }
+    }
+}
+
+/// Baseline of a line of text of `size` points whose line box starts at `top`: room above
+/// for capitals' accents, below for descenders.
+fn baseline(top: f32, size: f32) -> f32 {
+    top - 0.9 * size
+}
+
+/// A line of text laid out in a block.
+struct Line {
+    font: Font,
+    size: f32,
+    /// Height the line takes in its block.
+    leading: f32,
+    codes: Vec<u8>,
+}
+
+impl Line {
+    fn new(font: Font, size: f32, codes: Vec<u8>) -> Line {
+        Line { font, size, leading: size * 1.3, codes }
+    }
+
+    /// Baseline when the line's box starts at `top`: as [`baseline`] for its nominal size, so
+    /// a figure shrunk to fit stays on the line it belongs to.
+    fn baseline(&self, top: f32) -> f32 {
+        top - self.leading * (0.9 / 1.3)
+    }
+
+    /// `text` wrapped to `width`, at most `max_lines` lines.
+    fn wrapped(text: &str, font: Font, size: f32, width: f32, max_lines: usize) -> Vec<Line> {
+        text::wrap_at_most(&encode(text), font, size, width, max_lines)
+            .into_iter()
+            .map(|codes| Line::new(font, size, codes))
+            .collect()
+    }
+
+    /// `text` on one line, cut to `width`.
+    fn single(text: &str, font: Font, size: f32, width: f32) -> Line {
+        Line::new(font, size, text::one_line(&encode(text), font, size, width))
+    }
+}
+
+fn block_height(lines: &[Line]) -> f32 {
+    lines.iter().map(|l| l.leading).sum()
+}
+
+/// The pages being laid out, and where the next thing goes.
+struct Layout<'a> {
+    invoice: &'a Invoice,
+    canvas: Canvas,
+    /// Top of the free space on the current page.
+    y: f32,
+}
+
+impl Layout<'_> {
+    /// Seller on the left; on the right the framed box that identifies the document (the
+    /// seller's RUC, the kind of document and its number), as SUNAT's printed formats have.
+    fn first_page_header(&mut self) {
+        const BOX_WIDTH: f32 = 210.0;
+        const BOX_PAD: f32 = 10.0;
+        let invoice = self.invoice;
+        let box_left = RIGHT - BOX_WIDTH;
+        let box_inner = BOX_WIDTH - 2.0 * BOX_PAD;
+
+        let mut doc_box = vec![Line::single(&document_label(&invoice.seller.document), Font::Bold, 11.0, box_inner)];
+        doc_box.extend(Line::wrapped(invoice.kind.title(), Font::Bold, 11.0, box_inner, 2));
+        // The number is shrunk rather than cut: it is what the buyer quotes.
+        let (size, codes) = text::figure(&encode(&invoice.invoice_id), Font::Bold, 12.0, box_inner);
+        doc_box.push(Line { leading: 12.0 * 1.3, ..Line::new(Font::Bold, size, codes) });
+        let box_height = block_height(&doc_box) + 2.0 * BOX_PAD;
+
+        let seller_width = box_left - 16.0 - LEFT;
+        let mut seller = Line::wrapped(&invoice.seller.name, Font::Bold, 14.0, seller_width, 2);
+        seller.push(Line::single(&document_label(&invoice.seller.document), Font::Regular, 9.0, seller_width));
+        if let Some(address) = &invoice.seller.address {
+            seller.extend(Line::wrapped(address, Font::Regular, 9.0, seller_width, 3));
+        }
+        if let Some(email) = &invoice.seller.email {
+            seller.push(Line::single(email, Font::Regular, 9.0, seller_width));
+        }
+
+        let page = self.canvas.page();
+        page.frame(box_left, TOP, BOX_WIDTH, box_height, 1.0);
+        let center = box_left + BOX_WIDTH / 2.0;
+        let mut top = TOP - BOX_PAD;
+        for line in &doc_box {
+            page.text_centered(line.font, line.size, center, line.baseline(top), &line.codes);
+            top -= line.leading;
+        }
+        let mut top = TOP;
+        for line in &seller {
+            page.text(line.font, line.size, LEFT, line.baseline(top), &line.codes);
+            top -= line.leading;
+        }
+        self.y = (TOP - box_height).min(top) - 14.0;
+    }
+
+    /// The buyer on the left, dates and currency on the right, in one frame.
+    fn parties(&mut self) {
+        const PAD: f32 = 8.0;
+        const SIZE: f32 = 9.0;
+        const LEADING: f32 = 12.0;
+        const SPLIT: f32 = LEFT + 330.0;
+        let invoice = self.invoice;
+        let buyer = &invoice.buyer;
+        let present = |value: &Option<String>| value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+        let mut fields: Vec<(&str, String, usize)> =
+            vec![("Cliente:", buyer.name.clone(), 2), ("Documento:", document_label(&buyer.document), 1)];
+        if let Some(address) = present(&buyer.address) {
+            fields.push(("Dirección:", address, 3));
+        }
+        if let Some(email) = present(&buyer.email) {
+            fields.push(("Correo:", email, 1));
+        }
+        let label_width = fields.iter().map(|(label, _, _)| Font::Bold.width(&encode(label), SIZE)).fold(0.0, f32::max) + 6.0;
+        let value_left = LEFT + PAD + label_width;
+        let value_width = SPLIT - PAD - value_left;
+        let dates_left = SPLIT + PAD;
+        let dates_width = RIGHT - PAD - dates_left;
+        let dates = [
+            format!("Fecha de emisión: {}", iso_date(invoice.issue_date)),
+            format!("Fecha de vencimiento: {}", iso_date(invoice.due_date)),
+            format!("Moneda: {}", invoice.currency.code()),
+        ];
+
+        let page = self.canvas.page();
+        let mut top = self.y - PAD;
+        for (label, value, max_lines) in &fields {
+            page.text(Font::Bold, SIZE, LEFT + PAD, baseline(top, SIZE), &encode(label));
+            let lines = text::wrap_at_most(&encode(value), Font::Regular, SIZE, value_width, *max_lines);
+            for line in &lines {
+                page.text(Font::Regular, SIZE, value_left, baseline(top, SIZE), line);
+                top -= LEADING;
+            }
+            if lines.is_empty() {
+                top -= LEADING;
+            }
+        }
+        let buyer_bottom = top;
+        let mut top = self.y - PAD;
+        for date in &dates {
+            let line = text::one_line(&encode(date), Font::Regular, SIZE, dates_width);
+            page.text(Font::Regular, SIZE, dates_left, baseline(top, SIZE), &line);
+            top -= LEADING;
+        }
+        let height = self.y - buyer_bottom.min(top) + PAD;
+        page.frame(LEFT, self.y, CONTENT_WIDTH, height, 0.6);
+        self.y -= height + 12.0;
+    }
+
+    fn table_header(&mut self) {
+        let top = self.y;
+        let page = self.canvas.page();
+        page.shade(LEFT, top, CONTENT_WIDTH, HEADER_ROW_HEIGHT, 0.88);
+        page.rule(LEFT, RIGHT, top, 0.6, 0.0);
+        page.rule(LEFT, RIGHT, top - HEADER_ROW_HEIGHT, 0.6, 0.0);
+        // Capitals centred in the row: cap height is about 0.72 of the size.
+        let base = top - (HEADER_ROW_HEIGHT + 0.72 * TABLE_SIZE) / 2.0;
+        for column in Column::ALL {
+            let title = text::one_line(&encode(&column.title(&self.invoice.tax)), Font::Bold, TABLE_SIZE, column.inner_width());
+            column.draw(page, Font::Bold, TABLE_SIZE, base, &title);
+        }
+        self.y -= HEADER_ROW_HEIGHT;
+    }
+
+    /// One line of the invoice; on a new page (with the table header again) if it does not
+    /// fit on this one.
+    fn row(&mut self, line: &InvoiceLine) -> Result<(), RenderError> {
+        let description =
+            text::wrap_at_most(&encode(&line.description), Font::Regular, TABLE_SIZE, Column::Description.inner_width(), MAX_DESCRIPTION_LINES);
+        let figures = [
+            (Column::Quantity, line.quantity.to_string()),
+            (Column::UnitPrice, line.unit_price.to_decimal_string()),
+            (Column::Net, line.net.to_decimal_string()),
+            (Column::Tax, line.tax.to_decimal_string()),
+            (Column::Total, line.total.to_decimal_string()),
+        ];
+        let height = 2.0 * CELL_PAD_Y + TABLE_LEADING * description.len().max(1) as f32;
+        if self.y - height < BODY_BOTTOM {
+            self.close_table();
+            self.continuation_page()?;
+            self.table_header();
+        }
+        let top = self.y - CELL_PAD_Y;
+        let page = self.canvas.page();
+        for (column, figure) in &figures {
+            let (size, codes) = text::figure(figure.as_bytes(), Font::Regular, TABLE_SIZE, column.inner_width());
+            column.draw(page, Font::Regular, size, baseline(top, TABLE_SIZE), &codes);
+        }
+        let mut line_top = top;
+        for codes in &description {
+            Column::Description.draw(page, Font::Regular, TABLE_SIZE, baseline(line_top, TABLE_SIZE), codes);
+            line_top -= TABLE_LEADING;
+        }
+        self.y -= height;
+        page.rule(LEFT, RIGHT, self.y, 0.3, 0.7);
+        Ok(())
+    }
+
+    /// A firm rule under the last row drawn, where the table ends or breaks to the next page.
+    fn close_table(&mut self) {
+        let y = self.y;
+        self.canvas.page().rule(LEFT, RIGHT, y, 0.6, 0.0);
+    }
+
+    /// Pages after the first repeat who issued which document, so a loose page is
+    /// identifiable.
+    fn continuation_page(&mut self) -> Result<(), RenderError> {
+        const SIZE: f32 = 9.0;
+        self.canvas.new_page()?;
+        let invoice = self.invoice;
+        let document = text::one_line(
+            &encode(&format!("{} {}", invoice.kind.title(), invoice.invoice_id)),
+            Font::Bold,
+            SIZE,
+            CONTENT_WIDTH * 0.6,
+        );
+        let seller_width = CONTENT_WIDTH - Font::Bold.width(&document, SIZE) - 12.0;
+        let seller = text::one_line(&encode(&invoice.seller.name), Font::Bold, SIZE, seller_width);
+        let page = self.canvas.page();
+        page.text(Font::Bold, SIZE, LEFT, baseline(TOP, SIZE), &seller);
+        page.text_right(Font::Bold, SIZE, RIGHT, baseline(TOP, SIZE), &document);
+        page.rule(LEFT, RIGHT, TOP - 15.0, 0.6, 0.0);
+        self.y = TOP - 27.0;
+        Ok(())
+    }
+
+    /// Totals under the table, the amount in words, the references of the sale and the tax
+    /// note; all together, on a new page if they do not fit under the last line.
+    fn totals(&mut self) -> Result<(), RenderError> {
+        const ROW_HEIGHT: f32 = 14.0;
+        const VALUE_WIDTH: f32 = 110.0;
+        const LABEL_WIDTH: f32 = 200.0;
+        const GAP: f32 = 8.0;
+        let invoice = self.invoice;
+        let tax = &invoice.tax;
+        let value_right = Column::Total.left() + Column::Total.width() - CELL_PAD_X;
+        let label_right = value_right - VALUE_WIDTH - 10.0;
+        self.close_table();
+        let subtotal_label = if tax.rate_bp == 0 { "Op. exoneradas" } else { "Op. gravadas" };
+        let amounts = [
+            (Font::Regular, 9.0, subtotal_label.to_owned(), &invoice.totals.subtotal),
+            (Font::Regular, 9.0, format!("{} {}", tax_name(tax), percent(tax.rate_bp)), &invoice.totals.tax),
+            (Font::Bold, 10.0, "Importe total".to_owned(), &invoice.totals.total),
+        ];
+        let words = Line::wrapped(&format!("SON: {}", invoice.total_in_words), Font::Bold, 9.0, CONTENT_WIDTH, 3);
+        let references = Line::wrapped(
+            &format!(
+                "Venta: {}  Pre-venta: {}  Envío: {}  Seguimiento: {}",
+                invoice.sale_id, invoice.presale_id, invoice.shipment_id, invoice.tracking_reference
+            ),
+            Font::Regular,
+            8.0,
+            CONTENT_WIDTH,
+            3,
+        );
+        let note = Line::wrapped(&price_note(tax), Font::Regular, 8.0, CONTENT_WIDTH, 2);
+        let height = GAP
+            + ROW_HEIGHT * amounts.len() as f32
+            + GAP
+            + block_height(&words)
+            + GAP
+            + block_height(&references)
+            + block_height(&note);
+        if self.y - height < BODY_BOTTOM {
+            self.continuation_page()?;
+        }
+
+        let page = self.canvas.page();
+        let mut top = self.y - GAP;
+        for (index, (font, size, label, amount)) in amounts.iter().enumerate() {
+            if index == amounts.len() - 1 {
+                page.rule(label_right - LABEL_WIDTH, RIGHT, top + 1.0, 0.6, 0.0);
+                top -= 2.0;
+            }
+            let label = text::one_line(&encode(label), *font, *size, LABEL_WIDTH);
+            page.text_right(*font, *size, label_right, baseline(top, 10.0), &label);
+            let value = format!("{} {}", invoice.currency.code(), amount_text(amount));
+            let (value_size, value) = text::figure(value.as_bytes(), *font, *size, VALUE_WIDTH);
+            page.text_right(*font, value_size, value_right, baseline(top, 10.0), &value);
+            top -= ROW_HEIGHT;
+        }
+        top -= GAP - 2.0;
+        for line in &words {
+            page.text(line.font, line.size, LEFT, line.baseline(top), &line.codes);
+            top -= line.leading;
+        }
+        top -= GAP;
+        for line in references.iter().chain(&note) {
+            page.text(line.font, line.size, LEFT, line.baseline(top), &line.codes);
+            top -= line.leading;
+        }
+        self.y = top;
+        Ok(())
+    }
+}
+
+/// Footer of every page: what the document is, the number and the page.
+fn footer(page: &mut Page, invoice_id: &[u8], number: usize, count: usize) {
+    page.rule(LEFT, RIGHT, FOOTER_RULE, 0.4, 0.6);
+    let legend = encode("Representación impresa del comprobante electrónico");
+    page.text(Font::Regular, FOOTER_SIZE, LEFT, FOOTER_BASELINE, &legend);
+    let page_label = encode(&format!(" · Página {number} de {count}"));
+    let id_width = CONTENT_WIDTH - Font::Regular.width(&legend, FOOTER_SIZE) - Font::Regular.width(&page_label, FOOTER_SIZE) - 20.0;
+    let mut right = text::one_line(invoice_id, Font::Regular, FOOTER_SIZE, id_width);
+    right.extend_from_slice(&page_label);
+    page.text_right(Font::Regular, FOOTER_SIZE, RIGHT, FOOTER_BASELINE, &right);
+}
+
+/// "RUC 20100070970", "DNI 45678912".
+fn document_label(document: &Document) -> String {
+    format!("{} {}", document.kind().as_str(), document.number())
+}
+
+/// "2026-11-24", whatever `time`'s display format.
+fn iso_date(date: Date) -> String {
+    format!("{:04}-{:02}-{:02}", date.year(), u8::from(date.month()), date.day())
+}
+
+fn amount_text(amount: &Money) -> String {
+    amount.to_decimal_string()
+}
+
+/// A rate in basis points as a percentage without needless decimals: 1800 → "18%",
+/// 1050 → "10.5%", 1025 → "10.25%".
+fn percent(rate_bp: u32) -> String {
+    let (whole, hundredths) = (rate_bp / 100, rate_bp % 100);
+    match hundredths {
+        0 => format!("{whole}%"),
+        h if h % 10 == 0 => format!("{whole}.{}%", h / 10),
+        h => format!("{whole}.{h:02}%"),
+    }
+}
+
+/// The tax's name as configured, or a generic one if the configuration left it blank.
+fn tax_name(tax: &TaxConfig) -> &str {
+    let name = tax.name.trim();
+    if name.is_empty() { "Impuesto" } else { name }
+}
+
+/// Whether the unit prices shown already include the tax: the buyer otherwise cannot tell
+/// how "P. unit." relates to "Importe".
+fn price_note(tax: &TaxConfig) -> String {
+    let name = tax_name(tax);
+    let rate = percent(tax.rate_bp);
+    if tax.rate_bp == 0 {
+        format!("Operación no gravada con el {name} (tasa {rate}).")
+    } else if tax.prices_include_tax {
+        format!("Los precios unitarios incluyen el {name} ({rate}).")
+    } else {
+        format!("Los precios unitarios no incluyen el {name} ({rate}); se agrega en la columna {name}.")
+    }
+}

@@ -1,0 +1,305 @@
+//! Renders invoices and reads the PDFs back with lopdf: what is checked is what a reader
+//! would see.
+
+use backoffice_shared::domain::invoice::{Invoice, InvoiceDraft};
+use backoffice_shared::testing::{billing_profile, invoice_request};
+use lopdf::content::Content;
+use lopdf::{Document, Object};
+use time::macros::datetime;
+
+use super::*;
+
+fn fixture() -> Invoice {
+    InvoiceDraft::prepare(&invoice_request("P-1", "acme"), &billing_profile("acme"), datetime!(2026-11-24 15:00 UTC))
+        .and_then(|draft| draft.numbered(42))
+        .unwrap()
+}
+
+fn load(pdf: &[u8]) -> Document {
+    assert!(pdf.starts_with(b"%PDF-"), "no PDF header");
+    assert!(pdf.trim_ascii_end().ends_with(b"%%EOF"), "no %%EOF trailer");
+    Document::load_mem(pdf).unwrap()
+}
+
+/// Text of each page, as lopdf extracts it.
+fn page_texts(doc: &Document) -> Vec<String> {
+    doc.get_pages().keys().map(|&number| doc.extract_text(&[number]).unwrap()).collect()
+}
+
+/// Text of each page decoded by hand from the content streams (`Tj` strings through the
+/// WinAnsi table), independent of lopdf's text extraction.
+fn shown_strings(doc: &Document) -> Vec<Vec<String>> {
+    doc.get_pages()
+        .values()
+        .map(|&page_id| {
+            let content = Content::decode(&doc.get_page_content(page_id)).unwrap();
+            content
+                .operations
+                .iter()
+                .filter(|op| op.operator == "Tj")
+                .map(|op| match op.operands.first() {
+                    Some(Object::String(bytes, _)) => winansi::decode(bytes),
+                    other => panic!("Tj without a string: {other:?}"),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Everything drawn on every page stays inside the printable area: text measured with the
+/// fonts' metrics between the margins and above the footer, rules and boxes too.
+fn assert_within_page(doc: &Document) {
+    for (page_number, page_id) in doc.get_pages() {
+        let content = Content::decode(&doc.get_page_content(page_id)).unwrap();
+        let number = |o: &Object| o.as_float().unwrap();
+        let (mut font, mut size, mut x, mut y) = (Font::Regular, 0.0f32, 0.0f32, 0.0f32);
+        for op in &content.operations {
+            match op.operator.as_str() {
+                "Tf" => {
+                    font = match op.operands[0].as_name().unwrap() {
+                        b"F1" => Font::Regular,
+                        b"F2" => Font::Bold,
+                        other => panic!("unknown font {other:?}"),
+                    };
+                    size = number(&op.operands[1]);
+                }
+                "Td" => (x, y) = (number(&op.operands[0]), number(&op.operands[1])),
+                "Tj" => {
+                    let Object::String(bytes, _) = &op.operands[0] else { panic!("Tj without a string") };
+                    let width = font.width(bytes, size);
+                    let shown = winansi::decode(bytes);
+                    assert!(x >= LEFT - 0.01 && x + width <= RIGHT + 0.01, "page {page_number}: {shown:?} at x {x}..{}", x + width);
+                    assert!(y <= TOP && (y >= BODY_BOTTOM || y == FOOTER_BASELINE), "page {page_number}: {shown:?} at y {y}");
+                    assert!(size >= 4.0, "page {page_number}: {shown:?} at {size} pt");
+                }
+                "m" | "l" => {
+                    let (px, py) = (number(&op.operands[0]), number(&op.operands[1]));
+                    assert!((LEFT - 0.01..=RIGHT + 0.01).contains(&px) && (FOOTER_RULE - 0.01..=TOP + 0.01).contains(&py), "page {page_number}: line to ({px}, {py})");
+                }
+                "re" => {
+                    let [rx, ry, w, h] = [0, 1, 2, 3].map(|i| number(&op.operands[i]));
+                    assert!(rx >= LEFT - 0.01 && rx + w <= RIGHT + 0.01 && ry >= BODY_BOTTOM - 0.01 && ry + h <= TOP + 0.01, "page {page_number}: box {rx} {ry} {w} {h}");
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+#[test]
+fn renders_the_fixture_invoice() {
+    let invoice = fixture();
+    let pdf = render(&invoice).unwrap();
+    let doc = load(&pdf);
+    assert_eq!(doc.get_pages().len(), 1);
+    let text = page_texts(&doc).concat();
+    for expected in [
+        "B001-00000042",
+        "BOLETA DE VENTA ELECTRÓNICA",
+        "RUC 20100070970",
+        "ACME Telecom S.A.C.",
+        "Av. Javier Prado Este 1234, San Isidro, Lima",
+        "María Fernanda Quispe Huamán",
+        "DNI 45678912",
+        "Jr. Los Pinos 456, Miraflores, Lima, Lima",
+        "maria.quispe@example.com",
+        "Fecha de emisión: 2026-11-24",
+        "Fecha de vencimiento: 2026-12-24",
+        "Moneda: PEN",
+        "Descripción",
+        "Fibra 300 Mbps - instalación",
+        "Envío OLVA (LIMA_METRO, 1 bulto(s))",
+        "149.90",
+        "39.98",
+        "Op. gravadas",
+        "PEN 173.63",
+        "IGV 18%",
+        "PEN 31.25",
+        "Importe total",
+        "PEN 204.88",
+        "SON: DOSCIENTOS CUATRO CON 88/100 SOLES",
+        "Venta: S-P-1  Pre-venta: P-1  Envío: SH-P-1  Seguimiento: OLVA-P-1",
+        "Los precios unitarios incluyen el IGV (18%).",
+        "Representación impresa del comprobante electrónico",
+        "Página 1 de 1",
+    ] {
+        assert!(text.contains(expected), "{expected:?} missing from:\n{text}");
+    }
+    // The same, decoded from the content streams by hand: lopdf's extraction is not what
+    // makes the accents right.
+    let shown = shown_strings(&doc).concat();
+    assert!(shown.iter().any(|s| s == "María Fernanda Quispe Huamán"), "{shown:?}");
+    assert!(shown.iter().any(|s| s == "BOLETA DE VENTA ELECTRÓNICA"), "{shown:?}");
+    // The fonts are the standard ones, declared with the encoding the text uses.
+    let fonts = doc.get_page_fonts(*doc.get_pages().values().next().unwrap()).unwrap();
+    let mut declared: Vec<(Vec<u8>, Vec<u8>)> = fonts
+        .values()
+        .map(|font| {
+            (font.get(b"BaseFont").unwrap().as_name().unwrap().to_vec(), font.get(b"Encoding").unwrap().as_name().unwrap().to_vec())
+        })
+        .collect();
+    declared.sort();
+    assert_eq!(
+        declared,
+        [(b"Helvetica".to_vec(), b"WinAnsiEncoding".to_vec()), (b"Helvetica-Bold".to_vec(), b"WinAnsiEncoding".to_vec())]
+    );
+    assert_within_page(&doc);
+}
+
+#[test]
+fn figures_are_right_aligned_in_their_columns() {
+    let doc = load(&render(&fixture()).unwrap());
+    let page_id = *doc.get_pages().values().next().unwrap();
+    let content = Content::decode(&doc.get_page_content(page_id)).unwrap();
+    let (mut font, mut size, mut x) = (Font::Regular, 0.0f32, 0.0f32);
+    // Where each occurrence of these strings ends.
+    let mut ends: Vec<(String, f32)> = Vec::new();
+    for op in &content.operations {
+        match op.operator.as_str() {
+            "Tf" => {
+                font = if op.operands[0].as_name().unwrap() == b"F2" { Font::Bold } else { Font::Regular };
+                size = op.operands[1].as_float().unwrap();
+            }
+            "Td" => x = op.operands[0].as_float().unwrap(),
+            "Tj" => {
+                if let Object::String(bytes, _) = &op.operands[0]
+                    && matches!(bytes.as_slice(), b"P. unit." | b"19.99" | b"Importe" | b"39.98" | b"PEN 204.88")
+                {
+                    ends.push((winansi::decode(bytes), x + font.width(bytes, size)));
+                }
+            }
+            _ => {}
+        }
+    }
+    let unit_price_edge = Column::UnitPrice.left() + Column::UnitPrice.width() - CELL_PAD_X;
+    let total_edge = Column::Total.left() + Column::Total.width() - CELL_PAD_X;
+    assert_eq!(ends.len(), 5, "{ends:?}");
+    for (shown, end) in ends {
+        let edge = if shown == "P. unit." || shown == "19.99" { unit_price_edge } else { total_edge };
+        assert!((end - edge).abs() < 0.01, "{shown:?} ends at {end}, not at {edge}");
+    }
+}
+
+#[test]
+fn rendering_is_deterministic() {
+    let invoice = fixture();
+    assert_eq!(render(&invoice).unwrap(), render(&invoice).unwrap());
+    // Not a constant either: the content is the invoice's.
+    let mut other = invoice.clone();
+    other.invoice_id = "B001-00000043".into();
+    assert_ne!(render(&invoice).unwrap(), render(&other).unwrap());
+}
+
+#[test]
+fn many_lines_flow_onto_further_pages() {
+    let mut invoice = fixture();
+    let lines = invoice.lines.clone();
+    invoice.lines = lines.iter().cycle().take(120).cloned().collect();
+    let pdf = render(&invoice).unwrap();
+    let doc = load(&pdf);
+    let texts = page_texts(&doc);
+    let count = texts.len();
+    assert!(count >= 3, "{count} pages");
+    for (index, text) in texts.iter().enumerate() {
+        assert!(text.contains(&format!("Página {} de {count}", index + 1)), "page {}:\n{text}", index + 1);
+        assert!(text.contains("B001-00000042"), "page {}", index + 1);
+        assert!(text.contains("Representación impresa del comprobante electrónico"));
+    }
+    // The table header is repeated on every page holding lines; the totals are on the last.
+    let with_lines: Vec<&String> = texts.iter().filter(|t| t.contains("Router Wi-Fi 6")).collect();
+    assert!(with_lines.len() >= 2);
+    for text in &with_lines {
+        assert!(text.contains("Descripción") && text.contains("Valor venta") && text.contains("Importe\n"), "{text}");
+    }
+    let last = texts.last().unwrap();
+    assert!(last.contains("Importe total") && last.contains("PEN 204.88"), "{last}");
+    assert!(texts[..count - 1].iter().all(|t| !t.contains("Importe total")));
+    // Every line is printed once.
+    let printed = texts.iter().map(|t| t.matches("Router Wi-Fi 6").count()).sum::<usize>();
+    assert_eq!(printed, 40);
+    // Continuation pages say whose document they belong to.
+    assert!(texts[1].contains("ACME Telecom S.A.C.") && texts[1].contains("BOLETA DE VENTA ELECTRÓNICA B001-00000042"));
+    assert_within_page(&doc);
+}
+
+#[test]
+fn hostile_content_renders_within_the_page() {
+    let mut invoice = fixture();
+    let long: String = "Descripción muy larga con palabras y números 1234567890 ".chars().cycle().take(500).collect();
+    assert_eq!(long.chars().count(), 500);
+    invoice.lines[0].description = long;
+    invoice.lines[1].description = "x".repeat(500);
+    invoice.lines[2].description = String::new();
+    invoice.buyer.name = "Zhang Wěi 张伟 🙂👨‍👩‍👧 Ñandú ".repeat(20);
+    invoice.seller.name = "ＡＣＭＥ 株式会社 ".repeat(30);
+    invoice.seller.address = Some(String::new());
+    invoice.buyer.address = Some("Línea\nmúltiple\tcon\r\ncontroles\u{0}".repeat(40));
+    invoice.buyer.email = Some("a".repeat(300) + "@example.com");
+    invoice.total_in_words = "MUY ".repeat(200);
+    invoice.sale_id = "S".repeat(400);
+    invoice.tracking_reference = String::new();
+    invoice.tax.name = "Impuesto General a las Ventas con un nombre larguísimo".into();
+    invoice.tax.rate_bp = 1050;
+    let huge = Money::from_minor(i64::MAX, invoice.currency);
+    let lowest = Money::from_minor(i64::MIN, invoice.currency);
+    invoice.lines[0].unit_price = huge;
+    invoice.lines[0].quantity = u32::MAX;
+    invoice.lines[1].total = lowest;
+    invoice.totals.total = huge;
+    invoice.totals.subtotal = lowest;
+    let pdf = render(&invoice).unwrap();
+    let doc = load(&pdf);
+    let text = page_texts(&doc).concat();
+    // One `?` per character the fonts lack; the family emoji's zero-width joiners vanish.
+    assert!(text.contains("Zhang W?i ?? ???? Ñandú"), "{text}");
+    assert!(text.contains("92233720368547758.07"), "{text}");
+    assert!(text.contains("-92233720368547758.08"), "{text}");
+    assert!(text.contains("4294967295"), "{text}");
+    assert!(text.contains("10.5%"), "{text}");
+    assert!(text.contains('…'), "long text is cut with an ellipsis");
+    assert_within_page(&doc);
+
+    // Blank everything that can be blank.
+    let mut blank = fixture();
+    blank.seller.name.clear();
+    blank.buyer.name.clear();
+    blank.invoice_id.clear();
+    blank.total_in_words.clear();
+    blank.tax.name.clear();
+    blank.buyer.address = None;
+    blank.buyer.email = None;
+    for line in &mut blank.lines {
+        line.description.clear();
+    }
+    let doc = load(&render(&blank).unwrap());
+    assert!(page_texts(&doc).concat().contains("Impuesto"));
+    assert_within_page(&doc);
+}
+
+#[test]
+fn an_invoice_without_lines_is_refused() {
+    let mut invoice = fixture();
+    invoice.lines.clear();
+    assert_eq!(render(&invoice), Err(RenderError::NoLines));
+}
+
+#[test]
+fn rates_print_without_needless_decimals() {
+    assert_eq!(percent(1800), "18%");
+    assert_eq!(percent(1050), "10.5%");
+    assert_eq!(percent(1025), "10.25%");
+    assert_eq!(percent(5), "0.05%");
+    assert_eq!(percent(0), "0%");
+    assert_eq!(percent(10_000), "100%");
+}
+
+#[test]
+fn exempt_and_tax_exclusive_invoices_say_so() {
+    let mut invoice = fixture();
+    invoice.tax.prices_include_tax = false;
+    let text = page_texts(&load(&render(&invoice).unwrap())).concat();
+    assert!(text.contains("Los precios unitarios no incluyen el IGV (18%)"), "{text}");
+    invoice.tax.rate_bp = 0;
+    let text = page_texts(&load(&render(&invoice).unwrap())).concat();
+    assert!(text.contains("Op. exoneradas") && text.contains("IGV 0%"), "{text}");
+}
