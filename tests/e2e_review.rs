@@ -1,155 +1,15 @@
 //! Validation end to end: a pre-sale with its recording is claimed, viewed (playback link),
-//! approved by a validator who is not its agent, and becomes exactly one SaleConfirmed on the
-//! sales queue; claims race safely; the audit chain verifies and detects tampering.
+//! approved by a validator who is not its agent, and becomes exactly one sale, one shipment
+//! and one invoice; claims race safely; the audit chain verifies and detects tampering.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_s3::primitives::ByteStream;
-use e2e_tests::{Caller, Reply, TestEnv, caller, env, unique};
+use e2e_tests::desk::{Desk, desk, join_all};
+use e2e_tests::{Caller, Reply, caller, unique};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-
-fn wav(seconds: u32, seed: u32) -> Vec<u8> {
-    let rate = 8000u32;
-    let mut state = 0x2545_f491u32 ^ seed;
-    let mut data = Vec::with_capacity((rate * seconds * 4) as usize);
-    for i in 0..rate * seconds {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        let n = f64::from(state) / f64::from(u32::MAX) * 2.0 - 1.0;
-        let t = f64::from(i) / f64::from(rate);
-        let turn = (t / 4.0) as u32 % 2;
-        let syllable = (t * 4.0).fract() < 0.6;
-        for channel in 0..2 {
-            let level = if turn == channel && syllable { 9000.0 } else { 20.0 };
-            data.extend_from_slice(&((n * level) as i16).to_le_bytes());
-        }
-    }
-    let mut out = Vec::new();
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&rate.to_le_bytes());
-    out.extend_from_slice(&(rate * 4).to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    out.extend_from_slice(&data);
-    out
-}
-
-struct Desk {
-    env: TestEnv,
-    client: String,
-    campaign: String,
-    agent: Caller,
-}
-
-async fn desk() -> Desk {
-    let env = env().await;
-    let client = unique("cli");
-    let campaign = unique("camp");
-    env.seed_campaign(&client, &campaign).await;
-    Desk { agent: caller("agent-7", "agent", &[&client]), env, client, campaign }
-}
-
-impl Desk {
-    fn validator(&self, sub: &str) -> Caller {
-        caller(sub, "validator", &[&self.client])
-    }
-
-    /// Register a pre-sale and upload its recording; returns (id, recording bytes).
-    async fn ready_presale(&self, seconds: u32) -> (String, Vec<u8>) {
-        let call_id = unique("call");
-        let now = time::OffsetDateTime::now_utc();
-        let body = json!({
-            "campaign_id": self.campaign, "call_id": call_id,
-            "call_started_at": now.format(&time::format_description::well_known::Rfc3339).expect("format"),
-            "customer": {"document": {"type": "DNI", "number": format!("{:08}", uuid::Uuid::new_v4().as_u128() % 100_000_000)},
-                         "full_name": "Rosa Mamani Flores", "phone": format!("+5197{:07}", uuid::Uuid::new_v4().as_u128() % 10_000_000),
-                         "address": {"line1": "Jr. Junín 455", "district": "Cercado", "province": "Lima", "region": "Lima"}},
-            "items": [{"sku": "FIB-300", "quantity": 1}, {"sku": "ROUTER", "quantity": 1}]
-        });
-        let created = self.env.send(self.env.as_caller(&self.agent, "POST", "/presales").json(&body)).await;
-        assert_eq!(created.status, 201, "{:?}", created.body);
-        let id = created.body["id"].as_str().expect("id").to_owned();
-        let bytes = wav(seconds, seconds);
-        let key = format!("calls/{}/{}/{}/{:02}/{:02}/{call_id}.wav", self.client, self.campaign, now.year(), u8::from(now.month()), now.day());
-        let bucket = self.env.resource("RecordingsBucket").reference.clone();
-        self.env.s3.put_object().bucket(&bucket).key(&key).body(ByteStream::from(bytes.clone())).metadata("agent-id", "agent-7").send().await.expect("upload");
-        let started = Instant::now();
-        loop {
-            let read = self.env.send(self.env.as_caller(&self.agent, "GET", &format!("/presales/{id}"))).await;
-            if read.body["status"] == "READY_FOR_REVIEW" {
-                break;
-            }
-            assert!(started.elapsed() < Duration::from_secs(60), "never READY_FOR_REVIEW: {:?}", read.body);
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        (id, bytes)
-    }
-
-    async fn post(&self, who: &Caller, path: &str, body: Option<Value>) -> Reply {
-        let mut request = self.env.as_caller(who, "POST", path);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        self.env.send(request).await
-    }
-
-    /// The shipment fulfillment-dispatch made of `sale_id`, once it exists.
-    async fn wait_shipment(&self, sale_id: &str) -> std::collections::HashMap<String, AttributeValue> {
-        let started = Instant::now();
-        loop {
-            let item = self
-                .env
-                .dynamodb
-                .get_item()
-                .table_name(self.env.table("ShipmentsTable"))
-                .key("pk", AttributeValue::S(format!("SHIPMENT#SH-{sale_id}")))
-                .key("sk", AttributeValue::S("META".into()))
-                .consistent_read(true)
-                .send()
-                .await
-                .expect("get shipment")
-                .item;
-            if let Some(item) = item {
-                return item;
-            }
-            assert!(started.elapsed() < Duration::from_secs(60), "no shipment for {sale_id}");
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-
-    /// Messages of `kind` about `sale_id` on a queue nothing consumes yet (billing), read with a
-    /// zero visibility timeout so every read sees them all.
-    async fn messages_on(&self, queue: &str, kind: &str, sale_id: &str) -> usize {
-        let url = self.env.resource(queue).reference.clone();
-        let mut ids = HashSet::new();
-        for _ in 0..5 {
-            let output = self.env.sqs.receive_message().queue_url(&url).max_number_of_messages(10).visibility_timeout(0).wait_time_seconds(1).send().await.expect("receive");
-            for message in output.messages() {
-                let body: Value = serde_json::from_str(message.body().unwrap_or("{}")).unwrap_or(Value::Null);
-                if body["type"] == kind && body["body"]["sale_id"] == sale_id {
-                    ids.insert(message.message_id().unwrap_or_default().to_owned());
-                }
-            }
-        }
-        ids.len()
-    }
-
-    async fn sweep(&self) {
-        let sweep = self.env.send(self.env.request("POST", "/_local/functions/PresaleReviewFunction/invoke").json(&json!({"source": "aws.scheduler"}))).await;
-        assert_eq!(sweep.status, 200, "{:?}", sweep.body);
-    }
-}
 
 #[tokio::test]
 async fn a_recorded_presale_is_claimed_reviewed_and_approved_into_exactly_one_sale() {
@@ -184,7 +44,7 @@ async fn a_recorded_presale_is_claimed_reviewed_and_approved_into_exactly_one_sa
     let repeated = d.post(&val, &format!("/presales/{id}/review"), Some(approve)).await;
     assert_eq!((repeated.status, repeated.body["current"]["status"].as_str()), (409, Some("APPROVED")));
 
-    // The sale is dispatched: one shipment, one invoice request to billing.
+    // The sale is dispatched: one shipment, then one invoice.
     let sale_id = format!("S-{id}");
     let shipment = d.wait_shipment(&sale_id).await;
     assert_eq!(shipment.get("status").and_then(|v| v.as_s().ok()).map(String::as_str), Some("SCHEDULED"));
@@ -202,7 +62,9 @@ async fn a_recorded_presale_is_claimed_reviewed_and_approved_into_exactly_one_sa
         sent.expect("redelivery");
     }
     d.env.drain("SalesQueue").await;
-    assert_eq!(d.messages_on("BillingQueue", "InvoiceRequested", &sale_id).await, 1, "exactly one invoice request");
+    d.env.drain("BillingQueue").await;
+    d.wait_invoice(&sale_id).await;
+    assert_eq!(d.env.invoices_of_client(&d.client).await.len(), 1, "exactly one invoice for the sale");
 
     let audit = d.env.send(d.env.as_caller(&caller("sup-1", "supervisor", &[&d.client]), "GET", &format!("/presales/{id}/audit"))).await;
     let actions: Vec<&str> = audit.body["records"].as_array().expect("records").iter().filter_map(|r| r["action"].as_str()).collect();
@@ -231,7 +93,9 @@ async fn a_recorded_presale_is_claimed_reviewed_and_approved_into_exactly_one_sa
     let second_sale = format!("S-{second}");
     d.wait_shipment(&second_sale).await;
     d.env.drain("SalesQueue").await;
-    assert_eq!(d.messages_on("BillingQueue", "InvoiceRequested", &second_sale).await, 1, "delivered once after the outage");
+    d.env.drain("BillingQueue").await;
+    d.wait_invoice(&second_sale).await;
+    assert_eq!(d.env.invoices_of_client(&d.client).await.len(), 2, "the second sale invoiced once after the outage");
 }
 
 #[tokio::test]
@@ -249,26 +113,6 @@ async fn concurrent_claims_never_hand_out_the_same_presale() {
     assert_eq!(unique_granted.len(), 4, "every pre-sale claimed once: {:?}", claims.iter().map(|r| r.status).collect::<Vec<_>>());
     assert!(claims.iter().all(|r| r.status == 200 || r.status == 204));
     assert!(unique_granted.iter().all(|id| ids.contains(*id)));
-}
-
-/// Minimal join_all over boxed futures (no extra dependency).
-async fn join_all<T, F: std::future::Future<Output = T>>(futures: Vec<F>) -> Vec<T> {
-    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut results: Vec<Option<T>> = (0..pinned.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, future) in pinned.iter_mut().enumerate() {
-            if results[i].is_none() {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(r) => results[i] = Some(r),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
-    })
-    .await;
-    results.into_iter().flatten().collect()
 }
 
 #[tokio::test]

@@ -6,6 +6,8 @@
 //! command (`infra/local/test`) starts it and points `BACKOFFICE_STACK` at its `stack.json`;
 //! run alone (`cargo test -p e2e-tests`), the harness starts it itself, or reuses a live one.
 
+pub mod desk;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -40,6 +42,9 @@ pub struct Resource {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Resources {
     pub resources: HashMap<String, Resource>,
+    /// The template's parameters as the stack was provisioned.
+    #[serde(default)]
+    pub parameters: HashMap<String, Value>,
 }
 
 pub fn repo_root() -> PathBuf {
@@ -80,6 +85,8 @@ pub struct TestEnv {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub s3: aws_sdk_s3::Client,
+    /// For building the functions' own adapters against the emulator.
+    pub sdk: aws_config::SdkConfig,
     auth: local_gateway::template::AuthConfig,
 }
 
@@ -100,10 +107,16 @@ pub async fn env() -> TestEnv {
         dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
         sqs: aws_sdk_sqs::Client::new(&sdk),
         s3: aws_sdk_s3::Client::from_conf(s3_config),
+        sdk,
         info,
         resources,
         auth,
     }
+}
+
+/// The finance address seeded for `client`.
+pub fn finance_email(client: &str) -> String {
+    format!("finanzas@{client}.example.com")
 }
 
 /// A fresh tenant name, so tests running in parallel never see each other's data.
@@ -176,7 +189,9 @@ impl TestEnv {
     pub async fn seed_campaign(&self, client: &str, campaign: &str) {
         let table = self.table("ConfigTable");
         let items = [
-            serde_json::json!({"pk": format!("CLIENT#{client}"), "sk": "CONFIG", "client_id": client, "name": format!("{client} S.A.C."), "ruc": "20100070970", "currency": "PEN"}),
+            serde_json::json!({"pk": format!("CLIENT#{client}"), "sk": "CONFIG", "client_id": client, "name": format!("{client} S.A.C."), "ruc": "20100070970", "currency": "PEN",
+                "billing": {"address": "Av. Javier Prado Este 1234, San Isidro, Lima", "finance_email": finance_email(client), "payment_terms_days": 30,
+                            "tax": {"name": "IGV", "rate_bp": 1800, "prices_include_tax": true}, "factura_series": "F001", "boleta_series": "B001"}}),
             serde_json::json!({"pk": format!("CAMPAIGN#{campaign}"), "sk": "CONFIG", "campaign_id": campaign, "client_id": client, "name": "Fibra Hogar", "currency": "PEN", "timezone": "America/Lima", "active": true}),
             serde_json::json!({"pk": format!("CAMPAIGN#{campaign}"), "sk": "SKU#FIB-300", "sku": "FIB-300", "name": "Fibra 300 Mbps", "unit_price_minor": 14990, "currency": "PEN", "active": true,
                 "weight_grams": 1200, "length_mm": 350, "width_mm": 250, "height_mm": 120}),
@@ -187,6 +202,35 @@ impl TestEnv {
             let item: HashMap<String, AttributeValue> = serde_dynamo::to_item(item).unwrap_or_else(|e| panic!("seed item: {e}"));
             self.dynamodb.put_item().table_name(&table).set_item(Some(item)).send().await.unwrap_or_else(|e| panic!("seeding {table}: {e:?}"));
         }
+    }
+
+    /// The From address invoices are sent from (the stack's parameters).
+    pub fn invoice_sender(&self) -> String {
+        let parameter = |name: &str| self.resources.parameters.get(name).and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| panic!("parameter {name}"));
+        format!("{}@{}", parameter("InvoiceSenderLocalPart"), parameter("InvoiceSenderDomain"))
+    }
+
+    /// Every message the emulator's SES accepted: (destinations, raw MIME, message id).
+    pub async fn sent_emails(&self) -> Vec<(Vec<String>, String, String)> {
+        let url = format!("{}/moto-api/data.json", self.info.endpoint_url.trim_end_matches('/'));
+        for _ in 0..5 {
+            // The dump walks live models; a concurrent write can make one attempt fail.
+            let Ok(reply) = self.http.get(&url).send().await else { continue };
+            if !reply.status().is_success() {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                continue;
+            }
+            let data: Value = reply.json().await.unwrap_or_else(|e| panic!("{url}: not JSON: {e}"));
+            let messages = data["ses"]["RawMessage"].as_array().cloned().unwrap_or_default();
+            return messages
+                .iter()
+                .map(|m| {
+                    let destinations = m["destinations"].as_array().map(|d| d.iter().filter_map(Value::as_str).map(str::to_owned).collect()).unwrap_or_default();
+                    (destinations, m["raw_data"].as_str().unwrap_or_default().to_owned(), m["id"].as_str().unwrap_or_default().to_owned())
+                })
+                .collect();
+        }
+        panic!("{url} kept failing");
     }
 
     /// Wait until a queue has nothing visible or in flight (three quiet reads in a row): every

@@ -123,7 +123,7 @@ where
             Some(existing) => existing,
             None => self.issue(&request, &correlation_id).await?,
         };
-        self.deliver(&invoice_id).await
+        self.deliver(&request.client_id, &invoice_id).await
     }
 
     /// The sale's invoice number: allocated now, or the one a concurrent delivery allocated.
@@ -169,10 +169,10 @@ where
     }
 
     /// Store the PDF and send the e-mail unless done already.
-    pub async fn deliver(&self, invoice_id: &str) -> Result<Outcome, IssueError> {
+    pub async fn deliver(&self, client_id: &str, invoice_id: &str) -> Result<Outcome, IssueError> {
         let stored = self
             .invoices
-            .load(invoice_id)
+            .load(client_id, invoice_id)
             .await?
             .ok_or_else(|| IssueError::Store(StoreError::Corrupt(format!("invoice {invoice_id} is referenced but missing"))))?;
         if stored.email.is_some() {
@@ -185,7 +185,7 @@ where
             .ok_or_else(|| IssueError::NoBillingProfile(stored.invoice.client_id.clone()))?;
         let pdf = self.pdf(&stored).await?;
         let now = self.clock.now();
-        match self.invoices.claim_email(invoice_id, now, now + EMAIL_LEASE).await? {
+        match self.invoices.claim_email(client_id, invoice_id, now, now + EMAIL_LEASE).await? {
             EmailClaim::Claimed => {}
             EmailClaim::AlreadySent(_) => return Ok(Outcome::AlreadyDelivered { invoice_id: invoice_id.to_owned() }),
             EmailClaim::Busy => return Err(IssueError::EmailInProgress(invoice_id.to_owned())),
@@ -193,14 +193,14 @@ where
         let message = match email::build(&stored.invoice, &pdf, &profile.finance_email, &self.sender, now) {
             Ok(message) => message,
             Err(e) => {
-                self.release(invoice_id, &e.to_string()).await;
+                self.release(client_id, invoice_id, &e.to_string()).await;
                 return Err(IssueError::Email(e.to_string()));
             }
         };
         match self.mailer.send(&message).await {
             Ok(message_id) => {
                 let record = EmailRecord { message_id: message_id.clone(), recipients: message.recipients(), sent_at: now };
-                if let Err(e) = self.invoices.record_email(invoice_id, &record).await {
+                if let Err(e) = self.invoices.record_email(client_id, invoice_id, &record).await {
                     // Sent but not remembered: a retry after the lease would send it again.
                     tracing::error!(invoice_id, message_id = %message_id, error = %e, "e-mail sent but not recorded");
                     return Err(e.into());
@@ -209,14 +209,14 @@ where
                 Ok(Outcome::Delivered { invoice_id: invoice_id.to_owned(), message_id })
             }
             Err(e) => {
-                self.release(invoice_id, &e.to_string()).await;
+                self.release(client_id, invoice_id, &e.to_string()).await;
                 Err(e.into())
             }
         }
     }
 
-    async fn release(&self, invoice_id: &str, reason: &str) {
-        if let Err(e) = self.invoices.release_email(invoice_id, reason).await {
+    async fn release(&self, client_id: &str, invoice_id: &str, reason: &str) {
+        if let Err(e) = self.invoices.release_email(client_id, invoice_id, reason).await {
             // The lease then simply runs out before the next attempt.
             tracing::warn!(invoice_id, error = %e, "could not release the e-mail lease");
         }
@@ -233,7 +233,7 @@ where
         let bytes = invoice_pdf::render(&stored.invoice)?;
         let record = PdfRecord { key: key.clone(), sha256: hex::encode(Sha256::digest(&bytes)), size: bytes.len() as u64 };
         self.documents.put(&key, bytes.clone(), "application/pdf").await?;
-        self.invoices.record_pdf(&stored.invoice.invoice_id, &record).await?;
+        self.invoices.record_pdf(&stored.invoice.client_id, &stored.invoice.invoice_id, &record).await?;
         Ok(bytes)
     }
 
@@ -241,8 +241,8 @@ where
     /// mail outage outlasted the message's retries, or a crash between steps.
     pub async fn sweep(&self) -> Result<serde_json::Value, StoreError> {
         let (mut delivered, mut failed) = (0, 0);
-        for invoice_id in self.invoices.pending_emails(50).await? {
-            match self.deliver(&invoice_id).await {
+        for (client_id, invoice_id) in self.invoices.pending_emails(50).await? {
+            match self.deliver(&client_id, &invoice_id).await {
                 Ok(_) => delivered += 1,
                 // A live lease: its worker is on it.
                 Err(IssueError::EmailInProgress(_)) => {}
@@ -259,7 +259,7 @@ where
 /// Exponential backoff with full jitter, capped: workers that lost a race for a number spread
 /// out instead of colliding again.
 fn backoff(attempt: u32) -> Duration {
-    let cap_ms = 5u64.saturating_mul(1 << attempt.min(6)).min(250);
+    let cap_ms = 5u64.saturating_mul(1 << attempt.min(5)).min(100);
     let jitter = (uuid::Uuid::new_v4().as_u128() % u128::from(cap_ms + 1)) as u64;
     Duration::from_millis(jitter)
 }

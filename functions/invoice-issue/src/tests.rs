@@ -67,7 +67,7 @@ async fn issues_stores_and_emails_one_invoice() {
     let Outcome::Delivered { invoice_id, message_id } = outcome else { panic!("not delivered: {outcome:?}") };
     assert_eq!(invoice_id, "B001-00000001");
 
-    let stored = w.invoices.load(&invoice_id).await.unwrap().unwrap();
+    let stored = w.invoices.load("acme", &invoice_id).await.unwrap().unwrap();
     assert_eq!(stored.invoice.totals.total.amount_minor(), 20488);
     assert_eq!(stored.email.as_ref().map(|e| e.message_id.as_str()), Some(message_id.as_str()));
     let pdf_record = stored.pdf.unwrap();
@@ -110,11 +110,11 @@ async fn a_failed_send_is_retried_without_a_second_invoice() {
     w.mailer.fail_next(1);
     let first = w.issuer.process(&message("P-1")).await;
     assert!(matches!(first, Err(IssueError::Mail(MailError::Unavailable(_)))), "{first:?}");
-    let stored = w.invoices.load("B001-00000001").await.unwrap().unwrap();
+    let stored = w.invoices.load("acme", "B001-00000001").await.unwrap().unwrap();
     assert!(stored.email.is_none());
     assert_eq!(stored.email_attempts, 1);
     assert!(stored.email_last_error.is_some());
-    assert_eq!(w.invoices.pending_emails(10).await.unwrap(), vec!["B001-00000001".to_owned()]);
+    assert_eq!(w.invoices.pending_emails(10).await.unwrap(), vec![("acme".to_owned(), "B001-00000001".to_owned())]);
 
     let retry = w.issuer.process(&message("P-1")).await.unwrap();
     assert!(matches!(retry, Outcome::Delivered { ref invoice_id, .. } if invoice_id == "B001-00000001"));
@@ -146,7 +146,7 @@ async fn a_live_lease_keeps_a_second_worker_from_sending() {
     let _ = w.issuer.process(&message("P-1")).await;
     // Another worker holds the lease now.
     let now = datetime!(2026-11-24 15:00 UTC);
-    assert_eq!(w.invoices.claim_email("B001-00000001", now, now + EMAIL_LEASE).await.unwrap(), EmailClaim::Claimed);
+    assert_eq!(w.invoices.claim_email("acme", "B001-00000001", now, now + EMAIL_LEASE).await.unwrap(), EmailClaim::Claimed);
     assert!(matches!(w.issuer.process(&message("P-1")).await, Err(IssueError::EmailInProgress(_))));
     assert!(w.mailer.sent().is_empty());
 }

@@ -4,8 +4,11 @@
 //! |----------------|-----------------------------|-------------------|----------------------------|
 //! | series counter | `SERIES#{client}#{series}`  | `COUNTER`         |                            |
 //! | sale guard     | `SALE#{sale id}`            | `INVOICE`         |                            |
-//! | invoice        | `INVOICE#{number}`          | `META`            | by-client; email-pending (sparse) |
-//! | audit          | `INVOICE#{number}`          | `AUDIT#{seq:010}` |                            |
+//! | invoice        | `INVOICE#{client}#{number}` | `META`            | by-client; email-pending (sparse) |
+//! | audit          | `INVOICE#{client}#{number}` | `AUDIT#{seq:010}` |                            |
+//!
+//! A number is unique within its issuer's series: two clients both have a `B001-00000001`, so
+//! an invoice is known by its client and its number together.
 //!
 //! Issuing writes the counter, the guard, the invoice and its audit record in one transaction:
 //! the counter moves from n−1 to n only together with invoice n, and the guard makes a second
@@ -82,17 +85,17 @@ pub trait InvoiceStore: Send + Sync {
     /// number is `invoice.number − 1` and the sale has no invoice; with its audit record, in
     /// one transaction.
     async fn issue(&self, invoice: &Invoice, audit: &AuditRecord) -> Result<IssueOutcome, StoreError>;
-    async fn load(&self, invoice_id: &str) -> Result<Option<StoredInvoice>, StoreError>;
-    async fn record_pdf(&self, invoice_id: &str, pdf: &PdfRecord) -> Result<(), StoreError>;
+    async fn load(&self, client_id: &str, invoice_id: &str) -> Result<Option<StoredInvoice>, StoreError>;
+    async fn record_pdf(&self, client_id: &str, invoice_id: &str, pdf: &PdfRecord) -> Result<(), StoreError>;
     /// Take the right to send the invoice's e-mail until `lease_until`, unless it was sent or
     /// another worker's lease is still running.
-    async fn claim_email(&self, invoice_id: &str, now: OffsetDateTime, lease_until: OffsetDateTime) -> Result<EmailClaim, StoreError>;
+    async fn claim_email(&self, client_id: &str, invoice_id: &str, now: OffsetDateTime, lease_until: OffsetDateTime) -> Result<EmailClaim, StoreError>;
     /// Remember the accepted e-mail; the invoice leaves the pending-e-mail index.
-    async fn record_email(&self, invoice_id: &str, email: &EmailRecord) -> Result<(), StoreError>;
+    async fn record_email(&self, client_id: &str, invoice_id: &str, email: &EmailRecord) -> Result<(), StoreError>;
     /// Give the lease back after a failed send, keeping the reason.
-    async fn release_email(&self, invoice_id: &str, error: &str) -> Result<(), StoreError>;
-    /// Invoices whose e-mail is not sent yet, oldest first.
-    async fn pending_emails(&self, limit: u32) -> Result<Vec<String>, StoreError>;
+    async fn release_email(&self, client_id: &str, invoice_id: &str, error: &str) -> Result<(), StoreError>;
+    /// Invoices whose e-mail is not sent yet, oldest first: (client, number).
+    async fn pending_emails(&self, limit: u32) -> Result<Vec<(String, String)>, StoreError>;
 }
 
 const EMAIL_PENDING_INDEX: &str = "email-pending";
@@ -136,8 +139,8 @@ impl DynamoInvoiceStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    fn invoice_key(invoice_id: &str) -> (AttributeValue, AttributeValue) {
-        (s(format!("INVOICE#{invoice_id}")), s("META"))
+    fn invoice_key(client_id: &str, invoice_id: &str) -> (AttributeValue, AttributeValue) {
+        (s(format!("INVOICE#{client_id}#{invoice_id}")), s("META"))
     }
 }
 
@@ -206,7 +209,7 @@ impl InvoiceStore for DynamoInvoiceStore {
         ]);
 
         let mut item: Item = serde_dynamo::to_item(invoice).map_err(corrupt("serializing invoice"))?;
-        let (pk, sk) = Self::invoice_key(&invoice.invoice_id);
+        let (pk, sk) = Self::invoice_key(&invoice.client_id, &invoice.invoice_id);
         item.insert("pk".into(), pk.clone());
         item.insert("sk".into(), sk);
         item.insert("entity".into(), s("INVOICE"));
@@ -245,8 +248,8 @@ impl InvoiceStore for DynamoInvoiceStore {
         }
     }
 
-    async fn load(&self, invoice_id: &str) -> Result<Option<StoredInvoice>, StoreError> {
-        let (pk, sk) = Self::invoice_key(invoice_id);
+    async fn load(&self, client_id: &str, invoice_id: &str) -> Result<Option<StoredInvoice>, StoreError> {
+        let (pk, sk) = Self::invoice_key(client_id, invoice_id);
         let output = self.client.get_item().table_name(&self.table).key("pk", pk).key("sk", sk).consistent_read(true).send().await.map_err(sdk_error)?;
         let Some(mut item) = output.item else { return Ok(None) };
         let pdf = match item.remove("pdf") {
@@ -263,8 +266,8 @@ impl InvoiceStore for DynamoInvoiceStore {
         Ok(Some(StoredInvoice { invoice, pdf, email, email_attempts, email_last_error }))
     }
 
-    async fn record_pdf(&self, invoice_id: &str, pdf: &PdfRecord) -> Result<(), StoreError> {
-        let (pk, sk) = Self::invoice_key(invoice_id);
+    async fn record_pdf(&self, client_id: &str, invoice_id: &str, pdf: &PdfRecord) -> Result<(), StoreError> {
+        let (pk, sk) = Self::invoice_key(client_id, invoice_id);
         let value = serde_dynamo::to_attribute_value(pdf).map_err(corrupt("serializing pdf record"))?;
         self.client
             .update_item()
@@ -280,8 +283,8 @@ impl InvoiceStore for DynamoInvoiceStore {
         Ok(())
     }
 
-    async fn claim_email(&self, invoice_id: &str, now: OffsetDateTime, lease_until: OffsetDateTime) -> Result<EmailClaim, StoreError> {
-        let (pk, sk) = Self::invoice_key(invoice_id);
+    async fn claim_email(&self, client_id: &str, invoice_id: &str, now: OffsetDateTime, lease_until: OffsetDateTime) -> Result<EmailClaim, StoreError> {
+        let (pk, sk) = Self::invoice_key(client_id, invoice_id);
         let result = self
             .client
             .update_item()
@@ -297,7 +300,7 @@ impl InvoiceStore for DynamoInvoiceStore {
         match result {
             Ok(_) => Ok(EmailClaim::Claimed),
             Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                match self.load(invoice_id).await? {
+                match self.load(client_id, invoice_id).await? {
                     Some(StoredInvoice { email: Some(email), .. }) => Ok(EmailClaim::AlreadySent(email)),
                     Some(_) => Ok(EmailClaim::Busy),
                     None => Err(StoreError::Backend(format!("invoice {invoice_id} does not exist"))),
@@ -307,8 +310,8 @@ impl InvoiceStore for DynamoInvoiceStore {
         }
     }
 
-    async fn record_email(&self, invoice_id: &str, email: &EmailRecord) -> Result<(), StoreError> {
-        let (pk, sk) = Self::invoice_key(invoice_id);
+    async fn record_email(&self, client_id: &str, invoice_id: &str, email: &EmailRecord) -> Result<(), StoreError> {
+        let (pk, sk) = Self::invoice_key(client_id, invoice_id);
         let value = serde_dynamo::to_attribute_value(email).map_err(corrupt("serializing email record"))?;
         let result = self
             .client
@@ -331,8 +334,8 @@ impl InvoiceStore for DynamoInvoiceStore {
         }
     }
 
-    async fn release_email(&self, invoice_id: &str, error: &str) -> Result<(), StoreError> {
-        let (pk, sk) = Self::invoice_key(invoice_id);
+    async fn release_email(&self, client_id: &str, invoice_id: &str, error: &str) -> Result<(), StoreError> {
+        let (pk, sk) = Self::invoice_key(client_id, invoice_id);
         let reason: String = error.chars().take(500).collect();
         self.client
             .update_item()
@@ -349,7 +352,7 @@ impl InvoiceStore for DynamoInvoiceStore {
         Ok(())
     }
 
-    async fn pending_emails(&self, limit: u32) -> Result<Vec<String>, StoreError> {
+    async fn pending_emails(&self, limit: u32) -> Result<Vec<(String, String)>, StoreError> {
         let output = self
             .client
             .query()
@@ -365,7 +368,10 @@ impl InvoiceStore for DynamoInvoiceStore {
             .items
             .unwrap_or_default()
             .iter()
-            .filter_map(|item| item.get("invoice_id").and_then(|v| v.as_s().ok()).cloned())
+            .filter_map(|item| {
+                let field = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+                Some((field("client_id")?, field("invoice_id")?))
+            })
             .collect())
     }
 }
@@ -380,9 +386,13 @@ pub struct MemoryInvoiceStore {
 struct MemoryInvoices {
     counters: HashMap<(String, String), u64>,
     sales: HashMap<String, String>,
-    invoices: BTreeMap<String, StoredInvoice>,
+    invoices: BTreeMap<(String, String), StoredInvoice>,
+    leases: HashMap<(String, String), OffsetDateTime>,
     audits: Vec<AuditRecord>,
-    leases: HashMap<String, OffsetDateTime>,
+}
+
+fn key(client_id: &str, invoice_id: &str) -> (String, String) {
+    (client_id.to_owned(), invoice_id.to_owned())
 }
 
 impl MemoryInvoiceStore {
@@ -422,41 +432,41 @@ impl InvoiceStore for MemoryInvoiceStore {
         state.counters.insert(key, invoice.number);
         state.sales.insert(invoice.sale_id.clone(), invoice.invoice_id.clone());
         state.invoices.insert(
-            invoice.invoice_id.clone(),
+            (invoice.client_id.clone(), invoice.invoice_id.clone()),
             StoredInvoice { invoice: invoice.clone(), pdf: None, email: None, email_attempts: 0, email_last_error: None },
         );
         state.audits.push(audit.clone());
         Ok(IssueOutcome::Issued)
     }
 
-    async fn load(&self, invoice_id: &str) -> Result<Option<StoredInvoice>, StoreError> {
-        Ok(self.lock()?.invoices.get(invoice_id).cloned())
+    async fn load(&self, client_id: &str, invoice_id: &str) -> Result<Option<StoredInvoice>, StoreError> {
+        Ok(self.lock()?.invoices.get(&key(client_id, invoice_id)).cloned())
     }
 
-    async fn record_pdf(&self, invoice_id: &str, pdf: &PdfRecord) -> Result<(), StoreError> {
+    async fn record_pdf(&self, client_id: &str, invoice_id: &str, pdf: &PdfRecord) -> Result<(), StoreError> {
         let mut state = self.lock()?;
-        let stored = state.invoices.get_mut(invoice_id).ok_or_else(|| StoreError::Backend(format!("no invoice {invoice_id}")))?;
+        let stored = state.invoices.get_mut(&key(client_id, invoice_id)).ok_or_else(|| StoreError::Backend(format!("no invoice {invoice_id}")))?;
         stored.pdf = Some(pdf.clone());
         Ok(())
     }
 
-    async fn claim_email(&self, invoice_id: &str, now: OffsetDateTime, lease_until: OffsetDateTime) -> Result<EmailClaim, StoreError> {
+    async fn claim_email(&self, client_id: &str, invoice_id: &str, now: OffsetDateTime, lease_until: OffsetDateTime) -> Result<EmailClaim, StoreError> {
         let mut state = self.lock()?;
-        let stored = state.invoices.get(invoice_id).ok_or_else(|| StoreError::Backend(format!("no invoice {invoice_id}")))?;
+        let stored = state.invoices.get(&key(client_id, invoice_id)).ok_or_else(|| StoreError::Backend(format!("no invoice {invoice_id}")))?;
         if let Some(email) = &stored.email {
             return Ok(EmailClaim::AlreadySent(email.clone()));
         }
-        if state.leases.get(invoice_id).is_some_and(|until| *until >= now) {
+        if state.leases.get(&key(client_id, invoice_id)).is_some_and(|until| *until >= now) {
             return Ok(EmailClaim::Busy);
         }
-        state.leases.insert(invoice_id.to_owned(), lease_until);
+        state.leases.insert(key(client_id, invoice_id), lease_until);
         Ok(EmailClaim::Claimed)
     }
 
-    async fn record_email(&self, invoice_id: &str, email: &EmailRecord) -> Result<(), StoreError> {
+    async fn record_email(&self, client_id: &str, invoice_id: &str, email: &EmailRecord) -> Result<(), StoreError> {
         let mut state = self.lock()?;
-        state.leases.remove(invoice_id);
-        let stored = state.invoices.get_mut(invoice_id).ok_or_else(|| StoreError::Backend(format!("no invoice {invoice_id}")))?;
+        state.leases.remove(&key(client_id, invoice_id));
+        let stored = state.invoices.get_mut(&key(client_id, invoice_id)).ok_or_else(|| StoreError::Backend(format!("no invoice {invoice_id}")))?;
         if stored.email.is_none() {
             stored.email = Some(email.clone());
             stored.email_attempts += 1;
@@ -465,19 +475,19 @@ impl InvoiceStore for MemoryInvoiceStore {
         Ok(())
     }
 
-    async fn release_email(&self, invoice_id: &str, error: &str) -> Result<(), StoreError> {
+    async fn release_email(&self, client_id: &str, invoice_id: &str, error: &str) -> Result<(), StoreError> {
         let mut state = self.lock()?;
-        state.leases.remove(invoice_id);
-        let stored = state.invoices.get_mut(invoice_id).ok_or_else(|| StoreError::Backend(format!("no invoice {invoice_id}")))?;
+        state.leases.remove(&key(client_id, invoice_id));
+        let stored = state.invoices.get_mut(&key(client_id, invoice_id)).ok_or_else(|| StoreError::Backend(format!("no invoice {invoice_id}")))?;
         stored.email_attempts += 1;
         stored.email_last_error = Some(error.to_owned());
         Ok(())
     }
 
-    async fn pending_emails(&self, limit: u32) -> Result<Vec<String>, StoreError> {
+    async fn pending_emails(&self, limit: u32) -> Result<Vec<(String, String)>, StoreError> {
         let state = self.lock()?;
         let mut pending: Vec<&StoredInvoice> = state.invoices.values().filter(|i| i.email.is_none()).collect();
         pending.sort_by_key(|i| nanos(i.invoice.issued_at));
-        Ok(pending.into_iter().take(limit as usize).map(|i| i.invoice.invoice_id.clone()).collect())
+        Ok(pending.into_iter().take(limit as usize).map(|i| (i.invoice.client_id.clone(), i.invoice.invoice_id.clone())).collect())
     }
 }

@@ -1,0 +1,227 @@
+//! A tenant's desk for the flow tests: register a pre-sale, upload its recording, review it,
+//! follow the sale into shipments and invoices.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_s3::primitives::ByteStream;
+use serde_json::{Value, json};
+
+use crate::{Caller, Reply, TestEnv, caller, env, unique};
+
+/// A stereo 16-bit WAV of `seconds` with alternating speakers (agent left, customer right).
+pub fn wav(seconds: u32, seed: u32) -> Vec<u8> {
+    let rate = 8000u32;
+    let mut state = 0x2545_f491u32 ^ seed;
+    let mut data = Vec::with_capacity((rate * seconds * 4) as usize);
+    for i in 0..rate * seconds {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let n = f64::from(state) / f64::from(u32::MAX) * 2.0 - 1.0;
+        let t = f64::from(i) / f64::from(rate);
+        let turn = (t / 4.0) as u32 % 2;
+        let syllable = (t * 4.0).fract() < 0.6;
+        for channel in 0..2 {
+            let level = if turn == channel && syllable { 9000.0 } else { 20.0 };
+            data.extend_from_slice(&((n * level) as i16).to_le_bytes());
+        }
+    }
+    let mut out = Vec::new();
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 4).to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&data);
+    out
+}
+
+/// One tenant's desk: a seeded client and campaign, and their agent.
+pub struct Desk {
+    pub env: TestEnv,
+    pub client: String,
+    pub campaign: String,
+    pub agent: Caller,
+}
+
+pub async fn desk() -> Desk {
+    let env = env().await;
+    let client = unique("cli");
+    let campaign = unique("camp");
+    env.seed_campaign(&client, &campaign).await;
+    Desk { agent: caller("agent-7", "agent", &[&client]), env, client, campaign }
+}
+
+impl Desk {
+    pub fn validator(&self, sub: &str) -> Caller {
+        caller(sub, "validator", &[&self.client])
+    }
+
+    /// Register a pre-sale and upload its recording; returns (id, recording bytes).
+    pub async fn ready_presale(&self, seconds: u32) -> (String, Vec<u8>) {
+        let call_id = unique("call");
+        let now = time::OffsetDateTime::now_utc();
+        let body = json!({
+            "campaign_id": self.campaign, "call_id": call_id,
+            "call_started_at": now.format(&time::format_description::well_known::Rfc3339).expect("format"),
+            "customer": {"document": {"type": "DNI", "number": format!("{:08}", uuid::Uuid::new_v4().as_u128() % 100_000_000)},
+                         "full_name": "Rosa Mamani Flores", "email": "rosa.mamani@example.com", "phone": format!("+5197{:07}", uuid::Uuid::new_v4().as_u128() % 10_000_000),
+                         "address": {"line1": "Jr. Junín 455", "district": "Cercado", "province": "Lima", "region": "Lima"}},
+            "items": [{"sku": "FIB-300", "quantity": 1}, {"sku": "ROUTER", "quantity": 1}]
+        });
+        let created = self.env.send(self.env.as_caller(&self.agent, "POST", "/presales").json(&body)).await;
+        assert_eq!(created.status, 201, "{:?}", created.body);
+        let id = created.body["id"].as_str().expect("id").to_owned();
+        let bytes = wav(seconds, seconds);
+        let key = format!("calls/{}/{}/{}/{:02}/{:02}/{call_id}.wav", self.client, self.campaign, now.year(), u8::from(now.month()), now.day());
+        let bucket = self.env.resource("RecordingsBucket").reference.clone();
+        self.env.s3.put_object().bucket(&bucket).key(&key).body(ByteStream::from(bytes.clone())).metadata("agent-id", "agent-7").send().await.expect("upload");
+        let started = Instant::now();
+        loop {
+            let read = self.env.send(self.env.as_caller(&self.agent, "GET", &format!("/presales/{id}"))).await;
+            if read.body["status"] == "READY_FOR_REVIEW" {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "never READY_FOR_REVIEW: {:?}", read.body);
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        (id, bytes)
+    }
+
+    pub async fn post(&self, who: &Caller, path: &str, body: Option<Value>) -> Reply {
+        let mut request = self.env.as_caller(who, "POST", path);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        self.env.send(request).await
+    }
+
+    /// The shipment fulfillment-dispatch made of `sale_id`, once it exists.
+    pub async fn wait_shipment(&self, sale_id: &str) -> std::collections::HashMap<String, AttributeValue> {
+        let started = Instant::now();
+        loop {
+            let item = self
+                .env
+                .dynamodb
+                .get_item()
+                .table_name(self.env.table("ShipmentsTable"))
+                .key("pk", AttributeValue::S(format!("SHIPMENT#SH-{sale_id}")))
+                .key("sk", AttributeValue::S("META".into()))
+                .consistent_read(true)
+                .send()
+                .await
+                .expect("get shipment")
+                .item;
+            if let Some(item) = item {
+                return item;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "no shipment for {sale_id}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Run presale-review's scheduled outbox sweep.
+    pub async fn sweep(&self) {
+        let sweep = self.env.send(self.env.request("POST", "/_local/functions/PresaleReviewFunction/invoke").json(&json!({"source": "aws.scheduler"}))).await;
+        assert_eq!(sweep.status, 200, "{:?}", sweep.body);
+    }
+}
+
+
+/// Minimal join_all over boxed futures (no extra dependency).
+pub async fn join_all<T, F: std::future::Future<Output = T>>(futures: Vec<F>) -> Vec<T> {
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut results: Vec<Option<T>> = (0..pinned.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, future) in pinned.iter_mut().enumerate() {
+            if results[i].is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(r) => results[i] = Some(r),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    results.into_iter().flatten().collect()
+}
+
+
+impl Desk {
+    /// Claim and approve pre-sale `id` as `validator`; the sale's id.
+    pub async fn approve(&self, validator: &Caller, id: &str) -> String {
+        let claimed = self.post(validator, "/reviews/next", None).await;
+        assert_eq!((claimed.status, claimed.body["presale"]["id"].as_str()), (200, Some(id)), "{:?}", claimed.body);
+        let version = claimed.body["presale"]["version"].as_u64().expect("version");
+        let decision = json!({"decision": "approve", "version": version, "override_reason": "revisado"});
+        let approved = self.post(validator, &format!("/presales/{id}/review"), Some(decision)).await;
+        assert_eq!((approved.status, approved.body["status"].as_str()), (200, Some("APPROVED")), "{:?}", approved.body);
+        format!("S-{id}")
+    }
+
+    /// The sale's invoice once its e-mail has gone out (the invoice item as JSON).
+    pub async fn wait_invoice(&self, sale_id: &str) -> Value {
+        let table = self.env.table("InvoicesTable");
+        let started = Instant::now();
+        loop {
+            if let Some(invoice) = self.env.invoice_of_sale(sale_id).await
+                && invoice.get("email").is_some()
+            {
+                return invoice;
+            }
+            assert!(started.elapsed() < Duration::from_secs(90), "sale {sale_id} was never invoiced and e-mailed ({table})");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+}
+
+impl TestEnv {
+    /// The invoice of `sale_id` (as JSON), if it has one.
+    pub async fn invoice_of_sale(&self, sale_id: &str) -> Option<Value> {
+        let table = self.table("InvoicesTable");
+        let get = |pk: String, sk: &'static str| {
+            self.dynamodb.get_item().table_name(&table).key("pk", AttributeValue::S(pk)).key("sk", AttributeValue::S(sk.into())).consistent_read(true).send()
+        };
+        let guard = get(format!("SALE#{sale_id}"), "INVOICE").await.expect("read the sale's invoice guard").item?;
+        let field = |name: &str| guard.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_else(|| panic!("the guard has {name}"));
+        let item: HashMap<String, AttributeValue> = get(format!("INVOICE#{}#{}", field("client_id"), field("invoice_id")), "META").await.expect("read the invoice").item.expect("the guard's invoice exists");
+        Some(serde_dynamo::from_item(item).expect("invoice as JSON"))
+    }
+
+    /// Every invoice of a client, from the by-client index.
+    pub async fn invoices_of_client(&self, client: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .dynamodb
+                .query()
+                .table_name(self.table("InvoicesTable"))
+                .index_name("by-client")
+                .key_condition_expression("gsi1pk = :pk")
+                .expression_attribute_values(":pk", AttributeValue::S(format!("CLIENT#{client}")))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("query invoices by client");
+            for item in page.items.unwrap_or_default() {
+                out.push(serde_dynamo::from_item(item).expect("invoice as JSON"));
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return out,
+            }
+        }
+    }
+}
