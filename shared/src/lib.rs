@@ -8,6 +8,7 @@ pub mod domain;
 pub mod http;
 pub mod mail;
 pub mod outbox;
+pub mod queue;
 pub mod recordings;
 pub mod store;
 pub mod telemetry;

@@ -3,16 +3,16 @@
 //! `InvoiceRequested` for billing, through an outbox: never lost, never sent twice for one
 //! shipment.
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use backoffice_shared::Clock;
 use backoffice_shared::domain::audit::{AuditEntry, GENESIS_HASH};
 use backoffice_shared::domain::fulfillment::{self, FulfillmentError};
 use backoffice_shared::domain::review::SaleConfirmed;
 use backoffice_shared::domain::shipment::{InvoiceRequested, Shipment};
 use backoffice_shared::outbox::{Publisher, envelope};
+use backoffice_shared::queue;
 use backoffice_shared::store::shipments::{Created, ShipmentStore};
 use backoffice_shared::store::{FulfillmentDirectory, OutboxMessage, StoreError};
-use serde::Deserialize;
 use serde_json::json;
 
 pub struct Dispatch<S, F, Q, K> {
@@ -41,15 +41,6 @@ pub enum Dispatched {
     AlreadyScheduled(String),
 }
 
-#[derive(Deserialize)]
-struct Envelope {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    correlation_id: Option<String>,
-    body: serde_json::Value,
-}
-
 impl<S, F, Q, K> Dispatch<S, F, Q, K>
 where
     S: ShipmentStore,
@@ -58,27 +49,12 @@ where
     K: Clock,
 {
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        let mut response = SqsBatchResponse::default();
-        for message in event.records {
-            let id = message.message_id.clone().unwrap_or_default();
-            if let Err(error) = self.process(message.body.as_deref().unwrap_or_default()).await {
-                tracing::error!(message_id = %id, error = %error, "sale not dispatched; the message stays for a retry");
-                if !id.is_empty() {
-                    let mut failure = BatchItemFailure::default();
-                    failure.item_identifier = id;
-                    response.batch_item_failures.push(failure);
-                }
-            }
-        }
-        response
+        queue::each_message(event, |body| async move { self.process(&body).await }).await
     }
 
     pub async fn process(&self, body: &str) -> Result<Dispatched, DispatchError> {
-        let incoming: Envelope = serde_json::from_str(body).map_err(|e| DispatchError::Poison(e.to_string()))?;
-        if incoming.kind != "SaleConfirmed" {
-            return Err(DispatchError::Poison(format!("unexpected event type {}", incoming.kind)));
-        }
-        let sale: SaleConfirmed = serde_json::from_value(incoming.body).map_err(|e| DispatchError::Poison(e.to_string()))?;
+        let incoming = queue::open::<SaleConfirmed>(body, "SaleConfirmed").map_err(DispatchError::Poison)?;
+        let sale = incoming.body;
         let correlation_id = incoming.correlation_id.unwrap_or_else(|| sale.sale_id.clone());
         let now = self.clock.now();
         let (specs, config) = self.campaigns.fulfillment(&sale.campaign_id).await?;

@@ -16,16 +16,16 @@ pub mod email;
 
 use std::time::Duration;
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use backoffice_shared::Clock;
 use backoffice_shared::documents::DocumentStore;
 use backoffice_shared::domain::audit::{AuditEntry, GENESIS_HASH};
 use backoffice_shared::domain::invoice::{InvoiceDraft, InvoiceError};
 use backoffice_shared::domain::shipment::InvoiceRequested;
 use backoffice_shared::mail::{MailError, Mailer};
+use backoffice_shared::queue;
 use backoffice_shared::store::invoices::{EmailClaim, EmailRecord, InvoiceStore, IssueOutcome, PdfRecord, StoredInvoice};
 use backoffice_shared::store::{BillingDirectory, StoreError};
-use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -76,15 +76,6 @@ pub enum Outcome {
     AlreadyDelivered { invoice_id: String },
 }
 
-#[derive(Deserialize)]
-struct Envelope {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    correlation_id: Option<String>,
-    body: serde_json::Value,
-}
-
 impl<S, B, D, M, K> Issuer<S, B, D, M, K>
 where
     S: InvoiceStore,
@@ -94,30 +85,12 @@ where
     K: Clock,
 {
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        let mut response = SqsBatchResponse::default();
-        for message in event.records {
-            let id = message.message_id.clone().unwrap_or_default();
-            match self.process(message.body.as_deref().unwrap_or_default()).await {
-                Ok(outcome) => tracing::debug!(message_id = %id, ?outcome, "invoice request done"),
-                Err(error) => {
-                    tracing::error!(message_id = %id, error = %error, "invoice request not done; the message stays for a retry");
-                    if !id.is_empty() {
-                        let mut failure = BatchItemFailure::default();
-                        failure.item_identifier = id;
-                        response.batch_item_failures.push(failure);
-                    }
-                }
-            }
-        }
-        response
+        queue::each_message(event, |body| async move { self.process(&body).await }).await
     }
 
     pub async fn process(&self, body: &str) -> Result<Outcome, IssueError> {
-        let incoming: Envelope = serde_json::from_str(body).map_err(|e| IssueError::Poison(e.to_string()))?;
-        if incoming.kind != "InvoiceRequested" {
-            return Err(IssueError::Poison(format!("unexpected event type {}", incoming.kind)));
-        }
-        let request: InvoiceRequested = serde_json::from_value(incoming.body).map_err(|e| IssueError::Poison(e.to_string()))?;
+        let incoming = queue::open::<InvoiceRequested>(body, "InvoiceRequested").map_err(IssueError::Poison)?;
+        let request = incoming.body;
         let correlation_id = incoming.correlation_id.unwrap_or_else(|| request.sale_id.clone());
         let invoice_id = match self.invoices.invoice_for_sale(&request.sale_id).await? {
             Some(existing) => existing,

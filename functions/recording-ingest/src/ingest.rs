@@ -3,7 +3,7 @@
 
 use std::io::Read;
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use backoffice_shared::Clock;
 use backoffice_shared::domain::recording::{AudioFacts, Recording, RecordingKey, RecordingMetadata};
 use backoffice_shared::recordings::{self, AttachOutcome};
@@ -56,21 +56,7 @@ where
     K: Clock,
 {
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        let mut response = SqsBatchResponse::default();
-        for message in event.records {
-            let id = message.message_id.clone().unwrap_or_default();
-            let outcome = self.process_message(message.body.as_deref().unwrap_or_default()).await;
-            if let Err(error) = outcome {
-                tracing::error!(message_id = %id, error = %error, "message failed; it will be retried");
-                // An empty identifier would fail the whole batch: only report real ids.
-                if !id.is_empty() {
-                    let mut failure = BatchItemFailure::default();
-                    failure.item_identifier = id;
-                    response.batch_item_failures.push(failure);
-                }
-            }
-        }
-        response
+        backoffice_shared::queue::each_message(event, |body| async move { self.process_message(&body).await }).await
     }
 
     pub async fn process_message(&self, body: &str) -> Result<Vec<Processed>, RetryableError> {
