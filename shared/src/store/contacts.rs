@@ -23,7 +23,7 @@ use time::OffsetDateTime;
 
 use crate::domain::tipification::{Catalog, Contact, Family, Node};
 
-use super::dynamo::{cancellation_reasons, classify, sdk_error};
+use super::dynamo::{cancellation_reasons, classify, corrupt, page_size, s, sdk_error, transact_put};
 use super::{CounterRow, Page, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -93,22 +93,9 @@ pub struct DynamoContactStore {
     config_table: String,
 }
 
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-fn corrupt(what: &'static str) -> impl Fn(serde_dynamo::Error) -> StoreError {
-    move |e| StoreError::Corrupt(format!("{what}: {e}"))
-}
-
 impl DynamoContactStore {
     pub fn new(client: Client, contacts_table: impl Into<String>, config_table: impl Into<String>) -> Self {
         Self { client, contacts_table: contacts_table.into(), config_table: config_table.into() }
-    }
-
-    fn put(table: &str, item: HashMap<String, AttributeValue>, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
-        let put = Put::builder().table_name(table).set_item(Some(item)).set_condition_expression(condition.map(str::to_owned)).build().map_err(|e| StoreError::Backend(e.to_string()))?;
-        Ok(TransactWriteItem::builder().put(put).build())
     }
 
     fn add(table: &str, pk: String, sk: String, increments: &[(String, i64)], extra_set: &[(String, AttributeValue)]) -> Result<TransactWriteItem, StoreError> {
@@ -175,7 +162,7 @@ impl ContactStore for DynamoContactStore {
             Some(v) => pointer_put.condition_expression("version = :v").expression_attribute_values(":v", AttributeValue::N(v.to_string())),
         };
         let pointer_put = pointer_put.build().map_err(|e| StoreError::Backend(e.to_string()))?;
-        let items = vec![Self::put(&self.config_table, item, Some("attribute_not_exists(pk)"))?, TransactWriteItem::builder().put(pointer_put).build()];
+        let items = vec![transact_put(&self.config_table, item, Some("attribute_not_exists(pk)"))?, TransactWriteItem::builder().put(pointer_put).build()];
         match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => Ok(Catalog { version, nodes: nodes.to_vec() }),
             Err(SdkError::ServiceError(e)) if e.err().is_transaction_canceled_exception() => Err(StoreError::Conflict(super::ConflictKind::StaleVersion)),
@@ -207,8 +194,8 @@ impl ContactStore for DynamoContactStore {
             campaign_set.push(("next_callback_at".to_owned(), AttributeValue::N(at.unix_timestamp().to_string())));
         }
         let mut items = vec![
-            Self::put(&self.contacts_table, item, Some("attribute_not_exists(pk)"))?,
-            Self::put(&self.contacts_table, ext, Some("attribute_not_exists(pk)"))?,
+            transact_put(&self.contacts_table, item, Some("attribute_not_exists(pk)"))?,
+            transact_put(&self.contacts_table, ext, Some("attribute_not_exists(pk)"))?,
             Self::add(&self.contacts_table, counters_pk.clone(), "TOTAL".into(), &increments, &[])?,
             Self::add(&self.contacts_table, counters_pk, format!("AGENT#{}", contact.agent_id), &increments, &[])?,
             Self::add(&self.contacts_table, customer_pk.clone(), format!("CAMPAIGN#{}", contact.campaign_id), &[(day_attr(day), 1)], &campaign_set)?,
@@ -262,7 +249,7 @@ impl ContactStore for DynamoContactStore {
             .key_condition_expression("gsi1pk = :pk")
             .expression_attribute_values(":pk", s(pk))
             .scan_index_forward(false)
-            .limit(i32::try_from(limit.clamp(1, 100)).unwrap_or(25))
+            .limit(page_size(limit))
             .set_exclusive_start_key(start)
             .send()
             .await

@@ -31,7 +31,7 @@ use super::{
     StoreError, StoredPresale,
 };
 
-type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
 const RETRYABLE_CODES: &[&str] = &[
     "ThrottlingException",
@@ -77,16 +77,33 @@ pub(crate) fn cancellation_reasons(err: &SdkError<TransactError, Response>) -> O
     Some(cancel.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None").to_owned()).collect())
 }
 
-fn s(value: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-fn string_attr(item: &Item, name: &str) -> Option<String> {
+pub(crate) fn string_attr(item: &Item, name: &str) -> Option<String> {
     item.get(name).and_then(|v| v.as_s().ok()).cloned()
 }
 
-fn corrupt(what: &str) -> impl Fn(serde_dynamo::Error) -> StoreError + '_ {
+pub(crate) fn corrupt(what: &str) -> impl Fn(serde_dynamo::Error) -> StoreError + '_ {
     move |e| StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+/// A transaction item putting `item` into `table`, under `condition` if any
+/// (`attribute_not_exists(pk)`: create only).
+pub(crate) fn transact_put(table: &str, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .set_condition_expression(condition.map(str::to_owned))
+        .build()
+        .map_err(|e| StoreError::Backend(e.to_string()))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+/// A query's page size: what the caller asked for, within 1..=100.
+pub(crate) fn page_size(limit: u32) -> i32 {
+    i32::try_from(limit.clamp(1, 100)).unwrap_or(25)
 }
 
 // ------------------------------------------------------------------------------------------
@@ -181,13 +198,7 @@ impl DynamoPresaleStore {
     }
 
     fn put(&self, item: Item, condition: &str) -> Result<TransactWriteItem, StoreError> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression(condition)
-            .build()
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
-        Ok(TransactWriteItem::builder().put(put).build())
+        transact_put(&self.table, item, Some(condition))
     }
 
     /// Which of the transaction's items failed its condition, if the service said.
@@ -277,7 +288,7 @@ impl PresaleStore for DynamoPresaleStore {
             .expression_attribute_names("#pk", pk_name)
             .expression_attribute_values(":pk", s(pk_value))
             .scan_index_forward(false)
-            .limit(i32::try_from(query.limit.clamp(1, 100)).unwrap_or(25))
+            .limit(page_size(query.limit))
             .set_exclusive_start_key(start);
         if let Some(agent) = &query.agent_id {
             request = request
@@ -414,7 +425,7 @@ impl PresaleStore for DynamoPresaleStore {
             .index_name(REVIEW_QUEUE)
             .key_condition_expression("gsi5pk = :pk")
             .expression_attribute_values(":pk", s(format!("REVIEW#{client_id}")))
-            .limit(i32::try_from(limit.clamp(1, 100)).unwrap_or(25))
+            .limit(page_size(limit))
             .send()
             .await
             .map_err(sdk_error)?;
@@ -493,7 +504,7 @@ pub(crate) async fn pending_outbox(client: &Client, table: &str, limit: u32) -> 
         .index_name(OUTBOX_INDEX)
         .key_condition_expression("gsi6pk = :pk")
         .expression_attribute_values(":pk", s(OUTBOX_PENDING))
-        .limit(i32::try_from(limit.clamp(1, 100)).unwrap_or(25))
+        .limit(page_size(limit))
         .send()
         .await
         .map_err(sdk_error)?;

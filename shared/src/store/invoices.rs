@@ -20,7 +20,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -28,7 +28,7 @@ use crate::domain::audit::AuditRecord;
 use crate::domain::invoice::Invoice;
 
 use super::StoreError;
-use super::dynamo::{cancellation_reasons, sdk_error};
+use super::dynamo::{Item, cancellation_reasons, corrupt, page_size, s, sdk_error, string_attr, transact_put};
 
 /// The stored PDF of an invoice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,18 +101,8 @@ pub trait InvoiceStore: Send + Sync {
 const EMAIL_PENDING_INDEX: &str = "email-pending";
 const EMAIL_PENDING: &str = "EMAIL#PENDING";
 
-type Item = HashMap<String, AttributeValue>;
-
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
 fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
-}
-
-fn corrupt(what: &'static str) -> impl Fn(serde_dynamo::Error) -> StoreError {
-    move |e| StoreError::Corrupt(format!("{what}: {e}"))
 }
 
 fn built<T, E: std::fmt::Display>(result: Result<T, E>) -> Result<T, StoreError> {
@@ -134,9 +124,15 @@ impl DynamoInvoiceStore {
         Self { client, table: table.into() }
     }
 
+    /// Create only: the item must not exist yet.
     fn put_new(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
-        let put = built(Put::builder().table_name(&self.table).set_item(Some(item)).condition_expression("attribute_not_exists(pk)").build())?;
-        Ok(TransactWriteItem::builder().put(put).build())
+        transact_put(&self.table, item, Some("attribute_not_exists(pk)"))
+    }
+
+    /// One item, read consistently: numbering decisions must see the latest write.
+    async fn get(&self, pk: AttributeValue, sk: AttributeValue) -> Result<Option<Item>, StoreError> {
+        let output = self.client.get_item().table_name(&self.table).key("pk", pk).key("sk", sk).consistent_read(true).send().await.map_err(sdk_error)?;
+        Ok(output.item)
     }
 
     fn invoice_key(client_id: &str, invoice_id: &str) -> (AttributeValue, AttributeValue) {
@@ -147,31 +143,13 @@ impl DynamoInvoiceStore {
 #[async_trait]
 impl InvoiceStore for DynamoInvoiceStore {
     async fn invoice_for_sale(&self, sale_id: &str) -> Result<Option<String>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("SALE#{sale_id}")))
-            .key("sk", s("INVOICE"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(output.item.and_then(|item| item.get("invoice_id").and_then(|v| v.as_s().ok()).cloned()))
+        let guard = self.get(s(format!("SALE#{sale_id}")), s("INVOICE")).await?;
+        Ok(guard.and_then(|item| string_attr(&item, "invoice_id")))
     }
 
     async fn last_number(&self, client_id: &str, series: &str) -> Result<u64, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("SERIES#{client_id}#{series}")))
-            .key("sk", s("COUNTER"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        match output.item.as_ref().and_then(|item| item.get("last_number")) {
+        let counter = self.get(s(format!("SERIES#{client_id}#{series}")), s("COUNTER")).await?;
+        match counter.as_ref().and_then(|item| item.get("last_number")) {
             None => Ok(0),
             Some(value) => value
                 .as_n()
@@ -250,8 +228,7 @@ impl InvoiceStore for DynamoInvoiceStore {
 
     async fn load(&self, client_id: &str, invoice_id: &str) -> Result<Option<StoredInvoice>, StoreError> {
         let (pk, sk) = Self::invoice_key(client_id, invoice_id);
-        let output = self.client.get_item().table_name(&self.table).key("pk", pk).key("sk", sk).consistent_read(true).send().await.map_err(sdk_error)?;
-        let Some(mut item) = output.item else { return Ok(None) };
+        let Some(mut item) = self.get(pk, sk).await? else { return Ok(None) };
         let pdf = match item.remove("pdf") {
             Some(value) => Some(serde_dynamo::from_attribute_value(value).map_err(corrupt("reading invoice pdf"))?),
             None => None,
@@ -261,7 +238,7 @@ impl InvoiceStore for DynamoInvoiceStore {
             None => None,
         };
         let email_attempts = item.get("email_attempts").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
-        let email_last_error = item.get("email_last_error").and_then(|v| v.as_s().ok()).cloned();
+        let email_last_error = string_attr(&item, "email_last_error");
         let invoice = serde_dynamo::from_item(item).map_err(corrupt("reading invoice"))?;
         Ok(Some(StoredInvoice { invoice, pdf, email, email_attempts, email_last_error }))
     }
@@ -360,7 +337,7 @@ impl InvoiceStore for DynamoInvoiceStore {
             .index_name(EMAIL_PENDING_INDEX)
             .key_condition_expression("gsi2pk = :pk")
             .expression_attribute_values(":pk", s(EMAIL_PENDING))
-            .limit(i32::try_from(limit.clamp(1, 100)).unwrap_or(25))
+            .limit(page_size(limit))
             .send()
             .await
             .map_err(sdk_error)?;
@@ -369,8 +346,7 @@ impl InvoiceStore for DynamoInvoiceStore {
             .unwrap_or_default()
             .iter()
             .filter_map(|item| {
-                let field = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-                Some((field("client_id")?, field("invoice_id")?))
+                Some((string_attr(item, "client_id")?, string_attr(item, "invoice_id")?))
             })
             .collect())
     }

@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use crate::domain::audit::AuditRecord;
 use crate::domain::shipment::Shipment;
 
-use super::dynamo::{cancellation_reasons, mark_sent, outbox_put, pending_outbox, sdk_error};
+use super::dynamo::{cancellation_reasons, corrupt, mark_sent, outbox_put, pending_outbox, sdk_error, transact_put};
 use super::{OutboxMessage, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -73,19 +73,10 @@ impl DynamoShipmentStore {
         Self { client, table: table.into() }
     }
 
+    /// Create only: the item must not exist yet.
     fn put(&self, item: HashMap<String, AttributeValue>) -> Result<TransactWriteItem, StoreError> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
-        Ok(TransactWriteItem::builder().put(put).build())
+        transact_put(&self.table, item, Some("attribute_not_exists(pk)"))
     }
-}
-
-fn corrupt(what: &'static str) -> impl Fn(serde_dynamo::Error) -> StoreError {
-    move |e| StoreError::Corrupt(format!("{what}: {e}"))
 }
 
 #[async_trait]
