@@ -20,7 +20,7 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use backoffice_shared::Clock;
 use backoffice_shared::documents::DocumentStore;
 use backoffice_shared::domain::audit::{AuditEntry, GENESIS_HASH};
-use backoffice_shared::domain::invoice::{InvoiceDraft, InvoiceError};
+use backoffice_shared::domain::invoice::{BillingProfile, InvoiceDraft, InvoiceError};
 use backoffice_shared::domain::shipment::InvoiceRequested;
 use backoffice_shared::mail::{MailError, Mailer};
 use backoffice_shared::queue;
@@ -92,17 +92,24 @@ where
         let incoming = queue::open::<InvoiceRequested>(body, "InvoiceRequested").map_err(IssueError::Poison)?;
         let request = incoming.body;
         let correlation_id = incoming.correlation_id.unwrap_or_else(|| request.sale_id.clone());
-        let invoice_id = match self.invoices.invoice_for_sale(&request.sale_id).await? {
-            Some(existing) => existing,
-            None => self.issue(&request, &correlation_id).await?,
+        let (invoice_id, profile) = match self.invoices.invoice_for_sale(&request.sale_id).await? {
+            // A redelivery: the profile is read only if the e-mail is still to be sent.
+            Some(existing) => (existing, None),
+            None => {
+                let profile = self.profile(&request.client_id).await?;
+                (self.issue(&request, &profile, &correlation_id).await?, Some(profile))
+            }
         };
-        self.deliver(&request.client_id, &invoice_id).await
+        self.deliver(&request.client_id, &invoice_id, profile.as_ref()).await
+    }
+
+    async fn profile(&self, client_id: &str) -> Result<BillingProfile, IssueError> {
+        self.billing.billing_profile(client_id).await?.ok_or_else(|| IssueError::NoBillingProfile(client_id.to_owned()))
     }
 
     /// The sale's invoice number: allocated now, or the one a concurrent delivery allocated.
-    async fn issue(&self, request: &InvoiceRequested, correlation_id: &str) -> Result<String, IssueError> {
-        let profile = self.billing.billing_profile(&request.client_id).await?.ok_or_else(|| IssueError::NoBillingProfile(request.client_id.clone()))?;
-        let draft = InvoiceDraft::prepare(request, &profile, self.clock.now())?;
+    async fn issue(&self, request: &InvoiceRequested, profile: &BillingProfile, correlation_id: &str) -> Result<String, IssueError> {
+        let draft = InvoiceDraft::prepare(request, profile, self.clock.now())?;
         for attempt in 0..NUMBER_ATTEMPTS {
             let last = self.invoices.last_number(&request.client_id, &draft.series).await?;
             let invoice = draft.numbered(last + 1)?;
@@ -141,8 +148,9 @@ where
         Err(IssueError::Contention)
     }
 
-    /// Store the PDF and send the e-mail unless done already.
-    pub async fn deliver(&self, client_id: &str, invoice_id: &str) -> Result<Outcome, IssueError> {
+    /// Store the PDF and send the e-mail unless done already. `profile` is the client's, when
+    /// the caller has read it already.
+    pub async fn deliver(&self, client_id: &str, invoice_id: &str, profile: Option<&BillingProfile>) -> Result<Outcome, IssueError> {
         let stored = self
             .invoices
             .load(client_id, invoice_id)
@@ -151,11 +159,14 @@ where
         if stored.email.is_some() {
             return Ok(Outcome::AlreadyDelivered { invoice_id: invoice_id.to_owned() });
         }
-        let profile = self
-            .billing
-            .billing_profile(&stored.invoice.client_id)
-            .await?
-            .ok_or_else(|| IssueError::NoBillingProfile(stored.invoice.client_id.clone()))?;
+        let loaded;
+        let profile = match profile {
+            Some(profile) => profile,
+            None => {
+                loaded = self.profile(client_id).await?;
+                &loaded
+            }
+        };
         let pdf = self.pdf(&stored).await?;
         let now = self.clock.now();
         match self.invoices.claim_email(client_id, invoice_id, now, now + EMAIL_LEASE).await? {
@@ -215,7 +226,7 @@ where
     pub async fn sweep(&self) -> Result<serde_json::Value, StoreError> {
         let (mut delivered, mut failed) = (0, 0);
         for (client_id, invoice_id) in self.invoices.pending_emails(50).await? {
-            match self.deliver(&client_id, &invoice_id).await {
+            match self.deliver(&client_id, &invoice_id, None).await {
                 Ok(_) => delivered += 1,
                 // A live lease: its worker is on it.
                 Err(IssueError::EmailInProgress(_)) => {}
