@@ -66,6 +66,11 @@ async fn one_presale_from_registration_to_an_emailed_invoice() {
     let due = time::Date::parse(invoice["due_date"].as_str().expect("due date"), time::macros::format_description!("[year]-[month]-[day]")).expect("date");
     assert_eq!(due - issue, time::Duration::days(30), "the client's payment terms");
 
+    // Issuing is audited, in the invoice's own partition.
+    let records = d.env.partition("InvoicesTable", &format!("INVOICE#{}#{invoice_id}", d.client)).await;
+    let audit = records.iter().find(|r| r.get("sk").and_then(|v| v.as_s().ok()).is_some_and(|sk| sk == "AUDIT#0000000001")).expect("the issue's audit record");
+    assert_eq!(audit.get("action").and_then(|v| v.as_s().ok()).map(String::as_str), Some("ISSUED"));
+
     // The PDF is in the invoices bucket under its predictable key, and reads back.
     let key = format!("invoices/{}/B001/{invoice_id}.pdf", d.client);
     assert_eq!(invoice["pdf"]["key"], key.as_str());

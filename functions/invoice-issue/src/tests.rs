@@ -69,6 +69,9 @@ async fn issues_stores_and_emails_one_invoice() {
 
     let stored = w.invoices.load("acme", &invoice_id).await.unwrap().unwrap();
     assert_eq!(stored.invoice.totals.total.amount_minor(), 20488);
+    let audits = w.invoices.audits();
+    assert_eq!((audits.len(), audits[0].subject.as_str(), audits[0].action.as_str()), (1, "B001-00000001", "ISSUED"));
+    assert!(backoffice_shared::domain::audit::verify_chain(&audits, None).verified);
     assert_eq!(stored.email.as_ref().map(|e| e.message_id.as_str()), Some(message_id.as_str()));
     let pdf_record = stored.pdf.unwrap();
     assert_eq!(pdf_record.key, "invoices/acme/B001/B001-00000001.pdf");

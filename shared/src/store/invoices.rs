@@ -105,10 +105,6 @@ fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-fn built<T, E: std::fmt::Display>(result: Result<T, E>) -> Result<T, StoreError> {
-    result.map_err(|e| StoreError::Backend(e.to_string()))
-}
-
 fn nanos(at: OffsetDateTime) -> i128 {
     at.unix_timestamp_nanos()
 }
@@ -177,7 +173,7 @@ impl InvoiceStore for DynamoInvoiceStore {
         } else {
             counter.condition_expression("last_number = :prev").expression_attribute_values(":prev", n(previous))
         };
-        let counter = TransactWriteItem::builder().update(built(counter.build())?).build();
+        let counter = TransactWriteItem::builder().update(counter.build().map_err(|e| StoreError::Backend(e.to_string()))?).build();
 
         let guard: Item = HashMap::from([
             ("pk".into(), s(format!("SALE#{}", invoice.sale_id))),
@@ -192,7 +188,6 @@ impl InvoiceStore for DynamoInvoiceStore {
         item.insert("sk".into(), sk);
         item.insert("entity".into(), s("INVOICE"));
         item.insert("audit_head".into(), s(audit.hash.clone()));
-        item.insert("version".into(), n(1));
         item.insert("email_attempts".into(), n(0));
         item.insert("gsi1pk".into(), s(format!("CLIENT#{}", invoice.client_id)));
         item.insert("gsi1sk".into(), s(format!("{}#{}", invoice.issue_date, invoice.invoice_id)));
@@ -296,10 +291,9 @@ impl InvoiceStore for DynamoInvoiceStore {
             .table_name(&self.table)
             .key("pk", pk)
             .key("sk", sk)
-            .update_expression("SET email = :email, email_message_id = :id ADD email_attempts :one REMOVE email_lease_until, email_last_error, gsi2pk, gsi2sk")
+            .update_expression("SET email = :email ADD email_attempts :one REMOVE email_lease_until, email_last_error, gsi2pk, gsi2sk")
             .condition_expression("attribute_exists(pk) AND attribute_not_exists(email)")
             .expression_attribute_values(":email", value)
-            .expression_attribute_values(":id", s(email.message_id.clone()))
             .expression_attribute_values(":one", n(1))
             .send()
             .await;
