@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::validation::Invalid;
+use super::validation::{Invalid, shown};
 
 /// An E.164 number: "+", a country code not starting with 0, and 8 to 15 digits in all.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -232,16 +232,6 @@ impl From<Email> for String {
 impl fmt::Debug for Email {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.masked())
-    }
-}
-
-/// Echo a short input in a detail, cut so a huge or hostile value does not flood logs.
-fn shown(raw: &str) -> String {
-    const MAX: usize = 20;
-    if raw.chars().count() <= MAX {
-        format!("{raw:?}")
-    } else {
-        format!("{:?}…", raw.chars().take(MAX).collect::<String>())
     }
 }
 

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::validation::Invalid;
+use super::validation::{Invalid, shown};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 // Deserialize through `FromStr` so JSON and DynamoDB get the same message as the API.
@@ -177,16 +177,6 @@ fn describe(number: &str) -> String {
         count.to_string()
     } else {
         format!("{count} characters, not all digits")
-    }
-}
-
-/// Echo a short input in a detail, cut so a huge or hostile value does not flood logs.
-fn shown(raw: &str) -> String {
-    const MAX: usize = 20;
-    if raw.chars().count() <= MAX {
-        format!("{raw:?}")
-    } else {
-        format!("{:?}…", raw.chars().take(MAX).collect::<String>())
     }
 }
 

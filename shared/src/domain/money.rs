@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::validation::Invalid;
+use super::validation::{Invalid, shown};
 
 /// Currencies the back office sells in, with their minor-unit exponents (ISO 4217).
 const CURRENCIES: &[(&str, u32)] = &[
@@ -297,16 +297,6 @@ fn malformed(text: &str) -> Invalid {
         format!("{} is not a plain decimal number", shown(text))
     };
     Invalid::new("invalid_amount", format!("{why}; write the amount like 49.90, -3.5 or 1200"))
-}
-
-/// Echo a short input in a detail, cut so a huge or hostile value does not flood logs.
-fn shown(raw: &str) -> String {
-    const MAX: usize = 30;
-    if raw.chars().count() <= MAX {
-        format!("{raw:?}")
-    } else {
-        format!("{:?}…", raw.chars().take(MAX).collect::<String>())
-    }
 }
 
 impl fmt::Debug for Money {

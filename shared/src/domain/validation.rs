@@ -77,3 +77,13 @@ impl Errors {
         if self.0.is_empty() { Ok(()) } else { Err(self.0) }
     }
 }
+
+/// Echo a short input in a detail, cut so a huge or hostile value does not flood logs.
+pub(crate) fn shown(raw: &str) -> String {
+    const MAX: usize = 30;
+    if raw.chars().count() <= MAX {
+        format!("{raw:?}")
+    } else {
+        format!("{:?}…", raw.chars().take(MAX).collect::<String>())
+    }
+}
