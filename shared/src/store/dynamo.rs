@@ -101,6 +101,30 @@ pub(crate) fn transact_put(table: &str, item: Item, condition: Option<&str>) -> 
     Ok(TransactWriteItem::builder().put(put).build())
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Order {
+    OldestFirst,
+    NewestFirst,
+}
+
+/// The first page (at most `limit` items, 1..=100) of one partition of an index, in sort-key
+/// order.
+pub(crate) async fn index_page(client: &Client, table: &str, index: &str, pk_name: &str, pk_value: &str, order: Order, limit: u32) -> Result<Vec<Item>, StoreError> {
+    let output = client
+        .query()
+        .table_name(table)
+        .index_name(index)
+        .key_condition_expression("#pk = :pk")
+        .expression_attribute_names("#pk", pk_name)
+        .expression_attribute_values(":pk", s(pk_value))
+        .scan_index_forward(order == Order::OldestFirst)
+        .limit(page_size(limit))
+        .send()
+        .await
+        .map_err(sdk_error)?;
+    Ok(output.items.unwrap_or_default())
+}
+
 /// A query's page size: what the caller asked for, within 1..=100.
 pub(crate) fn page_size(limit: u32) -> i32 {
     i32::try_from(limit.clamp(1, 100)).unwrap_or(25)
@@ -173,20 +197,8 @@ impl DynamoPresaleStore {
     }
 
     async fn query_index(&self, index: &str, pk_name: &str, pk_value: String) -> Result<Vec<Presale>, StoreError> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(index)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", pk_name)
-            .expression_attribute_values(":pk", s(pk_value))
-            .scan_index_forward(false)
-            .limit(50)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        output.items.unwrap_or_default().into_iter().map(|item| serde_dynamo::from_item(item).map_err(corrupt("reading pre-sale"))).collect()
+        let items = index_page(&self.client, &self.table, index, pk_name, &pk_value, Order::NewestFirst, 50).await?;
+        items.into_iter().map(|item| serde_dynamo::from_item(item).map_err(corrupt("reading pre-sale"))).collect()
     }
 
     fn audit_item(record: &AuditRecord) -> Result<Item, StoreError> {
@@ -498,17 +510,8 @@ pub(crate) fn outbox_put(table: &str, message: &OutboxMessage) -> Result<Transac
 }
 
 pub(crate) async fn pending_outbox(client: &Client, table: &str, limit: u32) -> Result<Vec<OutboxMessage>, StoreError> {
-    let output = client
-        .query()
-        .table_name(table)
-        .index_name(OUTBOX_INDEX)
-        .key_condition_expression("gsi6pk = :pk")
-        .expression_attribute_values(":pk", s(OUTBOX_PENDING))
-        .limit(page_size(limit))
-        .send()
-        .await
-        .map_err(sdk_error)?;
-    output.items.unwrap_or_default().into_iter().map(|item| serde_dynamo::from_item(item).map_err(corrupt("reading outbox message"))).collect()
+    let items = index_page(client, table, OUTBOX_INDEX, "gsi6pk", OUTBOX_PENDING, Order::OldestFirst, limit).await?;
+    items.into_iter().map(|item| serde_dynamo::from_item(item).map_err(corrupt("reading outbox message"))).collect()
 }
 
 pub(crate) async fn mark_sent(client: &Client, table: &str, message_id: &str) -> Result<(), StoreError> {

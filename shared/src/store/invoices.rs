@@ -28,7 +28,7 @@ use crate::domain::audit::AuditRecord;
 use crate::domain::invoice::Invoice;
 
 use super::StoreError;
-use super::dynamo::{Item, cancellation_reasons, corrupt, page_size, s, sdk_error, string_attr, transact_put};
+use super::dynamo::{Item, Order, cancellation_reasons, corrupt, index_page, s, sdk_error, string_attr, transact_put};
 
 /// The stored PDF of an invoice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -324,25 +324,8 @@ impl InvoiceStore for DynamoInvoiceStore {
     }
 
     async fn pending_emails(&self, limit: u32) -> Result<Vec<(String, String)>, StoreError> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(EMAIL_PENDING_INDEX)
-            .key_condition_expression("gsi2pk = :pk")
-            .expression_attribute_values(":pk", s(EMAIL_PENDING))
-            .limit(page_size(limit))
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(output
-            .items
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|item| {
-                Some((string_attr(item, "client_id")?, string_attr(item, "invoice_id")?))
-            })
-            .collect())
+        let items = index_page(&self.client, &self.table, EMAIL_PENDING_INDEX, "gsi2pk", EMAIL_PENDING, Order::OldestFirst, limit).await?;
+        Ok(items.iter().filter_map(|item| Some((string_attr(item, "client_id")?, string_attr(item, "invoice_id")?))).collect())
     }
 }
 
