@@ -111,7 +111,7 @@ where
     async fn issue(&self, request: &InvoiceRequested, profile: &BillingProfile, correlation_id: &str) -> Result<String, IssueError> {
         let draft = InvoiceDraft::prepare(request, profile, self.clock.now())?;
         for attempt in 0..NUMBER_ATTEMPTS {
-            let last = self.invoices.last_number(&request.client_id, &draft.series).await?;
+            let last = self.invoices.last_number(&request.client_id, draft.series()).await?;
             let invoice = draft.numbered(last + 1)?;
             let audit = AuditEntry {
                 subject: invoice.invoice_id.clone(),

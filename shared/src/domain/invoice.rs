@@ -334,22 +334,11 @@ pub struct Invoice {
 }
 
 /// Everything about an invoice except its number: worked out before the number is allocated,
-/// so a retry of the allocation never recomputes anything.
-#[derive(Debug, Clone, PartialEq)]
+/// so a retry of the allocation never recomputes anything. The invoice inside is not numbered
+/// yet and never leaves the draft except through [`InvoiceDraft::numbered`].
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvoiceDraft {
-    pub kind: DocumentKind,
-    pub series: String,
-    pub request: InvoiceRequested,
-    pub seller: Party,
-    pub buyer: Party,
-    pub currency: Currency,
-    pub tax: TaxConfig,
-    pub lines: Vec<InvoiceLine>,
-    pub totals: Totals,
-    pub total_in_words: String,
-    pub issue_date: Date,
-    pub due_date: Date,
-    pub issued_at: OffsetDateTime,
+    unnumbered: Invoice,
 }
 
 impl InvoiceDraft {
@@ -390,60 +379,53 @@ impl InvoiceDraft {
             .checked_add(Duration::days(i64::from(profile.payment_terms_days)))
             .ok_or_else(|| InvoiceError::Config("payment terms run past the calendar".into()))?;
         Ok(InvoiceDraft {
-            kind,
-            series: profile.series(kind).to_owned(),
-            request: request.clone(),
-            seller: Party {
-                name: profile.legal_name.clone(),
-                document: profile.ruc.clone(),
-                address: Some(profile.address.clone()).filter(|a| !a.trim().is_empty()),
-                email: None,
+            unnumbered: Invoice {
+                invoice_id: String::new(),
+                kind,
+                series: profile.series(kind).to_owned(),
+                number: 0,
+                status: InvoiceStatus::Issued,
+                client_id: request.client_id.clone(),
+                campaign_id: request.campaign_id.clone(),
+                sale_id: request.sale_id.clone(),
+                presale_id: request.presale_id.clone(),
+                shipment_id: request.shipment_id.clone(),
+                tracking_reference: request.tracking_reference.clone(),
+                seller: Party {
+                    name: profile.legal_name.clone(),
+                    document: profile.ruc.clone(),
+                    address: Some(profile.address.clone()).filter(|a| !a.trim().is_empty()),
+                    email: None,
+                },
+                buyer: Party {
+                    name: customer.full_name.clone(),
+                    document: customer.document.clone(),
+                    address: Some(format_address(&customer)),
+                    email: customer.email.as_ref().map(|e| e.as_str().to_owned()),
+                },
+                currency,
+                tax: profile.tax.clone(),
+                total_in_words: amount_in_words(&totals.total),
+                lines,
+                totals,
+                issue_date,
+                due_date,
+                issued_at: now,
             },
-            buyer: Party {
-                name: customer.full_name.clone(),
-                document: customer.document.clone(),
-                address: Some(format_address(&customer)),
-                email: customer.email.as_ref().map(|e| e.as_str().to_owned()),
-            },
-            currency,
-            tax: profile.tax.clone(),
-            total_in_words: amount_in_words(&totals.total),
-            lines,
-            totals,
-            issue_date,
-            due_date,
-            issued_at: now,
         })
+    }
+
+    /// The series the number must come from.
+    pub fn series(&self) -> &str {
+        &self.unnumbered.series
     }
 
     /// The invoice this draft becomes with `number`.
     pub fn numbered(&self, number: u64) -> Result<Invoice, InvoiceError> {
         if number == 0 || number > MAX_NUMBER {
-            return Err(InvoiceError::SeriesExhausted(self.series.clone()));
+            return Err(InvoiceError::SeriesExhausted(self.unnumbered.series.clone()));
         }
-        Ok(Invoice {
-            invoice_id: invoice_number(&self.series, number),
-            kind: self.kind,
-            series: self.series.clone(),
-            number,
-            status: InvoiceStatus::Issued,
-            client_id: self.request.client_id.clone(),
-            campaign_id: self.request.campaign_id.clone(),
-            sale_id: self.request.sale_id.clone(),
-            presale_id: self.request.presale_id.clone(),
-            shipment_id: self.request.shipment_id.clone(),
-            tracking_reference: self.request.tracking_reference.clone(),
-            seller: self.seller.clone(),
-            buyer: self.buyer.clone(),
-            currency: self.currency,
-            tax: self.tax.clone(),
-            lines: self.lines.clone(),
-            totals: self.totals,
-            total_in_words: self.total_in_words.clone(),
-            issue_date: self.issue_date,
-            due_date: self.due_date,
-            issued_at: self.issued_at,
-        })
+        Ok(Invoice { invoice_id: invoice_number(&self.unnumbered.series, number), number, ..self.unnumbered.clone() })
     }
 }
 

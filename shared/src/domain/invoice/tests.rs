@@ -162,18 +162,20 @@ fn a_consumer_gets_a_boleta_dated_in_lima() {
     let request = invoice_request("P-1", "acme");
     // 03:00 UTC on the 24th is still the 23rd in Lima.
     let draft = InvoiceDraft::prepare(&request, &billing_profile("acme"), datetime!(2026-11-24 03:00 UTC)).unwrap();
-    assert_eq!(draft.kind, DocumentKind::Boleta);
-    assert_eq!(draft.series, "B001");
-    assert_eq!(draft.issue_date, date!(2026 - 11 - 23));
-    assert_eq!(draft.due_date, date!(2026 - 12 - 23));
-    assert_eq!(draft.lines.len(), 3);
-    assert_eq!(draft.lines[2].kind, LineKind::Shipping);
-    assert_eq!(draft.totals.total.amount_minor(), 20488);
-    assert_eq!(draft.total_in_words, "DOSCIENTOS CUATRO CON 88/100 SOLES");
-    assert_eq!(draft.buyer.document.number(), "45678912");
-    assert_eq!(draft.buyer.email.as_deref(), Some("maria.quispe@example.com"));
-    assert_eq!(draft.seller.document.number(), "20100070970");
+    assert_eq!(draft.series(), "B001");
     let invoice = draft.numbered(42).unwrap();
+    assert_eq!(invoice.kind, DocumentKind::Boleta);
+    assert_eq!(invoice.series, "B001");
+    assert_eq!(invoice.number, 42);
+    assert_eq!(invoice.issue_date, date!(2026 - 11 - 23));
+    assert_eq!(invoice.due_date, date!(2026 - 12 - 23));
+    assert_eq!(invoice.lines.len(), 3);
+    assert_eq!(invoice.lines[2].kind, LineKind::Shipping);
+    assert_eq!(invoice.totals.total.amount_minor(), 20488);
+    assert_eq!(invoice.total_in_words, "DOSCIENTOS CUATRO CON 88/100 SOLES");
+    assert_eq!(invoice.buyer.document.number(), "45678912");
+    assert_eq!(invoice.buyer.email.as_deref(), Some("maria.quispe@example.com"));
+    assert_eq!(invoice.seller.document.number(), "20100070970");
     assert_eq!(invoice.invoice_id, "B001-00000042");
     assert_eq!(invoice.status, InvoiceStatus::Issued);
     assert_eq!(invoice.pdf_key(), "invoices/acme/B001/B001-00000042.pdf");
@@ -184,8 +186,9 @@ fn a_company_gets_a_factura() {
     let mut request = invoice_request("P-2", "acme");
     request.customer["document"] = serde_json::json!({"type": "RUC", "number": "20100070970"});
     let draft = InvoiceDraft::prepare(&request, &billing_profile("acme"), datetime!(2026-11-24 15:00 UTC)).unwrap();
-    assert_eq!(draft.kind, DocumentKind::Factura);
-    assert_eq!(draft.numbered(1).unwrap().invoice_id, "F001-00000001");
+    let invoice = draft.numbered(1).unwrap();
+    assert_eq!(invoice.kind, DocumentKind::Factura);
+    assert_eq!(invoice.invoice_id, "F001-00000001");
 }
 
 #[test]
