@@ -58,10 +58,6 @@ fn title_case(title: &str) -> String {
     chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
-fn amount(m: &backoffice_shared::domain::money::Money) -> String {
-    format!("{} {}", m.currency().code(), m.to_decimal_string())
-}
-
 fn text_body(invoice: &Invoice) -> String {
     format!(
         "Estimado(a) {buyer}:\n\n\
@@ -80,7 +76,7 @@ fn text_body(invoice: &Invoice) -> String {
         ruc = invoice.seller.document.number(),
         issued = invoice.issue_date,
         due = invoice.due_date,
-        total = amount(&invoice.totals.total),
+        total = invoice.totals.total,
         words = invoice.total_in_words,
         sale = invoice.sale_id,
         shipment = invoice.shipment_id,
@@ -98,7 +94,7 @@ fn html_body(invoice: &Invoice) -> String {
                 "<tr><td>{}</td><td>{}</td><td style=\"text-align:right\">{}</td></tr>",
                 l.quantity,
                 e(&l.description),
-                e(&amount(&l.total))
+                e(&l.total.to_string())
             )
         })
         .collect();
@@ -120,10 +116,10 @@ fn html_body(invoice: &Invoice) -> String {
         number = e(&invoice.invoice_id),
         seller = e(&invoice.seller.name),
         ruc = e(invoice.seller.document.number()),
-        subtotal = e(&amount(&invoice.totals.subtotal)),
+        subtotal = e(&invoice.totals.subtotal.to_string()),
         tax_name = e(&invoice.tax.name),
-        tax = e(&amount(&invoice.totals.tax)),
-        total = e(&amount(&invoice.totals.total)),
+        tax = e(&invoice.totals.tax.to_string()),
+        total = e(&invoice.totals.total.to_string()),
         words = e(&invoice.total_in_words),
         issued = invoice.issue_date,
         due = invoice.due_date,

@@ -235,3 +235,18 @@ async fn a_batch_reports_only_its_failed_messages() {
     let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     assert_eq!(failed, vec!["bad"]);
 }
+
+#[tokio::test]
+async fn names_typed_by_agents_are_escaped_in_the_html_body() {
+    let w = world();
+    let mut request = invoice_request("P-7", "acme");
+    request.customer["full_name"] = json!("Ana <script>alert(1)</script> & Cía");
+    let body = envelope("InvoiceRequested", "m-7", "c", datetime!(2026-11-24 15:00 UTC), &request);
+    w.issuer.process(&body).await.unwrap();
+    let sent = w.mailer.sent();
+    let parsed = MessageParser::default().parse(&sent[0].raw).unwrap();
+    let html = parsed.body_html(0).unwrap();
+    assert!(!html.contains("<script>"), "{html}");
+    assert!(html.contains("Ana &lt;script&gt;alert(1)&lt;/script&gt; &amp; Cía"), "{html}");
+    assert!(parsed.body_text(0).unwrap().contains("Ana <script>alert(1)</script> & Cía"), "plain text is not HTML");
+}
