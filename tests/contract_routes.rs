@@ -8,7 +8,12 @@ use serde_yaml::Value;
 
 /// Handlers' own route tables, by the binary that serves them.
 fn handler_routes() -> BTreeMap<&'static str, &'static [&'static str]> {
-    BTreeMap::from([("presale-intake", presale_intake::ROUTES), ("presale-review", presale_review::ROUTES), ("contact-tipify", contact_tipify::ROUTES), ("shipment-tracking", shipment_tracking::ROUTES)])
+    BTreeMap::from([
+        ("presale-intake", presale_intake::ROUTES),
+        ("presale-review", presale_review::ROUTES),
+        ("contact-tipify", contact_tipify::ROUTES),
+        ("shipment-tracking", shipment_tracking::ROUTES),
+    ])
 }
 
 fn load(path: &str) -> Value {
@@ -25,8 +30,13 @@ fn template_routes() -> BTreeSet<(String, String)> {
         if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
             continue;
         }
-        let binary = resource["Metadata"]["BuildProperties"]["Binary"].as_str().expect("every function names its Binary").to_owned();
-        let Some(events) = resource["Properties"]["Events"].as_mapping() else { continue };
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .expect("every function names its Binary")
+            .to_owned();
+        let Some(events) = resource["Properties"]["Events"].as_mapping() else {
+            continue;
+        };
         for (_, event) in events {
             if event["Type"].as_str() == Some("HttpApi") {
                 let props = &event["Properties"];
@@ -57,17 +67,30 @@ fn openapi_routes() -> BTreeSet<String> {
 #[test]
 fn template_handlers_and_openapi_agree() {
     let template = template_routes();
-    let handlers: BTreeSet<(String, String)> =
-        handler_routes().into_iter().flat_map(|(bin, routes)| routes.iter().map(move |r| (bin.to_owned(), (*r).to_owned()))).collect();
+    let handlers: BTreeSet<(String, String)> = handler_routes()
+        .into_iter()
+        .flat_map(|(bin, routes)| routes.iter().map(move |r| (bin.to_owned(), (*r).to_owned())))
+        .collect();
     let documented = openapi_routes();
     let in_template: BTreeSet<String> = template.iter().map(|(_, r)| r.clone()).collect();
     // Functions whose handlers this test knows must match the template route for route.
     let known: BTreeSet<&str> = handler_routes().keys().copied().collect();
-    let template_known: BTreeSet<(String, String)> = template.iter().filter(|(b, _)| known.contains(b.as_str())).cloned().collect();
+    let template_known: BTreeSet<(String, String)> = template
+        .iter()
+        .filter(|(b, _)| known.contains(b.as_str()))
+        .cloned()
+        .collect();
     assert_eq!(template_known, handlers, "template routes vs handlers' ROUTES");
     assert_eq!(in_template, documented, "template routes vs docs/openapi.yaml");
-    let unknown: Vec<&String> = template.iter().map(|(b, _)| b).filter(|b| !known.contains(b.as_str())).collect();
-    assert!(unknown.is_empty(), "functions with routes but no ROUTES registered in this test: {unknown:?}");
+    let unknown: Vec<&String> = template
+        .iter()
+        .map(|(b, _)| b)
+        .filter(|b| !known.contains(b.as_str()))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "functions with routes but no ROUTES registered in this test: {unknown:?}"
+    );
 }
 
 #[test]
@@ -78,11 +101,25 @@ fn every_template_function_is_a_workspace_binary() {
         if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
             continue;
         }
-        let binary = resource["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap_or_default();
-        assert_eq!(resource["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"), "{name:?}");
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap_or_default();
+        assert_eq!(
+            resource["Metadata"]["BuildMethod"].as_str(),
+            Some("rust-cargolambda"),
+            "{name:?}"
+        );
         let manifest = repo_root().join("functions").join(binary).join("Cargo.toml");
-        let text = std::fs::read_to_string(&manifest).unwrap_or_else(|e| panic!("{name:?}: {}: {e}", manifest.display()));
-        assert!(text.contains(&format!("name = \"{binary}\"")), "{} declares no binary {binary}", manifest.display());
-        assert!(workspace.contains(&format!("\"functions/{binary}\"")), "functions/{binary} is not a workspace member");
+        let text =
+            std::fs::read_to_string(&manifest).unwrap_or_else(|e| panic!("{name:?}: {}: {e}", manifest.display()));
+        assert!(
+            text.contains(&format!("name = \"{binary}\"")),
+            "{} declares no binary {binary}",
+            manifest.display()
+        );
+        assert!(
+            workspace.contains(&format!("\"functions/{binary}\"")),
+            "functions/{binary} is not a workspace member"
+        );
     }
 }

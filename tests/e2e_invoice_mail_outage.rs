@@ -19,11 +19,27 @@ async fn an_invoice_issued_during_a_mail_outage_is_emailed_once_when_mail_is_bac
     let identity = env.resource("InvoiceSenderIdentity").reference.clone();
     let configuration_set = env.resource("InvoiceEmailConfigurationSet").reference.clone();
 
-    ses.delete_email_identity().email_identity(&identity).send().await.expect("take the sender identity away");
+    ses.delete_email_identity()
+        .email_identity(&identity)
+        .send()
+        .await
+        .expect("take the sender identity away");
     let request = invoice_request(&unique("P"), &client);
-    let message = envelope("InvoiceRequested", &unique("m"), "e2e-outage", time::OffsetDateTime::now_utc(), &request);
+    let message = envelope(
+        "InvoiceRequested",
+        &unique("m"),
+        "e2e-outage",
+        time::OffsetDateTime::now_utc(),
+        &request,
+    );
     let billing = env.resource("BillingQueue").reference.clone();
-    env.sqs.send_message().queue_url(&billing).message_body(&message).send().await.expect("send");
+    env.sqs
+        .send_message()
+        .queue_url(&billing)
+        .message_body(&message)
+        .send()
+        .await
+        .expect("send");
 
     // Issued, not e-mailed: the send failed and the reason is kept.
     let started = Instant::now();
@@ -35,19 +51,40 @@ async fn an_invoice_issued_during_a_mail_outage_is_emailed_once_when_mail_is_bac
         }
         if started.elapsed() > Duration::from_secs(60) {
             // Put SES back before failing, so the next tests are not affected.
-            let _ = ses.create_email_identity().email_identity(&identity).configuration_set_name(&configuration_set).send().await;
+            let _ = ses
+                .create_email_identity()
+                .email_identity(&identity)
+                .configuration_set_name(&configuration_set)
+                .send()
+                .await;
             panic!("the invoice was never issued during the outage");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    ses.create_email_identity().email_identity(&identity).configuration_set_name(&configuration_set).send().await.expect("restore the sender identity");
+    ses.create_email_identity()
+        .email_identity(&identity)
+        .configuration_set_name(&configuration_set)
+        .send()
+        .await
+        .expect("restore the sender identity");
     assert!(waiting.get("email").is_none(), "nothing was sent while SES refused");
-    assert!(waiting["email_last_error"].as_str().is_some_and(|e| e.contains("MessageRejected")), "{:?}", waiting["email_last_error"]);
+    assert!(
+        waiting["email_last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("MessageRejected")),
+        "{:?}",
+        waiting["email_last_error"]
+    );
     let invoice_id = waiting["invoice_id"].as_str().expect("id").to_owned();
     assert_eq!(invoice_id, "B001-00000001");
 
     // The queue's retry and the scheduled sweep both try now; the lease lets one of them send.
-    let sweep = env.send(env.request("POST", "/_local/functions/InvoiceIssueFunction/invoke").json(&json!({"source": "aws.scheduler"}))).await;
+    let sweep = env
+        .send(
+            env.request("POST", "/_local/functions/InvoiceIssueFunction/invoke")
+                .json(&json!({"source": "aws.scheduler"})),
+        )
+        .await;
     assert_eq!(sweep.status, 200, "{:?}", sweep.body);
     env.drain("BillingQueue").await;
     let started = Instant::now();
@@ -56,13 +93,23 @@ async fn an_invoice_issued_during_a_mail_outage_is_emailed_once_when_mail_is_bac
         if invoice.get("email").is_some() {
             break invoice;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "never e-mailed after the outage: {invoice}");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "never e-mailed after the outage: {invoice}"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
-    assert_eq!(sent["invoice_id"], invoice_id.as_str(), "the same invoice, not a second one");
+    assert_eq!(
+        sent["invoice_id"],
+        invoice_id.as_str(),
+        "the same invoice, not a second one"
+    );
     assert_eq!(env.invoices_of_client(&client).await.len(), 1);
     let emails = env.sent_emails().await;
-    let copies: Vec<_> = emails.iter().filter(|(to, _, _)| to.iter().any(|a| a.contains(&finance_email(&client)))).collect();
+    let copies: Vec<_> = emails
+        .iter()
+        .filter(|(to, _, _)| to.iter().any(|a| a.contains(&finance_email(&client))))
+        .collect();
     assert_eq!(copies.len(), 1, "sent exactly once");
     assert_eq!(copies[0].2, sent["email"]["message_id"].as_str().unwrap_or_default());
 }

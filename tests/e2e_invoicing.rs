@@ -41,12 +41,17 @@ async fn one_presale_from_registration_to_an_emailed_invoice() {
     // Approved by a validator who is not the agent; dispatched by fulfillment.
     let sale_id = d.approve(&d.validator("val-1"), &id).await;
     let shipment = d.wait_shipment(&sale_id).await;
-    let shipping_cost: Value = serde_dynamo::from_attribute_value(shipment["plan"].as_m().expect("plan")["shipping_cost"].clone()).expect("shipping cost");
+    let shipping_cost: Value =
+        serde_dynamo::from_attribute_value(shipment["plan"].as_m().expect("plan")["shipping_cost"].clone())
+            .expect("shipping cost");
     // Invoiced, stored and e-mailed by invoice-issue.
     let invoice = d.wait_invoice(&sale_id).await;
 
     let invoice_id = invoice["invoice_id"].as_str().expect("invoice id").to_owned();
-    assert_eq!(invoice_id, "B001-00000001", "a consumer (DNI) gets the client's first boleta");
+    assert_eq!(
+        invoice_id, "B001-00000001",
+        "a consumer (DNI) gets the client's first boleta"
+    );
     assert_eq!(invoice["status"], "ISSUED");
     assert_eq!(invoice["kind"], "BOLETA");
     assert_eq!(invoice["seller"]["document"]["number"], "20100070970");
@@ -61,53 +66,140 @@ async fn one_presale_from_registration_to_an_emailed_invoice() {
     let cents = |v: &Value| -> i64 { money(v).replace('.', "").parse().expect("cents") };
     let total = cents(&invoice["totals"]["total"]);
     assert_eq!(total, 14990 + 1999 + cents(&shipping_cost));
-    assert_eq!(cents(&invoice["totals"]["subtotal"]) + cents(&invoice["totals"]["tax"]), total);
-    let issue = time::Date::parse(invoice["issue_date"].as_str().expect("issue date"), time::macros::format_description!("[year]-[month]-[day]")).expect("date");
-    let due = time::Date::parse(invoice["due_date"].as_str().expect("due date"), time::macros::format_description!("[year]-[month]-[day]")).expect("date");
+    assert_eq!(
+        cents(&invoice["totals"]["subtotal"]) + cents(&invoice["totals"]["tax"]),
+        total
+    );
+    let issue = time::Date::parse(
+        invoice["issue_date"].as_str().expect("issue date"),
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .expect("date");
+    let due = time::Date::parse(
+        invoice["due_date"].as_str().expect("due date"),
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .expect("date");
     assert_eq!(due - issue, time::Duration::days(30), "the client's payment terms");
 
     // Issuing is audited, in the invoice's own partition.
-    let records = d.env.partition("InvoicesTable", &format!("INVOICE#{}#{invoice_id}", d.client)).await;
-    let audit = records.iter().find(|r| r.get("sk").and_then(|v| v.as_s().ok()).is_some_and(|sk| sk == "AUDIT#0000000001")).expect("the issue's audit record");
-    assert_eq!(audit.get("action").and_then(|v| v.as_s().ok()).map(String::as_str), Some("ISSUED"));
+    let records = d
+        .env
+        .partition("InvoicesTable", &format!("INVOICE#{}#{invoice_id}", d.client))
+        .await;
+    let audit = records
+        .iter()
+        .find(|r| {
+            r.get("sk")
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|sk| sk == "AUDIT#0000000001")
+        })
+        .expect("the issue's audit record");
+    assert_eq!(
+        audit.get("action").and_then(|v| v.as_s().ok()).map(String::as_str),
+        Some("ISSUED")
+    );
 
     // The PDF is in the invoices bucket under its predictable key, and reads back.
     let key = format!("invoices/{}/B001/{invoice_id}.pdf", d.client);
     assert_eq!(invoice["pdf"]["key"], key.as_str());
-    let object = d.env.s3.get_object().bucket(d.env.resource("InvoicesBucket").reference.clone()).key(&key).send().await.expect("the stored PDF");
+    let object = d
+        .env
+        .s3
+        .get_object()
+        .bucket(d.env.resource("InvoicesBucket").reference.clone())
+        .key(&key)
+        .send()
+        .await
+        .expect("the stored PDF");
     assert_eq!(object.content_type(), Some("application/pdf"));
     let pdf = object.body.collect().await.expect("PDF bytes").into_bytes().to_vec();
     assert_eq!(invoice["pdf"]["sha256"], hex::encode(Sha256::digest(&pdf)).as_str());
     let text = pdf_text(&pdf);
-    for expected in [invoice_id.as_str(), "Rosa Mamani Flores", "20100070970", &money(&invoice["totals"]["total"]), &money(&invoice["totals"]["tax"]), &sale_id] {
+    for expected in [
+        invoice_id.as_str(),
+        "Rosa Mamani Flores",
+        "20100070970",
+        &money(&invoice["totals"]["total"]),
+        &money(&invoice["totals"]["tax"]),
+        &sale_id,
+    ] {
         assert!(text.contains(expected), "the PDF shows {expected:?}:\n{text}");
     }
     let words = invoice["total_in_words"].as_str().expect("total in words");
-    assert!(text.split_whitespace().collect::<Vec<_>>().join(" ").contains(words), "the PDF shows the total in words {words:?}");
+    assert!(
+        text.split_whitespace().collect::<Vec<_>>().join(" ").contains(words),
+        "the PDF shows the total in words {words:?}"
+    );
 
     // The e-mail the emulator's SES accepted, found by the message id the invoice recorded.
     let message_id = invoice["email"]["message_id"].as_str().expect("message id");
     let emails = d.env.sent_emails().await;
-    let (destinations, raw) = emails.iter().find(|(_, _, id)| id == message_id).map(|(d, r, _)| (d, r)).expect("the recorded message is in SES");
-    assert!(destinations.iter().any(|a| a.contains("rosa.mamani@example.com")), "{destinations:?}");
-    assert!(destinations.iter().any(|a| a.contains(&finance_email(&d.client))), "{destinations:?}");
-    let message = MessageParser::default().parse(raw.as_bytes()).expect("MIME that parses");
-    assert_eq!(message.subject(), Some(format!("Boleta de venta electrónica {invoice_id} - {} S.A.C.", d.client).as_str()));
-    assert_eq!(message.from().and_then(|a| a.first()).and_then(|a| a.address()), Some(d.env.invoice_sender().as_str()));
-    assert_eq!(message.to().and_then(|a| a.first()).and_then(|a| a.address()), Some("rosa.mamani@example.com"));
+    let (destinations, raw) = emails
+        .iter()
+        .find(|(_, _, id)| id == message_id)
+        .map(|(d, r, _)| (d, r))
+        .expect("the recorded message is in SES");
+    assert!(
+        destinations.iter().any(|a| a.contains("rosa.mamani@example.com")),
+        "{destinations:?}"
+    );
+    assert!(
+        destinations.iter().any(|a| a.contains(&finance_email(&d.client))),
+        "{destinations:?}"
+    );
+    let message = MessageParser::default()
+        .parse(raw.as_bytes())
+        .expect("MIME that parses");
+    assert_eq!(
+        message.subject(),
+        Some(format!("Boleta de venta electrónica {invoice_id} - {} S.A.C.", d.client).as_str())
+    );
+    assert_eq!(
+        message.from().and_then(|a| a.first()).and_then(|a| a.address()),
+        Some(d.env.invoice_sender().as_str())
+    );
+    assert_eq!(
+        message.to().and_then(|a| a.first()).and_then(|a| a.address()),
+        Some("rosa.mamani@example.com")
+    );
     let body = message.body_text(0).expect("a plain-text body");
-    assert!(body.contains(&invoice_id) && body.contains(&money(&invoice["totals"]["total"])), "{body}");
-    assert!(message.body_html(0).expect("an HTML body").contains(&format!("<strong>{invoice_id}</strong>")));
+    assert!(
+        body.contains(&invoice_id) && body.contains(&money(&invoice["totals"]["total"])),
+        "{body}"
+    );
+    assert!(
+        message
+            .body_html(0)
+            .expect("an HTML body")
+            .contains(&format!("<strong>{invoice_id}</strong>"))
+    );
     let attachments: Vec<_> = message.attachments().collect();
     assert_eq!(attachments.len(), 1);
-    assert_eq!(attachments[0].attachment_name(), Some(format!("{invoice_id}.pdf").as_str()));
-    assert_eq!(attachments[0].content_type().map(|c| (c.ctype(), c.subtype())), Some(("application", Some("pdf"))));
-    assert_eq!(attachments[0].contents(), pdf.as_slice(), "the attachment is the stored PDF, byte for byte");
+    assert_eq!(
+        attachments[0].attachment_name(),
+        Some(format!("{invoice_id}.pdf").as_str())
+    );
+    assert_eq!(
+        attachments[0].content_type().map(|c| (c.ctype(), c.subtype())),
+        Some(("application", Some("pdf")))
+    );
+    assert_eq!(
+        attachments[0].contents(),
+        pdf.as_slice(),
+        "the attachment is the stored PDF, byte for byte"
+    );
 
     // Redelivered: still one invoice, one e-mail.
     d.env.drain("BillingQueue").await;
     assert_eq!(d.env.invoices_of_client(&d.client).await.len(), 1);
-    let copies = d.env.sent_emails().await.iter().filter(|(to, _, _)| to.iter().any(|a| a.contains(&finance_email(&d.client)))).count();
+    let copies = d
+        .env
+        .sent_emails()
+        .await
+        .iter()
+        .filter(|(to, _, _)| to.iter().any(|a| a.contains(&finance_email(&d.client))))
+        .count();
     assert_eq!(copies, 1, "one e-mail per invoice");
 }
 
@@ -119,9 +211,14 @@ fn issuer(env: &TestEnv) -> RealIssuer {
         invoices: DynamoInvoiceStore::new(env.dynamodb.clone(), env.table("InvoicesTable")),
         billing: DynamoCampaignDirectory::new(env.dynamodb.clone(), env.table("ConfigTable")),
         documents: S3DocumentStore::new(aws::s3(&env.sdk), env.resource("InvoicesBucket").reference.clone()),
-        mailer: SesMailer::new(aws::sesv2(&env.sdk), Some(env.resource("InvoiceEmailConfigurationSet").reference.clone())),
+        mailer: SesMailer::new(
+            aws::sesv2(&env.sdk),
+            Some(env.resource("InvoiceEmailConfigurationSet").reference.clone()),
+        ),
         clock: SystemClock,
-        sender: Sender { address: env.invoice_sender() },
+        sender: Sender {
+            address: env.invoice_sender(),
+        },
     }
 }
 
@@ -134,7 +231,15 @@ async fn hundreds_of_duplicated_requests_from_concurrent_workers_number_without_
     env.seed_campaign(&client, &unique("camp")).await;
     let at = time::OffsetDateTime::now_utc();
     let messages: Vec<String> = (0..SALES)
-        .map(|i| envelope("InvoiceRequested", &unique("m"), "e2e-gapless", at, &invoice_request(&format!("{client}-{i}"), &client)))
+        .map(|i| {
+            envelope(
+                "InvoiceRequested",
+                &unique("m"),
+                "e2e-gapless",
+                at,
+                &invoice_request(&format!("{client}-{i}"), &client),
+            )
+        })
         .collect();
 
     // Every request twice for the in-test workers, interleaved so duplicates run concurrently;
@@ -144,7 +249,13 @@ async fn hundreds_of_duplicated_requests_from_concurrent_workers_number_without_
     let queue = Arc::new(Mutex::new(queue));
     let billing = env.resource("BillingQueue").reference.clone();
     for message in messages.iter().step_by(5) {
-        env.sqs.send_message().queue_url(&billing).message_body(message).send().await.expect("send to the billing queue");
+        env.sqs
+            .send_message()
+            .queue_url(&billing)
+            .message_body(message)
+            .send()
+            .await
+            .expect("send to the billing queue");
     }
     let issuer = Arc::new(issuer(&env));
     let mut workers = Vec::new();
@@ -152,7 +263,9 @@ async fn hundreds_of_duplicated_requests_from_concurrent_workers_number_without_
         let (queue, issuer) = (queue.clone(), issuer.clone());
         workers.push(tokio::spawn(async move {
             loop {
-                let Some(message) = queue.lock().expect("queue").pop() else { return };
+                let Some(message) = queue.lock().expect("queue").pop() else {
+                    return;
+                };
                 match issuer.process(&message).await {
                     Ok(_) => {}
                     // What SQS would do with a failed message: deliver it again later.
@@ -176,17 +289,30 @@ async fn hundreds_of_duplicated_requests_from_concurrent_workers_number_without_
         n.sort_unstable();
         n
     };
-    assert_eq!(numbers, (1..=SALES as u64).collect::<Vec<_>>(), "numbers 1..{SALES}, each once");
+    assert_eq!(
+        numbers,
+        (1..=SALES as u64).collect::<Vec<_>>(),
+        "numbers 1..{SALES}, each once"
+    );
     let sales: BTreeSet<&str> = invoices.iter().map(|i| i["sale_id"].as_str().expect("sale")).collect();
     assert_eq!(sales.len(), SALES, "one invoice per sale");
-    assert!(invoices.iter().all(|i| i["invoice_id"].as_str().is_some_and(|id| id.starts_with("B001-")) && i.get("email").is_some()));
+    assert!(
+        invoices
+            .iter()
+            .all(|i| i["invoice_id"].as_str().is_some_and(|id| id.starts_with("B001-")) && i.get("email").is_some())
+    );
 
     // One e-mail per invoice: finance's copies, by invoice number.
     let mut copies: HashMap<String, usize> = HashMap::new();
     for (to, raw, _) in env.sent_emails().await {
         if to.iter().any(|a| a.contains(&finance_email(&client))) {
             let parsed = MessageParser::default().parse(raw.as_bytes()).expect("MIME");
-            let number = parsed.header("X-Invoice-Id").and_then(|h| h.as_text()).unwrap_or_default().trim().to_owned();
+            let number = parsed
+                .header("X-Invoice-Id")
+                .and_then(|h| h.as_text())
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
             *copies.entry(number).or_default() += 1;
         }
     }

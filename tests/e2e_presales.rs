@@ -49,7 +49,10 @@ async fn campaign_items(env: &TestEnv, campaign: &str) -> usize {
         .table_name(env.table("PresalesTable"))
         .index_name("by-campaign")
         .key_condition_expression("gsi1pk = :pk")
-        .expression_attribute_values(":pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("CAMPAIGN#{campaign}")))
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("CAMPAIGN#{campaign}")),
+        )
         .send()
         .await
         .expect("query index");
@@ -74,35 +77,85 @@ async fn agent_creates_reads_and_lists_presales() {
 
     // What landed in DynamoDB: the pre-sale, its first audit record, the call id claim.
     let items = env.partition("PresalesTable", &format!("PRESALE#{id}")).await;
-    let sks: Vec<&str> = items.iter().filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str)).collect();
+    let sks: Vec<&str> = items
+        .iter()
+        .filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str))
+        .collect();
     assert_eq!(sks, vec!["AUDIT#0000000001", "META"]);
-    assert_eq!(env.partition("PresalesTable", &format!("CALL#{}#call-0001", t.client)).await.len(), 1);
+    assert_eq!(
+        env.partition("PresalesTable", &format!("CALL#{}#call-0001", t.client))
+            .await
+            .len(),
+        1
+    );
 
     for i in 2..=4 {
-        assert_eq!(post(&env, &agent, &presale_body(&t.campaign, &format!("call-000{i}")), None).await.status, 201);
+        assert_eq!(
+            post(&env, &agent, &presale_body(&t.campaign, &format!("call-000{i}")), None)
+                .await
+                .status,
+            201
+        );
     }
     let supervisor = caller("sup-1", "supervisor", &[&t.client]);
-    let page1 = env.send(env.as_caller(&supervisor, "GET", &format!("/presales?campaign={}&limit=3", t.campaign))).await;
+    let page1 = env
+        .send(env.as_caller(
+            &supervisor,
+            "GET",
+            &format!("/presales?campaign={}&limit=3", t.campaign),
+        ))
+        .await;
     assert_eq!(page1.status, 200, "{:?}", page1.body);
-    let first: Vec<&str> = page1.body["items"].as_array().expect("items").iter().filter_map(|p| p["call_id"].as_str()).collect();
+    let first: Vec<&str> = page1.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|p| p["call_id"].as_str())
+        .collect();
     assert_eq!(first, vec!["call-0004", "call-0003", "call-0002"], "newest first");
     let cursor = page1.body["next_cursor"].as_str().expect("a next page");
     let page2 = env
-        .send(env.as_caller(&supervisor, "GET", &format!("/presales?campaign={}&limit=3&cursor={cursor}", t.campaign)))
+        .send(env.as_caller(
+            &supervisor,
+            "GET",
+            &format!("/presales?campaign={}&limit=3&cursor={cursor}", t.campaign),
+        ))
         .await;
-    let second: Vec<&str> = page2.body["items"].as_array().expect("items").iter().filter_map(|p| p["call_id"].as_str()).collect();
+    let second: Vec<&str> = page2.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|p| p["call_id"].as_str())
+        .collect();
     assert_eq!(second, vec!["call-0001"]);
     assert!(page2.body["next_cursor"].is_null());
     let by_status = env
-        .send(env.as_caller(&supervisor, "GET", &format!("/presales?campaign={}&status=PENDING_RECORDING&limit=10", t.campaign)))
+        .send(env.as_caller(
+            &supervisor,
+            "GET",
+            &format!("/presales?campaign={}&status=PENDING_RECORDING&limit=10", t.campaign),
+        ))
         .await;
     assert_eq!(by_status.body["items"].as_array().map(Vec::len), Some(4));
-    let none = env.send(env.as_caller(&supervisor, "GET", &format!("/presales?campaign={}&status=APPROVED", t.campaign))).await;
+    let none = env
+        .send(env.as_caller(
+            &supervisor,
+            "GET",
+            &format!("/presales?campaign={}&status=APPROVED", t.campaign),
+        ))
+        .await;
     assert_eq!(none.body["items"], json!([]));
     let tampered = env
-        .send(env.as_caller(&supervisor, "GET", &format!("/presales?campaign={}&cursor=eyJwayI6IngifQ", t.campaign)))
+        .send(env.as_caller(
+            &supervisor,
+            "GET",
+            &format!("/presales?campaign={}&cursor=eyJwayI6IngifQ", t.campaign),
+        ))
         .await;
-    assert_eq!((tampered.status, tampered.problem(), tampered.body["field"].as_str()), (400, "invalid-parameter", Some("cursor")));
+    assert_eq!(
+        (tampered.status, tampered.problem(), tampered.body["field"].as_str()),
+        (400, "invalid-parameter", Some("cursor"))
+    );
 }
 
 #[tokio::test]
@@ -141,19 +194,42 @@ async fn roles_and_tenants_are_enforced() {
     assert_eq!((refused.status, refused.problem()), (403, "forbidden"));
 
     let stranger = caller("val-2", "validator", &[&other.client]);
-    let hidden = env.send(env.as_caller(&stranger, "GET", &format!("/presales/{id}"))).await;
+    let hidden = env
+        .send(env.as_caller(&stranger, "GET", &format!("/presales/{id}")))
+        .await;
     assert_eq!((hidden.status, hidden.problem()), (404, "not-found"));
     let other_agent = caller("agent-8", "agent", &[&t.client]);
-    assert_eq!(env.send(env.as_caller(&other_agent, "GET", &format!("/presales/{id}"))).await.status, 404);
-    let cross = post(&env, &caller("agent-9", "agent", &[&other.client]), &presale_body(&t.campaign, "call-0202"), None).await;
-    assert_eq!((cross.status, cross.problem(), cross.body["field"].as_str()), (422, "validation-error", Some("campaign_id")));
-    let list = env.send(env.as_caller(&stranger, "GET", &format!("/presales?campaign={}", t.campaign))).await;
+    assert_eq!(
+        env.send(env.as_caller(&other_agent, "GET", &format!("/presales/{id}")))
+            .await
+            .status,
+        404
+    );
+    let cross = post(
+        &env,
+        &caller("agent-9", "agent", &[&other.client]),
+        &presale_body(&t.campaign, "call-0202"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (cross.status, cross.problem(), cross.body["field"].as_str()),
+        (422, "validation-error", Some("campaign_id"))
+    );
+    let list = env
+        .send(env.as_caller(&stranger, "GET", &format!("/presales?campaign={}", t.campaign)))
+        .await;
     assert_eq!(list.status, 404);
 
     // No token, a forged token: API Gateway's authorizer answers before any function runs.
     let anonymous = env.send(env.request("GET", &format!("/presales/{id}"))).await;
     assert_eq!(anonymous.status, 401);
-    let forged = env.send(env.request("GET", &format!("/presales/{id}")).bearer_auth("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln")).await;
+    let forged = env
+        .send(
+            env.request("GET", &format!("/presales/{id}"))
+                .bearer_auth("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"),
+        )
+        .await;
     assert_eq!(forged.status, 401);
     assert_eq!(campaign_items(&env, &t.campaign).await, 1);
     assert_eq!(campaign_items(&env, &other.campaign).await, 0);
@@ -171,20 +247,87 @@ async fn bad_input_gets_exact_problems_and_writes_nothing() {
         b.to_string()
     };
     let cases: Vec<(&str, String, u16, &str, Option<&str>)> = vec![
-        ("malformed JSON", "{\"campaign_id\": \"x\",".into(), 400, "malformed-json", None),
+        (
+            "malformed JSON",
+            "{\"campaign_id\": \"x\",".into(),
+            400,
+            "malformed-json",
+            None,
+        ),
         ("not an object", "[]".into(), 422, "invalid-body", Some("")),
-        ("unknown field", with(&|b| b["customer"]["nickname"] = json!("Mari")), 422, "invalid-body", Some("customer.nickname")),
-        ("wrong type", with(&|b| b["items"][0]["quantity"] = json!("one")), 422, "invalid-body", Some("items[0].quantity")),
-        ("missing field", with(&|b| { b.as_object_mut().map(|o| o.remove("call_id")); }), 422, "invalid-body", Some("call_id")),
-        ("bad DNI", with(&|b| b["customer"]["document"]["number"] = json!("4567891")), 422, "validation-error", Some("customer.document.number")),
-        ("bad RUC check digit", with(&|b| b["customer"]["document"] = json!({"type": "RUC", "number": "20100070971"})), 422, "validation-error", Some("customer.document.number")),
-        ("unknown SKU", with(&|b| b["items"][0]["sku"] = json!("NOPE")), 422, "validation-error", Some("items[0].sku")),
-        ("price differs from catalog", with(&|b| b["items"][1]["unit_price"]["amount"] = json!("9.99")), 422, "validation-error", Some("items[1].unit_price")),
-        ("oversize body", with(&|b| b["notes"] = json!("x".repeat(100 * 1024))), 413, "payload-too-large", None),
+        (
+            "unknown field",
+            with(&|b| b["customer"]["nickname"] = json!("Mari")),
+            422,
+            "invalid-body",
+            Some("customer.nickname"),
+        ),
+        (
+            "wrong type",
+            with(&|b| b["items"][0]["quantity"] = json!("one")),
+            422,
+            "invalid-body",
+            Some("items[0].quantity"),
+        ),
+        (
+            "missing field",
+            with(&|b| {
+                b.as_object_mut().map(|o| o.remove("call_id"));
+            }),
+            422,
+            "invalid-body",
+            Some("call_id"),
+        ),
+        (
+            "bad DNI",
+            with(&|b| b["customer"]["document"]["number"] = json!("4567891")),
+            422,
+            "validation-error",
+            Some("customer.document.number"),
+        ),
+        (
+            "bad RUC check digit",
+            with(&|b| b["customer"]["document"] = json!({"type": "RUC", "number": "20100070971"})),
+            422,
+            "validation-error",
+            Some("customer.document.number"),
+        ),
+        (
+            "unknown SKU",
+            with(&|b| b["items"][0]["sku"] = json!("NOPE")),
+            422,
+            "validation-error",
+            Some("items[0].sku"),
+        ),
+        (
+            "price differs from catalog",
+            with(&|b| b["items"][1]["unit_price"]["amount"] = json!("9.99")),
+            422,
+            "validation-error",
+            Some("items[1].unit_price"),
+        ),
+        (
+            "oversize body",
+            with(&|b| b["notes"] = json!("x".repeat(100 * 1024))),
+            413,
+            "payload-too-large",
+            None,
+        ),
     ];
     for (what, text, status, kind, field) in cases {
-        let reply = env.send(env.as_caller(&agent, "POST", "/presales").header("content-type", "application/json").body(text)).await;
-        assert_eq!((reply.status, reply.problem(), reply.body["field"].as_str()), (status, kind, field), "{what}: {:?}", reply.body);
+        let reply = env
+            .send(
+                env.as_caller(&agent, "POST", "/presales")
+                    .header("content-type", "application/json")
+                    .body(text),
+            )
+            .await;
+        assert_eq!(
+            (reply.status, reply.problem(), reply.body["field"].as_str()),
+            (status, kind, field),
+            "{what}: {:?}",
+            reply.body
+        );
         assert_eq!(reply.header("content-type"), Some("application/problem+json"), "{what}");
         assert_eq!(reply.body["status"], json!(status), "{what}");
         assert!(reply.body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{what}");
@@ -196,7 +339,12 @@ async fn bad_input_gets_exact_problems_and_writes_nothing() {
             "items": [{"sku": "FIB-300", "quantity": 0}]
         })))
         .await;
-    let fields: Vec<&str> = validation.body["errors"].as_array().expect("errors").iter().filter_map(|e| e["field"].as_str()).collect();
+    let fields: Vec<&str> = validation.body["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
     assert_eq!(
         fields,
         vec![
@@ -211,5 +359,9 @@ async fn bad_input_gets_exact_problems_and_writes_nothing() {
         ]
     );
     assert_eq!(campaign_items(&env, &t.campaign).await, 0, "nothing half-written");
-    assert!(env.partition("PresalesTable", &format!("CALL#{}#call-0300", t.client)).await.is_empty());
+    assert!(
+        env.partition("PresalesTable", &format!("CALL#{}#call-0300", t.client))
+            .await
+            .is_empty()
+    );
 }

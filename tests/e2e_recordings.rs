@@ -89,7 +89,14 @@ async fn scene() -> Scene {
 impl Scene {
     fn key(&self, call_id: &str) -> String {
         let today = time::OffsetDateTime::now_utc().date();
-        format!("calls/{}/{}/{}/{:02}/{:02}/{call_id}.wav", self.client, self.campaign, today.year(), u8::from(today.month()), today.day())
+        format!(
+            "calls/{}/{}/{}/{:02}/{:02}/{call_id}.wav",
+            self.client,
+            self.campaign,
+            today.year(),
+            u8::from(today.month()),
+            today.day()
+        )
     }
 
     async fn create(&self, call_id: &str) -> Reply {
@@ -107,22 +114,40 @@ impl Scene {
             },
             "items": [{"sku": "FIB-300", "quantity": 1}]
         });
-        let reply = self.env.send(self.env.as_caller(&self.agent, "POST", "/presales").json(&body)).await;
+        let reply = self
+            .env
+            .send(self.env.as_caller(&self.agent, "POST", "/presales").json(&body))
+            .await;
         assert_eq!(reply.status, 201, "{:?}", reply.body);
         reply
     }
 
     async fn upload(&self, key: &str, bytes: Vec<u8>, agent: Option<&str>) {
-        let mut put = self.env.s3.put_object().bucket(&self.bucket).key(key).body(ByteStream::from(bytes)).metadata("dialer", "vicidial-7");
+        let mut put = self
+            .env
+            .s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(bytes))
+            .metadata("dialer", "vicidial-7");
         if let Some(agent) = agent {
             put = put.metadata("agent-id", agent);
         }
-        let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).expect("format");
-        put.metadata("call-start", now).send().await.unwrap_or_else(|e| panic!("upload {key}: {e:?}"));
+        let now = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("format");
+        put.metadata("call-start", now)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("upload {key}: {e:?}"));
     }
 
     async fn presale(&self, id: &str) -> Value {
-        let reply = self.env.send(self.env.as_caller(&self.supervisor, "GET", &format!("/presales/{id}"))).await;
+        let reply = self
+            .env
+            .send(self.env.as_caller(&self.supervisor, "GET", &format!("/presales/{id}")))
+            .await;
         assert_eq!(reply.status, 200, "{:?}", reply.body);
         reply.body
     }
@@ -135,7 +160,10 @@ impl Scene {
             if done(&presale) {
                 return presale;
             }
-            assert!(started.elapsed() < Duration::from_secs(60), "timed out waiting for {what}: {presale}");
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "timed out waiting for {what}: {presale}"
+            );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
@@ -145,7 +173,11 @@ impl Scene {
             .partition("PresalesTable", &format!("PRESALE#{id}"))
             .await
             .iter()
-            .filter(|i| i.get("sk").and_then(|v| v.as_s().ok()).is_some_and(|s| s.starts_with("AUDIT#")))
+            .filter(|i| {
+                i.get("sk")
+                    .and_then(|v| v.as_s().ok())
+                    .is_some_and(|s| s.starts_with("AUDIT#"))
+            })
             .count()
     }
 }
@@ -155,7 +187,10 @@ fn rand_digits() -> u32 {
 }
 
 fn codes(presale: &Value) -> Vec<String> {
-    presale["findings"].as_array().map(|f| f.iter().filter_map(|x| x["code"].as_str().map(str::to_owned)).collect()).unwrap_or_default()
+    presale["findings"]
+        .as_array()
+        .map(|f| f.iter().filter_map(|x| x["code"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -168,13 +203,21 @@ async fn an_upload_is_analyzed_attached_and_checked_and_duplicates_change_nothin
     let digest = sha256(&bytes);
     s.upload(&s.key(&call_id), bytes.clone(), Some("agent-7")).await;
 
-    let ready = s.wait_for(&id, "READY_FOR_REVIEW", |p| p["status"] == "READY_FOR_REVIEW").await;
+    let ready = s
+        .wait_for(&id, "READY_FOR_REVIEW", |p| p["status"] == "READY_FOR_REVIEW")
+        .await;
     assert_eq!(ready["recording"]["sha256"], json!(digest));
     assert_eq!(ready["recording"]["key"], json!(s.key(&call_id)));
     let duration = ready["recording"]["duration_ms"].as_u64().expect("duration");
     assert!((89_000..=91_000).contains(&duration), "duration {duration}");
     let found = codes(&ready);
-    for blocking in ["RECORDING_UNREADABLE", "TOO_SHORT", "LOW_CUSTOMER_TALK", "AGENT_MISMATCH", "OUTSIDE_CALL_WINDOW"] {
+    for blocking in [
+        "RECORDING_UNREADABLE",
+        "TOO_SHORT",
+        "LOW_CUSTOMER_TALK",
+        "AGENT_MISMATCH",
+        "OUTSIDE_CALL_WINDOW",
+    ] {
         assert!(!found.contains(&blocking.to_owned()), "{blocking} in {found:?}");
     }
     assert!(ready["risk_score"].as_u64().is_some_and(|r| r < 40), "{ready}");
@@ -192,11 +235,18 @@ async fn an_upload_is_analyzed_attached_and_checked_and_duplicates_change_nothin
     let replacement = call_wav(95, 2);
     let new_digest = sha256(&replacement);
     s.upload(&s.key(&call_id), replacement, Some("agent-7")).await;
-    let replaced = s.wait_for(&id, "the new version", |p| p["recording"]["sha256"] == json!(new_digest)).await;
+    let replaced = s
+        .wait_for(&id, "the new version", |p| {
+            p["recording"]["sha256"] == json!(new_digest)
+        })
+        .await;
     assert_eq!(replaced["status"], "READY_FOR_REVIEW");
     assert_eq!(replaced["version"].as_u64(), version.map(|v| v + 1));
     assert_eq!(s.audit_len(&id).await, audits + 1);
-    let versions = s.env.partition("PresalesTable", &format!("RECORDING#{}#{call_id}", s.client)).await;
+    let versions = s
+        .env
+        .partition("PresalesTable", &format!("RECORDING#{}#{call_id}", s.client))
+        .await;
     assert_eq!(versions.len(), 2, "both versions are kept");
 }
 
@@ -206,8 +256,16 @@ async fn a_recording_that_arrives_first_waits_for_its_presale() {
     let call_id = unique("call");
     s.upload(&s.key(&call_id), call_wav(70, 3), Some("agent-7")).await;
     let started = Instant::now();
-    while s.env.partition("PresalesTable", &format!("RECORDING#{}#{call_id}", s.client)).await.is_empty() {
-        assert!(started.elapsed() < Duration::from_secs(60), "the recording was never stored");
+    while s
+        .env
+        .partition("PresalesTable", &format!("RECORDING#{}#{call_id}", s.client))
+        .await
+        .is_empty()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the recording was never stored"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let created = s.create(&call_id).await;
@@ -220,8 +278,13 @@ async fn bad_files_and_mismatches_become_findings_not_retries() {
     let s = scene().await;
     // Random bytes with a .wav name.
     let garbage_call = unique("call");
-    let garbage = s.create(&garbage_call).await.body["id"].as_str().expect("id").to_owned();
-    let noise: Vec<u8> = (0..5000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let garbage = s.create(&garbage_call).await.body["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let noise: Vec<u8> = (0..5000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     s.upload(&s.key(&garbage_call), noise, Some("agent-7")).await;
     // A short call recorded by another agent.
     let short_call = unique("call");
@@ -232,14 +295,23 @@ async fn bad_files_and_mismatches_become_findings_not_retries() {
     let empty = s.create(&empty_call).await.body["id"].as_str().expect("id").to_owned();
     s.upload(&s.key(&empty_call), Vec::new(), None).await;
 
-    let unreadable = s.wait_for(&garbage, "an UNREADABLE finding", |p| p["status"] == "READY_FOR_REVIEW").await;
+    let unreadable = s
+        .wait_for(&garbage, "an UNREADABLE finding", |p| p["status"] == "READY_FOR_REVIEW")
+        .await;
     assert_eq!(codes(&unreadable), vec!["RECORDING_UNREADABLE"]);
     assert_eq!(unreadable["findings"][0]["severity"], "blocking");
     assert!(unreadable["risk_score"].as_u64().is_some_and(|r| r >= 40));
-    let short = s.wait_for(&short, "checks", |p| p["status"] == "READY_FOR_REVIEW").await;
+    let short = s
+        .wait_for(&short, "checks", |p| p["status"] == "READY_FOR_REVIEW")
+        .await;
     let found = codes(&short);
-    assert!(found.contains(&"TOO_SHORT".to_owned()) && found.contains(&"AGENT_MISMATCH".to_owned()), "{found:?}");
-    let empty = s.wait_for(&empty, "checks", |p| p["status"] == "READY_FOR_REVIEW").await;
+    assert!(
+        found.contains(&"TOO_SHORT".to_owned()) && found.contains(&"AGENT_MISMATCH".to_owned()),
+        "{found:?}"
+    );
+    let empty = s
+        .wait_for(&empty, "checks", |p| p["status"] == "READY_FOR_REVIEW")
+        .await;
     assert_eq!(codes(&empty), vec!["RECORDING_UNREADABLE"]);
 }
 
@@ -252,13 +324,22 @@ async fn keys_off_the_convention_are_recorded_as_unrecognized() {
     let started = Instant::now();
     loop {
         let items = s.env.partition("PresalesTable", &format!("UNRECOGNIZED#{today}")).await;
-        let mine = items.iter().find(|i| i.get("key").and_then(|v| v.as_s().ok()) == Some(&key));
+        let mine = items
+            .iter()
+            .find(|i| i.get("key").and_then(|v| v.as_s().ok()) == Some(&key));
         if let Some(item) = mine {
-            let reason = item.get("reason").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            let reason = item
+                .get("reason")
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default();
             assert!(reason.contains("path segments"), "{reason}");
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "no UNRECOGNIZED record for {key}");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no UNRECOGNIZED record for {key}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }

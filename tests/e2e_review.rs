@@ -17,57 +17,136 @@ async fn a_recorded_presale_is_claimed_reviewed_and_approved_into_exactly_one_sa
     let (id, bytes) = d.ready_presale(75).await;
 
     // The agent, even with a validator token, never gets their own pre-sale.
-    let own = d.post(&caller("agent-7", "validator", &[&d.client]), "/reviews/next", None).await;
+    let own = d
+        .post(&caller("agent-7", "validator", &[&d.client]), "/reviews/next", None)
+        .await;
     assert_eq!(own.status, 204, "{:?}", own.body);
     let val = d.validator("val-1");
     let claimed = d.post(&val, "/reviews/next", None).await;
-    assert_eq!((claimed.status, claimed.body["presale"]["id"].as_str()), (200, Some(id.as_str())), "{:?}", claimed.body);
+    assert_eq!(
+        (claimed.status, claimed.body["presale"]["id"].as_str()),
+        (200, Some(id.as_str())),
+        "{:?}",
+        claimed.body
+    );
     let version = claimed.body["presale"]["version"].as_u64().expect("version");
 
-    let view = d.env.send(d.env.as_caller(&val, "GET", &format!("/presales/{id}/review-view"))).await;
+    let view = d
+        .env
+        .send(d.env.as_caller(&val, "GET", &format!("/presales/{id}/review-view")))
+        .await;
     assert_eq!(view.status, 200, "{:?}", view.body);
-    assert!(view.body["recording"]["audio"]["duration_ms"].as_u64().is_some_and(|ms| ms >= 74_000));
+    assert!(
+        view.body["recording"]["audio"]["duration_ms"]
+            .as_u64()
+            .is_some_and(|ms| ms >= 74_000)
+    );
     let url = view.body["playback"]["url"].as_str().expect("presigned url");
     let played = reqwest::get(url).await.expect("playback").bytes().await.expect("bytes");
-    assert_eq!(hex::encode(Sha256::digest(&played)), hex::encode(Sha256::digest(&bytes)), "the link plays exactly the bound recording");
+    assert_eq!(
+        hex::encode(Sha256::digest(&played)),
+        hex::encode(Sha256::digest(&bytes)),
+        "the link plays exactly the bound recording"
+    );
 
-    let bad = d.post(&val, &format!("/presales/{id}/review"), Some(json!({"decision": "approve"}))).await;
+    let bad = d
+        .post(
+            &val,
+            &format!("/presales/{id}/review"),
+            Some(json!({"decision": "approve"})),
+        )
+        .await;
     assert_eq!((bad.status, bad.body["field"].as_str()), (422, Some("version")));
-    let unknown = d.post(&val, &format!("/presales/{id}/review"), Some(json!({"decision": "maybe", "version": version}))).await;
-    assert_eq!((unknown.status, unknown.body["field"].as_str()), (422, Some("decision")));
-    let other = d.post(&d.validator("val-2"), &format!("/presales/{id}/review"), Some(json!({"decision": "approve", "version": version}))).await;
+    let unknown = d
+        .post(
+            &val,
+            &format!("/presales/{id}/review"),
+            Some(json!({"decision": "maybe", "version": version})),
+        )
+        .await;
+    assert_eq!(
+        (unknown.status, unknown.body["field"].as_str()),
+        (422, Some("decision"))
+    );
+    let other = d
+        .post(
+            &d.validator("val-2"),
+            &format!("/presales/{id}/review"),
+            Some(json!({"decision": "approve", "version": version})),
+        )
+        .await;
     assert_eq!(other.status, 409, "only the claim holder decides");
 
     let approve = json!({"decision": "approve", "version": version, "override_reason": "revisado"});
-    let approved = d.post(&val, &format!("/presales/{id}/review"), Some(approve.clone())).await;
-    assert_eq!((approved.status, approved.body["status"].as_str()), (200, Some("APPROVED")), "{:?}", approved.body);
+    let approved = d
+        .post(&val, &format!("/presales/{id}/review"), Some(approve.clone()))
+        .await;
+    assert_eq!(
+        (approved.status, approved.body["status"].as_str()),
+        (200, Some("APPROVED")),
+        "{:?}",
+        approved.body
+    );
     let repeated = d.post(&val, &format!("/presales/{id}/review"), Some(approve)).await;
-    assert_eq!((repeated.status, repeated.body["current"]["status"].as_str()), (409, Some("APPROVED")));
+    assert_eq!(
+        (repeated.status, repeated.body["current"]["status"].as_str()),
+        (409, Some("APPROVED"))
+    );
 
     // The sale is dispatched: one shipment, then one invoice.
     let sale_id = format!("S-{id}");
     let shipment = d.wait_shipment(&sale_id).await;
-    assert_eq!(shipment.get("status").and_then(|v| v.as_s().ok()).map(String::as_str), Some("SCHEDULED"));
+    assert_eq!(
+        shipment.get("status").and_then(|v| v.as_s().ok()).map(String::as_str),
+        Some("SCHEDULED")
+    );
     d.sweep().await;
     // SaleConfirmed delivered three more times, concurrently (SQS and retries do that).
-    let presale = d.env.send(d.env.as_caller(&val, "GET", &format!("/presales/{id}"))).await.body;
+    let presale = d
+        .env
+        .send(d.env.as_caller(&val, "GET", &format!("/presales/{id}")))
+        .await
+        .body;
     let again = json!({"type": "SaleConfirmed", "id": "redelivery", "occurred_at": "2026-11-23T15:00:00Z", "correlation_id": "e2e",
         "body": {"sale_id": sale_id, "presale_id": id, "client_id": presale["client_id"], "campaign_id": presale["campaign_id"],
                  "agent_id": presale["agent_id"], "validator_id": "val-1", "customer": presale["customer"],
                  "shipping_address": presale["customer"]["address"], "items": presale["items"], "total": presale["total"],
                  "confirmed_at": "2026-11-23T15:00:00Z"}});
     let sales = d.env.resource("SalesQueue").reference.clone();
-    let sends = (0..3).map(|_| d.env.sqs.send_message().queue_url(&sales).message_body(again.to_string()).send());
+    let sends = (0..3).map(|_| {
+        d.env
+            .sqs
+            .send_message()
+            .queue_url(&sales)
+            .message_body(again.to_string())
+            .send()
+    });
     for sent in join_all(sends.collect()).await {
         sent.expect("redelivery");
     }
     d.env.drain("SalesQueue").await;
     d.env.drain("BillingQueue").await;
     d.wait_invoice(&sale_id).await;
-    assert_eq!(d.env.invoices_of_client(&d.client).await.len(), 1, "exactly one invoice for the sale");
+    assert_eq!(
+        d.env.invoices_of_client(&d.client).await.len(),
+        1,
+        "exactly one invoice for the sale"
+    );
 
-    let audit = d.env.send(d.env.as_caller(&caller("sup-1", "supervisor", &[&d.client]), "GET", &format!("/presales/{id}/audit"))).await;
-    let actions: Vec<&str> = audit.body["records"].as_array().expect("records").iter().filter_map(|r| r["action"].as_str()).collect();
+    let audit = d
+        .env
+        .send(d.env.as_caller(
+            &caller("sup-1", "supervisor", &[&d.client]),
+            "GET",
+            &format!("/presales/{id}/audit"),
+        ))
+        .await;
+    let actions: Vec<&str> = audit.body["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter_map(|r| r["action"].as_str())
+        .collect();
     assert_eq!(actions, vec!["CREATED", "RECORDING_ATTACHED", "CLAIMED", "APPROVED"]);
     assert_eq!(audit.body["verification"]["verified"], true);
 
@@ -80,13 +159,36 @@ async fn a_recorded_presale_is_claimed_reviewed_and_approved_into_exactly_one_sa
     let version = claimed.body["presale"]["version"].as_u64().expect("version");
     let queue = d.env.resource("SalesQueue").reference.clone();
     let set_max = |bytes: &'static str| {
-        d.env.sqs.set_queue_attributes().queue_url(&queue).attributes(aws_sdk_sqs::types::QueueAttributeName::MaximumMessageSize, bytes).send()
+        d.env
+            .sqs
+            .set_queue_attributes()
+            .queue_url(&queue)
+            .attributes(aws_sdk_sqs::types::QueueAttributeName::MaximumMessageSize, bytes)
+            .send()
     };
     set_max("1024").await.expect("shrink the queue");
-    let approved = d.post(&val, &format!("/presales/{second}/review"), Some(json!({"decision": "approve", "version": version, "override_reason": "revisado"}))).await;
-    let down_sweep = d.env.send(d.env.request("POST", "/_local/functions/PresaleReviewFunction/invoke").json(&json!({"source": "aws.scheduler"}))).await;
+    let approved = d
+        .post(
+            &val,
+            &format!("/presales/{second}/review"),
+            Some(json!({"decision": "approve", "version": version, "override_reason": "revisado"})),
+        )
+        .await;
+    let down_sweep = d
+        .env
+        .send(
+            d.env
+                .request("POST", "/_local/functions/PresaleReviewFunction/invoke")
+                .json(&json!({"source": "aws.scheduler"})),
+        )
+        .await;
     set_max("262144").await.expect("restore the queue");
-    assert_eq!((approved.status, approved.body["status"].as_str()), (200, Some("APPROVED")), "{:?}", approved.body);
+    assert_eq!(
+        (approved.status, approved.body["status"].as_str()),
+        (200, Some("APPROVED")),
+        "{:?}",
+        approved.body
+    );
     assert_eq!(down_sweep.body["failed"].as_u64(), Some(1), "{:?}", down_sweep.body);
     d.sweep().await;
     d.sweep().await;
@@ -95,7 +197,11 @@ async fn a_recorded_presale_is_claimed_reviewed_and_approved_into_exactly_one_sa
     d.env.drain("SalesQueue").await;
     d.env.drain("BillingQueue").await;
     d.wait_invoice(&second_sale).await;
-    assert_eq!(d.env.invoices_of_client(&d.client).await.len(), 2, "the second sale invoiced once after the outage");
+    assert_eq!(
+        d.env.invoices_of_client(&d.client).await.len(),
+        2,
+        "the second sale invoiced once after the outage"
+    );
 }
 
 #[tokio::test]
@@ -106,11 +212,30 @@ async fn concurrent_claims_never_hand_out_the_same_presale() {
         ids.insert(d.ready_presale(8).await.0);
     }
     let validators: Vec<Caller> = (0..6).map(|i| d.validator(&format!("val-{i}"))).collect();
-    let claims = join_all(validators.iter().map(|v| d.env.send(d.env.as_caller(v, "POST", "/reviews/next"))).collect()).await;
-    let granted: Vec<String> = claims.iter().filter(|r| r.status == 200).filter_map(|r| r.body["presale"]["id"].as_str().map(str::to_owned)).collect();
+    let claims = join_all(
+        validators
+            .iter()
+            .map(|v| d.env.send(d.env.as_caller(v, "POST", "/reviews/next")))
+            .collect(),
+    )
+    .await;
+    let granted: Vec<String> = claims
+        .iter()
+        .filter(|r| r.status == 200)
+        .filter_map(|r| r.body["presale"]["id"].as_str().map(str::to_owned))
+        .collect();
     let unique_granted: HashSet<&String> = granted.iter().collect();
-    assert_eq!(granted.len(), unique_granted.len(), "a pre-sale was handed out twice: {granted:?}");
-    assert_eq!(unique_granted.len(), 4, "every pre-sale claimed once: {:?}", claims.iter().map(|r| r.status).collect::<Vec<_>>());
+    assert_eq!(
+        granted.len(),
+        unique_granted.len(),
+        "a pre-sale was handed out twice: {granted:?}"
+    );
+    assert_eq!(
+        unique_granted.len(),
+        4,
+        "every pre-sale claimed once: {:?}",
+        claims.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
     assert!(claims.iter().all(|r| r.status == 200 || r.status == 204));
     assert!(unique_granted.iter().all(|id| ids.contains(*id)));
 }
@@ -120,7 +245,10 @@ async fn a_tampered_audit_record_is_detected_and_roles_are_enforced() {
     let d = desk().await;
     let (id, _) = d.ready_presale(8).await;
     let supervisor = caller("sup-1", "supervisor", &[&d.client]);
-    let clean = d.env.send(d.env.as_caller(&supervisor, "GET", &format!("/presales/{id}/audit"))).await;
+    let clean = d
+        .env
+        .send(d.env.as_caller(&supervisor, "GET", &format!("/presales/{id}/audit")))
+        .await;
     assert_eq!(clean.body["verification"]["verified"], true);
 
     // Someone with table access rewrites who created the pre-sale.
@@ -135,17 +263,60 @@ async fn a_tampered_audit_record_is_detected_and_roles_are_enforced() {
         .send()
         .await
         .expect("tamper");
-    let tampered = d.env.send(d.env.as_caller(&supervisor, "GET", &format!("/presales/{id}/audit"))).await;
-    assert_eq!((tampered.body["verification"]["verified"].as_bool(), tampered.body["verification"]["broken_at"].as_u64()), (Some(false), Some(1)));
+    let tampered = d
+        .env
+        .send(d.env.as_caller(&supervisor, "GET", &format!("/presales/{id}/audit")))
+        .await;
+    assert_eq!(
+        (
+            tampered.body["verification"]["verified"].as_bool(),
+            tampered.body["verification"]["broken_at"].as_u64()
+        ),
+        (Some(false), Some(1))
+    );
 
     let stranger = caller("val-9", "validator", &[&unique("other")]);
-    assert_eq!(d.env.send(d.env.as_caller(&stranger, "GET", &format!("/presales/{id}/audit"))).await.status, 404);
-    assert_eq!(d.env.send(d.env.as_caller(&d.agent, "GET", &format!("/presales/{id}/audit"))).await.status, 403);
-    let metrics = d.env.send(d.env.as_caller(&d.validator("val-1"), "GET", &format!("/reviews/metrics?campaign={}", d.campaign))).await;
+    assert_eq!(
+        d.env
+            .send(d.env.as_caller(&stranger, "GET", &format!("/presales/{id}/audit")))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        d.env
+            .send(d.env.as_caller(&d.agent, "GET", &format!("/presales/{id}/audit")))
+            .await
+            .status,
+        403
+    );
+    let metrics = d
+        .env
+        .send(d.env.as_caller(
+            &d.validator("val-1"),
+            "GET",
+            &format!("/reviews/metrics?campaign={}", d.campaign),
+        ))
+        .await;
     assert_eq!(metrics.status, 403);
-    let metrics = d.env.send(d.env.as_caller(&supervisor, "GET", &format!("/reviews/metrics?campaign={}&day=yesterday", d.campaign))).await;
+    let metrics = d
+        .env
+        .send(d.env.as_caller(
+            &supervisor,
+            "GET",
+            &format!("/reviews/metrics?campaign={}&day=yesterday", d.campaign),
+        ))
+        .await;
     assert_eq!((metrics.status, metrics.body["field"].as_str()), (400, Some("day")));
-    let garbage = d.env.send(d.env.as_caller(&d.validator("val-1"), "POST", &format!("/presales/{id}/review")).header("content-type", "application/json").body("{")).await;
+    let garbage = d
+        .env
+        .send(
+            d.env
+                .as_caller(&d.validator("val-1"), "POST", &format!("/presales/{id}/review"))
+                .header("content-type", "application/json")
+                .body("{"),
+        )
+        .await;
     assert_eq!(garbage.status, 400);
 }
 
@@ -155,14 +326,38 @@ async fn a_poison_sale_message_goes_to_the_dead_letter_queue_without_blocking_it
     let sales = d.env.resource("SalesQueue").reference.clone();
     let dlq = d.env.resource("SalesDLQ").reference.clone();
     let marker = unique("poison");
-    d.env.sqs.send_message().queue_url(&sales).message_body(format!("{{\"type\":\"SaleConfirmed\",\"body\":\"{marker}\"}}")).send().await.expect("send");
+    d.env
+        .sqs
+        .send_message()
+        .queue_url(&sales)
+        .message_body(format!("{{\"type\":\"SaleConfirmed\",\"body\":\"{marker}\"}}"))
+        .send()
+        .await
+        .expect("send");
     let started = Instant::now();
     loop {
-        let output = d.env.sqs.receive_message().queue_url(&dlq).max_number_of_messages(10).visibility_timeout(0).wait_time_seconds(1).send().await.expect("receive");
-        if output.messages().iter().any(|m| m.body().is_some_and(|b| b.contains(&marker))) {
+        let output = d
+            .env
+            .sqs
+            .receive_message()
+            .queue_url(&dlq)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        if output
+            .messages()
+            .iter()
+            .any(|m| m.body().is_some_and(|b| b.contains(&marker)))
+        {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(90), "the poison message never reached the DLQ");
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the poison message never reached the DLQ"
+        );
     }
 }
 
@@ -189,41 +384,182 @@ async fn a_courier_takes_the_shipment_to_delivered_and_forged_events_change_noth
     let val = d.validator("val-1");
     let claimed = d.post(&val, "/reviews/next", None).await;
     let version = claimed.body["presale"]["version"].as_u64().expect("version");
-    let approved = d.post(&val, &format!("/presales/{id}/review"), Some(json!({"decision": "approve", "version": version, "override_reason": "revisado"}))).await;
+    let approved = d
+        .post(
+            &val,
+            &format!("/presales/{id}/review"),
+            Some(json!({"decision": "approve", "version": version, "override_reason": "revisado"})),
+        )
+        .await;
     assert_eq!(approved.status, 200, "{:?}", approved.body);
     let shipment_id = format!("SH-S-{id}");
     let item = d.wait_shipment(&format!("S-{id}")).await;
-    let courier = item.get("plan").and_then(|p| p.as_m().ok()).and_then(|p| p.get("courier_id")).and_then(|c| c.as_s().ok()).cloned().expect("courier");
-    let secret = d.env.info.courier_secrets.get(&courier).cloned().expect("the stack has this courier's secret");
+    let courier = item
+        .get("plan")
+        .and_then(|p| p.as_m().ok())
+        .and_then(|p| p.get("courier_id"))
+        .and_then(|c| c.as_s().ok())
+        .cloned()
+        .expect("courier");
+    let secret = d
+        .env
+        .info
+        .courier_secrets
+        .get(&courier)
+        .cloned()
+        .expect("the stack has this courier's secret");
     let now = time::OffsetDateTime::now_utc();
-    let at = |minutes: i64| (now - time::Duration::minutes(minutes)).format(&time::format_description::well_known::Rfc3339).expect("format");
+    let at = |minutes: i64| {
+        (now - time::Duration::minutes(minutes))
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("format")
+    };
     let event = |event_id: &str, kind: &str, minutes_ago: i64| json!({"event_id": event_id, "type": kind, "occurred_at": at(minutes_ago)});
 
     // Refused before anything is read: forged, replayed, unsigned, unknown courier.
-    let forged = courier_event(&d, &courier, "not-the-secret", &shipment_id, &event("e0", "DELIVERED", 1), now.unix_timestamp()).await;
-    let replayed = courier_event(&d, &courier, &secret, &shipment_id, &event("e0", "DELIVERED", 1), now.unix_timestamp() - 3600).await;
-    let unknown = courier_event(&d, "dhl", &secret, &shipment_id, &event("e0", "DELIVERED", 1), now.unix_timestamp()).await;
-    let unsigned = d.env.send(d.env.request("POST", &format!("/shipments/{shipment_id}/events")).header("x-courier-id", &courier).json(&event("e0", "DELIVERED", 1))).await;
-    assert_eq!([forged.status, replayed.status, unknown.status, unsigned.status], [401; 4]);
+    let forged = courier_event(
+        &d,
+        &courier,
+        "not-the-secret",
+        &shipment_id,
+        &event("e0", "DELIVERED", 1),
+        now.unix_timestamp(),
+    )
+    .await;
+    let replayed = courier_event(
+        &d,
+        &courier,
+        &secret,
+        &shipment_id,
+        &event("e0", "DELIVERED", 1),
+        now.unix_timestamp() - 3600,
+    )
+    .await;
+    let unknown = courier_event(
+        &d,
+        "dhl",
+        &secret,
+        &shipment_id,
+        &event("e0", "DELIVERED", 1),
+        now.unix_timestamp(),
+    )
+    .await;
+    let unsigned = d
+        .env
+        .send(
+            d.env
+                .request("POST", &format!("/shipments/{shipment_id}/events"))
+                .header("x-courier-id", &courier)
+                .json(&event("e0", "DELIVERED", 1)),
+        )
+        .await;
+    assert_eq!(
+        [forged.status, replayed.status, unknown.status, unsigned.status],
+        [401; 4]
+    );
     let supervisor = caller("sup-1", "supervisor", &[&d.client]);
-    let read = d.env.send(d.env.as_caller(&supervisor, "GET", &format!("/shipments/{shipment_id}"))).await;
-    assert_eq!((read.body["shipment"]["status"].as_str(), read.body["events"].as_array().map(Vec::len)), (Some("SCHEDULED"), Some(0)), "forged events changed nothing");
+    let read = d
+        .env
+        .send(
+            d.env
+                .as_caller(&supervisor, "GET", &format!("/shipments/{shipment_id}")),
+        )
+        .await;
+    assert_eq!(
+        (
+            read.body["shipment"]["status"].as_str(),
+            read.body["events"].as_array().map(Vec::len)
+        ),
+        (Some("SCHEDULED"), Some(0)),
+        "forged events changed nothing"
+    );
 
-    for (event_id, kind, minutes_ago) in [("e1", "PICKED_UP", 30), ("e2", "IN_TRANSIT", 20), ("e3", "DELIVERED", 5)] {
-        let reply = courier_event(&d, &courier, &secret, &shipment_id, &event(event_id, kind, minutes_ago), now.unix_timestamp()).await;
-        assert_eq!((reply.status, reply.body["status"].as_str()), (200, Some(kind)), "{:?}", reply.body);
+    for (event_id, kind, minutes_ago) in [
+        ("e1", "PICKED_UP", 30),
+        ("e2", "IN_TRANSIT", 20),
+        ("e3", "DELIVERED", 5),
+    ] {
+        let reply = courier_event(
+            &d,
+            &courier,
+            &secret,
+            &shipment_id,
+            &event(event_id, kind, minutes_ago),
+            now.unix_timestamp(),
+        )
+        .await;
+        assert_eq!(
+            (reply.status, reply.body["status"].as_str()),
+            (200, Some(kind)),
+            "{:?}",
+            reply.body
+        );
     }
     // Late and repeated events: recorded or ignored, never moving a delivered shipment back.
-    let late = courier_event(&d, &courier, &secret, &shipment_id, &event("e4", "IN_TRANSIT", 10), now.unix_timestamp()).await;
-    assert_eq!((late.status, late.body["status"].as_str(), late.body["applied"].as_bool()), (200, Some("DELIVERED"), Some(false)));
-    let again = courier_event(&d, &courier, &secret, &shipment_id, &event("e3", "DELIVERED", 5), now.unix_timestamp()).await;
+    let late = courier_event(
+        &d,
+        &courier,
+        &secret,
+        &shipment_id,
+        &event("e4", "IN_TRANSIT", 10),
+        now.unix_timestamp(),
+    )
+    .await;
+    assert_eq!(
+        (
+            late.status,
+            late.body["status"].as_str(),
+            late.body["applied"].as_bool()
+        ),
+        (200, Some("DELIVERED"), Some(false))
+    );
+    let again = courier_event(
+        &d,
+        &courier,
+        &secret,
+        &shipment_id,
+        &event("e3", "DELIVERED", 5),
+        now.unix_timestamp(),
+    )
+    .await;
     assert_eq!((again.status, again.body["duplicate"].as_bool()), (200, Some(true)));
-    let failed = courier_event(&d, &courier, &secret, &shipment_id, &json!({"event_id": "e5", "type": "FAILED_ATTEMPT", "occurred_at": at(1)}), now.unix_timestamp()).await;
+    let failed = courier_event(
+        &d,
+        &courier,
+        &secret,
+        &shipment_id,
+        &json!({"event_id": "e5", "type": "FAILED_ATTEMPT", "occurred_at": at(1)}),
+        now.unix_timestamp(),
+    )
+    .await;
     assert_eq!(failed.status, 422, "a failed attempt needs a reason");
 
-    let read = d.env.send(d.env.as_caller(&supervisor, "GET", &format!("/shipments/{shipment_id}"))).await;
+    let read = d
+        .env
+        .send(
+            d.env
+                .as_caller(&supervisor, "GET", &format!("/shipments/{shipment_id}")),
+        )
+        .await;
     assert_eq!(read.body["shipment"]["status"], "DELIVERED");
     assert_eq!(read.body["events"].as_array().map(Vec::len), Some(4));
-    assert_eq!(d.env.send(d.env.as_caller(&d.agent, "GET", &format!("/shipments/{shipment_id}"))).await.status, 200, "the sale's agent");
-    assert_eq!(d.env.send(d.env.as_caller(&caller("agent-8", "agent", &[&d.client]), "GET", &format!("/shipments/{shipment_id}"))).await.status, 404);
+    assert_eq!(
+        d.env
+            .send(d.env.as_caller(&d.agent, "GET", &format!("/shipments/{shipment_id}")))
+            .await
+            .status,
+        200,
+        "the sale's agent"
+    );
+    assert_eq!(
+        d.env
+            .send(d.env.as_caller(
+                &caller("agent-8", "agent", &[&d.client]),
+                "GET",
+                &format!("/shipments/{shipment_id}")
+            ))
+            .await
+            .status,
+        404
+    );
 }

@@ -21,7 +21,9 @@ pub fn sqs(config: &SdkConfig) -> aws_sdk_sqs::Client {
 /// is configured (never against AWS's own endpoints).
 pub fn s3(config: &SdkConfig) -> aws_sdk_s3::Client {
     let custom_endpoint = config.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
-    let s3_config = aws_sdk_s3::config::Builder::from(config).force_path_style(custom_endpoint).build();
+    let s3_config = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(custom_endpoint)
+        .build();
     aws_sdk_s3::Client::from_conf(s3_config)
 }
 

@@ -26,7 +26,10 @@ where
 {
     match optional(name) {
         None => Ok(default),
-        Some(raw) => raw.trim().parse().map_err(|e: T::Err| ConfigError::Invalid { name, detail: e.to_string() }),
+        Some(raw) => raw.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
+            name,
+            detail: e.to_string(),
+        }),
     }
 }
 
@@ -40,6 +43,10 @@ pub struct Tables {
 
 impl Tables {
     pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self { presales: required("PRESALES_TABLE")?, config: required("CONFIG_TABLE")?, idempotency: required("IDEMPOTENCY_TABLE")? })
+        Ok(Self {
+            presales: required("PRESALES_TABLE")?,
+            config: required("CONFIG_TABLE")?,
+            idempotency: required("IDEMPOTENCY_TABLE")?,
+        })
     }
 }

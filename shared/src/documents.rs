@@ -22,15 +22,24 @@ pub struct S3DocumentStore {
 
 impl S3DocumentStore {
     pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
-        Self { client, bucket: bucket.into() }
+        Self {
+            client,
+            bucket: bucket.into(),
+        }
     }
 }
 
-fn s3_error<E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug>(err: aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> StoreError {
+fn s3_error<E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug>(
+    err: aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> StoreError {
     use aws_sdk_s3::error::ProvideErrorMetadata;
     match &err {
         aws_sdk_s3::error::SdkError::ServiceError(service) if service.raw().status().as_u16() < 500 => {
-            StoreError::Backend(format!("{}: {}", err.code().unwrap_or("Unknown"), err.message().unwrap_or_default()))
+            StoreError::Backend(format!(
+                "{}: {}",
+                err.code().unwrap_or("Unknown"),
+                err.message().unwrap_or_default()
+            ))
         }
         _ => StoreError::Unavailable(format!("{err:?}")),
     }
@@ -54,7 +63,11 @@ impl DocumentStore for S3DocumentStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         match self.client.get_object().bucket(&self.bucket).key(key).send().await {
             Ok(output) => {
-                let data = output.body.collect().await.map_err(|e| StoreError::Unavailable(format!("reading {key}: {e}")))?;
+                let data = output
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| StoreError::Unavailable(format!("reading {key}: {e}")))?;
                 Ok(Some(data.into_bytes().to_vec()))
             }
             Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
@@ -71,18 +84,29 @@ pub struct MemoryDocumentStore {
 
 impl MemoryDocumentStore {
     pub fn keys(&self) -> Vec<String> {
-        self.objects.lock().map(|o| o.keys().cloned().collect()).unwrap_or_default()
+        self.objects
+            .lock()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default()
     }
 }
 
 #[async_trait]
 impl DocumentStore for MemoryDocumentStore {
     async fn put(&self, key: &str, bytes: Vec<u8>, _content_type: &str) -> Result<(), StoreError> {
-        self.objects.lock().map_err(|_| StoreError::Backend("poisoned".into()))?.insert(key.to_owned(), bytes);
+        self.objects
+            .lock()
+            .map_err(|_| StoreError::Backend("poisoned".into()))?
+            .insert(key.to_owned(), bytes);
         Ok(())
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.objects.lock().map_err(|_| StoreError::Backend("poisoned".into()))?.get(key).cloned())
+        Ok(self
+            .objects
+            .lock()
+            .map_err(|_| StoreError::Backend("poisoned".into()))?
+            .get(key)
+            .cloned())
     }
 }

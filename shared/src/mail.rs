@@ -48,15 +48,24 @@ pub struct SesMailer {
 impl SesMailer {
     /// `configuration_set` tags every send (bounce and complaint tracking on AWS).
     pub fn new(client: aws_sdk_sesv2::Client, configuration_set: Option<String>) -> Self {
-        Self { client, configuration_set: configuration_set.filter(|c| !c.is_empty()) }
+        Self {
+            client,
+            configuration_set: configuration_set.filter(|c| !c.is_empty()),
+        }
     }
 }
 
 #[async_trait]
 impl Mailer for SesMailer {
     async fn send(&self, email: &OutgoingEmail) -> Result<String, MailError> {
-        let raw = RawMessage::builder().data(Blob::new(email.raw.clone())).build().map_err(|e| MailError::Rejected(e.to_string()))?;
-        let destination = Destination::builder().set_to_addresses(Some(email.to.clone())).set_bcc_addresses(Some(email.bcc.clone())).build();
+        let raw = RawMessage::builder()
+            .data(Blob::new(email.raw.clone()))
+            .build()
+            .map_err(|e| MailError::Rejected(e.to_string()))?;
+        let destination = Destination::builder()
+            .set_to_addresses(Some(email.to.clone()))
+            .set_bcc_addresses(Some(email.bcc.clone()))
+            .build();
         let output = self
             .client
             .send_email()
@@ -71,13 +80,16 @@ impl Mailer for SesMailer {
                 let code = err.code().unwrap_or("Unknown").to_owned();
                 let message = err.message().map(str::to_owned).unwrap_or_else(|| err.to_string());
                 match code.as_str() {
-                    "MessageRejected" | "MailFromDomainNotVerifiedException" | "BadRequestException" | "NotFoundException" => {
-                        MailError::Rejected(format!("{code}: {message}"))
-                    }
+                    "MessageRejected"
+                    | "MailFromDomainNotVerifiedException"
+                    | "BadRequestException"
+                    | "NotFoundException" => MailError::Rejected(format!("{code}: {message}")),
                     _ => MailError::Unavailable(format!("{code}: {message}")),
                 }
             })?;
-        output.message_id.ok_or_else(|| MailError::Unavailable("the service returned no message id".into()))
+        output
+            .message_id
+            .ok_or_else(|| MailError::Unavailable("the service returned no message id".into()))
     }
 }
 
@@ -105,13 +117,19 @@ impl MemoryMailer {
 impl Mailer for MemoryMailer {
     async fn send(&self, email: &OutgoingEmail) -> Result<String, MailError> {
         {
-            let mut left = self.failures_left.lock().map_err(|_| MailError::Unavailable("poisoned".into()))?;
+            let mut left = self
+                .failures_left
+                .lock()
+                .map_err(|_| MailError::Unavailable("poisoned".into()))?;
             if *left > 0 {
                 *left -= 1;
                 return Err(MailError::Unavailable("simulated outage".into()));
             }
         }
-        let mut sent = self.sent.lock().map_err(|_| MailError::Unavailable("poisoned".into()))?;
+        let mut sent = self
+            .sent
+            .lock()
+            .map_err(|_| MailError::Unavailable("poisoned".into()))?;
         sent.push(email.clone());
         Ok(format!("memory-{}", sent.len()))
     }

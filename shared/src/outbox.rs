@@ -25,21 +25,39 @@ pub struct SqsPublisher {
 
 impl SqsPublisher {
     pub fn new(client: aws_sdk_sqs::Client, queues: impl IntoIterator<Item = (String, String)>) -> Self {
-        Self { client, queues: queues.into_iter().collect() }
+        Self {
+            client,
+            queues: queues.into_iter().collect(),
+        }
     }
 }
 
 #[async_trait]
 impl Publisher for SqsPublisher {
     async fn publish(&self, message: &OutboxMessage) -> Result<(), PublishError> {
-        let url = self.queues.get(&message.destination).ok_or_else(|| PublishError(format!("no queue for destination {}", message.destination)))?;
-        self.client.send_message().queue_url(url).message_body(&message.body).send().await.map_err(|e| PublishError(format!("{e}")))?;
+        let url = self
+            .queues
+            .get(&message.destination)
+            .ok_or_else(|| PublishError(format!("no queue for destination {}", message.destination)))?;
+        self.client
+            .send_message()
+            .queue_url(url)
+            .message_body(&message.body)
+            .send()
+            .await
+            .map_err(|e| PublishError(format!("{e}")))?;
         Ok(())
     }
 }
 
 /// The JSON envelope every event travels in.
-pub fn envelope(kind: &str, message_id: &str, correlation_id: &str, at: time::OffsetDateTime, body: &impl serde::Serialize) -> String {
+pub fn envelope(
+    kind: &str,
+    message_id: &str,
+    correlation_id: &str,
+    at: time::OffsetDateTime,
+    body: &impl serde::Serialize,
+) -> String {
     serde_json::json!({
         "type": kind,
         "id": message_id,

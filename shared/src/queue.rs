@@ -54,7 +54,10 @@ pub fn open<T: DeserializeOwned>(raw: &str, kind: &str) -> Result<Opened<T>, Str
         return Err(format!("unexpected event type {}", envelope.kind));
     }
     let body = serde_json::from_value(envelope.body).map_err(|e| format!("unreadable {kind}: {e}"))?;
-    Ok(Opened { body, correlation_id: envelope.correlation_id })
+    Ok(Opened {
+        body,
+        correlation_id: envelope.correlation_id,
+    })
 }
 
 #[cfg(test)]
@@ -73,18 +76,43 @@ mod tests {
     #[tokio::test]
     async fn only_failed_messages_with_ids_are_reported() {
         let mut event = SqsEvent::default();
-        event.records = vec![message(Some("a"), "ok"), message(Some("b"), "bad"), message(None, "bad")];
-        let response = each_message(event, |body| async move { if body == "ok" { Ok(()) } else { Err("no") } }).await;
-        let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+        event.records = vec![
+            message(Some("a"), "ok"),
+            message(Some("b"), "bad"),
+            message(None, "bad"),
+        ];
+        let response = each_message(
+            event,
+            |body| async move { if body == "ok" { Ok(()) } else { Err("no") } },
+        )
+        .await;
+        let failed: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
         assert_eq!(failed, vec!["b"]);
     }
 
     #[test]
     fn opens_only_its_own_event_type() {
-        let raw = crate::outbox::envelope("Ping", "m1", "c1", time::OffsetDateTime::UNIX_EPOCH, &serde_json::json!({"n": 1}));
+        let raw = crate::outbox::envelope(
+            "Ping",
+            "m1",
+            "c1",
+            time::OffsetDateTime::UNIX_EPOCH,
+            &serde_json::json!({"n": 1}),
+        );
         let opened: Opened<serde_json::Value> = open(&raw, "Ping").unwrap();
-        assert_eq!((opened.body["n"].as_u64(), opened.correlation_id.as_deref()), (Some(1), Some("c1")));
-        assert!(open::<serde_json::Value>(&raw, "Pong").unwrap_err().contains("unexpected event type Ping"));
+        assert_eq!(
+            (opened.body["n"].as_u64(), opened.correlation_id.as_deref()),
+            (Some(1), Some("c1"))
+        );
+        assert!(
+            open::<serde_json::Value>(&raw, "Pong")
+                .unwrap_err()
+                .contains("unexpected event type Ping")
+        );
         assert!(open::<serde_json::Value>("{", "Ping").is_err());
         assert!(open::<Vec<u8>>(&raw, "Ping").unwrap_err().contains("unreadable Ping"));
     }

@@ -36,7 +36,9 @@ pub async fn attach<S: PresaleStore + ?Sized>(
     now: OffsetDateTime,
 ) -> Result<AttachOutcome, StoreError> {
     for _ in 0..3 {
-        let Some(stored) = store.get(presale_id).await? else { return Ok(AttachOutcome::NoPresale) };
+        let Some(stored) = store.get(presale_id).await? else {
+            return Ok(AttachOutcome::NoPresale);
+        };
         let mut presale = stored.presale;
         if presale.recording.as_ref().is_some_and(|r| r.sha256 == recording.sha256) {
             return Ok(AttachOutcome::AlreadyAttached);
@@ -44,7 +46,9 @@ pub async fn attach<S: PresaleStore + ?Sized>(
         let (expected_version, expected_status) = (presale.version, presale.status);
         let action = match presale.status {
             PresaleStatus::PendingRecording => {
-                presale.transition(PresaleAction::AttachRecording, now).map_err(|e| StoreError::Backend(e.to_string()))?;
+                presale
+                    .transition(PresaleAction::AttachRecording, now)
+                    .map_err(|e| StoreError::Backend(e.to_string()))?;
                 "RECORDING_ATTACHED"
             }
             PresaleStatus::ReadyForReview | PresaleStatus::NeedsCorrection => {
@@ -52,7 +56,9 @@ pub async fn attach<S: PresaleStore + ?Sized>(
                 presale.updated_at = now;
                 "RECORDING_REPLACED"
             }
-            decided @ (PresaleStatus::Approved | PresaleStatus::Rejected) => return Ok(AttachOutcome::Decided(decided)),
+            decided @ (PresaleStatus::Approved | PresaleStatus::Rejected) => {
+                return Ok(AttachOutcome::Decided(decided));
+            }
         };
         let history = store.customer_history(&presale).await?;
         let outcome = run_checks(&presale, recording, thresholds, &history);

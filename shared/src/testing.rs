@@ -9,7 +9,17 @@ use crate::domain::money::{Currency, Money};
 /// default check thresholds and 3 attempts a day.
 pub fn campaign_catalog(campaign_id: &str, client_id: &str) -> CampaignCatalog {
     let pen = Currency::parse("PEN").unwrap_or_else(|e| unreachable!("PEN is supported: {e}"));
-    let item = |sku: &str, name: &str, minor| (sku.to_owned(), CatalogItem { sku: sku.into(), name: name.into(), unit_price: Money::from_minor(minor, pen), active: true });
+    let item = |sku: &str, name: &str, minor| {
+        (
+            sku.to_owned(),
+            CatalogItem {
+                sku: sku.into(),
+                name: name.into(),
+                unit_price: Money::from_minor(minor, pen),
+                active: true,
+            },
+        )
+    };
     CampaignCatalog {
         campaign: Campaign {
             campaign_id: campaign_id.into(),
@@ -70,8 +80,14 @@ pub fn invoice_request(presale_id: &str, client_id: &str) -> crate::domain::ship
             "email": "maria.quispe@example.com",
             "address": {"line1": "Jr. Los Pinos 456", "district": "Miraflores", "province": "Lima", "region": "Lima", "country": "PE"}
         }),
-        items: vec![line("FIB-300", "Fibra 300 Mbps - instalación", 1, 14990), line("ROUTER", "Router Wi-Fi 6", 2, 1999)],
-        shipping: ShippingLine { description: "Envío OLVA (LIMA_METRO, 1 bulto(s))".into(), amount: Money::from_minor(1500, pen) },
+        items: vec![
+            line("FIB-300", "Fibra 300 Mbps - instalación", 1, 14990),
+            line("ROUTER", "Router Wi-Fi 6", 2, 1999),
+        ],
+        shipping: ShippingLine {
+            description: "Envío OLVA (LIMA_METRO, 1 bulto(s))".into(),
+            amount: Money::from_minor(1500, pen),
+        },
         tracking_reference: format!("OLVA-{presale_id}"),
     }
 }

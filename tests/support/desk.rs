@@ -58,7 +58,12 @@ pub async fn desk() -> Desk {
     let client = unique("cli");
     let campaign = unique("camp");
     env.seed_campaign(&client, &campaign).await;
-    Desk { agent: caller("agent-7", "agent", &[&client]), env, client, campaign }
+    Desk {
+        agent: caller("agent-7", "agent", &[&client]),
+        env,
+        client,
+        campaign,
+    }
 }
 
 impl Desk {
@@ -78,20 +83,46 @@ impl Desk {
                          "address": {"line1": "Jr. Junín 455", "district": "Cercado", "province": "Lima", "region": "Lima"}},
             "items": [{"sku": "FIB-300", "quantity": 1}, {"sku": "ROUTER", "quantity": 1}]
         });
-        let created = self.env.send(self.env.as_caller(&self.agent, "POST", "/presales").json(&body)).await;
+        let created = self
+            .env
+            .send(self.env.as_caller(&self.agent, "POST", "/presales").json(&body))
+            .await;
         assert_eq!(created.status, 201, "{:?}", created.body);
         let id = created.body["id"].as_str().expect("id").to_owned();
         let bytes = wav(seconds, seconds);
-        let key = format!("calls/{}/{}/{}/{:02}/{:02}/{call_id}.wav", self.client, self.campaign, now.year(), u8::from(now.month()), now.day());
+        let key = format!(
+            "calls/{}/{}/{}/{:02}/{:02}/{call_id}.wav",
+            self.client,
+            self.campaign,
+            now.year(),
+            u8::from(now.month()),
+            now.day()
+        );
         let bucket = self.env.resource("RecordingsBucket").reference.clone();
-        self.env.s3.put_object().bucket(&bucket).key(&key).body(ByteStream::from(bytes.clone())).metadata("agent-id", "agent-7").send().await.expect("upload");
+        self.env
+            .s3
+            .put_object()
+            .bucket(&bucket)
+            .key(&key)
+            .body(ByteStream::from(bytes.clone()))
+            .metadata("agent-id", "agent-7")
+            .send()
+            .await
+            .expect("upload");
         let started = Instant::now();
         loop {
-            let read = self.env.send(self.env.as_caller(&self.agent, "GET", &format!("/presales/{id}"))).await;
+            let read = self
+                .env
+                .send(self.env.as_caller(&self.agent, "GET", &format!("/presales/{id}")))
+                .await;
             if read.body["status"] == "READY_FOR_REVIEW" {
                 break;
             }
-            assert!(started.elapsed() < Duration::from_secs(60), "never READY_FOR_REVIEW: {:?}", read.body);
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "never READY_FOR_REVIEW: {:?}",
+                read.body
+            );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         (id, bytes)
@@ -131,11 +162,17 @@ impl Desk {
 
     /// Run presale-review's scheduled outbox sweep.
     pub async fn sweep(&self) {
-        let sweep = self.env.send(self.env.request("POST", "/_local/functions/PresaleReviewFunction/invoke").json(&json!({"source": "aws.scheduler"}))).await;
+        let sweep = self
+            .env
+            .send(
+                self.env
+                    .request("POST", "/_local/functions/PresaleReviewFunction/invoke")
+                    .json(&json!({"source": "aws.scheduler"})),
+            )
+            .await;
         assert_eq!(sweep.status, 200, "{:?}", sweep.body);
     }
 }
-
 
 /// Minimal join_all over boxed futures (no extra dependency).
 pub async fn join_all<T, F: std::future::Future<Output = T>>(futures: Vec<F>) -> Vec<T> {
@@ -151,22 +188,37 @@ pub async fn join_all<T, F: std::future::Future<Output = T>>(futures: Vec<F>) ->
                 }
             }
         }
-        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
     })
     .await;
     results.into_iter().flatten().collect()
 }
 
-
 impl Desk {
     /// Claim and approve pre-sale `id` as `validator`; the sale's id.
     pub async fn approve(&self, validator: &Caller, id: &str) -> String {
         let claimed = self.post(validator, "/reviews/next", None).await;
-        assert_eq!((claimed.status, claimed.body["presale"]["id"].as_str()), (200, Some(id)), "{:?}", claimed.body);
+        assert_eq!(
+            (claimed.status, claimed.body["presale"]["id"].as_str()),
+            (200, Some(id)),
+            "{:?}",
+            claimed.body
+        );
         let version = claimed.body["presale"]["version"].as_u64().expect("version");
         let decision = json!({"decision": "approve", "version": version, "override_reason": "revisado"});
-        let approved = self.post(validator, &format!("/presales/{id}/review"), Some(decision)).await;
-        assert_eq!((approved.status, approved.body["status"].as_str()), (200, Some("APPROVED")), "{:?}", approved.body);
+        let approved = self
+            .post(validator, &format!("/presales/{id}/review"), Some(decision))
+            .await;
+        assert_eq!(
+            (approved.status, approved.body["status"].as_str()),
+            (200, Some("APPROVED")),
+            "{:?}",
+            approved.body
+        );
         format!("S-{id}")
     }
 
@@ -180,7 +232,10 @@ impl Desk {
             {
                 return invoice;
             }
-            assert!(started.elapsed() < Duration::from_secs(90), "sale {sale_id} was never invoiced and e-mailed ({table})");
+            assert!(
+                started.elapsed() < Duration::from_secs(90),
+                "sale {sale_id} was never invoiced and e-mailed ({table})"
+            );
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }
@@ -191,11 +246,33 @@ impl TestEnv {
     pub async fn invoice_of_sale(&self, sale_id: &str) -> Option<Value> {
         let table = self.table("InvoicesTable");
         let get = |pk: String, sk: &'static str| {
-            self.dynamodb.get_item().table_name(&table).key("pk", AttributeValue::S(pk)).key("sk", AttributeValue::S(sk.into())).consistent_read(true).send()
+            self.dynamodb
+                .get_item()
+                .table_name(&table)
+                .key("pk", AttributeValue::S(pk))
+                .key("sk", AttributeValue::S(sk.into()))
+                .consistent_read(true)
+                .send()
         };
-        let guard = get(format!("SALE#{sale_id}"), "INVOICE").await.expect("read the sale's invoice guard").item?;
-        let field = |name: &str| guard.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_else(|| panic!("the guard has {name}"));
-        let item: HashMap<String, AttributeValue> = get(format!("INVOICE#{}#{}", field("client_id"), field("invoice_id")), "META").await.expect("read the invoice").item.expect("the guard's invoice exists");
+        let guard = get(format!("SALE#{sale_id}"), "INVOICE")
+            .await
+            .expect("read the sale's invoice guard")
+            .item?;
+        let field = |name: &str| {
+            guard
+                .get(name)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_else(|| panic!("the guard has {name}"))
+        };
+        let item: HashMap<String, AttributeValue> = get(
+            format!("INVOICE#{}#{}", field("client_id"), field("invoice_id")),
+            "META",
+        )
+        .await
+        .expect("read the invoice")
+        .item
+        .expect("the guard's invoice exists");
         Some(serde_dynamo::from_item(item).expect("invoice as JSON"))
     }
 

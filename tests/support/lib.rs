@@ -48,20 +48,29 @@ pub struct Resources {
 }
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".."))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(".."))
 }
 
 fn load_stack() -> StackInfo {
-    let path = std::env::var_os("BACKOFFICE_STACK").map(PathBuf::from).unwrap_or_else(|| repo_root().join(".local/test/stack.json"));
+    let path = std::env::var_os("BACKOFFICE_STACK")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".local/test/stack.json"));
     if std::env::var_os("BACKOFFICE_STACK").is_none() {
         // Started by hand: bring the test profile up (a live one is reused by the script).
         let status = Command::new(repo_root().join("infra/local/up"))
             .args(["--profile", "test", "--detach"])
             .status()
             .unwrap_or_else(|e| panic!("cannot run infra/local/up: {e}"));
-        assert!(status.success(), "infra/local/up --profile test failed; see .local/test/logs/");
+        assert!(
+            status.success(),
+            "infra/local/up --profile test failed; see .local/test/logs/"
+        );
     }
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}; is the stack up?", path.display()));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}; is the stack up?", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not a stack description: {e}", path.display()))
 }
 
@@ -70,7 +79,8 @@ static STACK: OnceLock<(StackInfo, Resources)> = OnceLock::new();
 fn stack() -> &'static (StackInfo, Resources) {
     STACK.get_or_init(|| {
         let info = load_stack();
-        let text = std::fs::read_to_string(&info.resources_file).unwrap_or_else(|e| panic!("cannot read {}: {e}", info.resources_file.display()));
+        let text = std::fs::read_to_string(&info.resources_file)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", info.resources_file.display()));
         let resources: Resources = serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad resources.json: {e}"));
         (info, resources)
     })
@@ -135,7 +145,12 @@ pub struct Reply {
 impl Reply {
     /// The slug of a problem+json `type`.
     pub fn problem(&self) -> &str {
-        self.body["type"].as_str().unwrap_or_default().rsplit('/').next().unwrap_or_default()
+        self.body["type"]
+            .as_str()
+            .unwrap_or_default()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -150,7 +165,11 @@ pub struct Caller {
 }
 
 pub fn caller(sub: &str, role: &str, clients: &[&str]) -> Caller {
-    Caller { sub: sub.into(), role: role.into(), clients: clients.iter().map(|c| (*c).to_owned()).collect() }
+    Caller {
+        sub: sub.into(),
+        role: role.into(),
+        clients: clients.iter().map(|c| (*c).to_owned()).collect(),
+    }
 }
 
 impl TestEnv {
@@ -159,12 +178,22 @@ impl TestEnv {
     }
 
     pub fn resource(&self, logical_id: &str) -> &Resource {
-        self.resources.resources.get(logical_id).unwrap_or_else(|| panic!("{logical_id} is not in resources.json"))
+        self.resources
+            .resources
+            .get(logical_id)
+            .unwrap_or_else(|| panic!("{logical_id} is not in resources.json"))
     }
 
     pub fn token(&self, who: &Caller) -> String {
-        local_gateway::jwt::mint(&self.info.jwt_secret, &self.auth, &who.sub, &who.role, &who.clients, 3600)
-            .unwrap_or_else(|e| panic!("cannot mint a token: {e}"))
+        local_gateway::jwt::mint(
+            &self.info.jwt_secret,
+            &self.auth,
+            &who.sub,
+            &who.role,
+            &who.clients,
+            3600,
+        )
+        .unwrap_or_else(|e| panic!("cannot mint a token: {e}"))
     }
 
     pub fn request(&self, method: &str, path: &str) -> reqwest::RequestBuilder {
@@ -177,9 +206,16 @@ impl TestEnv {
     }
 
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
-        let response = request.send().await.unwrap_or_else(|e| panic!("the gateway did not answer: {e}"));
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("the gateway did not answer: {e}"));
         let status = response.status().as_u16();
-        let headers = response.headers().iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned())).collect();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+            .collect();
         let text = response.text().await.unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Reply { status, body, headers }
@@ -199,15 +235,33 @@ impl TestEnv {
                 "weight_grams": 600, "length_mm": 250, "width_mm": 180, "height_mm": 60}),
         ];
         for item in items {
-            let item: HashMap<String, AttributeValue> = serde_dynamo::to_item(item).unwrap_or_else(|e| panic!("seed item: {e}"));
-            self.dynamodb.put_item().table_name(&table).set_item(Some(item)).send().await.unwrap_or_else(|e| panic!("seeding {table}: {e:?}"));
+            let item: HashMap<String, AttributeValue> =
+                serde_dynamo::to_item(item).unwrap_or_else(|e| panic!("seed item: {e}"));
+            self.dynamodb
+                .put_item()
+                .table_name(&table)
+                .set_item(Some(item))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("seeding {table}: {e:?}"));
         }
     }
 
     /// The From address invoices are sent from (the stack's parameters).
     pub fn invoice_sender(&self) -> String {
-        let parameter = |name: &str| self.resources.parameters.get(name).and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| panic!("parameter {name}"));
-        format!("{}@{}", parameter("InvoiceSenderLocalPart"), parameter("InvoiceSenderDomain"))
+        let parameter = |name: &str| {
+            self.resources
+                .parameters
+                .get(name)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .unwrap_or_else(|| panic!("parameter {name}"))
+        };
+        format!(
+            "{}@{}",
+            parameter("InvoiceSenderLocalPart"),
+            parameter("InvoiceSenderDomain")
+        )
     }
 
     /// Every message the emulator's SES accepted: (destinations, raw MIME, message id).
@@ -215,7 +269,9 @@ impl TestEnv {
         let url = format!("{}/moto-api/data.json", self.info.endpoint_url.trim_end_matches('/'));
         for _ in 0..5 {
             // The dump walks live models; a concurrent write can make one attempt fail.
-            let Ok(reply) = self.http.get(&url).send().await else { continue };
+            let Ok(reply) = self.http.get(&url).send().await else {
+                continue;
+            };
             if !reply.status().is_success() {
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                 continue;
@@ -225,8 +281,15 @@ impl TestEnv {
             return messages
                 .iter()
                 .map(|m| {
-                    let destinations = m["destinations"].as_array().map(|d| d.iter().filter_map(Value::as_str).map(str::to_owned).collect()).unwrap_or_default();
-                    (destinations, m["raw_data"].as_str().unwrap_or_default().to_owned(), m["id"].as_str().unwrap_or_default().to_owned())
+                    let destinations = m["destinations"]
+                        .as_array()
+                        .map(|d| d.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                        .unwrap_or_default();
+                    (
+                        destinations,
+                        m["raw_data"].as_str().unwrap_or_default().to_owned(),
+                        m["id"].as_str().unwrap_or_default().to_owned(),
+                    )
                 })
                 .collect();
         }
@@ -249,9 +312,15 @@ impl TestEnv {
                 .send()
                 .await
                 .unwrap_or_else(|e| panic!("queue attributes of {logical_queue}: {e:?}"));
-            let count: u64 = attributes.attributes().map(|a| a.values().filter_map(|v| v.parse::<u64>().ok()).sum()).unwrap_or(0);
+            let count: u64 = attributes
+                .attributes()
+                .map(|a| a.values().filter_map(|v| v.parse::<u64>().ok()).sum())
+                .unwrap_or(0);
             quiet = if count == 0 { quiet + 1 } else { 0 };
-            assert!(started.elapsed() < std::time::Duration::from_secs(60), "{logical_queue} does not drain");
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "{logical_queue} does not drain"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         }
     }

@@ -6,7 +6,9 @@ use backoffice_shared::Clock;
 use backoffice_shared::domain::catalog::CampaignCatalog;
 use backoffice_shared::domain::presale::PresaleId;
 use backoffice_shared::domain::principal::{Principal, Role};
-use backoffice_shared::domain::tipification::{self, Catalog, ContactContext, ContactDraft, CustomerKey, LinkedPresale, Node};
+use backoffice_shared::domain::tipification::{
+    self, Catalog, ContactContext, ContactDraft, CustomerKey, LinkedPresale, Node,
+};
 use backoffice_shared::domain::validation::Invalid;
 use backoffice_shared::http::idempotency::store_error;
 use backoffice_shared::http::request::DEFAULT_BODY_LIMIT;
@@ -43,8 +45,10 @@ struct CatalogDraft {
 }
 
 fn parse_time(raw: &str, field: &str) -> Result<OffsetDateTime, ApiError> {
-    OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| ApiError::InvalidParameter { field: field.into(), detail: format!("{field} is an RFC 3339 timestamp") })
+    OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339).map_err(|_| ApiError::InvalidParameter {
+        field: field.into(),
+        detail: format!("{field} is an RFC 3339 timestamp"),
+    })
 }
 
 impl<S, C, P, K> Tipify<S, C, P, K>
@@ -55,7 +59,10 @@ where
     K: Clock,
 {
     pub async fn handle(&self, event: ApiGatewayV2httpRequest, invocation: &Invocation) -> ApiGatewayV2httpResponse {
-        respond(event, invocation, async |request: &ApiRequest| self.route(request).await).await
+        respond(event, invocation, async |request: &ApiRequest| {
+            self.route(request).await
+        })
+        .await
     }
 
     async fn route(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
@@ -74,17 +81,32 @@ where
 
     /// The campaign if the caller acts for its client; another client's campaign reads as none.
     async fn campaign(&self, campaign_id: &str, principal: &Principal) -> Result<Option<CampaignCatalog>, ApiError> {
-        Ok(self.campaigns.catalog(campaign_id).await.map_err(store_error)?.filter(|c| principal.acts_for(&c.campaign.client_id)))
+        Ok(self
+            .campaigns
+            .catalog(campaign_id)
+            .await
+            .map_err(store_error)?
+            .filter(|c| principal.acts_for(&c.campaign.client_id)))
     }
 
     async fn campaign_or_404(&self, request: &ApiRequest, principal: &Principal) -> Result<CampaignCatalog, ApiError> {
         let id = request.path_param("id")?;
-        self.campaign(id, principal).await?.ok_or_else(|| ApiError::NotFound(format!("no campaign {id}")))
+        self.campaign(id, principal)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no campaign {id}")))
     }
 
     /// The active catalog, or the one that ships with the project (version 0).
     async fn active_catalog(&self, campaign_id: &str) -> Result<Catalog, ApiError> {
-        Ok(self.contacts.active_catalog(campaign_id).await.map_err(store_error)?.unwrap_or_else(|| Catalog { version: 0, nodes: tipification::default_nodes() }))
+        Ok(self
+            .contacts
+            .active_catalog(campaign_id)
+            .await
+            .map_err(store_error)?
+            .unwrap_or_else(|| Catalog {
+                version: 0,
+                nodes: tipification::default_nodes(),
+            }))
     }
 
     async fn create(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
@@ -92,17 +114,39 @@ where
             return Err(ApiError::Forbidden("contacts are tipified by agents".into()));
         }
         let draft: ContactDraft = request.json_body(DEFAULT_BODY_LIMIT)?;
-        let campaign = self.campaign(draft.campaign_id.trim(), principal).await?.ok_or_else(|| {
-            ApiError::Validation(vec![Invalid::new("unknown_campaign", format!("no campaign {:?} for your clients", draft.campaign_id)).at("campaign_id")])
-        })?;
+        let campaign = self
+            .campaign(draft.campaign_id.trim(), principal)
+            .await?
+            .ok_or_else(|| {
+                ApiError::Validation(vec![
+                    Invalid::new(
+                        "unknown_campaign",
+                        format!("no campaign {:?} for your clients", draft.campaign_id),
+                    )
+                    .at("campaign_id"),
+                ])
+            })?;
         let catalog = self.active_catalog(&campaign.campaign.campaign_id).await?;
         let linked_presale = match draft.presale_id.as_deref().map(PresaleId::parse) {
-            Some(Ok(id)) => self.presales.get(&id).await.map_err(store_error)?.map(|s| s.presale).filter(|p| p.client_id == campaign.campaign.client_id).map(|p| {
-                let document = p.customer.document.clone();
-                let mut keys = vec![format!("phone:{}", p.customer.phone.as_str()), format!("doc:{}:{}", document.kind(), document.number())];
-                keys.extend(p.customer.email.as_ref().map(|e| format!("email:{}", e.as_str())));
-                LinkedPresale { campaign_id: p.campaign_id, customer_keys: keys.iter().filter_map(|k| CustomerKey::parse(k).ok()).collect() }
-            }),
+            Some(Ok(id)) => self
+                .presales
+                .get(&id)
+                .await
+                .map_err(store_error)?
+                .map(|s| s.presale)
+                .filter(|p| p.client_id == campaign.campaign.client_id)
+                .map(|p| {
+                    let document = p.customer.document.clone();
+                    let mut keys = vec![
+                        format!("phone:{}", p.customer.phone.as_str()),
+                        format!("doc:{}:{}", document.kind(), document.number()),
+                    ];
+                    keys.extend(p.customer.email.as_ref().map(|e| format!("email:{}", e.as_str())));
+                    LinkedPresale {
+                        campaign_id: p.campaign_id,
+                        customer_keys: keys.iter().filter_map(|k| CustomerKey::parse(k).ok()).collect(),
+                    }
+                }),
             _ => None,
         };
         let now = self.clock.now();
@@ -121,13 +165,18 @@ where
                 Ok(ApiResponse::json(201, &contact).header("location", format!("/contacts/{}", contact.id)))
             }
             // A resend of the same interaction: the first record, unchanged.
-            Recorded::Duplicate(existing) => Ok(ApiResponse::json(200, &existing).header("idempotent-replayed", "true")),
+            Recorded::Duplicate(existing) => {
+                Ok(ApiResponse::json(200, &existing).header("idempotent-replayed", "true"))
+            }
         }
     }
 
     fn customer_key(request: &ApiRequest) -> Result<CustomerKey, ApiError> {
         let raw = request.path_param("key")?;
-        CustomerKey::parse(raw).map_err(|e| ApiError::InvalidParameter { field: "key".into(), detail: e.detail })
+        CustomerKey::parse(raw).map_err(|e| ApiError::InvalidParameter {
+            field: "key".into(),
+            detail: e.detail,
+        })
     }
 
     /// The single client a read is about: the one asked for, or the caller's only one.
@@ -137,7 +186,10 @@ where
             (Some(client), _) => Err(ApiError::NotFound(format!("no client {client}"))),
             (None, [only]) => Ok(only.clone()),
             (None, []) => Err(ApiError::Forbidden("the token names no client".into())),
-            (None, _) => Err(ApiError::InvalidParameter { field: "client".into(), detail: "you act for several clients: say which".into() }),
+            (None, _) => Err(ApiError::InvalidParameter {
+                field: "client".into(),
+                detail: "you act for several clients: say which".into(),
+            }),
         }
     }
 
@@ -147,30 +199,67 @@ where
         let client = Self::client(request, principal)?;
         let limit = match request.query_param("limit")? {
             None => 25,
-            Some(raw) => raw.parse::<u32>().ok().filter(|n| (1..=100).contains(n)).ok_or_else(|| ApiError::InvalidParameter { field: "limit".into(), detail: "limit is 1 to 100".into() })?,
+            Some(raw) => raw
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=100).contains(n))
+                .ok_or_else(|| ApiError::InvalidParameter {
+                    field: "limit".into(),
+                    detail: "limit is 1 to 100".into(),
+                })?,
         };
-        let page = self.contacts.history(&client, key.as_str(), limit, request.query_param("cursor")?).await.map_err(store_error)?;
+        let page = self
+            .contacts
+            .history(&client, key.as_str(), limit, request.query_param("cursor")?)
+            .await
+            .map_err(store_error)?;
         let mut items = Vec::with_capacity(page.items.len());
         for contact in page.items {
             let presale_status = match contact.presale_id.as_deref().map(PresaleId::parse) {
-                Some(Ok(id)) => self.presales.get(&id).await.map_err(store_error)?.map(|s| s.presale.status),
+                Some(Ok(id)) => self
+                    .presales
+                    .get(&id)
+                    .await
+                    .map_err(store_error)?
+                    .map(|s| s.presale.status),
                 _ => None,
             };
             let mut value = serde_json::to_value(&contact).map_err(|e| ApiError::Internal(e.to_string()))?;
             value["presale_status"] = json!(presale_status);
             items.push(value);
         }
-        Ok(ApiResponse::json(200, &json!({"customer_key": key, "items": items, "next_cursor": page.next_cursor})))
+        Ok(ApiResponse::json(
+            200,
+            &json!({"customer_key": key, "items": items, "next_cursor": page.next_cursor}),
+        ))
     }
 
     async fn contactability(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
         request.only_query_params(&["campaign"])?;
         let key = Self::customer_key(request)?;
-        let campaign_id = request.query_param("campaign")?.ok_or_else(|| ApiError::InvalidParameter { field: "campaign".into(), detail: "campaign is required".into() })?;
-        let campaign = self.campaign(campaign_id, principal).await?.ok_or_else(|| ApiError::NotFound(format!("no campaign {campaign_id}")))?;
+        let campaign_id = request
+            .query_param("campaign")?
+            .ok_or_else(|| ApiError::InvalidParameter {
+                field: "campaign".into(),
+                detail: "campaign is required".into(),
+            })?;
+        let campaign = self
+            .campaign(campaign_id, principal)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no campaign {campaign_id}")))?;
         let now = self.clock.now();
-        let state = self.contacts.customer_state(&campaign.campaign.client_id, key.as_str(), campaign_id, now.date()).await.map_err(store_error)?;
-        let answer = tipification::contactability(state.do_not_contact.as_deref(), state.attempts_today, i64::from(campaign.campaign.max_attempts_per_day), state.next_callback, now);
+        let state = self
+            .contacts
+            .customer_state(&campaign.campaign.client_id, key.as_str(), campaign_id, now.date())
+            .await
+            .map_err(store_error)?;
+        let answer = tipification::contactability(
+            state.do_not_contact.as_deref(),
+            state.attempts_today,
+            i64::from(campaign.campaign.max_attempts_per_day),
+            state.next_callback,
+            now,
+        );
         Ok(ApiResponse::json(200, &answer))
     }
 
@@ -187,13 +276,33 @@ where
         let campaign = self.campaign_or_404(request, principal).await?;
         let draft: CatalogDraft = request.json_body(DEFAULT_BODY_LIMIT)?;
         tipification::validate_catalog(&draft.nodes).map_err(ApiError::Validation)?;
-        let current = self.contacts.active_catalog(&campaign.campaign.campaign_id).await.map_err(store_error)?.map(|c| c.version);
-        if draft.based_on_version.is_some_and(|v| Some(v) != current && !(v == 0 && current.is_none())) {
-            return Err(ApiError::Conflict { slug: "stale-version", detail: "the catalog changed since you read it".into(), current: Some(json!({"version": current.unwrap_or(0)})) });
+        let current = self
+            .contacts
+            .active_catalog(&campaign.campaign.campaign_id)
+            .await
+            .map_err(store_error)?
+            .map(|c| c.version);
+        if draft
+            .based_on_version
+            .is_some_and(|v| Some(v) != current && !(v == 0 && current.is_none()))
+        {
+            return Err(ApiError::Conflict {
+                slug: "stale-version",
+                detail: "the catalog changed since you read it".into(),
+                current: Some(json!({"version": current.unwrap_or(0)})),
+            });
         }
-        match self.contacts.publish_catalog(&campaign.campaign.campaign_id, &draft.nodes, current, self.clock.now()).await {
+        match self
+            .contacts
+            .publish_catalog(&campaign.campaign.campaign_id, &draft.nodes, current, self.clock.now())
+            .await
+        {
             Ok(catalog) => Ok(ApiResponse::json(200, &catalog)),
-            Err(StoreError::Conflict(_)) => Err(ApiError::Conflict { slug: "stale-version", detail: "another catalog was published meanwhile".into(), current: None }),
+            Err(StoreError::Conflict(_)) => Err(ApiError::Conflict {
+                slug: "stale-version",
+                detail: "another catalog was published meanwhile".into(),
+                current: None,
+            }),
             Err(e) => Err(store_error(e)),
         }
     }
@@ -205,10 +314,27 @@ where
         request.only_query_params(&["day"])?;
         let campaign = self.campaign_or_404(request, principal).await?;
         let day = request.date_param("day")?.unwrap_or_else(|| self.clock.now().date());
-        let rows = self.contacts.counters(&campaign.campaign.campaign_id, day).await.map_err(store_error)?;
-        let total = rows.iter().find(|r| r.sk == "TOTAL").map(|r| json!(r.values)).unwrap_or_else(|| json!({}));
-        let agents: Vec<Value> = rows.iter().filter_map(|r| r.sk.strip_prefix("AGENT#").map(|a| json!({"agent_id": a, "counters": r.values}))).collect();
-        Ok(ApiResponse::json(200, &json!({"campaign_id": campaign.campaign.campaign_id, "day": day.to_string(), "total": total, "agents": agents})))
+        let rows = self
+            .contacts
+            .counters(&campaign.campaign.campaign_id, day)
+            .await
+            .map_err(store_error)?;
+        let total = rows
+            .iter()
+            .find(|r| r.sk == "TOTAL")
+            .map(|r| json!(r.values))
+            .unwrap_or_else(|| json!({}));
+        let agents: Vec<Value> = rows
+            .iter()
+            .filter_map(|r| {
+                r.sk.strip_prefix("AGENT#")
+                    .map(|a| json!({"agent_id": a, "counters": r.values}))
+            })
+            .collect();
+        Ok(ApiResponse::json(
+            200,
+            &json!({"campaign_id": campaign.campaign.campaign_id, "day": day.to_string(), "total": total, "agents": agents}),
+        ))
     }
 
     async fn callbacks(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
@@ -222,7 +348,14 @@ where
             None => self.clock.now(),
         };
         let client = Self::client(request, principal)?;
-        let due = self.contacts.callbacks_due(&client, &agent, due_before).await.map_err(store_error)?;
-        Ok(ApiResponse::json(200, &json!({"agent_id": agent, "due_before": due_before.to_string(), "items": due})))
+        let due = self
+            .contacts
+            .callbacks_due(&client, &agent, due_before)
+            .await
+            .map_err(store_error)?;
+        Ok(ApiResponse::json(
+            200,
+            &json!({"agent_id": agent, "due_before": due_before.to_string(), "items": due}),
+        ))
     }
 }

@@ -23,9 +23,11 @@ async fn main() -> Result<(), Error> {
         clock: SystemClock,
     };
     let tipify = &tipify;
-    run(service_fn(move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
-        let invocation = Invocation::from_context(&event.context);
-        Ok::<_, Error>(tipify.handle(event.payload, &invocation).await)
-    }))
+    run(service_fn(
+        move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
+            let invocation = Invocation::from_context(&event.context);
+            Ok::<_, Error>(tipify.handle(event.payload, &invocation).await)
+        },
+    ))
     .await
 }

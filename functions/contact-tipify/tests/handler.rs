@@ -1,14 +1,15 @@
 //! The tipification routes with in-memory adapters.
 
-
-use aws_lambda_events::apigw::{ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequest};
+use aws_lambda_events::apigw::{
+    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequest,
+};
 use aws_lambda_events::encodings::Body;
 use backoffice_shared::Clock;
 use backoffice_shared::domain::catalog::CampaignCatalog;
-use backoffice_shared::testing::campaign_catalog;
 use backoffice_shared::http::Invocation;
 use backoffice_shared::store::contacts::MemoryContactStore;
 use backoffice_shared::store::memory::{MemoryCampaignDirectory, MemoryPresaleStore};
+use backoffice_shared::testing::campaign_catalog;
 use contact_tipify::Tipify;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -37,18 +38,32 @@ fn service() -> Service {
     }
 }
 
-async fn call(s: &Service, route: &str, path: &str, params: &[(&str, &str)], who: (&str, &str), body: Option<Value>, query: &[(&str, &str)]) -> (u16, Value) {
+async fn call(
+    s: &Service,
+    route: &str,
+    path: &str,
+    params: &[(&str, &str)],
+    who: (&str, &str),
+    body: Option<Value>,
+    query: &[(&str, &str)],
+) -> (u16, Value) {
     let mut event = ApiGatewayV2httpRequest::default();
     event.route_key = Some(route.to_owned());
     event.raw_path = Some(path.to_owned());
     event.request_context.http.method = route.split(' ').next().unwrap_or("GET").parse().expect("method");
     let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
-    jwt.claims = [("sub", who.0), ("role", who.1), ("clients", "acme")].into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+    jwt.claims = [("sub", who.0), ("role", who.1), ("clients", "acme")]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
     let mut authorizer = ApiGatewayRequestAuthorizer::default();
     authorizer.jwt = Some(jwt);
     event.request_context.authorizer = Some(authorizer);
     event.path_parameters = params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-    let q: std::collections::HashMap<String, Vec<String>> = query.iter().map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()])).collect();
+    let q: std::collections::HashMap<String, Vec<String>> = query
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()]))
+        .collect();
     event.query_string_parameters = q.into();
     event.body = body.map(|b| b.to_string());
     let response = s.handle(event, &Invocation::ending_after(FixedClock.now(), 10)).await;
@@ -56,7 +71,10 @@ async fn call(s: &Service, route: &str, path: &str, params: &[(&str, &str)], who
         Some(Body::Text(t)) => t,
         _ => String::new(),
     };
-    (response.status_code as u16, serde_json::from_str(&text).unwrap_or(Value::Null))
+    (
+        response.status_code as u16,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    )
 }
 
 const AGENT: (&str, &str) = ("agent-7", "agent");
@@ -72,16 +90,56 @@ fn contact(external: &str, channel: &str, disposition: &str) -> Value {
 #[tokio::test]
 async fn contacts_on_several_channels_make_one_history_and_resends_count_once() {
     let s = service();
-    for (ext, channel, code) in [("d-1", "call", "NO_ANSWER"), ("w-1", "whatsapp", "NOT_INTERESTED"), ("e-1", "email", "BUSY")] {
-        let (status, body) = call(&s, "POST /contacts", "/contacts", &[], AGENT, Some(contact(ext, channel, code)), &[]).await;
+    for (ext, channel, code) in [
+        ("d-1", "call", "NO_ANSWER"),
+        ("w-1", "whatsapp", "NOT_INTERESTED"),
+        ("e-1", "email", "BUSY"),
+    ] {
+        let (status, body) = call(
+            &s,
+            "POST /contacts",
+            "/contacts",
+            &[],
+            AGENT,
+            Some(contact(ext, channel, code)),
+            &[],
+        )
+        .await;
         assert_eq!(status, 201, "{body}");
     }
-    let (status, again) = call(&s, "POST /contacts", "/contacts", &[], AGENT, Some(contact("d-1", "call", "NO_ANSWER")), &[]).await;
+    let (status, again) = call(
+        &s,
+        "POST /contacts",
+        "/contacts",
+        &[],
+        AGENT,
+        Some(contact("d-1", "call", "NO_ANSWER")),
+        &[],
+    )
+    .await;
     assert_eq!((status, again["external_id"].as_str()), (200, Some("d-1")));
-    let (status, history) = call(&s, "GET /customers/{key}/contacts", "/customers/x/contacts", &[("key", "phone:+51987654321")], AGENT, None, &[]).await;
+    let (status, history) = call(
+        &s,
+        "GET /customers/{key}/contacts",
+        "/customers/x/contacts",
+        &[("key", "phone:+51987654321")],
+        AGENT,
+        None,
+        &[],
+    )
+    .await;
     assert_eq!(status, 200, "{history}");
     assert_eq!(history["items"].as_array().map(Vec::len), Some(3));
-    let (_, counters) = call(&s, "GET /campaigns/{id}/contact-counters", "/campaigns/c1/contact-counters", &[("id", "c1")], ("sup-1", "supervisor"), None, &[("day", "2026-11-23")]).await;
+    let (_, counters) = call(
+        &s,
+        "GET /campaigns/{id}/contact-counters",
+        "/campaigns/c1/contact-counters",
+        &[("id", "c1")],
+        ("sup-1", "supervisor"),
+        None,
+        &[("day", "2026-11-23")],
+    )
+    .await;
     assert_eq!(counters["total"]["attempts"], 3);
     assert_eq!(counters["total"]["no_contact"], 2);
     assert_eq!(counters["total"]["effective"], 1);
@@ -93,18 +151,60 @@ async fn bad_codes_other_clients_and_malformed_keys_are_refused() {
     let cases = [
         (contact("x1", "call", "NOPE"), 422, Some("disposition")),
         (contact("x2", "call", "HOLDER"), 422, Some("disposition")),
-        ({ let mut c = contact("x3", "call", "NO_ANSWER"); c["campaign_id"] = json!("g1"); c }, 422, Some("campaign_id")),
-        ({ let mut c = contact("x4", "call", "NO_ANSWER"); c["customer_key"] = json!("fax:1"); c }, 422, Some("customer_key")),
-        ({ let mut c = contact("x5", "call", "NO_ANSWER"); c["channel"] = json!("pigeon"); c }, 422, Some("channel")),
+        (
+            {
+                let mut c = contact("x3", "call", "NO_ANSWER");
+                c["campaign_id"] = json!("g1");
+                c
+            },
+            422,
+            Some("campaign_id"),
+        ),
+        (
+            {
+                let mut c = contact("x4", "call", "NO_ANSWER");
+                c["customer_key"] = json!("fax:1");
+                c
+            },
+            422,
+            Some("customer_key"),
+        ),
+        (
+            {
+                let mut c = contact("x5", "call", "NO_ANSWER");
+                c["channel"] = json!("pigeon");
+                c
+            },
+            422,
+            Some("channel"),
+        ),
         (contact("x6", "call", "SALE"), 422, Some("presale_id")),
     ];
     for (body, status, field) in cases {
         let (got, problem) = call(&s, "POST /contacts", "/contacts", &[], AGENT, Some(body), &[]).await;
         assert_eq!((got, problem["field"].as_str()), (status, field), "{problem}");
     }
-    let (status, problem) = call(&s, "GET /customers/{key}/contacts", "/customers/x/contacts", &[("key", "nonsense")], AGENT, None, &[]).await;
+    let (status, problem) = call(
+        &s,
+        "GET /customers/{key}/contacts",
+        "/customers/x/contacts",
+        &[("key", "nonsense")],
+        AGENT,
+        None,
+        &[],
+    )
+    .await;
     assert_eq!((status, problem["field"].as_str()), (400, Some("key")));
-    let (status, _) = call(&s, "POST /contacts", "/contacts", &[], ("sup-1", "supervisor"), Some(contact("x7", "call", "NO_ANSWER")), &[]).await;
+    let (status, _) = call(
+        &s,
+        "POST /contacts",
+        "/contacts",
+        &[],
+        ("sup-1", "supervisor"),
+        Some(contact("x7", "call", "NO_ANSWER")),
+        &[],
+    )
+    .await;
     assert_eq!(status, 403);
 }
 
@@ -113,51 +213,166 @@ async fn contactability_after_do_not_call_daily_limit_and_callbacks() {
     let service = service();
     let s = &service;
     let ask = |key: &'static str| async move {
-        call(s, "GET /customers/{key}/contactability", "/customers/x/contactability", &[("key", key)], AGENT, None, &[("campaign", "c1")]).await
+        call(
+            s,
+            "GET /customers/{key}/contactability",
+            "/customers/x/contactability",
+            &[("key", key)],
+            AGENT,
+            None,
+            &[("campaign", "c1")],
+        )
+        .await
     };
     assert_eq!(ask("phone:987654321").await.1["contactable"], true);
     let mut callback = contact("c-1", "call", "CALL_BACK");
     callback["callback_at"] = json!("2026-11-23T18:00:00-05:00");
-    assert_eq!(call(s, "POST /contacts", "/contacts", &[], AGENT, Some(callback), &[]).await.0, 201);
+    assert_eq!(
+        call(s, "POST /contacts", "/contacts", &[], AGENT, Some(callback), &[])
+            .await
+            .0,
+        201
+    );
     let (_, answer) = ask("phone:987654321").await;
     assert_eq!(answer["contactable"], false);
-    assert!(answer["reasons"][0].as_str().is_some_and(|r| r.starts_with("CALLBACK_SCHEDULED")));
-    let (_, due) = call(s, "GET /callbacks", "/callbacks", &[], AGENT, None, &[("due_before", "2026-11-24T00:00:00Z")]).await;
+    assert!(
+        answer["reasons"][0]
+            .as_str()
+            .is_some_and(|r| r.starts_with("CALLBACK_SCHEDULED"))
+    );
+    let (_, due) = call(
+        s,
+        "GET /callbacks",
+        "/callbacks",
+        &[],
+        AGENT,
+        None,
+        &[("due_before", "2026-11-24T00:00:00Z")],
+    )
+    .await;
     assert_eq!(due["items"].as_array().map(Vec::len), Some(1));
-    let (status, _) = call(s, "GET /callbacks", "/callbacks", &[], AGENT, None, &[("agent", "agent-8")]).await;
+    let (status, _) = call(
+        s,
+        "GET /callbacks",
+        "/callbacks",
+        &[],
+        AGENT,
+        None,
+        &[("agent", "agent-8")],
+    )
+    .await;
     assert_eq!(status, 403);
     let mut dnc = contact("c-2", "call", "DO_NOT_CALL");
     dnc["customer_key"] = json!("email:ana@example.pe");
-    assert_eq!(call(s, "POST /contacts", "/contacts", &[], AGENT, Some(dnc), &[]).await.0, 201);
+    assert_eq!(
+        call(s, "POST /contacts", "/contacts", &[], AGENT, Some(dnc), &[])
+            .await
+            .0,
+        201
+    );
     let (_, answer) = ask("email:ana@example.pe").await;
-    assert_eq!((answer["contactable"].as_bool(), answer["reasons"][0].as_str()), (Some(false), Some("DO_NOT_CONTACT: last disposition DO_NOT_CALL")));
+    assert_eq!(
+        (answer["contactable"].as_bool(), answer["reasons"][0].as_str()),
+        (Some(false), Some("DO_NOT_CONTACT: last disposition DO_NOT_CALL"))
+    );
     for i in 0..3 {
         let mut c = contact(&format!("n-{i}"), "call", "NO_ANSWER");
         c["customer_key"] = json!("doc:DNI:45678912");
         call(s, "POST /contacts", "/contacts", &[], AGENT, Some(c), &[]).await;
     }
     let (_, answer) = ask("doc:DNI:45678912").await;
-    assert!(answer["reasons"][0].as_str().is_some_and(|r| r.starts_with("DAILY_LIMIT")), "{answer}");
+    assert!(
+        answer["reasons"][0]
+            .as_str()
+            .is_some_and(|r| r.starts_with("DAILY_LIMIT")),
+        "{answer}"
+    );
 }
 
 #[tokio::test]
 async fn admins_publish_validated_catalog_versions() {
     let s = service();
-    let (status, catalog) = call(&s, "GET /campaigns/{id}/dispositions", "/campaigns/c1/dispositions", &[("id", "c1")], AGENT, None, &[]).await;
+    let (status, catalog) = call(
+        &s,
+        "GET /campaigns/{id}/dispositions",
+        "/campaigns/c1/dispositions",
+        &[("id", "c1")],
+        AGENT,
+        None,
+        &[],
+    )
+    .await;
     assert_eq!((status, catalog["version"].as_u64()), (200, Some(0)));
     let nodes = catalog["nodes"].clone();
-    let (status, _) = call(&s, "PUT /campaigns/{id}/dispositions", "/campaigns/c1/dispositions", &[("id", "c1")], AGENT, Some(json!({"nodes": nodes})), &[]).await;
+    let (status, _) = call(
+        &s,
+        "PUT /campaigns/{id}/dispositions",
+        "/campaigns/c1/dispositions",
+        &[("id", "c1")],
+        AGENT,
+        Some(json!({"nodes": nodes})),
+        &[],
+    )
+    .await;
     assert_eq!(status, 403);
     let admin = ("adm-1", "admin");
-    let (status, published) = call(&s, "PUT /campaigns/{id}/dispositions", "/campaigns/c1/dispositions", &[("id", "c1")], admin, Some(json!({"nodes": nodes, "based_on_version": 0})), &[]).await;
+    let (status, published) = call(
+        &s,
+        "PUT /campaigns/{id}/dispositions",
+        "/campaigns/c1/dispositions",
+        &[("id", "c1")],
+        admin,
+        Some(json!({"nodes": nodes, "based_on_version": 0})),
+        &[],
+    )
+    .await;
     assert_eq!((status, published["version"].as_u64()), (200, Some(1)));
-    let (status, _) = call(&s, "PUT /campaigns/{id}/dispositions", "/campaigns/c1/dispositions", &[("id", "c1")], admin, Some(json!({"nodes": nodes, "based_on_version": 0})), &[]).await;
+    let (status, _) = call(
+        &s,
+        "PUT /campaigns/{id}/dispositions",
+        "/campaigns/c1/dispositions",
+        &[("id", "c1")],
+        admin,
+        Some(json!({"nodes": nodes, "based_on_version": 0})),
+        &[],
+    )
+    .await;
     assert_eq!(status, 409, "published over a newer version");
     let broken = json!({"nodes": [{"code": "EMPTY", "label": "Vacío"}]});
-    let (status, problem) = call(&s, "PUT /campaigns/{id}/dispositions", "/campaigns/c1/dispositions", &[("id", "c1")], admin, Some(broken), &[]).await;
-    assert_eq!((status, problem["errors"][0]["code"].as_str()), (422, Some("leaf_without_family")));
-    let (status, _) = call(&s, "GET /campaigns/{id}/dispositions", "/campaigns/g1/dispositions", &[("id", "g1")], AGENT, None, &[]).await;
+    let (status, problem) = call(
+        &s,
+        "PUT /campaigns/{id}/dispositions",
+        "/campaigns/c1/dispositions",
+        &[("id", "c1")],
+        admin,
+        Some(broken),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (status, problem["errors"][0]["code"].as_str()),
+        (422, Some("leaf_without_family"))
+    );
+    let (status, _) = call(
+        &s,
+        "GET /campaigns/{id}/dispositions",
+        "/campaigns/g1/dispositions",
+        &[("id", "g1")],
+        AGENT,
+        None,
+        &[],
+    )
+    .await;
     assert_eq!(status, 404, "another client's campaign");
-    let (status, recorded) = call(&s, "POST /contacts", "/contacts", &[], AGENT, Some(contact("v-1", "sms", "BUSY")), &[]).await;
+    let (status, recorded) = call(
+        &s,
+        "POST /contacts",
+        "/contacts",
+        &[],
+        AGENT,
+        Some(contact("v-1", "sms", "BUSY")),
+        &[],
+    )
+    .await;
     assert_eq!((status, recorded["catalog_version"].as_u64()), (201, Some(1)));
 }

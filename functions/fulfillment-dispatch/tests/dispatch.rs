@@ -32,9 +32,25 @@ struct Specs;
 
 #[async_trait]
 impl FulfillmentDirectory for Specs {
-    async fn fulfillment(&self, _campaign_id: &str) -> Result<(BTreeMap<String, ShippingSpec>, Option<FulfillmentConfig>), StoreError> {
-        let spec = |sku: &str, grams| ShippingSpec { sku: sku.into(), weight_grams: grams, length_mm: 300, width_mm: 200, height_mm: 100, ships_alone: false };
-        Ok((BTreeMap::from([("FIB-300".to_owned(), spec("FIB-300", 800)), ("ROUTER".to_owned(), spec("ROUTER", 600))]), None))
+    async fn fulfillment(
+        &self,
+        _campaign_id: &str,
+    ) -> Result<(BTreeMap<String, ShippingSpec>, Option<FulfillmentConfig>), StoreError> {
+        let spec = |sku: &str, grams| ShippingSpec {
+            sku: sku.into(),
+            weight_grams: grams,
+            length_mm: 300,
+            width_mm: 200,
+            height_mm: 100,
+            ships_alone: false,
+        };
+        Ok((
+            BTreeMap::from([
+                ("FIB-300".to_owned(), spec("FIB-300", 800)),
+                ("ROUTER".to_owned(), spec("ROUTER", 600)),
+            ]),
+            None,
+        ))
     }
 }
 
@@ -50,18 +66,32 @@ impl Publisher for Billing {
         if self.down.load(Ordering::SeqCst) {
             return Err(PublishError("billing queue unavailable".into()));
         }
-        self.sent.lock().map_err(|_| PublishError("poisoned".into()))?.push(message.body.clone());
+        self.sent
+            .lock()
+            .map_err(|_| PublishError("poisoned".into()))?
+            .push(message.body.clone());
         Ok(())
     }
 }
 
 fn dispatch() -> Dispatch<MemoryShipmentStore, Specs, Billing, FixedClock> {
-    Dispatch { shipments: MemoryShipmentStore::default(), campaigns: Specs, publisher: Billing::default(), clock: FixedClock }
+    Dispatch {
+        shipments: MemoryShipmentStore::default(),
+        campaigns: Specs,
+        publisher: Billing::default(),
+        clock: FixedClock,
+    }
 }
 
 fn sale(sku: &str) -> String {
     let pen = Currency::parse("PEN").expect("PEN");
-    let item = LineItem { sku: sku.into(), name: "x".into(), quantity: 2, unit_price: Money::from_minor(14990, pen), line_total: Money::from_minor(29980, pen) };
+    let item = LineItem {
+        sku: sku.into(),
+        name: "x".into(),
+        quantity: 2,
+        unit_price: Money::from_minor(14990, pen),
+        line_total: Money::from_minor(29980, pen),
+    };
     let sale = SaleConfirmed {
         sale_id: "S-1".into(),
         presale_id: "1".into(),
@@ -93,16 +123,34 @@ async fn one_sale_one_shipment_one_invoice_request_however_often_it_arrives() {
     let message = sale("FIB-300");
     let (a, b, c) = tokio::join!(d.process(&message), d.process(&message), d.process(&message));
     let outcomes = [a.expect("a"), b.expect("b"), c.expect("c")];
-    assert_eq!(outcomes.iter().filter(|o| matches!(o, Dispatched::Scheduled(_))).count(), 1);
-    assert_eq!(d.process(&sale("FIB-300")).await.expect("again"), Dispatched::AlreadyScheduled("SH-S-1".into()));
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| matches!(o, Dispatched::Scheduled(_)))
+            .count(),
+        1
+    );
+    assert_eq!(
+        d.process(&sale("FIB-300")).await.expect("again"),
+        Dispatched::AlreadyScheduled("SH-S-1".into())
+    );
     let shipment = d.shipments.get("SH-S-1").await.expect("get").expect("exists");
-    assert_eq!((shipment.plan.courier_id.as_str(), shipment.plan.packages.len()), ("urbano", 1));
+    assert_eq!(
+        (shipment.plan.courier_id.as_str(), shipment.plan.packages.len()),
+        ("urbano", 1)
+    );
     assert!(!shipment.plan.shipping_cost.is_zero());
     let sent = d.publisher.sent.lock().expect("lock").clone();
     assert_eq!(sent.len(), 1);
     let request: Value = serde_json::from_str(&sent[0]).expect("json");
-    assert_eq!((request["type"].as_str(), request["correlation_id"].as_str()), (Some("InvoiceRequested"), Some("c-1")));
-    assert_eq!(request["body"]["shipping"]["amount"], json!(shipment.plan.shipping_cost));
+    assert_eq!(
+        (request["type"].as_str(), request["correlation_id"].as_str()),
+        (Some("InvoiceRequested"), Some("c-1"))
+    );
+    assert_eq!(
+        request["body"]["shipping"]["amount"],
+        json!(shipment.plan.shipping_cost)
+    );
 }
 
 #[tokio::test]
@@ -110,17 +158,25 @@ async fn a_poison_message_fails_alone_and_a_failed_send_is_swept() {
     let d = dispatch();
     d.publisher.down.store(true, Ordering::SeqCst);
     let mut event = SqsEvent::default();
-    event.records = [("m-bad", "{not json".to_owned()), ("m-sku", sale("UNKNOWN")), ("m-good", sale("FIB-300"))]
-        .into_iter()
-        .map(|(id, body)| {
-            let mut m = SqsMessage::default();
-            m.message_id = Some(id.into());
-            m.body = Some(body);
-            m
-        })
-        .collect();
+    event.records = [
+        ("m-bad", "{not json".to_owned()),
+        ("m-sku", sale("UNKNOWN")),
+        ("m-good", sale("FIB-300")),
+    ]
+    .into_iter()
+    .map(|(id, body)| {
+        let mut m = SqsMessage::default();
+        m.message_id = Some(id.into());
+        m.body = Some(body);
+        m
+    })
+    .collect();
     let response = d.handle(event).await;
-    let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
     assert_eq!(failed, vec!["m-bad", "m-sku"]);
     assert!(d.publisher.sent.lock().expect("lock").is_empty());
     d.publisher.down.store(false, Ordering::SeqCst);

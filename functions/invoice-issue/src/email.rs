@@ -22,10 +22,18 @@ impl Sender {
 
 /// The e-mail for `invoice`: to the buyer (when they gave an address) and, hidden from them,
 /// to the client's finance team; replies go to finance.
-pub fn build(invoice: &Invoice, pdf: &[u8], finance_email: &str, sender: &Sender, now: OffsetDateTime) -> std::io::Result<OutgoingEmail> {
+pub fn build(
+    invoice: &Invoice,
+    pdf: &[u8],
+    finance_email: &str,
+    sender: &Sender,
+    now: OffsetDateTime,
+) -> std::io::Result<OutgoingEmail> {
     let buyer_email = invoice.buyer.email.clone().filter(|e| !e.trim().is_empty());
     let (to, bcc) = match &buyer_email {
-        Some(buyer) if !buyer.eq_ignore_ascii_case(finance_email) => (vec![buyer.clone()], vec![finance_email.to_owned()]),
+        Some(buyer) if !buyer.eq_ignore_ascii_case(finance_email) => {
+            (vec![buyer.clone()], vec![finance_email.to_owned()])
+        }
         _ => (vec![finance_email.to_owned()], vec![]),
     };
     let to_header: Address<'_> = match &buyer_email {
@@ -37,25 +45,46 @@ pub fn build(invoice: &Invoice, pdf: &[u8], finance_email: &str, sender: &Sender
         .to(to_header)
         .reply_to((invoice.seller.name.as_str(), finance_email))
         .subject(subject(invoice))
-        .message_id(format!("{}.{}@{}", invoice.invoice_id, now.unix_timestamp(), sender.domain()))
+        .message_id(format!(
+            "{}.{}@{}",
+            invoice.invoice_id,
+            now.unix_timestamp(),
+            sender.domain()
+        ))
         .date(now.unix_timestamp())
-        .header("X-Invoice-Id", mail_builder::headers::raw::Raw::new(invoice.invoice_id.as_str()))
+        .header(
+            "X-Invoice-Id",
+            mail_builder::headers::raw::Raw::new(invoice.invoice_id.as_str()),
+        )
         .text_body(text_body(invoice))
         .html_body(html_body(invoice))
         .attachment("application/pdf", format!("{}.pdf", invoice.invoice_id), pdf)
         .write_to_vec()?;
-    Ok(OutgoingEmail { from: sender.address.clone(), to, bcc, raw })
+    Ok(OutgoingEmail {
+        from: sender.address.clone(),
+        to,
+        bcc,
+        raw,
+    })
 }
 
 pub fn subject(invoice: &Invoice) -> String {
-    format!("{} {} - {}", title_case(invoice.kind.title()), invoice.invoice_id, invoice.seller.name)
+    format!(
+        "{} {} - {}",
+        title_case(invoice.kind.title()),
+        invoice.invoice_id,
+        invoice.seller.name
+    )
 }
 
 /// "BOLETA DE VENTA ELECTRÓNICA" → "Boleta de venta electrónica".
 fn title_case(title: &str) -> String {
     let lower = title.to_lowercase();
     let mut chars = lower.chars();
-    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 fn text_body(invoice: &Invoice) -> String {

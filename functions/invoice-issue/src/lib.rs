@@ -24,7 +24,9 @@ use backoffice_shared::domain::invoice::{BillingProfile, InvoiceDraft, InvoiceEr
 use backoffice_shared::domain::shipment::InvoiceRequested;
 use backoffice_shared::mail::{MailError, Mailer};
 use backoffice_shared::queue;
-use backoffice_shared::store::invoices::{EmailClaim, EmailRecord, InvoiceStore, IssueOutcome, PdfRecord, StoredInvoice};
+use backoffice_shared::store::invoices::{
+    EmailClaim, EmailRecord, InvoiceStore, IssueOutcome, PdfRecord, StoredInvoice,
+};
 use backoffice_shared::store::{BillingDirectory, StoreError};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -104,11 +106,19 @@ where
     }
 
     async fn profile(&self, client_id: &str) -> Result<BillingProfile, IssueError> {
-        self.billing.billing_profile(client_id).await?.ok_or_else(|| IssueError::NoBillingProfile(client_id.to_owned()))
+        self.billing
+            .billing_profile(client_id)
+            .await?
+            .ok_or_else(|| IssueError::NoBillingProfile(client_id.to_owned()))
     }
 
     /// The sale's invoice number: allocated now, or the one a concurrent delivery allocated.
-    async fn issue(&self, request: &InvoiceRequested, profile: &BillingProfile, correlation_id: &str) -> Result<String, IssueError> {
+    async fn issue(
+        &self,
+        request: &InvoiceRequested,
+        profile: &BillingProfile,
+        correlation_id: &str,
+    ) -> Result<String, IssueError> {
         let draft = InvoiceDraft::prepare(request, profile, self.clock.now())?;
         for attempt in 0..NUMBER_ATTEMPTS {
             let last = self.invoices.last_number(&request.client_id, draft.series()).await?;
@@ -136,11 +146,12 @@ where
                     return Ok(invoice.invoice_id);
                 }
                 IssueOutcome::SaleAlreadyInvoiced => {
-                    return self
-                        .invoices
-                        .invoice_for_sale(&request.sale_id)
-                        .await?
-                        .ok_or_else(|| IssueError::Store(StoreError::Corrupt(format!("sale {} is invoiced but has no invoice id", request.sale_id))));
+                    return self.invoices.invoice_for_sale(&request.sale_id).await?.ok_or_else(|| {
+                        IssueError::Store(StoreError::Corrupt(format!(
+                            "sale {} is invoiced but has no invoice id",
+                            request.sale_id
+                        )))
+                    });
                 }
                 IssueOutcome::NumberTaken => tokio::time::sleep(backoff(attempt)).await,
             }
@@ -150,14 +161,21 @@ where
 
     /// Store the PDF and send the e-mail unless done already. `profile` is the client's, when
     /// the caller has read it already.
-    pub async fn deliver(&self, client_id: &str, invoice_id: &str, profile: Option<&BillingProfile>) -> Result<Outcome, IssueError> {
-        let stored = self
-            .invoices
-            .load(client_id, invoice_id)
-            .await?
-            .ok_or_else(|| IssueError::Store(StoreError::Corrupt(format!("invoice {invoice_id} is referenced but missing"))))?;
+    pub async fn deliver(
+        &self,
+        client_id: &str,
+        invoice_id: &str,
+        profile: Option<&BillingProfile>,
+    ) -> Result<Outcome, IssueError> {
+        let stored = self.invoices.load(client_id, invoice_id).await?.ok_or_else(|| {
+            IssueError::Store(StoreError::Corrupt(format!(
+                "invoice {invoice_id} is referenced but missing"
+            )))
+        })?;
         if stored.email.is_some() {
-            return Ok(Outcome::AlreadyDelivered { invoice_id: invoice_id.to_owned() });
+            return Ok(Outcome::AlreadyDelivered {
+                invoice_id: invoice_id.to_owned(),
+            });
         }
         let loaded;
         let profile = match profile {
@@ -169,9 +187,17 @@ where
         };
         let pdf = self.pdf(&stored).await?;
         let now = self.clock.now();
-        match self.invoices.claim_email(client_id, invoice_id, now, now + EMAIL_LEASE).await? {
+        match self
+            .invoices
+            .claim_email(client_id, invoice_id, now, now + EMAIL_LEASE)
+            .await?
+        {
             EmailClaim::Claimed => {}
-            EmailClaim::AlreadySent(_) => return Ok(Outcome::AlreadyDelivered { invoice_id: invoice_id.to_owned() }),
+            EmailClaim::AlreadySent(_) => {
+                return Ok(Outcome::AlreadyDelivered {
+                    invoice_id: invoice_id.to_owned(),
+                });
+            }
             EmailClaim::Busy => return Err(IssueError::EmailInProgress(invoice_id.to_owned())),
         }
         let message = match email::build(&stored.invoice, &pdf, &profile.finance_email, &self.sender, now) {
@@ -183,14 +209,21 @@ where
         };
         match self.mailer.send(&message).await {
             Ok(message_id) => {
-                let record = EmailRecord { message_id: message_id.clone(), recipients: message.recipients(), sent_at: now };
+                let record = EmailRecord {
+                    message_id: message_id.clone(),
+                    recipients: message.recipients(),
+                    sent_at: now,
+                };
                 if let Err(e) = self.invoices.record_email(client_id, invoice_id, &record).await {
                     // Sent but not remembered: a retry after the lease would send it again.
                     tracing::error!(invoice_id, message_id = %message_id, error = %e, "e-mail sent but not recorded");
                     return Err(e.into());
                 }
                 tracing::info!(invoice_id, message_id = %message_id, recipients = record.recipients.len(), "invoice e-mailed");
-                Ok(Outcome::Delivered { invoice_id: invoice_id.to_owned(), message_id })
+                Ok(Outcome::Delivered {
+                    invoice_id: invoice_id.to_owned(),
+                    message_id,
+                })
             }
             Err(e) => {
                 self.release(client_id, invoice_id, &e.to_string()).await;
@@ -215,9 +248,15 @@ where
             return Ok(bytes);
         }
         let bytes = invoice_pdf::render(&stored.invoice)?;
-        let record = PdfRecord { key: key.clone(), sha256: hex::encode(Sha256::digest(&bytes)), size: bytes.len() as u64 };
+        let record = PdfRecord {
+            key: key.clone(),
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            size: bytes.len() as u64,
+        };
         self.documents.put(&key, bytes.clone(), "application/pdf").await?;
-        self.invoices.record_pdf(&stored.invoice.client_id, &stored.invoice.invoice_id, &record).await?;
+        self.invoices
+            .record_pdf(&stored.invoice.client_id, &stored.invoice.invoice_id, &record)
+            .await?;
         Ok(bytes)
     }
 

@@ -50,29 +50,45 @@ fn world() -> World {
         documents: MemoryDocumentStore::default(),
         mailer: MemoryMailer::default(),
         clock: Fixed(datetime!(2026-11-24 15:00 UTC)),
-        sender: Sender { address: "facturacion@backoffice.example.com".into() },
+        sender: Sender {
+            address: "facturacion@backoffice.example.com".into(),
+        },
     };
     World { issuer }
 }
 
 fn message(presale: &str) -> String {
     let request = invoice_request(presale, "acme");
-    envelope("InvoiceRequested", &format!("m-{presale}"), "corr-1", datetime!(2026-11-24 15:00 UTC), &request)
+    envelope(
+        "InvoiceRequested",
+        &format!("m-{presale}"),
+        "corr-1",
+        datetime!(2026-11-24 15:00 UTC),
+        &request,
+    )
 }
 
 #[tokio::test]
 async fn issues_stores_and_emails_one_invoice() {
     let w = world();
     let outcome = w.issuer.process(&message("P-1")).await.unwrap();
-    let Outcome::Delivered { invoice_id, message_id } = outcome else { panic!("not delivered: {outcome:?}") };
+    let Outcome::Delivered { invoice_id, message_id } = outcome else {
+        panic!("not delivered: {outcome:?}")
+    };
     assert_eq!(invoice_id, "B001-00000001");
 
     let stored = w.invoices.load("acme", &invoice_id).await.unwrap().unwrap();
     assert_eq!(stored.invoice.totals.total.amount_minor(), 20488);
     let audits = w.invoices.audits();
-    assert_eq!((audits.len(), audits[0].subject.as_str(), audits[0].action.as_str()), (1, "B001-00000001", "ISSUED"));
+    assert_eq!(
+        (audits.len(), audits[0].subject.as_str(), audits[0].action.as_str()),
+        (1, "B001-00000001", "ISSUED")
+    );
     assert!(backoffice_shared::domain::audit::verify_chain(&audits, None).verified);
-    assert_eq!(stored.email.as_ref().map(|e| e.message_id.as_str()), Some(message_id.as_str()));
+    assert_eq!(
+        stored.email.as_ref().map(|e| e.message_id.as_str()),
+        Some(message_id.as_str())
+    );
     let pdf_record = stored.pdf.unwrap();
     assert_eq!(pdf_record.key, "invoices/acme/B001/B001-00000001.pdf");
     let pdf = w.documents.get(&pdf_record.key).await.unwrap().unwrap();
@@ -85,9 +101,18 @@ async fn issues_stores_and_emails_one_invoice() {
     assert_eq!(sent[0].to, vec!["maria.quispe@example.com".to_owned()]);
     assert_eq!(sent[0].bcc, vec!["finanzas@acme.example.com".to_owned()]);
     let parsed = MessageParser::default().parse(&sent[0].raw).unwrap();
-    assert_eq!(parsed.subject(), Some("Boleta de venta electrónica B001-00000001 - ACME Telecom S.A.C."));
-    assert_eq!(parsed.to().and_then(|a| a.first()).and_then(|a| a.address()), Some("maria.quispe@example.com"));
-    assert_eq!(parsed.reply_to().and_then(|a| a.first()).and_then(|a| a.address()), Some("finanzas@acme.example.com"));
+    assert_eq!(
+        parsed.subject(),
+        Some("Boleta de venta electrónica B001-00000001 - ACME Telecom S.A.C.")
+    );
+    assert_eq!(
+        parsed.to().and_then(|a| a.first()).and_then(|a| a.address()),
+        Some("maria.quispe@example.com")
+    );
+    assert_eq!(
+        parsed.reply_to().and_then(|a| a.first()).and_then(|a| a.address()),
+        Some("finanzas@acme.example.com")
+    );
     assert!(parsed.bcc().is_none(), "finance's copy is in the envelope only");
     assert!(parsed.body_text(0).unwrap().contains("Importe total: PEN 204.88"));
     assert!(parsed.body_html(0).unwrap().contains("<strong>B001-00000001</strong>"));
@@ -101,7 +126,12 @@ async fn a_redelivered_request_neither_reissues_nor_resends() {
     let w = world();
     w.issuer.process(&message("P-1")).await.unwrap();
     let again = w.issuer.process(&message("P-1")).await.unwrap();
-    assert_eq!(again, Outcome::AlreadyDelivered { invoice_id: "B001-00000001".into() });
+    assert_eq!(
+        again,
+        Outcome::AlreadyDelivered {
+            invoice_id: "B001-00000001".into()
+        }
+    );
     assert_eq!(w.invoices.all().len(), 1);
     assert_eq!(w.mailer.sent().len(), 1);
     assert_eq!(w.invoices.last_number("acme", "B001").await.unwrap(), 1);
@@ -112,12 +142,18 @@ async fn a_failed_send_is_retried_without_a_second_invoice() {
     let w = world();
     w.mailer.fail_next(1);
     let first = w.issuer.process(&message("P-1")).await;
-    assert!(matches!(first, Err(IssueError::Mail(MailError::Unavailable(_)))), "{first:?}");
+    assert!(
+        matches!(first, Err(IssueError::Mail(MailError::Unavailable(_)))),
+        "{first:?}"
+    );
     let stored = w.invoices.load("acme", "B001-00000001").await.unwrap().unwrap();
     assert!(stored.email.is_none());
     assert_eq!(stored.email_attempts, 1);
     assert!(stored.email_last_error.is_some());
-    assert_eq!(w.invoices.pending_emails(10).await.unwrap(), vec![("acme".to_owned(), "B001-00000001".to_owned())]);
+    assert_eq!(
+        w.invoices.pending_emails(10).await.unwrap(),
+        vec![("acme".to_owned(), "B001-00000001".to_owned())]
+    );
 
     let retry = w.issuer.process(&message("P-1")).await.unwrap();
     assert!(matches!(retry, Outcome::Delivered { ref invoice_id, .. } if invoice_id == "B001-00000001"));
@@ -125,7 +161,12 @@ async fn a_failed_send_is_retried_without_a_second_invoice() {
     assert_eq!(w.mailer.sent().len(), 1);
     assert!(w.invoices.pending_emails(10).await.unwrap().is_empty());
     // The retry attached the PDF stored by the first attempt.
-    let pdf = w.documents.get("invoices/acme/B001/B001-00000001.pdf").await.unwrap().unwrap();
+    let pdf = w
+        .documents
+        .get("invoices/acme/B001/B001-00000001.pdf")
+        .await
+        .unwrap()
+        .unwrap();
     let sent = w.mailer.sent();
     let parsed = MessageParser::default().parse(&sent[0].raw).unwrap();
     assert_eq!(parsed.attachments().next().unwrap().contents(), pdf.as_slice());
@@ -149,8 +190,17 @@ async fn a_live_lease_keeps_a_second_worker_from_sending() {
     let _ = w.issuer.process(&message("P-1")).await;
     // Another worker holds the lease now.
     let now = datetime!(2026-11-24 15:00 UTC);
-    assert_eq!(w.invoices.claim_email("acme", "B001-00000001", now, now + EMAIL_LEASE).await.unwrap(), EmailClaim::Claimed);
-    assert!(matches!(w.issuer.process(&message("P-1")).await, Err(IssueError::EmailInProgress(_))));
+    assert_eq!(
+        w.invoices
+            .claim_email("acme", "B001-00000001", now, now + EMAIL_LEASE)
+            .await
+            .unwrap(),
+        EmailClaim::Claimed
+    );
+    assert!(matches!(
+        w.issuer.process(&message("P-1")).await,
+        Err(IssueError::EmailInProgress(_))
+    ));
     assert!(w.mailer.sent().is_empty());
 }
 
@@ -162,7 +212,9 @@ async fn concurrent_workers_with_duplicates_number_without_gaps() {
         // Every request delivered twice, by different workers.
         for _ in 0..2 {
             let w = w.clone();
-            tasks.push(tokio::spawn(async move { w.issuer.process(&message(&format!("P-{i}"))).await }));
+            tasks.push(tokio::spawn(async move {
+                w.issuer.process(&message(&format!("P-{i}"))).await
+            }));
         }
     }
     for task in tasks {
@@ -187,7 +239,13 @@ async fn a_company_buyer_gets_a_factura_in_its_own_series() {
     let w = world();
     let mut request = invoice_request("P-9", "acme");
     request.customer["document"] = json!({"type": "RUC", "number": "20100070970"});
-    let body = envelope("InvoiceRequested", "m-9", "c", datetime!(2026-11-24 15:00 UTC), &request);
+    let body = envelope(
+        "InvoiceRequested",
+        "m-9",
+        "c",
+        datetime!(2026-11-24 15:00 UTC),
+        &request,
+    );
     w.issuer.process(&message("P-1")).await.unwrap();
     let outcome = w.issuer.process(&body).await.unwrap();
     assert!(matches!(outcome, Outcome::Delivered { ref invoice_id, .. } if invoice_id == "F001-00000001"));
@@ -198,7 +256,13 @@ async fn a_buyer_without_email_still_reaches_finance() {
     let w = world();
     let mut request = invoice_request("P-8", "acme");
     request.customer.as_object_mut().unwrap().remove("email");
-    let body = envelope("InvoiceRequested", "m-8", "c", datetime!(2026-11-24 15:00 UTC), &request);
+    let body = envelope(
+        "InvoiceRequested",
+        "m-8",
+        "c",
+        datetime!(2026-11-24 15:00 UTC),
+        &request,
+    );
     w.issuer.process(&body).await.unwrap();
     let sent = w.mailer.sent();
     assert_eq!(sent[0].to, vec!["finanzas@acme.example.com".to_owned()]);
@@ -211,12 +275,24 @@ async fn bad_messages_and_missing_configuration_issue_nothing() {
     assert!(matches!(w.issuer.process("not json").await, Err(IssueError::Poison(_))));
     let wrong = envelope("SaleConfirmed", "m", "c", datetime!(2026-11-24 15:00 UTC), &json!({}));
     assert!(matches!(w.issuer.process(&wrong).await, Err(IssueError::Poison(_))));
-    let unknown_client = envelope("InvoiceRequested", "m", "c", datetime!(2026-11-24 15:00 UTC), &invoice_request("P-5", "globex"));
-    assert!(matches!(w.issuer.process(&unknown_client).await, Err(IssueError::NoBillingProfile(_))));
+    let unknown_client = envelope(
+        "InvoiceRequested",
+        "m",
+        "c",
+        datetime!(2026-11-24 15:00 UTC),
+        &invoice_request("P-5", "globex"),
+    );
+    assert!(matches!(
+        w.issuer.process(&unknown_client).await,
+        Err(IssueError::NoBillingProfile(_))
+    ));
     let mut bad = invoice_request("P-6", "acme");
     bad.items[0].line_total = bad.items[1].unit_price;
     let bad = envelope("InvoiceRequested", "m", "c", datetime!(2026-11-24 15:00 UTC), &bad);
-    assert!(matches!(w.issuer.process(&bad).await, Err(IssueError::Invoice(InvoiceError::Invalid(_)))));
+    assert!(matches!(
+        w.issuer.process(&bad).await,
+        Err(IssueError::Invoice(InvoiceError::Invalid(_)))
+    ));
     assert!(w.invoices.all().is_empty());
     assert_eq!(w.invoices.last_number("acme", "B001").await.unwrap(), 0);
 }
@@ -232,7 +308,11 @@ async fn a_batch_reports_only_its_failed_messages() {
         event.records.push(record);
     }
     let response = w.issuer.handle(event).await;
-    let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
     assert_eq!(failed, vec!["bad"]);
 }
 
@@ -241,12 +321,27 @@ async fn names_typed_by_agents_are_escaped_in_the_html_body() {
     let w = world();
     let mut request = invoice_request("P-7", "acme");
     request.customer["full_name"] = json!("Ana <script>alert(1)</script> & Cía");
-    let body = envelope("InvoiceRequested", "m-7", "c", datetime!(2026-11-24 15:00 UTC), &request);
+    let body = envelope(
+        "InvoiceRequested",
+        "m-7",
+        "c",
+        datetime!(2026-11-24 15:00 UTC),
+        &request,
+    );
     w.issuer.process(&body).await.unwrap();
     let sent = w.mailer.sent();
     let parsed = MessageParser::default().parse(&sent[0].raw).unwrap();
     let html = parsed.body_html(0).unwrap();
     assert!(!html.contains("<script>"), "{html}");
-    assert!(html.contains("Ana &lt;script&gt;alert(1)&lt;/script&gt; &amp; Cía"), "{html}");
-    assert!(parsed.body_text(0).unwrap().contains("Ana <script>alert(1)</script> & Cía"), "plain text is not HTML");
+    assert!(
+        html.contains("Ana &lt;script&gt;alert(1)&lt;/script&gt; &amp; Cía"),
+        "{html}"
+    );
+    assert!(
+        parsed
+            .body_text(0)
+            .unwrap()
+            .contains("Ana <script>alert(1)</script> & Cía"),
+        "plain text is not HTML"
+    );
 }

@@ -7,20 +7,29 @@
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use backoffice_shared::Clock;
 use backoffice_shared::domain::audit::{AuditEntry, GENESIS_HASH};
-use backoffice_shared::domain::presale::{self, CorrectionDraft, Presale, PresaleAction, PresaleDraft, PresaleId, PresaleStatus, Registration};
+use backoffice_shared::domain::presale::{
+    self, CorrectionDraft, Presale, PresaleAction, PresaleDraft, PresaleId, PresaleStatus, Registration,
+};
 use backoffice_shared::domain::principal::{Principal, Role};
 use backoffice_shared::domain::recording::CheckThresholds;
-use backoffice_shared::recordings::{self, AttachOutcome};
 use backoffice_shared::domain::validation::Invalid;
 use backoffice_shared::http::idempotency::{self, store_error};
 use backoffice_shared::http::request::DEFAULT_BODY_LIMIT;
 use backoffice_shared::http::{ApiError, ApiRequest, ApiResponse, Invocation, respond};
-use backoffice_shared::store::{CampaignDirectory, ConflictKind, IdempotencyStore, PresaleQuery, PresaleStore, StoreError, StoredPresale};
+use backoffice_shared::recordings::{self, AttachOutcome};
+use backoffice_shared::store::{
+    CampaignDirectory, ConflictKind, IdempotencyStore, PresaleQuery, PresaleStore, StoreError, StoredPresale,
+};
 use serde_json::json;
 
 /// Every route this function serves; a test checks them against the template and the OpenAPI
 /// document.
-pub const ROUTES: &[&str] = &["POST /presales", "GET /presales", "GET /presales/{id}", "PATCH /presales/{id}"];
+pub const ROUTES: &[&str] = &[
+    "POST /presales",
+    "GET /presales",
+    "GET /presales/{id}",
+    "PATCH /presales/{id}",
+];
 
 pub const DEFAULT_PAGE_SIZE: u32 = 25;
 pub const MAX_PAGE_SIZE: u32 = 100;
@@ -41,7 +50,10 @@ where
     K: Clock,
 {
     pub async fn handle(&self, event: ApiGatewayV2httpRequest, invocation: &Invocation) -> ApiGatewayV2httpResponse {
-        respond(event, invocation, async |request: &ApiRequest| self.route(request, invocation).await).await
+        respond(event, invocation, async |request: &ApiRequest| {
+            self.route(request, invocation).await
+        })
+        .await
     }
 
     async fn route(&self, request: &ApiRequest, invocation: &Invocation) -> Result<ApiResponse, ApiError> {
@@ -55,64 +67,100 @@ where
         }
     }
 
-    async fn create(&self, request: &ApiRequest, principal: &Principal, invocation: &Invocation) -> Result<ApiResponse, ApiError> {
+    async fn create(
+        &self,
+        request: &ApiRequest,
+        principal: &Principal,
+        invocation: &Invocation,
+    ) -> Result<ApiResponse, ApiError> {
         if !principal.is(Role::Agent) {
             return Err(ApiError::Forbidden("only agents register pre-sales".into()));
         }
         let now = self.clock.now();
-        idempotency::run(&self.idempotency, request, principal, now, invocation.deadline, async || {
-            let draft: PresaleDraft = request.json_body(DEFAULT_BODY_LIMIT)?;
-            let catalog = self
-                .campaigns
-                .catalog(draft.campaign_id.trim())
-                .await
-                .map_err(store_error)?
-                // Another tenant's campaign reads exactly like a missing one.
-                .filter(|c| principal.acts_for(&c.campaign.client_id))
-                .ok_or_else(|| {
-                    ApiError::Validation(vec![Invalid::new("unknown_campaign", format!("no campaign {:?} for your clients", draft.campaign_id)).at("campaign_id")])
-                })?;
-            if !catalog.campaign.active {
-                return Err(ApiError::Validation(vec![Invalid::new("inactive_campaign", "the campaign is closed to new sales").at("campaign_id")]));
-            }
-            let who = Registration { id: PresaleId::generate(), agent_id: principal.user_id.clone(), now };
-            let presale = presale::register(&draft, &catalog, who).map_err(ApiError::Validation)?;
-            let audit = AuditEntry {
-                subject: presale.id.to_string(),
-                seq: presale.version,
-                at: now,
-                actor: principal.user_id.clone(),
-                role: principal.role.to_string(),
-                action: "CREATED".into(),
-                from_status: None,
-                to_status: presale.status.to_string(),
-                reasons: vec![],
-                details: json!({"campaign_id": presale.campaign_id, "call_id": presale.call_id}),
-            }
-            .seal(GENESIS_HASH);
-            match self.presales.create(&presale, &audit).await {
-                Ok(()) => {}
-                Err(StoreError::Conflict(ConflictKind::DuplicateCallId)) => {
-                    let existing = self.presales.find_by_call(&presale.client_id, &presale.call_id).await.ok().flatten();
-                    return Err(ApiError::Conflict {
-                        slug: "duplicate-call-id",
-                        detail: format!("call {} already has a pre-sale", presale.call_id),
-                        current: existing.map(|id| json!({"presale_id": id})),
-                    });
+        idempotency::run(
+            &self.idempotency,
+            request,
+            principal,
+            now,
+            invocation.deadline,
+            async || {
+                let draft: PresaleDraft = request.json_body(DEFAULT_BODY_LIMIT)?;
+                let catalog = self
+                    .campaigns
+                    .catalog(draft.campaign_id.trim())
+                    .await
+                    .map_err(store_error)?
+                    // Another tenant's campaign reads exactly like a missing one.
+                    .filter(|c| principal.acts_for(&c.campaign.client_id))
+                    .ok_or_else(|| {
+                        ApiError::Validation(vec![
+                            Invalid::new(
+                                "unknown_campaign",
+                                format!("no campaign {:?} for your clients", draft.campaign_id),
+                            )
+                            .at("campaign_id"),
+                        ])
+                    })?;
+                if !catalog.campaign.active {
+                    return Err(ApiError::Validation(vec![
+                        Invalid::new("inactive_campaign", "the campaign is closed to new sales").at("campaign_id"),
+                    ]));
                 }
-                Err(e) => return Err(store_error(e)),
-            }
-            tracing::info!(presale_id = %presale.id, campaign_id = %presale.campaign_id, "pre-sale registered");
-            let presale = self.attach_waiting_recording(presale, &catalog.campaign.checks, now).await;
-            Ok(presale_response(201, &presale).header("location", format!("/presales/{}", presale.id)))
-        })
+                let who = Registration {
+                    id: PresaleId::generate(),
+                    agent_id: principal.user_id.clone(),
+                    now,
+                };
+                let presale = presale::register(&draft, &catalog, who).map_err(ApiError::Validation)?;
+                let audit = AuditEntry {
+                    subject: presale.id.to_string(),
+                    seq: presale.version,
+                    at: now,
+                    actor: principal.user_id.clone(),
+                    role: principal.role.to_string(),
+                    action: "CREATED".into(),
+                    from_status: None,
+                    to_status: presale.status.to_string(),
+                    reasons: vec![],
+                    details: json!({"campaign_id": presale.campaign_id, "call_id": presale.call_id}),
+                }
+                .seal(GENESIS_HASH);
+                match self.presales.create(&presale, &audit).await {
+                    Ok(()) => {}
+                    Err(StoreError::Conflict(ConflictKind::DuplicateCallId)) => {
+                        let existing = self
+                            .presales
+                            .find_by_call(&presale.client_id, &presale.call_id)
+                            .await
+                            .ok()
+                            .flatten();
+                        return Err(ApiError::Conflict {
+                            slug: "duplicate-call-id",
+                            detail: format!("call {} already has a pre-sale", presale.call_id),
+                            current: existing.map(|id| json!({"presale_id": id})),
+                        });
+                    }
+                    Err(e) => return Err(store_error(e)),
+                }
+                tracing::info!(presale_id = %presale.id, campaign_id = %presale.campaign_id, "pre-sale registered");
+                let presale = self
+                    .attach_waiting_recording(presale, &catalog.campaign.checks, now)
+                    .await;
+                Ok(presale_response(201, &presale).header("location", format!("/presales/{}", presale.id)))
+            },
+        )
         .await
     }
 
     /// A dialer may upload the recording before the agent registers the sale: bind the newest
     /// one now. A failure here leaves the pre-sale registered and PENDING_RECORDING (the
     /// recording stays stored by call id), so the client still gets its 201.
-    async fn attach_waiting_recording(&self, presale: Presale, checks: &CheckThresholds, now: backoffice_shared::OffsetDateTime) -> Presale {
+    async fn attach_waiting_recording(
+        &self,
+        presale: Presale,
+        checks: &CheckThresholds,
+        now: backoffice_shared::OffsetDateTime,
+    ) -> Presale {
         let waiting = match self.presales.recordings(&presale.client_id, &presale.call_id).await {
             Ok(versions) => versions.into_iter().next(),
             Err(e) => {
@@ -143,10 +191,19 @@ where
         let raw = request.path_param("id")?;
         let not_found = || ApiError::NotFound(format!("no pre-sale {raw}"));
         let id = PresaleId::parse(raw).map_err(|_| not_found())?;
-        let stored = self.presales.get(&id).await.map_err(store_error)?.ok_or_else(not_found)?;
+        let stored = self
+            .presales
+            .get(&id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(not_found)?;
         let presale = &stored.presale;
         let own_or_not_agent = !principal.is(Role::Agent) || presale.agent_id == principal.user_id;
-        if principal.acts_for(&presale.client_id) && own_or_not_agent { Ok(stored) } else { Err(not_found()) }
+        if principal.acts_for(&presale.client_id) && own_or_not_agent {
+            Ok(stored)
+        } else {
+            Err(not_found())
+        }
     }
 
     async fn get(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
@@ -158,18 +215,28 @@ where
         request.only_query_params(&["campaign", "status", "limit", "cursor"])?;
         let campaign_id = request
             .query_param("campaign")?
-            .ok_or_else(|| ApiError::InvalidParameter { field: "campaign".into(), detail: "campaign is required: pre-sales are listed per campaign".into() })?;
+            .ok_or_else(|| ApiError::InvalidParameter {
+                field: "campaign".into(),
+                detail: "campaign is required: pre-sales are listed per campaign".into(),
+            })?;
         let status = request
             .query_param("status")?
             .map(PresaleStatus::parse)
             .transpose()
-            .map_err(|e| ApiError::InvalidParameter { field: "status".into(), detail: e.detail })?;
+            .map_err(|e| ApiError::InvalidParameter {
+                field: "status".into(),
+                detail: e.detail,
+            })?;
         let limit = match request.query_param("limit")? {
             None => DEFAULT_PAGE_SIZE,
-            Some(raw) => raw.parse::<u32>().ok().filter(|n| (1..=MAX_PAGE_SIZE).contains(n)).ok_or_else(|| ApiError::InvalidParameter {
-                field: "limit".into(),
-                detail: format!("limit is a whole number from 1 to {MAX_PAGE_SIZE}"),
-            })?,
+            Some(raw) => raw
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
+                .ok_or_else(|| ApiError::InvalidParameter {
+                    field: "limit".into(),
+                    detail: format!("limit is a whole number from 1 to {MAX_PAGE_SIZE}"),
+                })?,
         };
         let catalog = self.campaigns.catalog(campaign_id).await.map_err(store_error)?;
         if !catalog.is_some_and(|c| principal.acts_for(&c.campaign.client_id)) {
@@ -183,21 +250,35 @@ where
             cursor: request.query_param("cursor")?.map(str::to_owned),
         };
         let page = self.presales.list(&query).await.map_err(store_error)?;
-        Ok(ApiResponse::json(200, &json!({"items": page.items, "next_cursor": page.next_cursor})))
+        Ok(ApiResponse::json(
+            200,
+            &json!({"items": page.items, "next_cursor": page.next_cursor}),
+        ))
     }
 
     async fn correct(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
         if !principal.is(Role::Agent) {
-            return Err(ApiError::Forbidden("only the agent who registered a pre-sale corrects it".into()));
+            return Err(ApiError::Forbidden(
+                "only the agent who registered a pre-sale corrects it".into(),
+            ));
         }
-        let StoredPresale { mut presale, audit_head } = self.visible(request, principal).await?;
+        let StoredPresale {
+            mut presale,
+            audit_head,
+        } = self.visible(request, principal).await?;
         if let Some(expected) = request.header("if-match") {
             if expected.trim().trim_start_matches("W/").trim_matches('"') != presale.version.to_string() {
-                return Err(ApiError::PreconditionFailed(format!("the pre-sale is at version {}, not {expected}", presale.version)));
+                return Err(ApiError::PreconditionFailed(format!(
+                    "the pre-sale is at version {}, not {expected}",
+                    presale.version
+                )));
             }
         }
         if presale.status != PresaleStatus::NeedsCorrection {
-            return Err(state_conflict(&presale, "only a pre-sale returned for correction (NEEDS_CORRECTION) can be changed"));
+            return Err(state_conflict(
+                &presale,
+                "only a pre-sale returned for correction (NEEDS_CORRECTION) can be changed",
+            ));
         }
         let draft: CorrectionDraft = request.json_body(DEFAULT_BODY_LIMIT)?;
         let catalog = self
@@ -205,16 +286,27 @@ where
             .catalog(&presale.campaign_id)
             .await
             .map_err(store_error)?
-            .ok_or_else(|| ApiError::Internal(format!("campaign {} of pre-sale {} has no configuration", presale.campaign_id, presale.id)))?;
+            .ok_or_else(|| {
+                ApiError::Internal(format!(
+                    "campaign {} of pre-sale {} has no configuration",
+                    presale.campaign_id, presale.id
+                ))
+            })?;
         presale::apply_correction(&mut presale, &draft, &catalog).map_err(ApiError::Validation)?;
         let (expected_version, expected_status) = (presale.version, presale.status);
         let now = self.clock.now();
-        let from = presale.transition(PresaleAction::SubmitCorrection, now).map_err(|e| state_conflict(&presale, &e.to_string()))?;
+        let from = presale
+            .transition(PresaleAction::SubmitCorrection, now)
+            .map_err(|e| state_conflict(&presale, &e.to_string()))?;
         let requested = presale.correction.take();
-        let changed: Vec<&str> = [("customer", draft.customer.is_some()), ("items", draft.items.is_some()), ("notes", draft.notes.is_some())]
-            .into_iter()
-            .filter_map(|(name, sent)| sent.then_some(name))
-            .collect();
+        let changed: Vec<&str> = [
+            ("customer", draft.customer.is_some()),
+            ("items", draft.items.is_some()),
+            ("notes", draft.notes.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, sent)| sent.then_some(name))
+        .collect();
         let audit = AuditEntry {
             subject: presale.id.to_string(),
             seq: presale.version,
@@ -228,11 +320,25 @@ where
             details: json!({"changed": changed}),
         }
         .seal(&audit_head);
-        match self.presales.save(&presale, expected_version, expected_status, &audit).await {
+        match self
+            .presales
+            .save(&presale, expected_version, expected_status, &audit)
+            .await
+        {
             Ok(()) => Ok(presale_response(200, &presale)),
             Err(StoreError::Conflict(_)) => {
-                let current = self.presales.get(&presale.id).await.ok().flatten().map(|s| s.presale).unwrap_or(presale);
-                Err(state_conflict(&current, "the pre-sale changed while you were correcting it; reload and retry"))
+                let current = self
+                    .presales
+                    .get(&presale.id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|s| s.presale)
+                    .unwrap_or(presale);
+                Err(state_conflict(
+                    &current,
+                    "the pre-sale changed while you were correcting it; reload and retry",
+                ))
             }
             Err(e) => Err(store_error(e)),
         }

@@ -21,9 +21,11 @@ async fn main() -> Result<(), Error> {
         clock: SystemClock,
     };
     let intake = &intake;
-    run(service_fn(move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
-        let invocation = Invocation::from_context(&event.context);
-        Ok::<_, Error>(intake.handle(event.payload, &invocation).await)
-    }))
+    run(service_fn(
+        move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
+            let invocation = Invocation::from_context(&event.context);
+            Ok::<_, Error>(intake.handle(event.payload, &invocation).await)
+        },
+    ))
     .await
 }

@@ -1,11 +1,12 @@
 //! Handler tests with in-memory adapters: every route, role, tenant and error shape.
 
-
-use aws_lambda_events::apigw::{ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequest};
+use aws_lambda_events::apigw::{
+    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequest,
+};
 use aws_lambda_events::encodings::Body;
 use backoffice_shared::domain::catalog::CampaignCatalog;
-use backoffice_shared::testing::campaign_catalog;
 use backoffice_shared::store::memory::{MemoryCampaignDirectory, MemoryIdempotencyStore, MemoryPresaleStore};
+use backoffice_shared::testing::campaign_catalog;
 use serde_json::{Value, json};
 use time::macros::datetime;
 
@@ -30,7 +31,11 @@ fn catalog(campaign_id: &str, client_id: &str, active: bool) -> CampaignCatalog 
 fn intake() -> TestIntake {
     Intake {
         presales: MemoryPresaleStore::new(),
-        campaigns: MemoryCampaignDirectory::with([catalog("acme-fibra", "acme", true), catalog("globex-tv", "globex", true), catalog("acme-old", "acme", false)]),
+        campaigns: MemoryCampaignDirectory::with([
+            catalog("acme-fibra", "acme", true),
+            catalog("globex-tv", "globex", true),
+            catalog("acme-old", "acme", false),
+        ]),
         idempotency: MemoryIdempotencyStore::new(),
         clock: FixedClock,
     }
@@ -63,7 +68,17 @@ struct Call<'a> {
 }
 
 fn call<'a>(route: &'a str, path: impl Into<String>) -> Call<'a> {
-    Call { route, path: path.into(), sub: "agent-7", role: "agent", clients: "acme", body: None, headers: vec![], query: vec![], id: None }
+    Call {
+        route,
+        path: path.into(),
+        sub: "agent-7",
+        role: "agent",
+        clients: "acme",
+        body: None,
+        headers: vec![],
+        query: vec![],
+        id: None,
+    }
 }
 
 impl<'a> Call<'a> {
@@ -99,17 +114,24 @@ impl<'a> Call<'a> {
         event.request_context.http.method = self.route.split(' ').next().unwrap_or("GET").parse().expect("method");
         event.request_context.request_id = Some("req-1".into());
         let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
-        jwt.claims = [("sub", self.sub), ("role", self.role), ("clients", self.clients)].into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        jwt.claims = [("sub", self.sub), ("role", self.role), ("clients", self.clients)]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
         let mut authorizer = ApiGatewayRequestAuthorizer::default();
         authorizer.jwt = Some(jwt);
         event.request_context.authorizer = Some(authorizer);
         for (name, value) in &self.headers {
-            event.headers.insert(http::HeaderName::from_bytes(name.as_bytes()).expect("header name"), value.parse().expect("header"));
+            event.headers.insert(
+                http::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+                value.parse().expect("header"),
+            );
         }
-        let query: std::collections::HashMap<String, Vec<String>> = self.query.iter().fold(Default::default(), |mut acc, (k, v)| {
-            acc.entry((*k).to_owned()).or_default().push(v.clone());
-            acc
-        });
+        let query: std::collections::HashMap<String, Vec<String>> =
+            self.query.iter().fold(Default::default(), |mut acc, (k, v)| {
+                acc.entry((*k).to_owned()).or_default().push(v.clone());
+                acc
+            });
         event.query_string_parameters = query.into();
         if let Some(id) = &self.id {
             event.path_parameters.insert("id".into(), id.clone());
@@ -122,17 +144,33 @@ impl<'a> Call<'a> {
             Some(Body::Binary(bytes)) => String::from_utf8(bytes).expect("utf8"),
             _ => String::new(),
         };
-        let headers = response.headers.iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned())).collect();
-        (response.status_code as u16, serde_json::from_str(&text).unwrap_or(Value::Null), headers)
+        let headers = response
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+            .collect();
+        (
+            response.status_code as u16,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+            headers,
+        )
     }
 }
 
 fn problem_type(body: &Value) -> &str {
-    body["type"].as_str().unwrap_or_default().rsplit('/').next().unwrap_or_default()
+    body["type"]
+        .as_str()
+        .unwrap_or_default()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
 }
 
 async fn create(intake: &TestIntake, call_id: &str) -> Value {
-    let (status, body, _) = call("POST /presales", "/presales").json(&body(call_id)).send(intake).await;
+    let (status, body, _) = call("POST /presales", "/presales")
+        .json(&body(call_id))
+        .send(intake)
+        .await;
     assert_eq!(status, 201, "{body}");
     body
 }
@@ -140,7 +178,10 @@ async fn create(intake: &TestIntake, call_id: &str) -> Value {
 #[tokio::test]
 async fn agent_registers_a_priced_presale_and_reads_it_back() {
     let intake = intake();
-    let (status, created, headers) = call("POST /presales", "/presales").json(&body("call-1")).send(&intake).await;
+    let (status, created, headers) = call("POST /presales", "/presales")
+        .json(&body("call-1"))
+        .send(&intake)
+        .await;
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().expect("id");
     assert!(headers.contains(&("location".into(), format!("/presales/{id}"))));
@@ -148,21 +189,39 @@ async fn agent_registers_a_priced_presale_and_reads_it_back() {
     assert_eq!(created["agent_id"], "agent-7");
     assert_eq!(created["client_id"], "acme");
     assert_eq!(created["total"], json!({"amount": "149.90", "currency": "PEN"}));
-    let (status, read, _) = call("GET /presales/{id}", format!("/presales/{id}")).id(id).send(&intake).await;
+    let (status, read, _) = call("GET /presales/{id}", format!("/presales/{id}"))
+        .id(id)
+        .send(&intake)
+        .await;
     assert_eq!((status, &read), (200, &created));
-    let trail = intake.presales.audit_trail(&PresaleId::parse(id).expect("id")).await.expect("trail");
+    let trail = intake
+        .presales
+        .audit_trail(&PresaleId::parse(id).expect("id"))
+        .await
+        .expect("trail");
     assert_eq!(trail.len(), 1);
-    assert_eq!((trail[0].action.as_str(), trail[0].actor.as_str()), ("CREATED", "agent-7"));
+    assert_eq!(
+        (trail[0].action.as_str(), trail[0].actor.as_str()),
+        ("CREATED", "agent-7")
+    );
 }
 
 #[tokio::test]
 async fn only_agents_register() {
     let intake = intake();
     for role in ["validator", "supervisor", "finance", "admin"] {
-        let (status, body, _) = call("POST /presales", "/presales").who("u1", role, "acme").json(&body("c")).send(&intake).await;
+        let (status, body, _) = call("POST /presales", "/presales")
+            .who("u1", role, "acme")
+            .json(&body("c"))
+            .send(&intake)
+            .await;
         assert_eq!((status, problem_type(&body)), (403, "forbidden"), "{role}");
     }
-    let (status, body, _) = call("POST /presales", "/presales").who("u1", "", "acme").json(&body("c")).send(&intake).await;
+    let (status, body, _) = call("POST /presales", "/presales")
+        .who("u1", "", "acme")
+        .json(&body("c"))
+        .send(&intake)
+        .await;
     assert_eq!((status, problem_type(&body)), (403, "forbidden"));
 }
 
@@ -172,10 +231,16 @@ async fn other_clients_and_inactive_campaigns_are_refused() {
     let mut other = body("c1");
     other["campaign_id"] = json!("globex-tv");
     let (status, problem, _) = call("POST /presales", "/presales").json(&other).send(&intake).await;
-    assert_eq!((status, problem_type(&problem), problem["field"].as_str()), (422, "validation-error", Some("campaign_id")));
+    assert_eq!(
+        (status, problem_type(&problem), problem["field"].as_str()),
+        (422, "validation-error", Some("campaign_id"))
+    );
     other["campaign_id"] = json!("acme-old");
     let (status, problem, _) = call("POST /presales", "/presales").json(&other).send(&intake).await;
-    assert_eq!((status, problem["errors"][0]["code"].as_str()), (422, Some("inactive_campaign")));
+    assert_eq!(
+        (status, problem["errors"][0]["code"].as_str()),
+        (422, Some("inactive_campaign"))
+    );
 }
 
 #[tokio::test]
@@ -184,39 +249,130 @@ async fn bad_bodies_get_precise_problems() {
     let cases: Vec<(String, u16, &str, Option<&str>)> = vec![
         ("{\"campaign_id\": ".into(), 400, "malformed-json", None),
         ("".into(), 400, "malformed-json", None),
-        ({ let mut b = body("c"); b["surprise"] = json!(1); b.to_string() }, 422, "invalid-body", Some("surprise")),
-        ({ let mut b = body("c"); b["items"][0]["quantity"] = json!("two"); b.to_string() }, 422, "invalid-body", Some("items[0].quantity")),
-        ({ let mut b = body("c"); b["customer"].as_object_mut().expect("object").remove("phone"); b.to_string() }, 422, "invalid-body", Some("customer.phone")),
-        ({ let mut b = body("c"); b["customer"]["document"]["number"] = json!("1234"); b.to_string() }, 422, "validation-error", Some("customer.document.number")),
-        ({ let mut b = body("c"); b["items"][0]["unit_price"] = json!({"amount": "100.00", "currency": "PEN"}); b.to_string() }, 422, "validation-error", Some("items[0].unit_price")),
-        (format!("{{\"notes\": \"{}\"}}", "x".repeat(70 * 1024)), 413, "payload-too-large", None),
+        (
+            {
+                let mut b = body("c");
+                b["surprise"] = json!(1);
+                b.to_string()
+            },
+            422,
+            "invalid-body",
+            Some("surprise"),
+        ),
+        (
+            {
+                let mut b = body("c");
+                b["items"][0]["quantity"] = json!("two");
+                b.to_string()
+            },
+            422,
+            "invalid-body",
+            Some("items[0].quantity"),
+        ),
+        (
+            {
+                let mut b = body("c");
+                b["customer"].as_object_mut().expect("object").remove("phone");
+                b.to_string()
+            },
+            422,
+            "invalid-body",
+            Some("customer.phone"),
+        ),
+        (
+            {
+                let mut b = body("c");
+                b["customer"]["document"]["number"] = json!("1234");
+                b.to_string()
+            },
+            422,
+            "validation-error",
+            Some("customer.document.number"),
+        ),
+        (
+            {
+                let mut b = body("c");
+                b["items"][0]["unit_price"] = json!({"amount": "100.00", "currency": "PEN"});
+                b.to_string()
+            },
+            422,
+            "validation-error",
+            Some("items[0].unit_price"),
+        ),
+        (
+            format!("{{\"notes\": \"{}\"}}", "x".repeat(70 * 1024)),
+            413,
+            "payload-too-large",
+            None,
+        ),
     ];
     for (text, status, kind, field) in cases {
         let (got, problem, headers) = call("POST /presales", "/presales").raw(&text).send(&intake).await;
-        assert_eq!((got, problem_type(&problem), problem["field"].as_str()), (status, kind, field), "{problem}");
+        assert_eq!(
+            (got, problem_type(&problem), problem["field"].as_str()),
+            (status, kind, field),
+            "{problem}"
+        );
         assert!(headers.contains(&("content-type".into(), "application/problem+json".into())));
         assert_eq!(problem["status"], json!(status));
     }
-    let (status, problem, _) = call("POST /presales", "/presales").raw("{}").header("content-type", "text/plain").send(&intake).await;
+    let (status, problem, _) = call("POST /presales", "/presales")
+        .raw("{}")
+        .header("content-type", "text/plain")
+        .send(&intake)
+        .await;
     assert_eq!((status, problem_type(&problem)), (415, "unsupported-media-type"));
-    assert!(intake.presales.list(&PresaleQuery { campaign_id: "acme-fibra".into(), status: None, agent_id: None, limit: 100, cursor: None }).await.expect("list").items.is_empty());
+    assert!(
+        intake
+            .presales
+            .list(&PresaleQuery {
+                campaign_id: "acme-fibra".into(),
+                status: None,
+                agent_id: None,
+                limit: 100,
+                cursor: None
+            })
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
 }
 
 #[tokio::test]
 async fn idempotency_key_replays_and_refuses_other_bodies() {
     let intake = intake();
-    let first = call("POST /presales", "/presales").json(&body("call-9")).header("idempotency-key", "k-1").send(&intake).await;
+    let first = call("POST /presales", "/presales")
+        .json(&body("call-9"))
+        .header("idempotency-key", "k-1")
+        .send(&intake)
+        .await;
     assert_eq!(first.0, 201);
-    let again = call("POST /presales", "/presales").json(&body("call-9")).header("idempotency-key", "k-1").send(&intake).await;
+    let again = call("POST /presales", "/presales")
+        .json(&body("call-9"))
+        .header("idempotency-key", "k-1")
+        .send(&intake)
+        .await;
     assert_eq!((again.0, &again.1), (201, &first.1));
     assert!(again.2.contains(&("idempotent-replayed".into(), "true".into())));
-    let (status, problem, _) = call("POST /presales", "/presales").json(&body("call-10")).header("idempotency-key", "k-1").send(&intake).await;
+    let (status, problem, _) = call("POST /presales", "/presales")
+        .json(&body("call-10"))
+        .header("idempotency-key", "k-1")
+        .send(&intake)
+        .await;
     assert_eq!((status, problem_type(&problem)), (422, "idempotency-key-reused"));
     // Without the key, the same call id is a conflict, not a second pre-sale.
-    let (status, problem, _) = call("POST /presales", "/presales").json(&body("call-9")).send(&intake).await;
+    let (status, problem, _) = call("POST /presales", "/presales")
+        .json(&body("call-9"))
+        .send(&intake)
+        .await;
     assert_eq!((status, problem_type(&problem)), (409, "duplicate-call-id"));
     assert_eq!(problem["current"]["presale_id"], first.1["id"]);
-    let (status, problem, _) = call("POST /presales", "/presales").json(&body("call-11")).header("idempotency-key", "bad key with spaces").send(&intake).await;
+    let (status, problem, _) = call("POST /presales", "/presales")
+        .json(&body("call-11"))
+        .header("idempotency-key", "bad key with spaces")
+        .send(&intake)
+        .await;
     assert_eq!((status, problem["field"].as_str()), (400, Some("Idempotency-Key")));
 }
 
@@ -225,12 +381,27 @@ async fn reads_are_scoped_to_client_and_agent() {
     let intake = intake();
     let created = create(&intake, "call-1").await;
     let id = created["id"].as_str().expect("id");
-    let get = |sub, role, clients| call("GET /presales/{id}", format!("/presales/{id}")).id(id).who(sub, role, clients);
-    assert_eq!(get("agent-8", "agent", "acme").send(&intake).await.0, 404, "another agent");
-    assert_eq!(get("v-1", "validator", "globex").send(&intake).await.0, 404, "another client");
+    let get = |sub, role, clients| {
+        call("GET /presales/{id}", format!("/presales/{id}"))
+            .id(id)
+            .who(sub, role, clients)
+    };
+    assert_eq!(
+        get("agent-8", "agent", "acme").send(&intake).await.0,
+        404,
+        "another agent"
+    );
+    assert_eq!(
+        get("v-1", "validator", "globex").send(&intake).await.0,
+        404,
+        "another client"
+    );
     assert_eq!(get("v-1", "validator", "acme").send(&intake).await.0, 200);
     assert_eq!(get("s-1", "supervisor", "globex acme").send(&intake).await.0, 200);
-    let (status, problem, _) = call("GET /presales/{id}", "/presales/nope").id("nope").send(&intake).await;
+    let (status, problem, _) = call("GET /presales/{id}", "/presales/nope")
+        .id("nope")
+        .send(&intake)
+        .await;
     assert_eq!((status, problem_type(&problem)), (404, "not-found"));
 }
 
@@ -247,27 +418,53 @@ async fn lists_by_campaign_and_status_with_a_cursor() {
         }
         c
     };
-    let (status, page1, _) = list(vec![("campaign", "acme-fibra".into()), ("limit", "3".into())]).send(&intake).await;
+    let (status, page1, _) = list(vec![("campaign", "acme-fibra".into()), ("limit", "3".into())])
+        .send(&intake)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(page1["items"].as_array().map(Vec::len), Some(3));
     let cursor = page1["next_cursor"].as_str().expect("cursor").to_owned();
-    let (_, page2, _) = list(vec![("campaign", "acme-fibra".into()), ("limit", "3".into()), ("cursor", cursor)]).send(&intake).await;
+    let (_, page2, _) = list(vec![
+        ("campaign", "acme-fibra".into()),
+        ("limit", "3".into()),
+        ("cursor", cursor),
+    ])
+    .send(&intake)
+    .await;
     assert_eq!(page2["items"].as_array().map(Vec::len), Some(2));
     assert!(page2["next_cursor"].is_null());
-    let (_, ready, _) = list(vec![("campaign", "acme-fibra".into()), ("status", "READY_FOR_REVIEW".into())]).send(&intake).await;
+    let (_, ready, _) = list(vec![
+        ("campaign", "acme-fibra".into()),
+        ("status", "READY_FOR_REVIEW".into()),
+    ])
+    .send(&intake)
+    .await;
     assert_eq!(ready["items"], json!([]));
     for (query, field) in [
         (vec![], "campaign"),
-        (vec![("campaign", "acme-fibra".to_owned()), ("status", "DONE".into())], "status"),
-        (vec![("campaign", "acme-fibra".to_owned()), ("limit", "0".into())], "limit"),
-        (vec![("campaign", "acme-fibra".to_owned()), ("stauts", "x".into())], "stauts"),
+        (
+            vec![("campaign", "acme-fibra".to_owned()), ("status", "DONE".into())],
+            "status",
+        ),
+        (
+            vec![("campaign", "acme-fibra".to_owned()), ("limit", "0".into())],
+            "limit",
+        ),
+        (
+            vec![("campaign", "acme-fibra".to_owned()), ("stauts", "x".into())],
+            "stauts",
+        ),
     ] {
         let (status, problem, _) = list(query).send(&intake).await;
         assert_eq!((status, problem["field"].as_str()), (400, Some(field)));
     }
     let (status, _, _) = list(vec![("campaign", "globex-tv".into())]).send(&intake).await;
     assert_eq!(status, 404, "another client's campaign");
-    let (_, own, _) = call("GET /presales", "/presales").who("agent-8", "agent", "acme").query("campaign", "acme-fibra").send(&intake).await;
+    let (_, own, _) = call("GET /presales", "/presales")
+        .who("agent-8", "agent", "acme")
+        .query("campaign", "acme-fibra")
+        .send(&intake)
+        .await;
     assert_eq!(own["items"], json!([]), "agents list only their own");
 }
 
@@ -277,9 +474,16 @@ async fn corrections_only_when_returned_and_only_by_the_agent() {
     let created = create(&intake, "call-1").await;
     let id = created["id"].as_str().expect("id");
     let patch = json!({"items": [{"sku": "ROUTER", "quantity": 2}]});
-    let correct = || call("PATCH /presales/{id}", format!("/presales/{id}")).id(id).json(&patch);
+    let correct = || {
+        call("PATCH /presales/{id}", format!("/presales/{id}"))
+            .id(id)
+            .json(&patch)
+    };
     let (status, problem, _) = correct().send(&intake).await;
-    assert_eq!((status, problem_type(&problem), &problem["current"]["status"]), (409, "invalid-state", &json!("PENDING_RECORDING")));
+    assert_eq!(
+        (status, problem_type(&problem), &problem["current"]["status"]),
+        (409, "invalid-state", &json!("PENDING_RECORDING"))
+    );
 
     // Put it where a validator would have: returned for correction.
     let pid = PresaleId::parse(id).expect("id");
@@ -288,15 +492,29 @@ async fn corrections_only_when_returned_and_only_by_the_agent() {
     stored.presale.version = 4;
     intake.presales.put_raw(stored);
 
-    assert_eq!(correct().who("agent-8", "agent", "acme").send(&intake).await.0, 404, "another agent");
+    assert_eq!(
+        correct().who("agent-8", "agent", "acme").send(&intake).await.0,
+        404,
+        "another agent"
+    );
     assert_eq!(correct().who("v-1", "validator", "acme").send(&intake).await.0, 403);
     let (status, problem, _) = correct().header("if-match", "\"3\"").send(&intake).await;
     assert_eq!((status, problem_type(&problem)), (412, "precondition-failed"));
-    let (status, problem, _) = call("PATCH /presales/{id}", format!("/presales/{id}")).id(id).json(&json!({})).send(&intake).await;
-    assert_eq!((status, problem["errors"][0]["code"].as_str()), (422, Some("empty_correction")));
+    let (status, problem, _) = call("PATCH /presales/{id}", format!("/presales/{id}"))
+        .id(id)
+        .json(&json!({}))
+        .send(&intake)
+        .await;
+    assert_eq!(
+        (status, problem["errors"][0]["code"].as_str()),
+        (422, Some("empty_correction"))
+    );
     let (status, body, headers) = correct().header("if-match", "\"4\"").send(&intake).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!((body["status"].as_str(), body["version"].as_u64()), (Some("READY_FOR_REVIEW"), Some(5)));
+    assert_eq!(
+        (body["status"].as_str(), body["version"].as_u64()),
+        (Some("READY_FOR_REVIEW"), Some(5))
+    );
     assert_eq!(body["total"]["amount"], "39.98");
     assert!(headers.contains(&("etag".into(), "\"5\"".into())));
     let (status, _, _) = correct().send(&intake).await;

@@ -14,7 +14,9 @@ use backoffice_shared::Clock;
 use backoffice_shared::domain::audit::{AuditEntry, verify_chain};
 use backoffice_shared::domain::presale::{Presale, PresaleId, PresaleStatus};
 use backoffice_shared::domain::principal::{Principal, Role};
-use backoffice_shared::domain::review::{self, DecisionDraft, DecisionKind, REJECT_REASONS, RETURN_REASONS, ReviewError, SaleConfirmed};
+use backoffice_shared::domain::review::{
+    self, DecisionDraft, DecisionKind, REJECT_REASONS, RETURN_REASONS, ReviewError, SaleConfirmed,
+};
 use backoffice_shared::http::idempotency::store_error;
 use backoffice_shared::http::request::DEFAULT_BODY_LIMIT;
 use backoffice_shared::http::{ApiError, ApiRequest, ApiResponse, Invocation, respond};
@@ -62,7 +64,10 @@ where
     K: Clock,
 {
     pub async fn handle(&self, event: ApiGatewayV2httpRequest, invocation: &Invocation) -> ApiGatewayV2httpResponse {
-        respond(event, invocation, async |request: &ApiRequest| self.route(request).await).await
+        respond(event, invocation, async |request: &ApiRequest| {
+            self.route(request).await
+        })
+        .await
     }
 
     async fn route(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
@@ -79,7 +84,14 @@ where
     }
 
     fn require(principal: &Principal, roles: &[Role], what: &str) -> Result<(), ApiError> {
-        if principal.is_any(roles) { Ok(()) } else { Err(ApiError::Forbidden(format!("{what} is for {}", roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")))) }
+        if principal.is_any(roles) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "{what} is for {}",
+                roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+            )))
+        }
     }
 
     /// The pre-sale if the caller acts for its client; otherwise it does not exist for them.
@@ -87,11 +99,28 @@ where
         let raw = request.path_param("id")?;
         let not_found = || ApiError::NotFound(format!("no pre-sale {raw}"));
         let id = PresaleId::parse(raw).map_err(|_| not_found())?;
-        let stored = self.presales.get(&id).await.map_err(store_error)?.ok_or_else(not_found)?;
-        if principal.acts_for(&stored.presale.client_id) { Ok(stored) } else { Err(not_found()) }
+        let stored = self
+            .presales
+            .get(&id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(not_found)?;
+        if principal.acts_for(&stored.presale.client_id) {
+            Ok(stored)
+        } else {
+            Err(not_found())
+        }
     }
 
-    fn audit_entry(presale: &Presale, principal: &Principal, action: &str, from: PresaleStatus, reasons: Vec<String>, details: Value, now: OffsetDateTime) -> AuditEntry {
+    fn audit_entry(
+        presale: &Presale,
+        principal: &Principal,
+        action: &str,
+        from: PresaleStatus,
+        reasons: Vec<String>,
+        details: Value,
+        now: OffsetDateTime,
+    ) -> AuditEntry {
         AuditEntry {
             subject: presale.id.to_string(),
             seq: presale.version,
@@ -114,23 +143,48 @@ where
             candidates.extend(self.presales.review_queue(client, 25).await.map_err(store_error)?);
         }
         // A validator asking again gets the item they already hold.
-        if let Some(mine) = candidates.iter().find(|p| p.claim.as_ref().is_some_and(|c| c.validator_id == principal.user_id && c.is_live(now))) {
+        if let Some(mine) = candidates.iter().find(|p| {
+            p.claim
+                .as_ref()
+                .is_some_and(|c| c.validator_id == principal.user_id && c.is_live(now))
+        }) {
             return Ok(claimed_response(mine));
         }
-        candidates.sort_by_key(|p| (std::cmp::Reverse(p.risk_score.unwrap_or(0)), p.ready_at.unwrap_or(p.updated_at), p.id.clone()));
+        candidates.sort_by_key(|p| {
+            (
+                std::cmp::Reverse(p.risk_score.unwrap_or(0)),
+                p.ready_at.unwrap_or(p.updated_at),
+                p.id.clone(),
+            )
+        });
         for candidate in candidates {
             let mut presale = candidate.clone();
             if review::claim(&mut presale, &principal.user_id, now, self.lease).is_err() {
                 continue;
             }
             // Re-read the head: the queue index is eventually consistent, the claim must not be.
-            let Some(stored) = self.presales.get(&presale.id).await.map_err(store_error)? else { continue };
+            let Some(stored) = self.presales.get(&presale.id).await.map_err(store_error)? else {
+                continue;
+            };
             if stored.presale.version != candidate.version {
                 continue;
             }
             let lease_until = presale.claim.as_ref().map(|c| c.lease_until.to_string());
-            let audit = Self::audit_entry(&presale, principal, "CLAIMED", candidate.status, vec![], json!({"lease_until": lease_until}), now).seal(&stored.audit_head);
-            match self.presales.save(&presale, candidate.version, candidate.status, &audit).await {
+            let audit = Self::audit_entry(
+                &presale,
+                principal,
+                "CLAIMED",
+                candidate.status,
+                vec![],
+                json!({"lease_until": lease_until}),
+                now,
+            )
+            .seal(&stored.audit_head);
+            match self
+                .presales
+                .save(&presale, candidate.version, candidate.status, &audit)
+                .await
+            {
                 Ok(()) => return Ok(claimed_response(&presale)),
                 // Someone else won this one: try the next.
                 Err(StoreError::Conflict(_)) => continue,
@@ -142,16 +196,28 @@ where
 
     async fn release(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
         Self::require(principal, &[Role::Validator], "releasing a claim")?;
-        let StoredPresale { mut presale, audit_head } = self.load(request, principal).await?;
+        let StoredPresale {
+            mut presale,
+            audit_head,
+        } = self.load(request, principal).await?;
         let now = self.clock.now();
         let (version, status) = (presale.version, presale.status);
         review::release(&mut presale, &principal.user_id, now).map_err(|e| review_error(e, &presale))?;
-        let audit = Self::audit_entry(&presale, principal, "RELEASED", status, vec![], json!({}), now).seal(&audit_head);
-        self.save_or_conflict(&presale, version, status, &audit, &Effects::default()).await?;
+        let audit =
+            Self::audit_entry(&presale, principal, "RELEASED", status, vec![], json!({}), now).seal(&audit_head);
+        self.save_or_conflict(&presale, version, status, &audit, &Effects::default())
+            .await?;
         Ok(ApiResponse::json(200, &presale))
     }
 
-    async fn save_or_conflict(&self, presale: &Presale, version: u64, status: PresaleStatus, audit: &backoffice_shared::domain::audit::AuditRecord, effects: &Effects) -> Result<(), ApiError> {
+    async fn save_or_conflict(
+        &self,
+        presale: &Presale,
+        version: u64,
+        status: PresaleStatus,
+        audit: &backoffice_shared::domain::audit::AuditRecord,
+        effects: &Effects,
+    ) -> Result<(), ApiError> {
         match self.presales.save_with(presale, version, status, audit, effects).await {
             Ok(()) => Ok(()),
             Err(StoreError::Conflict(_)) => {
@@ -167,13 +233,28 @@ where
     }
 
     async fn review_view(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
-        Self::require(principal, &[Role::Validator, Role::Supervisor, Role::Admin], "the review view")?;
+        Self::require(
+            principal,
+            &[Role::Validator, Role::Supervisor, Role::Admin],
+            "the review view",
+        )?;
         let stored = self.load(request, principal).await?;
         let presale = &stored.presale;
-        let versions = self.presales.recordings(&presale.client_id, &presale.call_id).await.map_err(store_error)?;
-        let bound = presale.recording.as_ref().and_then(|r| versions.iter().find(|v| v.sha256 == r.sha256));
+        let versions = self
+            .presales
+            .recordings(&presale.client_id, &presale.call_id)
+            .await
+            .map_err(store_error)?;
+        let bound = presale
+            .recording
+            .as_ref()
+            .and_then(|r| versions.iter().find(|v| v.sha256 == r.sha256));
         let playback = match &presale.recording {
-            Some(r) => match self.links.playback_url(&r.bucket, &r.key, r.version_id.as_deref(), PLAYBACK_TTL).await {
+            Some(r) => match self
+                .links
+                .playback_url(&r.bucket, &r.key, r.version_id.as_deref(), PLAYBACK_TTL)
+                .await
+            {
                 Ok(url) => json!({"url": url, "expires_in_secs": PLAYBACK_TTL.as_secs()}),
                 Err(e) => {
                     tracing::warn!(error = %e, "could not presign the recording");
@@ -196,7 +277,10 @@ where
 
     async fn decide(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
         Self::require(principal, &[Role::Validator], "deciding on pre-sales")?;
-        let StoredPresale { mut presale, audit_head } = self.load(request, principal).await?;
+        let StoredPresale {
+            mut presale,
+            audit_head,
+        } = self.load(request, principal).await?;
         let draft: DecisionDraft = request.json_body(DEFAULT_BODY_LIMIT)?;
         let now = self.clock.now();
         let (version, status) = (presale.version, presale.status);
@@ -210,11 +294,20 @@ where
         if let Some(d) = &decision {
             details = json!({"comment": d.comment, "override_reason": d.override_reason, "review_secs": d.review_secs});
         }
-        let audit = Self::audit_entry(&presale, principal, action, status, draft.reasons.clone(), details, now).seal(&audit_head);
-        let correlation_id = request.header("x-correlation-id").unwrap_or(&request.request_id).to_owned();
-        let outbox = (draft.decision == DecisionKind::Approve).then(|| sale_message(&presale, &principal.user_id, &correlation_id, now));
-        let effects = Effects { outbox: outbox.clone(), counters: metrics::decision_counters(&presale, now) };
-        self.save_or_conflict(&presale, version, status, &audit, &effects).await?;
+        let audit = Self::audit_entry(&presale, principal, action, status, draft.reasons.clone(), details, now)
+            .seal(&audit_head);
+        let correlation_id = request
+            .header("x-correlation-id")
+            .unwrap_or(&request.request_id)
+            .to_owned();
+        let outbox = (draft.decision == DecisionKind::Approve)
+            .then(|| sale_message(&presale, &principal.user_id, &correlation_id, now));
+        let effects = Effects {
+            outbox: outbox.clone(),
+            counters: metrics::decision_counters(&presale, now),
+        };
+        self.save_or_conflict(&presale, version, status, &audit, &effects)
+            .await?;
         tracing::info!(presale_id = %presale.id, decision = action, "pre-sale decided");
         if let Some(message) = outbox {
             // Committed already: a failed send is retried by the sweep, never lost.
@@ -254,11 +347,22 @@ where
     }
 
     async fn audit(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
-        Self::require(principal, &[Role::Validator, Role::Supervisor, Role::Admin], "the audit trail")?;
+        Self::require(
+            principal,
+            &[Role::Validator, Role::Supervisor, Role::Admin],
+            "the audit trail",
+        )?;
         let stored = self.load(request, principal).await?;
-        let records = self.presales.audit_trail(&stored.presale.id).await.map_err(store_error)?;
+        let records = self
+            .presales
+            .audit_trail(&stored.presale.id)
+            .await
+            .map_err(store_error)?;
         let verification = verify_chain(&records, Some(&stored.audit_head));
-        Ok(ApiResponse::json(200, &json!({"presale_id": stored.presale.id, "records": records, "verification": verification})))
+        Ok(ApiResponse::json(
+            200,
+            &json!({"presale_id": stored.presale.id, "records": records, "verification": verification}),
+        ))
     }
 
     async fn metrics(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
@@ -266,41 +370,79 @@ where
         request.only_query_params(&["campaign", "day"])?;
         let campaign = request
             .query_param("campaign")?
-            .ok_or_else(|| ApiError::InvalidParameter { field: "campaign".into(), detail: "campaign is required".into() })?;
+            .ok_or_else(|| ApiError::InvalidParameter {
+                field: "campaign".into(),
+                detail: "campaign is required".into(),
+            })?;
         let day = request.date_param("day")?.unwrap_or_else(|| self.clock.now().date());
         let catalog = self.campaigns.catalog(campaign).await.map_err(store_error)?;
         if !catalog.is_some_and(|c| principal.acts_for(&c.campaign.client_id)) {
             return Err(ApiError::NotFound(format!("no campaign {campaign}")));
         }
-        let rows = self.presales.counters(&metrics::pk(campaign, day)).await.map_err(store_error)?;
+        let rows = self
+            .presales
+            .counters(&metrics::pk(campaign, day))
+            .await
+            .map_err(store_error)?;
         Ok(ApiResponse::json(200, &metrics::summary(campaign, day, &rows)))
     }
 }
 
 fn catalog(entries: &[(&str, &str)]) -> Vec<Value> {
-    entries.iter().map(|(code, label)| json!({"code": code, "label": label})).collect()
+    entries
+        .iter()
+        .map(|(code, label)| json!({"code": code, "label": label}))
+        .collect()
 }
 
 fn claimed_response(presale: &Presale) -> ApiResponse {
-    ApiResponse::json(200, &json!({"presale": presale, "lease_until": presale.claim.as_ref().map(|c| c.lease_until.to_string())}))
+    ApiResponse::json(
+        200,
+        &json!({"presale": presale, "lease_until": presale.claim.as_ref().map(|c| c.lease_until.to_string())}),
+    )
 }
 
 fn sale_message(presale: &Presale, validator: &str, correlation_id: &str, now: OffsetDateTime) -> OutboxMessage {
     let sale = SaleConfirmed::from_approved(presale, validator, now);
     let message_id = uuid::Uuid::now_v7().to_string();
     let body = envelope("SaleConfirmed", &message_id, correlation_id, now, &sale);
-    OutboxMessage { message_id, destination: "sales".into(), body, created_at_ns: i64::try_from(now.unix_timestamp_nanos()).unwrap_or(i64::MAX) }
+    OutboxMessage {
+        message_id,
+        destination: "sales".into(),
+        body,
+        created_at_ns: i64::try_from(now.unix_timestamp_nanos()).unwrap_or(i64::MAX),
+    }
 }
 
 fn review_error(error: ReviewError, presale: &Presale) -> ApiError {
-    let current = Some(json!({"status": presale.status, "version": presale.version, "claimed_by": presale.claim.as_ref().map(|c| c.validator_id.clone())}));
+    let current = Some(
+        json!({"status": presale.status, "version": presale.version, "claimed_by": presale.claim.as_ref().map(|c| c.validator_id.clone())}),
+    );
     match error {
-        ReviewError::OwnSale => ApiError::Forbidden("segregation of duties: the agent who registered a pre-sale never reviews it".into()),
+        ReviewError::OwnSale => {
+            ApiError::Forbidden("segregation of duties: the agent who registered a pre-sale never reviews it".into())
+        }
         ReviewError::Invalid(errors) => ApiError::Validation(errors),
-        ReviewError::NotReviewable(_) => ApiError::Conflict { slug: "invalid-state", detail: error.to_string(), current },
-        ReviewError::NotClaimed => ApiError::Conflict { slug: "not-claimed", detail: error.to_string(), current },
-        ReviewError::ClaimedByOther(_) => ApiError::Conflict { slug: "claimed-by-other", detail: error.to_string(), current },
-        ReviewError::Stale { .. } => ApiError::Conflict { slug: "stale-version", detail: error.to_string(), current },
+        ReviewError::NotReviewable(_) => ApiError::Conflict {
+            slug: "invalid-state",
+            detail: error.to_string(),
+            current,
+        },
+        ReviewError::NotClaimed => ApiError::Conflict {
+            slug: "not-claimed",
+            detail: error.to_string(),
+            current,
+        },
+        ReviewError::ClaimedByOther(_) => ApiError::Conflict {
+            slug: "claimed-by-other",
+            detail: error.to_string(),
+            current,
+        },
+        ReviewError::Stale { .. } => ApiError::Conflict {
+            slug: "stale-version",
+            detail: error.to_string(),
+            current,
+        },
     }
 }
 

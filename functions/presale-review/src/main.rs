@@ -3,11 +3,11 @@
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use backoffice_shared::http::Invocation;
+use backoffice_shared::outbox::SqsPublisher;
 use backoffice_shared::store::dynamo::{DynamoCampaignDirectory, DynamoPresaleStore};
 use backoffice_shared::{SystemClock, aws, config, telemetry};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use presale_review::Review;
-use backoffice_shared::outbox::SqsPublisher;
 use presale_review::ports::S3Links;
 use serde_json::Value;
 

@@ -26,21 +26,35 @@ fn bucket_name(secs: i64) -> String {
 }
 
 pub fn decision_counters(presale: &Presale, now: OffsetDateTime) -> Vec<CounterDelta> {
-    let Some(decision) = &presale.decision else { return vec![] };
+    let Some(decision) = &presale.decision else {
+        return vec![];
+    };
     let key = pk(&presale.campaign_id, now.date());
     let outcome = match decision.kind {
         DecisionKind::Approve => "approved",
         DecisionKind::Reject => "rejected",
         DecisionKind::Return => "returned",
     };
-    let mut review = vec![("reviewed".to_owned(), 1), (outcome.to_owned(), 1), (bucket_name(decision.review_secs), 1)];
+    let mut review = vec![
+        ("reviewed".to_owned(), 1),
+        (outcome.to_owned(), 1),
+        (bucket_name(decision.review_secs), 1),
+    ];
     if decision.kind == DecisionKind::Reject {
         review.extend(decision.reasons.iter().map(|r| (format!("reject_{r}"), 1)));
     }
     let approved = i64::from(decision.kind == DecisionKind::Approve);
     vec![
-        CounterDelta { pk: key.clone(), sk: "REVIEW".into(), increments: review },
-        CounterDelta { pk: key, sk: format!("AGENT#{}", presale.agent_id), increments: vec![("decided".into(), 1), ("approved".into(), approved)] },
+        CounterDelta {
+            pk: key.clone(),
+            sk: "REVIEW".into(),
+            increments: review,
+        },
+        CounterDelta {
+            pk: key,
+            sk: format!("AGENT#{}", presale.agent_id),
+            increments: vec![("decided".into(), 1), ("approved".into(), approved)],
+        },
     ]
 }
 
@@ -62,7 +76,11 @@ fn quantile(histogram: &[(String, i64)], total: i64, q: f64) -> Option<String> {
 
 pub fn summary(campaign: &str, day: Date, rows: &[CounterRow]) -> Value {
     let empty = BTreeMap::new();
-    let review = rows.iter().find(|r| r.sk == "REVIEW").map(|r| &r.values).unwrap_or(&empty);
+    let review = rows
+        .iter()
+        .find(|r| r.sk == "REVIEW")
+        .map(|r| &r.values)
+        .unwrap_or(&empty);
     let get = |name: &str| review.get(name).copied().unwrap_or(0);
     let histogram: Vec<(String, i64)> = BUCKETS
         .iter()
@@ -74,7 +92,10 @@ pub fn summary(campaign: &str, day: Date, rows: &[CounterRow]) -> Value {
         })
         .collect();
     let reviewed = get("reviewed");
-    let by_reason: BTreeMap<&str, i64> = review.iter().filter_map(|(k, v)| k.strip_prefix("reject_").map(|r| (r, *v))).collect();
+    let by_reason: BTreeMap<&str, i64> = review
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix("reject_").map(|r| (r, *v)))
+        .collect();
     let agents: Vec<Value> = rows
         .iter()
         .filter_map(|r| r.sk.strip_prefix("AGENT#").map(|agent| (agent, &r.values)))
@@ -110,10 +131,19 @@ mod tests {
     fn quantiles_from_the_histogram() {
         let rows = vec![CounterRow {
             sk: "REVIEW".into(),
-            values: [("reviewed", 10), ("approved", 7), ("rejected", 2), ("returned", 1), ("reject_NO_CONSENT", 2), ("t_le_60", 5), ("t_le_300", 4), ("t_le_3600", 1)]
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect(),
+            values: [
+                ("reviewed", 10),
+                ("approved", 7),
+                ("rejected", 2),
+                ("returned", 1),
+                ("reject_NO_CONSENT", 2),
+                ("t_le_60", 5),
+                ("t_le_300", 4),
+                ("t_le_3600", 1),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
         }];
         let s = summary("c1", time::macros::date!(2026 - 11 - 23), &rows);
         assert_eq!(s["time_to_decision"]["median"], "<= 60 s");

@@ -12,7 +12,13 @@ pub struct PortError(pub String);
 #[async_trait]
 pub trait RecordingLinks: Send + Sync {
     /// A URL that plays exactly this object version, valid for `ttl`.
-    async fn playback_url(&self, bucket: &str, key: &str, version_id: Option<&str>, ttl: Duration) -> Result<String, PortError>;
+    async fn playback_url(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        ttl: Duration,
+    ) -> Result<String, PortError>;
 }
 
 pub struct S3Links {
@@ -27,7 +33,13 @@ impl S3Links {
 
 #[async_trait]
 impl RecordingLinks for S3Links {
-    async fn playback_url(&self, bucket: &str, key: &str, version_id: Option<&str>, ttl: Duration) -> Result<String, PortError> {
+    async fn playback_url(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        ttl: Duration,
+    ) -> Result<String, PortError> {
         let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(ttl).map_err(|e| PortError(e.to_string()))?;
         let request = self
             .client

@@ -4,14 +4,16 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use aws_lambda_events::apigw::{ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequest};
+use aws_lambda_events::apigw::{
+    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequest,
+};
 use aws_lambda_events::encodings::Body;
 use backoffice_shared::domain::audit::GENESIS_HASH;
 use backoffice_shared::domain::catalog::CampaignCatalog;
-use backoffice_shared::testing::campaign_catalog;
 use backoffice_shared::domain::presale::{PresaleAction, PresaleDraft, Registration, register};
 use backoffice_shared::domain::recording::{Finding, Severity};
 use backoffice_shared::store::memory::{MemoryCampaignDirectory, MemoryPresaleStore};
+use backoffice_shared::testing::campaign_catalog;
 use time::macros::datetime;
 
 use super::*;
@@ -38,7 +40,13 @@ struct Links;
 
 #[async_trait]
 impl RecordingLinks for Links {
-    async fn playback_url(&self, bucket: &str, key: &str, _v: Option<&str>, _ttl: Duration) -> Result<String, PortError> {
+    async fn playback_url(
+        &self,
+        bucket: &str,
+        key: &str,
+        _v: Option<&str>,
+        _ttl: Duration,
+    ) -> Result<String, PortError> {
         Ok(format!("https://s3.example/{bucket}/{key}?signed"))
     }
 }
@@ -55,7 +63,10 @@ impl Publisher for Queue {
         if self.down.load(Ordering::SeqCst) {
             return Err(PublishError("queue unavailable".into()));
         }
-        self.sent.lock().map_err(|_| PublishError("poisoned".into()))?.push(message.body.clone());
+        self.sent
+            .lock()
+            .map_err(|_| PublishError("poisoned".into()))?
+            .push(message.body.clone());
         Ok(())
     }
 }
@@ -87,7 +98,16 @@ async fn ready(s: &TestReview, call_id: &str, risk: u8, blocking: bool) -> Strin
     }))
     .expect("draft");
     let now = s.clock.now() - time::Duration::minutes(30);
-    let mut p = register(&draft, &catalog(), Registration { id: PresaleId::generate(), agent_id: "agent-7".into(), now }).expect("valid");
+    let mut p = register(
+        &draft,
+        &catalog(),
+        Registration {
+            id: PresaleId::generate(),
+            agent_id: "agent-7".into(),
+            now,
+        },
+    )
+    .expect("valid");
     let created = AuditEntry {
         subject: p.id.to_string(),
         seq: 1,
@@ -105,10 +125,25 @@ async fn ready(s: &TestReview, call_id: &str, risk: u8, blocking: bool) -> Strin
     p.transition(PresaleAction::AttachRecording, now).expect("attach");
     p.risk_score = Some(risk);
     if blocking {
-        p.findings.push(Finding { code: "AGENT_MISMATCH".into(), severity: Severity::Blocking, message: "x".into(), evidence: json!({}) });
+        p.findings.push(Finding {
+            code: "AGENT_MISMATCH".into(),
+            severity: Severity::Blocking,
+            message: "x".into(),
+            evidence: json!({}),
+        });
     }
-    let attached = AuditEntry { seq: 2, action: "RECORDING_ATTACHED".into(), from_status: Some("PENDING_RECORDING".into()), to_status: "READY_FOR_REVIEW".into(), ..created_entry(&p, now) }.seal(&created.hash);
-    s.presales.save(&p, 1, PresaleStatus::PendingRecording, &attached).await.expect("attach");
+    let attached = AuditEntry {
+        seq: 2,
+        action: "RECORDING_ATTACHED".into(),
+        from_status: Some("PENDING_RECORDING".into()),
+        to_status: "READY_FOR_REVIEW".into(),
+        ..created_entry(&p, now)
+    }
+    .seal(&created.hash);
+    s.presales
+        .save(&p, 1, PresaleStatus::PendingRecording, &attached)
+        .await
+        .expect("attach");
     p.id.to_string()
 }
 
@@ -127,7 +162,14 @@ fn created_entry(p: &Presale, now: OffsetDateTime) -> AuditEntry {
     }
 }
 
-async fn call(s: &TestReview, route: &str, id: Option<&str>, who: (&str, &str), body: Option<Value>, query: &[(&str, &str)]) -> (u16, Value) {
+async fn call(
+    s: &TestReview,
+    route: &str,
+    id: Option<&str>,
+    who: (&str, &str),
+    body: Option<Value>,
+    query: &[(&str, &str)],
+) -> (u16, Value) {
     let mut event = ApiGatewayV2httpRequest::default();
     event.route_key = Some(route.to_owned());
     let path = match id {
@@ -137,14 +179,20 @@ async fn call(s: &TestReview, route: &str, id: Option<&str>, who: (&str, &str), 
     event.raw_path = Some(path);
     event.request_context.http.method = route.split(' ').next().unwrap_or("GET").parse().expect("method");
     let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
-    jwt.claims = [("sub", who.0), ("role", who.1), ("clients", "acme")].into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+    jwt.claims = [("sub", who.0), ("role", who.1), ("clients", "acme")]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
     let mut authorizer = ApiGatewayRequestAuthorizer::default();
     authorizer.jwt = Some(jwt);
     event.request_context.authorizer = Some(authorizer);
     if let Some(id) = id {
         event.path_parameters.insert("id".into(), id.to_owned());
     }
-    let q: std::collections::HashMap<String, Vec<String>> = query.iter().map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()])).collect();
+    let q: std::collections::HashMap<String, Vec<String>> = query
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()]))
+        .collect();
     event.query_string_parameters = q.into();
     event.body = body.map(|b| b.to_string());
     let response = s.handle(event, &Invocation::ending_after(s.clock.now(), 10)).await;
@@ -152,14 +200,22 @@ async fn call(s: &TestReview, route: &str, id: Option<&str>, who: (&str, &str), 
         Some(Body::Text(t)) => t,
         _ => String::new(),
     };
-    (response.status_code as u16, serde_json::from_str(&text).unwrap_or(Value::Null))
+    (
+        response.status_code as u16,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    )
 }
 
 const VAL1: (&str, &str) = ("val-1", "validator");
 const VAL2: (&str, &str) = ("val-2", "validator");
 
 fn slug(body: &Value) -> &str {
-    body["type"].as_str().unwrap_or_default().rsplit('/').next().unwrap_or_default()
+    body["type"]
+        .as_str()
+        .unwrap_or_default()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -170,7 +226,11 @@ async fn claims_highest_risk_first_then_oldest_and_never_twice() {
     let (status, first) = call(&s, "POST /reviews/next", None, VAL1, None, &[]).await;
     assert_eq!((status, first["presale"]["id"].as_str()), (200, Some(high.as_str())));
     let (_, again) = call(&s, "POST /reviews/next", None, VAL1, None, &[]).await;
-    assert_eq!(again["presale"]["id"].as_str(), Some(high.as_str()), "asking again returns the held claim");
+    assert_eq!(
+        again["presale"]["id"].as_str(),
+        Some(high.as_str()),
+        "asking again returns the held claim"
+    );
     let (_, second) = call(&s, "POST /reviews/next", None, VAL2, None, &[]).await;
     assert_eq!(second["presale"]["id"].as_str(), Some(low.as_str()));
     let (status, _) = call(&s, "POST /reviews/next", None, ("val-3", "validator"), None, &[]).await;
@@ -186,8 +246,19 @@ async fn the_agent_never_claims_or_decides_their_own_sale() {
     let s = service();
     let id = ready(&s, "c1", 50, false).await;
     let (status, _) = call(&s, "POST /reviews/next", None, ("agent-7", "validator"), None, &[]).await;
-    assert_eq!(status, 204, "an agent holding a validator token gets nothing of their own");
-    let (status, body) = call(&s, "POST /presales/{id}/review", Some(&id), ("agent-7", "validator"), Some(json!({"decision": "approve", "version": 3})), &[]).await;
+    assert_eq!(
+        status, 204,
+        "an agent holding a validator token gets nothing of their own"
+    );
+    let (status, body) = call(
+        &s,
+        "POST /presales/{id}/review",
+        Some(&id),
+        ("agent-7", "validator"),
+        Some(json!({"decision": "approve", "version": 3})),
+        &[],
+    )
+    .await;
     assert_eq!((status, slug(&body)), (403, "forbidden"));
     let (status, _) = call(&s, "POST /reviews/next", None, ("sup-1", "supervisor"), None, &[]).await;
     assert_eq!(status, 403, "supervisors read, validators decide");
@@ -197,38 +268,103 @@ async fn the_agent_never_claims_or_decides_their_own_sale() {
 async fn decisions_are_conditional_and_approval_emits_one_sale_even_if_the_send_fails() {
     let s = service();
     let id = ready(&s, "c1", 50, true).await;
-    let (status, body) = call(&s, "POST /presales/{id}/review", Some(&id), VAL1, Some(json!({"decision": "approve", "version": 2})), &[]).await;
+    let (status, body) = call(
+        &s,
+        "POST /presales/{id}/review",
+        Some(&id),
+        VAL1,
+        Some(json!({"decision": "approve", "version": 2})),
+        &[],
+    )
+    .await;
     assert_eq!((status, slug(&body)), (409, "not-claimed"));
     let (_, claimed) = call(&s, "POST /reviews/next", None, VAL1, None, &[]).await;
     let version = claimed["presale"]["version"].as_u64().expect("version");
-    let (status, body) = call(&s, "POST /presales/{id}/review", Some(&id), VAL2, Some(json!({"decision": "approve", "version": version})), &[]).await;
+    let (status, body) = call(
+        &s,
+        "POST /presales/{id}/review",
+        Some(&id),
+        VAL2,
+        Some(json!({"decision": "approve", "version": version})),
+        &[],
+    )
+    .await;
     assert_eq!((status, slug(&body)), (409, "claimed-by-other"));
-    let (status, body) = call(&s, "POST /presales/{id}/review", Some(&id), VAL1, Some(json!({"decision": "approve", "version": version})), &[]).await;
+    let (status, body) = call(
+        &s,
+        "POST /presales/{id}/review",
+        Some(&id),
+        VAL1,
+        Some(json!({"decision": "approve", "version": version})),
+        &[],
+    )
+    .await;
     assert_eq!((status, body["field"].as_str()), (422, Some("override_reason")));
-    let (status, body) = call(&s, "POST /presales/{id}/review", Some(&id), VAL1, Some(json!({"decision": "approve", "version": version - 1, "override_reason": "ok"})), &[]).await;
+    let (status, body) = call(
+        &s,
+        "POST /presales/{id}/review",
+        Some(&id),
+        VAL1,
+        Some(json!({"decision": "approve", "version": version - 1, "override_reason": "ok"})),
+        &[],
+    )
+    .await;
     assert_eq!((status, slug(&body)), (409, "stale-version"));
 
     s.publisher.down.store(true, Ordering::SeqCst);
-    let approve = json!({"decision": "approve", "version": version, "override_reason": "confirmado por llamada de control"});
-    let (status, body) = call(&s, "POST /presales/{id}/review", Some(&id), VAL1, Some(approve.clone()), &[]).await;
+    let approve =
+        json!({"decision": "approve", "version": version, "override_reason": "confirmado por llamada de control"});
+    let (status, body) = call(
+        &s,
+        "POST /presales/{id}/review",
+        Some(&id),
+        VAL1,
+        Some(approve.clone()),
+        &[],
+    )
+    .await;
     assert_eq!((status, body["status"].as_str()), (200, Some("APPROVED")));
     assert!(s.publisher.sent.lock().expect("lock").is_empty(), "the queue was down");
     let (status, body) = call(&s, "POST /presales/{id}/review", Some(&id), VAL1, Some(approve), &[]).await;
-    assert_eq!((status, slug(&body)), (409, "invalid-state"), "a repeated decision has no second effect");
+    assert_eq!(
+        (status, slug(&body)),
+        (409, "invalid-state"),
+        "a repeated decision has no second effect"
+    );
     assert_eq!(s.sweep().await.expect("sweep"), SweepReport { sent: 0, failed: 1 });
     s.publisher.down.store(false, Ordering::SeqCst);
     assert_eq!(s.sweep().await.expect("sweep"), SweepReport { sent: 1, failed: 0 });
-    assert_eq!(s.sweep().await.expect("sweep"), SweepReport::default(), "sent once, not again");
+    assert_eq!(
+        s.sweep().await.expect("sweep"),
+        SweepReport::default(),
+        "sent once, not again"
+    );
     let sent = s.publisher.sent.lock().expect("lock").clone();
     assert_eq!(sent.len(), 1);
     let envelope: Value = serde_json::from_str(&sent[0]).expect("json");
     assert_eq!(envelope["type"], "SaleConfirmed");
     assert_eq!(envelope["body"]["sale_id"], json!(format!("S-{id}")));
-    assert_eq!(envelope["body"]["total"], json!({"amount": "149.90", "currency": "PEN"}));
+    assert_eq!(
+        envelope["body"]["total"],
+        json!({"amount": "149.90", "currency": "PEN"})
+    );
 
-    let (status, audit) = call(&s, "GET /presales/{id}/audit", Some(&id), ("sup-1", "supervisor"), None, &[]).await;
+    let (status, audit) = call(
+        &s,
+        "GET /presales/{id}/audit",
+        Some(&id),
+        ("sup-1", "supervisor"),
+        None,
+        &[],
+    )
+    .await;
     assert_eq!(status, 200);
-    let actions: Vec<&str> = audit["records"].as_array().expect("records").iter().filter_map(|r| r["action"].as_str()).collect();
+    let actions: Vec<&str> = audit["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter_map(|r| r["action"].as_str())
+        .collect();
     assert_eq!(actions, vec!["CREATED", "RECORDING_ATTACHED", "CLAIMED", "APPROVED"]);
     assert_eq!(audit["verification"]["verified"], true);
 }
@@ -240,18 +376,64 @@ async fn reject_and_return_need_catalog_reasons_and_feed_the_metrics() {
     let b = ready(&s, "c2", 40, false).await;
     let (_, claimed) = call(&s, "POST /reviews/next", None, VAL1, None, &[]).await;
     let v = claimed["presale"]["version"].as_u64().expect("v");
-    let (status, body) = call(&s, "POST /presales/{id}/review", Some(&a), VAL1, Some(json!({"decision": "reject", "version": v, "reasons": ["NOPE"]})), &[]).await;
+    let (status, body) = call(
+        &s,
+        "POST /presales/{id}/review",
+        Some(&a),
+        VAL1,
+        Some(json!({"decision": "reject", "version": v, "reasons": ["NOPE"]})),
+        &[],
+    )
+    .await;
     assert_eq!((status, body["field"].as_str()), (422, Some("reasons[0]")));
-    let (status, _) = call(&s, "POST /presales/{id}/review", Some(&a), VAL1, Some(json!({"decision": "reject", "version": v, "reasons": ["NO_CONSENT"]})), &[]).await;
+    let (status, _) = call(
+        &s,
+        "POST /presales/{id}/review",
+        Some(&a),
+        VAL1,
+        Some(json!({"decision": "reject", "version": v, "reasons": ["NO_CONSENT"]})),
+        &[],
+    )
+    .await;
     assert_eq!(status, 200);
     let (_, claimed) = call(&s, "POST /reviews/next", None, VAL1, None, &[]).await;
     assert_eq!(claimed["presale"]["id"].as_str(), Some(b.as_str()));
     let v = claimed["presale"]["version"].as_u64().expect("v");
-    let (status, body) = call(&s, "POST /presales/{id}/review", Some(&b), VAL1, Some(json!({"decision": "return", "version": v, "reasons": ["ADDRESS"], "comment": "falta el número"})), &[]).await;
-    assert_eq!((status, body["status"].as_str(), body["correction"]["reasons"][0].as_str()), (200, Some("NEEDS_CORRECTION"), Some("ADDRESS")));
-    let (status, metrics) = call(&s, "GET /reviews/metrics", None, ("sup-1", "supervisor"), None, &[("campaign", "c1")]).await;
+    let (status, body) = call(
+        &s,
+        "POST /presales/{id}/review",
+        Some(&b),
+        VAL1,
+        Some(json!({"decision": "return", "version": v, "reasons": ["ADDRESS"], "comment": "falta el número"})),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (
+            status,
+            body["status"].as_str(),
+            body["correction"]["reasons"][0].as_str()
+        ),
+        (200, Some("NEEDS_CORRECTION"), Some("ADDRESS"))
+    );
+    let (status, metrics) = call(
+        &s,
+        "GET /reviews/metrics",
+        None,
+        ("sup-1", "supervisor"),
+        None,
+        &[("campaign", "c1")],
+    )
+    .await;
     assert_eq!(status, 200, "{metrics}");
-    assert_eq!((metrics["reviewed"].as_i64(), metrics["rejected"].as_i64(), metrics["returned"].as_i64()), (Some(2), Some(1), Some(1)));
+    assert_eq!(
+        (
+            metrics["reviewed"].as_i64(),
+            metrics["rejected"].as_i64(),
+            metrics["returned"].as_i64()
+        ),
+        (Some(2), Some(1), Some(1))
+    );
     assert_eq!(metrics["rejected_by_reason"]["NO_CONSENT"], 1);
     assert_eq!(metrics["time_to_decision"]["median"], "<= 1800 s");
     assert_eq!(metrics["agents"][0]["approval_rate"], 0.0);
@@ -272,9 +454,25 @@ async fn release_gives_the_claim_back_and_the_view_has_a_playback_link() {
     assert_eq!((status, body.get("claim")), (200, None));
     let (_, next) = call(&s, "POST /reviews/next", None, VAL2, None, &[]).await;
     assert_eq!(next["presale"]["id"].as_str(), Some(id.as_str()));
-    let (status, view) = call(&s, "GET /presales/{id}/review-view", Some(&id), ("sup-1", "supervisor"), None, &[]).await;
+    let (status, view) = call(
+        &s,
+        "GET /presales/{id}/review-view",
+        Some(&id),
+        ("sup-1", "supervisor"),
+        None,
+        &[],
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(view["reasons"]["reject"].as_array().map(Vec::len), Some(6));
-    let (status, _) = call(&s, "GET /presales/{id}/review-view", Some("not-a-uuid"), VAL1, None, &[]).await;
+    let (status, _) = call(
+        &s,
+        "GET /presales/{id}/review-view",
+        Some("not-a-uuid"),
+        VAL1,
+        None,
+        &[],
+    )
+    .await;
     assert_eq!(status, 404);
 }

@@ -89,7 +89,9 @@ pub fn decode_key(raw: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(byte) => {
                         out.push(byte);
@@ -112,12 +114,20 @@ mod tests {
 
     #[test]
     fn test_events_and_records() {
-        assert_eq!(parse(r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Bucket":"b"}"#), Ok(Parsed::TestEvent));
+        assert_eq!(
+            parse(r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Bucket":"b"}"#),
+            Ok(Parsed::TestEvent)
+        );
         let body = r#"{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","eventName":"ObjectCreated:Put",
             "s3":{"bucket":{"name":"rec"},"object":{"key":"calls%2Facme%2Fc1%2F2026%2F11%2F23%2Fcall+1.wav","size":44,"versionId":"v1"}}}]}"#;
         assert_eq!(
             parse(body),
-            Ok(Parsed::Objects(vec![CreatedObject { bucket: "rec".into(), key: "calls/acme/c1/2026/11/23/call 1.wav".into(), version_id: Some("v1".into()), size: Some(44) }]))
+            Ok(Parsed::Objects(vec![CreatedObject {
+                bucket: "rec".into(),
+                key: "calls/acme/c1/2026/11/23/call 1.wav".into(),
+                version_id: Some("v1".into()),
+                size: Some(44)
+            }]))
         );
         assert!(parse("not json").is_err());
         assert!(parse("{}").is_err());

@@ -11,9 +11,9 @@ use backoffice_shared::store::{CampaignDirectory, PresaleStore, StoreError};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use recording_analysis::{self as analysis, AnalysisConfig};
 use crate::event::{self, CreatedObject, Parsed};
 use crate::source::{RecordingSource, SourceError};
+use recording_analysis::{self as analysis, AnalysisConfig};
 
 pub struct Ingest<P, C, S, K> {
     pub presales: P,
@@ -83,7 +83,15 @@ where
             Ok(key) => key,
             Err(invalid) => {
                 tracing::warn!(key = %object.key, reason = %invalid.detail, "unrecognized recording key");
-                self.presales.record_unrecognized(&object.bucket, &object.key, object.version_id.as_deref(), &invalid.detail, now).await?;
+                self.presales
+                    .record_unrecognized(
+                        &object.bucket,
+                        &object.key,
+                        object.version_id.as_deref(),
+                        &invalid.detail,
+                        now,
+                    )
+                    .await?;
                 return Ok(Processed::Unrecognized(invalid.detail));
             }
         };
@@ -100,12 +108,21 @@ where
         let Some(presale_id) = self.presales.find_by_call(&key.client_id, &key.call_id).await? else {
             return Ok(Processed::Waiting { duplicate: !new });
         };
-        let thresholds = self.campaigns.catalog(&key.campaign_id).await?.map(|c| c.campaign.checks).unwrap_or_default();
+        let thresholds = self
+            .campaigns
+            .catalog(&key.campaign_id)
+            .await?
+            .map(|c| c.campaign.checks)
+            .unwrap_or_default();
         let outcome = recordings::attach(&self.presales, &presale_id, &recording, &thresholds, now).await?;
         tracing::info!(presale_id = %presale_id, outcome = ?outcome_name(&outcome), "recording bound");
         Ok(match outcome {
-            AttachOutcome::Attached(p) => Processed::Attached { risk_score: p.risk_score },
-            AttachOutcome::Replaced(p) => Processed::Replaced { risk_score: p.risk_score },
+            AttachOutcome::Attached(p) => Processed::Attached {
+                risk_score: p.risk_score,
+            },
+            AttachOutcome::Replaced(p) => Processed::Replaced {
+                risk_score: p.risk_score,
+            },
             AttachOutcome::AlreadyAttached => Processed::AlreadyAttached,
             AttachOutcome::Decided(_) => Processed::Decided,
             AttachOutcome::NoPresale => Processed::Waiting { duplicate: !new },
@@ -114,13 +131,22 @@ where
 
     /// Stream the object through the analyzer on a blocking thread. A file that does not decode
     /// is a result (UNREADABLE), not an error: its bytes are hashed in a second pass.
-    async fn read(&self, object: &CreatedObject, key: &RecordingKey, now: OffsetDateTime) -> Result<Recording, RetryableError> {
-        let opened = self.source.open(&object.bucket, &object.key, object.version_id.as_deref()).await?;
+    async fn read(
+        &self,
+        object: &CreatedObject,
+        key: &RecordingKey,
+        now: OffsetDateTime,
+    ) -> Result<Recording, RetryableError> {
+        let opened = self
+            .source
+            .open(&object.bucket, &object.key, object.version_id.as_deref())
+            .await?;
         let metadata = metadata_of(&opened.metadata);
         let version_id = opened.version_id.clone().or_else(|| object.version_id.clone());
         let config = self.analysis.clone();
         let extension = key.extension.clone();
-        let analysed = tokio::task::spawn_blocking(move || analysis::analyze(opened.reader, Some(&extension), &config)).await;
+        let analysed =
+            tokio::task::spawn_blocking(move || analysis::analyze(opened.reader, Some(&extension), &config)).await;
         let (audio, unreadable, sha256, bytes) = match analysed {
             Ok(Ok(a)) => {
                 let facts = AudioFacts {
@@ -211,5 +237,9 @@ fn metadata_of(raw: &std::collections::HashMap<String, String>) -> RecordingMeta
             .inspect_err(|_| tracing::warn!("ignoring call-start metadata that is not RFC 3339"))
             .ok()
     });
-    RecordingMetadata { agent_id: text("agent-id"), call_started_at, dialer: text("dialer") }
+    RecordingMetadata {
+        agent_id: text("agent-id"),
+        call_started_at,
+        dialer: text("dialer"),
+    }
 }

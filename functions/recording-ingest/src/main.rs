@@ -23,5 +23,8 @@ async fn main() -> Result<(), Error> {
         analysis: AnalysisConfig::default(),
     };
     let ingest = &ingest;
-    run(service_fn(move |event: LambdaEvent<SqsEvent>| async move { Ok::<_, Error>(ingest.handle(event.payload).await) })).await
+    run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<_, Error>(ingest.handle(event.payload).await)
+    }))
+    .await
 }

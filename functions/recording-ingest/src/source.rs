@@ -46,18 +46,35 @@ impl S3Source {
 impl RecordingSource for S3Source {
     async fn open(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<OpenedObject, SourceError> {
         use aws_sdk_s3::error::SdkError;
-        let output = self.client.get_object().bucket(bucket).key(key).set_version_id(version_id.map(str::to_owned)).send().await.map_err(|err| {
-            match &err {
+        let output = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .set_version_id(version_id.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|err| match &err {
                 SdkError::ServiceError(e) if e.err().is_no_such_key() => SourceError::NotFound,
                 SdkError::ServiceError(e) if e.raw().status().as_u16() == 404 => SourceError::NotFound,
                 _ => SourceError::Unavailable(format!("{err}")),
-            }
-        })?;
-        let metadata = output.metadata().cloned().unwrap_or_default().into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+            })?;
+        let metadata = output
+            .metadata()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
         let size = output.content_length().and_then(|n| u64::try_from(n).ok());
         let version_id = output.version_id().map(str::to_owned).filter(|v| v != "null");
         let reader = tokio_util::io::SyncIoBridge::new(output.body.into_async_read());
-        Ok(OpenedObject { reader: Box::new(reader), version_id, size, metadata })
+        Ok(OpenedObject {
+            reader: Box::new(reader),
+            version_id,
+            size,
+            metadata,
+        })
     }
 }
 
@@ -73,7 +90,10 @@ pub struct MemorySource {
 impl MemorySource {
     pub fn put(&self, bucket: &str, key: &str, bytes: Vec<u8>, metadata: &[(&str, &str)]) {
         if let Ok(mut objects) = self.objects.lock() {
-            let metadata = metadata.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+            let metadata = metadata
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
             objects.insert((bucket.to_owned(), key.to_owned()), (bytes, metadata));
         }
     }
@@ -82,9 +102,20 @@ impl MemorySource {
 #[async_trait]
 impl RecordingSource for MemorySource {
     async fn open(&self, bucket: &str, key: &str, _version_id: Option<&str>) -> Result<OpenedObject, SourceError> {
-        let objects = self.objects.lock().map_err(|_| SourceError::Unavailable("poisoned".into()))?;
-        let (bytes, metadata) = objects.get(&(bucket.to_owned(), key.to_owned())).cloned().ok_or(SourceError::NotFound)?;
+        let objects = self
+            .objects
+            .lock()
+            .map_err(|_| SourceError::Unavailable("poisoned".into()))?;
+        let (bytes, metadata) = objects
+            .get(&(bucket.to_owned(), key.to_owned()))
+            .cloned()
+            .ok_or(SourceError::NotFound)?;
         let size = Some(bytes.len() as u64);
-        Ok(OpenedObject { reader: Box::new(std::io::Cursor::new(bytes)), version_id: None, size, metadata })
+        Ok(OpenedObject {
+            reader: Box::new(std::io::Cursor::new(bytes)),
+            version_id: None,
+            size,
+            metadata,
+        })
     }
 }

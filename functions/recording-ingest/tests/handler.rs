@@ -1,15 +1,14 @@
 //! The SQS handler with in-memory adapters: batch semantics (partial failures), test events,
 //! unrecognized keys, redeliveries, and the order of arrival of recording and pre-sale.
 
-
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use backoffice_shared::Clock;
 use backoffice_shared::domain::audit::{AuditEntry, GENESIS_HASH};
 use backoffice_shared::domain::catalog::CampaignCatalog;
-use backoffice_shared::testing::campaign_catalog;
 use backoffice_shared::domain::presale::{PresaleDraft, PresaleId, PresaleStatus, Registration, register};
 use backoffice_shared::store::PresaleStore;
 use backoffice_shared::store::memory::{MemoryCampaignDirectory, MemoryPresaleStore};
+use backoffice_shared::testing::campaign_catalog;
 use recording_analysis::AnalysisConfig;
 use recording_ingest::ingest::{Ingest, Processed};
 use recording_ingest::source::MemorySource;
@@ -52,7 +51,16 @@ async fn register_presale(ingest: &TestIngest, call_id: &str) -> PresaleId {
         "items": [{"sku": "FIB-300", "quantity": 1}]
     }))
     .expect("draft");
-    let presale = register(&draft, &catalog(), Registration { id: PresaleId::generate(), agent_id: "agent-7".into(), now: FixedClock.now() }).expect("valid");
+    let presale = register(
+        &draft,
+        &catalog(),
+        Registration {
+            id: PresaleId::generate(),
+            agent_id: "agent-7".into(),
+            now: FixedClock.now(),
+        },
+    )
+    .expect("valid");
     let audit = AuditEntry {
         subject: presale.id.to_string(),
         seq: 1,
@@ -85,10 +93,24 @@ fn recording(seed: u32) -> Vec<u8> {
         .collect();
     let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
     let mut out = Vec::new();
-    for part in [&b"RIFF"[..], &(36 + data.len() as u32).to_le_bytes(), b"WAVEfmt ", &16u32.to_le_bytes(), &1u16.to_le_bytes(), &1u16.to_le_bytes()] {
+    for part in [
+        &b"RIFF"[..],
+        &(36 + data.len() as u32).to_le_bytes(),
+        b"WAVEfmt ",
+        &16u32.to_le_bytes(),
+        &1u16.to_le_bytes(),
+        &1u16.to_le_bytes(),
+    ] {
         out.extend_from_slice(part);
     }
-    for part in [&8000u32.to_le_bytes()[..], &16000u32.to_le_bytes(), &2u16.to_le_bytes(), &16u16.to_le_bytes(), b"data", &(data.len() as u32).to_le_bytes()] {
+    for part in [
+        &8000u32.to_le_bytes()[..],
+        &16000u32.to_le_bytes(),
+        &2u16.to_le_bytes(),
+        &16u16.to_le_bytes(),
+        b"data",
+        &(data.len() as u32).to_le_bytes(),
+    ] {
         out.extend_from_slice(part);
     }
     out.extend_from_slice(&data);
@@ -121,14 +143,21 @@ async fn only_the_bad_message_of_a_batch_fails() {
     let id = register_presale(&ingest, "call-1").await;
     ingest.source.put(BUCKET, KEY, recording(1), &[("agent-id", "agent-7")]);
     let event = batch(&[
-        ("m-test", json!({"Service": "Amazon S3", "Event": "s3:TestEvent"}).to_string()),
+        (
+            "m-test",
+            json!({"Service": "Amazon S3", "Event": "s3:TestEvent"}).to_string(),
+        ),
         ("m-poison", "this is not an S3 notification".into()),
         ("m-good", notification(KEY)),
         ("m-unrecognized", notification("calls/acme/whatever.wav")),
         ("m-gone", notification("calls/acme/c1/2026/11/23/deleted.wav")),
     ]);
     let response = ingest.handle(event).await;
-    let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
     assert_eq!(failed, vec!["m-poison"]);
     let presale = ingest.presales.get(&id).await.expect("get").expect("exists").presale;
     assert_eq!(presale.status, PresaleStatus::ReadyForReview);
@@ -142,39 +171,70 @@ async fn redeliveries_change_nothing() {
     ingest.source.put(BUCKET, KEY, recording(1), &[]);
     let first = ingest.process_message(&notification(KEY)).await.expect("processed");
     assert!(matches!(first.as_slice(), [Processed::Attached { .. }]), "{first:?}");
-    let version = ingest.presales.get(&id).await.expect("get").expect("exists").presale.version;
+    let version = ingest
+        .presales
+        .get(&id)
+        .await
+        .expect("get")
+        .expect("exists")
+        .presale
+        .version;
     let again = ingest.process_message(&notification(KEY)).await.expect("processed");
     assert_eq!(again, vec![Processed::AlreadyAttached]);
     let stored = ingest.presales.get(&id).await.expect("get").expect("exists");
     assert_eq!(stored.presale.version, version);
     assert_eq!(ingest.presales.audit_trail(&id).await.expect("trail").len(), 2);
-    assert_eq!(ingest.presales.recordings("acme", "call-1").await.expect("versions").len(), 1);
+    assert_eq!(
+        ingest
+            .presales
+            .recordings("acme", "call-1")
+            .await
+            .expect("versions")
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
 async fn recordings_wait_for_their_presale_and_new_bytes_replace() {
     let ingest = ingest();
     ingest.source.put(BUCKET, KEY, recording(1), &[]);
-    assert_eq!(ingest.process_message(&notification(KEY)).await.expect("processed"), vec![Processed::Waiting { duplicate: false }]);
+    assert_eq!(
+        ingest.process_message(&notification(KEY)).await.expect("processed"),
+        vec![Processed::Waiting { duplicate: false }]
+    );
     let id = register_presale(&ingest, "call-1").await;
     ingest.source.put(BUCKET, KEY, recording(2), &[]);
     let replaced = ingest.process_message(&notification(KEY)).await.expect("processed");
     // The pre-sale was registered without intake's hook here, so this binds the newest version.
-    assert!(matches!(replaced.as_slice(), [Processed::Attached { .. }]), "{replaced:?}");
+    assert!(
+        matches!(replaced.as_slice(), [Processed::Attached { .. }]),
+        "{replaced:?}"
+    );
     ingest.source.put(BUCKET, KEY, recording(3), &[]);
     let third = ingest.process_message(&notification(KEY)).await.expect("processed");
     assert!(matches!(third.as_slice(), [Processed::Replaced { .. }]), "{third:?}");
     let trail = ingest.presales.audit_trail(&id).await.expect("trail");
     let actions: Vec<&str> = trail.iter().map(|r| r.action.as_str()).collect();
     assert_eq!(actions, vec!["CREATED", "RECORDING_ATTACHED", "RECORDING_REPLACED"]);
-    assert_eq!(ingest.presales.recordings("acme", "call-1").await.expect("versions").len(), 3);
+    assert_eq!(
+        ingest
+            .presales
+            .recordings("acme", "call-1")
+            .await
+            .expect("versions")
+            .len(),
+        3
+    );
 }
 
 #[tokio::test]
 async fn garbage_is_a_finding_not_a_retry() {
     let ingest = ingest();
     let id = register_presale(&ingest, "call-1").await;
-    ingest.source.put(BUCKET, KEY, b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk".to_vec(), &[]);
+    ingest
+        .source
+        .put(BUCKET, KEY, b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk".to_vec(), &[]);
     let response = ingest.handle(batch(&[("m-1", notification(KEY))])).await;
     assert!(response.batch_item_failures.is_empty());
     let presale = ingest.presales.get(&id).await.expect("get").expect("exists").presale;

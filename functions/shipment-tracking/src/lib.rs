@@ -30,7 +30,10 @@ pub struct Tracking<S, K> {
 
 impl<S: ShipmentStore, K: Clock> Tracking<S, K> {
     pub async fn handle(&self, event: ApiGatewayV2httpRequest, invocation: &Invocation) -> ApiGatewayV2httpResponse {
-        respond(event, invocation, async |request: &ApiRequest| self.route(request).await).await
+        respond(event, invocation, async |request: &ApiRequest| {
+            self.route(request).await
+        })
+        .await
     }
 
     async fn route(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
@@ -48,16 +51,29 @@ impl<S: ShipmentStore, K: Clock> Tracking<S, K> {
         let secret = self.secrets.get(&courier).ok_or_else(unauthorized)?;
         let body = request.body.as_deref().unwrap_or_default();
         if body.len() > EVENT_BODY_LIMIT {
-            return Err(ApiError::PayloadTooLarge { limit: EVENT_BODY_LIMIT });
+            return Err(ApiError::PayloadTooLarge {
+                limit: EVENT_BODY_LIMIT,
+            });
         }
         let now = self.clock.now();
-        webhook::verify(secret.as_bytes(), request.header(webhook::SIGNATURE_HEADER), body, now.unix_timestamp()).map_err(|e| {
+        webhook::verify(
+            secret.as_bytes(),
+            request.header(webhook::SIGNATURE_HEADER),
+            body,
+            now.unix_timestamp(),
+        )
+        .map_err(|e| {
             tracing::warn!(courier = %courier, reason = %e, "webhook refused");
             unauthorized()
         })?;
         let id = request.path_param("id")?;
         let not_found = || ApiError::NotFound(format!("no shipment {id} for courier {courier}"));
-        let mut stored = self.shipments.load(id).await.map_err(store_error)?.ok_or_else(not_found)?;
+        let mut stored = self
+            .shipments
+            .load(id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(not_found)?;
         if stored.shipment.plan.courier_id != courier {
             return Err(not_found());
         }
@@ -84,11 +100,20 @@ impl<S: ShipmentStore, K: Clock> Tracking<S, K> {
             details: json!({"event_id": event.event_id, "occurred_at": event.occurred_at.to_string(), "applied": matches!(applied, Applied::Moved { .. })}),
         }
         .seal(&stored.audit_head);
-        match self.shipments.record_event(&stored, expected_version, &event, &audit).await {
-            Ok(EventRecorded::Recorded) => Ok(ApiResponse::json(200, &json!({"status": stored.shipment.status, "applied": matches!(applied, Applied::Moved { .. })}))),
+        match self
+            .shipments
+            .record_event(&stored, expected_version, &event, &audit)
+            .await
+        {
+            Ok(EventRecorded::Recorded) => Ok(ApiResponse::json(
+                200,
+                &json!({"status": stored.shipment.status, "applied": matches!(applied, Applied::Moved { .. })}),
+            )),
             Ok(EventRecorded::Duplicate) => Ok(ApiResponse::json(200, &json!({"status": from, "duplicate": true}))),
             // Two events of one shipment at the same moment: the courier retries.
-            Err(StoreError::Conflict(_)) => Err(ApiError::Unavailable("the shipment changed meanwhile; resend the event".into())),
+            Err(StoreError::Conflict(_)) => Err(ApiError::Unavailable(
+                "the shipment changed meanwhile; resend the event".into(),
+            )),
             Err(e) => Err(store_error(e)),
         }
     }
@@ -97,10 +122,16 @@ impl<S: ShipmentStore, K: Clock> Tracking<S, K> {
         let principal = request.principal()?;
         let id = request.path_param("id")?;
         let not_found = || ApiError::NotFound(format!("no shipment {id}"));
-        let stored = self.shipments.load(id).await.map_err(store_error)?.ok_or_else(not_found)?;
+        let stored = self
+            .shipments
+            .load(id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(not_found)?;
         let shipment = &stored.shipment;
         let allowed = principal.acts_for(&shipment.client_id)
-            && (principal.is_any(&[Role::Supervisor, Role::Finance, Role::Admin]) || (principal.is(Role::Agent) && principal.user_id == shipment.agent_id));
+            && (principal.is_any(&[Role::Supervisor, Role::Finance, Role::Admin])
+                || (principal.is(Role::Agent) && principal.user_id == shipment.agent_id));
         if !allowed {
             return Err(not_found());
         }

@@ -15,14 +15,23 @@ async fn main() -> Result<(), Error> {
     let shipments_table = config::required("SHIPMENTS_TABLE")?;
     // {"olva": "…", "urbano": "…"}: from Secrets Manager through the template on AWS, from the
     // local stack's environment here.
-    let secrets: HashMap<String, String> = serde_json::from_str(&config::required("COURIER_SECRETS")?)
-        .map_err(|e| config::ConfigError::Invalid { name: "COURIER_SECRETS", detail: e.to_string() })?;
+    let secrets: HashMap<String, String> =
+        serde_json::from_str(&config::required("COURIER_SECRETS")?).map_err(|e| config::ConfigError::Invalid {
+            name: "COURIER_SECRETS",
+            detail: e.to_string(),
+        })?;
     let sdk = aws::sdk_config().await;
-    let tracking = Tracking { shipments: DynamoShipmentStore::new(aws::dynamodb(&sdk), shipments_table), clock: SystemClock, secrets };
+    let tracking = Tracking {
+        shipments: DynamoShipmentStore::new(aws::dynamodb(&sdk), shipments_table),
+        clock: SystemClock,
+        secrets,
+    };
     let tracking = &tracking;
-    run(service_fn(move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
-        let invocation = Invocation::from_context(&event.context);
-        Ok::<_, Error>(tracking.handle(event.payload, &invocation).await)
-    }))
+    run(service_fn(
+        move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
+            let invocation = Invocation::from_context(&event.context);
+            Ok::<_, Error>(tracking.handle(event.payload, &invocation).await)
+        },
+    ))
     .await
 }

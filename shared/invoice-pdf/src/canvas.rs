@@ -24,7 +24,9 @@ pub(crate) struct Page {
 
 impl Page {
     fn new() -> Page {
-        Page { content: Content::new() }
+        Page {
+            content: Content::new(),
+        }
     }
 
     /// `text` (WinAnsi codes) with its baseline starting at (`x`, `baseline`).
@@ -87,7 +89,10 @@ pub(crate) struct Canvas {
 
 impl Canvas {
     pub(crate) fn new() -> Canvas {
-        Canvas { done: Vec::new(), current: Page::new() }
+        Canvas {
+            done: Vec::new(),
+            current: Page::new(),
+        }
     }
 
     pub(crate) fn page(&mut self) -> &mut Page {
@@ -105,7 +110,11 @@ impl Canvas {
 
     /// Lets `decorate` draw on every page, knowing its number and the page count (for
     /// footers), then writes the PDF file.
-    pub(crate) fn finish(self, info: &DocumentInfo, mut decorate: impl FnMut(&mut Page, usize, usize)) -> Result<Vec<u8>, RenderError> {
+    pub(crate) fn finish(
+        self,
+        info: &DocumentInfo,
+        mut decorate: impl FnMut(&mut Page, usize, usize),
+    ) -> Result<Vec<u8>, RenderError> {
         let mut pages = self.done;
         pages.push(self.current);
         let count = pages.len();
@@ -137,7 +146,10 @@ impl Canvas {
         for (index, (page, page_id)) in pages.into_iter().zip(page_ids.iter().copied()).enumerate() {
             let content_id = object(index, 1)?;
             let mut writer = pdf.page(page_id);
-            writer.media_box(Rect::new(0.0, 0.0, PAGE_WIDTH, PAGE_HEIGHT)).parent(tree_id).contents(content_id);
+            writer
+                .media_box(Rect::new(0.0, 0.0, PAGE_WIDTH, PAGE_HEIGHT))
+                .parent(tree_id)
+                .contents(content_id);
             let mut resources = writer.resources();
             let mut fonts = resources.fonts();
             for (font, id) in Font::ALL.iter().zip(font_ids) {
@@ -151,7 +163,9 @@ impl Canvas {
         for (font, id) in Font::ALL.iter().zip(font_ids) {
             // The standard 14 fonts need no widths or descriptor; WinAnsiEncoding makes the
             // codes from `winansi::encode` show the intended glyphs.
-            pdf.type1_font(id).base_font(Name(font.base_font())).encoding_predefined(Name(b"WinAnsiEncoding"));
+            pdf.type1_font(id)
+                .base_font(Name(font.base_font()))
+                .encoding_predefined(Name(b"WinAnsiEncoding"));
         }
         pdf.document_info(info_id)
             .title(TextStr(&info.title))

@@ -42,7 +42,11 @@ pub fn render(invoice: &Invoice) -> Result<Vec<u8>, RenderError> {
     if invoice.lines.is_empty() {
         return Err(RenderError::NoLines);
     }
-    let mut layout = Layout { invoice, canvas: Canvas::new(), y: TOP };
+    let mut layout = Layout {
+        invoice,
+        canvas: Canvas::new(),
+        y: TOP,
+    };
     layout.first_page_header();
     layout.parties();
     layout.table_header();
@@ -55,7 +59,9 @@ pub fn render(invoice: &Invoice) -> Result<Vec<u8>, RenderError> {
         author: invoice.seller.name.clone(),
     };
     let invoice_id = encode(&invoice.invoice_id);
-    layout.canvas.finish(&info, |page, number, count| footer(page, &invoice_id, number, count))
+    layout
+        .canvas
+        .finish(&info, |page, number, count| footer(page, &invoice_id, number, count))
 }
 
 // Page geometry, in points from the bottom-left corner.
@@ -98,7 +104,14 @@ enum Column {
 }
 
 impl Column {
-    const ALL: [Column; 6] = [Column::Quantity, Column::Description, Column::UnitPrice, Column::Net, Column::Tax, Column::Total];
+    const ALL: [Column; 6] = [
+        Column::Quantity,
+        Column::Description,
+        Column::UnitPrice,
+        Column::Net,
+        Column::Tax,
+        Column::Total,
+    ];
 
     fn width(self) -> f32 {
         match self {
@@ -112,7 +125,11 @@ impl Column {
     }
 
     fn left(self) -> f32 {
-        LEFT + Column::ALL.iter().take_while(|c| **c != self).map(|c| c.width()).sum::<f32>()
+        LEFT + Column::ALL
+            .iter()
+            .take_while(|c| **c != self)
+            .map(|c| c.width())
+            .sum::<f32>()
     }
 
     /// Room for text between the cell's paddings.
@@ -163,7 +180,12 @@ struct Line {
 
 impl Line {
     fn new(font: Font, size: f32, codes: Vec<u8>) -> Line {
-        Line { font, size, leading: size * 1.3, codes }
+        Line {
+            font,
+            size,
+            leading: size * 1.3,
+            codes,
+        }
     }
 
     /// Baseline when the line's box starts at `top`: as [`baseline`] for its nominal size, so
@@ -208,16 +230,29 @@ impl Layout<'_> {
         let box_left = RIGHT - BOX_WIDTH;
         let box_inner = BOX_WIDTH - 2.0 * BOX_PAD;
 
-        let mut doc_box = vec![Line::single(&document_label(&invoice.seller.document), Font::Bold, 11.0, box_inner)];
+        let mut doc_box = vec![Line::single(
+            &document_label(&invoice.seller.document),
+            Font::Bold,
+            11.0,
+            box_inner,
+        )];
         doc_box.extend(Line::wrapped(invoice.kind.title(), Font::Bold, 11.0, box_inner, 2));
         // The number is shrunk rather than cut: it is what the buyer quotes.
         let (size, codes) = text::figure(&encode(&invoice.invoice_id), Font::Bold, 12.0, box_inner);
-        doc_box.push(Line { leading: 12.0 * 1.3, ..Line::new(Font::Bold, size, codes) });
+        doc_box.push(Line {
+            leading: 12.0 * 1.3,
+            ..Line::new(Font::Bold, size, codes)
+        });
         let box_height = block_height(&doc_box) + 2.0 * BOX_PAD;
 
         let seller_width = box_left - 16.0 - LEFT;
         let mut seller = Line::wrapped(&invoice.seller.name, Font::Bold, 14.0, seller_width, 2);
-        seller.push(Line::single(&document_label(&invoice.seller.document), Font::Regular, 9.0, seller_width));
+        seller.push(Line::single(
+            &document_label(&invoice.seller.document),
+            Font::Regular,
+            9.0,
+            seller_width,
+        ));
         if let Some(address) = &invoice.seller.address {
             seller.extend(Line::wrapped(address, Font::Regular, 9.0, seller_width, 3));
         }
@@ -249,16 +284,28 @@ impl Layout<'_> {
         const SPLIT: f32 = LEFT + 330.0;
         let invoice = self.invoice;
         let buyer = &invoice.buyer;
-        let present = |value: &Option<String>| value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
-        let mut fields: Vec<(&str, String, usize)> =
-            vec![("Cliente:", buyer.name.clone(), 2), ("Documento:", document_label(&buyer.document), 1)];
+        let present = |value: &Option<String>| {
+            value
+                .as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let mut fields: Vec<(&str, String, usize)> = vec![
+            ("Cliente:", buyer.name.clone(), 2),
+            ("Documento:", document_label(&buyer.document), 1),
+        ];
         if let Some(address) = present(&buyer.address) {
             fields.push(("Dirección:", address, 3));
         }
         if let Some(email) = present(&buyer.email) {
             fields.push(("Correo:", email, 1));
         }
-        let label_width = fields.iter().map(|(label, _, _)| Font::Bold.width(&encode(label), SIZE)).fold(0.0, f32::max) + 6.0;
+        let label_width = fields
+            .iter()
+            .map(|(label, _, _)| Font::Bold.width(&encode(label), SIZE))
+            .fold(0.0, f32::max)
+            + 6.0;
         let value_left = LEFT + PAD + label_width;
         let value_width = SPLIT - PAD - value_left;
         let dates_left = SPLIT + PAD;
@@ -303,7 +350,12 @@ impl Layout<'_> {
         // Capitals centred in the row: cap height is about 0.72 of the size.
         let base = top - (HEADER_ROW_HEIGHT + 0.72 * TABLE_SIZE) / 2.0;
         for column in Column::ALL {
-            let title = text::one_line(&encode(&column.title(&self.invoice.tax)), Font::Bold, TABLE_SIZE, column.inner_width());
+            let title = text::one_line(
+                &encode(&column.title(&self.invoice.tax)),
+                Font::Bold,
+                TABLE_SIZE,
+                column.inner_width(),
+            );
             column.draw(page, Font::Bold, TABLE_SIZE, base, &title);
         }
         self.y -= HEADER_ROW_HEIGHT;
@@ -312,8 +364,13 @@ impl Layout<'_> {
     /// One line of the invoice; on a new page (with the table header again) if it does not
     /// fit on this one.
     fn row(&mut self, line: &InvoiceLine) -> Result<(), RenderError> {
-        let description =
-            text::wrap_at_most(&encode(&line.description), Font::Regular, TABLE_SIZE, Column::Description.inner_width(), MAX_DESCRIPTION_LINES);
+        let description = text::wrap_at_most(
+            &encode(&line.description),
+            Font::Regular,
+            TABLE_SIZE,
+            Column::Description.inner_width(),
+            MAX_DESCRIPTION_LINES,
+        );
         let figures = [
             (Column::Quantity, line.quantity.to_string()),
             (Column::UnitPrice, line.unit_price.to_decimal_string()),
@@ -383,13 +440,28 @@ impl Layout<'_> {
         let value_right = Column::Total.left() + Column::Total.width() - CELL_PAD_X;
         let label_right = value_right - VALUE_WIDTH - 10.0;
         self.close_table();
-        let subtotal_label = if tax.rate_bp == 0 { "Op. exoneradas" } else { "Op. gravadas" };
+        let subtotal_label = if tax.rate_bp == 0 {
+            "Op. exoneradas"
+        } else {
+            "Op. gravadas"
+        };
         let amounts = [
             (Font::Regular, 9.0, subtotal_label.to_owned(), &invoice.totals.subtotal),
-            (Font::Regular, 9.0, format!("{} {}", tax_name(tax), percent(tax.rate_bp)), &invoice.totals.tax),
+            (
+                Font::Regular,
+                9.0,
+                format!("{} {}", tax_name(tax), percent(tax.rate_bp)),
+                &invoice.totals.tax,
+            ),
             (Font::Bold, 10.0, "Importe total".to_owned(), &invoice.totals.total),
         ];
-        let words = Line::wrapped(&format!("SON: {}", invoice.total_in_words), Font::Bold, 9.0, CONTENT_WIDTH, 3);
+        let words = Line::wrapped(
+            &format!("SON: {}", invoice.total_in_words),
+            Font::Bold,
+            9.0,
+            CONTENT_WIDTH,
+            3,
+        );
         let references = Line::wrapped(
             &format!(
                 "Venta: {}  Pre-venta: {}  Envío: {}  Seguimiento: {}",
@@ -447,7 +519,10 @@ fn footer(page: &mut Page, invoice_id: &[u8], number: usize, count: usize) {
     let legend = encode("Representación impresa del comprobante electrónico");
     page.text(Font::Regular, FOOTER_SIZE, LEFT, FOOTER_BASELINE, &legend);
     let page_label = encode(&format!(" · Página {number} de {count}"));
-    let id_width = CONTENT_WIDTH - Font::Regular.width(&legend, FOOTER_SIZE) - Font::Regular.width(&page_label, FOOTER_SIZE) - 20.0;
+    let id_width = CONTENT_WIDTH
+        - Font::Regular.width(&legend, FOOTER_SIZE)
+        - Font::Regular.width(&page_label, FOOTER_SIZE)
+        - 20.0;
     let mut right = text::one_line(invoice_id, Font::Regular, FOOTER_SIZE, id_width);
     right.extend_from_slice(&page_label);
     page.text_right(Font::Regular, FOOTER_SIZE, RIGHT, FOOTER_BASELINE, &right);

@@ -39,7 +39,9 @@ impl Font {
             Font::Regular => &HELVETICA,
             Font::Bold => &HELVETICA_BOLD,
         };
-        code.checked_sub(32).and_then(|i| table.get(usize::from(i))).map_or(0, |w| u32::from(*w))
+        code.checked_sub(32)
+            .and_then(|i| table.get(usize::from(i)))
+            .map_or(0, |w| u32::from(*w))
     }
 
     /// Width of WinAnsi `text` in 1/1000 of the font size.

@@ -10,9 +10,13 @@ use time::macros::datetime;
 use super::*;
 
 fn fixture() -> Invoice {
-    InvoiceDraft::prepare(&invoice_request("P-1", "acme"), &billing_profile("acme"), datetime!(2026-11-24 15:00 UTC))
-        .and_then(|draft| draft.numbered(42))
-        .unwrap()
+    InvoiceDraft::prepare(
+        &invoice_request("P-1", "acme"),
+        &billing_profile("acme"),
+        datetime!(2026-11-24 15:00 UTC),
+    )
+    .and_then(|draft| draft.numbered(42))
+    .unwrap()
 }
 
 fn load(pdf: &[u8]) -> Document {
@@ -23,7 +27,10 @@ fn load(pdf: &[u8]) -> Document {
 
 /// Text of each page, as lopdf extracts it.
 fn page_texts(doc: &Document) -> Vec<String> {
-    doc.get_pages().keys().map(|&number| doc.extract_text(&[number]).unwrap()).collect()
+    doc.get_pages()
+        .keys()
+        .map(|&number| doc.extract_text(&[number]).unwrap())
+        .collect()
 }
 
 /// Text of each page decoded by hand from the content streams (`Tj` strings through the
@@ -65,20 +72,35 @@ fn assert_within_page(doc: &Document) {
                 }
                 "Td" => (x, y) = (number(&op.operands[0]), number(&op.operands[1])),
                 "Tj" => {
-                    let Object::String(bytes, _) = &op.operands[0] else { panic!("Tj without a string") };
+                    let Object::String(bytes, _) = &op.operands[0] else {
+                        panic!("Tj without a string")
+                    };
                     let width = font.width(bytes, size);
                     let shown = winansi::decode(bytes);
-                    assert!(x >= LEFT - 0.01 && x + width <= RIGHT + 0.01, "page {page_number}: {shown:?} at x {x}..{}", x + width);
-                    assert!(y <= TOP && (y >= BODY_BOTTOM || y == FOOTER_BASELINE), "page {page_number}: {shown:?} at y {y}");
+                    assert!(
+                        x >= LEFT - 0.01 && x + width <= RIGHT + 0.01,
+                        "page {page_number}: {shown:?} at x {x}..{}",
+                        x + width
+                    );
+                    assert!(
+                        y <= TOP && (y >= BODY_BOTTOM || y == FOOTER_BASELINE),
+                        "page {page_number}: {shown:?} at y {y}"
+                    );
                     assert!(size >= 4.0, "page {page_number}: {shown:?} at {size} pt");
                 }
                 "m" | "l" => {
                     let (px, py) = (number(&op.operands[0]), number(&op.operands[1]));
-                    assert!((LEFT - 0.01..=RIGHT + 0.01).contains(&px) && (FOOTER_RULE - 0.01..=TOP + 0.01).contains(&py), "page {page_number}: line to ({px}, {py})");
+                    assert!(
+                        (LEFT - 0.01..=RIGHT + 0.01).contains(&px) && (FOOTER_RULE - 0.01..=TOP + 0.01).contains(&py),
+                        "page {page_number}: line to ({px}, {py})"
+                    );
                 }
                 "re" => {
                     let [rx, ry, w, h] = [0, 1, 2, 3].map(|i| number(&op.operands[i]));
-                    assert!(rx >= LEFT - 0.01 && rx + w <= RIGHT + 0.01 && ry >= BODY_BOTTOM - 0.01 && ry + h <= TOP + 0.01, "page {page_number}: box {rx} {ry} {w} {h}");
+                    assert!(
+                        rx >= LEFT - 0.01 && rx + w <= RIGHT + 0.01 && ry >= BODY_BOTTOM - 0.01 && ry + h <= TOP + 0.01,
+                        "page {page_number}: box {rx} {ry} {w} {h}"
+                    );
                 }
                 _ => {}
             }
@@ -135,13 +157,19 @@ fn renders_the_fixture_invoice() {
     let mut declared: Vec<(Vec<u8>, Vec<u8>)> = fonts
         .values()
         .map(|font| {
-            (font.get(b"BaseFont").unwrap().as_name().unwrap().to_vec(), font.get(b"Encoding").unwrap().as_name().unwrap().to_vec())
+            (
+                font.get(b"BaseFont").unwrap().as_name().unwrap().to_vec(),
+                font.get(b"Encoding").unwrap().as_name().unwrap().to_vec(),
+            )
         })
         .collect();
     declared.sort();
     assert_eq!(
         declared,
-        [(b"Helvetica".to_vec(), b"WinAnsiEncoding".to_vec()), (b"Helvetica-Bold".to_vec(), b"WinAnsiEncoding".to_vec())]
+        [
+            (b"Helvetica".to_vec(), b"WinAnsiEncoding".to_vec()),
+            (b"Helvetica-Bold".to_vec(), b"WinAnsiEncoding".to_vec())
+        ]
     );
     assert_within_page(&doc);
 }
@@ -157,13 +185,20 @@ fn figures_are_right_aligned_in_their_columns() {
     for op in &content.operations {
         match op.operator.as_str() {
             "Tf" => {
-                font = if op.operands[0].as_name().unwrap() == b"F2" { Font::Bold } else { Font::Regular };
+                font = if op.operands[0].as_name().unwrap() == b"F2" {
+                    Font::Bold
+                } else {
+                    Font::Regular
+                };
                 size = op.operands[1].as_float().unwrap();
             }
             "Td" => x = op.operands[0].as_float().unwrap(),
             "Tj" => {
                 if let Object::String(bytes, _) = &op.operands[0]
-                    && matches!(bytes.as_slice(), b"P. unit." | b"19.99" | b"Importe" | b"39.98" | b"PEN 204.88")
+                    && matches!(
+                        bytes.as_slice(),
+                        b"P. unit." | b"19.99" | b"Importe" | b"39.98" | b"PEN 204.88"
+                    )
                 {
                     ends.push((winansi::decode(bytes), x + font.width(bytes, size)));
                 }
@@ -175,7 +210,11 @@ fn figures_are_right_aligned_in_their_columns() {
     let total_edge = Column::Total.left() + Column::Total.width() - CELL_PAD_X;
     assert_eq!(ends.len(), 5, "{ends:?}");
     for (shown, end) in ends {
-        let edge = if shown == "P. unit." || shown == "19.99" { unit_price_edge } else { total_edge };
+        let edge = if shown == "P. unit." || shown == "19.99" {
+            unit_price_edge
+        } else {
+            total_edge
+        };
         assert!((end - edge).abs() < 0.01, "{shown:?} ends at {end}, not at {edge}");
     }
 }
@@ -201,7 +240,11 @@ fn many_lines_flow_onto_further_pages() {
     let count = texts.len();
     assert!(count >= 3, "{count} pages");
     for (index, text) in texts.iter().enumerate() {
-        assert!(text.contains(&format!("Página {} de {count}", index + 1)), "page {}:\n{text}", index + 1);
+        assert!(
+            text.contains(&format!("Página {} de {count}", index + 1)),
+            "page {}:\n{text}",
+            index + 1
+        );
         assert!(text.contains("B001-00000042"), "page {}", index + 1);
         assert!(text.contains("Representación impresa del comprobante electrónico"));
     }
@@ -209,7 +252,10 @@ fn many_lines_flow_onto_further_pages() {
     let with_lines: Vec<&String> = texts.iter().filter(|t| t.contains("Router Wi-Fi 6")).collect();
     assert!(with_lines.len() >= 2);
     for text in &with_lines {
-        assert!(text.contains("Descripción") && text.contains("Valor venta") && text.contains("Importe\n"), "{text}");
+        assert!(
+            text.contains("Descripción") && text.contains("Valor venta") && text.contains("Importe\n"),
+            "{text}"
+        );
     }
     let last = texts.last().unwrap();
     assert!(last.contains("Importe total") && last.contains("PEN 204.88"), "{last}");
@@ -225,7 +271,11 @@ fn many_lines_flow_onto_further_pages() {
 #[test]
 fn hostile_content_renders_within_the_page() {
     let mut invoice = fixture();
-    let long: String = "Descripción muy larga con palabras y números 1234567890 ".chars().cycle().take(500).collect();
+    let long: String = "Descripción muy larga con palabras y números 1234567890 "
+        .chars()
+        .cycle()
+        .take(500)
+        .collect();
     assert_eq!(long.chars().count(), 500);
     invoice.lines[0].description = long;
     invoice.lines[1].description = "x".repeat(500);
@@ -298,7 +348,10 @@ fn exempt_and_tax_exclusive_invoices_say_so() {
     let mut invoice = fixture();
     invoice.tax.prices_include_tax = false;
     let text = page_texts(&load(&render(&invoice).unwrap())).concat();
-    assert!(text.contains("Los precios unitarios no incluyen el IGV (18%)"), "{text}");
+    assert!(
+        text.contains("Los precios unitarios no incluyen el IGV (18%)"),
+        "{text}"
+    );
     invoice.tax.rate_bp = 0;
     let text = page_texts(&load(&render(&invoice).unwrap())).concat();
     assert!(text.contains("Op. exoneradas") && text.contains("IGV 0%"), "{text}");

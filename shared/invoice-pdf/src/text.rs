@@ -63,7 +63,11 @@ pub(crate) fn wrap_at_most(text: &[u8], font: Font, size: f32, max_width: f32, m
 
 /// `text` on one line: as is if it fits, otherwise cut and ended with an ellipsis.
 pub(crate) fn one_line(text: &[u8], font: Font, size: f32, max_width: f32) -> Vec<u8> {
-    if font.width(text, size) <= max_width { text.to_vec() } else { with_ellipsis(text, font, size, max_width) }
+    if font.width(text, size) <= max_width {
+        text.to_vec()
+    } else {
+        with_ellipsis(text, font, size, max_width)
+    }
 }
 
 /// A figure on one line, shrunk rather than cut so the amount stays whole: the size it is
@@ -137,7 +141,10 @@ mod tests {
     #[test]
     fn keeps_inner_spaces_and_drops_them_at_breaks() {
         assert_eq!(strings(&wrap(b"  a  b  ", Font::Regular, 10.0, 500.0)), ["a  b"]);
-        assert_eq!(strings(&wrap(b"aaaa     aaaa", Font::Regular, 10.0, 30.0)), ["aaaa", "aaaa"]);
+        assert_eq!(
+            strings(&wrap(b"aaaa     aaaa", Font::Regular, 10.0, 30.0)),
+            ["aaaa", "aaaa"]
+        );
         assert!(wrap(b"", Font::Regular, 10.0, 30.0).is_empty());
         assert!(wrap(b"    ", Font::Regular, 10.0, 30.0).is_empty());
     }

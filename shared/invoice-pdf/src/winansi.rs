@@ -71,7 +71,10 @@ fn encode_char(c: char) -> u8 {
         ' '..='~' | '\u{A0}'..='\u{FF}' => u8::try_from(u32::from(c)).unwrap_or(REPLACEMENT),
         // Tabs, line breaks and exotic spaces: the layout does its own line breaking.
         c if c.is_whitespace() => SPACE,
-        c => CP1252_SPECIALS.iter().find(|(special, _)| *special == c).map_or(REPLACEMENT, |(_, code)| *code),
+        c => CP1252_SPECIALS
+            .iter()
+            .find(|(special, _)| *special == c)
+            .map_or(REPLACEMENT, |(_, code)| *code),
     }
 }
 
@@ -118,13 +121,22 @@ mod tests {
 
     #[test]
     fn spanish_text_maps_to_latin1_codes() {
-        assert_eq!(encode("María Ñuñez ¿ü? ¡º"), b"Mar\xEDa \xD1u\xF1ez \xBF\xFC? \xA1\xBA".to_vec());
-        assert_eq!(decode(&encode("Fecha de emisión: Huamán ÁÉÍÓÚ")), "Fecha de emisión: Huamán ÁÉÍÓÚ");
+        assert_eq!(
+            encode("María Ñuñez ¿ü? ¡º"),
+            b"Mar\xEDa \xD1u\xF1ez \xBF\xFC? \xA1\xBA".to_vec()
+        );
+        assert_eq!(
+            decode(&encode("Fecha de emisión: Huamán ÁÉÍÓÚ")),
+            "Fecha de emisión: Huamán ÁÉÍÓÚ"
+        );
     }
 
     #[test]
     fn cp1252_specials_use_their_codes() {
-        assert_eq!(encode("€ – — “a” ‘b’ • …"), b"\x80 \x96 \x97 \x93a\x94 \x91b\x92 \x95 \x85".to_vec());
+        assert_eq!(
+            encode("€ – — “a” ‘b’ • …"),
+            b"\x80 \x96 \x97 \x93a\x94 \x91b\x92 \x95 \x85".to_vec()
+        );
         assert_eq!(decode(&encode("€ – — “a” ‘b’ • … ™")), "€ – — “a” ‘b’ • … ™");
     }
 
@@ -141,7 +153,10 @@ mod tests {
 
     #[test]
     fn decomposed_accents_are_recomposed() {
-        assert_eq!(decode(&encode("Huama\u{301}n Pen\u{303}a Mu\u{308}ller")), "Huamán Peña Müller");
+        assert_eq!(
+            decode(&encode("Huama\u{301}n Pen\u{303}a Mu\u{308}ller")),
+            "Huamán Peña Müller"
+        );
         // No precomposed form: the mark is dropped, never turned into `?`.
         assert_eq!(encode("x\u{301}\u{301}"), b"x".to_vec());
         assert_eq!(encode("\u{301}a"), b"a".to_vec());

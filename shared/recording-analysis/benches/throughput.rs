@@ -18,7 +18,10 @@ fn main() {
         let started = Instant::now();
         let outcome = File::open(&path).map_err(|e| e.to_string()).and_then(|file| {
             // 8 MB of a 4-hour WAV is all one packet may hold: the config caps the duration.
-            let config = AnalysisConfig { max_duration_secs: 4 * 3600, ..AnalysisConfig::default() };
+            let config = AnalysisConfig {
+                max_duration_secs: 4 * 3600,
+                ..AnalysisConfig::default()
+            };
             analyze(file, extension.as_deref(), &config).map_err(|e| e.to_string())
         });
         let wall = started.elapsed().as_secs_f64();

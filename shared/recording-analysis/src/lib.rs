@@ -40,7 +40,13 @@ pub struct AnalysisConfig {
 
 impl Default for AnalysisConfig {
     fn default() -> Self {
-        Self { frame_ms: 20, clip_threshold: 0.999, max_channels: 8, max_sample_rate: 384_000, max_duration_secs: 6 * 3600 }
+        Self {
+            frame_ms: 20,
+            clip_threshold: 0.999,
+            max_channels: 8,
+            max_sample_rate: 384_000,
+            max_duration_secs: 6 * 3600,
+        }
     }
 }
 
@@ -116,7 +122,10 @@ impl<R: Read> HashState<R> {
 
 impl<R: Read> Read for Hashing<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.lock().map_err(|_| io::Error::other("hash state poisoned"))?.read(buf)
+        self.inner
+            .lock()
+            .map_err(|_| io::Error::other("hash state poisoned"))?
+            .read(buf)
     }
 }
 
@@ -134,7 +143,11 @@ fn codec_name(id: AudioCodecId) -> String {
         (codecs::CODEC_ID_FLAC, "flac"),
         (codecs::CODEC_ID_VORBIS, "vorbis"),
     ];
-    known.iter().find(|(k, _)| *k == id).map(|(_, n)| (*n).to_owned()).unwrap_or_else(|| format!("{id:?}").to_lowercase())
+    known
+        .iter()
+        .find(|(k, _)| *k == id)
+        .map(|(_, n)| (*n).to_owned())
+        .unwrap_or_else(|| format!("{id:?}").to_lowercase())
 }
 
 fn is_eof(err: &SymphoniaError) -> bool {
@@ -143,13 +156,27 @@ fn is_eof(err: &SymphoniaError) -> bool {
 
 /// Analyze a recording read from `reader` (not seekable: an S3 body). The hash covers every byte
 /// of the object, also past where decoding stopped.
-pub fn analyze<R: Read + Send + Sync + 'static>(reader: R, extension_hint: Option<&str>, config: &AnalysisConfig) -> Result<Analysis, AnalysisError> {
-    let state = Arc::new(Mutex::new(HashState { reader, hasher: Sha256::new(), bytes: 0, failure: None }));
-    let mut hashing = Hashing { inner: Arc::clone(&state) };
+pub fn analyze<R: Read + Send + Sync + 'static>(
+    reader: R,
+    extension_hint: Option<&str>,
+    config: &AnalysisConfig,
+) -> Result<Analysis, AnalysisError> {
+    let state = Arc::new(Mutex::new(HashState {
+        reader,
+        hasher: Sha256::new(),
+        bytes: 0,
+        failure: None,
+    }));
+    let mut hashing = Hashing {
+        inner: Arc::clone(&state),
+    };
     // Peek at the header ourselves first: decoders trust header fields (a WAV with 32768
     // channels overflows symphonia's size arithmetic), so implausible ones stop here.
     let mut prefix = Vec::with_capacity(PREFIX_LEN);
-    (&mut hashing).take(PREFIX_LEN as u64).read_to_end(&mut prefix).map_err(|e| AnalysisError::Io(e.to_string()))?;
+    (&mut hashing)
+        .take(PREFIX_LEN as u64)
+        .read_to_end(&mut prefix)
+        .map_err(|e| AnalysisError::Io(e.to_string()))?;
     let decoded = match wav_precheck(&prefix, config) {
         Err(e) => Err(e),
         Ok(()) => {
@@ -161,7 +188,9 @@ pub fn analyze<R: Read + Send + Sync + 'static>(reader: R, extension_hint: Optio
         }
     };
     // Finish the hash over whatever the demuxer did not read (bounded buffer, streamed).
-    let mut state = state.lock().map_err(|_| AnalysisError::Io("hash state poisoned".into()))?;
+    let mut state = state
+        .lock()
+        .map_err(|_| AnalysisError::Io("hash state poisoned".into()))?;
     if state.failure.is_none() {
         let mut buffer = vec![0u8; 64 * 1024];
         while state.read(&mut buffer).is_ok_and(|n| n > 0) {}
@@ -187,7 +216,9 @@ fn le_u16(bytes: &[u8], at: usize) -> Option<u16> {
 }
 
 fn le_u32(bytes: &[u8], at: usize) -> Option<u32> {
-    bytes.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    bytes
+        .get(at..at + 4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// Validate a RIFF/WAVE `fmt ` chunk found in the first bytes; anything else passes through.
@@ -199,30 +230,48 @@ fn wav_precheck(prefix: &[u8], config: &AnalysisConfig) -> Result<(), AnalysisEr
     while let (Some(id), Some(size)) = (prefix.get(at..at + 4), le_u32(prefix, at + 4)) {
         if id == b"fmt " {
             let body = at + 8;
-            let (Some(channels), Some(rate), Some(block_align), Some(bits)) =
-                (le_u16(prefix, body + 2), le_u32(prefix, body + 4), le_u16(prefix, body + 12), le_u16(prefix, body + 14))
-            else {
+            let (Some(channels), Some(rate), Some(block_align), Some(bits)) = (
+                le_u16(prefix, body + 2),
+                le_u32(prefix, body + 4),
+                le_u16(prefix, body + 12),
+                le_u16(prefix, body + 14),
+            ) else {
                 return Ok(());
             };
             if channels == 0 || channels > config.max_channels {
-                return Err(AnalysisError::AbsurdHeader(format!("{channels} channels (1 to {} accepted)", config.max_channels)));
+                return Err(AnalysisError::AbsurdHeader(format!(
+                    "{channels} channels (1 to {} accepted)",
+                    config.max_channels
+                )));
             }
             if rate == 0 || rate > config.max_sample_rate {
                 return Err(AnalysisError::AbsurdHeader(format!("sample rate {rate} Hz")));
             }
             if bits == 0 || bits > 64 || block_align == 0 || u32::from(block_align) > u32::from(channels) * 8 {
-                return Err(AnalysisError::AbsurdHeader(format!("{bits} bits per sample, block align {block_align}")));
+                return Err(AnalysisError::AbsurdHeader(format!(
+                    "{bits} bits per sample, block align {block_align}"
+                )));
             }
             return Ok(());
         }
         // Chunks are word-aligned; a size past the prefix just ends the look-ahead.
-        at = at.saturating_add(8).saturating_add(size as usize).saturating_add(size as usize & 1);
+        at = at
+            .saturating_add(8)
+            .saturating_add(size as usize)
+            .saturating_add(size as usize & 1);
     }
     Ok(())
 }
 
-fn decode<R: Read + Send + Sync + 'static>(source: R, extension_hint: Option<&str>, config: &AnalysisConfig) -> Result<Analysis, AnalysisError> {
-    let stream = MediaSourceStream::new(Box::new(ReadOnlySource::new(source)), MediaSourceStreamOptions::default());
+fn decode<R: Read + Send + Sync + 'static>(
+    source: R,
+    extension_hint: Option<&str>,
+    config: &AnalysisConfig,
+) -> Result<Analysis, AnalysisError> {
+    let stream = MediaSourceStream::new(
+        Box::new(ReadOnlySource::new(source)),
+        MediaSourceStreamOptions::default(),
+    );
     let mut hint = Hint::new();
     if let Some(extension) = extension_hint {
         hint.with_extension(extension);
@@ -235,7 +284,9 @@ fn decode<R: Read + Send + Sync + 'static>(source: R, extension_hint: Option<&st
             other => AnalysisError::Unrecognized(other.to_string()),
         })?;
     let container = format.format_info().short_name.to_owned();
-    let track = format.default_track(TrackType::Audio).ok_or_else(|| AnalysisError::Unrecognized("no audio track".into()))?;
+    let track = format
+        .default_track(TrackType::Audio)
+        .ok_or_else(|| AnalysisError::Unrecognized("no audio track".into()))?;
     let track_id = track.id;
     let declared_frames = track.num_frames;
     let Some(CodecParameters::Audio(params)) = track.codec_params.clone() else {
@@ -244,13 +295,19 @@ fn decode<R: Read + Send + Sync + 'static>(source: R, extension_hint: Option<&st
     // Check the header before anything is sized by it.
     let channels = params.channels.as_ref().map(|c| c.count()).unwrap_or(0);
     if channels == 0 || channels > usize::from(config.max_channels) {
-        return Err(AnalysisError::AbsurdHeader(format!("{channels} channels (1 to {} accepted)", config.max_channels)));
+        return Err(AnalysisError::AbsurdHeader(format!(
+            "{channels} channels (1 to {} accepted)",
+            config.max_channels
+        )));
     }
     let sample_rate = params.sample_rate.unwrap_or(0);
     if sample_rate == 0 || sample_rate > config.max_sample_rate {
         return Err(AnalysisError::AbsurdHeader(format!("sample rate {sample_rate} Hz")));
     }
-    if params.max_frames_per_packet.is_some_and(|f| f > u64::from(sample_rate) * 10) {
+    if params
+        .max_frames_per_packet
+        .is_some_and(|f| f > u64::from(sample_rate) * 10)
+    {
         return Err(AnalysisError::AbsurdHeader("packets longer than 10 s".into()));
     }
     let codec = codec_name(params.codec);

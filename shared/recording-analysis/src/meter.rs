@@ -17,7 +17,11 @@ const BOOTSTRAP_MS: u32 = 10_000;
 pub const SILENCE_DBFS: f64 = -120.0;
 
 fn to_db(mean_square: f64) -> f64 {
-    if mean_square <= 1e-12 { SILENCE_DBFS } else { (10.0 * mean_square.log10()).max(SILENCE_DBFS) }
+    if mean_square <= 1e-12 {
+        SILENCE_DBFS
+    } else {
+        (10.0 * mean_square.log10()).max(SILENCE_DBFS)
+    }
 }
 
 struct Channel {
@@ -78,7 +82,14 @@ impl Meter {
             floor_rise_per_frame: FLOOR_RISE_DB_PER_S * f64::from(frame_ms) / 1000.0,
             hangover_frames: HANGOVER_MS / frame_ms,
             clip_threshold,
-            per_channel: (0..channels).map(|_| Channel { frame_energy: 0.0, floor_db: None, hangover: 0, speech_frames: 0 }).collect(),
+            per_channel: (0..channels)
+                .map(|_| Channel {
+                    frame_energy: 0.0,
+                    floor_db: None,
+                    hangover: 0,
+                    speech_frames: 0,
+                })
+                .collect(),
             frame_db: vec![0.0; channels],
             opening: Vec::with_capacity(opening_frames * channels),
             opening_frames,
@@ -200,14 +211,32 @@ impl Meter {
             self.end_bootstrap();
         }
         let frame_ms = u64::from(self.frame_ms);
-        let duration_ms = (self.frames * 1000).checked_div(u64::from(self.sample_rate)).unwrap_or(0);
+        let duration_ms = (self.frames * 1000)
+            .checked_div(u64::from(self.sample_rate))
+            .unwrap_or(0);
         Summary {
             duration_ms,
-            speech_ratio: if self.analysis_frames == 0 { 0.0 } else { self.speech_frames as f64 / self.analysis_frames as f64 },
+            speech_ratio: if self.analysis_frames == 0 {
+                0.0
+            } else {
+                self.speech_frames as f64 / self.analysis_frames as f64
+            },
             longest_silence_ms: self.longest_silence * frame_ms,
-            clipping_ratio: if self.samples == 0 { 0.0 } else { self.clipped as f64 / self.samples as f64 },
-            rms_dbfs: if self.samples == 0 { SILENCE_DBFS } else { to_db(self.sum_squares / self.samples as f64) },
-            peak_dbfs: if self.peak <= 0.0 { SILENCE_DBFS } else { (20.0 * f64::from(self.peak).log10()).max(SILENCE_DBFS) },
+            clipping_ratio: if self.samples == 0 {
+                0.0
+            } else {
+                self.clipped as f64 / self.samples as f64
+            },
+            rms_dbfs: if self.samples == 0 {
+                SILENCE_DBFS
+            } else {
+                to_db(self.sum_squares / self.samples as f64)
+            },
+            peak_dbfs: if self.peak <= 0.0 {
+                SILENCE_DBFS
+            } else {
+                (20.0 * f64::from(self.peak).log10()).max(SILENCE_DBFS)
+            },
             channel_talk_ms: self.per_channel.iter().map(|c| c.speech_frames * frame_ms).collect(),
         }
     }

@@ -32,7 +32,10 @@ pub(crate) fn wav_bytes(format_tag: u16, channels: u16, rate: u32, data: &[u8]) 
 }
 
 pub(crate) fn pcm16(channels: u16, samples: &[f64]) -> Vec<u8> {
-    let data: Vec<u8> = samples.iter().flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes()).collect();
+    let data: Vec<u8> = samples
+        .iter()
+        .flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes())
+        .collect();
     wav_bytes(1, channels, RATE, &data)
 }
 
@@ -69,14 +72,20 @@ fn alaw(sample: i16) -> u8 {
     match ends.iter().position(|&end| pcm <= end) {
         None => (0x7F ^ mask) as u8,
         Some(seg) => {
-            let mantissa = if seg < 2 { (pcm >> 1) & 0x0F } else { (pcm >> seg) & 0x0F };
+            let mantissa = if seg < 2 {
+                (pcm >> 1) & 0x0F
+            } else {
+                (pcm >> seg) & 0x0F
+            };
             (((seg as i32) << 4 | mantissa) ^ mask) as u8
         }
     }
 }
 
 fn sine(seconds: f64, amplitude: f64) -> Vec<f64> {
-    (0..(seconds * f64::from(RATE)) as usize).map(|i| amplitude * (2.0 * PI * 997.0 * i as f64 / f64::from(RATE)).sin()).collect()
+    (0..(seconds * f64::from(RATE)) as usize)
+        .map(|i| amplitude * (2.0 * PI * 997.0 * i as f64 / f64::from(RATE)).sin())
+        .collect()
 }
 
 /// Deterministic white noise in [-1, 1].
@@ -113,7 +122,10 @@ fn a_tone_of_known_level() {
     let bytes = pcm16(1, &sine(3.0, 0.5));
     let digest = hex::encode(Sha256::digest(&bytes));
     let a = run(bytes.clone()).expect("decodes");
-    assert_eq!((a.container.as_str(), a.codec.as_str(), a.sample_rate, a.channels), ("wave", "pcm_s16le", RATE, 1));
+    assert_eq!(
+        (a.container.as_str(), a.codec.as_str(), a.sample_rate, a.channels),
+        ("wave", "pcm_s16le", RATE, 1)
+    );
     assert_eq!(a.duration_ms, 3000);
     assert!((a.rms_dbfs - -9.03).abs() < 0.1, "rms {}", a.rms_dbfs);
     assert!((a.peak_dbfs - -6.02).abs() < 0.05, "peak {}", a.peak_dbfs);
@@ -129,19 +141,34 @@ fn exact_silences() {
     signal.extend(speech(2.0, 0.3, 2));
     let a = run(pcm16(1, &signal)).expect("decodes");
     // The 200 ms hangover after the last syllable shortens the measured gap.
-    assert!((2700..=3000).contains(&a.longest_silence_ms), "{}", a.longest_silence_ms);
+    assert!(
+        (2700..=3000).contains(&a.longest_silence_ms),
+        "{}",
+        a.longest_silence_ms
+    );
     assert_eq!(a.duration_ms, 7000);
 }
 
 #[test]
 fn an_opening_utterance_is_speech() {
     // Dialers start recording on connect: the agent's greeting is the first thing in the file.
-    let level = |seconds: f64, gain: f64, seed| noise((seconds * f64::from(RATE)) as usize, seed).into_iter().map(move |n| n * gain);
-    let signal: Vec<f64> = level(3.0, 0.2, 1).chain(level(2.0, 0.001, 2)).chain(level(3.0, 0.2, 3)).collect();
+    let level = |seconds: f64, gain: f64, seed| {
+        noise((seconds * f64::from(RATE)) as usize, seed)
+            .into_iter()
+            .map(move |n| n * gain)
+    };
+    let signal: Vec<f64> = level(3.0, 0.2, 1)
+        .chain(level(2.0, 0.001, 2))
+        .chain(level(3.0, 0.2, 3))
+        .collect();
     let a = run(pcm16(1, &signal)).expect("decodes");
     let talk = a.channel_talk_ms[0];
     assert!((6000..=6300).contains(&talk), "talk {talk}");
-    assert!((1700..=2000).contains(&a.longest_silence_ms), "{}", a.longest_silence_ms);
+    assert!(
+        (1700..=2000).contains(&a.longest_silence_ms),
+        "{}",
+        a.longest_silence_ms
+    );
 }
 
 #[test]
@@ -150,7 +177,11 @@ fn tone_silence_tone() {
     signal.extend(std::iter::repeat_n(0.0, 3 * RATE as usize));
     signal.extend(sine(2.0, 0.5));
     let a = run(pcm16(1, &signal)).expect("decodes");
-    assert!((2700..=3000).contains(&a.longest_silence_ms), "{}", a.longest_silence_ms);
+    assert!(
+        (2700..=3000).contains(&a.longest_silence_ms),
+        "{}",
+        a.longest_silence_ms
+    );
 }
 
 #[test]
@@ -158,7 +189,11 @@ fn known_clipping() {
     // A sine driven 1.5× over full scale: |sin| ≥ 2/3 clips, 1 − 2·asin(2/3)/π of the samples.
     let a = run(pcm16(1, &sine(2.0, 1.5))).expect("decodes");
     let expected = 1.0 - 2.0 * (2.0f64 / 3.0).asin() / PI;
-    assert!((a.clipping_ratio - expected).abs() < 0.01, "{} vs {expected}", a.clipping_ratio);
+    assert!(
+        (a.clipping_ratio - expected).abs() < 0.01,
+        "{} vs {expected}",
+        a.clipping_ratio
+    );
 }
 
 #[test]
@@ -176,12 +211,20 @@ fn speech_like_bursts() {
 #[test]
 fn stereo_talk_time_per_channel() {
     let quiet = |n: usize, seed| noise(n, seed).into_iter().map(|x| x * 0.001).collect::<Vec<_>>();
-    let left: Vec<f64> = speech(4.0, 0.3, 3).into_iter().chain(quiet(2 * RATE as usize, 4)).collect();
-    let right: Vec<f64> = quiet(4 * RATE as usize, 5).into_iter().chain(speech(2.0, 0.3, 6)).collect();
+    let left: Vec<f64> = speech(4.0, 0.3, 3)
+        .into_iter()
+        .chain(quiet(2 * RATE as usize, 4))
+        .collect();
+    let right: Vec<f64> = quiet(4 * RATE as usize, 5)
+        .into_iter()
+        .chain(speech(2.0, 0.3, 6))
+        .collect();
     let interleaved: Vec<f64> = left.iter().zip(&right).flat_map(|(l, r)| [*l, *r]).collect();
     let a = run(pcm16(2, &interleaved)).expect("decodes");
     assert_eq!(a.channels, 2);
-    let [agent, customer] = a.channel_talk_ms.as_slice() else { panic!("two channels") };
+    let [agent, customer] = a.channel_talk_ms.as_slice() else {
+        panic!("two channels")
+    };
     assert!((3500..=4300).contains(agent), "agent {agent}");
     assert!((1500..=2300).contains(customer), "customer {customer}");
 }
@@ -273,9 +316,16 @@ fn a_dropped_connection_is_an_io_error_not_a_truncated_or_unreadable_file() {
     // Mid-audio (would look truncated), inside the header (would look unrecognizable), and past
     // the end of the audio (decoding done, the drain fails).
     for fail_at in [bytes.len() as u64 / 2, 30, bytes.len() as u64] {
-        let reader = DroppedConnection { bytes: std::io::Cursor::new(bytes.clone()), fail_at, failed: false };
+        let reader = DroppedConnection {
+            bytes: std::io::Cursor::new(bytes.clone()),
+            fail_at,
+            failed: false,
+        };
         let outcome = analyze(reader, Some("wav"), &AnalysisConfig::default());
-        assert!(matches!(outcome, Err(AnalysisError::Io(_))), "failing at {fail_at}: {outcome:?}");
+        assert!(
+            matches!(outcome, Err(AnalysisError::Io(_))),
+            "failing at {fail_at}: {outcome:?}"
+        );
     }
 }
 

@@ -6,15 +6,25 @@ use std::fs::File;
 use recording_analysis::{AnalysisConfig, analyze};
 
 fn fixture(name: &str) -> File {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 #[test]
 fn mp3_flac_and_vorbis_decode_with_the_right_level() {
-    for (name, ext, codec) in [("tone-8k-mono.mp3", "mp3", "mp3"), ("tone-8k-mono.flac", "flac", "flac"), ("tone-8k-mono.ogg", "ogg", "vorbis")] {
+    for (name, ext, codec) in [
+        ("tone-8k-mono.mp3", "mp3", "mp3"),
+        ("tone-8k-mono.flac", "flac", "flac"),
+        ("tone-8k-mono.ogg", "ogg", "vorbis"),
+    ] {
         let a = analyze(fixture(name), Some(ext), &AnalysisConfig::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!((a.codec.as_str(), a.sample_rate, a.channels), (codec, 8000, 1), "{name}");
+        assert_eq!(
+            (a.codec.as_str(), a.sample_rate, a.channels),
+            (codec, 8000, 1),
+            "{name}"
+        );
         // Encoders pad the start and end by a few frames.
         assert!((2900..=3200).contains(&a.duration_ms), "{name}: {} ms", a.duration_ms);
         assert!((a.rms_dbfs - -27.07).abs() < 1.0, "{name}: rms {}", a.rms_dbfs);

@@ -104,7 +104,12 @@ pub struct ChainCheck {
 /// (which catches a deleted last record).
 pub fn verify_chain(records: &[AuditRecord], expected_head: Option<&str>) -> ChainCheck {
     let mut prev = GENESIS_HASH.to_owned();
-    let broken = |seq: u64, problem: String| ChainCheck { verified: false, records: records.len(), broken_at: Some(seq), problem: Some(problem) };
+    let broken = |seq: u64, problem: String| ChainCheck {
+        verified: false,
+        records: records.len(),
+        broken_at: Some(seq),
+        problem: Some(problem),
+    };
     for (i, record) in records.iter().enumerate() {
         let expected_seq = i as u64 + 1;
         if record.seq != expected_seq {
@@ -120,10 +125,18 @@ pub fn verify_chain(records: &[AuditRecord], expected_head: Option<&str>) -> Cha
     }
     if let Some(head) = expected_head {
         if head != prev {
-            return broken(records.len() as u64 + 1, "the chain is shorter than its recorded head".into());
+            return broken(
+                records.len() as u64 + 1,
+                "the chain is shorter than its recorded head".into(),
+            );
         }
     }
-    ChainCheck { verified: true, records: records.len(), broken_at: None, problem: None }
+    ChainCheck {
+        verified: true,
+        records: records.len(),
+        broken_at: None,
+        problem: None,
+    }
 }
 
 #[cfg(test)]

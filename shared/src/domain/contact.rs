@@ -21,7 +21,10 @@ impl PhoneNumber {
     /// digits, or a provincial area code (41–84) + 6 digits, with or without the trunk 0.
     /// Spaces, hyphens, dots and parentheses are ignored wherever they are.
     pub fn parse(raw: &str, default_country: &str) -> Result<PhoneNumber, Invalid> {
-        let cleaned: String = raw.chars().filter(|c| !(c.is_whitespace() || matches!(c, '-' | '.' | '(' | ')'))).collect();
+        let cleaned: String = raw
+            .chars()
+            .filter(|c| !(c.is_whitespace() || matches!(c, '-' | '.' | '(' | ')')))
+            .collect();
         if cleaned.is_empty() {
             return Err(Invalid::new("invalid_phone", "the phone number is empty"));
         }
@@ -54,7 +57,12 @@ impl PhoneNumber {
             // Provinces: area code + 6 digits, the trunk 0 optional.
             (8, [a, b, ..]) if is_provincial_area(*a, *b) => cleaned.as_str(),
             (9, [b'0', a, b, ..]) if is_provincial_area(*a, *b) => cleaned.strip_prefix('0').unwrap_or(&cleaned),
-            (len, _) => return Err(Invalid::new("invalid_phone", format!("{PERU_FORMATS}; got {len} digits"))),
+            (len, _) => {
+                return Err(Invalid::new(
+                    "invalid_phone",
+                    format!("{PERU_FORMATS}; got {len} digits"),
+                ));
+            }
         };
         Ok(PhoneNumber(format!("+51{national}")))
     }
@@ -63,21 +71,33 @@ impl PhoneNumber {
     pub fn parse_e164(raw: &str) -> Result<PhoneNumber, Invalid> {
         match raw.strip_prefix('+') {
             Some(rest) => Self::from_international_digits(rest),
-            None => Err(Invalid::new("invalid_phone", "an E.164 number starts with + and the country code, e.g. +51987654321")),
+            None => Err(Invalid::new(
+                "invalid_phone",
+                "an E.164 number starts with + and the country code, e.g. +51987654321",
+            )),
         }
     }
 
     fn from_international_digits(digits: &str) -> Result<PhoneNumber, Invalid> {
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(Invalid::new("invalid_phone", "an international number is + (or 00) followed by digits only, e.g. +51987654321"));
+            return Err(Invalid::new(
+                "invalid_phone",
+                "an international number is + (or 00) followed by digits only, e.g. +51987654321",
+            ));
         }
         if digits.starts_with('0') {
-            return Err(Invalid::new("invalid_phone", "a country code never starts with 0; after + (or 00) comes e.g. 51 for Peru"));
+            return Err(Invalid::new(
+                "invalid_phone",
+                "a country code never starts with 0; after + (or 00) comes e.g. 51 for Peru",
+            ));
         }
         if !(8..=15).contains(&digits.len()) {
             return Err(Invalid::new(
                 "invalid_phone",
-                format!("an international number has 8 to 15 digits including the country code (E.164), got {}", digits.len()),
+                format!(
+                    "an international number has 8 to 15 digits including the country code (E.164), got {}",
+                    digits.len()
+                ),
             ));
         }
         Ok(PhoneNumber(format!("+{digits}")))
@@ -100,7 +120,10 @@ impl PhoneNumber {
 }
 
 fn is_provincial_area(tens: u8, units: u8) -> bool {
-    let code = tens.wrapping_sub(b'0').saturating_mul(10).saturating_add(units.wrapping_sub(b'0'));
+    let code = tens
+        .wrapping_sub(b'0')
+        .saturating_mul(10)
+        .saturating_add(units.wrapping_sub(b'0'));
     (41..=84).contains(&code)
 }
 
@@ -144,11 +167,16 @@ impl Email {
         }
         // ASCII first: Unicode lower-casing could turn a look-alike (e.g. the Kelvin sign) into ASCII.
         if !trimmed.is_ascii() {
-            return Err(invalid("only ASCII characters are accepted (no accents or internationalized domains)".into()));
+            return Err(invalid(
+                "only ASCII characters are accepted (no accents or internationalized domains)".into(),
+            ));
         }
         let address = trimmed.to_ascii_lowercase();
         if address.len() > 254 {
-            return Err(invalid(format!("it must be at most 254 characters, got {}", address.len())));
+            return Err(invalid(format!(
+                "it must be at most 254 characters, got {}",
+                address.len()
+            )));
         }
         let Some((local, domain)) = address.split_once('@') else {
             return Err(invalid("it has no @".into()));
@@ -160,10 +188,18 @@ impl Email {
             return Err(invalid("nothing before the @".into()));
         }
         if local.len() > 64 {
-            return Err(invalid(format!("the part before @ must be at most 64 characters, got {}", local.len())));
+            return Err(invalid(format!(
+                "the part before @ must be at most 64 characters, got {}",
+                local.len()
+            )));
         }
-        if let Some(bad) = local.chars().find(|c| !(c.is_ascii_alphanumeric() || LOCAL_SPECIALS.contains(*c))) {
-            return Err(invalid(format!("the part before @ contains {bad:?}, which is not allowed")));
+        if let Some(bad) = local
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || LOCAL_SPECIALS.contains(*c)))
+        {
+            return Err(invalid(format!(
+                "the part before @ contains {bad:?}, which is not allowed"
+            )));
         }
         if local.starts_with('.') || local.ends_with('.') {
             return Err(invalid("the part before @ cannot start or end with a dot".into()));
@@ -175,7 +211,10 @@ impl Email {
             return Err(invalid("nothing after the @".into()));
         }
         if domain.len() > 253 {
-            return Err(invalid(format!("the domain must be at most 253 characters, got {}", domain.len())));
+            return Err(invalid(format!(
+                "the domain must be at most 253 characters, got {}",
+                domain.len()
+            )));
         }
         let labels: Vec<&str> = domain.split('.').collect();
         if labels.len() < 2 {
@@ -183,13 +222,20 @@ impl Email {
         }
         for label in &labels {
             if label.is_empty() {
-                return Err(invalid("the domain has an empty label (a leading, trailing or doubled dot)".into()));
+                return Err(invalid(
+                    "the domain has an empty label (a leading, trailing or doubled dot)".into(),
+                ));
             }
             if label.len() > 63 {
-                return Err(invalid(format!("each domain label must be at most 63 characters, got {}", label.len())));
+                return Err(invalid(format!(
+                    "each domain label must be at most 63 characters, got {}",
+                    label.len()
+                )));
             }
             if let Some(bad) = label.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-')) {
-                return Err(invalid(format!("the domain contains {bad:?}; only letters, digits, hyphens and dots are allowed")));
+                return Err(invalid(format!(
+                    "the domain contains {bad:?}; only letters, digits, hyphens and dots are allowed"
+                )));
             }
             if label.starts_with('-') || label.ends_with('-') {
                 return Err(invalid("a domain label cannot start or end with a hyphen".into()));
@@ -197,7 +243,10 @@ impl Email {
         }
         let tld = labels.last().copied().unwrap_or_default();
         if tld.len() < 2 || !tld.bytes().all(|b| b.is_ascii_alphabetic()) {
-            return Err(invalid(format!("the top-level domain must be at least two letters, got {}", shown(tld))));
+            return Err(invalid(format!(
+                "the top-level domain must be at least two letters, got {}",
+                shown(tld)
+            )));
         }
         Ok(Email(address))
     }
@@ -241,11 +290,16 @@ mod tests {
     use proptest::prelude::*;
 
     fn phone(raw: &str, country: &str) -> Result<String, &'static str> {
-        PhoneNumber::parse(raw, country).map(|p| p.as_str().to_owned()).map_err(|e| e.code)
+        PhoneNumber::parse(raw, country)
+            .map(|p| p.as_str().to_owned())
+            .map_err(|e| e.code)
     }
 
     fn phone_detail(raw: &str, country: &str) -> String {
-        PhoneNumber::parse(raw, country).err().map(|e| e.detail).unwrap_or_default()
+        PhoneNumber::parse(raw, country)
+            .err()
+            .map(|e| e.detail)
+            .unwrap_or_default()
     }
 
     fn email_detail(raw: &str) -> String {
@@ -334,11 +388,33 @@ mod tests {
 
     #[test]
     fn e164_is_strict() {
-        assert_eq!(PhoneNumber::parse_e164("+51987654321").map(|p| p.as_str().to_owned()), Ok("+51987654321".into()));
-        assert_eq!(PhoneNumber::parse_e164("+12345678").map(|p| p.as_str().to_owned()), Ok("+12345678".into()));
-        assert_eq!(PhoneNumber::parse_e164("+123456789012345").map(|p| p.as_str().to_owned()), Ok("+123456789012345".into()));
-        for bad in ["987654321", "0051987654321", "+51 987 654 321", " +51987654321", "+1234567", "+1234567890123456", "+0987654321", ""] {
-            assert_eq!(PhoneNumber::parse_e164(bad).map_err(|e| e.code), Err("invalid_phone"), "{bad}");
+        assert_eq!(
+            PhoneNumber::parse_e164("+51987654321").map(|p| p.as_str().to_owned()),
+            Ok("+51987654321".into())
+        );
+        assert_eq!(
+            PhoneNumber::parse_e164("+12345678").map(|p| p.as_str().to_owned()),
+            Ok("+12345678".into())
+        );
+        assert_eq!(
+            PhoneNumber::parse_e164("+123456789012345").map(|p| p.as_str().to_owned()),
+            Ok("+123456789012345".into())
+        );
+        for bad in [
+            "987654321",
+            "0051987654321",
+            "+51 987 654 321",
+            " +51987654321",
+            "+1234567",
+            "+1234567890123456",
+            "+0987654321",
+            "",
+        ] {
+            assert_eq!(
+                PhoneNumber::parse_e164(bad).map_err(|e| e.code),
+                Err("invalid_phone"),
+                "{bad}"
+            );
         }
     }
 
@@ -356,16 +432,30 @@ mod tests {
     #[test]
     fn phones_serialize_as_e164_strings_validated_on_the_way_in() {
         let p = PhoneNumber::parse("987654321", "PE").expect("valid");
-        assert_eq!(serde_json::to_value(&p).expect("ser"), serde_json::json!("+51987654321"));
-        assert_eq!(serde_json::from_value::<PhoneNumber>(serde_json::json!("+51987654321")).ok(), Some(p));
-        for bad in [serde_json::json!("987654321"), serde_json::json!("+51 987 654 321"), serde_json::json!(51987654321u64), serde_json::json!(null)] {
+        assert_eq!(
+            serde_json::to_value(&p).expect("ser"),
+            serde_json::json!("+51987654321")
+        );
+        assert_eq!(
+            serde_json::from_value::<PhoneNumber>(serde_json::json!("+51987654321")).ok(),
+            Some(p)
+        );
+        for bad in [
+            serde_json::json!("987654321"),
+            serde_json::json!("+51 987 654 321"),
+            serde_json::json!(51987654321u64),
+            serde_json::json!(null),
+        ] {
             assert!(serde_json::from_value::<PhoneNumber>(bad.clone()).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn emails_normalize() {
-        assert_eq!(Email::parse(" Maria.Quispe@Example.PE ").map(|e| e.as_str().to_owned()), Ok("maria.quispe@example.pe".into()));
+        assert_eq!(
+            Email::parse(" Maria.Quispe@Example.PE ").map(|e| e.as_str().to_owned()),
+            Ok("maria.quispe@example.pe".into())
+        );
         for good in [
             "o'brien+ventas@mail.example.com",
             "a@b.pe",
@@ -385,16 +475,28 @@ mod tests {
         assert!(Email::parse(&format!("{local64}a@b.pe")).is_err());
         let label63 = "c".repeat(63);
         assert!(Email::parse(&format!("a@{label63}.pe")).is_ok());
-        assert_eq!(email_detail(&format!("a@{label63}c.pe")), "not a valid e-mail address: each domain label must be at most 63 characters, got 64");
+        assert_eq!(
+            email_detail(&format!("a@{label63}c.pe")),
+            "not a valid e-mail address: each domain label must be at most 63 characters, got 64"
+        );
         // 64 + 1 + 189 = 254 characters: the longest accepted.
         let domain189 = format!("{}.{}.{}.pe", "d".repeat(61), "e".repeat(60), "f".repeat(63));
         assert_eq!(domain189.len(), 189);
         let longest = format!("{local64}@{domain189}");
         assert_eq!(longest.len(), 254);
         assert!(Email::parse(&longest).is_ok());
-        assert_eq!(email_detail(&format!("{local64}@g{domain189}")), "not a valid e-mail address: it must be at most 254 characters, got 255");
+        assert_eq!(
+            email_detail(&format!("{local64}@g{domain189}")),
+            "not a valid e-mail address: it must be at most 254 characters, got 255"
+        );
         // A domain over 253 characters cannot fit with any local part; the total limit says so.
-        let domain254 = format!("{}.{}.{}.{}.pe", "d".repeat(63), "e".repeat(63), "f".repeat(63), "g".repeat(59));
+        let domain254 = format!(
+            "{}.{}.{}.{}.pe",
+            "d".repeat(63),
+            "e".repeat(63),
+            "f".repeat(63),
+            "g".repeat(59)
+        );
         assert_eq!(domain254.len(), 254);
         assert!(email_detail(&format!("a@{domain254}")).contains("254 characters"));
     }
@@ -440,8 +542,14 @@ mod tests {
         assert_eq!(email.masked(), "m***@example.pe");
         assert_eq!(format!("{email:?}"), "m***@example.pe");
         assert!(!format!("{:?}", Some(&email)).contains("maria"));
-        assert_eq!(serde_json::to_value(&email).expect("ser"), serde_json::json!("maria@example.pe"));
-        assert_eq!(serde_json::from_value::<Email>(serde_json::json!("Maria@Example.pe")).ok(), Some(email));
+        assert_eq!(
+            serde_json::to_value(&email).expect("ser"),
+            serde_json::json!("maria@example.pe")
+        );
+        assert_eq!(
+            serde_json::from_value::<Email>(serde_json::json!("Maria@Example.pe")).ok(),
+            Some(email)
+        );
         assert!(serde_json::from_value::<Email>(serde_json::json!("nope")).is_err());
         assert!(serde_json::from_value::<Email>(serde_json::json!(1)).is_err());
     }

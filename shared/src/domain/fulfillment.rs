@@ -40,8 +40,14 @@ pub enum FulfillmentError {
     #[error("courier {0} has no rate table")]
     NoRateTable(String),
     #[error("the sale is in {sale} but courier {courier} charges in {rates}")]
-    CurrencyMismatch { courier: String, sale: Currency, rates: Currency },
-    #[error("the work calendar gives no pickup day within {PICKUP_SEARCH_DAYS} days (no working days, or all of them holidays)")]
+    CurrencyMismatch {
+        courier: String,
+        sale: Currency,
+        rates: Currency,
+    },
+    #[error(
+        "the work calendar gives no pickup day within {PICKUP_SEARCH_DAYS} days (no working days, or all of them holidays)"
+    )]
     NoWorkingDay,
     #[error("shipping arithmetic out of range")]
     Overflow,
@@ -91,7 +97,10 @@ pub struct PackageLimits {
 impl Default for PackageLimits {
     /// 20 kg and 60 000 cm³ (e.g. 50 × 40 × 30 cm): a common parcel ceiling of Peruvian couriers.
     fn default() -> Self {
-        PackageLimits { max_weight_grams: 20_000, max_volume_cm3: 60_000 }
+        PackageLimits {
+            max_weight_grams: 20_000,
+            max_volume_cm3: 60_000,
+        }
     }
 }
 
@@ -137,7 +146,11 @@ impl Bin {
     fn room_for(&self, group: &Group<'_>, limits: &PackageLimits) -> u64 {
         // A zero weight (or volume) never limits; limits below the content leave no room.
         let fit = |used: u64, max: u64, each: u64| max.saturating_sub(used).checked_div(each).unwrap_or(u64::MAX);
-        fit(self.weight, limits.max_weight_grams, group.weight).min(fit(self.volume, limits.max_volume_cm3, group.volume))
+        fit(self.weight, limits.max_weight_grams, group.weight).min(fit(
+            self.volume,
+            limits.max_volume_cm3,
+            group.volume,
+        ))
     }
 
     fn add(&mut self, group: &Group<'_>, count: u64) -> Result<(), FulfillmentError> {
@@ -154,10 +167,21 @@ impl Bin {
         let lines = self
             .lines
             .into_iter()
-            .map(|(sku, quantity)| Ok(PackedLine { sku, quantity: u32::try_from(quantity).map_err(|_| FulfillmentError::Overflow)? }))
+            .map(|(sku, quantity)| {
+                Ok(PackedLine {
+                    sku,
+                    quantity: u32::try_from(quantity).map_err(|_| FulfillmentError::Overflow)?,
+                })
+            })
             .collect::<Result<Vec<_>, FulfillmentError>>()?;
         let number = u32::try_from(number).map_err(|_| FulfillmentError::TooManyPackages)?;
-        Ok(Package { number, lines, weight_grams: self.weight, volume_cm3: self.volume, oversize })
+        Ok(Package {
+            number,
+            lines,
+            weight_grams: self.weight,
+            volume_cm3: self.volume,
+            oversize,
+        })
     }
 }
 
@@ -174,7 +198,12 @@ impl Bin {
 pub fn pack(items: &[(ShippingSpec, u32)], limits: &PackageLimits) -> Result<Vec<Package>, FulfillmentError> {
     let mut groups: Vec<Group<'_>> = Vec::new();
     for (spec, quantity) in items.iter().filter(|(_, q)| *q > 0) {
-        groups.push(Group { spec, weight: u64::from(spec.weight_grams), volume: spec.volume_cm3()?, count: u64::from(*quantity) });
+        groups.push(Group {
+            spec,
+            weight: u64::from(spec.weight_grams),
+            volume: spec.volume_cm3()?,
+            count: u64::from(*quantity),
+        });
     }
     groups.sort_by(|a, b| {
         let (x, y) = (a.spec, b.spec);
@@ -182,7 +211,14 @@ pub fn pack(items: &[(ShippingSpec, u32)], limits: &PackageLimits) -> Result<Vec
             .cmp(&a.weight)
             .then(b.volume.cmp(&a.volume))
             .then_with(|| x.sku.cmp(&y.sku))
-            .then_with(|| (x.length_mm, x.width_mm, x.height_mm, x.ships_alone).cmp(&(y.length_mm, y.width_mm, y.height_mm, y.ships_alone)))
+            .then_with(|| {
+                (x.length_mm, x.width_mm, x.height_mm, x.ships_alone).cmp(&(
+                    y.length_mm,
+                    y.width_mm,
+                    y.height_mm,
+                    y.ships_alone,
+                ))
+            })
     });
 
     let mut alone: Vec<(Bin, bool)> = Vec::new();
@@ -190,7 +226,9 @@ pub fn pack(items: &[(ShippingSpec, u32)], limits: &PackageLimits) -> Result<Vec
     for group in &groups {
         let oversize = group.weight > limits.max_weight_grams || group.volume > limits.max_volume_cm3;
         if oversize || group.spec.ships_alone {
-            let total = usize::try_from(group.count).ok().and_then(|c| c.checked_add(alone.len() + bins.len()));
+            let total = usize::try_from(group.count)
+                .ok()
+                .and_then(|c| c.checked_add(alone.len() + bins.len()));
             if total.is_none_or(|t| t > MAX_PACKAGES) {
                 return Err(FulfillmentError::TooManyPackages);
             }
@@ -270,7 +308,11 @@ fn fold(text: &str) -> String {
 /// config cannot silently match every address.
 fn address_matches(address: &Address, regions: &[String], postal_prefixes: &[String]) -> bool {
     let postal = address.postal_code.as_deref().map(str::trim).unwrap_or_default();
-    let by_postal = !postal.is_empty() && postal_prefixes.iter().map(|p| p.trim()).any(|p| !p.is_empty() && postal.starts_with(p));
+    let by_postal = !postal.is_empty()
+        && postal_prefixes
+            .iter()
+            .map(|p| p.trim())
+            .any(|p| !p.is_empty() && postal.starts_with(p));
     if by_postal {
         return true;
     }
@@ -378,9 +420,14 @@ pub fn billable_weight_grams(package: &Package, table: &RateTable) -> u64 {
 
 fn price_in(prices: &BTreeMap<String, i64>, zone: &str, courier: &str) -> Result<i64, FulfillmentError> {
     match prices.get(zone) {
-        Some(price) if *price < 0 => Err(FulfillmentError::InvalidConfig(format!("courier {courier} has a negative price for zone {zone}"))),
+        Some(price) if *price < 0 => Err(FulfillmentError::InvalidConfig(format!(
+            "courier {courier} has a negative price for zone {zone}"
+        ))),
         Some(price) => Ok(*price),
-        None => Err(FulfillmentError::NoRateForZone { courier: courier.to_owned(), zone: zone.to_owned() }),
+        None => Err(FulfillmentError::NoRateForZone {
+            courier: courier.to_owned(),
+            zone: zone.to_owned(),
+        }),
     }
 }
 
@@ -388,9 +435,16 @@ fn price_in(prices: &BTreeMap<String, i64>, zone: &str, courier: &str) -> Result
 /// started kg beyond the heaviest band, plus the oversize surcharge.
 pub fn package_cost(package: &Package, zone: &str, table: &RateTable) -> Result<i64, FulfillmentError> {
     let courier = table.courier_id.as_str();
-    let no_rate = || FulfillmentError::NoRateForZone { courier: courier.to_owned(), zone: zone.to_owned() };
+    let no_rate = || FulfillmentError::NoRateForZone {
+        courier: courier.to_owned(),
+        zone: zone.to_owned(),
+    };
     let billable = billable_weight_grams(package, table);
-    let band = table.bands.iter().filter(|b| u64::from(b.up_to_grams) >= billable).min_by_key(|b| b.up_to_grams);
+    let band = table
+        .bands
+        .iter()
+        .filter(|b| u64::from(b.up_to_grams) >= billable)
+        .min_by_key(|b| b.up_to_grams);
     let mut price = match band {
         Some(band) => price_in(&band.prices, zone, courier)?,
         None => {
@@ -399,14 +453,21 @@ pub fn package_cost(package: &Package, zone: &str, table: &RateTable) -> Result<
             let per_kg = price_in(&table.extra_per_kg, zone, courier)?;
             let started_kg = (billable - u64::from(heaviest.up_to_grams)).div_ceil(1000);
             let started_kg = i64::try_from(started_kg).map_err(|_| FulfillmentError::Overflow)?;
-            per_kg.checked_mul(started_kg).and_then(|extra| base.checked_add(extra)).ok_or(FulfillmentError::Overflow)?
+            per_kg
+                .checked_mul(started_kg)
+                .and_then(|extra| base.checked_add(extra))
+                .ok_or(FulfillmentError::Overflow)?
         }
     };
     if package.oversize {
         if table.oversize_surcharge_minor < 0 {
-            return Err(FulfillmentError::InvalidConfig(format!("courier {courier} has a negative oversize surcharge")));
+            return Err(FulfillmentError::InvalidConfig(format!(
+                "courier {courier} has a negative oversize surcharge"
+            )));
         }
-        price = price.checked_add(table.oversize_surcharge_minor).ok_or(FulfillmentError::Overflow)?;
+        price = price
+            .checked_add(table.oversize_surcharge_minor)
+            .ok_or(FulfillmentError::Overflow)?;
     }
     Ok(price)
 }
@@ -416,7 +477,9 @@ pub fn package_cost(package: &Package, zone: &str, table: &RateTable) -> Result<
 pub fn shipping_cost(packages: &[Package], zone: &str, table: &RateTable) -> Result<Money, FulfillmentError> {
     let mut total: i64 = 0;
     for package in packages {
-        total = total.checked_add(package_cost(package, zone, table)?).ok_or(FulfillmentError::Overflow)?;
+        total = total
+            .checked_add(package_cost(package, zone, table)?)
+            .ok_or(FulfillmentError::Overflow)?;
     }
     Ok(Money::from_minor(total, table.currency))
 }
@@ -452,7 +515,13 @@ fn default_cutoff() -> Time {
 }
 
 fn default_working_days() -> Vec<Weekday> {
-    vec![Weekday::Monday, Weekday::Tuesday, Weekday::Wednesday, Weekday::Thursday, Weekday::Friday]
+    vec![
+        Weekday::Monday,
+        Weekday::Tuesday,
+        Weekday::Wednesday,
+        Weekday::Thursday,
+        Weekday::Friday,
+    ]
 }
 
 fn default_pickup_lead() -> u8 {
@@ -461,8 +530,12 @@ fn default_pickup_lead() -> u8 {
 
 impl WorkCalendar {
     pub fn offset(&self) -> Result<UtcOffset, FulfillmentError> {
-        UtcOffset::from_whole_seconds(i32::from(self.utc_offset_minutes) * 60)
-            .map_err(|_| FulfillmentError::InvalidConfig(format!("utc_offset_minutes {} is out of range", self.utc_offset_minutes)))
+        UtcOffset::from_whole_seconds(i32::from(self.utc_offset_minutes) * 60).map_err(|_| {
+            FulfillmentError::InvalidConfig(format!(
+                "utc_offset_minutes {} is out of range",
+                self.utc_offset_minutes
+            ))
+        })
     }
 
     pub fn is_working_day(&self, date: Date) -> bool {
@@ -480,9 +553,15 @@ impl WorkCalendar {
 /// `working_days`) and holidays are skipped; if no pickup day turns up within
 /// [`PICKUP_SEARCH_DAYS`] days of today, the calendar is unusable and that is an error.
 pub fn pickup_date(now: OffsetDateTime, calendar: &WorkCalendar) -> Result<Date, FulfillmentError> {
-    let local = now.checked_to_offset(calendar.offset()?).ok_or(FulfillmentError::Overflow)?;
+    let local = now
+        .checked_to_offset(calendar.offset()?)
+        .ok_or(FulfillmentError::Overflow)?;
     let today = local.date();
-    let mut day = if local.time() < calendar.cutoff { today } else { today.next_day().ok_or(FulfillmentError::NoWorkingDay)? };
+    let mut day = if local.time() < calendar.cutoff {
+        today
+    } else {
+        today.next_day().ok_or(FulfillmentError::NoWorkingDay)?
+    };
     // The dispatch day is the first working day found, the pickup the lead-th after it.
     let mut to_find = u32::from(calendar.pickup_lead_working_days) + 1;
     while (day - today).whole_days() <= i64::from(PICKUP_SEARCH_DAYS) {
@@ -525,7 +604,12 @@ fn base32(bytes: &[u8]) -> String {
 /// at most 8) and 16 base32 characters (80 bits) of SHA-256(sale id), e.g. `OLVA-K3Q…`. Derived,
 /// not random, so a retried dispatch of the same sale yields the same reference.
 pub fn tracking_reference(courier_id: &str, sale_id: &str) -> String {
-    let prefix: String = courier_id.chars().filter(char::is_ascii_alphanumeric).take(8).collect::<String>().to_ascii_uppercase();
+    let prefix: String = courier_id
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(8)
+        .collect::<String>()
+        .to_ascii_uppercase();
     let prefix = if prefix.is_empty() { "SHP".to_owned() } else { prefix };
     let digest = Sha256::digest(sale_id.as_bytes());
     format!("{prefix}-{}", base32(&digest[..10]))
@@ -555,16 +639,29 @@ impl FulfillmentConfig {
         let invalid = |detail: String| Err(FulfillmentError::InvalidConfig(detail));
         self.calendar.offset()?;
         if self.calendar.pickup_lead_working_days > MAX_PICKUP_LEAD_WORKING_DAYS {
-            return invalid(format!("pickup_lead_working_days is at most {MAX_PICKUP_LEAD_WORKING_DAYS}"));
+            return invalid(format!(
+                "pickup_lead_working_days is at most {MAX_PICKUP_LEAD_WORKING_DAYS}"
+            ));
         }
         if self.calendar.working_days.is_empty() {
             return invalid("the calendar has no working days".into());
         }
-        let couriers = self.courier_rules.rules.iter().map(|r| r.courier_id.as_str()).chain([self.courier_rules.default_courier.as_str()]);
+        let couriers = self
+            .courier_rules
+            .rules
+            .iter()
+            .map(|r| r.courier_id.as_str())
+            .chain([self.courier_rules.default_courier.as_str()]);
         for courier in couriers {
-            let table = self.rates.get(courier).ok_or_else(|| FulfillmentError::NoRateTable(courier.to_owned()))?;
+            let table = self
+                .rates
+                .get(courier)
+                .ok_or_else(|| FulfillmentError::NoRateTable(courier.to_owned()))?;
             if table.courier_id != courier {
-                return invalid(format!("the rate table under {courier} is for courier {}", table.courier_id));
+                return invalid(format!(
+                    "the rate table under {courier} is for courier {}",
+                    table.courier_id
+                ));
             }
             if table.bands.is_empty() {
                 return invalid(format!("courier {courier} has no weight bands"));
@@ -595,23 +692,58 @@ impl Default for FulfillmentConfig {
     /// country; prices in PEN (indicative, to be replaced by the contracted ones).
     fn default() -> Self {
         let strings = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-        let lima = ZoneRule { zone: "LIMA_METRO".into(), regions: strings(&["Lima", "Callao"]), postal_prefixes: strings(&["15", "07"]) };
+        let lima = ZoneRule {
+            zone: "LIMA_METRO".into(),
+            regions: strings(&["Lima", "Callao"]),
+            postal_prefixes: strings(&["15", "07"]),
+        };
         let coast = ZoneRule {
             zone: "COAST".into(),
-            regions: strings(&["Tumbes", "Piura", "Lambayeque", "La Libertad", "Áncash", "Ica", "Arequipa", "Moquegua", "Tacna"]),
+            regions: strings(&[
+                "Tumbes",
+                "Piura",
+                "Lambayeque",
+                "La Libertad",
+                "Áncash",
+                "Ica",
+                "Arequipa",
+                "Moquegua",
+                "Tacna",
+            ]),
             postal_prefixes: vec![],
         };
         let highlands_jungle = ZoneRule {
             zone: "HIGHLANDS_JUNGLE".into(),
             regions: strings(&[
-                "Cajamarca", "Huánuco", "Pasco", "Junín", "Huancavelica", "Ayacucho", "Apurímac", "Cusco", "Puno", "Amazonas", "San Martín",
-                "Loreto", "Ucayali", "Madre de Dios",
+                "Cajamarca",
+                "Huánuco",
+                "Pasco",
+                "Junín",
+                "Huancavelica",
+                "Ayacucho",
+                "Apurímac",
+                "Cusco",
+                "Puno",
+                "Amazonas",
+                "San Martín",
+                "Loreto",
+                "Ucayali",
+                "Madre de Dios",
             ]),
             postal_prefixes: vec![],
         };
         let pen = Currency::parse("PEN").unwrap_or_else(|_| unreachable!("PEN is in the currency table"));
-        let prices = |zones: &[&str], amounts: &[i64]| zones.iter().map(|z| (*z).to_owned()).zip(amounts.iter().copied()).collect::<BTreeMap<_, _>>();
-        let band = |up_to_grams: u32, zones: &[&str], amounts: &[i64]| WeightBand { up_to_grams, prices: prices(zones, amounts) };
+        let prices = |zones: &[&str], amounts: &[i64]| {
+            zones
+                .iter()
+                .map(|z| (*z).to_owned())
+                .zip(amounts.iter().copied())
+                .collect::<BTreeMap<_, _>>()
+        };
+        let band = |up_to_grams: u32, zones: &[&str], amounts: &[i64]| WeightBand {
+            up_to_grams,
+            prices: prices(zones, amounts),
+        };
         let olva_zones = ["LIMA_METRO", "COAST", "HIGHLANDS_JUNGLE", DEFAULT_ZONE];
         let olva = RateTable {
             courier_id: "olva".into(),
@@ -644,10 +776,17 @@ impl Default for FulfillmentConfig {
         FulfillmentConfig {
             limits: PackageLimits::default(),
             courier_rules: CourierRules {
-                rules: vec![CourierRule { courier_id: "urbano".into(), regions: strings(&["Lima", "Callao"]), postal_prefixes: strings(&["15", "07"]) }],
+                rules: vec![CourierRule {
+                    courier_id: "urbano".into(),
+                    regions: strings(&["Lima", "Callao"]),
+                    postal_prefixes: strings(&["15", "07"]),
+                }],
                 default_courier: "olva".into(),
             },
-            zones: BTreeMap::from([("olva".to_owned(), vec![lima.clone(), coast, highlands_jungle]), ("urbano".to_owned(), vec![lima])]),
+            zones: BTreeMap::from([
+                ("olva".to_owned(), vec![lima.clone(), coast, highlands_jungle]),
+                ("urbano".to_owned(), vec![lima]),
+            ]),
             rates: BTreeMap::from([("olva".to_owned(), olva), ("urbano".to_owned(), urbano)]),
             calendar: WorkCalendar {
                 utc_offset_minutes: -300,
@@ -699,11 +838,21 @@ pub fn plan_shipment(
 ) -> Result<ShipmentPlan, FulfillmentError> {
     let address = &sale.shipping_address;
     let courier = choose_courier(address, &config.courier_rules);
-    let table = config.rates.get(courier).ok_or_else(|| FulfillmentError::NoRateTable(courier.to_owned()))?;
+    let table = config
+        .rates
+        .get(courier)
+        .ok_or_else(|| FulfillmentError::NoRateTable(courier.to_owned()))?;
     if table.currency != sale.total.currency() {
-        return Err(FulfillmentError::CurrencyMismatch { courier: courier.to_owned(), sale: sale.total.currency(), rates: table.currency });
+        return Err(FulfillmentError::CurrencyMismatch {
+            courier: courier.to_owned(),
+            sale: sale.total.currency(),
+            rates: table.currency,
+        });
     }
-    let zone = zone_for(address, config.zones.get(courier).map(Vec::as_slice).unwrap_or_default());
+    let zone = zone_for(
+        address,
+        config.zones.get(courier).map(Vec::as_slice).unwrap_or_default(),
+    );
 
     // One entry per SKU, even if the sale lists it on two lines.
     let mut quantities: BTreeMap<&str, u32> = BTreeMap::new();
@@ -722,8 +871,16 @@ pub fn plan_shipment(
         }
     }
     for (sku, quantity) in quantities {
-        let spec = specs.get(sku).ok_or_else(|| FulfillmentError::MissingShippingSpec(sku.to_owned()))?;
-        items.push((ShippingSpec { sku: sku.to_owned(), ..spec.clone() }, quantity));
+        let spec = specs
+            .get(sku)
+            .ok_or_else(|| FulfillmentError::MissingShippingSpec(sku.to_owned()))?;
+        items.push((
+            ShippingSpec {
+                sku: sku.to_owned(),
+                ..spec.clone()
+            },
+            quantity,
+        ));
     }
 
     let packages = pack(&items, &config.limits)?;
@@ -766,7 +923,9 @@ pub(crate) mod wire {
         use super::*;
 
         pub fn serialize<S: Serializer>(date: &Date, serializer: S) -> Result<S::Ok, S::Error> {
-            format_date(date).map_err(serde::ser::Error::custom)?.serialize(serializer)
+            format_date(date)
+                .map_err(serde::ser::Error::custom)?
+                .serialize(serializer)
         }
 
         pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Date, D::Error> {
@@ -778,12 +937,19 @@ pub(crate) mod wire {
         use super::*;
 
         pub fn serialize<S: Serializer>(dates: &[Date], serializer: S) -> Result<S::Ok, S::Error> {
-            let texts = dates.iter().map(format_date).collect::<Result<Vec<_>, _>>().map_err(serde::ser::Error::custom)?;
+            let texts = dates
+                .iter()
+                .map(format_date)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(serde::ser::Error::custom)?;
             texts.serialize(serializer)
         }
 
         pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Date>, D::Error> {
-            Vec::<String>::deserialize(deserializer)?.iter().map(|raw| parse_date(raw).map_err(D::Error::custom)).collect()
+            Vec::<String>::deserialize(deserializer)?
+                .iter()
+                .map(|raw| parse_date(raw).map_err(D::Error::custom))
+                .collect()
         }
     }
 
@@ -792,7 +958,9 @@ pub(crate) mod wire {
 
         pub fn serialize<S: Serializer>(time: &Time, serializer: S) -> Result<S::Ok, S::Error> {
             let format = if time.second() == 0 { HH_MM } else { HH_MM_SS };
-            time.format(format).map_err(serde::ser::Error::custom)?.serialize(serializer)
+            time.format(format)
+                .map_err(serde::ser::Error::custom)?
+                .serialize(serializer)
         }
 
         pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Time, D::Error> {
@@ -817,7 +985,10 @@ pub(crate) mod wire {
         ];
 
         pub fn serialize<S: Serializer>(days: &[Weekday], serializer: S) -> Result<S::Ok, S::Error> {
-            let names: Vec<&str> = days.iter().filter_map(|d| DAYS.iter().find(|(w, _)| w == d).map(|(_, n)| *n)).collect();
+            let names: Vec<&str> = days
+                .iter()
+                .filter_map(|d| DAYS.iter().find(|(w, _)| w == d).map(|(_, n)| *n))
+                .collect();
             names.serialize(serializer)
         }
 
@@ -826,9 +997,12 @@ pub(crate) mod wire {
             Vec::<String>::deserialize(deserializer)?
                 .iter()
                 .map(|raw| {
-                    DAYS.iter().find(|(_, name)| name.eq_ignore_ascii_case(raw.trim())).map(|(day, _)| *day).ok_or_else(|| {
-                        D::Error::custom(format!("expected a weekday in English such as \"MONDAY\", got {raw:?}"))
-                    })
+                    DAYS.iter()
+                        .find(|(_, name)| name.eq_ignore_ascii_case(raw.trim()))
+                        .map(|(day, _)| *day)
+                        .ok_or_else(|| {
+                            D::Error::custom(format!("expected a weekday in English such as \"MONDAY\", got {raw:?}"))
+                        })
                 })
                 .collect()
         }
@@ -846,7 +1020,14 @@ mod tests {
     }
 
     fn spec(sku: &str, weight_grams: u32, dims_mm: (u32, u32, u32)) -> ShippingSpec {
-        ShippingSpec { sku: sku.into(), weight_grams, length_mm: dims_mm.0, width_mm: dims_mm.1, height_mm: dims_mm.2, ships_alone: false }
+        ShippingSpec {
+            sku: sku.into(),
+            weight_grams,
+            length_mm: dims_mm.0,
+            width_mm: dims_mm.1,
+            height_mm: dims_mm.2,
+            ships_alone: false,
+        }
     }
 
     fn small(sku: &str, weight_grams: u32) -> ShippingSpec {
@@ -855,7 +1036,10 @@ mod tests {
 
     /// (sku, quantity) lines of each package.
     fn contents(packages: &[Package]) -> Vec<Vec<(String, u32)>> {
-        packages.iter().map(|p| p.lines.iter().map(|l| (l.sku.clone(), l.quantity)).collect()).collect()
+        packages
+            .iter()
+            .map(|p| p.lines.iter().map(|l| (l.sku.clone(), l.quantity)).collect())
+            .collect()
     }
 
     fn lines(list: &[(&str, u32)]) -> Vec<(String, u32)> {
@@ -876,7 +1060,16 @@ mod tests {
     }
 
     fn package(weight_grams: u64, volume_cm3: u64, oversize: bool) -> Package {
-        Package { number: 1, lines: vec![PackedLine { sku: "X".into(), quantity: 1 }], weight_grams, volume_cm3, oversize }
+        Package {
+            number: 1,
+            lines: vec![PackedLine {
+                sku: "X".into(),
+                quantity: 1,
+            }],
+            weight_grams,
+            volume_cm3,
+            oversize,
+        }
     }
 
     fn table() -> RateTable {
@@ -901,14 +1094,23 @@ mod tests {
         assert_eq!(spec("A", 1, (100, 100, 100)).volume_cm3(), Ok(1000));
         assert_eq!(spec("A", 1, (1, 1, 1)).volume_cm3(), Ok(1));
         assert_eq!(spec("A", 1, (0, 5, 5)).volume_cm3(), Ok(0));
-        assert_eq!(spec("A", 1, (u32::MAX, u32::MAX, u32::MAX)).volume_cm3(), Err(FulfillmentError::Overflow));
+        assert_eq!(
+            spec("A", 1, (u32::MAX, u32::MAX, u32::MAX)).volume_cm3(),
+            Err(FulfillmentError::Overflow)
+        );
     }
 
     #[test]
     fn ships_alone_units_get_a_package_each_first() {
-        let tv = ShippingSpec { ships_alone: true, ..spec("TV", 8_000, (800, 150, 500)) };
+        let tv = ShippingSpec {
+            ships_alone: true,
+            ..spec("TV", 8_000, (800, 150, 500))
+        };
         let packages = pack(&[(small("CABLE", 200), 3), (tv, 2)], &PackageLimits::default()).expect("packs");
-        assert_eq!(contents(&packages), vec![lines(&[("TV", 1)]), lines(&[("TV", 1)]), lines(&[("CABLE", 3)])]);
+        assert_eq!(
+            contents(&packages),
+            vec![lines(&[("TV", 1)]), lines(&[("TV", 1)]), lines(&[("CABLE", 3)])]
+        );
         assert_eq!(packages.iter().map(|p| p.number).collect::<Vec<_>>(), vec![1, 2, 3]);
         assert!(packages.iter().all(|p| !p.oversize));
         assert_eq!((packages[0].weight_grams, packages[0].volume_cm3), (8_000, 60_000));
@@ -918,18 +1120,36 @@ mod tests {
     #[test]
     fn first_fit_decreasing_by_weight() {
         // 10 kg limit: 7, 5, 4, 3, 1 kg → [7+3], [5+4+1] (the 3 kg goes back into the first box).
-        let limits = PackageLimits { max_weight_grams: 10_000, max_volume_cm3: 60_000 };
-        let items = [(small("D", 4_000), 1), (small("A", 7_000), 1), (small("E", 1_000), 1), (small("B", 5_000), 1), (small("C", 3_000), 1)];
+        let limits = PackageLimits {
+            max_weight_grams: 10_000,
+            max_volume_cm3: 60_000,
+        };
+        let items = [
+            (small("D", 4_000), 1),
+            (small("A", 7_000), 1),
+            (small("E", 1_000), 1),
+            (small("B", 5_000), 1),
+            (small("C", 3_000), 1),
+        ];
         let packages = pack(&items, &limits).expect("packs");
-        assert_eq!(contents(&packages), vec![lines(&[("A", 1), ("C", 1)]), lines(&[("B", 1), ("D", 1), ("E", 1)])]);
-        assert_eq!(packages.iter().map(|p| p.weight_grams).collect::<Vec<_>>(), vec![10_000, 10_000]);
+        assert_eq!(
+            contents(&packages),
+            vec![lines(&[("A", 1), ("C", 1)]), lines(&[("B", 1), ("D", 1), ("E", 1)])]
+        );
+        assert_eq!(
+            packages.iter().map(|p| p.weight_grams).collect::<Vec<_>>(),
+            vec![10_000, 10_000]
+        );
     }
 
     #[test]
     fn quantities_split_over_packages_by_weight() {
         // 20 kg limit, 25 units of 1.5 kg: 13 fit in one package (19.5 kg), 12 in the next.
         let packages = pack(&[(small("RICE", 1_500), 25)], &PackageLimits::default()).expect("packs");
-        assert_eq!(contents(&packages), vec![lines(&[("RICE", 13)]), lines(&[("RICE", 12)])]);
+        assert_eq!(
+            contents(&packages),
+            vec![lines(&[("RICE", 13)]), lines(&[("RICE", 12)])]
+        );
         assert_eq!((packages[0].weight_grams, packages[1].weight_grams), (19_500, 18_000));
         // Exactly at the limit fits.
         let packages = pack(&[(small("BAG", 5_000), 4)], &PackageLimits::default()).expect("packs");
@@ -941,12 +1161,22 @@ mod tests {
         // Light but bulky: 25 000 cm³ each, 60 000 cm³ limit → 2 per package.
         let pillow = spec("PILLOW", 500, (500, 500, 100));
         let packages = pack(&[(pillow, 5)], &PackageLimits::default()).expect("packs");
-        assert_eq!(contents(&packages), vec![lines(&[("PILLOW", 2)]), lines(&[("PILLOW", 2)]), lines(&[("PILLOW", 1)])]);
+        assert_eq!(
+            contents(&packages),
+            vec![
+                lines(&[("PILLOW", 2)]),
+                lines(&[("PILLOW", 2)]),
+                lines(&[("PILLOW", 1)])
+            ]
+        );
         assert_eq!(packages[0].volume_cm3, 50_000);
         // Lighter items fill the space a bulky one leaves.
         let items = [(spec("PILLOW", 500, (500, 500, 100)), 2), (small("SOCKS", 100), 12)];
         let packages = pack(&items, &PackageLimits::default()).expect("packs");
-        assert_eq!(contents(&packages), vec![lines(&[("PILLOW", 2), ("SOCKS", 10)]), lines(&[("SOCKS", 2)])]);
+        assert_eq!(
+            contents(&packages),
+            vec![lines(&[("PILLOW", 2), ("SOCKS", 10)]), lines(&[("SOCKS", 2)])]
+        );
         assert_eq!(packages[0].volume_cm3, 60_000);
     }
 
@@ -954,11 +1184,29 @@ mod tests {
     fn oversize_units_ship_alone_and_are_flagged() {
         let heavy = small("ANVIL", 25_000);
         let long = spec("LADDER", 3_000, (2000, 400, 100)); // 80 000 cm³
-        let packages = pack(&[(small("CABLE", 200), 1), (heavy, 2), (long, 1)], &PackageLimits::default()).expect("packs");
-        assert_eq!(contents(&packages), vec![lines(&[("ANVIL", 1)]), lines(&[("ANVIL", 1)]), lines(&[("LADDER", 1)]), lines(&[("CABLE", 1)])]);
-        assert_eq!(packages.iter().map(|p| p.oversize).collect::<Vec<_>>(), vec![true, true, true, false]);
+        let packages = pack(
+            &[(small("CABLE", 200), 1), (heavy, 2), (long, 1)],
+            &PackageLimits::default(),
+        )
+        .expect("packs");
+        assert_eq!(
+            contents(&packages),
+            vec![
+                lines(&[("ANVIL", 1)]),
+                lines(&[("ANVIL", 1)]),
+                lines(&[("LADDER", 1)]),
+                lines(&[("CABLE", 1)])
+            ]
+        );
+        assert_eq!(
+            packages.iter().map(|p| p.oversize).collect::<Vec<_>>(),
+            vec![true, true, true, false]
+        );
         // An oversize unit that also ships alone is still flagged.
-        let crate_ = ShippingSpec { ships_alone: true, ..small("CRATE", 30_000) };
+        let crate_ = ShippingSpec {
+            ships_alone: true,
+            ..small("CRATE", 30_000)
+        };
         assert!(pack(&[(crate_, 1)], &PackageLimits::default()).expect("packs")[0].oversize);
     }
 
@@ -968,8 +1216,20 @@ mod tests {
             (small("B", 3_000), 2),
             (small("A", 3_000), 1),
             (spec("C", 3_000, (200, 100, 100)), 1),
-            (ShippingSpec { ships_alone: true, ..small("Z", 100) }, 1),
-            (ShippingSpec { ships_alone: true, ..small("Y", 100) }, 1),
+            (
+                ShippingSpec {
+                    ships_alone: true,
+                    ..small("Z", 100)
+                },
+                1,
+            ),
+            (
+                ShippingSpec {
+                    ships_alone: true,
+                    ..small("Y", 100)
+                },
+                1,
+            ),
             (small("E", 9_000), 3),
             (small("F", 0), 4),
             (small("G", 1), 0),
@@ -1000,10 +1260,22 @@ mod tests {
     fn absurd_quantities_are_refused_not_looped_over() {
         let grain = small("GRAIN", 1);
         // 20 000 per package by weight, but 60 by volume: u32::MAX units need millions of boxes.
-        assert_eq!(pack(&[(grain, u32::MAX)], &PackageLimits::default()), Err(FulfillmentError::TooManyPackages));
-        let alone = ShippingSpec { ships_alone: true, ..small("TV", 1) };
-        assert_eq!(pack(&[(alone.clone(), u32::MAX)], &PackageLimits::default()), Err(FulfillmentError::TooManyPackages));
-        assert_eq!(pack(&[(alone, MAX_PACKAGES as u32)], &PackageLimits::default()).map(|p| p.len()), Ok(MAX_PACKAGES));
+        assert_eq!(
+            pack(&[(grain, u32::MAX)], &PackageLimits::default()),
+            Err(FulfillmentError::TooManyPackages)
+        );
+        let alone = ShippingSpec {
+            ships_alone: true,
+            ..small("TV", 1)
+        };
+        assert_eq!(
+            pack(&[(alone.clone(), u32::MAX)], &PackageLimits::default()),
+            Err(FulfillmentError::TooManyPackages)
+        );
+        assert_eq!(
+            pack(&[(alone, MAX_PACKAGES as u32)], &PackageLimits::default()).map(|p| p.len()),
+            Ok(MAX_PACKAGES)
+        );
         // Weightless, volumeless units all fit in one package.
         let packages = pack(&[(spec("EBOOK", 0, (0, 0, 0)), u32::MAX)], &PackageLimits::default()).expect("packs");
         assert_eq!(contents(&packages), vec![lines(&[("EBOOK", u32::MAX)])]);
@@ -1036,9 +1308,21 @@ mod tests {
         assert_eq!(choose_courier(&address("Cusco", Some("")), &rules), "olva");
         let ordered = CourierRules {
             rules: vec![
-                CourierRule { courier_id: "by-postal".into(), regions: vec![], postal_prefixes: vec!["150".into()] },
-                CourierRule { courier_id: "by-region".into(), regions: vec!["Lima".into()], postal_prefixes: vec![] },
-                CourierRule { courier_id: "blank".into(), regions: vec![" ".into()], postal_prefixes: vec!["".into(), " ".into()] },
+                CourierRule {
+                    courier_id: "by-postal".into(),
+                    regions: vec![],
+                    postal_prefixes: vec!["150".into()],
+                },
+                CourierRule {
+                    courier_id: "by-region".into(),
+                    regions: vec!["Lima".into()],
+                    postal_prefixes: vec![],
+                },
+                CourierRule {
+                    courier_id: "blank".into(),
+                    regions: vec![" ".into()],
+                    postal_prefixes: vec!["".into(), " ".into()],
+                },
             ],
             default_courier: "fallback".into(),
         };
@@ -1047,7 +1331,10 @@ mod tests {
         // Blank config entries match nothing, not everything.
         assert_eq!(choose_courier(&address("Piura", Some("20001")), &ordered), "fallback");
         assert_eq!(choose_courier(&address(" ", None), &ordered), "fallback");
-        let none = CourierRules { rules: vec![], default_courier: "solo".into() };
+        let none = CourierRules {
+            rules: vec![],
+            default_courier: "solo".into(),
+        };
         assert_eq!(choose_courier(&address("Lima", Some("15001")), &none), "solo");
     }
 
@@ -1069,33 +1356,69 @@ mod tests {
     #[test]
     fn bands_are_inclusive_at_their_upper_bound() {
         let t = table();
-        for (grams, lima, coast) in [(0, 1000, 1500), (1, 1000, 1500), (1_000, 1000, 1500), (1_001, 1400, 2200), (3_000, 1400, 2200), (5_000, 1800, 2900), (10_000, 2500, 4200)] {
-            assert_eq!(package_cost(&package(grams, 0, false), "LIMA_METRO", &t), Ok(lima), "{grams} g");
-            assert_eq!(package_cost(&package(grams, 0, false), "COAST", &t), Ok(coast), "{grams} g");
+        for (grams, lima, coast) in [
+            (0, 1000, 1500),
+            (1, 1000, 1500),
+            (1_000, 1000, 1500),
+            (1_001, 1400, 2200),
+            (3_000, 1400, 2200),
+            (5_000, 1800, 2900),
+            (10_000, 2500, 4200),
+        ] {
+            assert_eq!(
+                package_cost(&package(grams, 0, false), "LIMA_METRO", &t),
+                Ok(lima),
+                "{grams} g"
+            );
+            assert_eq!(
+                package_cost(&package(grams, 0, false), "COAST", &t),
+                Ok(coast),
+                "{grams} g"
+            );
         }
         // The order of bands in the config does not matter.
         let mut shuffled = table();
         shuffled.bands.reverse();
-        assert_eq!(package_cost(&package(2_500, 0, false), "LIMA_METRO", &shuffled), Ok(1400));
+        assert_eq!(
+            package_cost(&package(2_500, 0, false), "LIMA_METRO", &shuffled),
+            Ok(1400)
+        );
     }
 
     #[test]
     fn beyond_the_last_band_each_started_kg_costs_extra() {
         let t = table();
         // Heaviest band 10 kg at 25.00 + 2.00 per started kg in LIMA_METRO.
-        for (grams, price) in [(10_001, 2700), (11_000, 2700), (11_001, 2900), (19_000, 4300), (19_001, 4500), (20_000, 4500)] {
-            assert_eq!(package_cost(&package(grams, 0, false), "LIMA_METRO", &t), Ok(price), "{grams} g");
+        for (grams, price) in [
+            (10_001, 2700),
+            (11_000, 2700),
+            (11_001, 2900),
+            (19_000, 4300),
+            (19_001, 4500),
+            (20_000, 4500),
+        ] {
+            assert_eq!(
+                package_cost(&package(grams, 0, false), "LIMA_METRO", &t),
+                Ok(price),
+                "{grams} g"
+            );
         }
         let mut no_extra = table();
         no_extra.extra_per_kg.remove("COAST");
         assert_eq!(package_cost(&package(9_000, 0, false), "COAST", &no_extra), Ok(4200));
         assert_eq!(
             package_cost(&package(12_000, 0, false), "COAST", &no_extra),
-            Err(FulfillmentError::NoRateForZone { courier: "olva".into(), zone: "COAST".into() })
+            Err(FulfillmentError::NoRateForZone {
+                courier: "olva".into(),
+                zone: "COAST".into()
+            })
         );
         let mut huge = table();
         huge.extra_per_kg.insert("LIMA_METRO".into(), i64::MAX);
-        assert_eq!(package_cost(&package(12_000, 0, false), "LIMA_METRO", &huge), Err(FulfillmentError::Overflow));
+        assert_eq!(
+            package_cost(&package(12_000, 0, false), "LIMA_METRO", &huge),
+            Err(FulfillmentError::Overflow)
+        );
     }
 
     #[test]
@@ -1114,21 +1437,37 @@ mod tests {
         let mut air = table();
         air.volumetric_divisor = 6000;
         assert_eq!(billable_weight_grams(&package(0, 6_000, false), &air), 1_000);
-        assert_eq!(billable_weight_grams(&package(0, u64::MAX, false), &air), u64::MAX / 6 + 1);
+        assert_eq!(
+            billable_weight_grams(&package(0, u64::MAX, false), &air),
+            u64::MAX / 6 + 1
+        );
     }
 
     #[test]
     fn oversize_packages_pay_a_surcharge_and_costs_add_up() {
         let t = table();
-        let packages = [package(800, 0, false), package(25_000, 0, true), package(2_000, 0, false)];
+        let packages = [
+            package(800, 0, false),
+            package(25_000, 0, true),
+            package(2_000, 0, false),
+        ];
         // 10.00 + (25.00 + 15 × 2.00 + 25.00) + 14.00
-        assert_eq!(shipping_cost(&packages, "LIMA_METRO", &t), Ok(Money::from_minor(1000 + 8000 + 1400, pen())));
+        assert_eq!(
+            shipping_cost(&packages, "LIMA_METRO", &t),
+            Ok(Money::from_minor(1000 + 8000 + 1400, pen()))
+        );
         assert_eq!(shipping_cost(&[], "LIMA_METRO", &t), Ok(Money::zero(pen())));
         let mut max = table();
         max.oversize_surcharge_minor = i64::MAX;
-        assert_eq!(shipping_cost(&packages, "LIMA_METRO", &max), Err(FulfillmentError::Overflow));
+        assert_eq!(
+            shipping_cost(&packages, "LIMA_METRO", &max),
+            Err(FulfillmentError::Overflow)
+        );
         max.oversize_surcharge_minor = -1;
-        assert!(matches!(shipping_cost(&packages, "LIMA_METRO", &max), Err(FulfillmentError::InvalidConfig(_))));
+        assert!(matches!(
+            shipping_cost(&packages, "LIMA_METRO", &max),
+            Err(FulfillmentError::InvalidConfig(_))
+        ));
     }
 
     #[test]
@@ -1136,20 +1475,32 @@ mod tests {
         let t = table();
         assert_eq!(
             shipping_cost(&[package(100, 0, false)], "MARS", &t),
-            Err(FulfillmentError::NoRateForZone { courier: "olva".into(), zone: "MARS".into() })
+            Err(FulfillmentError::NoRateForZone {
+                courier: "olva".into(),
+                zone: "MARS".into()
+            })
         );
         let mut empty = table();
         empty.bands.clear();
         assert_eq!(
             shipping_cost(&[package(100, 0, false)], "COAST", &empty),
-            Err(FulfillmentError::NoRateForZone { courier: "olva".into(), zone: "COAST".into() })
+            Err(FulfillmentError::NoRateForZone {
+                courier: "olva".into(),
+                zone: "COAST".into()
+            })
         );
         let mut negative = table();
         negative.bands[0].prices.insert("COAST".into(), -1);
-        assert!(matches!(shipping_cost(&[package(100, 0, false)], "COAST", &negative), Err(FulfillmentError::InvalidConfig(_))));
+        assert!(matches!(
+            shipping_cost(&[package(100, 0, false)], "COAST", &negative),
+            Err(FulfillmentError::InvalidConfig(_))
+        ));
         let mut sum = table();
         sum.bands[0].prices.insert("COAST".into(), i64::MAX);
-        assert_eq!(shipping_cost(&[package(100, 0, false), package(100, 0, false)], "COAST", &sum), Err(FulfillmentError::Overflow));
+        assert_eq!(
+            shipping_cost(&[package(100, 0, false), package(100, 0, false)], "COAST", &sum),
+            Err(FulfillmentError::Overflow)
+        );
     }
 
     // --- pickup --------------------------------------------------------------------------------
@@ -1158,89 +1509,204 @@ mod tests {
     fn before_the_cutoff_next_working_day_after_it_the_one_after() {
         let c = lima_calendar();
         // 2026-11-23 is a Monday. 13:59 Lima = 18:59 UTC.
-        assert_eq!(pickup_date(datetime!(2026-11-23 13:59:59 -5), &c), Ok(date!(2026 - 11 - 24)));
-        assert_eq!(pickup_date(datetime!(2026-11-23 18:59 UTC), &c), Ok(date!(2026 - 11 - 24)));
+        assert_eq!(
+            pickup_date(datetime!(2026-11-23 13:59:59 -5), &c),
+            Ok(date!(2026 - 11 - 24))
+        );
+        assert_eq!(
+            pickup_date(datetime!(2026-11-23 18:59 UTC), &c),
+            Ok(date!(2026 - 11 - 24))
+        );
         // The cut-off itself is already late.
-        assert_eq!(pickup_date(datetime!(2026-11-23 14:00 -5), &c), Ok(date!(2026 - 11 - 25)));
-        assert_eq!(pickup_date(datetime!(2026-11-23 23:59 -5), &c), Ok(date!(2026 - 11 - 25)));
-        assert_eq!(pickup_date(datetime!(2026-11-23 00:00 -5), &c), Ok(date!(2026 - 11 - 24)));
+        assert_eq!(
+            pickup_date(datetime!(2026-11-23 14:00 -5), &c),
+            Ok(date!(2026 - 11 - 25))
+        );
+        assert_eq!(
+            pickup_date(datetime!(2026-11-23 23:59 -5), &c),
+            Ok(date!(2026 - 11 - 25))
+        );
+        assert_eq!(
+            pickup_date(datetime!(2026-11-23 00:00 -5), &c),
+            Ok(date!(2026 - 11 - 24))
+        );
     }
 
     #[test]
     fn weekends_are_skipped() {
         let c = lima_calendar();
         // Friday 2026-11-27: before the cut-off → Monday; after → dispatched Monday, picked up Tuesday.
-        assert_eq!(pickup_date(datetime!(2026-11-27 10:00 -5), &c), Ok(date!(2026 - 11 - 30)));
-        assert_eq!(pickup_date(datetime!(2026-11-27 15:00 -5), &c), Ok(date!(2026 - 12 - 01)));
+        assert_eq!(
+            pickup_date(datetime!(2026-11-27 10:00 -5), &c),
+            Ok(date!(2026 - 11 - 30))
+        );
+        assert_eq!(
+            pickup_date(datetime!(2026-11-27 15:00 -5), &c),
+            Ok(date!(2026 - 12 - 01))
+        );
         // Saturday or Sunday, any time: dispatched Monday, picked up Tuesday.
-        assert_eq!(pickup_date(datetime!(2026-11-28 09:00 -5), &c), Ok(date!(2026 - 12 - 01)));
-        assert_eq!(pickup_date(datetime!(2026-11-29 18:00 -5), &c), Ok(date!(2026 - 12 - 01)));
+        assert_eq!(
+            pickup_date(datetime!(2026-11-28 09:00 -5), &c),
+            Ok(date!(2026 - 12 - 01))
+        );
+        assert_eq!(
+            pickup_date(datetime!(2026-11-29 18:00 -5), &c),
+            Ok(date!(2026 - 12 - 01))
+        );
         // A courier that picks up on the dispatch day (lead 0): Friday after the cut-off → Monday.
-        let same_day = WorkCalendar { pickup_lead_working_days: 0, ..lima_calendar() };
-        assert_eq!(pickup_date(datetime!(2026-11-27 15:00 -5), &same_day), Ok(date!(2026 - 11 - 30)));
-        assert_eq!(pickup_date(datetime!(2026-11-27 10:00 -5), &same_day), Ok(date!(2026 - 11 - 27)));
+        let same_day = WorkCalendar {
+            pickup_lead_working_days: 0,
+            ..lima_calendar()
+        };
+        assert_eq!(
+            pickup_date(datetime!(2026-11-27 15:00 -5), &same_day),
+            Ok(date!(2026 - 11 - 30))
+        );
+        assert_eq!(
+            pickup_date(datetime!(2026-11-27 10:00 -5), &same_day),
+            Ok(date!(2026 - 11 - 27))
+        );
     }
 
     #[test]
     fn saturday_can_be_a_working_day() {
         let mut c = lima_calendar();
         c.working_days.push(Weekday::Saturday);
-        assert_eq!(pickup_date(datetime!(2026-11-27 10:00 -5), &c), Ok(date!(2026 - 11 - 28)));
-        assert_eq!(pickup_date(datetime!(2026-11-27 15:00 -5), &c), Ok(date!(2026 - 11 - 30)));
-        assert_eq!(pickup_date(datetime!(2026-11-28 10:00 -5), &c), Ok(date!(2026 - 11 - 30)));
+        assert_eq!(
+            pickup_date(datetime!(2026-11-27 10:00 -5), &c),
+            Ok(date!(2026 - 11 - 28))
+        );
+        assert_eq!(
+            pickup_date(datetime!(2026-11-27 15:00 -5), &c),
+            Ok(date!(2026 - 11 - 30))
+        );
+        assert_eq!(
+            pickup_date(datetime!(2026-11-28 10:00 -5), &c),
+            Ok(date!(2026 - 11 - 30))
+        );
     }
 
     #[test]
     fn holidays_are_skipped() {
         let c = FulfillmentConfig::default().calendar;
         // Mon 2026-12-07 before the cut-off: 8 and 9 December are holidays → Thursday 10th.
-        assert_eq!(pickup_date(datetime!(2026-12-07 10:00 -5), &c), Ok(date!(2026 - 12 - 10)));
+        assert_eq!(
+            pickup_date(datetime!(2026-12-07 10:00 -5), &c),
+            Ok(date!(2026 - 12 - 10))
+        );
         // Thu 2026-12-24 after the cut-off: 25th holiday, weekend → dispatched Mon 28th, picked up Tue 29th.
-        assert_eq!(pickup_date(datetime!(2026-12-24 16:00 -5), &c), Ok(date!(2026 - 12 - 29)));
+        assert_eq!(
+            pickup_date(datetime!(2026-12-24 16:00 -5), &c),
+            Ok(date!(2026 - 12 - 29))
+        );
         // Confirmed on a holiday morning counts as the next working day's.
-        assert_eq!(pickup_date(datetime!(2026-12-08 09:00 -5), &c), Ok(date!(2026 - 12 - 11)));
-        assert_eq!(pickup_date(datetime!(2026-12-31 10:00 -5), &c), Ok(date!(2027 - 01 - 04)));
+        assert_eq!(
+            pickup_date(datetime!(2026-12-08 09:00 -5), &c),
+            Ok(date!(2026 - 12 - 11))
+        );
+        assert_eq!(
+            pickup_date(datetime!(2026-12-31 10:00 -5), &c),
+            Ok(date!(2027 - 01 - 04))
+        );
     }
 
     #[test]
     fn local_date_is_the_campaigns_not_utcs() {
         let c = lima_calendar();
         // Tue 2026-11-24 03:00 UTC is still Monday 22:00 in Lima: after Monday's cut-off → Wednesday.
-        assert_eq!(pickup_date(datetime!(2026-11-24 03:00 UTC), &c), Ok(date!(2026 - 11 - 25)));
+        assert_eq!(
+            pickup_date(datetime!(2026-11-24 03:00 UTC), &c),
+            Ok(date!(2026 - 11 - 25))
+        );
         // With a late cut-off the local date decides. Tue 03:00 UTC is Mon 22:00 in Lima, before a
         // 23:00 cut-off: dispatched Monday, picked up Tuesday (a UTC reading would say Wednesday).
-        let late = WorkCalendar { cutoff: time!(23:00), ..lima_calendar() };
-        assert_eq!(pickup_date(datetime!(2026-11-24 03:00 UTC), &late), Ok(date!(2026 - 11 - 24)));
+        let late = WorkCalendar {
+            cutoff: time!(23:00),
+            ..lima_calendar()
+        };
+        assert_eq!(
+            pickup_date(datetime!(2026-11-24 03:00 UTC), &late),
+            Ok(date!(2026 - 11 - 24))
+        );
         // Sat 02:00 UTC is Fri 21:00 in Lima: dispatched Friday, picked up Monday, not Tuesday.
-        assert_eq!(pickup_date(datetime!(2026-11-28 02:00 UTC), &late), Ok(date!(2026 - 11 - 30)));
-        let utc = WorkCalendar { utc_offset_minutes: 0, ..late };
-        assert_eq!(pickup_date(datetime!(2026-11-28 02:00 UTC), &utc), Ok(date!(2026 - 12 - 01)));
-        let bad = WorkCalendar { utc_offset_minutes: i16::MAX, ..lima_calendar() };
-        assert!(matches!(pickup_date(datetime!(2026-11-27 18:00 UTC), &bad), Err(FulfillmentError::InvalidConfig(_))));
+        assert_eq!(
+            pickup_date(datetime!(2026-11-28 02:00 UTC), &late),
+            Ok(date!(2026 - 11 - 30))
+        );
+        let utc = WorkCalendar {
+            utc_offset_minutes: 0,
+            ..late
+        };
+        assert_eq!(
+            pickup_date(datetime!(2026-11-28 02:00 UTC), &utc),
+            Ok(date!(2026 - 12 - 01))
+        );
+        let bad = WorkCalendar {
+            utc_offset_minutes: i16::MAX,
+            ..lima_calendar()
+        };
+        assert!(matches!(
+            pickup_date(datetime!(2026-11-27 18:00 UTC), &bad),
+            Err(FulfillmentError::InvalidConfig(_))
+        ));
     }
 
     #[test]
     fn a_calendar_without_working_days_is_an_error_not_a_hang() {
-        let none = WorkCalendar { working_days: vec![], ..lima_calendar() };
-        assert_eq!(pickup_date(datetime!(2026-11-23 10:00 -5), &none), Err(FulfillmentError::NoWorkingDay));
+        let none = WorkCalendar {
+            working_days: vec![],
+            ..lima_calendar()
+        };
+        assert_eq!(
+            pickup_date(datetime!(2026-11-23 10:00 -5), &none),
+            Err(FulfillmentError::NoWorkingDay)
+        );
         // Every day of the search window a holiday.
         let start = date!(2026 - 11 - 23);
-        let all: Vec<Date> = (0..=i64::from(PICKUP_SEARCH_DAYS)).map(|d| start + time::Duration::days(d)).collect();
-        let blocked = WorkCalendar { holidays: all.clone(), ..lima_calendar() };
-        assert_eq!(pickup_date(datetime!(2026-11-23 10:00 -5), &blocked), Err(FulfillmentError::NoWorkingDay));
+        let all: Vec<Date> = (0..=i64::from(PICKUP_SEARCH_DAYS))
+            .map(|d| start + time::Duration::days(d))
+            .collect();
+        let blocked = WorkCalendar {
+            holidays: all.clone(),
+            ..lima_calendar()
+        };
+        assert_eq!(
+            pickup_date(datetime!(2026-11-23 10:00 -5), &blocked),
+            Err(FulfillmentError::NoWorkingDay)
+        );
         // A long holiday shorter than the window still finds its way out.
-        let long = WorkCalendar { holidays: all[..50].to_vec(), ..lima_calendar() };
+        let long = WorkCalendar {
+            holidays: all[..50].to_vec(),
+            ..lima_calendar()
+        };
         let found = pickup_date(datetime!(2026-11-23 10:00 -5), &long).expect("found");
         assert!(found > start + time::Duration::days(50) && long.is_working_day(found));
         // The end of time is an error, not a panic.
-        assert_eq!(pickup_date(datetime!(9999-12-31 23:00 UTC), &WorkCalendar { utc_offset_minutes: 0, ..lima_calendar() }), Err(FulfillmentError::NoWorkingDay));
+        assert_eq!(
+            pickup_date(
+                datetime!(9999-12-31 23:00 UTC),
+                &WorkCalendar {
+                    utc_offset_minutes: 0,
+                    ..lima_calendar()
+                }
+            ),
+            Err(FulfillmentError::NoWorkingDay)
+        );
     }
 
     // --- tracking ------------------------------------------------------------------------------
 
     #[test]
     fn base32_matches_rfc_4648() {
-        for (input, expected) in [("", ""), ("f", "MY"), ("fo", "MZXQ"), ("foo", "MZXW6"), ("foob", "MZXW6YQ"), ("fooba", "MZXW6YTB"), ("foobar", "MZXW6YTBOI")] {
+        for (input, expected) in [
+            ("", ""),
+            ("f", "MY"),
+            ("fo", "MZXQ"),
+            ("foo", "MZXW6"),
+            ("foob", "MZXW6YQ"),
+            ("fooba", "MZXW6YTB"),
+            ("foobar", "MZXW6YTBOI"),
+        ] {
             assert_eq!(base32(input.as_bytes()), expected, "{input}");
         }
     }
@@ -1251,13 +1717,29 @@ mod tests {
         assert_eq!(a, tracking_reference("olva", "S-0192"));
         assert_ne!(a, tracking_reference("olva", "S-0193"));
         assert!(a.starts_with("OLVA-") && a.len() == 5 + 16, "{a}");
-        assert!(a[5..].bytes().all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)), "{a}");
+        assert!(
+            a[5..]
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)),
+            "{a}"
+        );
         // The suffix depends on the sale only; the prefix is sanitised.
-        assert_eq!(tracking_reference("urbano-express", "S-0192").split_once('-').map(|(p, _)| p.to_owned()), Some("URBANOEX".into()));
+        assert_eq!(
+            tracking_reference("urbano-express", "S-0192")
+                .split_once('-')
+                .map(|(p, _)| p.to_owned()),
+            Some("URBANOEX".into())
+        );
         assert_eq!(tracking_reference("urbano", "S-0192")[7..], a[5..]);
         assert!(tracking_reference("--", "S-0192").starts_with("SHP-"));
         // SHA-256("abc") starts ba 78 16 bf 8f 01 cf ea 41 41.
-        assert_eq!(tracking_reference("olva", "abc"), format!("OLVA-{}", base32(&[0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41])));
+        assert_eq!(
+            tracking_reference("olva", "abc"),
+            format!(
+                "OLVA-{}",
+                base32(&[0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41])
+            )
+        );
     }
 
     // --- plan ----------------------------------------------------------------------------------
@@ -1289,9 +1771,9 @@ mod tests {
 
     fn specs() -> BTreeMap<String, ShippingSpec> {
         [
-            spec("ROUTER", 800, (250, 180, 60)),           // 2 700 cm³
-            spec("TV-55", 16_000, (1300, 200, 800)),       // 208 000 cm³: oversize
-            spec("DECO", 400, (200, 150, 50)),             // 1 500 cm³
+            spec("ROUTER", 800, (250, 180, 60)),     // 2 700 cm³
+            spec("TV-55", 16_000, (1300, 200, 800)), // 208 000 cm³: oversize
+            spec("DECO", 400, (200, 150, 50)),       // 1 500 cm³
         ]
         .into_iter()
         .map(|s| (s.sku.clone(), s))
@@ -1309,16 +1791,25 @@ mod tests {
         assert_eq!((plan.courier_id.as_str(), plan.zone.as_str()), ("urbano", "LIMA_METRO"));
         assert_eq!(contents(&plan.packages), vec![lines(&[("DECO", 2), ("ROUTER", 2)])]);
         // 2 × 800 + 2 × 400 = 2.4 kg actual; 8 400 cm³ → 1.68 kg volumetric: 3 kg band, S/ 12.00.
-        assert_eq!((plan.packages[0].weight_grams, plan.packages[0].volume_cm3), (2_400, 8_400));
+        assert_eq!(
+            (plan.packages[0].weight_grams, plan.packages[0].volume_cm3),
+            (2_400, 8_400)
+        );
         assert_eq!(plan.shipping_cost, Money::from_minor(1200, pen()));
         assert_eq!(plan.pickup_date, date!(2026 - 11 - 24));
         assert_eq!(plan.tracking_reference, tracking_reference("urbano", &sale.sale_id));
         // A retry plans the same shipment.
-        assert_eq!(plan_shipment(&sale, &specs(), &config, datetime!(2026-11-23 16:00 UTC)), Ok(plan.clone()));
+        assert_eq!(
+            plan_shipment(&sale, &specs(), &config, datetime!(2026-11-23 16:00 UTC)),
+            Ok(plan.clone())
+        );
         // It round-trips through JSON, dates as text.
         let json = serde_json::to_value(&plan).expect("serialize");
         assert_eq!(json["pickup_date"], "2026-11-24");
-        assert_eq!(json["shipping_cost"], serde_json::json!({"amount": "12.00", "currency": "PEN"}));
+        assert_eq!(
+            json["shipping_cost"],
+            serde_json::json!({"amount": "12.00", "currency": "PEN"})
+        );
         assert_eq!(serde_json::from_value::<ShipmentPlan>(json).ok(), Some(plan));
     }
 
@@ -1327,8 +1818,14 @@ mod tests {
         let config = FulfillmentConfig::default();
         let sale = sale("Cusco", &[("TV-55", 1), ("ROUTER", 1)]);
         let plan = plan_shipment(&sale, &specs(), &config, datetime!(2026-11-27 20:00 UTC)).expect("plan");
-        assert_eq!((plan.courier_id.as_str(), plan.zone.as_str()), ("olva", "HIGHLANDS_JUNGLE"));
-        assert_eq!(contents(&plan.packages), vec![lines(&[("TV-55", 1)]), lines(&[("ROUTER", 1)])]);
+        assert_eq!(
+            (plan.courier_id.as_str(), plan.zone.as_str()),
+            ("olva", "HIGHLANDS_JUNGLE")
+        );
+        assert_eq!(
+            contents(&plan.packages),
+            vec![lines(&[("TV-55", 1)]), lines(&[("ROUTER", 1)])]
+        );
         assert!(plan.packages[0].oversize && !plan.packages[1].oversize);
         // TV: 208 000 cm³ → 41.6 kg billable: 50.00 + 32 × 4.50 + 25.00 surcharge = 219.00.
         // Router: 800 g, 2 700 cm³ → 800 g: 18.00.
@@ -1343,20 +1840,34 @@ mod tests {
         let config = FulfillmentConfig::default();
         let now = datetime!(2026-11-23 16:00 UTC);
         let missing = sale("Lima", &[("ROUTER", 1), ("SIM", 1), ("ESIM", 1)]);
-        assert_eq!(plan_shipment(&missing, &specs(), &config, now), Err(FulfillmentError::MissingShippingSpec("SIM".into())));
-        assert!(FulfillmentError::MissingShippingSpec("SIM".into()).to_string().contains("\"SIM\""));
+        assert_eq!(
+            plan_shipment(&missing, &specs(), &config, now),
+            Err(FulfillmentError::MissingShippingSpec("SIM".into()))
+        );
+        assert!(
+            FulfillmentError::MissingShippingSpec("SIM".into())
+                .to_string()
+                .contains("\"SIM\"")
+        );
 
         let mut usd = sale("Lima", &[("ROUTER", 1)]);
         let dollars = Currency::parse("USD").expect("USD");
         usd.total = Money::from_minor(100, dollars);
         assert_eq!(
             plan_shipment(&usd, &specs(), &config, now),
-            Err(FulfillmentError::CurrencyMismatch { courier: "urbano".into(), sale: dollars, rates: pen() })
+            Err(FulfillmentError::CurrencyMismatch {
+                courier: "urbano".into(),
+                sale: dollars,
+                rates: pen()
+            })
         );
 
         let mut no_table = config.clone();
         no_table.rates.remove("urbano");
-        assert_eq!(plan_shipment(&sale("Callao", &[("ROUTER", 1)]), &specs(), &no_table, now), Err(FulfillmentError::NoRateTable("urbano".into())));
+        assert_eq!(
+            plan_shipment(&sale("Callao", &[("ROUTER", 1)]), &specs(), &no_table, now),
+            Err(FulfillmentError::NoRateTable("urbano".into()))
+        );
 
         let mut no_zone = config.clone();
         if let Some(table) = no_zone.rates.get_mut("olva") {
@@ -1366,23 +1877,49 @@ mod tests {
         }
         assert_eq!(
             plan_shipment(&sale("Piura", &[("ROUTER", 1)]), &specs(), &no_zone, now),
-            Err(FulfillmentError::NoRateForZone { courier: "olva".into(), zone: "COAST".into() })
+            Err(FulfillmentError::NoRateForZone {
+                courier: "olva".into(),
+                zone: "COAST".into()
+            })
         );
 
-        assert_eq!(plan_shipment(&sale("Lima", &[]), &specs(), &config, now), Err(FulfillmentError::NothingToShip));
-        assert_eq!(plan_shipment(&sale("Lima", &[("ROUTER", 0)]), &specs(), &config, now), Err(FulfillmentError::NothingToShip));
-        assert_eq!(plan_shipment(&sale("Lima", &[("ROUTER", u32::MAX), ("ROUTER", 1)]), &specs(), &config, now), Err(FulfillmentError::Overflow));
+        assert_eq!(
+            plan_shipment(&sale("Lima", &[]), &specs(), &config, now),
+            Err(FulfillmentError::NothingToShip)
+        );
+        assert_eq!(
+            plan_shipment(&sale("Lima", &[("ROUTER", 0)]), &specs(), &config, now),
+            Err(FulfillmentError::NothingToShip)
+        );
+        assert_eq!(
+            plan_shipment(
+                &sale("Lima", &[("ROUTER", u32::MAX), ("ROUTER", 1)]),
+                &specs(),
+                &config,
+                now
+            ),
+            Err(FulfillmentError::Overflow)
+        );
 
         let mut closed = config.clone();
         closed.calendar.working_days.clear();
-        assert_eq!(plan_shipment(&sale("Lima", &[("ROUTER", 1)]), &specs(), &closed, now), Err(FulfillmentError::NoWorkingDay));
+        assert_eq!(
+            plan_shipment(&sale("Lima", &[("ROUTER", 1)]), &specs(), &closed, now),
+            Err(FulfillmentError::NoWorkingDay)
+        );
     }
 
     #[test]
     fn the_spec_map_key_names_the_packed_sku() {
         let mut specs = specs();
         specs.insert("ROUTER".into(), spec("router-old-name", 800, (250, 180, 60)));
-        let plan = plan_shipment(&sale("Lima", &[("ROUTER", 1)]), &specs, &FulfillmentConfig::default(), datetime!(2026-11-23 16:00 UTC)).expect("plan");
+        let plan = plan_shipment(
+            &sale("Lima", &[("ROUTER", 1)]),
+            &specs,
+            &FulfillmentConfig::default(),
+            datetime!(2026-11-23 16:00 UTC),
+        )
+        .expect("plan");
         assert_eq!(contents(&plan.packages), vec![lines(&[("ROUTER", 1)])]);
     }
 
@@ -1393,7 +1930,13 @@ mod tests {
         let config = FulfillmentConfig::default();
         assert_eq!(config.validate(), Ok(()));
         assert_eq!(config.courier_rules.default_courier, "olva");
-        assert_eq!(config.limits, PackageLimits { max_weight_grams: 20_000, max_volume_cm3: 60_000 });
+        assert_eq!(
+            config.limits,
+            PackageLimits {
+                max_weight_grams: 20_000,
+                max_volume_cm3: 60_000
+            }
+        );
         assert_eq!(config.calendar.offset().map(|o| o.whole_minutes()), Ok(-300));
         assert!(config.calendar.holidays.contains(&date!(2026 - 12 - 25)));
         assert!(!config.calendar.working_days.contains(&Weekday::Saturday));
@@ -1406,10 +1949,20 @@ mod tests {
             change(&mut config);
             config.validate()
         };
-        assert_eq!(broken(&|c| c.courier_rules.default_courier = "dhl".into()), Err(FulfillmentError::NoRateTable("dhl".into())));
         assert_eq!(
-            broken(&|c| c.zones.entry("urbano".into()).or_default().push(ZoneRule { zone: "SOUTH".into(), regions: vec!["Tacna".into()], postal_prefixes: vec![] })),
-            Err(FulfillmentError::NoRateForZone { courier: "urbano".into(), zone: "SOUTH".into() })
+            broken(&|c| c.courier_rules.default_courier = "dhl".into()),
+            Err(FulfillmentError::NoRateTable("dhl".into()))
+        );
+        assert_eq!(
+            broken(&|c| c.zones.entry("urbano".into()).or_default().push(ZoneRule {
+                zone: "SOUTH".into(),
+                regions: vec!["Tacna".into()],
+                postal_prefixes: vec![]
+            })),
+            Err(FulfillmentError::NoRateForZone {
+                courier: "urbano".into(),
+                zone: "SOUTH".into()
+            })
         );
         assert_eq!(
             broken(&|c| {
@@ -1417,16 +1970,35 @@ mod tests {
                     t.extra_per_kg.remove(DEFAULT_ZONE);
                 })
             }),
-            Err(FulfillmentError::NoRateForZone { courier: "olva".into(), zone: DEFAULT_ZONE.into() })
+            Err(FulfillmentError::NoRateForZone {
+                courier: "olva".into(),
+                zone: DEFAULT_ZONE.into()
+            })
         );
         let invalid = |result: Result<(), FulfillmentError>| matches!(result, Err(FulfillmentError::InvalidConfig(_)));
         assert!(invalid(broken(&|c| c.calendar.utc_offset_minutes = 26 * 60)));
         assert!(invalid(broken(&|c| c.calendar.pickup_lead_working_days = 11)));
         assert!(invalid(broken(&|c| c.calendar.working_days.clear())));
-        assert!(invalid(broken(&|c| c.rates.get_mut("olva").into_iter().for_each(|t| t.bands.clear()))));
-        assert!(invalid(broken(&|c| c.rates.get_mut("olva").into_iter().for_each(|t| t.courier_id = "urbano".into()))));
-        assert!(invalid(broken(&|c| c.rates.get_mut("olva").into_iter().for_each(|t| t.oversize_surcharge_minor = -5))));
-        assert!(invalid(broken(&|c| c.rates.get_mut("olva").into_iter().for_each(|t| t.bands[1].up_to_grams = 1_000))));
+        assert!(invalid(broken(&|c| c
+            .rates
+            .get_mut("olva")
+            .into_iter()
+            .for_each(|t| t.bands.clear()))));
+        assert!(invalid(broken(&|c| c
+            .rates
+            .get_mut("olva")
+            .into_iter()
+            .for_each(|t| t.courier_id = "urbano".into()))));
+        assert!(invalid(broken(&|c| c
+            .rates
+            .get_mut("olva")
+            .into_iter()
+            .for_each(|t| t.oversize_surcharge_minor = -5))));
+        assert!(invalid(broken(&|c| c
+            .rates
+            .get_mut("olva")
+            .into_iter()
+            .for_each(|t| t.bands[1].up_to_grams = 1_000))));
         assert!(invalid(broken(&|c| {
             c.rates.get_mut("urbano").into_iter().for_each(|t| {
                 t.bands[0].prices.insert("LIMA_METRO".into(), -100);
@@ -1442,7 +2014,10 @@ mod tests {
         assert_eq!(json["calendar"]["working_days"][0], "MONDAY");
         assert_eq!(json["calendar"]["holidays"][0], "2026-07-28");
         assert_eq!(json["rates"]["olva"]["currency"], "PEN");
-        assert_eq!(serde_json::from_value::<FulfillmentConfig>(json.clone()).ok(), Some(config));
+        assert_eq!(
+            serde_json::from_value::<FulfillmentConfig>(json.clone()).ok(),
+            Some(config)
+        );
 
         // Minimal config: limits, zones, calendar details and rate extras take their defaults.
         let minimal: FulfillmentConfig = serde_json::from_value(serde_json::json!({
@@ -1453,7 +2028,10 @@ mod tests {
         .expect("minimal config");
         assert_eq!(minimal.limits, PackageLimits::default());
         assert_eq!(minimal.calendar.cutoff, time!(13:30:15));
-        assert_eq!(minimal.calendar.working_days, vec![Weekday::Monday, Weekday::Tuesday, Weekday::Saturday]);
+        assert_eq!(
+            minimal.calendar.working_days,
+            vec![Weekday::Monday, Weekday::Tuesday, Weekday::Saturday]
+        );
         assert_eq!(minimal.calendar.pickup_lead_working_days, 1);
         assert_eq!(minimal.rates["olva"].volumetric_divisor, 5000);
         assert!(minimal.zones.is_empty() && minimal.calendar.holidays.is_empty());
@@ -1462,7 +2040,10 @@ mod tests {
             t.extra_per_kg.insert(DEFAULT_ZONE.into(), 300);
         });
         assert_eq!(with_extra.validate(), Ok(()));
-        assert_eq!(serde_json::to_value(&minimal).expect("serialize")["calendar"]["cutoff"], "13:30:15");
+        assert_eq!(
+            serde_json::to_value(&minimal).expect("serialize")["calendar"]["cutoff"],
+            "13:30:15"
+        );
 
         for bad in [
             serde_json::json!({"default_courier": "olva", "fallback": "x"}),
@@ -1480,7 +2061,10 @@ mod tests {
             assert!(serde_json::from_value::<WorkCalendar>(bad.clone()).is_err(), "{bad}");
         }
         assert!(serde_json::from_value::<ShippingSpec>(serde_json::json!({"sku": "A", "weight_grams": 1, "length_mm": 1, "width_mm": 1, "height_mm": 1, "fragile": true})).is_err());
-        let plain: ShippingSpec = serde_json::from_value(serde_json::json!({"sku": "A", "weight_grams": 1, "length_mm": 1, "width_mm": 1, "height_mm": 1})).expect("spec");
+        let plain: ShippingSpec = serde_json::from_value(
+            serde_json::json!({"sku": "A", "weight_grams": 1, "length_mm": 1, "width_mm": 1, "height_mm": 1}),
+        )
+        .expect("spec");
         assert!(!plain.ships_alone);
     }
 }

@@ -23,7 +23,12 @@ pub enum DocumentType {
 }
 
 impl DocumentType {
-    pub const ALL: [DocumentType; 4] = [DocumentType::Dni, DocumentType::Ruc, DocumentType::Ce, DocumentType::Passport];
+    pub const ALL: [DocumentType; 4] = [
+        DocumentType::Dni,
+        DocumentType::Ruc,
+        DocumentType::Ce,
+        DocumentType::Passport,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -56,7 +61,10 @@ impl FromStr for DocumentType {
         };
         Err(Invalid::new(
             "unknown_document_type",
-            format!("unknown document type {}; accepted: DNI, RUC, CE, PASSPORT{hint}", shown(wanted)),
+            format!(
+                "unknown document type {}; accepted: DNI, RUC, CE, PASSPORT{hint}",
+                shown(wanted)
+            ),
         ))
     }
 }
@@ -112,7 +120,10 @@ impl TryFrom<DocumentWire> for Document {
 
 impl From<Document> for DocumentWire {
     fn from(document: Document) -> Self {
-        DocumentWire { kind: document.kind, number: document.number }
+        DocumentWire {
+            kind: document.kind,
+            number: document.number,
+        }
     }
 }
 
@@ -125,16 +136,24 @@ impl Document {
                 trimmed.chars().filter(|c| !matches!(c, ' ' | '-')).collect::<String>()
             }
             // Hyphens may be significant in some passport numbers, so they are refused, not dropped.
-            DocumentType::Passport => trimmed.chars().filter(|c| *c != ' ').collect::<String>().to_ascii_uppercase(),
+            DocumentType::Passport => trimmed
+                .chars()
+                .filter(|c| *c != ' ')
+                .collect::<String>()
+                .to_ascii_uppercase(),
         };
         match kind {
             DocumentType::Dni => check_digits(&number, 8, 8, "invalid_dni", "DNI must be exactly 8 digits")?,
             DocumentType::Ruc => validate_ruc(&number)?,
             // Migraciones prints CE numbers of up to 12 characters; most are 9 digits, older ones
             // carry leading zeros. Digits only: the letter-bearing forms are not issued any more.
-            DocumentType::Ce => {
-                check_digits(&number, 9, 12, "invalid_ce", "a carné de extranjería (CE) number must be 9 to 12 digits")?
-            }
+            DocumentType::Ce => check_digits(
+                &number,
+                9,
+                12,
+                "invalid_ce",
+                "a carné de extranjería (CE) number must be 9 to 12 digits",
+            )?,
             DocumentType::Passport => validate_passport(&number)?,
         }
         Ok(Document { kind, number })
@@ -196,7 +215,10 @@ fn validate_ruc(number: &str) -> Result<(), Invalid> {
     check_digits(number, 11, 11, "invalid_ruc", "RUC must be exactly 11 digits")?;
     if !RUC_PREFIXES.iter().any(|p| number.starts_with(p)) {
         let prefix: String = number.chars().take(2).collect();
-        return Err(Invalid::new("invalid_ruc_prefix", format!("RUC must start with 10, 15, 16, 17 or 20, got {prefix}")));
+        return Err(Invalid::new(
+            "invalid_ruc_prefix",
+            format!("RUC must start with 10, 15, 16, 17 or 20, got {prefix}"),
+        ));
     }
     let mut digits = [0u8; 11];
     for (slot, byte) in digits.iter_mut().zip(number.bytes()) {
@@ -233,7 +255,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn number(kind: DocumentType, raw: &str) -> Result<String, &'static str> {
-        Document::new(kind, raw).map(|d| d.number().to_owned()).map_err(|e| e.code)
+        Document::new(kind, raw)
+            .map(|d| d.number().to_owned())
+            .map_err(|e| e.code)
     }
 
     fn detail(kind: DocumentType, raw: &str) -> String {
@@ -250,12 +274,30 @@ mod tests {
         assert_eq!(number(DocumentType::Dni, " 4567-8912 "), Ok("45678912".into()));
         assert_eq!(number(DocumentType::Dni, "\t4567 8912\n"), Ok("45678912".into()));
         assert_eq!(number(DocumentType::Dni, "00000001"), Ok("00000001".into()));
-        for bad in ["4567891", "456789123", "4567891A", "", "   ", "--", "4567.8912", "４５６７８９１２"] {
+        for bad in [
+            "4567891",
+            "456789123",
+            "4567891A",
+            "",
+            "   ",
+            "--",
+            "4567.8912",
+            "４５６７８９１２",
+        ] {
             assert_eq!(number(DocumentType::Dni, bad), Err("invalid_dni"), "{bad}");
         }
-        assert_eq!(detail(DocumentType::Dni, "4567891"), "DNI must be exactly 8 digits, got 7");
-        assert_eq!(detail(DocumentType::Dni, ""), "DNI must be exactly 8 digits, got nothing");
-        assert_eq!(detail(DocumentType::Dni, "4567891A"), "DNI must be exactly 8 digits, got 8 characters, not all digits");
+        assert_eq!(
+            detail(DocumentType::Dni, "4567891"),
+            "DNI must be exactly 8 digits, got 7"
+        );
+        assert_eq!(
+            detail(DocumentType::Dni, ""),
+            "DNI must be exactly 8 digits, got nothing"
+        );
+        assert_eq!(
+            detail(DocumentType::Dni, "4567891A"),
+            "DNI must be exactly 8 digits, got 8 characters, not all digits"
+        );
     }
 
     #[test]
@@ -282,7 +324,10 @@ mod tests {
             "RUC check digit (the last one) should be 0 by SUNAT's modulo-11 rule, got 1"
         );
         assert_eq!(number(DocumentType::Ruc, "30100070970"), Err("invalid_ruc_prefix"));
-        assert_eq!(detail(DocumentType::Ruc, "30100070970"), "RUC must start with 10, 15, 16, 17 or 20, got 30");
+        assert_eq!(
+            detail(DocumentType::Ruc, "30100070970"),
+            "RUC must start with 10, 15, 16, 17 or 20, got 30"
+        );
         for prefix_ok in ["15", "16", "17"] {
             // Any check digit mismatch here proves the prefix itself passed.
             let mut digits = [0u8; 10];
@@ -295,7 +340,10 @@ mod tests {
         assert_eq!(number(DocumentType::Ruc, "2010007097"), Err("invalid_ruc"));
         assert_eq!(number(DocumentType::Ruc, "201000709701"), Err("invalid_ruc"));
         assert_eq!(number(DocumentType::Ruc, "2010007097X"), Err("invalid_ruc"));
-        assert_eq!(detail(DocumentType::Ruc, "2010007097"), "RUC must be exactly 11 digits, got 10");
+        assert_eq!(
+            detail(DocumentType::Ruc, "2010007097"),
+            "RUC must be exactly 11 digits, got 10"
+        );
     }
 
     #[test]
@@ -313,20 +361,35 @@ mod tests {
         for bad in ["12345678", "1234567890123", "00123456A", ""] {
             assert_eq!(number(DocumentType::Ce, bad), Err("invalid_ce"), "{bad}");
         }
-        assert_eq!(detail(DocumentType::Ce, "12345678"), "a carné de extranjería (CE) number must be 9 to 12 digits, got 8");
+        assert_eq!(
+            detail(DocumentType::Ce, "12345678"),
+            "a carné de extranjería (CE) number must be 9 to 12 digits, got 8"
+        );
     }
 
     #[test]
     fn passport_is_6_to_12_alphanumerics_with_a_digit() {
         assert_eq!(number(DocumentType::Passport, "ab 123456"), Ok("AB123456".into()));
         assert_eq!(number(DocumentType::Passport, "123456"), Ok("123456".into()));
-        assert_eq!(number(DocumentType::Passport, "ABCDEFGHIJK1"), Ok("ABCDEFGHIJK1".into()));
+        assert_eq!(
+            number(DocumentType::Passport, "ABCDEFGHIJK1"),
+            Ok("ABCDEFGHIJK1".into())
+        );
         for bad in ["ABCDEF", "A1234", "ABCDEFGHIJK12", "A12345-67", "Ñ1234567", ""] {
             assert_eq!(number(DocumentType::Passport, bad), Err("invalid_passport"), "{bad}");
         }
-        assert_eq!(detail(DocumentType::Passport, "A1234"), "a passport number must be 6 to 12 characters, got 5");
-        assert_eq!(detail(DocumentType::Passport, "ABCDEF"), "a passport number must contain at least one digit");
-        assert_eq!(detail(DocumentType::Passport, "A12345-67"), "a passport number may contain only letters A-Z and digits, got '-'");
+        assert_eq!(
+            detail(DocumentType::Passport, "A1234"),
+            "a passport number must be 6 to 12 characters, got 5"
+        );
+        assert_eq!(
+            detail(DocumentType::Passport, "ABCDEF"),
+            "a passport number must contain at least one digit"
+        );
+        assert_eq!(
+            detail(DocumentType::Passport, "A12345-67"),
+            "a passport number may contain only letters A-Z and digits, got '-'"
+        );
     }
 
     #[test]
@@ -341,7 +404,10 @@ mod tests {
             err.map(|e| e.detail),
             Some("unknown document type \"dni\"; accepted: DNI, RUC, CE, PASSPORT (codes are upper case: DNI)".into())
         );
-        assert_eq!("LE".parse::<DocumentType>().map_err(|e| e.code), Err("unknown_document_type"));
+        assert_eq!(
+            "LE".parse::<DocumentType>().map_err(|e| e.code),
+            Err("unknown_document_type")
+        );
         let long = "X".repeat(1000);
         assert!(long.parse::<DocumentType>().err().is_some_and(|e| e.detail.len() < 100));
     }
@@ -361,14 +427,19 @@ mod tests {
 
     #[test]
     fn serde_round_trips_and_validates() {
-        let doc: Document = serde_json::from_value(serde_json::json!({"type": "DNI", "number": "45678912"})).expect("valid");
+        let doc: Document =
+            serde_json::from_value(serde_json::json!({"type": "DNI", "number": "45678912"})).expect("valid");
         assert_eq!(doc.kind(), DocumentType::Dni);
-        assert_eq!(serde_json::to_value(&doc).expect("ser"), serde_json::json!({"type": "DNI", "number": "45678912"}));
+        assert_eq!(
+            serde_json::to_value(&doc).expect("ser"),
+            serde_json::json!({"type": "DNI", "number": "45678912"})
+        );
         let ruc = serde_json::json!({"type": "RUC", "number": "20100070970"});
         let parsed: Document = serde_json::from_value(ruc.clone()).expect("valid");
         assert_eq!(serde_json::to_value(&parsed).expect("ser"), ruc);
         // Stored data is normalized on the way in, too.
-        let grouped: Document = serde_json::from_value(serde_json::json!({"type": "PASSPORT", "number": "ab 123456"})).expect("valid");
+        let grouped: Document =
+            serde_json::from_value(serde_json::json!({"type": "PASSPORT", "number": "ab 123456"})).expect("valid");
         assert_eq!(grouped.number(), "AB123456");
         for bad in [
             serde_json::json!({"type": "DNI", "number": "1"}),
@@ -384,8 +455,14 @@ mod tests {
         }
         let err = serde_json::from_value::<Document>(serde_json::json!({"type": "DNI", "number": "1"})).err();
         assert!(err.is_some_and(|e| e.to_string().contains("invalid_dni")));
-        assert_eq!(serde_json::to_value(DocumentType::Passport).expect("ser"), serde_json::json!("PASSPORT"));
-        assert_eq!(serde_json::from_value::<DocumentType>(serde_json::json!("CE")).ok(), Some(DocumentType::Ce));
+        assert_eq!(
+            serde_json::to_value(DocumentType::Passport).expect("ser"),
+            serde_json::json!("PASSPORT")
+        );
+        assert_eq!(
+            serde_json::from_value::<DocumentType>(serde_json::json!("CE")).ok(),
+            Some(DocumentType::Ce)
+        );
     }
 
     proptest! {

@@ -56,7 +56,11 @@ pub enum DocumentKind {
 
 impl DocumentKind {
     pub fn for_buyer(document: &Document) -> DocumentKind {
-        if document.kind() == DocumentType::Ruc { DocumentKind::Factura } else { DocumentKind::Boleta }
+        if document.kind() == DocumentType::Ruc {
+            DocumentKind::Factura
+        } else {
+            DocumentKind::Boleta
+        }
     }
 
     /// The title printed on the document.
@@ -101,7 +105,11 @@ impl TaxConfig {
 
 impl Default for TaxConfig {
     fn default() -> Self {
-        TaxConfig { name: Self::default_name(), rate_bp: Self::default_rate(), prices_include_tax: Self::default_inclusive() }
+        TaxConfig {
+            name: Self::default_name(),
+            rate_bp: Self::default_rate(),
+            prices_include_tax: Self::default_inclusive(),
+        }
     }
 }
 
@@ -134,18 +142,30 @@ impl BillingProfile {
     /// Checks what a person could have typed wrong in the configuration.
     pub fn validate(&self) -> Result<(), InvoiceError> {
         if self.ruc.kind() != DocumentType::Ruc {
-            return Err(InvoiceError::Config(format!("client {}: the seller must be identified by a RUC", self.client_id)));
+            return Err(InvoiceError::Config(format!(
+                "client {}: the seller must be identified by a RUC",
+                self.client_id
+            )));
         }
         validate_series(&self.factura_series, 'F')?;
         validate_series(&self.boleta_series, 'B')?;
         if self.tax.rate_bp > 10_000 {
-            return Err(InvoiceError::Config(format!("tax rate {} bp is above 100%", self.tax.rate_bp)));
+            return Err(InvoiceError::Config(format!(
+                "tax rate {} bp is above 100%",
+                self.tax.rate_bp
+            )));
         }
         if !(-720..=840).contains(&self.utc_offset_minutes) {
-            return Err(InvoiceError::Config(format!("utc_offset_minutes {} is out of range", self.utc_offset_minutes)));
+            return Err(InvoiceError::Config(format!(
+                "utc_offset_minutes {} is out of range",
+                self.utc_offset_minutes
+            )));
         }
         if self.legal_name.trim().is_empty() || self.finance_email.trim().is_empty() {
-            return Err(InvoiceError::Config(format!("client {}: legal_name and finance_email are required", self.client_id)));
+            return Err(InvoiceError::Config(format!(
+                "client {}: legal_name and finance_email are required",
+                self.client_id
+            )));
         }
         Ok(())
     }
@@ -159,7 +179,9 @@ pub fn validate_series(series: &str, first: char) -> Result<(), InvoiceError> {
     if well_formed {
         Ok(())
     } else {
-        Err(InvoiceError::Config(format!("series {series:?} must be 4 upper-case letters or digits starting with {first}")))
+        Err(InvoiceError::Config(format!(
+            "series {series:?} must be 4 upper-case letters or digits starting with {first}"
+        )))
     }
 }
 
@@ -209,12 +231,19 @@ pub struct Totals {
 }
 
 /// Lines and totals for `charges` under `tax`, by the rules in the module documentation.
-pub fn compute(charges: &[Charge], tax: &TaxConfig, currency: Currency) -> Result<(Vec<InvoiceLine>, Totals), InvoiceError> {
+pub fn compute(
+    charges: &[Charge],
+    tax: &TaxConfig,
+    currency: Currency,
+) -> Result<(Vec<InvoiceLine>, Totals), InvoiceError> {
     if charges.is_empty() {
         return Err(InvoiceError::Invalid("an invoice needs at least one line".into()));
     }
     if tax.rate_bp > 10_000 {
-        return Err(InvoiceError::Config(format!("tax rate {} bp is above 100%", tax.rate_bp)));
+        return Err(InvoiceError::Config(format!(
+            "tax rate {} bp is above 100%",
+            tax.rate_bp
+        )));
     }
     let mut amounts = Vec::with_capacity(charges.len());
     for (i, charge) in charges.iter().enumerate() {
@@ -227,7 +256,10 @@ pub fn compute(charges: &[Charge], tax: &TaxConfig, currency: Currency) -> Resul
             )));
         }
         if charge.unit_price.is_negative() {
-            return Err(InvoiceError::Invalid(format!("line {} has a negative price; refunds are credit notes", i + 1)));
+            return Err(InvoiceError::Invalid(format!(
+                "line {} has a negative price; refunds are credit notes",
+                i + 1
+            )));
         }
         if charge.quantity == 0 && charge.kind == LineKind::Item {
             return Err(InvoiceError::Invalid(format!("line {} has quantity 0", i + 1)));
@@ -252,7 +284,11 @@ pub fn compute(charges: &[Charge], tax: &TaxConfig, currency: Currency) -> Resul
     };
     let mut lines = Vec::with_capacity(charges.len());
     for ((charge, amount), share) in charges.iter().zip(&amounts).zip(&shares) {
-        let (net, total) = if tax.prices_include_tax { (amount - share, *amount) } else { (*amount, amount + share) };
+        let (net, total) = if tax.prices_include_tax {
+            (amount - share, *amount)
+        } else {
+            (*amount, amount + share)
+        };
         lines.push(InvoiceLine {
             kind: charge.kind,
             sku: charge.sku.clone(),
@@ -264,7 +300,11 @@ pub fn compute(charges: &[Charge], tax: &TaxConfig, currency: Currency) -> Resul
             total: money(total)?,
         });
     }
-    let totals = Totals { subtotal: money(subtotal)?, tax: money(tax_total)?, total: money(subtotal + tax_total)? };
+    let totals = Totals {
+        subtotal: money(subtotal)?,
+        tax: money(tax_total)?,
+        total: money(subtotal + tax_total)?,
+    };
     Ok((lines, totals))
 }
 
@@ -343,14 +383,25 @@ pub struct InvoiceDraft {
 
 impl InvoiceDraft {
     /// The draft for `request`, billed by `profile`'s client at `now`.
-    pub fn prepare(request: &InvoiceRequested, profile: &BillingProfile, now: OffsetDateTime) -> Result<InvoiceDraft, InvoiceError> {
+    pub fn prepare(
+        request: &InvoiceRequested,
+        profile: &BillingProfile,
+        now: OffsetDateTime,
+    ) -> Result<InvoiceDraft, InvoiceError> {
         profile.validate()?;
         if profile.client_id != request.client_id {
-            return Err(InvoiceError::Config(format!("billing profile {} used for client {}", profile.client_id, request.client_id)));
+            return Err(InvoiceError::Config(format!(
+                "billing profile {} used for client {}",
+                profile.client_id, request.client_id
+            )));
         }
         let customer: Customer = serde_json::from_value(request.customer.clone())
             .map_err(|e| InvoiceError::Invalid(format!("the sale's customer is unreadable: {e}")))?;
-        let currency = request.items.first().map(|i| i.unit_price.currency()).unwrap_or(request.shipping.amount.currency());
+        let currency = request
+            .items
+            .first()
+            .map(|i| i.unit_price.currency())
+            .unwrap_or(request.shipping.amount.currency());
         let mut charges: Vec<Charge> = Vec::with_capacity(request.items.len() + 1);
         for (i, item) in request.items.iter().enumerate() {
             check_line_total(i, item)?;
@@ -372,8 +423,12 @@ impl InvoiceDraft {
         });
         let (lines, totals) = compute(&charges, &profile.tax, currency)?;
         let kind = DocumentKind::for_buyer(&customer.document);
-        let offset = UtcOffset::from_whole_seconds(i32::from(profile.utc_offset_minutes) * 60)
-            .map_err(|_| InvoiceError::Config(format!("utc_offset_minutes {} is out of range", profile.utc_offset_minutes)))?;
+        let offset = UtcOffset::from_whole_seconds(i32::from(profile.utc_offset_minutes) * 60).map_err(|_| {
+            InvoiceError::Config(format!(
+                "utc_offset_minutes {} is out of range",
+                profile.utc_offset_minutes
+            ))
+        })?;
         let issue_date = now.to_offset(offset).date();
         let due_date = issue_date
             .checked_add(Duration::days(i64::from(profile.payment_terms_days)))
@@ -425,7 +480,11 @@ impl InvoiceDraft {
         if number == 0 || number > MAX_NUMBER {
             return Err(InvoiceError::SeriesExhausted(self.unnumbered.series.clone()));
         }
-        Ok(Invoice { invoice_id: invoice_number(&self.unnumbered.series, number), number, ..self.unnumbered.clone() })
+        Ok(Invoice {
+            invoice_id: invoice_number(&self.unnumbered.series, number),
+            number,
+            ..self.unnumbered.clone()
+        })
     }
 }
 

@@ -47,17 +47,29 @@ impl Currency {
         if three_letters && !trimmed.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(Invalid::new(
                 "invalid_currency",
-                format!("currency codes are upper case: write {:?}, not {trimmed:?}", trimmed.to_ascii_uppercase()),
+                format!(
+                    "currency codes are upper case: write {:?}, not {trimmed:?}",
+                    trimmed.to_ascii_uppercase()
+                ),
             ));
         }
         if !three_letters {
             return Err(Invalid::new(
                 "invalid_currency",
-                format!("a currency is a three-letter upper-case ISO 4217 code such as PEN, got {}", shown(trimmed)),
+                format!(
+                    "a currency is a three-letter upper-case ISO 4217 code such as PEN, got {}",
+                    shown(trimmed)
+                ),
             ));
         }
         let supported: Vec<&str> = CURRENCIES.iter().map(|(c, _)| *c).collect();
-        Err(Invalid::new("unsupported_currency", format!("currency {trimmed} is not supported; supported: {}", supported.join(", "))))
+        Err(Invalid::new(
+            "unsupported_currency",
+            format!(
+                "currency {trimmed} is not supported; supported: {}",
+                supported.join(", ")
+            ),
+        ))
     }
 
     pub fn code(&self) -> &'static str {
@@ -126,7 +138,10 @@ impl Money {
     }
 
     pub fn zero(currency: Currency) -> Money {
-        Money { amount_minor: 0, currency }
+        Money {
+            amount_minor: 0,
+            currency,
+        }
     }
 
     pub fn amount_minor(&self) -> i64 {
@@ -172,7 +187,12 @@ impl Money {
             };
             return Err(Invalid::new(
                 "too_many_decimals",
-                format!("{} amounts have {allowed}, got {} in {}", currency.code(), fraction.len(), shown(text)),
+                format!(
+                    "{} amounts have {allowed}, got {} in {}",
+                    currency.code(),
+                    fraction.len(),
+                    shown(text)
+                ),
             ));
         }
         let out_of_range = || {
@@ -212,38 +232,66 @@ impl Money {
             return format!("{sign}{magnitude}");
         }
         let scale = 10u64.pow(exponent);
-        format!("{sign}{}.{:0width$}", magnitude / scale, magnitude % scale, width = exponent as usize)
+        format!(
+            "{sign}{}.{:0width$}",
+            magnitude / scale,
+            magnitude % scale,
+            width = exponent as usize
+        )
     }
 
     fn same_currency(&self, other: &Money) -> Result<(), MoneyError> {
         if self.currency == other.currency {
             Ok(())
         } else {
-            Err(MoneyError::CurrencyMismatch { left: self.currency, right: other.currency })
+            Err(MoneyError::CurrencyMismatch {
+                left: self.currency,
+                right: other.currency,
+            })
         }
     }
 
     pub fn checked_add(&self, other: &Money) -> Result<Money, MoneyError> {
         self.same_currency(other)?;
-        let sum = self.amount_minor.checked_add(other.amount_minor).ok_or(MoneyError::Overflow)?;
-        Ok(Money { amount_minor: sum, currency: self.currency })
+        let sum = self
+            .amount_minor
+            .checked_add(other.amount_minor)
+            .ok_or(MoneyError::Overflow)?;
+        Ok(Money {
+            amount_minor: sum,
+            currency: self.currency,
+        })
     }
 
     pub fn checked_sub(&self, other: &Money) -> Result<Money, MoneyError> {
         self.same_currency(other)?;
-        let difference = self.amount_minor.checked_sub(other.amount_minor).ok_or(MoneyError::Overflow)?;
-        Ok(Money { amount_minor: difference, currency: self.currency })
+        let difference = self
+            .amount_minor
+            .checked_sub(other.amount_minor)
+            .ok_or(MoneyError::Overflow)?;
+        Ok(Money {
+            amount_minor: difference,
+            currency: self.currency,
+        })
     }
 
     /// Unit price × quantity.
     pub fn checked_mul_qty(&self, quantity: u32) -> Result<Money, MoneyError> {
-        let product = self.amount_minor.checked_mul(i64::from(quantity)).ok_or(MoneyError::Overflow)?;
-        Ok(Money { amount_minor: product, currency: self.currency })
+        let product = self
+            .amount_minor
+            .checked_mul(i64::from(quantity))
+            .ok_or(MoneyError::Overflow)?;
+        Ok(Money {
+            amount_minor: product,
+            currency: self.currency,
+        })
     }
 
     /// The total of `amounts`, all of which must be in `currency`; zero when empty.
     pub fn sum(currency: Currency, amounts: impl IntoIterator<Item = Money>) -> Result<Money, MoneyError> {
-        amounts.into_iter().try_fold(Money::zero(currency), |total, m| total.checked_add(&m))
+        amounts
+            .into_iter()
+            .try_fold(Money::zero(currency), |total, m| total.checked_add(&m))
     }
 
     /// `self × basis_points / 10000`, rounded to the currency's minor unit (IGV 18% is 1800 bp).
@@ -252,7 +300,10 @@ impl Money {
         let numerator = i128::from(self.amount_minor) * i128::from(basis_points);
         let rounded = divide_rounded(numerator, 10_000, rounding);
         let amount_minor = i64::try_from(rounded).map_err(|_| MoneyError::Overflow)?;
-        Ok(Money { amount_minor, currency: self.currency })
+        Ok(Money {
+            amount_minor,
+            currency: self.currency,
+        })
     }
 
     /// Compare amounts of the same currency; a different currency is an error, not an order.
@@ -289,14 +340,24 @@ fn malformed(text: &str) -> Invalid {
         "the amount is empty".to_owned()
     } else if matches!(text, "-" | "+") {
         "the amount is only a sign".to_owned()
-    } else if text.contains(['e', 'E']) && text.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | '+' | '-' | 'e' | 'E')) {
+    } else if text.contains(['e', 'E'])
+        && text
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | '+' | '-' | 'e' | 'E'))
+    {
         format!("exponent notation is not accepted, got {}", shown(text))
     } else if text.contains([',', '_', ' ', '\'']) {
-        format!("separators are not accepted: no thousands separators, and '.' is the decimal point, got {}", shown(text))
+        format!(
+            "separators are not accepted: no thousands separators, and '.' is the decimal point, got {}",
+            shown(text)
+        )
     } else {
         format!("{} is not a plain decimal number", shown(text))
     };
-    Invalid::new("invalid_amount", format!("{why}; write the amount like 49.90, -3.5 or 1200"))
+    Invalid::new(
+        "invalid_amount",
+        format!("{why}; write the amount like 49.90, -3.5 or 1200"),
+    )
 }
 
 impl fmt::Debug for Money {
@@ -330,7 +391,10 @@ impl TryFrom<MoneyWire> for Money {
 
 impl From<Money> for MoneyWire {
     fn from(money: Money) -> Self {
-        MoneyWire { amount: AmountText(money.to_decimal_string()), currency: money.currency }
+        MoneyWire {
+            amount: AmountText(money.to_decimal_string()),
+            currency: money.currency,
+        }
     }
 }
 
@@ -383,20 +447,36 @@ mod tests {
         currency("USD")
     }
     fn minor(text: &str, currency: Currency) -> Result<i64, &'static str> {
-        Money::parse(text, currency).map(|m| m.amount_minor()).map_err(|e| e.code)
+        Money::parse(text, currency)
+            .map(|m| m.amount_minor())
+            .map_err(|e| e.code)
     }
     fn detail(text: &str, currency: Currency) -> String {
         Money::parse(text, currency).err().map(|e| e.detail).unwrap_or_default()
     }
     fn pct(amount_minor: i64, bp: u32, rounding: Rounding) -> Result<i64, MoneyError> {
-        Money::from_minor(amount_minor, pen()).percent_of(bp, rounding).map(|m| m.amount_minor())
+        Money::from_minor(amount_minor, pen())
+            .percent_of(bp, rounding)
+            .map(|m| m.amount_minor())
     }
 
     #[test]
     fn supported_currencies_and_exponents() {
-        for (code, exponent) in
-            [("PEN", 2), ("USD", 2), ("EUR", 2), ("CLP", 0), ("COP", 2), ("MXN", 2), ("ARS", 2), ("BRL", 2), ("BOB", 2), ("UYU", 2), ("PYG", 0), ("GBP", 2), ("JPY", 0)]
-        {
+        for (code, exponent) in [
+            ("PEN", 2),
+            ("USD", 2),
+            ("EUR", 2),
+            ("CLP", 0),
+            ("COP", 2),
+            ("MXN", 2),
+            ("ARS", 2),
+            ("BRL", 2),
+            ("BOB", 2),
+            ("UYU", 2),
+            ("PYG", 0),
+            ("GBP", 2),
+            ("JPY", 0),
+        ] {
             let c = currency(code);
             assert_eq!((c.code(), c.exponent()), (code, exponent));
             assert_eq!(c.to_string(), code);
@@ -422,9 +502,15 @@ mod tests {
         ] {
             assert_eq!(Currency::parse(raw).map_err(|e| e.code), Err(code), "{raw}");
         }
-        assert_eq!(Currency::parse("pen").err().map(|e| e.detail), Some("currency codes are upper case: write \"PEN\", not \"pen\"".into()));
+        assert_eq!(
+            Currency::parse("pen").err().map(|e| e.detail),
+            Some("currency codes are upper case: write \"PEN\", not \"pen\"".into())
+        );
         let unsupported = Currency::parse("CAD").err().map(|e| e.detail).unwrap_or_default();
-        assert!(unsupported.starts_with("currency CAD is not supported; supported: PEN, USD, EUR"), "{unsupported}");
+        assert!(
+            unsupported.starts_with("currency CAD is not supported; supported: PEN, USD, EUR"),
+            "{unsupported}"
+        );
     }
 
     #[test]
@@ -455,13 +541,29 @@ mod tests {
         ];
         for (text, minor, canonical) in cases {
             let money = Money::parse(text, pen()).unwrap_or_else(|e| panic!("{text}: {e}"));
-            assert_eq!((money.amount_minor(), money.to_decimal_string().as_str()), (minor, canonical), "{text}");
+            assert_eq!(
+                (money.amount_minor(), money.to_decimal_string().as_str()),
+                (minor, canonical),
+                "{text}"
+            );
         }
-        for (text, minor, canonical) in [("1200", 1200, "1200"), ("-5", -5, "-5"), ("0", 0, "0"), ("9223372036854775807", i64::MAX, "9223372036854775807")] {
+        for (text, minor, canonical) in [
+            ("1200", 1200, "1200"),
+            ("-5", -5, "-5"),
+            ("0", 0, "0"),
+            ("9223372036854775807", i64::MAX, "9223372036854775807"),
+        ] {
             let money = Money::parse(text, clp()).unwrap_or_else(|e| panic!("{text}: {e}"));
-            assert_eq!((money.amount_minor(), money.to_decimal_string().as_str()), (minor, canonical), "{text}");
+            assert_eq!(
+                (money.amount_minor(), money.to_decimal_string().as_str()),
+                (minor, canonical),
+                "{text}"
+            );
         }
-        assert_eq!(Money::from_minor(i64::MIN, clp()).to_decimal_string(), "-9223372036854775808");
+        assert_eq!(
+            Money::from_minor(i64::MIN, clp()).to_decimal_string(),
+            "-9223372036854775808"
+        );
         assert_eq!(Money::from_minor(-1, usd()).to_decimal_string(), "-0.01");
     }
 
@@ -508,7 +610,10 @@ mod tests {
 
     #[test]
     fn parse_details() {
-        assert_eq!(detail("49.999", pen()), "PEN amounts have at most 2 decimals, got 3 in \"49.999\"");
+        assert_eq!(
+            detail("49.999", pen()),
+            "PEN amounts have at most 2 decimals, got 3 in \"49.999\""
+        );
         assert_eq!(detail("10.5", clp()), "CLP amounts have no decimals, got 1 in \"10.5\"");
         assert!(detail("1e3", pen()).starts_with("exponent notation is not accepted"));
         assert!(detail("1,000.00", pen()).starts_with("separators are not accepted"));
@@ -526,45 +631,103 @@ mod tests {
         let a = Money::from_minor(1999, pen());
         assert_eq!(a.checked_mul_qty(3), Ok(Money::from_minor(5997, pen())));
         assert_eq!(a.checked_mul_qty(0), Ok(Money::zero(pen())));
-        assert_eq!(a.checked_add(&Money::from_minor(1, clp())), Err(MoneyError::CurrencyMismatch { left: pen(), right: clp() }));
-        assert_eq!(a.checked_sub(&Money::from_minor(1, usd())), Err(MoneyError::CurrencyMismatch { left: pen(), right: usd() }));
-        assert_eq!(Money::from_minor(i64::MAX, pen()).checked_add(&Money::from_minor(1, pen())), Err(MoneyError::Overflow));
-        assert_eq!(Money::from_minor(i64::MIN, pen()).checked_sub(&Money::from_minor(1, pen())), Err(MoneyError::Overflow));
-        assert_eq!(Money::from_minor(i64::MAX, pen()).checked_mul_qty(2), Err(MoneyError::Overflow));
-        assert_eq!(Money::from_minor(-1, pen()).checked_mul_qty(u32::MAX), Ok(Money::from_minor(-i64::from(u32::MAX), pen())));
-        assert_eq!(a.checked_sub(&Money::from_minor(2000, pen())), Ok(Money::from_minor(-1, pen())));
+        assert_eq!(
+            a.checked_add(&Money::from_minor(1, clp())),
+            Err(MoneyError::CurrencyMismatch {
+                left: pen(),
+                right: clp()
+            })
+        );
+        assert_eq!(
+            a.checked_sub(&Money::from_minor(1, usd())),
+            Err(MoneyError::CurrencyMismatch {
+                left: pen(),
+                right: usd()
+            })
+        );
+        assert_eq!(
+            Money::from_minor(i64::MAX, pen()).checked_add(&Money::from_minor(1, pen())),
+            Err(MoneyError::Overflow)
+        );
+        assert_eq!(
+            Money::from_minor(i64::MIN, pen()).checked_sub(&Money::from_minor(1, pen())),
+            Err(MoneyError::Overflow)
+        );
+        assert_eq!(
+            Money::from_minor(i64::MAX, pen()).checked_mul_qty(2),
+            Err(MoneyError::Overflow)
+        );
+        assert_eq!(
+            Money::from_minor(-1, pen()).checked_mul_qty(u32::MAX),
+            Ok(Money::from_minor(-i64::from(u32::MAX), pen()))
+        );
+        assert_eq!(
+            a.checked_sub(&Money::from_minor(2000, pen())),
+            Ok(Money::from_minor(-1, pen()))
+        );
         assert_eq!(Money::sum(pen(), [a, a]), Ok(Money::from_minor(3998, pen())));
         assert_eq!(Money::sum(pen(), []), Ok(Money::zero(pen())));
-        assert_eq!(Money::sum(pen(), [a, Money::from_minor(1, usd())]), Err(MoneyError::CurrencyMismatch { left: pen(), right: usd() }));
-        assert_eq!(Money::sum(clp(), [a]), Err(MoneyError::CurrencyMismatch { left: clp(), right: pen() }));
-        assert_eq!(Money::sum(pen(), [Money::from_minor(i64::MAX, pen()), Money::from_minor(1, pen())]), Err(MoneyError::Overflow));
+        assert_eq!(
+            Money::sum(pen(), [a, Money::from_minor(1, usd())]),
+            Err(MoneyError::CurrencyMismatch {
+                left: pen(),
+                right: usd()
+            })
+        );
+        assert_eq!(
+            Money::sum(clp(), [a]),
+            Err(MoneyError::CurrencyMismatch {
+                left: clp(),
+                right: pen()
+            })
+        );
+        assert_eq!(
+            Money::sum(pen(), [Money::from_minor(i64::MAX, pen()), Money::from_minor(1, pen())]),
+            Err(MoneyError::Overflow)
+        );
         assert_eq!(a.cmp_amount(&Money::zero(pen())), Ok(Ordering::Greater));
         assert_eq!(a.cmp_amount(&a), Ok(Ordering::Equal));
-        assert_eq!(Money::from_minor(-1, pen()).cmp_amount(&Money::zero(pen())), Ok(Ordering::Less));
-        assert_eq!(a.cmp_amount(&Money::from_minor(1999, usd())), Err(MoneyError::CurrencyMismatch { left: pen(), right: usd() }));
+        assert_eq!(
+            Money::from_minor(-1, pen()).cmp_amount(&Money::zero(pen())),
+            Ok(Ordering::Less)
+        );
+        assert_eq!(
+            a.cmp_amount(&Money::from_minor(1999, usd())),
+            Err(MoneyError::CurrencyMismatch {
+                left: pen(),
+                right: usd()
+            })
+        );
         assert!(Money::zero(pen()).is_zero() && !Money::zero(pen()).is_negative());
         assert!(Money::from_minor(-1, pen()).is_negative() && !a.is_zero());
-        assert_eq!(MoneyError::CurrencyMismatch { left: pen(), right: usd() }.to_string(), "cannot combine a PEN amount with a USD amount");
+        assert_eq!(
+            MoneyError::CurrencyMismatch {
+                left: pen(),
+                right: usd()
+            }
+            .to_string(),
+            "cannot combine a PEN amount with a USD amount"
+        );
     }
 
     #[test]
     fn percentages_round_as_told() {
         use Rounding::{HalfEven, HalfUp};
         for (amount, bp, half_up, half_even) in [
-            (25, 1800, 5, 4),       // 4.5
-            (-25, 1800, -5, -4),    // −4.5: away from zero / to even
-            (75, 1800, 14, 14),     // 13.5: 14 is the even neighbour too
-            (-75, 1800, -14, -14),  // −13.5
-            (35, 1800, 6, 6),       // 6.3
-            (-35, 1800, -6, -6),    // −6.3
-            (36, 1800, 6, 6),       // 6.48
-            (39, 1800, 7, 7),       // 7.02
-            (1, 5000, 1, 0),        // 0.5
-            (-1, 5000, -1, 0),      // −0.5
-            (3, 5000, 2, 2),        // 1.5
-            (5, 5000, 3, 2),        // 2.5
-            (1, 4999, 0, 0),        // 0.4999
-            (1, 5001, 1, 1),        // 0.5001
+            (25, 1800, 5, 4),          // 4.5
+            (-25, 1800, -5, -4),       // −4.5: away from zero / to even
+            (75, 1800, 14, 14),        // 13.5: 14 is the even neighbour too
+            (-75, 1800, -14, -14),     // −13.5
+            (35, 1800, 6, 6),          // 6.3
+            (-35, 1800, -6, -6),       // −6.3
+            (36, 1800, 6, 6),          // 6.48
+            (39, 1800, 7, 7),          // 7.02
+            (1, 5000, 1, 0),           // 0.5
+            (-1, 5000, -1, 0),         // −0.5
+            (3, 5000, 2, 2),           // 1.5
+            (5, 5000, 3, 2),           // 2.5
+            (1, 4999, 0, 0),           // 0.4999
+            (1, 5001, 1, 1),           // 0.5001
             (14990, 1800, 2698, 2698), // 149.90 × 18% = 26.982
             (10000, 1800, 1800, 1800), // 100.00 × 18% = 18.00 exactly
             (12345, 0, 0, 0),
@@ -580,19 +743,40 @@ mod tests {
         assert_eq!(pct(i64::MIN, 20_000, HalfEven), Err(MoneyError::Overflow));
         assert_eq!(pct(i64::MAX, u32::MAX, HalfUp), Err(MoneyError::Overflow));
         // CLP has no minor digits: 19% IVA of 999 pesos is 189.81 → 190.
-        assert_eq!(Money::from_minor(999, clp()).percent_of(1900, HalfUp), Ok(Money::from_minor(190, clp())));
+        assert_eq!(
+            Money::from_minor(999, clp()).percent_of(1900, HalfUp),
+            Ok(Money::from_minor(190, clp()))
+        );
     }
 
     #[test]
     fn wire_form_is_a_decimal_string() {
         let m = Money::from_minor(4990, pen());
-        assert_eq!(serde_json::to_value(m).ok(), Some(json!({"amount": "49.90", "currency": "PEN"})));
-        assert_eq!(serde_json::to_string(&m).ok(), Some(r#"{"amount":"49.90","currency":"PEN"}"#.into()));
-        assert_eq!(serde_json::from_value::<Money>(json!({"amount": "49.90", "currency": "PEN"})).ok(), Some(m));
-        assert_eq!(serde_json::from_str::<Money>(r#"{"amount":"49.9","currency":"PEN"}"#).ok(), Some(m));
+        assert_eq!(
+            serde_json::to_value(m).ok(),
+            Some(json!({"amount": "49.90", "currency": "PEN"}))
+        );
+        assert_eq!(
+            serde_json::to_string(&m).ok(),
+            Some(r#"{"amount":"49.90","currency":"PEN"}"#.into())
+        );
+        assert_eq!(
+            serde_json::from_value::<Money>(json!({"amount": "49.90", "currency": "PEN"})).ok(),
+            Some(m)
+        );
+        assert_eq!(
+            serde_json::from_str::<Money>(r#"{"amount":"49.9","currency":"PEN"}"#).ok(),
+            Some(m)
+        );
         let clp_amount = Money::from_minor(1200, clp());
-        assert_eq!(serde_json::to_value(clp_amount).ok(), Some(json!({"amount": "1200", "currency": "CLP"})));
-        assert_eq!(serde_json::from_value::<Money>(json!({"amount": "-0.05", "currency": "USD"})).ok(), Some(Money::from_minor(-5, usd())));
+        assert_eq!(
+            serde_json::to_value(clp_amount).ok(),
+            Some(json!({"amount": "1200", "currency": "CLP"}))
+        );
+        assert_eq!(
+            serde_json::from_value::<Money>(json!({"amount": "-0.05", "currency": "USD"})).ok(),
+            Some(Money::from_minor(-5, usd()))
+        );
         for bad in [
             json!({"amount": 49.9, "currency": "PEN"}),
             json!({"amount": 49, "currency": "PEN"}),
@@ -608,9 +792,18 @@ mod tests {
         ] {
             assert!(serde_json::from_value::<Money>(bad.clone()).is_err(), "{bad}");
         }
-        let number = serde_json::from_str::<Money>(r#"{"amount":49.9,"currency":"PEN"}"#).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(number.contains("expected the amount as a decimal string such as \"49.90\""), "{number}");
-        let decimals = serde_json::from_str::<Money>(r#"{"amount":"49.999","currency":"PEN"}"#).err().map(|e| e.to_string()).unwrap_or_default();
+        let number = serde_json::from_str::<Money>(r#"{"amount":49.9,"currency":"PEN"}"#)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            number.contains("expected the amount as a decimal string such as \"49.90\""),
+            "{number}"
+        );
+        let decimals = serde_json::from_str::<Money>(r#"{"amount":"49.999","currency":"PEN"}"#)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(decimals.contains("too_many_decimals"), "{decimals}");
         assert_eq!(m.to_string(), "PEN 49.90");
         assert_eq!(format!("{m:?}"), "PEN 49.90");

@@ -35,8 +35,8 @@ impl PresaleId {
 
     /// Accepts only the canonical UUID form: anything else cannot name a pre-sale.
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        let parsed = uuid::Uuid::try_parse(raw)
-            .map_err(|_| Invalid::new("invalid_presale_id", "a pre-sale id is a UUID"))?;
+        let parsed =
+            uuid::Uuid::try_parse(raw).map_err(|_| Invalid::new("invalid_presale_id", "a pre-sale id is a UUID"))?;
         Ok(Self(parsed.hyphenated().to_string()))
     }
 
@@ -201,7 +201,11 @@ pub struct Presale {
     pub campaign_id: String,
     pub agent_id: String,
     pub call_id: String,
-    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub call_started_at: Option<OffsetDateTime>,
     pub customer: Customer,
     pub items: Vec<LineItem>,
@@ -222,7 +226,11 @@ pub struct Presale {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub risk_score: Option<u8>,
     /// When it last entered READY_FOR_REVIEW (orders the queue, times the review).
-    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ready_at: Option<OffsetDateTime>,
     /// A validator's live or expired lease.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -343,16 +351,25 @@ pub struct Registration {
 }
 
 /// Validate and price a draft against its campaign's catalog.
-pub fn register(draft: &PresaleDraft, catalog: &CampaignCatalog, who: Registration) -> Result<Presale, Vec<FieldError>> {
+pub fn register(
+    draft: &PresaleDraft,
+    catalog: &CampaignCatalog,
+    who: Registration,
+) -> Result<Presale, Vec<FieldError>> {
     let mut errors = Errors::new();
     let call_id = errors.check("call_id", validate_call_id(&draft.call_id));
     let call_started_at = match &draft.call_started_at {
         None => None,
-        Some(raw) => errors.check("call_started_at", validate_call_started_at(raw, who.now)).map(Some).unwrap_or(None),
+        Some(raw) => errors
+            .check("call_started_at", validate_call_started_at(raw, who.now))
+            .map(Some)
+            .unwrap_or(None),
     };
     let customer = validate_customer(&draft.customer, "customer", &mut errors);
     let priced = price_items(&draft.items, catalog, &mut errors);
-    let notes = errors.check("notes", validate_notes(draft.notes.as_deref())).unwrap_or(None);
+    let notes = errors
+        .check("notes", validate_notes(draft.notes.as_deref()))
+        .unwrap_or(None);
     errors.finish()?;
     let (Some(call_id), Some(customer), Some((items, total))) = (call_id, customer, priced) else {
         // Unreachable in practice: any None above recorded an error and `finish` returned.
@@ -384,15 +401,28 @@ pub fn register(draft: &PresaleDraft, catalog: &CampaignCatalog, who: Registrati
 }
 
 /// Apply an agent's correction. The caller has already checked the state and the agent.
-pub fn apply_correction(presale: &mut Presale, draft: &CorrectionDraft, catalog: &CampaignCatalog) -> Result<(), Vec<FieldError>> {
+pub fn apply_correction(
+    presale: &mut Presale,
+    draft: &CorrectionDraft,
+    catalog: &CampaignCatalog,
+) -> Result<(), Vec<FieldError>> {
     let mut errors = Errors::new();
     if draft.customer.is_none() && draft.items.is_none() && draft.notes.is_none() {
         errors.push(Invalid::new("empty_correction", "send at least one of customer, items, notes").at(""));
         return errors.finish();
     }
-    let customer = draft.customer.as_ref().map(|c| validate_customer(c, "customer", &mut errors));
-    let priced = draft.items.as_ref().map(|items| price_items(items, catalog, &mut errors));
-    let notes = draft.notes.as_ref().map(|n| errors.check("notes", validate_notes(Some(n))).unwrap_or(None));
+    let customer = draft
+        .customer
+        .as_ref()
+        .map(|c| validate_customer(c, "customer", &mut errors));
+    let priced = draft
+        .items
+        .as_ref()
+        .map(|items| price_items(items, catalog, &mut errors));
+    let notes = draft
+        .notes
+        .as_ref()
+        .map(|n| errors.check("notes", validate_notes(Some(n))).unwrap_or(None));
     errors.finish()?;
     if let Some(Some(customer)) = customer {
         presale.customer = customer;
@@ -408,7 +438,9 @@ pub fn apply_correction(presale: &mut Presale, draft: &CorrectionDraft, catalog:
 }
 
 fn validate_call_id(raw: &str) -> Result<String, Invalid> {
-    let ok_chars = raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+    let ok_chars = raw
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
     if raw.is_empty() || raw.len() > 64 || !ok_chars {
         return Err(Invalid::new(
             "invalid_call_id",
@@ -420,7 +452,10 @@ fn validate_call_id(raw: &str) -> Result<String, Invalid> {
 
 fn validate_call_started_at(raw: &str, now: OffsetDateTime) -> Result<OffsetDateTime, Invalid> {
     let at = OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339).map_err(|_| {
-        Invalid::new("invalid_timestamp", "call_started_at must be an RFC 3339 timestamp with offset, e.g. 2026-11-23T10:15:00-05:00")
+        Invalid::new(
+            "invalid_timestamp",
+            "call_started_at must be an RFC 3339 timestamp with offset, e.g. 2026-11-23T10:15:00-05:00",
+        )
     })?;
     // A few minutes of tolerance for agents' clocks; a call cannot have started in the future.
     if at > now + time::Duration::minutes(5) {
@@ -432,9 +467,10 @@ fn validate_call_started_at(raw: &str, now: OffsetDateTime) -> Result<OffsetDate
 fn validate_notes(raw: Option<&str>) -> Result<Option<String>, Invalid> {
     match raw.map(str::trim) {
         None | Some("") => Ok(None),
-        Some(text) if text.chars().count() > MAX_NOTES_CHARS => {
-            Err(Invalid::new("too_long", format!("notes may have at most {MAX_NOTES_CHARS} characters")))
-        }
+        Some(text) if text.chars().count() > MAX_NOTES_CHARS => Err(Invalid::new(
+            "too_long",
+            format!("notes may have at most {MAX_NOTES_CHARS} characters"),
+        )),
         Some(text) => Ok(Some(text.to_owned())),
     }
 }
@@ -443,13 +479,22 @@ fn text(raw: &str, min: usize, max: usize, what: &str) -> Result<String, Invalid
     let trimmed = raw.trim();
     let count = trimmed.chars().count();
     if count < min {
-        return Err(Invalid::new("required", format!("{what} is required (at least {min} characters)")));
+        return Err(Invalid::new(
+            "required",
+            format!("{what} is required (at least {min} characters)"),
+        ));
     }
     if count > max {
-        return Err(Invalid::new("too_long", format!("{what} may have at most {max} characters, got {count}")));
+        return Err(Invalid::new(
+            "too_long",
+            format!("{what} may have at most {max} characters, got {count}"),
+        ));
     }
     if trimmed.chars().any(char::is_control) {
-        return Err(Invalid::new("invalid_characters", format!("{what} contains control characters")));
+        return Err(Invalid::new(
+            "invalid_characters",
+            format!("{what} contains control characters"),
+        ));
     }
     Ok(trimmed.to_owned())
 }
@@ -463,7 +508,9 @@ fn optional_text(raw: Option<&str>, max: usize, what: &str) -> Result<Option<Str
 
 fn validate_full_name(raw: &str) -> Result<String, Invalid> {
     let name = text(raw, 2, 120, "full_name")?;
-    let plausible = name.chars().all(|c| c.is_alphabetic() || matches!(c, ' ' | '\'' | '-' | '.'));
+    let plausible = name
+        .chars()
+        .all(|c| c.is_alphabetic() || matches!(c, ' ' | '\'' | '-' | '.'));
     if !plausible || !name.chars().any(char::is_alphabetic) {
         return Err(Invalid::new(
             "invalid_name",
@@ -477,7 +524,10 @@ fn validate_full_name(raw: &str) -> Result<String, Invalid> {
 fn validate_country(raw: Option<&str>) -> Result<String, Invalid> {
     let code = raw.map(str::trim).filter(|c| !c.is_empty()).unwrap_or("PE");
     if code.len() != 2 || !code.chars().all(|c| c.is_ascii_uppercase()) {
-        return Err(Invalid::new("invalid_country", "country is an ISO 3166-1 alpha-2 code in upper case, e.g. PE"));
+        return Err(Invalid::new(
+            "invalid_country",
+            "country is an ISO 3166-1 alpha-2 code in upper case, e.g. PE",
+        ));
     }
     Ok(code.to_owned())
 }
@@ -493,22 +543,34 @@ fn validate_postal_code(raw: Option<&str>, country: &str) -> Result<Option<Strin
         code.len() <= 12 && code.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-')
     };
     if !valid {
-        return Err(Invalid::new("invalid_postal_code", format!("postal_code {code:?} is not a valid code for {country}")));
+        return Err(Invalid::new(
+            "invalid_postal_code",
+            format!("postal_code {code:?} is not a valid code for {country}"),
+        ));
     }
     Ok(Some(code.to_owned()))
 }
 
 fn validate_address(draft: &AddressDraft, path: &str, errors: &mut Errors) -> Option<Address> {
     let line1 = errors.check(format!("{path}.line1"), text(&draft.line1, 3, 200, "line1"));
-    let line2 = errors.check(format!("{path}.line2"), optional_text(draft.line2.as_deref(), 200, "line2"));
+    let line2 = errors.check(
+        format!("{path}.line2"),
+        optional_text(draft.line2.as_deref(), 200, "line2"),
+    );
     let district = errors.check(format!("{path}.district"), text(&draft.district, 2, 80, "district"));
     let province = errors.check(format!("{path}.province"), text(&draft.province, 2, 80, "province"));
     let region = errors.check(format!("{path}.region"), text(&draft.region, 2, 80, "region"));
     let country = errors.check(format!("{path}.country"), validate_country(draft.country.as_deref()));
     let postal_code = country.as_deref().and_then(|country| {
-        errors.check(format!("{path}.postal_code"), validate_postal_code(draft.postal_code.as_deref(), country))
+        errors.check(
+            format!("{path}.postal_code"),
+            validate_postal_code(draft.postal_code.as_deref(), country),
+        )
     });
-    let reference = errors.check(format!("{path}.reference"), optional_text(draft.reference.as_deref(), 200, "reference"));
+    let reference = errors.check(
+        format!("{path}.reference"),
+        optional_text(draft.reference.as_deref(), 200, "reference"),
+    );
     Some(Address {
         line1: line1?,
         line2: line2?,
@@ -522,17 +584,37 @@ fn validate_address(draft: &AddressDraft, path: &str, errors: &mut Errors) -> Op
 }
 
 fn validate_customer(draft: &CustomerDraft, path: &str, errors: &mut Errors) -> Option<Customer> {
-    let kind = errors.check(format!("{path}.document.type"), draft.document.kind.parse::<DocumentType>());
-    let document = kind.and_then(|kind| errors.check(format!("{path}.document.number"), Document::new(kind, &draft.document.number)));
+    let kind = errors.check(
+        format!("{path}.document.type"),
+        draft.document.kind.parse::<DocumentType>(),
+    );
+    let document = kind.and_then(|kind| {
+        errors.check(
+            format!("{path}.document.number"),
+            Document::new(kind, &draft.document.number),
+        )
+    });
     let full_name = errors.check(format!("{path}.full_name"), validate_full_name(&draft.full_name));
-    let country = draft.address.country.as_deref().map(str::trim).filter(|c| !c.is_empty()).unwrap_or("PE");
+    let country = draft
+        .address
+        .country
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .unwrap_or("PE");
     let phone = errors.check(format!("{path}.phone"), PhoneNumber::parse(&draft.phone, country));
     let email = match draft.email.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
         None => Some(None),
         Some(raw) => errors.check(format!("{path}.email"), Email::parse(raw)).map(Some),
     };
     let address = validate_address(&draft.address, &format!("{path}.address"), errors);
-    Some(Customer { document: document?, full_name: full_name?, phone: phone?, email: email?, address: address? })
+    Some(Customer {
+        document: document?,
+        full_name: full_name?,
+        phone: phone?,
+        email: email?,
+        address: address?,
+    })
 }
 
 /// Price every line from the catalog. A client-sent price that differs is an error, never
@@ -553,20 +635,35 @@ fn price_items(drafts: &[ItemDraft], catalog: &CampaignCatalog, errors: &mut Err
         let path = format!("items[{i}]");
         let sku = draft.sku.trim();
         if !seen.insert(sku.to_owned()) {
-            errors.push(Invalid::new("duplicate_sku", format!("SKU {sku} appears twice; send one line with the total quantity")).at(format!("{path}.sku")));
+            errors.push(
+                Invalid::new(
+                    "duplicate_sku",
+                    format!("SKU {sku} appears twice; send one line with the total quantity"),
+                )
+                .at(format!("{path}.sku")),
+            );
             continue;
         }
         let Some(entry) = catalog.items.get(sku).filter(|e| e.active) else {
             errors.push(
-                Invalid::new("unknown_sku", format!("SKU {sku:?} is not sold in campaign {}", catalog.campaign.campaign_id))
-                    .at(format!("{path}.sku")),
+                Invalid::new(
+                    "unknown_sku",
+                    format!("SKU {sku:?} is not sold in campaign {}", catalog.campaign.campaign_id),
+                )
+                .at(format!("{path}.sku")),
             );
             continue;
         };
         let quantity = match u32::try_from(draft.quantity) {
             Ok(q) if (1..=MAX_QUANTITY).contains(&i64::from(q)) => q,
             _ => {
-                errors.push(Invalid::new("invalid_quantity", format!("quantity must be between 1 and {MAX_QUANTITY}, got {}", draft.quantity)).at(format!("{path}.quantity")));
+                errors.push(
+                    Invalid::new(
+                        "invalid_quantity",
+                        format!("quantity must be between 1 and {MAX_QUANTITY}, got {}", draft.quantity),
+                    )
+                    .at(format!("{path}.quantity")),
+                );
                 continue;
             }
         };
@@ -591,10 +688,17 @@ fn price_items(drafts: &[ItemDraft], catalog: &CampaignCatalog, errors: &mut Err
             }
         }
         let Ok(line_total) = entry.unit_price.checked_mul_qty(quantity) else {
-            errors.push(Invalid::new("amount_out_of_range", "line total is out of range").at(format!("{path}.quantity")));
+            errors
+                .push(Invalid::new("amount_out_of_range", "line total is out of range").at(format!("{path}.quantity")));
             continue;
         };
-        lines.push(LineItem { sku: sku.to_owned(), name: entry.name.clone(), quantity, unit_price: entry.unit_price, line_total });
+        lines.push(LineItem {
+            sku: sku.to_owned(),
+            name: entry.name.clone(),
+            quantity,
+            unit_price: entry.unit_price,
+            line_total,
+        });
     }
     if lines.len() != drafts.len() {
         return None;
@@ -623,15 +727,30 @@ mod tests {
         let mut items = BTreeMap::new();
         items.insert(
             "FIB-300".to_owned(),
-            CatalogItem { sku: "FIB-300".into(), name: "Fibra 300".into(), unit_price: Money::from_minor(14990, pen()), active: true },
+            CatalogItem {
+                sku: "FIB-300".into(),
+                name: "Fibra 300".into(),
+                unit_price: Money::from_minor(14990, pen()),
+                active: true,
+            },
         );
         items.insert(
             "ROUTER".to_owned(),
-            CatalogItem { sku: "ROUTER".into(), name: "Router".into(), unit_price: Money::from_minor(1999, pen()), active: true },
+            CatalogItem {
+                sku: "ROUTER".into(),
+                name: "Router".into(),
+                unit_price: Money::from_minor(1999, pen()),
+                active: true,
+            },
         );
         items.insert(
             "OLD".to_owned(),
-            CatalogItem { sku: "OLD".into(), name: "Old plan".into(), unit_price: Money::from_minor(100, pen()), active: false },
+            CatalogItem {
+                sku: "OLD".into(),
+                name: "Old plan".into(),
+                unit_price: Money::from_minor(100, pen()),
+                active: false,
+            },
         );
         CampaignCatalog {
             campaign: Campaign {
@@ -665,7 +784,11 @@ mod tests {
     }
 
     fn who() -> Registration {
-        Registration { id: PresaleId::generate(), agent_id: "agent-7".into(), now: datetime!(2026-11-23 15:00 UTC) }
+        Registration {
+            id: PresaleId::generate(),
+            agent_id: "agent-7".into(),
+            now: datetime!(2026-11-23 15:00 UTC),
+        }
     }
 
     fn fields(errors: &[FieldError]) -> Vec<(&str, &str)> {
@@ -694,7 +817,10 @@ mod tests {
         d.customer.email = Some("nope".into());
         d.customer.address.postal_code = Some("ABC".into());
         d.items[0].quantity = 0;
-        d.items[1].unit_price = Some(MoneyDraft { amount: "18.00".into(), currency: "PEN".into() });
+        d.items[1].unit_price = Some(MoneyDraft {
+            amount: "18.00".into(),
+            currency: "PEN".into(),
+        });
         let errors = register(&d, &catalog(), who()).expect_err("invalid");
         assert_eq!(
             fields(&errors),
@@ -714,46 +840,93 @@ mod tests {
     fn rejects_unknown_inactive_and_duplicate_skus_and_empty_items() {
         let mut d = draft();
         d.items = vec![
-            ItemDraft { sku: "NOPE".into(), quantity: 1, unit_price: None },
-            ItemDraft { sku: "OLD".into(), quantity: 1, unit_price: None },
-            ItemDraft { sku: "ROUTER".into(), quantity: 1, unit_price: None },
-            ItemDraft { sku: "ROUTER".into(), quantity: 1, unit_price: None },
+            ItemDraft {
+                sku: "NOPE".into(),
+                quantity: 1,
+                unit_price: None,
+            },
+            ItemDraft {
+                sku: "OLD".into(),
+                quantity: 1,
+                unit_price: None,
+            },
+            ItemDraft {
+                sku: "ROUTER".into(),
+                quantity: 1,
+                unit_price: None,
+            },
+            ItemDraft {
+                sku: "ROUTER".into(),
+                quantity: 1,
+                unit_price: None,
+            },
         ];
         let errors = register(&d, &catalog(), who()).expect_err("invalid");
         assert_eq!(
             fields(&errors),
-            vec![("items[0].sku", "unknown_sku"), ("items[1].sku", "unknown_sku"), ("items[3].sku", "duplicate_sku")]
+            vec![
+                ("items[0].sku", "unknown_sku"),
+                ("items[1].sku", "unknown_sku"),
+                ("items[3].sku", "duplicate_sku")
+            ]
         );
         d.items.clear();
-        assert_eq!(fields(&register(&d, &catalog(), who()).expect_err("empty")), vec![("items", "required")]);
+        assert_eq!(
+            fields(&register(&d, &catalog(), who()).expect_err("empty")),
+            vec![("items", "required")]
+        );
     }
 
     #[test]
     fn rejects_price_in_other_currency_and_bad_amounts() {
         let mut d = draft();
-        d.items[1].unit_price = Some(MoneyDraft { amount: "19.99".into(), currency: "USD".into() });
-        assert_eq!(fields(&register(&d, &catalog(), who()).expect_err("currency")), vec![("items[1].unit_price", "price_mismatch")]);
-        d.items[1].unit_price = Some(MoneyDraft { amount: "19.999".into(), currency: "PEN".into() });
-        assert_eq!(fields(&register(&d, &catalog(), who()).expect_err("decimals")), vec![("items[1].unit_price", "too_many_decimals")]);
+        d.items[1].unit_price = Some(MoneyDraft {
+            amount: "19.99".into(),
+            currency: "USD".into(),
+        });
+        assert_eq!(
+            fields(&register(&d, &catalog(), who()).expect_err("currency")),
+            vec![("items[1].unit_price", "price_mismatch")]
+        );
+        d.items[1].unit_price = Some(MoneyDraft {
+            amount: "19.999".into(),
+            currency: "PEN".into(),
+        });
+        assert_eq!(
+            fields(&register(&d, &catalog(), who()).expect_err("decimals")),
+            vec![("items[1].unit_price", "too_many_decimals")]
+        );
     }
 
     #[test]
     fn call_time_must_be_rfc3339_and_not_in_the_future() {
         let mut d = draft();
         d.call_started_at = Some("yesterday".into());
-        assert_eq!(fields(&register(&d, &catalog(), who()).expect_err("bad")), vec![("call_started_at", "invalid_timestamp")]);
+        assert_eq!(
+            fields(&register(&d, &catalog(), who()).expect_err("bad")),
+            vec![("call_started_at", "invalid_timestamp")]
+        );
         d.call_started_at = Some("2026-11-23T16:00:00Z".into());
-        assert_eq!(fields(&register(&d, &catalog(), who()).expect_err("future")), vec![("call_started_at", "timestamp_in_future")]);
+        assert_eq!(
+            fields(&register(&d, &catalog(), who()).expect_err("future")),
+            vec![("call_started_at", "timestamp_in_future")]
+        );
         d.call_started_at = Some("2026-11-23T09:30:00-05:00".into());
         assert!(register(&d, &catalog(), who()).is_ok());
     }
 
     #[test]
     fn names_are_checked_and_normalised() {
-        assert_eq!(validate_full_name("  José   O'Neill-Pérez ").as_deref(), Ok("José O'Neill-Pérez"));
+        assert_eq!(
+            validate_full_name("  José   O'Neill-Pérez ").as_deref(),
+            Ok("José O'Neill-Pérez")
+        );
         assert_eq!(validate_full_name("R2D2").map_err(|e| e.code), Err("invalid_name"));
         assert_eq!(validate_full_name(" ").map_err(|e| e.code), Err("required"));
-        assert_eq!(validate_full_name(&"a".repeat(121)).map_err(|e| e.code), Err("too_long"));
+        assert_eq!(
+            validate_full_name(&"a".repeat(121)).map_err(|e| e.code),
+            Err("too_long")
+        );
     }
 
     #[test]
@@ -767,10 +940,19 @@ mod tests {
             (S::ReadyForReview, A::RequestCorrection, S::NeedsCorrection),
             (S::NeedsCorrection, A::SubmitCorrection, S::ReadyForReview),
         ];
-        let actions = [A::AttachRecording, A::Approve, A::Reject, A::RequestCorrection, A::SubmitCorrection];
+        let actions = [
+            A::AttachRecording,
+            A::Approve,
+            A::Reject,
+            A::RequestCorrection,
+            A::SubmitCorrection,
+        ];
         for from in S::ALL {
             for action in actions {
-                let expected = allowed.iter().find(|(f, a, _)| *f == from && *a == action).map(|(_, _, to)| *to);
+                let expected = allowed
+                    .iter()
+                    .find(|(f, a, _)| *f == from && *a == action)
+                    .map(|(_, _, to)| *to);
                 match (from.apply(action), expected) {
                     (Ok(to), Some(want)) => assert_eq!(to, want),
                     (Err(e), None) => assert_eq!(e, TransitionError { from, action }),
@@ -787,20 +969,41 @@ mod tests {
         let later = datetime!(2026-11-23 16:00 UTC);
         assert!(presale.transition(PresaleAction::Approve, later).is_err());
         assert_eq!((presale.status, presale.version), (PresaleStatus::PendingRecording, 1));
-        assert_eq!(presale.transition(PresaleAction::AttachRecording, later), Ok(PresaleStatus::PendingRecording));
-        assert_eq!((presale.status, presale.version, presale.updated_at), (PresaleStatus::ReadyForReview, 2, later));
+        assert_eq!(
+            presale.transition(PresaleAction::AttachRecording, later),
+            Ok(PresaleStatus::PendingRecording)
+        );
+        assert_eq!(
+            (presale.status, presale.version, presale.updated_at),
+            (PresaleStatus::ReadyForReview, 2, later)
+        );
     }
 
     #[test]
     fn correction_replaces_only_what_was_sent() {
         let mut presale = register(&draft(), &catalog(), who()).expect("valid");
         let before = presale.customer.clone();
-        let patch = CorrectionDraft { customer: None, items: Some(vec![ItemDraft { sku: "ROUTER".into(), quantity: 3, unit_price: None }]), notes: None };
+        let patch = CorrectionDraft {
+            customer: None,
+            items: Some(vec![ItemDraft {
+                sku: "ROUTER".into(),
+                quantity: 3,
+                unit_price: None,
+            }]),
+            notes: None,
+        };
         apply_correction(&mut presale, &patch, &catalog()).expect("valid correction");
         assert_eq!(presale.customer, before);
         assert_eq!(presale.total, Money::from_minor(5997, pen()));
-        let empty = CorrectionDraft { customer: None, items: None, notes: None };
-        assert_eq!(fields(&apply_correction(&mut presale, &empty, &catalog()).expect_err("empty")), vec![("", "empty_correction")]);
+        let empty = CorrectionDraft {
+            customer: None,
+            items: None,
+            notes: None,
+        };
+        assert_eq!(
+            fields(&apply_correction(&mut presale, &empty, &catalog()).expect_err("empty")),
+            vec![("", "empty_correction")]
+        );
     }
 
     #[test]
@@ -814,6 +1017,9 @@ mod tests {
     fn presale_id_parse() {
         let id = PresaleId::generate();
         assert_eq!(PresaleId::parse(id.as_str()), Ok(id));
-        assert_eq!(PresaleId::parse("../etc").map_err(|e| e.code), Err("invalid_presale_id"));
+        assert_eq!(
+            PresaleId::parse("../etc").map_err(|e| e.code),
+            Err("invalid_presale_id")
+        );
     }
 }

@@ -14,7 +14,13 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [Role::Agent, Role::Validator, Role::Supervisor, Role::Finance, Role::Admin];
+    pub const ALL: [Role; 5] = [
+        Role::Agent,
+        Role::Validator,
+        Role::Supervisor,
+        Role::Finance,
+        Role::Admin,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -27,7 +33,9 @@ impl Role {
     }
 
     pub fn parse(raw: &str) -> Option<Role> {
-        Self::ALL.into_iter().find(|r| r.as_str().eq_ignore_ascii_case(raw.trim()))
+        Self::ALL
+            .into_iter()
+            .find(|r| r.as_str().eq_ignore_ascii_case(raw.trim()))
     }
 }
 
@@ -73,7 +81,11 @@ mod tests {
 
     #[test]
     fn tenancy() {
-        let p = Principal { user_id: "u".into(), role: Role::Agent, clients: vec!["acme".into()] };
+        let p = Principal {
+            user_id: "u".into(),
+            role: Role::Agent,
+            clients: vec!["acme".into()],
+        };
         assert!(p.acts_for("acme"));
         assert!(!p.acts_for("globex"));
         assert!(p.is(Role::Agent) && p.is_any(&[Role::Admin, Role::Agent]) && !p.is_any(&[Role::Admin]));

@@ -23,7 +23,10 @@ pub struct RecordingKey {
 }
 
 fn segment_ok(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
 }
 
 impl RecordingKey {
@@ -31,31 +34,68 @@ impl RecordingKey {
         let expected = "expected calls/{client}/{campaign}/{yyyy}/{mm}/{dd}/{call_id}.{ext}";
         let parts: Vec<&str> = key.split('/').collect();
         let [prefix, client, campaign, yyyy, mm, dd, file] = parts.as_slice() else {
-            return Err(Invalid::new("unrecognized_key", format!("{} path segments; {expected}", parts.len())));
+            return Err(Invalid::new(
+                "unrecognized_key",
+                format!("{} path segments; {expected}", parts.len()),
+            ));
         };
         if *prefix != "calls" {
-            return Err(Invalid::new("unrecognized_key", format!("not under calls/; {expected}")));
+            return Err(Invalid::new(
+                "unrecognized_key",
+                format!("not under calls/; {expected}"),
+            ));
         }
         if !segment_ok(client) || !segment_ok(campaign) {
-            return Err(Invalid::new("unrecognized_key", "client and campaign are 1-64 letters, digits, '-', '_', '.', ':'"));
+            return Err(Invalid::new(
+                "unrecognized_key",
+                "client and campaign are 1-64 letters, digits, '-', '_', '.', ':'",
+            ));
         }
-        let date = match (yyyy.parse::<i32>(), mm.parse::<u8>().ok().and_then(|m| Month::try_from(m).ok()), dd.parse::<u8>()) {
+        let date = match (
+            yyyy.parse::<i32>(),
+            mm.parse::<u8>().ok().and_then(|m| Month::try_from(m).ok()),
+            dd.parse::<u8>(),
+        ) {
             (Ok(y), Some(m), Ok(d)) if yyyy.len() == 4 && mm.len() == 2 && dd.len() == 2 => {
-                Date::from_calendar_date(y, m, d).map_err(|_| Invalid::new("unrecognized_key", format!("{yyyy}/{mm}/{dd} is not a calendar date")))?
+                Date::from_calendar_date(y, m, d)
+                    .map_err(|_| Invalid::new("unrecognized_key", format!("{yyyy}/{mm}/{dd} is not a calendar date")))?
             }
-            _ => return Err(Invalid::new("unrecognized_key", format!("date segments must be yyyy/mm/dd; {expected}"))),
+            _ => {
+                return Err(Invalid::new(
+                    "unrecognized_key",
+                    format!("date segments must be yyyy/mm/dd; {expected}"),
+                ));
+            }
         };
         let Some((call_id, extension)) = file.rsplit_once('.') else {
-            return Err(Invalid::new("unrecognized_key", format!("the file name has no extension; {expected}")));
+            return Err(Invalid::new(
+                "unrecognized_key",
+                format!("the file name has no extension; {expected}"),
+            ));
         };
         let extension = extension.to_ascii_lowercase();
         if !EXTENSIONS.contains(&extension.as_str()) {
-            return Err(Invalid::new("unsupported_extension", format!(".{extension} is not a supported recording format ({})", EXTENSIONS.join(", "))));
+            return Err(Invalid::new(
+                "unsupported_extension",
+                format!(
+                    ".{extension} is not a supported recording format ({})",
+                    EXTENSIONS.join(", ")
+                ),
+            ));
         }
         if !segment_ok(call_id) {
-            return Err(Invalid::new("unrecognized_key", "the call id is 1-64 letters, digits, '-', '_', '.', ':'"));
+            return Err(Invalid::new(
+                "unrecognized_key",
+                "the call id is 1-64 letters, digits, '-', '_', '.', ':'",
+            ));
         }
-        Ok(RecordingKey { client_id: (*client).into(), campaign_id: (*campaign).into(), date, call_id: call_id.into(), extension })
+        Ok(RecordingKey {
+            client_id: (*client).into(),
+            campaign_id: (*campaign).into(),
+            date,
+            call_id: call_id.into(),
+            extension,
+        })
     }
 }
 
@@ -64,7 +104,11 @@ impl RecordingKey {
 pub struct RecordingMetadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<String>,
-    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub call_started_at: Option<OffsetDateTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dialer: Option<String>,
@@ -180,7 +224,12 @@ pub struct CheckOutcome {
 }
 
 fn finding(code: &str, severity: Severity, message: String, evidence: serde_json::Value) -> Finding {
-    Finding { code: code.into(), severity, message, evidence }
+    Finding {
+        code: code.into(),
+        severity,
+        message,
+        evidence,
+    }
 }
 
 fn secs(ms: u64) -> f64 {
@@ -188,7 +237,12 @@ fn secs(ms: u64) -> f64 {
 }
 
 /// Run every automatic check of a pre-sale against its recording.
-pub fn run_checks(presale: &Presale, recording: &Recording, thresholds: &CheckThresholds, history: &CustomerHistory) -> CheckOutcome {
+pub fn run_checks(
+    presale: &Presale,
+    recording: &Recording,
+    thresholds: &CheckThresholds,
+    history: &CustomerHistory,
+) -> CheckOutcome {
     let mut findings = Vec::new();
     match (&recording.audio, &recording.unreadable) {
         (Some(audio), None) if audio.duration_ms > 0 => audio_checks(audio, thresholds, &mut findings),
@@ -211,7 +265,12 @@ pub fn run_checks(presale: &Presale, recording: &Recording, thresholds: &CheckTh
             ));
         }
     }
-    if let Some(agent) = recording.metadata.agent_id.as_deref().filter(|a| *a != presale.agent_id) {
+    if let Some(agent) = recording
+        .metadata
+        .agent_id
+        .as_deref()
+        .filter(|a| *a != presale.agent_id)
+    {
         findings.push(finding(
             "AGENT_MISMATCH",
             Severity::Blocking,
@@ -227,7 +286,12 @@ pub fn run_checks(presale: &Presale, recording: &Recording, thresholds: &CheckTh
         .filter(|other| other.id != presale.id && other.campaign_id == presale.campaign_id)
         .filter(|other| (presale.created_at - other.created_at).abs() <= window)
         .filter_map(|other| {
-            let shared: Vec<&str> = other.items.iter().map(|i| i.sku.as_str()).filter(|s| skus.contains(s)).collect();
+            let shared: Vec<&str> = other
+                .items
+                .iter()
+                .map(|i| i.sku.as_str())
+                .filter(|s| skus.contains(s))
+                .collect();
             (!shared.is_empty()).then(|| json!({"presale_id": other.id, "skus": shared, "status": other.status}))
         })
         .collect();
@@ -235,7 +299,10 @@ pub fn run_checks(presale: &Presale, recording: &Recording, thresholds: &CheckTh
         findings.push(finding(
             "DUPLICATE_PURCHASE",
             Severity::Warning,
-            format!("the same customer document bought the same product within {} days", thresholds.duplicate_window_days),
+            format!(
+                "the same customer document bought the same product within {} days",
+                thresholds.duplicate_window_days
+            ),
             json!({"others": duplicates}),
         ));
     }
@@ -243,7 +310,9 @@ pub fn run_checks(presale: &Presale, recording: &Recording, thresholds: &CheckTh
     let other_names: Vec<String> = history
         .same_phone
         .iter()
-        .filter(|other| other.id != presale.id && normalize(&other.customer.full_name) != normalize(&presale.customer.full_name))
+        .filter(|other| {
+            other.id != presale.id && normalize(&other.customer.full_name) != normalize(&presale.customer.full_name)
+        })
         .map(|other| other.customer.full_name.clone())
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
@@ -273,7 +342,11 @@ fn audio_checks(audio: &AudioFacts, t: &CheckThresholds, findings: &mut Vec<Find
         findings.push(finding(
             "TOO_SHORT",
             Severity::Blocking,
-            format!("{:.1} s of audio; the campaign needs at least {} s", secs(audio.duration_ms), t.min_duration_secs),
+            format!(
+                "{:.1} s of audio; the campaign needs at least {} s",
+                secs(audio.duration_ms),
+                t.min_duration_secs
+            ),
             json!({"duration_ms": audio.duration_ms, "min_secs": t.min_duration_secs}),
         ));
     }
@@ -281,7 +354,11 @@ fn audio_checks(audio: &AudioFacts, t: &CheckThresholds, findings: &mut Vec<Find
         findings.push(finding(
             "LOW_SPEECH",
             Severity::Warning,
-            format!("speech in {:.0}% of the recording (expected at least {:.0}%)", audio.speech_ratio * 100.0, t.min_speech_ratio * 100.0),
+            format!(
+                "speech in {:.0}% of the recording (expected at least {:.0}%)",
+                audio.speech_ratio * 100.0,
+                t.min_speech_ratio * 100.0
+            ),
             json!({"speech_ratio": audio.speech_ratio}),
         ));
     }
@@ -292,7 +369,11 @@ fn audio_checks(audio: &AudioFacts, t: &CheckThresholds, findings: &mut Vec<Find
             findings.push(finding(
                 "LOW_CUSTOMER_TALK",
                 Severity::Blocking,
-                format!("the customer speaks {:.1} s (at least {} s needed to hear consent)", secs(*customer), t.min_customer_talk_secs),
+                format!(
+                    "the customer speaks {:.1} s (at least {} s needed to hear consent)",
+                    secs(*customer),
+                    t.min_customer_talk_secs
+                ),
                 json!({"customer_talk_ms": customer, "agent_talk_ms": audio.channel_talk_ms[0]}),
             ));
         }
@@ -301,7 +382,11 @@ fn audio_checks(audio: &AudioFacts, t: &CheckThresholds, findings: &mut Vec<Find
         findings.push(finding(
             "LONG_SILENCE",
             Severity::Warning,
-            format!("a silence of {:.1} s (more than {} s): the call may have been edited or put on hold", secs(audio.longest_silence_ms), t.max_silence_secs),
+            format!(
+                "a silence of {:.1} s (more than {} s): the call may have been edited or put on hold",
+                secs(audio.longest_silence_ms),
+                t.max_silence_secs
+            ),
             json!({"longest_silence_ms": audio.longest_silence_ms}),
         ));
     }
@@ -309,7 +394,10 @@ fn audio_checks(audio: &AudioFacts, t: &CheckThresholds, findings: &mut Vec<Find
         findings.push(finding(
             "CLIPPING",
             Severity::Warning,
-            format!("{:.2}% of samples are clipped; parts may be hard to understand", audio.clipping_ratio * 100.0),
+            format!(
+                "{:.2}% of samples are clipped; parts may be hard to understand",
+                audio.clipping_ratio * 100.0
+            ),
             json!({"clipping_ratio": audio.clipping_ratio, "peak_dbfs": audio.peak_dbfs}),
         ));
     }
@@ -318,7 +406,10 @@ fn audio_checks(audio: &AudioFacts, t: &CheckThresholds, findings: &mut Vec<Find
 /// Blocking findings weigh 40, warnings 15, capped at 100: one blocking problem outranks any
 /// number of clean recordings, two outrank a single one.
 pub fn risk_score(findings: &[Finding]) -> u8 {
-    let total: u32 = findings.iter().map(|f| if f.severity == Severity::Blocking { 40 } else { 15 }).sum();
+    let total: u32 = findings
+        .iter()
+        .map(|f| if f.severity == Severity::Blocking { 40 } else { 15 })
+        .sum();
     u8::try_from(total.min(100)).unwrap_or(100)
 }
 
@@ -334,7 +425,16 @@ mod tests {
     #[test]
     fn keys_follow_the_convention() {
         let key = RecordingKey::parse("calls/acme/acme-fibra/2026/11/23/call-0001.WAV").expect("valid");
-        assert_eq!((key.client_id.as_str(), key.campaign_id.as_str(), key.date, key.call_id.as_str(), key.extension.as_str()), ("acme", "acme-fibra", date!(2026 - 11 - 23), "call-0001", "wav"));
+        assert_eq!(
+            (
+                key.client_id.as_str(),
+                key.campaign_id.as_str(),
+                key.date,
+                key.call_id.as_str(),
+                key.extension.as_str()
+            ),
+            ("acme", "acme-fibra", date!(2026 - 11 - 23), "call-0001", "wav")
+        );
         for (bad, code) in [
             ("calls/acme/acme-fibra/2026/11/23/call.wav/x", "unrecognized_key"),
             ("recordings/acme/c/2026/11/23/c.wav", "unrecognized_key"),
@@ -353,9 +453,26 @@ mod tests {
     fn presale() -> Presale {
         let pen = Currency::parse("PEN").expect("PEN");
         let mut items = BTreeMap::new();
-        items.insert("FIB-300".into(), CatalogItem { sku: "FIB-300".into(), name: "Fibra".into(), unit_price: Money::from_minor(14990, pen), active: true });
+        items.insert(
+            "FIB-300".into(),
+            CatalogItem {
+                sku: "FIB-300".into(),
+                name: "Fibra".into(),
+                unit_price: Money::from_minor(14990, pen),
+                active: true,
+            },
+        );
         let catalog = CampaignCatalog {
-            campaign: Campaign { campaign_id: "c1".into(), client_id: "acme".into(), name: "C".into(), currency: pen, timezone: "America/Lima".into(), active: true, checks: Default::default(), max_attempts_per_day: 3 },
+            campaign: Campaign {
+                campaign_id: "c1".into(),
+                client_id: "acme".into(),
+                name: "C".into(),
+                currency: pen,
+                timezone: "America/Lima".into(),
+                active: true,
+                checks: Default::default(),
+                max_attempts_per_day: 3,
+            },
             items,
         };
         let draft: PresaleDraft = serde_json::from_value(json!({
@@ -365,7 +482,16 @@ mod tests {
             "items": [{"sku": "FIB-300", "quantity": 1}]
         }))
         .expect("draft");
-        register(&draft, &catalog, Registration { id: PresaleId::generate(), agent_id: "agent-7".into(), now: datetime!(2026-11-23 15:30 UTC) }).expect("valid")
+        register(
+            &draft,
+            &catalog,
+            Registration {
+                id: PresaleId::generate(),
+                agent_id: "agent-7".into(),
+                now: datetime!(2026-11-23 15:30 UTC),
+            },
+        )
+        .expect("valid")
     }
 
     fn good_audio() -> AudioFacts {
@@ -396,8 +522,16 @@ mod tests {
             sha256: "ab".repeat(32),
             bytes: 1000,
             received_at: datetime!(2026-11-23 15:40 UTC),
-            metadata: RecordingMetadata { agent_id: Some("agent-7".into()), call_started_at: Some(datetime!(2026-11-23 15:05 UTC)), dialer: None },
-            unreadable: if audio.is_none() { Some("random bytes".into()) } else { None },
+            metadata: RecordingMetadata {
+                agent_id: Some("agent-7".into()),
+                call_started_at: Some(datetime!(2026-11-23 15:05 UTC)),
+                dialer: None,
+            },
+            unreadable: if audio.is_none() {
+                Some("random bytes".into())
+            } else {
+                None
+            },
             audio,
         }
     }
@@ -408,7 +542,12 @@ mod tests {
 
     #[test]
     fn a_clean_recording_has_no_findings() {
-        let outcome = run_checks(&presale(), &recording(Some(good_audio())), &CheckThresholds::default(), &CustomerHistory::default());
+        let outcome = run_checks(
+            &presale(),
+            &recording(Some(good_audio())),
+            &CheckThresholds::default(),
+            &CustomerHistory::default(),
+        );
         assert_eq!((codes(&outcome), outcome.risk_score), (vec![], 0));
     }
 
@@ -423,20 +562,54 @@ mod tests {
             truncated: true,
             ..good_audio()
         };
-        let outcome = run_checks(&presale(), &recording(Some(audio)), &CheckThresholds::default(), &CustomerHistory::default());
-        assert_eq!(codes(&outcome), vec!["RECORDING_TRUNCATED", "TOO_SHORT", "LOW_SPEECH", "LOW_CUSTOMER_TALK", "LONG_SILENCE", "CLIPPING"]);
+        let outcome = run_checks(
+            &presale(),
+            &recording(Some(audio)),
+            &CheckThresholds::default(),
+            &CustomerHistory::default(),
+        );
+        assert_eq!(
+            codes(&outcome),
+            vec![
+                "RECORDING_TRUNCATED",
+                "TOO_SHORT",
+                "LOW_SPEECH",
+                "LOW_CUSTOMER_TALK",
+                "LONG_SILENCE",
+                "CLIPPING"
+            ]
+        );
         assert_eq!(outcome.risk_score, 100);
-        let unreadable = run_checks(&presale(), &recording(None), &CheckThresholds::default(), &CustomerHistory::default());
-        assert_eq!((codes(&unreadable), unreadable.risk_score), (vec!["RECORDING_UNREADABLE"], 40));
+        let unreadable = run_checks(
+            &presale(),
+            &recording(None),
+            &CheckThresholds::default(),
+            &CustomerHistory::default(),
+        );
+        assert_eq!(
+            (codes(&unreadable), unreadable.risk_score),
+            (vec!["RECORDING_UNREADABLE"], 40)
+        );
         assert_eq!(unreadable.findings[0].severity, Severity::Blocking);
     }
 
     #[test]
     fn thresholds_are_per_campaign() {
-        let strict = CheckThresholds { min_duration_secs: 300, ..CheckThresholds::default() };
-        let outcome = run_checks(&presale(), &recording(Some(good_audio())), &strict, &CustomerHistory::default());
+        let strict = CheckThresholds {
+            min_duration_secs: 300,
+            ..CheckThresholds::default()
+        };
+        let outcome = run_checks(
+            &presale(),
+            &recording(Some(good_audio())),
+            &strict,
+            &CustomerHistory::default(),
+        );
         assert_eq!(codes(&outcome), vec!["TOO_SHORT"]);
-        assert!(serde_json::from_value::<CheckThresholds>(json!({"min_duration_secs": 30})).is_ok_and(|t| t.min_speech_ratio == 0.30));
+        assert!(
+            serde_json::from_value::<CheckThresholds>(json!({"min_duration_secs": 30}))
+                .is_ok_and(|t| t.min_speech_ratio == 0.30)
+        );
         assert!(serde_json::from_value::<CheckThresholds>(json!({"min_duraton_secs": 30})).is_err());
     }
 
@@ -450,9 +623,20 @@ mod tests {
         earlier.created_at -= time::Duration::days(3);
         let mut namesake = presale();
         namesake.customer.full_name = "Otro Nombre".into();
-        let history = CustomerHistory { same_document: vec![me.clone(), earlier], same_phone: vec![me.clone(), namesake] };
+        let history = CustomerHistory {
+            same_document: vec![me.clone(), earlier],
+            same_phone: vec![me.clone(), namesake],
+        };
         let outcome = run_checks(&me, &rec, &CheckThresholds::default(), &history);
-        assert_eq!(codes(&outcome), vec!["OUTSIDE_CALL_WINDOW", "AGENT_MISMATCH", "DUPLICATE_PURCHASE", "PHONE_NAME_CONFLICT"]);
+        assert_eq!(
+            codes(&outcome),
+            vec![
+                "OUTSIDE_CALL_WINDOW",
+                "AGENT_MISMATCH",
+                "DUPLICATE_PURCHASE",
+                "PHONE_NAME_CONFLICT"
+            ]
+        );
         assert_eq!(outcome.risk_score, 100);
         assert_eq!(outcome.findings[3].evidence["other_names"], json!(["Otro Nombre"]));
     }

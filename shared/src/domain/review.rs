@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::presale::{Address, CorrectionRequest, LineItem, Presale, PresaleAction, PresaleStatus};
 use super::money::Money;
+use super::presale::{Address, CorrectionRequest, LineItem, Presale, PresaleAction, PresaleStatus};
 use super::recording::Severity;
 use super::validation::{Errors, FieldError, Invalid};
 
@@ -102,7 +102,9 @@ pub enum ReviewError {
 }
 
 fn text(raw: Option<&str>, max: usize) -> Option<String> {
-    raw.map(str::trim).filter(|t| !t.is_empty()).map(|t| t.chars().take(max).collect())
+    raw.map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| t.chars().take(max).collect())
 }
 
 /// Can `validator` claim this pre-sale now?
@@ -114,15 +116,26 @@ pub fn check_claimable(presale: &Presale, validator: &str, now: OffsetDateTime) 
         return Err(ReviewError::NotReviewable(presale.status));
     }
     match &presale.claim {
-        Some(claim) if claim.is_live(now) && claim.validator_id != validator => Err(ReviewError::ClaimedByOther(claim.lease_until.to_string())),
+        Some(claim) if claim.is_live(now) && claim.validator_id != validator => {
+            Err(ReviewError::ClaimedByOther(claim.lease_until.to_string()))
+        }
         _ => Ok(()),
     }
 }
 
 /// Take (or renew) the claim; bumps the version like every state change.
-pub fn claim(presale: &mut Presale, validator: &str, now: OffsetDateTime, lease: time::Duration) -> Result<(), ReviewError> {
+pub fn claim(
+    presale: &mut Presale,
+    validator: &str,
+    now: OffsetDateTime,
+    lease: time::Duration,
+) -> Result<(), ReviewError> {
     check_claimable(presale, validator, now)?;
-    presale.claim = Some(Claim { validator_id: validator.to_owned(), claimed_at: now, lease_until: now + lease });
+    presale.claim = Some(Claim {
+        validator_id: validator.to_owned(),
+        claimed_at: now,
+        lease_until: now + lease,
+    });
     presale.version += 1;
     presale.updated_at = now;
     Ok(())
@@ -143,7 +156,12 @@ pub fn release(presale: &mut Presale, validator: &str, now: OffsetDateTime) -> R
 }
 
 /// Validate and apply a decision. Returns the status before it.
-pub fn decide(presale: &mut Presale, draft: &DecisionDraft, validator: &str, now: OffsetDateTime) -> Result<PresaleStatus, ReviewError> {
+pub fn decide(
+    presale: &mut Presale,
+    draft: &DecisionDraft,
+    validator: &str,
+    now: OffsetDateTime,
+) -> Result<PresaleStatus, ReviewError> {
     if presale.agent_id == validator {
         return Err(ReviewError::OwnSale);
     }
@@ -156,7 +174,10 @@ pub fn decide(presale: &mut Presale, draft: &DecisionDraft, validator: &str, now
         _ => return Err(ReviewError::NotClaimed),
     }
     if draft.version != presale.version {
-        return Err(ReviewError::Stale { current: presale.version, seen: draft.version });
+        return Err(ReviewError::Stale {
+            current: presale.version,
+            seen: draft.version,
+        });
     }
     let mut errors = Errors::new();
     let comment = text(draft.comment.as_deref(), 1000);
@@ -183,11 +204,22 @@ pub fn decide(presale: &mut Presale, draft: &DecisionDraft, validator: &str, now
     if draft.reasons.iter().any(|r| r == "OTHER") && comment.is_none() {
         errors.push(Invalid::new("required", "reason OTHER needs a comment").at("comment"));
     }
-    let blocking: Vec<&str> = presale.findings.iter().filter(|f| f.severity == Severity::Blocking).map(|f| f.code.as_str()).collect();
+    let blocking: Vec<&str> = presale
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Blocking)
+        .map(|f| f.code.as_str())
+        .collect();
     if draft.decision == DecisionKind::Approve && !blocking.is_empty() && override_reason.is_none() {
         errors.push(
-            Invalid::new("override_required", format!("approving over blocking findings ({}) needs an override_reason", blocking.join(", ")))
-                .at("override_reason"),
+            Invalid::new(
+                "override_required",
+                format!(
+                    "approving over blocking findings ({}) needs an override_reason",
+                    blocking.join(", ")
+                ),
+            )
+            .at("override_reason"),
         );
     }
     if draft.decision != DecisionKind::Approve && override_reason.is_some() {
@@ -200,10 +232,17 @@ pub fn decide(presale: &mut Presale, draft: &DecisionDraft, validator: &str, now
         DecisionKind::Return => PresaleAction::RequestCorrection,
     };
     let ready_at = presale.ready_at.unwrap_or(presale.updated_at);
-    let from = presale.transition(action, now).map_err(|e| ReviewError::NotReviewable(e.from))?;
+    let from = presale
+        .transition(action, now)
+        .map_err(|e| ReviewError::NotReviewable(e.from))?;
     presale.claim = None;
     if draft.decision == DecisionKind::Return {
-        presale.correction = Some(CorrectionRequest { reasons: draft.reasons.clone(), comment: comment.clone(), requested_by: validator.to_owned(), requested_at: now });
+        presale.correction = Some(CorrectionRequest {
+            reasons: draft.reasons.clone(),
+            comment: comment.clone(),
+            requested_by: validator.to_owned(),
+            requested_at: now,
+        });
         presale.ready_at = None;
     }
     presale.decision = Some(Decision {

@@ -40,7 +40,12 @@ pub struct Shipment {
 
 impl Shipment {
     pub fn scheduled(sale: &SaleConfirmed, plan: ShipmentPlan, now: OffsetDateTime) -> Shipment {
-        let recipient = sale.customer.get("full_name").and_then(|n| n.as_str()).unwrap_or_default().to_owned();
+        let recipient = sale
+            .customer
+            .get("full_name")
+            .and_then(|n| n.as_str())
+            .unwrap_or_default()
+            .to_owned();
         Shipment {
             shipment_id: plan.shipment_id.clone(),
             sale_id: sale.sale_id.clone(),
@@ -91,7 +96,12 @@ impl InvoiceRequested {
             customer: sale.customer.clone(),
             items: sale.items.clone(),
             shipping: ShippingLine {
-                description: format!("Envío {} ({}, {} bulto(s))", shipment.plan.courier_id, shipment.plan.zone, shipment.plan.packages.len()),
+                description: format!(
+                    "Envío {} ({}, {} bulto(s))",
+                    shipment.plan.courier_id,
+                    shipment.plan.zone,
+                    shipment.plan.packages.len()
+                ),
                 amount: shipment.plan.shipping_cost,
             },
             tracking_reference: shipment.plan.tracking_reference.clone(),
@@ -157,11 +167,17 @@ pub enum TrackingError {
 impl Shipment {
     /// Apply a courier event. Events may arrive late or twice: the status follows the latest
     /// event by its own time, and final statuses are final.
-    pub fn apply(&mut self, event: &TrackingEvent, last_event_at: Option<OffsetDateTime>, now: OffsetDateTime) -> Result<Applied, TrackingError> {
+    pub fn apply(
+        &mut self,
+        event: &TrackingEvent,
+        last_event_at: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> Result<Applied, TrackingError> {
         if event.event_id.trim().is_empty() || event.event_id.len() > 128 {
             return Err(TrackingError::InvalidEventId);
         }
-        if event.kind == TrackingEventKind::FailedAttempt && event.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+        if event.kind == TrackingEventKind::FailedAttempt && event.reason.as_deref().is_none_or(|r| r.trim().is_empty())
+        {
             return Err(TrackingError::ReasonRequired);
         }
         let terminal = matches!(self.status, ShipmentStatus::Delivered | ShipmentStatus::Returned);
@@ -183,7 +199,13 @@ mod tests {
     use time::macros::datetime;
 
     fn event(id: &str, kind: TrackingEventKind, at: OffsetDateTime) -> TrackingEvent {
-        TrackingEvent { event_id: id.into(), kind, occurred_at: at, reason: None, location: None }
+        TrackingEvent {
+            event_id: id.into(),
+            kind,
+            occurred_at: at,
+            reason: None,
+            location: None,
+        }
     }
 
     fn shipment() -> Shipment {
@@ -192,7 +214,16 @@ mod tests {
             "shipping_cost": {"amount": "12.00", "currency": "PEN"}, "pickup_date": "2026-11-24", "tracking_reference": "OLVA-X"
         }))
         .expect("plan");
-        let address = Address { line1: "x".into(), line2: None, district: "d".into(), province: "p".into(), region: "r".into(), postal_code: None, country: "PE".into(), reference: None };
+        let address = Address {
+            line1: "x".into(),
+            line2: None,
+            district: "d".into(),
+            province: "p".into(),
+            region: "r".into(),
+            postal_code: None,
+            country: "PE".into(),
+            reference: None,
+        };
         let now = datetime!(2026-11-23 15:00 UTC);
         Shipment {
             shipment_id: "SH-S-1".into(),
@@ -215,12 +246,35 @@ mod tests {
     fn the_status_follows_the_latest_event_and_final_statuses_stay() {
         let t = |h: u8| datetime!(2026-11-24 00:00 UTC) + time::Duration::hours(i64::from(h));
         let mut s = shipment();
-        assert_eq!(s.apply(&event("1", TrackingEventKind::PickedUp, t(1)), None, t(1)), Ok(Applied::Moved { from: ShipmentStatus::Scheduled }));
-        assert_eq!(s.apply(&event("2", TrackingEventKind::InTransit, t(3)), Some(t(1)), t(3)), Ok(Applied::Moved { from: ShipmentStatus::PickedUp }));
-        assert_eq!(s.apply(&event("3", TrackingEventKind::PickedUp, t(2)), Some(t(3)), t(4)), Ok(Applied::HistoryOnly), "late");
+        assert_eq!(
+            s.apply(&event("1", TrackingEventKind::PickedUp, t(1)), None, t(1)),
+            Ok(Applied::Moved {
+                from: ShipmentStatus::Scheduled
+            })
+        );
+        assert_eq!(
+            s.apply(&event("2", TrackingEventKind::InTransit, t(3)), Some(t(1)), t(3)),
+            Ok(Applied::Moved {
+                from: ShipmentStatus::PickedUp
+            })
+        );
+        assert_eq!(
+            s.apply(&event("3", TrackingEventKind::PickedUp, t(2)), Some(t(3)), t(4)),
+            Ok(Applied::HistoryOnly),
+            "late"
+        );
         assert_eq!(s.status, ShipmentStatus::InTransit);
-        assert_eq!(s.apply(&event("4", TrackingEventKind::Delivered, t(5)), Some(t(3)), t(5)), Ok(Applied::Moved { from: ShipmentStatus::InTransit }));
-        assert_eq!(s.apply(&event("5", TrackingEventKind::Returned, t(6)), Some(t(5)), t(6)), Ok(Applied::HistoryOnly), "delivered is final");
+        assert_eq!(
+            s.apply(&event("4", TrackingEventKind::Delivered, t(5)), Some(t(3)), t(5)),
+            Ok(Applied::Moved {
+                from: ShipmentStatus::InTransit
+            })
+        );
+        assert_eq!(
+            s.apply(&event("5", TrackingEventKind::Returned, t(6)), Some(t(5)), t(6)),
+            Ok(Applied::HistoryOnly),
+            "delivered is final"
+        );
         assert_eq!((s.status, s.version), (ShipmentStatus::Delivered, 6));
     }
 
@@ -228,7 +282,10 @@ mod tests {
     fn failed_attempts_need_a_reason() {
         let mut s = shipment();
         let at = datetime!(2026-11-24 10:00 UTC);
-        assert_eq!(s.apply(&event("1", TrackingEventKind::FailedAttempt, at), None, at), Err(TrackingError::ReasonRequired));
+        assert_eq!(
+            s.apply(&event("1", TrackingEventKind::FailedAttempt, at), None, at),
+            Err(TrackingError::ReasonRequired)
+        );
         let mut with_reason = event("1", TrackingEventKind::FailedAttempt, at);
         with_reason.reason = Some("cliente ausente".into());
         assert!(s.apply(&with_reason, None, at).is_ok());

@@ -15,12 +15,19 @@ pub struct Invalid {
 
 impl Invalid {
     pub fn new(code: &'static str, detail: impl Into<String>) -> Self {
-        Self { code, detail: detail.into() }
+        Self {
+            code,
+            detail: detail.into(),
+        }
     }
 
     /// Attach the field path this value came from.
     pub fn at(self, field: impl Into<String>) -> FieldError {
-        FieldError { field: field.into(), code: self.code, detail: self.detail }
+        FieldError {
+            field: field.into(),
+            code: self.code,
+            detail: self.detail,
+        }
     }
 }
 

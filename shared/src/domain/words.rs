@@ -8,17 +8,65 @@ use super::money::Money;
 
 /// 0–29 are single words in Spanish (the twenties are written fused: VEINTIDÓS).
 const SMALL: [&str; 30] = [
-    "CERO", "UNO", "DOS", "TRES", "CUATRO", "CINCO", "SEIS", "SIETE", "OCHO", "NUEVE", "DIEZ", "ONCE", "DOCE", "TRECE",
-    "CATORCE", "QUINCE", "DIECISÉIS", "DIECISIETE", "DIECIOCHO", "DIECINUEVE", "VEINTE", "VEINTIUNO", "VEINTIDÓS",
-    "VEINTITRÉS", "VEINTICUATRO", "VEINTICINCO", "VEINTISÉIS", "VEINTISIETE", "VEINTIOCHO", "VEINTINUEVE",
+    "CERO",
+    "UNO",
+    "DOS",
+    "TRES",
+    "CUATRO",
+    "CINCO",
+    "SEIS",
+    "SIETE",
+    "OCHO",
+    "NUEVE",
+    "DIEZ",
+    "ONCE",
+    "DOCE",
+    "TRECE",
+    "CATORCE",
+    "QUINCE",
+    "DIECISÉIS",
+    "DIECISIETE",
+    "DIECIOCHO",
+    "DIECINUEVE",
+    "VEINTE",
+    "VEINTIUNO",
+    "VEINTIDÓS",
+    "VEINTITRÉS",
+    "VEINTICUATRO",
+    "VEINTICINCO",
+    "VEINTISÉIS",
+    "VEINTISIETE",
+    "VEINTIOCHO",
+    "VEINTINUEVE",
 ];
 
 /// Tens from 30 on, joined to the unit with "Y" (TREINTA Y UNO); 0–2 are covered by `SMALL`.
-const TENS: [&str; 10] = ["", "", "", "TREINTA", "CUARENTA", "CINCUENTA", "SESENTA", "SETENTA", "OCHENTA", "NOVENTA"];
+const TENS: [&str; 10] = [
+    "",
+    "",
+    "",
+    "TREINTA",
+    "CUARENTA",
+    "CINCUENTA",
+    "SESENTA",
+    "SETENTA",
+    "OCHENTA",
+    "NOVENTA",
+];
 
 /// Exactly 100 is CIEN, handled apart; these are the hundreds followed by something.
-const HUNDREDS: [&str; 10] =
-    ["", "CIENTO", "DOSCIENTOS", "TRESCIENTOS", "CUATROCIENTOS", "QUINIENTOS", "SEISCIENTOS", "SETECIENTOS", "OCHOCIENTOS", "NOVECIENTOS"];
+const HUNDREDS: [&str; 10] = [
+    "",
+    "CIENTO",
+    "DOSCIENTOS",
+    "TRESCIENTOS",
+    "CUATROCIENTOS",
+    "QUINIENTOS",
+    "SEISCIENTOS",
+    "SETECIENTOS",
+    "OCHOCIENTOS",
+    "NOVECIENTOS",
+];
 
 /// Long-scale units above a million, largest first: (size, singular, plural). u64::MAX is about
 /// 18 trillones, so no larger unit is needed.
@@ -71,8 +119,10 @@ pub fn amount_in_words(amount: &Money) -> String {
     };
 
     let code = currency.code();
-    let (singular, plural) =
-        CURRENCY_NAMES.iter().find(|(c, _, _)| *c == code).map_or((code, code), |&(_, one, many)| (one, many));
+    let (singular, plural) = CURRENCY_NAMES
+        .iter()
+        .find(|(c, _, _)| *c == code)
+        .map_or((code, code), |&(_, one, many)| (one, many));
     let name = if major == 1 && fraction == 0 { singular } else { plural };
 
     let sign = if amount.is_negative() { "MENOS " } else { "" };
@@ -241,9 +291,19 @@ mod tests {
     fn every_named_currency_is_supported() {
         for (code, singular, plural) in CURRENCY_NAMES {
             let currency = Currency::parse(code).unwrap();
-            let (one, fraction) = if currency.exponent() == 0 { (1, "") } else { (100, " CON 00/100") };
-            assert_eq!(amount_in_words(&Money::from_minor(one, currency)), format!("UNO{fraction} {singular}"));
-            assert_eq!(amount_in_words(&Money::from_minor(2 * one, currency)), format!("DOS{fraction} {plural}"));
+            let (one, fraction) = if currency.exponent() == 0 {
+                (1, "")
+            } else {
+                (100, " CON 00/100")
+            };
+            assert_eq!(
+                amount_in_words(&Money::from_minor(one, currency)),
+                format!("UNO{fraction} {singular}")
+            );
+            assert_eq!(
+                amount_in_words(&Money::from_minor(2 * one, currency)),
+                format!("DOS{fraction} {plural}")
+            );
         }
     }
 

@@ -20,7 +20,9 @@ pub const RETENTION_SECS: i64 = 24 * 3600;
 /// key order and whitespace do not matter.
 pub fn fingerprint(request: &ApiRequest) -> String {
     let body = request.body.as_deref().unwrap_or_default();
-    let canonical = serde_json::from_slice::<serde_json::Value>(body).map(|v| v.to_string().into_bytes()).unwrap_or_else(|_| body.to_vec());
+    let canonical = serde_json::from_slice::<serde_json::Value>(body)
+        .map(|v| v.to_string().into_bytes())
+        .unwrap_or_else(|_| body.to_vec());
     let mut hasher = Sha256::new();
     hasher.update(request.route_key.as_bytes());
     hasher.update([0]);
@@ -64,9 +66,18 @@ where
     let now_s = now.unix_timestamp();
     let lock_until = deadline.unix_timestamp().max(now_s + 1);
     let expires_at = now_s + RETENTION_SECS;
-    match store.begin(&key, &fingerprint, now_s, lock_until, expires_at).await.map_err(store_error)? {
+    match store
+        .begin(&key, &fingerprint, now_s, lock_until, expires_at)
+        .await
+        .map_err(store_error)?
+    {
         IdempotencyBegin::Started => {}
-        IdempotencyBegin::Completed { fingerprint: stored, .. } | IdempotencyBegin::InProgress { fingerprint: stored } if stored != fingerprint => {
+        IdempotencyBegin::Completed {
+            fingerprint: stored, ..
+        }
+        | IdempotencyBegin::InProgress { fingerprint: stored }
+            if stored != fingerprint =>
+        {
             return Err(ApiError::IdempotencyKeyReused);
         }
         IdempotencyBegin::InProgress { .. } => return Err(ApiError::IdempotencyInProgress),
@@ -103,7 +114,10 @@ where
 pub fn store_error(e: StoreError) -> ApiError {
     match e {
         StoreError::Unavailable(detail) => ApiError::Unavailable(format!("storage is unavailable, retry: {detail}")),
-        StoreError::InvalidCursor => ApiError::InvalidParameter { field: "cursor".into(), detail: "the cursor is invalid or expired".into() },
+        StoreError::InvalidCursor => ApiError::InvalidParameter {
+            field: "cursor".into(),
+            detail: "the cursor is invalid or expired".into(),
+        },
         other => ApiError::Internal(other.to_string()),
     }
 }

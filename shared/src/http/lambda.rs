@@ -19,13 +19,20 @@ pub struct Invocation {
 impl Invocation {
     pub fn from_context(context: &lambda_runtime::Context) -> Self {
         let deadline_ms = i128::from(context.deadline);
-        let deadline = OffsetDateTime::from_unix_timestamp_nanos(deadline_ms * 1_000_000).unwrap_or_else(|_| OffsetDateTime::now_utc() + time::Duration::seconds(30));
-        Self { request_id: context.request_id.clone(), deadline }
+        let deadline = OffsetDateTime::from_unix_timestamp_nanos(deadline_ms * 1_000_000)
+            .unwrap_or_else(|_| OffsetDateTime::now_utc() + time::Duration::seconds(30));
+        Self {
+            request_id: context.request_id.clone(),
+            deadline,
+        }
     }
 
     /// For tests: an invocation that ends `seconds` after `now`.
     pub fn ending_after(now: OffsetDateTime, seconds: i64) -> Self {
-        Self { request_id: "test-request".into(), deadline: now + time::Duration::seconds(seconds) }
+        Self {
+            request_id: "test-request".into(),
+            deadline: now + time::Duration::seconds(seconds),
+        }
     }
 }
 
@@ -37,7 +44,10 @@ where
 {
     let started = Instant::now();
     let request = ApiRequest::from_apigw(event);
-    let correlation_id = request.header("x-correlation-id").map(str::to_owned).unwrap_or_else(|| request.request_id.clone());
+    let correlation_id = request
+        .header("x-correlation-id")
+        .map(str::to_owned)
+        .unwrap_or_else(|| request.request_id.clone());
     let span = tracing::info_span!(
         "request",
         aws_request_id = %invocation.request_id,
@@ -60,7 +70,11 @@ where
             }
         };
         let response = response.header("x-correlation-id", correlation_id.clone());
-        tracing::info!(status = response.status, duration_ms = started.elapsed().as_millis() as u64, "request done");
+        tracing::info!(
+            status = response.status,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "request done"
+        );
         response.into_apigw()
     }
     .instrument(span)

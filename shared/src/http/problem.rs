@@ -31,7 +31,11 @@ pub enum ApiError {
     #[error("send the body as application/json")]
     UnsupportedMediaType,
     #[error("{detail}")]
-    Conflict { slug: &'static str, detail: String, current: Option<Value> },
+    Conflict {
+        slug: &'static str,
+        detail: String,
+        current: Option<Value>,
+    },
     #[error("{0}")]
     PreconditionFailed(String),
     #[error("this Idempotency-Key was already used with a different request")]
@@ -129,7 +133,9 @@ impl ApiError {
     /// the logs of this very request.
     pub fn to_response(&self, instance: Option<&str>, request_id: Option<&str>) -> ApiResponse {
         let (field, errors, current) = match self {
-            Self::InvalidBody { field, .. } | Self::InvalidParameter { field, .. } => (Some(field.as_str()), None, None),
+            Self::InvalidBody { field, .. } | Self::InvalidParameter { field, .. } => {
+                (Some(field.as_str()), None, None)
+            }
             Self::Validation(errors) => (errors.first().map(|e| e.field.as_str()), Some(errors.as_slice()), None),
             Self::Conflict { current, .. } => (None, None, current.as_ref()),
             _ => (None, None, None),

@@ -33,11 +33,19 @@ impl ApiRequest {
         let ctx = event.request_context;
         let method = ctx.http.method.as_str().to_owned();
         let path = event.raw_path.or(ctx.http.path).unwrap_or_default();
-        let route_key = event.route_key.or(ctx.route_key).unwrap_or_else(|| format!("{method} {path}"));
+        let route_key = event
+            .route_key
+            .or(ctx.route_key)
+            .unwrap_or_else(|| format!("{method} {path}"));
         let headers = event
             .headers
             .iter()
-            .filter_map(|(name, value)| value.to_str().ok().map(|v| (name.as_str().to_ascii_lowercase(), v.to_owned())))
+            .filter_map(|(name, value)| {
+                value
+                    .to_str()
+                    .ok()
+                    .map(|v| (name.as_str().to_ascii_lowercase(), v.to_owned()))
+            })
             .collect();
         let mut query: HashMap<String, Vec<String>> = HashMap::new();
         for (name, value) in event.query_string_parameters.iter() {
@@ -45,13 +53,19 @@ impl ApiRequest {
         }
         let (body, body_undecodable) = match event.body {
             None => (None, false),
-            Some(text) if event.is_base64_encoded => match base64::engine::general_purpose::STANDARD.decode(text.as_bytes()) {
-                Ok(bytes) => (Some(bytes), false),
-                Err(_) => (None, true),
-            },
+            Some(text) if event.is_base64_encoded => {
+                match base64::engine::general_purpose::STANDARD.decode(text.as_bytes()) {
+                    Ok(bytes) => (Some(bytes), false),
+                    Err(_) => (None, true),
+                }
+            }
             Some(text) => (Some(text.into_bytes()), false),
         };
-        let claims = ctx.authorizer.and_then(|a| a.jwt).map(|jwt| jwt.claims).unwrap_or_default();
+        let claims = ctx
+            .authorizer
+            .and_then(|a| a.jwt)
+            .map(|jwt| jwt.claims)
+            .unwrap_or_default();
         Self {
             method,
             route_key,
@@ -74,7 +88,10 @@ impl ApiRequest {
         self.path_params
             .get(name)
             .map(String::as_str)
-            .ok_or_else(|| ApiError::InvalidParameter { field: name.to_owned(), detail: format!("path parameter {name} is missing") })
+            .ok_or_else(|| ApiError::InvalidParameter {
+                field: name.to_owned(),
+                detail: format!("path parameter {name} is missing"),
+            })
     }
 
     /// A single-valued query parameter; repeating it is an error rather than a silent pick.
@@ -82,7 +99,10 @@ impl ApiRequest {
         match self.query.get(name).map(Vec::as_slice) {
             None | Some([]) => Ok(None),
             Some([one]) => Ok(Some(one.as_str())),
-            Some(_) => Err(ApiError::InvalidParameter { field: name.to_owned(), detail: format!("query parameter {name} may appear once") }),
+            Some(_) => Err(ApiError::InvalidParameter {
+                field: name.to_owned(),
+                detail: format!("query parameter {name} may appear once"),
+            }),
         }
     }
 
@@ -90,8 +110,12 @@ impl ApiRequest {
     pub fn date_param(&self, name: &str) -> Result<Option<time::Date>, ApiError> {
         self.query_param(name)?
             .map(|raw| {
-                time::Date::parse(raw, time::macros::format_description!("[year]-[month]-[day]"))
-                    .map_err(|_| ApiError::InvalidParameter { field: name.to_owned(), detail: format!("{name} is a date, YYYY-MM-DD") })
+                time::Date::parse(raw, time::macros::format_description!("[year]-[month]-[day]")).map_err(|_| {
+                    ApiError::InvalidParameter {
+                        field: name.to_owned(),
+                        detail: format!("{name} is a date, YYYY-MM-DD"),
+                    }
+                })
             })
             .transpose()
     }
@@ -111,12 +135,25 @@ impl ApiRequest {
     /// The caller, from the JWT claims API Gateway verified. Accepts plain (`role`, `clients`)
     /// and Cognito-style (`custom:role`, `custom:clients`) claim names.
     pub fn principal(&self) -> Result<Principal, ApiError> {
-        let claim = |names: &[&str]| names.iter().find_map(|n| self.claims.get(*n)).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let claim = |names: &[&str]| {
+            names
+                .iter()
+                .find_map(|n| self.claims.get(*n))
+                .map(|v| v.trim())
+                .filter(|v| !v.is_empty())
+        };
         let user_id = claim(&["sub"]).ok_or_else(|| ApiError::Unauthorized("the token has no subject".into()))?;
-        let role_raw = claim(&["role", "custom:role"]).ok_or_else(|| ApiError::Forbidden("the token carries no role".into()))?;
+        let role_raw =
+            claim(&["role", "custom:role"]).ok_or_else(|| ApiError::Forbidden("the token carries no role".into()))?;
         let role = Role::parse(role_raw).ok_or_else(|| ApiError::Forbidden(format!("unknown role {role_raw:?}")))?;
-        let clients = claim(&["clients", "custom:clients"]).map(split_claim_list).unwrap_or_default();
-        Ok(Principal { user_id: user_id.to_owned(), role, clients })
+        let clients = claim(&["clients", "custom:clients"])
+            .map(split_claim_list)
+            .unwrap_or_default();
+        Ok(Principal {
+            user_id: user_id.to_owned(),
+            role,
+            clients,
+        })
     }
 
     /// Parse the JSON body into `T`, telling syntax errors (400) from shape errors (422, with
@@ -130,13 +167,20 @@ impl ApiRequest {
             return Err(ApiError::PayloadTooLarge { limit });
         }
         if let Some(content_type) = self.header("content-type") {
-            let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+            let essence = content_type
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
             if essence != "application/json" && !essence.ends_with("+json") {
                 return Err(ApiError::UnsupportedMediaType);
             }
         }
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::MalformedJson("the request body is empty; send a JSON object".into()));
+            return Err(ApiError::MalformedJson(
+                "the request body is empty; send a JSON object".into(),
+            ));
         }
         parse_json(bytes)
     }
@@ -145,11 +189,14 @@ impl ApiRequest {
 /// Two passes, so syntax and shape errors can never be confused: any JSON is first read as a
 /// `Value` (failure: 400), then shaped into `T` with the failing field's path (failure: 422).
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| ApiError::MalformedJson(format!("the body is not valid JSON: {e}")))?;
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::MalformedJson(format!("the body is not valid JSON: {e}")))?;
     // Every body of this API is an object; serde would otherwise read an array as a struct.
     if !value.is_object() {
-        return Err(ApiError::InvalidBody { field: String::new(), detail: "the body must be a JSON object".into() });
+        return Err(ApiError::InvalidBody {
+            field: String::new(),
+            detail: "the body must be a JSON object".into(),
+        });
     }
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
@@ -160,7 +207,9 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
 fn shape_error(path: String, err: serde_json::Error) -> ApiError {
     let message = err.to_string();
     // serde reports unknown/missing fields at the parent's path; point at the field itself.
-    let named = ["unknown field `", "missing field `"].iter().find_map(|prefix| message.strip_prefix(prefix).and_then(|rest| rest.split('`').next()));
+    let named = ["unknown field `", "missing field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix).and_then(|rest| rest.split('`').next()));
     let parent = if path == "." { String::new() } else { path };
     let already_there = named.is_some_and(|name| parent == name || parent.ends_with(&format!(".{name}")));
     let field = match named {
@@ -224,10 +273,22 @@ mod tests {
             err(r#"{"name":"a","inner":{"qty":1},"list":[{"qty":1}],"extra":1}"#),
             (422, "invalid-body".into(), Some("extra".into()))
         );
-        assert_eq!(err(r#"{"name":"a","inner":{"qty":"x"},"list":[]}"#), (422, "invalid-body".into(), Some("inner.qty".into())));
-        assert_eq!(err(r#"{"name":"a","inner":{"qty":1},"list":[{"qty":1},{"qty":-1}]}"#), (422, "invalid-body".into(), Some("list[1].qty".into())));
-        assert_eq!(err(r#"{"name":"a","inner":{}, "list":[]}"#), (422, "invalid-body".into(), Some("inner.qty".into())));
-        assert_eq!(err(r#"{"inner":{"qty":1},"list":[]}"#), (422, "invalid-body".into(), Some("name".into())));
+        assert_eq!(
+            err(r#"{"name":"a","inner":{"qty":"x"},"list":[]}"#),
+            (422, "invalid-body".into(), Some("inner.qty".into()))
+        );
+        assert_eq!(
+            err(r#"{"name":"a","inner":{"qty":1},"list":[{"qty":1},{"qty":-1}]}"#),
+            (422, "invalid-body".into(), Some("list[1].qty".into()))
+        );
+        assert_eq!(
+            err(r#"{"name":"a","inner":{}, "list":[]}"#),
+            (422, "invalid-body".into(), Some("inner.qty".into()))
+        );
+        assert_eq!(
+            err(r#"{"inner":{"qty":1},"list":[]}"#),
+            (422, "invalid-body".into(), Some("name".into()))
+        );
         assert_eq!(err("[1,2]"), (422, "invalid-body".into(), Some("".into())));
     }
 
@@ -247,28 +308,73 @@ mod tests {
         event.request_context.authorizer = Some(authorizer);
         event.body = body.map(str::to_owned);
         if let Some(ct) = content_type {
-            event.headers.insert("content-type", http::HeaderValue::from_str(ct).expect("header value"));
+            event
+                .headers
+                .insert("content-type", http::HeaderValue::from_str(ct).expect("header value"));
         }
         ApiRequest::from_apigw(event)
     }
 
     #[test]
     fn principal_from_claims() {
-        let p = request(&[("sub", "u1"), ("role", "agent"), ("clients", "[acme globex]")], None, None).principal().expect("ok");
+        let p = request(
+            &[("sub", "u1"), ("role", "agent"), ("clients", "[acme globex]")],
+            None,
+            None,
+        )
+        .principal()
+        .expect("ok");
         assert_eq!((p.user_id.as_str(), p.role, p.clients.len()), ("u1", Role::Agent, 2));
-        let p = request(&[("sub", "u1"), ("custom:role", "Finance")], None, None).principal().expect("cognito style");
+        let p = request(&[("sub", "u1"), ("custom:role", "Finance")], None, None)
+            .principal()
+            .expect("cognito style");
         assert_eq!(p.role, Role::Finance);
-        assert_eq!(request(&[("role", "agent")], None, None).principal().map_err(|e| e.status()), Err(401));
-        assert_eq!(request(&[("sub", "u")], None, None).principal().map_err(|e| e.status()), Err(403));
-        assert_eq!(request(&[("sub", "u"), ("role", "root")], None, None).principal().map_err(|e| e.status()), Err(403));
+        assert_eq!(
+            request(&[("role", "agent")], None, None)
+                .principal()
+                .map_err(|e| e.status()),
+            Err(401)
+        );
+        assert_eq!(
+            request(&[("sub", "u")], None, None).principal().map_err(|e| e.status()),
+            Err(403)
+        );
+        assert_eq!(
+            request(&[("sub", "u"), ("role", "root")], None, None)
+                .principal()
+                .map_err(|e| e.status()),
+            Err(403)
+        );
     }
 
     #[test]
     fn body_limits_and_media_type() {
         let big = format!("{{\"name\":\"{}\"}}", "a".repeat(100));
-        assert_eq!(request(&[], Some(&big), None).json_body::<serde_json::Value>(50).map_err(|e| e.status()).err(), Some(413));
-        assert_eq!(request(&[], Some("{}"), Some("text/plain")).json_body::<serde_json::Value>(50).map_err(|e| e.status()).err(), Some(415));
-        assert!(request(&[], Some("{}"), Some("application/json; charset=utf-8")).json_body::<serde_json::Value>(50).is_ok());
-        assert_eq!(request(&[], None, None).json_body::<serde_json::Value>(50).map_err(|e| e.slug()).err(), Some("malformed-json"));
+        assert_eq!(
+            request(&[], Some(&big), None)
+                .json_body::<serde_json::Value>(50)
+                .map_err(|e| e.status())
+                .err(),
+            Some(413)
+        );
+        assert_eq!(
+            request(&[], Some("{}"), Some("text/plain"))
+                .json_body::<serde_json::Value>(50)
+                .map_err(|e| e.status())
+                .err(),
+            Some(415)
+        );
+        assert!(
+            request(&[], Some("{}"), Some("application/json; charset=utf-8"))
+                .json_body::<serde_json::Value>(50)
+                .is_ok()
+        );
+        assert_eq!(
+            request(&[], None, None)
+                .json_body::<serde_json::Value>(50)
+                .map_err(|e| e.slug())
+                .err(),
+            Some("malformed-json")
+        );
     }
 }

@@ -16,7 +16,11 @@ pub struct ApiResponse {
 
 impl ApiResponse {
     pub fn new(status: u16, body: String) -> Self {
-        Self { status, headers: Vec::new(), body }
+        Self {
+            status,
+            headers: Vec::new(),
+            body,
+        }
     }
 
     /// JSON body. Serialization of our own types cannot fail; if it ever did, the client gets
@@ -34,20 +38,30 @@ impl ApiResponse {
     }
 
     pub fn header_value(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn into_apigw(self) -> ApiGatewayV2httpResponse {
         let mut headers = HeaderMap::new();
         for (name, value) in &self.headers {
-            if let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str())) {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::try_from(name.as_str()),
+                HeaderValue::try_from(value.as_str()),
+            ) {
                 headers.append(name, value);
             }
         }
         let mut response = ApiGatewayV2httpResponse::default();
         response.status_code = i64::from(self.status);
         response.headers = headers;
-        response.body = if self.body.is_empty() { None } else { Some(Body::Text(self.body)) };
+        response.body = if self.body.is_empty() {
+            None
+        } else {
+            Some(Body::Text(self.body))
+        };
         response.is_base64_encoded = false;
         response
     }

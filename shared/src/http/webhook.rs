@@ -43,7 +43,9 @@ pub fn verify(secret: &[u8], header: Option<&str>, body: &[u8], now_unix: i64) -
             _ => {}
         }
     }
-    let (Some(timestamp), Some(signature)) = (timestamp, signature) else { return Err(SignatureError::Malformed) };
+    let (Some(timestamp), Some(signature)) = (timestamp, signature) else {
+        return Err(SignatureError::Malformed);
+    };
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| SignatureError::Mismatch)?;
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
@@ -64,10 +66,22 @@ mod tests {
     fn sign_and_verify() {
         let header = sign(b"s3cret", 1_000, b"{}").expect("HMAC takes any key");
         assert_eq!(verify(b"s3cret", Some(&header), b"{}", 1_100), Ok(()));
-        assert_eq!(verify(b"other", Some(&header), b"{}", 1_100), Err(SignatureError::Mismatch));
-        assert_eq!(verify(b"s3cret", Some(&header), b"{ }", 1_100), Err(SignatureError::Mismatch));
-        assert_eq!(verify(b"s3cret", Some(&header), b"{}", 1_000 + TOLERANCE_SECS + 1), Err(SignatureError::Stale));
+        assert_eq!(
+            verify(b"other", Some(&header), b"{}", 1_100),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(b"s3cret", Some(&header), b"{ }", 1_100),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(b"s3cret", Some(&header), b"{}", 1_000 + TOLERANCE_SECS + 1),
+            Err(SignatureError::Stale)
+        );
         assert_eq!(verify(b"s3cret", None, b"{}", 1_000), Err(SignatureError::Missing));
-        assert_eq!(verify(b"s3cret", Some("t=x,v1=zz"), b"{}", 1_000), Err(SignatureError::Malformed));
+        assert_eq!(
+            verify(b"s3cret", Some("t=x,v1=zz"), b"{}", 1_000),
+            Err(SignatureError::Malformed)
+        );
     }
 }

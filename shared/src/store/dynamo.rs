@@ -27,8 +27,8 @@ use crate::domain::presale::{Presale, PresaleId, PresaleStatus};
 use crate::domain::recording::{CheckThresholds, CustomerHistory, Recording};
 
 use super::{
-    CampaignDirectory, ConflictKind, CounterDelta, CounterRow, Effects, IdempotencyBegin, IdempotencyStore, OutboxMessage, Page, PresaleQuery, PresaleStore,
-    StoreError, StoredPresale,
+    CampaignDirectory, ConflictKind, CounterDelta, CounterRow, Effects, IdempotencyBegin, IdempotencyStore,
+    OutboxMessage, Page, PresaleQuery, PresaleStore, StoreError, StoredPresale,
 };
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
@@ -72,9 +72,19 @@ pub(crate) fn classify<E: ProvideErrorMetadata + std::fmt::Debug>(err: &SdkError
 /// The per-item reasons of a cancelled transaction ("ConditionalCheckFailed",
 /// "TransactionConflict", "None"…), in the order of its items; `None` if it was not cancelled.
 pub(crate) fn cancellation_reasons(err: &SdkError<TransactError, Response>) -> Option<Vec<String>> {
-    let SdkError::ServiceError(service) = err else { return None };
-    let TransactError::TransactionCanceledException(cancel) = service.err() else { return None };
-    Some(cancel.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None").to_owned()).collect())
+    let SdkError::ServiceError(service) = err else {
+        return None;
+    };
+    let TransactError::TransactionCanceledException(cancel) = service.err() else {
+        return None;
+    };
+    Some(
+        cancel
+            .cancellation_reasons()
+            .iter()
+            .map(|r| r.code().unwrap_or("None").to_owned())
+            .collect(),
+    )
 }
 
 pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
@@ -109,7 +119,15 @@ pub(crate) enum Order {
 
 /// The first page (at most `limit` items, 1..=100) of one partition of an index, in sort-key
 /// order.
-pub(crate) async fn index_page(client: &Client, table: &str, index: &str, pk_name: &str, pk_value: &str, order: Order, limit: u32) -> Result<Vec<Item>, StoreError> {
+pub(crate) async fn index_page(
+    client: &Client,
+    table: &str,
+    index: &str,
+    pk_name: &str,
+    pk_value: &str,
+    order: Order,
+    limit: u32,
+) -> Result<Vec<Item>, StoreError> {
     let output = client
         .query()
         .table_name(table)
@@ -150,7 +168,10 @@ const OUTBOX_PENDING: &str = "OUTBOX#PENDING";
 
 impl DynamoPresaleStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+        }
     }
 
     fn presale_pk(id: &PresaleId) -> String {
@@ -170,11 +191,21 @@ impl DynamoPresaleStore {
         item.insert("entity".into(), s("PRESALE"));
         item.insert("gsi1pk".into(), s(format!("CAMPAIGN#{}", presale.campaign_id)));
         item.insert("gsi1sk".into(), s(created.clone()));
-        item.insert("gsi2pk".into(), s(format!("CAMPAIGN#{}#STATUS#{}", presale.campaign_id, presale.status)));
+        item.insert(
+            "gsi2pk".into(),
+            s(format!("CAMPAIGN#{}#STATUS#{}", presale.campaign_id, presale.status)),
+        );
         item.insert("gsi2sk".into(), s(created.clone()));
         item.insert("gsi3pk".into(), s(Self::document_key(presale)));
         item.insert("gsi3sk".into(), s(created.clone()));
-        item.insert("gsi4pk".into(), s(format!("PHONE#{}#{}", presale.client_id, presale.customer.phone.as_str())));
+        item.insert(
+            "gsi4pk".into(),
+            s(format!(
+                "PHONE#{}#{}",
+                presale.client_id,
+                presale.customer.phone.as_str()
+            )),
+        );
         item.insert("gsi4sk".into(), s(created));
         if presale.status == PresaleStatus::ReadyForReview {
             // Ascending order = highest risk first, then longest waiting.
@@ -197,8 +228,20 @@ impl DynamoPresaleStore {
     }
 
     async fn query_index(&self, index: &str, pk_name: &str, pk_value: String) -> Result<Vec<Presale>, StoreError> {
-        let items = index_page(&self.client, &self.table, index, pk_name, &pk_value, Order::NewestFirst, 50).await?;
-        items.into_iter().map(|item| serde_dynamo::from_item(item).map_err(corrupt("reading pre-sale"))).collect()
+        let items = index_page(
+            &self.client,
+            &self.table,
+            index,
+            pk_name,
+            &pk_value,
+            Order::NewestFirst,
+            50,
+        )
+        .await?;
+        items
+            .into_iter()
+            .map(|item| serde_dynamo::from_item(item).map_err(corrupt("reading pre-sale")))
+            .collect()
     }
 
     fn audit_item(record: &AuditRecord) -> Result<Item, StoreError> {
@@ -216,11 +259,21 @@ impl DynamoPresaleStore {
     /// Which of the transaction's items failed its condition, if the service said.
     fn cancelled_indexes(err: &SdkError<TransactError, Response>) -> Option<Vec<usize>> {
         let reasons = cancellation_reasons(err)?;
-        Some(reasons.iter().enumerate().filter(|(_, r)| *r == "ConditionalCheckFailed").map(|(i, _)| i).collect())
+        Some(
+            reasons
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| *r == "ConditionalCheckFailed")
+                .map(|(i, _)| i)
+                .collect(),
+        )
     }
 
     fn encode_cursor(key: &Item) -> Option<String> {
-        let plain: BTreeMap<&str, &str> = key.iter().filter_map(|(k, v)| v.as_s().ok().map(|v| (k.as_str(), v.as_str()))).collect();
+        let plain: BTreeMap<&str, &str> = key
+            .iter()
+            .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.as_str(), v.as_str())))
+            .collect();
         let json = serde_json::to_vec(&plain).ok()?;
         Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json))
     }
@@ -228,10 +281,15 @@ impl DynamoPresaleStore {
     /// A cursor is only valid for the partition it came from: anything else is refused here,
     /// before DynamoDB would reject it with a 500-looking validation error.
     fn decode_cursor(raw: &str, pk_name: &str, pk_value: &str, sk_name: &str) -> Result<Item, StoreError> {
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw.as_bytes()).map_err(|_| StoreError::InvalidCursor)?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(raw.as_bytes())
+            .map_err(|_| StoreError::InvalidCursor)?;
         let plain: BTreeMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| StoreError::InvalidCursor)?;
         let expected: [&str; 4] = ["pk", "sk", pk_name, sk_name];
-        if plain.len() != 4 || !expected.iter().all(|k| plain.contains_key(*k)) || plain.get(pk_name).map(String::as_str) != Some(pk_value) {
+        if plain.len() != 4
+            || !expected.iter().all(|k| plain.contains_key(*k))
+            || plain.get(pk_name).map(String::as_str) != Some(pk_value)
+        {
             return Err(StoreError::InvalidCursor);
         }
         Ok(plain.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect())
@@ -251,7 +309,13 @@ impl PresaleStore for DynamoPresaleStore {
             self.put(call, "attribute_not_exists(pk)")?,
             self.put(Self::audit_item(audit)?, "attribute_not_exists(pk)")?,
         ];
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(err) => match Self::cancelled_indexes(&err) {
                 Some(failed) if failed.contains(&1) => Err(StoreError::Conflict(ConflictKind::DuplicateCallId)),
@@ -278,14 +342,31 @@ impl PresaleStore for DynamoPresaleStore {
         Ok(Some(StoredPresale { presale, audit_head }))
     }
 
-    async fn save(&self, presale: &Presale, expected_version: u64, expected_status: PresaleStatus, audit: &AuditRecord) -> Result<(), StoreError> {
-        self.save_with(presale, expected_version, expected_status, audit, &Effects::default()).await
+    async fn save(
+        &self,
+        presale: &Presale,
+        expected_version: u64,
+        expected_status: PresaleStatus,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        self.save_with(presale, expected_version, expected_status, audit, &Effects::default())
+            .await
     }
 
     async fn list(&self, query: &PresaleQuery) -> Result<Page<Presale>, StoreError> {
         let (index, pk_name, sk_name, pk_value) = match query.status {
-            Some(status) => (BY_CAMPAIGN_STATUS, "gsi2pk", "gsi2sk", format!("CAMPAIGN#{}#STATUS#{status}", query.campaign_id)),
-            None => (BY_CAMPAIGN, "gsi1pk", "gsi1sk", format!("CAMPAIGN#{}", query.campaign_id)),
+            Some(status) => (
+                BY_CAMPAIGN_STATUS,
+                "gsi2pk",
+                "gsi2sk",
+                format!("CAMPAIGN#{}#STATUS#{status}", query.campaign_id),
+            ),
+            None => (
+                BY_CAMPAIGN,
+                "gsi1pk",
+                "gsi1sk",
+                format!("CAMPAIGN#{}", query.campaign_id),
+            ),
         };
         let start = match &query.cursor {
             Some(raw) => Some(Self::decode_cursor(raw, pk_name, &pk_value, sk_name)?),
@@ -332,7 +413,9 @@ impl PresaleStore for DynamoPresaleStore {
             .map_err(sdk_error)?;
         match output.item.as_ref().and_then(|item| string_attr(item, "presale_id")) {
             None => Ok(None),
-            Some(id) => PresaleId::parse(&id).map(Some).map_err(|e| StoreError::Corrupt(e.detail)),
+            Some(id) => PresaleId::parse(&id)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(e.detail)),
         }
     }
 
@@ -365,7 +448,10 @@ impl PresaleStore for DynamoPresaleStore {
 
     async fn put_recording(&self, recording: &Recording) -> Result<bool, StoreError> {
         let mut item: Item = serde_dynamo::to_item(recording).map_err(corrupt("serializing recording"))?;
-        item.insert("pk".into(), s(Self::recording_pk(&recording.client_id, &recording.call_id)));
+        item.insert(
+            "pk".into(),
+            s(Self::recording_pk(&recording.client_id, &recording.call_id)),
+        );
         item.insert("sk".into(), s(format!("SHA#{}", recording.sha256)));
         item.insert("entity".into(), s("RECORDING"));
         let result = self
@@ -404,7 +490,14 @@ impl PresaleStore for DynamoPresaleStore {
         Ok(versions)
     }
 
-    async fn record_unrecognized(&self, bucket: &str, key: &str, version_id: Option<&str>, reason: &str, at: time::OffsetDateTime) -> Result<(), StoreError> {
+    async fn record_unrecognized(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        reason: &str,
+        at: time::OffsetDateTime,
+    ) -> Result<(), StoreError> {
         self.client
             .put_item()
             .table_name(&self.table)
@@ -422,11 +515,20 @@ impl PresaleStore for DynamoPresaleStore {
     }
 
     async fn customer_history(&self, presale: &Presale) -> Result<CustomerHistory, StoreError> {
-        let same_document = self.query_index(BY_CUSTOMER_DOCUMENT, "gsi3pk", Self::document_key(presale)).await?;
-        let same_phone = self
-            .query_index(BY_CUSTOMER_PHONE, "gsi4pk", format!("PHONE#{}#{}", presale.client_id, presale.customer.phone.as_str()))
+        let same_document = self
+            .query_index(BY_CUSTOMER_DOCUMENT, "gsi3pk", Self::document_key(presale))
             .await?;
-        Ok(CustomerHistory { same_document, same_phone })
+        let same_phone = self
+            .query_index(
+                BY_CUSTOMER_PHONE,
+                "gsi4pk",
+                format!("PHONE#{}#{}", presale.client_id, presale.customer.phone.as_str()),
+            )
+            .await?;
+        Ok(CustomerHistory {
+            same_document,
+            same_phone,
+        })
     }
 
     async fn review_queue(&self, client_id: &str, limit: u32) -> Result<Vec<Presale>, StoreError> {
@@ -441,7 +543,12 @@ impl PresaleStore for DynamoPresaleStore {
             .send()
             .await
             .map_err(sdk_error)?;
-        output.items.unwrap_or_default().into_iter().map(|item| serde_dynamo::from_item(item).map_err(corrupt("reading pre-sale"))).collect()
+        output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| serde_dynamo::from_item(item).map_err(corrupt("reading pre-sale")))
+            .collect()
     }
 
     async fn save_with(
@@ -462,14 +569,23 @@ impl PresaleStore for DynamoPresaleStore {
             .expression_attribute_values(":status", s(expected_status.as_str()))
             .build()
             .map_err(|e| StoreError::Backend(e.to_string()))?;
-        let mut items = vec![TransactWriteItem::builder().put(put).build(), self.put(Self::audit_item(audit)?, "attribute_not_exists(pk)")?];
+        let mut items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            self.put(Self::audit_item(audit)?, "attribute_not_exists(pk)")?,
+        ];
         if let Some(message) = &effects.outbox {
             items.push(outbox_put(&self.table, message)?);
         }
         for counter in &effects.counters {
             items.push(counter_update(&self.table, counter)?);
         }
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(err) => match Self::cancelled_indexes(&err) {
                 Some(failed) if !failed.is_empty() => Err(StoreError::Conflict(ConflictKind::StaleVersion)),
@@ -499,7 +615,10 @@ pub(crate) fn outbox_put(table: &str, message: &OutboxMessage) -> Result<Transac
     item.insert("sk".into(), s("MESSAGE"));
     item.insert("entity".into(), s("OUTBOX"));
     item.insert("gsi6pk".into(), s(OUTBOX_PENDING));
-    item.insert("gsi6sk".into(), s(format!("{:020}#{}", message.created_at_ns, message.message_id)));
+    item.insert(
+        "gsi6sk".into(),
+        s(format!("{:020}#{}", message.created_at_ns, message.message_id)),
+    );
     let put = Put::builder()
         .table_name(table)
         .set_item(Some(item))
@@ -510,8 +629,20 @@ pub(crate) fn outbox_put(table: &str, message: &OutboxMessage) -> Result<Transac
 }
 
 pub(crate) async fn pending_outbox(client: &Client, table: &str, limit: u32) -> Result<Vec<OutboxMessage>, StoreError> {
-    let items = index_page(client, table, OUTBOX_INDEX, "gsi6pk", OUTBOX_PENDING, Order::OldestFirst, limit).await?;
-    items.into_iter().map(|item| serde_dynamo::from_item(item).map_err(corrupt("reading outbox message"))).collect()
+    let items = index_page(
+        client,
+        table,
+        OUTBOX_INDEX,
+        "gsi6pk",
+        OUTBOX_PENDING,
+        Order::OldestFirst,
+        limit,
+    )
+    .await?;
+    items
+        .into_iter()
+        .map(|item| serde_dynamo::from_item(item).map_err(corrupt("reading outbox message")))
+        .collect()
 }
 
 pub(crate) async fn mark_sent(client: &Client, table: &str, message_id: &str) -> Result<(), StoreError> {
@@ -547,7 +678,15 @@ pub(crate) async fn counter_rows(client: &Client, table: &str, pk: &str) -> Resu
         .into_iter()
         .map(|item| CounterRow {
             sk: string_attr(&item, "sk").unwrap_or_default(),
-            values: item.iter().filter_map(|(k, v)| v.as_n().ok().and_then(|n| n.parse::<i64>().ok()).map(|n| (k.clone(), n))).collect(),
+            values: item
+                .iter()
+                .filter_map(|(k, v)| {
+                    v.as_n()
+                        .ok()
+                        .and_then(|n| n.parse::<i64>().ok())
+                        .map(|n| (k.clone(), n))
+                })
+                .collect(),
         })
         .collect())
 }
@@ -561,9 +700,14 @@ fn counter_update(table: &str, counter: &CounterDelta) -> Result<TransactWriteIt
     let mut clauses = Vec::new();
     for (i, (name, by)) in counter.increments.iter().enumerate() {
         clauses.push(format!("#c{i} :v{i}"));
-        update = update.expression_attribute_names(format!("#c{i}"), name).expression_attribute_values(format!(":v{i}"), AttributeValue::N(by.to_string()));
+        update = update
+            .expression_attribute_names(format!("#c{i}"), name)
+            .expression_attribute_values(format!(":v{i}"), AttributeValue::N(by.to_string()));
     }
-    let update = update.update_expression(format!("ADD {}", clauses.join(", "))).build().map_err(|e| StoreError::Backend(e.to_string()))?;
+    let update = update
+        .update_expression(format!("ADD {}", clauses.join(", ")))
+        .build()
+        .map_err(|e| StoreError::Backend(e.to_string()))?;
     Ok(TransactWriteItem::builder().update(update).build())
 }
 
@@ -617,7 +761,10 @@ fn yes() -> bool {
 
 impl DynamoCampaignDirectory {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+        }
     }
 }
 
@@ -647,13 +794,19 @@ impl CampaignDirectory for DynamoCampaignDirectory {
         let mut skus = Vec::new();
         for row in rows {
             match string_attr(&row, "sk").as_deref() {
-                Some("CONFIG") => campaign = Some(serde_dynamo::from_item::<_, CampaignRow>(row).map_err(corrupt("reading campaign"))?),
-                Some(sk) if sk.starts_with("SKU#") => skus.push(serde_dynamo::from_item::<_, SkuRow>(row).map_err(corrupt("reading catalog entry"))?),
+                Some("CONFIG") => {
+                    campaign =
+                        Some(serde_dynamo::from_item::<_, CampaignRow>(row).map_err(corrupt("reading campaign"))?)
+                }
+                Some(sk) if sk.starts_with("SKU#") => {
+                    skus.push(serde_dynamo::from_item::<_, SkuRow>(row).map_err(corrupt("reading catalog entry"))?)
+                }
                 _ => {}
             }
         }
         let Some(row) = campaign else { return Ok(None) };
-        let currency = Currency::parse(&row.currency).map_err(|e| StoreError::Corrupt(format!("campaign {campaign_id}: {}", e.detail)))?;
+        let currency = Currency::parse(&row.currency)
+            .map_err(|e| StoreError::Corrupt(format!("campaign {campaign_id}: {}", e.detail)))?;
         let mut items = BTreeMap::new();
         for sku in skus {
             if sku.currency != currency.code() {
@@ -664,7 +817,12 @@ impl CampaignDirectory for DynamoCampaignDirectory {
             }
             items.insert(
                 sku.sku.clone(),
-                CatalogItem { sku: sku.sku, name: sku.name, unit_price: Money::from_minor(sku.unit_price_minor, currency), active: sku.active },
+                CatalogItem {
+                    sku: sku.sku,
+                    name: sku.name,
+                    unit_price: Money::from_minor(sku.unit_price_minor, currency),
+                    active: sku.active,
+                },
             );
         }
         let campaign = Campaign {
@@ -697,7 +855,13 @@ impl super::FulfillmentDirectory for DynamoCampaignDirectory {
     async fn fulfillment(
         &self,
         campaign_id: &str,
-    ) -> Result<(BTreeMap<String, crate::domain::fulfillment::ShippingSpec>, Option<crate::domain::fulfillment::FulfillmentConfig>), StoreError> {
+    ) -> Result<
+        (
+            BTreeMap<String, crate::domain::fulfillment::ShippingSpec>,
+            Option<crate::domain::fulfillment::FulfillmentConfig>,
+        ),
+        StoreError,
+    > {
         let output = self
             .client
             .query()
@@ -724,8 +888,12 @@ impl super::FulfillmentDirectory for DynamoCampaignDirectory {
                     specs.insert(r.sku, spec);
                 }
                 Some("FULFILLMENT") => {
-                    let json = string_attr(&row, "config").ok_or_else(|| StoreError::Corrupt("FULFILLMENT item without config".into()))?;
-                    config = Some(serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("fulfillment config: {e}")))?);
+                    let json = string_attr(&row, "config")
+                        .ok_or_else(|| StoreError::Corrupt("FULFILLMENT item without config".into()))?;
+                    config = Some(
+                        serde_json::from_str(&json)
+                            .map_err(|e| StoreError::Corrupt(format!("fulfillment config: {e}")))?,
+                    );
                 }
                 _ => {}
             }
@@ -781,7 +949,10 @@ fn default_utc_offset() -> i16 {
 
 #[async_trait]
 impl super::BillingDirectory for DynamoCampaignDirectory {
-    async fn billing_profile(&self, client_id: &str) -> Result<Option<crate::domain::invoice::BillingProfile>, StoreError> {
+    async fn billing_profile(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<crate::domain::invoice::BillingProfile>, StoreError> {
         let output = self
             .client
             .get_item()
@@ -823,18 +994,36 @@ pub struct DynamoIdempotencyStore {
 
 impl DynamoIdempotencyStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+        }
     }
 
     async fn read(&self, key: &str) -> Result<Option<Item>, StoreError> {
-        let output = self.client.get_item().table_name(&self.table).key("pk", s(key)).consistent_read(true).send().await.map_err(sdk_error)?;
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
         Ok(output.item)
     }
 }
 
 #[async_trait]
 impl IdempotencyStore for DynamoIdempotencyStore {
-    async fn begin(&self, key: &str, fingerprint: &str, now: i64, lock_until: i64, expires_at: i64) -> Result<IdempotencyBegin, StoreError> {
+    async fn begin(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        now: i64,
+        lock_until: i64,
+        expires_at: i64,
+    ) -> Result<IdempotencyBegin, StoreError> {
         // Two attempts: the record we collided with may vanish (released) before we read it.
         for _ in 0..2 {
             let attempt = self
@@ -847,7 +1036,9 @@ impl IdempotencyStore for DynamoIdempotencyStore {
                 .item("lock_until", AttributeValue::N(lock_until.to_string()))
                 .item("expires_at", AttributeValue::N(expires_at.to_string()))
                 // TTL deletes late: an expired record is free even while it still exists.
-                .condition_expression("attribute_not_exists(pk) OR expires_at < :now OR (#status = :in_progress AND lock_until < :now)")
+                .condition_expression(
+                    "attribute_not_exists(pk) OR expires_at < :now OR (#status = :in_progress AND lock_until < :now)",
+                )
                 .expression_attribute_names("#status", "status")
                 .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
                 .expression_attribute_values(":in_progress", s("IN_PROGRESS"))
@@ -861,14 +1052,27 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             let Some(item) = self.read(key).await? else { continue };
             let stored_fingerprint = string_attr(&item, "fingerprint").unwrap_or_default();
             return Ok(match string_attr(&item, "response") {
-                Some(response_json) => IdempotencyBegin::Completed { fingerprint: stored_fingerprint, response_json },
-                None => IdempotencyBegin::InProgress { fingerprint: stored_fingerprint },
+                Some(response_json) => IdempotencyBegin::Completed {
+                    fingerprint: stored_fingerprint,
+                    response_json,
+                },
+                None => IdempotencyBegin::InProgress {
+                    fingerprint: stored_fingerprint,
+                },
             });
         }
-        Ok(IdempotencyBegin::InProgress { fingerprint: fingerprint.to_owned() })
+        Ok(IdempotencyBegin::InProgress {
+            fingerprint: fingerprint.to_owned(),
+        })
     }
 
-    async fn complete(&self, key: &str, fingerprint: &str, response_json: &str, expires_at: i64) -> Result<(), StoreError> {
+    async fn complete(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        response_json: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
         self.client
             .put_item()
             .table_name(&self.table)
@@ -884,7 +1088,13 @@ impl IdempotencyStore for DynamoIdempotencyStore {
     }
 
     async fn release(&self, key: &str) -> Result<(), StoreError> {
-        self.client.delete_item().table_name(&self.table).key("pk", s(key)).send().await.map_err(sdk_error)?;
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(key))
+            .send()
+            .await
+            .map_err(sdk_error)?;
         Ok(())
     }
 }

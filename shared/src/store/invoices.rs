@@ -89,7 +89,13 @@ pub trait InvoiceStore: Send + Sync {
     async fn record_pdf(&self, client_id: &str, invoice_id: &str, pdf: &PdfRecord) -> Result<(), StoreError>;
     /// Take the right to send the invoice's e-mail until `lease_until`, unless it was sent or
     /// another worker's lease is still running.
-    async fn claim_email(&self, client_id: &str, invoice_id: &str, now: OffsetDateTime, lease_until: OffsetDateTime) -> Result<EmailClaim, StoreError>;
+    async fn claim_email(
+        &self,
+        client_id: &str,
+        invoice_id: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<EmailClaim, StoreError>;
     /// Remember the accepted e-mail; the invoice leaves the pending-e-mail index.
     async fn record_email(&self, client_id: &str, invoice_id: &str, email: &EmailRecord) -> Result<(), StoreError>;
     /// Give the lease back after a failed send, keeping the reason.
@@ -117,7 +123,10 @@ pub struct DynamoInvoiceStore {
 
 impl DynamoInvoiceStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+        }
     }
 
     /// Create only: the item must not exist yet.
@@ -127,7 +136,16 @@ impl DynamoInvoiceStore {
 
     /// One item, read consistently: numbering decisions must see the latest write.
     async fn get(&self, pk: AttributeValue, sk: AttributeValue) -> Result<Option<Item>, StoreError> {
-        let output = self.client.get_item().table_name(&self.table).key("pk", pk).key("sk", sk).consistent_read(true).send().await.map_err(sdk_error)?;
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", sk)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
         Ok(output.item)
     }
 
@@ -144,25 +162,30 @@ impl InvoiceStore for DynamoInvoiceStore {
     }
 
     async fn last_number(&self, client_id: &str, series: &str) -> Result<u64, StoreError> {
-        let counter = self.get(s(format!("SERIES#{client_id}#{series}")), s("COUNTER")).await?;
+        let counter = self
+            .get(s(format!("SERIES#{client_id}#{series}")), s("COUNTER"))
+            .await?;
         match counter.as_ref().and_then(|item| item.get("last_number")) {
             None => Ok(0),
-            Some(value) => value
-                .as_n()
-                .ok()
-                .and_then(|v| v.parse::<u64>().ok())
-                .ok_or_else(|| StoreError::Corrupt(format!("series {client_id}/{series}: last_number is not a number"))),
+            Some(value) => value.as_n().ok().and_then(|v| v.parse::<u64>().ok()).ok_or_else(|| {
+                StoreError::Corrupt(format!("series {client_id}/{series}: last_number is not a number"))
+            }),
         }
     }
 
     async fn issue(&self, invoice: &Invoice, audit: &AuditRecord) -> Result<IssueOutcome, StoreError> {
-        let previous = invoice.number.checked_sub(1).ok_or_else(|| StoreError::Backend("invoice numbers start at 1".into()))?;
+        let previous = invoice
+            .number
+            .checked_sub(1)
+            .ok_or_else(|| StoreError::Backend("invoice numbers start at 1".into()))?;
         let at = invoice.issued_at.unix_timestamp().to_string();
         let mut counter = Update::builder()
             .table_name(&self.table)
             .key("pk", s(format!("SERIES#{}#{}", invoice.client_id, invoice.series)))
             .key("sk", s("COUNTER"))
-            .update_expression("SET last_number = :n, client_id = :client, series = :series, last_invoice_id = :id, updated_at = :at")
+            .update_expression(
+                "SET last_number = :n, client_id = :client, series = :series, last_invoice_id = :id, updated_at = :at",
+            )
             .expression_attribute_values(":n", n(invoice.number))
             .expression_attribute_values(":client", s(invoice.client_id.clone()))
             .expression_attribute_values(":series", s(invoice.series.clone()))
@@ -171,9 +194,13 @@ impl InvoiceStore for DynamoInvoiceStore {
         counter = if previous == 0 {
             counter.condition_expression("attribute_not_exists(last_number)")
         } else {
-            counter.condition_expression("last_number = :prev").expression_attribute_values(":prev", n(previous))
+            counter
+                .condition_expression("last_number = :prev")
+                .expression_attribute_values(":prev", n(previous))
         };
-        let counter = TransactWriteItem::builder().update(counter.build().map_err(|e| StoreError::Backend(e.to_string()))?).build();
+        let counter = TransactWriteItem::builder()
+            .update(counter.build().map_err(|e| StoreError::Backend(e.to_string()))?)
+            .build();
 
         let guard: Item = HashMap::from([
             ("pk".into(), s(format!("SALE#{}", invoice.sale_id))),
@@ -190,30 +217,54 @@ impl InvoiceStore for DynamoInvoiceStore {
         item.insert("audit_head".into(), s(audit.hash.clone()));
         item.insert("email_attempts".into(), n(0));
         item.insert("gsi1pk".into(), s(format!("CLIENT#{}", invoice.client_id)));
-        item.insert("gsi1sk".into(), s(format!("{}#{}", invoice.issue_date, invoice.invoice_id)));
+        item.insert(
+            "gsi1sk".into(),
+            s(format!("{}#{}", invoice.issue_date, invoice.invoice_id)),
+        );
         item.insert("gsi2pk".into(), s(EMAIL_PENDING));
-        item.insert("gsi2sk".into(), s(format!("{:020}#{}", nanos(invoice.issued_at), invoice.invoice_id)));
+        item.insert(
+            "gsi2sk".into(),
+            s(format!("{:020}#{}", nanos(invoice.issued_at), invoice.invoice_id)),
+        );
 
         let mut audit_item: Item = serde_dynamo::to_item(audit).map_err(corrupt("serializing audit"))?;
         audit_item.insert("pk".into(), pk);
         audit_item.insert("sk".into(), s(format!("AUDIT#{:010}", audit.seq)));
 
         // Order matters: the cancellation reasons come back in this order.
-        let items = vec![counter, self.put_new(guard)?, self.put_new(item)?, self.put_new(audit_item)?];
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+        let items = vec![
+            counter,
+            self.put_new(guard)?,
+            self.put_new(item)?,
+            self.put_new(audit_item)?,
+        ];
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
             Ok(_) => Ok(IssueOutcome::Issued),
             Err(err) => match cancellation_reasons(&err) {
                 Some(reasons) => {
                     let reason = |i: usize| reasons.get(i).map(String::as_str).unwrap_or("None");
                     if reason(1) == "ConditionalCheckFailed" {
                         Ok(IssueOutcome::SaleAlreadyInvoiced)
-                    } else if reason(0) == "ConditionalCheckFailed" || reasons.iter().any(|r| r == "TransactionConflict") {
+                    } else if reason(0) == "ConditionalCheckFailed"
+                        || reasons.iter().any(|r| r == "TransactionConflict")
+                    {
                         Ok(IssueOutcome::NumberTaken)
                     } else if reason(2) == "ConditionalCheckFailed" {
                         // Invoice n exists but the counter says n−1: only a manual edit does that.
-                        Err(StoreError::Corrupt(format!("invoice {} exists beyond its series' counter", invoice.invoice_id)))
+                        Err(StoreError::Corrupt(format!(
+                            "invoice {} exists beyond its series' counter",
+                            invoice.invoice_id
+                        )))
                     } else {
-                        Err(StoreError::Unavailable(format!("invoice transaction cancelled: {reasons:?}")))
+                        Err(StoreError::Unavailable(format!(
+                            "invoice transaction cancelled: {reasons:?}"
+                        )))
                     }
                 }
                 None => Err(sdk_error(err)),
@@ -223,7 +274,9 @@ impl InvoiceStore for DynamoInvoiceStore {
 
     async fn load(&self, client_id: &str, invoice_id: &str) -> Result<Option<StoredInvoice>, StoreError> {
         let (pk, sk) = Self::invoice_key(client_id, invoice_id);
-        let Some(mut item) = self.get(pk, sk).await? else { return Ok(None) };
+        let Some(mut item) = self.get(pk, sk).await? else {
+            return Ok(None);
+        };
         let pdf = match item.remove("pdf") {
             Some(value) => Some(serde_dynamo::from_attribute_value(value).map_err(corrupt("reading invoice pdf"))?),
             None => None,
@@ -232,10 +285,20 @@ impl InvoiceStore for DynamoInvoiceStore {
             Some(value) => Some(serde_dynamo::from_attribute_value(value).map_err(corrupt("reading invoice email"))?),
             None => None,
         };
-        let email_attempts = item.get("email_attempts").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let email_attempts = item
+            .get("email_attempts")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         let email_last_error = string_attr(&item, "email_last_error");
         let invoice = serde_dynamo::from_item(item).map_err(corrupt("reading invoice"))?;
-        Ok(Some(StoredInvoice { invoice, pdf, email, email_attempts, email_last_error }))
+        Ok(Some(StoredInvoice {
+            invoice,
+            pdf,
+            email,
+            email_attempts,
+            email_last_error,
+        }))
     }
 
     async fn record_pdf(&self, client_id: &str, invoice_id: &str, pdf: &PdfRecord) -> Result<(), StoreError> {
@@ -255,7 +318,13 @@ impl InvoiceStore for DynamoInvoiceStore {
         Ok(())
     }
 
-    async fn claim_email(&self, client_id: &str, invoice_id: &str, now: OffsetDateTime, lease_until: OffsetDateTime) -> Result<EmailClaim, StoreError> {
+    async fn claim_email(
+        &self,
+        client_id: &str,
+        invoice_id: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<EmailClaim, StoreError> {
         let (pk, sk) = Self::invoice_key(client_id, invoice_id);
         let result = self
             .client
@@ -271,7 +340,11 @@ impl InvoiceStore for DynamoInvoiceStore {
             .await;
         match result {
             Ok(_) => Ok(EmailClaim::Claimed),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
                 match self.load(client_id, invoice_id).await? {
                     Some(StoredInvoice { email: Some(email), .. }) => Ok(EmailClaim::AlreadySent(email)),
                     Some(_) => Ok(EmailClaim::Busy),
@@ -291,7 +364,9 @@ impl InvoiceStore for DynamoInvoiceStore {
             .table_name(&self.table)
             .key("pk", pk)
             .key("sk", sk)
-            .update_expression("SET email = :email ADD email_attempts :one REMOVE email_lease_until, email_last_error, gsi2pk, gsi2sk")
+            .update_expression(
+                "SET email = :email ADD email_attempts :one REMOVE email_lease_until, email_last_error, gsi2pk, gsi2sk",
+            )
             .condition_expression("attribute_exists(pk) AND attribute_not_exists(email)")
             .expression_attribute_values(":email", value)
             .expression_attribute_values(":one", n(1))
@@ -300,7 +375,13 @@ impl InvoiceStore for DynamoInvoiceStore {
         match result {
             Ok(_) => Ok(()),
             // Recorded already (by this worker's earlier attempt): the first record stands.
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
             Err(err) => Err(sdk_error(err)),
         }
     }
@@ -324,8 +405,20 @@ impl InvoiceStore for DynamoInvoiceStore {
     }
 
     async fn pending_emails(&self, limit: u32) -> Result<Vec<(String, String)>, StoreError> {
-        let items = index_page(&self.client, &self.table, EMAIL_PENDING_INDEX, "gsi2pk", EMAIL_PENDING, Order::OldestFirst, limit).await?;
-        Ok(items.iter().filter_map(|item| Some((string_attr(item, "client_id")?, string_attr(item, "invoice_id")?))).collect())
+        let items = index_page(
+            &self.client,
+            &self.table,
+            EMAIL_PENDING_INDEX,
+            "gsi2pk",
+            EMAIL_PENDING,
+            Order::OldestFirst,
+            limit,
+        )
+        .await?;
+        Ok(items
+            .iter()
+            .filter_map(|item| Some((string_attr(item, "client_id")?, string_attr(item, "invoice_id")?)))
+            .collect())
     }
 }
 
@@ -350,12 +443,17 @@ fn key(client_id: &str, invoice_id: &str) -> (String, String) {
 
 impl MemoryInvoiceStore {
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, MemoryInvoices>, StoreError> {
-        self.state.lock().map_err(|_| StoreError::Backend("memory store poisoned".into()))
+        self.state
+            .lock()
+            .map_err(|_| StoreError::Backend("memory store poisoned".into()))
     }
 
     /// Every invoice, by number.
     pub fn all(&self) -> Vec<StoredInvoice> {
-        self.state.lock().map(|s| s.invoices.values().cloned().collect()).unwrap_or_default()
+        self.state
+            .lock()
+            .map(|s| s.invoices.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     pub fn audits(&self) -> Vec<AuditRecord> {
@@ -370,7 +468,12 @@ impl InvoiceStore for MemoryInvoiceStore {
     }
 
     async fn last_number(&self, client_id: &str, series: &str) -> Result<u64, StoreError> {
-        Ok(self.lock()?.counters.get(&(client_id.to_owned(), series.to_owned())).copied().unwrap_or(0))
+        Ok(self
+            .lock()?
+            .counters
+            .get(&(client_id.to_owned(), series.to_owned()))
+            .copied()
+            .unwrap_or(0))
     }
 
     async fn issue(&self, invoice: &Invoice, audit: &AuditRecord) -> Result<IssueOutcome, StoreError> {
@@ -386,7 +489,13 @@ impl InvoiceStore for MemoryInvoiceStore {
         state.sales.insert(invoice.sale_id.clone(), invoice.invoice_id.clone());
         state.invoices.insert(
             (invoice.client_id.clone(), invoice.invoice_id.clone()),
-            StoredInvoice { invoice: invoice.clone(), pdf: None, email: None, email_attempts: 0, email_last_error: None },
+            StoredInvoice {
+                invoice: invoice.clone(),
+                pdf: None,
+                email: None,
+                email_attempts: 0,
+                email_last_error: None,
+            },
         );
         state.audits.push(audit.clone());
         Ok(IssueOutcome::Issued)
@@ -398,18 +507,34 @@ impl InvoiceStore for MemoryInvoiceStore {
 
     async fn record_pdf(&self, client_id: &str, invoice_id: &str, pdf: &PdfRecord) -> Result<(), StoreError> {
         let mut state = self.lock()?;
-        let stored = state.invoices.get_mut(&key(client_id, invoice_id)).ok_or_else(|| StoreError::Backend(format!("no invoice {invoice_id}")))?;
+        let stored = state
+            .invoices
+            .get_mut(&key(client_id, invoice_id))
+            .ok_or_else(|| StoreError::Backend(format!("no invoice {invoice_id}")))?;
         stored.pdf = Some(pdf.clone());
         Ok(())
     }
 
-    async fn claim_email(&self, client_id: &str, invoice_id: &str, now: OffsetDateTime, lease_until: OffsetDateTime) -> Result<EmailClaim, StoreError> {
+    async fn claim_email(
+        &self,
+        client_id: &str,
+        invoice_id: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<EmailClaim, StoreError> {
         let mut state = self.lock()?;
-        let stored = state.invoices.get(&key(client_id, invoice_id)).ok_or_else(|| StoreError::Backend(format!("no invoice {invoice_id}")))?;
+        let stored = state
+            .invoices
+            .get(&key(client_id, invoice_id))
+            .ok_or_else(|| StoreError::Backend(format!("no invoice {invoice_id}")))?;
         if let Some(email) = &stored.email {
             return Ok(EmailClaim::AlreadySent(email.clone()));
         }
-        if state.leases.get(&key(client_id, invoice_id)).is_some_and(|until| *until >= now) {
+        if state
+            .leases
+            .get(&key(client_id, invoice_id))
+            .is_some_and(|until| *until >= now)
+        {
             return Ok(EmailClaim::Busy);
         }
         state.leases.insert(key(client_id, invoice_id), lease_until);
@@ -419,7 +544,10 @@ impl InvoiceStore for MemoryInvoiceStore {
     async fn record_email(&self, client_id: &str, invoice_id: &str, email: &EmailRecord) -> Result<(), StoreError> {
         let mut state = self.lock()?;
         state.leases.remove(&key(client_id, invoice_id));
-        let stored = state.invoices.get_mut(&key(client_id, invoice_id)).ok_or_else(|| StoreError::Backend(format!("no invoice {invoice_id}")))?;
+        let stored = state
+            .invoices
+            .get_mut(&key(client_id, invoice_id))
+            .ok_or_else(|| StoreError::Backend(format!("no invoice {invoice_id}")))?;
         if stored.email.is_none() {
             stored.email = Some(email.clone());
             stored.email_attempts += 1;
@@ -431,7 +559,10 @@ impl InvoiceStore for MemoryInvoiceStore {
     async fn release_email(&self, client_id: &str, invoice_id: &str, error: &str) -> Result<(), StoreError> {
         let mut state = self.lock()?;
         state.leases.remove(&key(client_id, invoice_id));
-        let stored = state.invoices.get_mut(&key(client_id, invoice_id)).ok_or_else(|| StoreError::Backend(format!("no invoice {invoice_id}")))?;
+        let stored = state
+            .invoices
+            .get_mut(&key(client_id, invoice_id))
+            .ok_or_else(|| StoreError::Backend(format!("no invoice {invoice_id}")))?;
         stored.email_attempts += 1;
         stored.email_last_error = Some(error.to_owned());
         Ok(())
@@ -441,6 +572,10 @@ impl InvoiceStore for MemoryInvoiceStore {
         let state = self.lock()?;
         let mut pending: Vec<&StoredInvoice> = state.invoices.values().filter(|i| i.email.is_none()).collect();
         pending.sort_by_key(|i| nanos(i.invoice.issued_at));
-        Ok(pending.into_iter().take(limit as usize).map(|i| (i.invoice.client_id.clone(), i.invoice.invoice_id.clone())).collect())
+        Ok(pending
+            .into_iter()
+            .take(limit as usize)
+            .map(|i| (i.invoice.client_id.clone(), i.invoice.invoice_id.clone()))
+            .collect())
     }
 }

@@ -12,8 +12,8 @@ use crate::domain::presale::{Presale, PresaleId, PresaleStatus};
 use crate::domain::recording::{CustomerHistory, Recording};
 
 use super::{
-    CampaignDirectory, ConflictKind, CounterRow, Effects, IdempotencyBegin, IdempotencyStore, OutboxMessage, Page, PresaleQuery, PresaleStore, StoreError,
-    StoredPresale,
+    CampaignDirectory, ConflictKind, CounterRow, Effects, IdempotencyBegin, IdempotencyStore, OutboxMessage, Page,
+    PresaleQuery, PresaleStore, StoreError, StoredPresale,
 };
 
 fn poisoned<T>(_: T) -> StoreError {
@@ -62,7 +62,13 @@ impl PresaleStore for MemoryPresaleStore {
         }
         state.calls.insert(call, presale.id.clone());
         state.audit.insert(presale.id.clone(), vec![audit.clone()]);
-        state.presales.insert(presale.id.clone(), StoredPresale { presale: presale.clone(), audit_head: audit.hash.clone() });
+        state.presales.insert(
+            presale.id.clone(),
+            StoredPresale {
+                presale: presale.clone(),
+                audit_head: audit.hash.clone(),
+            },
+        );
         Ok(())
     }
 
@@ -70,28 +76,56 @@ impl PresaleStore for MemoryPresaleStore {
         Ok(self.state.lock().map_err(poisoned)?.presales.get(id).cloned())
     }
 
-    async fn save(&self, presale: &Presale, expected_version: u64, expected_status: PresaleStatus, audit: &AuditRecord) -> Result<(), StoreError> {
-        self.save_with(presale, expected_version, expected_status, audit, &Effects::default()).await
+    async fn save(
+        &self,
+        presale: &Presale,
+        expected_version: u64,
+        expected_status: PresaleStatus,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        self.save_with(presale, expected_version, expected_status, audit, &Effects::default())
+            .await
     }
 
-    async fn save_with(&self, presale: &Presale, expected_version: u64, expected_status: PresaleStatus, audit: &AuditRecord, effects: &Effects) -> Result<(), StoreError> {
+    async fn save_with(
+        &self,
+        presale: &Presale,
+        expected_version: u64,
+        expected_status: PresaleStatus,
+        audit: &AuditRecord,
+        effects: &Effects,
+    ) -> Result<(), StoreError> {
         let mut state = self.state.lock().map_err(poisoned)?;
         if let Some(message) = &effects.outbox {
             if state.outbox.contains_key(&message.message_id) {
                 return Err(StoreError::Conflict(ConflictKind::AlreadyExists));
             }
         }
-        let current = state.presales.get(&presale.id).ok_or(StoreError::Conflict(ConflictKind::StaleVersion))?;
+        let current = state
+            .presales
+            .get(&presale.id)
+            .ok_or(StoreError::Conflict(ConflictKind::StaleVersion))?;
         if current.presale.version != expected_version || current.presale.status != expected_status {
             return Err(StoreError::Conflict(ConflictKind::StaleVersion));
         }
         state.audit.entry(presale.id.clone()).or_default().push(audit.clone());
-        state.presales.insert(presale.id.clone(), StoredPresale { presale: presale.clone(), audit_head: audit.hash.clone() });
+        state.presales.insert(
+            presale.id.clone(),
+            StoredPresale {
+                presale: presale.clone(),
+                audit_head: audit.hash.clone(),
+            },
+        );
         if let Some(message) = &effects.outbox {
-            state.outbox.insert(message.message_id.clone(), (message.clone(), false));
+            state
+                .outbox
+                .insert(message.message_id.clone(), (message.clone(), false));
         }
         for counter in &effects.counters {
-            let row = state.counters.entry((counter.pk.clone(), counter.sk.clone())).or_default();
+            let row = state
+                .counters
+                .entry((counter.pk.clone(), counter.sk.clone()))
+                .or_default();
             for (name, by) in &counter.increments {
                 *row.entry(name.clone()).or_default() += by;
             }
@@ -117,20 +151,39 @@ impl PresaleStore for MemoryPresaleStore {
         let limit = query.limit.max(1) as usize;
         let items: Vec<Presale> = matching.iter().skip(start).take(limit).map(|p| (*p).clone()).collect();
         let next = start + items.len();
-        Ok(Page { next_cursor: (next < matching.len()).then(|| next.to_string()), items })
+        Ok(Page {
+            next_cursor: (next < matching.len()).then(|| next.to_string()),
+            items,
+        })
     }
 
     async fn find_by_call(&self, client_id: &str, call_id: &str) -> Result<Option<PresaleId>, StoreError> {
-        Ok(self.state.lock().map_err(poisoned)?.calls.get(&(client_id.to_owned(), call_id.to_owned())).cloned())
+        Ok(self
+            .state
+            .lock()
+            .map_err(poisoned)?
+            .calls
+            .get(&(client_id.to_owned(), call_id.to_owned()))
+            .cloned())
     }
 
     async fn audit_trail(&self, id: &PresaleId) -> Result<Vec<AuditRecord>, StoreError> {
-        Ok(self.state.lock().map_err(poisoned)?.audit.get(id).cloned().unwrap_or_default())
+        Ok(self
+            .state
+            .lock()
+            .map_err(poisoned)?
+            .audit
+            .get(id)
+            .cloned()
+            .unwrap_or_default())
     }
 
     async fn put_recording(&self, recording: &Recording) -> Result<bool, StoreError> {
         let mut state = self.state.lock().map_err(poisoned)?;
-        let versions = state.recordings.entry((recording.client_id.clone(), recording.call_id.clone())).or_default();
+        let versions = state
+            .recordings
+            .entry((recording.client_id.clone(), recording.call_id.clone()))
+            .or_default();
         if versions.iter().any(|r| r.sha256 == recording.sha256) {
             return Ok(false);
         }
@@ -140,22 +193,49 @@ impl PresaleStore for MemoryPresaleStore {
 
     async fn recordings(&self, client_id: &str, call_id: &str) -> Result<Vec<Recording>, StoreError> {
         let state = self.state.lock().map_err(poisoned)?;
-        let mut versions = state.recordings.get(&(client_id.to_owned(), call_id.to_owned())).cloned().unwrap_or_default();
+        let mut versions = state
+            .recordings
+            .get(&(client_id.to_owned(), call_id.to_owned()))
+            .cloned()
+            .unwrap_or_default();
         versions.sort_by_key(|r| std::cmp::Reverse(r.received_at));
         Ok(versions)
     }
 
-    async fn record_unrecognized(&self, _bucket: &str, key: &str, _version_id: Option<&str>, reason: &str, _at: time::OffsetDateTime) -> Result<(), StoreError> {
-        self.state.lock().map_err(poisoned)?.unrecognized.push((key.to_owned(), reason.to_owned()));
+    async fn record_unrecognized(
+        &self,
+        _bucket: &str,
+        key: &str,
+        _version_id: Option<&str>,
+        reason: &str,
+        _at: time::OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.state
+            .lock()
+            .map_err(poisoned)?
+            .unrecognized
+            .push((key.to_owned(), reason.to_owned()));
         Ok(())
     }
 
     async fn customer_history(&self, presale: &Presale) -> Result<CustomerHistory, StoreError> {
         let state = self.state.lock().map_err(poisoned)?;
-        let same_client = || state.presales.values().map(|s| &s.presale).filter(|p| p.client_id == presale.client_id);
+        let same_client = || {
+            state
+                .presales
+                .values()
+                .map(|s| &s.presale)
+                .filter(|p| p.client_id == presale.client_id)
+        };
         Ok(CustomerHistory {
-            same_document: same_client().filter(|p| p.customer.document == presale.customer.document).cloned().collect(),
-            same_phone: same_client().filter(|p| p.customer.phone == presale.customer.phone).cloned().collect(),
+            same_document: same_client()
+                .filter(|p| p.customer.document == presale.customer.document)
+                .cloned()
+                .collect(),
+            same_phone: same_client()
+                .filter(|p| p.customer.phone == presale.customer.phone)
+                .cloned()
+                .collect(),
         })
     }
 
@@ -168,14 +248,25 @@ impl PresaleStore for MemoryPresaleStore {
             .filter(|p| p.client_id == client_id && p.status == PresaleStatus::ReadyForReview)
             .cloned()
             .collect();
-        queue.sort_by_key(|p| (std::cmp::Reverse(p.risk_score.unwrap_or(0)), p.ready_at.unwrap_or(p.updated_at), p.id.clone()));
+        queue.sort_by_key(|p| {
+            (
+                std::cmp::Reverse(p.risk_score.unwrap_or(0)),
+                p.ready_at.unwrap_or(p.updated_at),
+                p.id.clone(),
+            )
+        });
         queue.truncate(limit as usize);
         Ok(queue)
     }
 
     async fn pending_outbox(&self, limit: u32) -> Result<Vec<OutboxMessage>, StoreError> {
         let state = self.state.lock().map_err(poisoned)?;
-        let mut pending: Vec<OutboxMessage> = state.outbox.values().filter(|(_, sent)| !sent).map(|(m, _)| m.clone()).collect();
+        let mut pending: Vec<OutboxMessage> = state
+            .outbox
+            .values()
+            .filter(|(_, sent)| !sent)
+            .map(|(m, _)| m.clone())
+            .collect();
         pending.sort_by_key(|m| m.created_at_ns);
         pending.truncate(limit as usize);
         Ok(pending)
@@ -190,7 +281,15 @@ impl PresaleStore for MemoryPresaleStore {
 
     async fn counters(&self, pk: &str) -> Result<Vec<CounterRow>, StoreError> {
         let state = self.state.lock().map_err(poisoned)?;
-        Ok(state.counters.iter().filter(|((p, _), _)| p == pk).map(|((_, sk), values)| CounterRow { sk: sk.clone(), values: values.clone() }).collect())
+        Ok(state
+            .counters
+            .iter()
+            .filter(|((p, _), _)| p == pk)
+            .map(|((_, sk), values)| CounterRow {
+                sk: sk.clone(),
+                values: values.clone(),
+            })
+            .collect())
     }
 }
 
@@ -201,8 +300,13 @@ pub struct MemoryCampaignDirectory {
 
 impl MemoryCampaignDirectory {
     pub fn with(catalogs: impl IntoIterator<Item = CampaignCatalog>) -> Self {
-        let map = catalogs.into_iter().map(|c| (c.campaign.campaign_id.clone(), c)).collect();
-        Self { catalogs: Mutex::new(map) }
+        let map = catalogs
+            .into_iter()
+            .map(|c| (c.campaign.campaign_id.clone(), c))
+            .collect();
+        Self {
+            catalogs: Mutex::new(map),
+        }
     }
 }
 
@@ -234,26 +338,57 @@ impl MemoryIdempotencyStore {
 
 #[async_trait]
 impl IdempotencyStore for MemoryIdempotencyStore {
-    async fn begin(&self, key: &str, fingerprint: &str, now: i64, lock_until: i64, expires_at: i64) -> Result<IdempotencyBegin, StoreError> {
+    async fn begin(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        now: i64,
+        lock_until: i64,
+        expires_at: i64,
+    ) -> Result<IdempotencyBegin, StoreError> {
         let mut records = self.records.lock().map_err(poisoned)?;
         if let Some(existing) = records.get(key) {
             let live = existing.expires_at > now && (existing.response_json.is_some() || existing.lock_until > now);
             if live {
                 return Ok(match &existing.response_json {
-                    Some(json) => IdempotencyBegin::Completed { fingerprint: existing.fingerprint.clone(), response_json: json.clone() },
-                    None => IdempotencyBegin::InProgress { fingerprint: existing.fingerprint.clone() },
+                    Some(json) => IdempotencyBegin::Completed {
+                        fingerprint: existing.fingerprint.clone(),
+                        response_json: json.clone(),
+                    },
+                    None => IdempotencyBegin::InProgress {
+                        fingerprint: existing.fingerprint.clone(),
+                    },
                 });
             }
         }
-        records.insert(key.to_owned(), IdemRecord { fingerprint: fingerprint.to_owned(), response_json: None, lock_until, expires_at });
+        records.insert(
+            key.to_owned(),
+            IdemRecord {
+                fingerprint: fingerprint.to_owned(),
+                response_json: None,
+                lock_until,
+                expires_at,
+            },
+        );
         Ok(IdempotencyBegin::Started)
     }
 
-    async fn complete(&self, key: &str, fingerprint: &str, response_json: &str, expires_at: i64) -> Result<(), StoreError> {
+    async fn complete(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        response_json: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
         let mut records = self.records.lock().map_err(poisoned)?;
         records.insert(
             key.to_owned(),
-            IdemRecord { fingerprint: fingerprint.to_owned(), response_json: Some(response_json.to_owned()), lock_until: 0, expires_at },
+            IdemRecord {
+                fingerprint: fingerprint.to_owned(),
+                response_json: Some(response_json.to_owned()),
+                lock_until: 0,
+                expires_at,
+            },
         );
         Ok(())
     }

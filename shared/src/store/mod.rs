@@ -99,7 +99,14 @@ pub trait PresaleStore: Send + Sync {
     async fn recordings(&self, client_id: &str, call_id: &str) -> Result<Vec<Recording>, StoreError>;
 
     /// Remember an object whose key does not follow the convention, with the reason.
-    async fn record_unrecognized(&self, bucket: &str, key: &str, version_id: Option<&str>, reason: &str, at: time::OffsetDateTime) -> Result<(), StoreError>;
+    async fn record_unrecognized(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        reason: &str,
+        at: time::OffsetDateTime,
+    ) -> Result<(), StoreError>;
 
     /// The client's other pre-sales with the same document or the same phone (from indexes).
     async fn customer_history(&self, presale: &Presale) -> Result<CustomerHistory, StoreError>;
@@ -167,14 +174,23 @@ pub trait FulfillmentDirectory: Send + Sync {
     async fn fulfillment(
         &self,
         campaign_id: &str,
-    ) -> Result<(std::collections::BTreeMap<String, crate::domain::fulfillment::ShippingSpec>, Option<crate::domain::fulfillment::FulfillmentConfig>), StoreError>;
+    ) -> Result<
+        (
+            std::collections::BTreeMap<String, crate::domain::fulfillment::ShippingSpec>,
+            Option<crate::domain::fulfillment::FulfillmentConfig>,
+        ),
+        StoreError,
+    >;
 }
 
 /// What invoicing needs from a client's configuration.
 #[async_trait]
 pub trait BillingDirectory: Send + Sync {
     /// The client's billing profile; `None` if the client has none configured.
-    async fn billing_profile(&self, client_id: &str) -> Result<Option<crate::domain::invoice::BillingProfile>, StoreError>;
+    async fn billing_profile(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<crate::domain::invoice::BillingProfile>, StoreError>;
 }
 
 #[async_trait]
@@ -188,8 +204,13 @@ pub trait CampaignDirectory: Send + Sync {
 pub enum IdempotencyBegin {
     /// The key is ours: process the request.
     Started,
-    Completed { fingerprint: String, response_json: String },
-    InProgress { fingerprint: String },
+    Completed {
+        fingerprint: String,
+        response_json: String,
+    },
+    InProgress {
+        fingerprint: String,
+    },
 }
 
 #[async_trait]
@@ -197,9 +218,22 @@ pub trait IdempotencyStore: Send + Sync {
     /// Claim `key` unless a live record holds it. `lock_until` bounds how long an in-progress
     /// claim blocks retries (the invocation deadline), `expires_at` how long the response is kept
     /// (all epoch seconds).
-    async fn begin(&self, key: &str, fingerprint: &str, now: i64, lock_until: i64, expires_at: i64) -> Result<IdempotencyBegin, StoreError>;
+    async fn begin(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        now: i64,
+        lock_until: i64,
+        expires_at: i64,
+    ) -> Result<IdempotencyBegin, StoreError>;
 
-    async fn complete(&self, key: &str, fingerprint: &str, response_json: &str, expires_at: i64) -> Result<(), StoreError>;
+    async fn complete(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        response_json: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
 
     /// Give the key back after a failure that the client should be able to retry.
     async fn release(&self, key: &str) -> Result<(), StoreError>;

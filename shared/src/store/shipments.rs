@@ -56,7 +56,12 @@ pub trait ShipmentStore: Send + Sync {
     async fn events(&self, shipment_id: &str) -> Result<Vec<crate::domain::shipment::TrackingEvent>, StoreError>;
     /// The shipment, its first audit record and its invoice request, in one transaction, only
     /// if no shipment exists for the sale.
-    async fn create(&self, shipment: &Shipment, audit: &AuditRecord, outbox: &OutboxMessage) -> Result<Created, StoreError>;
+    async fn create(
+        &self,
+        shipment: &Shipment,
+        audit: &AuditRecord,
+        outbox: &OutboxMessage,
+    ) -> Result<Created, StoreError>;
     async fn get(&self, shipment_id: &str) -> Result<Option<Shipment>, StoreError>;
     async fn pending_outbox(&self, limit: u32) -> Result<Vec<OutboxMessage>, StoreError>;
     async fn mark_sent(&self, message_id: &str) -> Result<(), StoreError>;
@@ -70,7 +75,10 @@ pub struct DynamoShipmentStore {
 
 impl DynamoShipmentStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+        }
     }
 
     /// Create only: the item must not exist yet.
@@ -81,20 +89,43 @@ impl DynamoShipmentStore {
 
 #[async_trait]
 impl ShipmentStore for DynamoShipmentStore {
-    async fn create(&self, shipment: &Shipment, audit: &AuditRecord, outbox: &OutboxMessage) -> Result<Created, StoreError> {
-        let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(shipment).map_err(corrupt("serializing shipment"))?;
-        item.insert("pk".into(), AttributeValue::S(format!("SHIPMENT#{}", shipment.shipment_id)));
+    async fn create(
+        &self,
+        shipment: &Shipment,
+        audit: &AuditRecord,
+        outbox: &OutboxMessage,
+    ) -> Result<Created, StoreError> {
+        let mut item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(shipment).map_err(corrupt("serializing shipment"))?;
+        item.insert(
+            "pk".into(),
+            AttributeValue::S(format!("SHIPMENT#{}", shipment.shipment_id)),
+        );
         item.insert("sk".into(), AttributeValue::S("META".into()));
         item.insert("audit_head".into(), AttributeValue::S(audit.hash.clone()));
-        let mut audit_item: HashMap<String, AttributeValue> = serde_dynamo::to_item(audit).map_err(corrupt("serializing audit"))?;
-        audit_item.insert("pk".into(), AttributeValue::S(format!("SHIPMENT#{}", shipment.shipment_id)));
+        let mut audit_item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(audit).map_err(corrupt("serializing audit"))?;
+        audit_item.insert(
+            "pk".into(),
+            AttributeValue::S(format!("SHIPMENT#{}", shipment.shipment_id)),
+        );
         audit_item.insert("sk".into(), AttributeValue::S(format!("AUDIT#{:010}", audit.seq)));
         let items = vec![self.put(item)?, self.put(audit_item)?, outbox_put(&self.table, outbox)?];
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
             Ok(_) => Ok(Created::Created),
             Err(err) => match cancellation_reasons(&err) {
-                Some(reasons) if reasons.first().is_some_and(|r| r == "ConditionalCheckFailed") => Ok(Created::AlreadyExists),
-                Some(reasons) => Err(StoreError::Unavailable(format!("shipment transaction cancelled: {reasons:?}"))),
+                Some(reasons) if reasons.first().is_some_and(|r| r == "ConditionalCheckFailed") => {
+                    Ok(Created::AlreadyExists)
+                }
+                Some(reasons) => Err(StoreError::Unavailable(format!(
+                    "shipment transaction cancelled: {reasons:?}"
+                ))),
                 None => Err(sdk_error(err)),
             },
         }
@@ -112,14 +143,22 @@ impl ShipmentStore for DynamoShipmentStore {
             .await
             .map_err(sdk_error)?;
         let Some(item) = output.item else { return Ok(None) };
-        let audit_head = item.get("audit_head").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        let audit_head = item
+            .get("audit_head")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
         let last_event_at = item
             .get("last_event_at")
             .and_then(|v| v.as_n().ok())
             .and_then(|n| n.parse::<i128>().ok())
             .and_then(|n| time::OffsetDateTime::from_unix_timestamp_nanos(n).ok());
         let shipment = serde_dynamo::from_item(item).map_err(corrupt("reading shipment"))?;
-        Ok(Some(StoredShipment { shipment, audit_head, last_event_at }))
+        Ok(Some(StoredShipment {
+            shipment,
+            audit_head,
+            last_event_at,
+        }))
     }
 
     async fn record_event(
@@ -131,12 +170,16 @@ impl ShipmentStore for DynamoShipmentStore {
     ) -> Result<EventRecorded, StoreError> {
         let shipment = &stored.shipment;
         let pk = format!("SHIPMENT#{}", shipment.shipment_id);
-        let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(shipment).map_err(corrupt("serializing shipment"))?;
+        let mut item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(shipment).map_err(corrupt("serializing shipment"))?;
         item.insert("pk".into(), AttributeValue::S(pk.clone()));
         item.insert("sk".into(), AttributeValue::S("META".into()));
         item.insert("audit_head".into(), AttributeValue::S(audit.hash.clone()));
         if let Some(at) = stored.last_event_at {
-            item.insert("last_event_at".into(), AttributeValue::N(at.unix_timestamp_nanos().to_string()));
+            item.insert(
+                "last_event_at".into(),
+                AttributeValue::N(at.unix_timestamp_nanos().to_string()),
+            );
         }
         let meta = Put::builder()
             .table_name(&self.table)
@@ -145,17 +188,31 @@ impl ShipmentStore for DynamoShipmentStore {
             .expression_attribute_values(":v", AttributeValue::N(expected_version.to_string()))
             .build()
             .map_err(|e| StoreError::Backend(e.to_string()))?;
-        let mut event_item: HashMap<String, AttributeValue> = serde_dynamo::to_item(event).map_err(corrupt("serializing event"))?;
+        let mut event_item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(event).map_err(corrupt("serializing event"))?;
         event_item.insert("pk".into(), AttributeValue::S(pk.clone()));
         event_item.insert("sk".into(), AttributeValue::S(format!("EVENT#{}", event.event_id)));
-        let mut audit_item: HashMap<String, AttributeValue> = serde_dynamo::to_item(audit).map_err(corrupt("serializing audit"))?;
+        let mut audit_item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(audit).map_err(corrupt("serializing audit"))?;
         audit_item.insert("pk".into(), AttributeValue::S(pk));
         audit_item.insert("sk".into(), AttributeValue::S(format!("AUDIT#{:010}", audit.seq)));
-        let items = vec![TransactWriteItem::builder().put(meta).build(), self.put(event_item)?, self.put(audit_item)?];
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+        let items = vec![
+            TransactWriteItem::builder().put(meta).build(),
+            self.put(event_item)?,
+            self.put(audit_item)?,
+        ];
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
             Ok(_) => Ok(EventRecorded::Recorded),
             Err(err) => match cancellation_reasons(&err) {
-                Some(reasons) if reasons.get(1).is_some_and(|r| r == "ConditionalCheckFailed") => Ok(EventRecorded::Duplicate),
+                Some(reasons) if reasons.get(1).is_some_and(|r| r == "ConditionalCheckFailed") => {
+                    Ok(EventRecorded::Duplicate)
+                }
                 Some(_) => Err(StoreError::Conflict(super::ConflictKind::StaleVersion)),
                 None => Err(sdk_error(err)),
             },
@@ -174,18 +231,17 @@ impl ShipmentStore for DynamoShipmentStore {
             .send()
             .await
             .map_err(sdk_error)?;
-        let mut events: Vec<crate::domain::shipment::TrackingEvent> =
-            output
-                .items
-                .unwrap_or_default()
-                .into_iter()
-                .map(|mut item| {
-                    // The event type refuses unknown fields (it is also the webhook's input): drop the keys.
-                    item.remove("pk");
-                    item.remove("sk");
-                    serde_dynamo::from_item(item).map_err(corrupt("reading event"))
-                })
-                .collect::<Result<_, _>>()?;
+        let mut events: Vec<crate::domain::shipment::TrackingEvent> = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|mut item| {
+                // The event type refuses unknown fields (it is also the webhook's input): drop the keys.
+                item.remove("pk");
+                item.remove("sk");
+                serde_dynamo::from_item(item).map_err(corrupt("reading event"))
+            })
+            .collect::<Result<_, _>>()?;
         events.sort_by_key(|e| e.occurred_at);
         Ok(events)
     }
@@ -218,13 +274,21 @@ fn poisoned<T>(_: T) -> StoreError {
 
 #[async_trait]
 impl ShipmentStore for MemoryShipmentStore {
-    async fn create(&self, shipment: &Shipment, _audit: &AuditRecord, outbox: &OutboxMessage) -> Result<Created, StoreError> {
+    async fn create(
+        &self,
+        shipment: &Shipment,
+        _audit: &AuditRecord,
+        outbox: &OutboxMessage,
+    ) -> Result<Created, StoreError> {
         let mut shipments = self.shipments.lock().map_err(poisoned)?;
         if shipments.contains_key(&shipment.shipment_id) {
             return Ok(Created::AlreadyExists);
         }
         shipments.insert(shipment.shipment_id.clone(), shipment.clone());
-        self.outbox.lock().map_err(poisoned)?.insert(outbox.message_id.clone(), (outbox.clone(), false));
+        self.outbox
+            .lock()
+            .map_err(poisoned)?
+            .insert(outbox.message_id.clone(), (outbox.clone(), false));
         Ok(Created::Created)
     }
 
@@ -234,10 +298,26 @@ impl ShipmentStore for MemoryShipmentStore {
 
     async fn load(&self, shipment_id: &str) -> Result<Option<StoredShipment>, StoreError> {
         let last_event_at = self.last_event_at.lock().map_err(poisoned)?.get(shipment_id).copied();
-        Ok(self.shipments.lock().map_err(poisoned)?.get(shipment_id).cloned().map(|shipment| StoredShipment { shipment, audit_head: String::new(), last_event_at }))
+        Ok(self
+            .shipments
+            .lock()
+            .map_err(poisoned)?
+            .get(shipment_id)
+            .cloned()
+            .map(|shipment| StoredShipment {
+                shipment,
+                audit_head: String::new(),
+                last_event_at,
+            }))
     }
 
-    async fn record_event(&self, stored: &StoredShipment, expected_version: u64, event: &crate::domain::shipment::TrackingEvent, _audit: &AuditRecord) -> Result<EventRecorded, StoreError> {
+    async fn record_event(
+        &self,
+        stored: &StoredShipment,
+        expected_version: u64,
+        event: &crate::domain::shipment::TrackingEvent,
+        _audit: &AuditRecord,
+    ) -> Result<EventRecorded, StoreError> {
         let mut shipments = self.shipments.lock().map_err(poisoned)?;
         let mut events = self.events.lock().map_err(poisoned)?;
         let history = events.entry(stored.shipment.shipment_id.clone()).or_default();
@@ -250,20 +330,34 @@ impl ShipmentStore for MemoryShipmentStore {
         history.push(event.clone());
         shipments.insert(stored.shipment.shipment_id.clone(), stored.shipment.clone());
         if let Some(at) = stored.last_event_at {
-            self.last_event_at.lock().map_err(poisoned)?.insert(stored.shipment.shipment_id.clone(), at);
+            self.last_event_at
+                .lock()
+                .map_err(poisoned)?
+                .insert(stored.shipment.shipment_id.clone(), at);
         }
         Ok(EventRecorded::Recorded)
     }
 
     async fn events(&self, shipment_id: &str) -> Result<Vec<crate::domain::shipment::TrackingEvent>, StoreError> {
-        let mut events = self.events.lock().map_err(poisoned)?.get(shipment_id).cloned().unwrap_or_default();
+        let mut events = self
+            .events
+            .lock()
+            .map_err(poisoned)?
+            .get(shipment_id)
+            .cloned()
+            .unwrap_or_default();
         events.sort_by_key(|e| e.occurred_at);
         Ok(events)
     }
 
     async fn pending_outbox(&self, limit: u32) -> Result<Vec<OutboxMessage>, StoreError> {
         let outbox = self.outbox.lock().map_err(poisoned)?;
-        Ok(outbox.values().filter(|(_, sent)| !sent).map(|(m, _)| m.clone()).take(limit as usize).collect())
+        Ok(outbox
+            .values()
+            .filter(|(_, sent)| !sent)
+            .map(|(m, _)| m.clone())
+            .take(limit as usize)
+            .collect())
     }
 
     async fn mark_sent(&self, message_id: &str) -> Result<(), StoreError> {

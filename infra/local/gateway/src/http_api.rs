@@ -8,9 +8,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use aws_lambda_events::apigw::{
-    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription,
-    ApiGatewayV2httpRequest, ApiGatewayV2httpRequestContext,
-    ApiGatewayV2httpRequestContextHttpDescription,
+    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequest,
+    ApiGatewayV2httpRequestContext, ApiGatewayV2httpRequestContextHttpDescription,
 };
 use aws_lambda_events::query_map::QueryMap;
 use axum::Router;
@@ -44,9 +43,7 @@ async fn read_body(mut body: Body, limit: usize) -> Result<Vec<u8>, BodyError> {
     use axum::body::HttpBody as _;
     let mut bytes = Vec::new();
     let mut total = 0usize;
-    while let Some(frame) =
-        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
-    {
+    while let Some(frame) = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await {
         let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
         if let Ok(data) = frame.into_data() {
             total = total.saturating_add(data.len());
@@ -84,12 +81,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
-    (
-        status,
-        [("content-type", "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+    (status, [("content-type", "application/json")], body.to_string()).into_response()
 }
 
 fn message(status: StatusCode, text: &str) -> Response {
@@ -100,10 +92,7 @@ fn loopback_only(peer: SocketAddr) -> Option<Response> {
     (!peer.ip().is_loopback()).then(|| message(StatusCode::FORBIDDEN, "Forbidden"))
 }
 
-async fn health(
-    State(state): State<Arc<ApiState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-) -> Response {
+async fn health(State(state): State<Arc<ApiState>>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response {
     if let Some(denied) = loopback_only(peer) {
         return denied;
     }
@@ -119,10 +108,7 @@ async fn health(
     )
 }
 
-async fn list_routes(
-    State(state): State<Arc<ApiState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-) -> Response {
+async fn list_routes(State(state): State<Arc<ApiState>>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response {
     if let Some(denied) = loopback_only(peer) {
         return denied;
     }
@@ -155,10 +141,7 @@ async fn admin_invoke(
     }
     let started = Instant::now();
     let Some(spec) = state.runtime.function(&function) else {
-        return message(
-            StatusCode::NOT_FOUND,
-            &format!("Function not found: {function}"),
-        );
+        return message(StatusCode::NOT_FOUND, &format!("Function not found: {function}"));
     };
     let timeout_secs = spec.timeout_secs;
     let body = match read_body(request.into_body(), MAX_REQUEST_BYTES).await {
@@ -185,9 +168,7 @@ async fn admin_invoke(
     };
     let response = match outcome.error_parts(timeout_secs) {
         None => match outcome {
-            InvocationOutcome::Ok(payload) => {
-                ([("content-type", "application/json")], payload).into_response()
-            }
+            InvocationOutcome::Ok(payload) => ([("content-type", "application/json")], payload).into_response(),
             _ => message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
         },
         Some((error_type, error_message)) => {
@@ -195,10 +176,8 @@ async fn admin_invoke(
                 StatusCode::BAD_GATEWAY,
                 &json!({"errorType": error_type, "errorMessage": error_message}),
             );
-            r.headers_mut().insert(
-                "x-amz-function-error",
-                HeaderValue::from_static("Unhandled"),
-            );
+            r.headers_mut()
+                .insert("x-amz-function-error", HeaderValue::from_static("Unhandled"));
             r
         }
     };
@@ -227,10 +206,7 @@ async fn api(
         .map(str::to_owned);
     let (mut response, function) = match (&state.cors, &origin) {
         (Some(cors), Some(origin))
-            if method == "OPTIONS"
-                && request
-                    .headers()
-                    .contains_key("access-control-request-method") =>
+            if method == "OPTIONS" && request.headers().contains_key("access-control-request-method") =>
         {
             (preflight(cors, origin, request.headers()), None)
         }
@@ -251,22 +227,13 @@ async fn api(
     response
 }
 
-async fn handle(
-    state: &ApiState,
-    peer: SocketAddr,
-    request: Request,
-    request_id: &str,
-) -> (Response, Option<String>) {
+async fn handle(state: &ApiState, peer: SocketAddr, request: Request, request_id: &str) -> (Response, Option<String>) {
     let path = request.uri().path().to_owned();
     let Some(matched) = state.routes.find(request.method().as_str(), &path) else {
         return (message(StatusCode::NOT_FOUND, "Not Found"), None);
     };
     let function = matched.function.to_owned();
-    let timeout_secs = state
-        .runtime
-        .function(&function)
-        .map(|f| f.timeout_secs)
-        .unwrap_or(0);
+    let timeout_secs = state.runtime.function(&function).map(|f| f.timeout_secs).unwrap_or(0);
 
     let claims = if matched.route.auth_required {
         match authorize(state, request.headers(), &matched) {
@@ -299,10 +266,7 @@ async fn handle(
         }
         Err(BodyError::Read(e)) => {
             tracing::debug!("reading the request body: {e}");
-            return (
-                message(StatusCode::BAD_REQUEST, "Bad Request"),
-                Some(function),
-            );
+            return (message(StatusCode::BAD_REQUEST, "Bad Request"), Some(function));
         }
     };
     let input = RequestInput {
@@ -356,10 +320,7 @@ async fn handle(
         }
         other => {
             if let Some((error_type, error_message)) = other.error_parts(timeout_secs) {
-                tracing::warn!(
-                    "{function} failed: {error_type}: {}",
-                    first_line(&error_message)
-                );
+                tracing::warn!("{function} failed: {error_type}: {}", first_line(&error_message));
             }
             message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
         }
@@ -392,13 +353,7 @@ fn preflight(cors: &CorsConfig, origin: &str, headers: &HeaderMap) -> Response {
     if !origin_allowed(cors, origin) {
         return response;
     }
-    let requested = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned()
-    };
+    let requested = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let listed = |list: &[String], name: &str| {
         if list.iter().any(|x| x == "*") {
             requested(name)
@@ -412,18 +367,10 @@ fn preflight(cors: &CorsConfig, origin: &str, headers: &HeaderMap) -> Response {
         insert_header(&mut response, "access-control-allow-methods", &methods);
     }
     if !allowed_headers.is_empty() {
-        insert_header(
-            &mut response,
-            "access-control-allow-headers",
-            &allowed_headers,
-        );
+        insert_header(&mut response, "access-control-allow-headers", &allowed_headers);
     }
     if let Some(max_age) = cors.max_age {
-        insert_header(
-            &mut response,
-            "access-control-max-age",
-            &max_age.to_string(),
-        );
+        insert_header(&mut response, "access-control-max-age", &max_age.to_string());
     }
     response
 }
@@ -433,16 +380,11 @@ fn apply_cors(cors: &CorsConfig, origin: Option<&str>, response: &mut Response) 
     let own: Vec<HeaderName> = response
         .headers()
         .keys()
-        .filter(|k| {
-            k.as_str().starts_with("access-control-allow-")
-                || k.as_str() == "access-control-expose-headers"
-        })
+        .filter(|k| k.as_str().starts_with("access-control-allow-") || k.as_str() == "access-control-expose-headers")
         .cloned()
         .collect();
-    let preflight = response.status() == StatusCode::NO_CONTENT
-        && response
-            .headers()
-            .contains_key("access-control-allow-methods");
+    let preflight =
+        response.status() == StatusCode::NO_CONTENT && response.headers().contains_key("access-control-allow-methods");
     if !preflight {
         for name in own {
             response.headers_mut().remove(name);
@@ -479,11 +421,7 @@ fn first_line(text: &str) -> &str {
 }
 
 /// The JWT authorizer: 401 without a valid token, 403 without a required scope.
-fn authorize(
-    state: &ApiState,
-    headers: &HeaderMap,
-    matched: &RouteMatch<'_>,
-) -> Result<jwt::Claims, Box<Response>> {
+fn authorize(state: &ApiState, headers: &HeaderMap, matched: &RouteMatch<'_>) -> Result<jwt::Claims, Box<Response>> {
     let unauthorized = |description: &str| {
         let mut r = message(StatusCode::UNAUTHORIZED, "Unauthorized");
         let challenge = format!(
@@ -547,19 +485,13 @@ pub fn build_event(
     claims: Option<&jwt::Claims>,
 ) -> Result<Vec<u8>, String> {
     let route_key = matched.route.route_key();
-    let method = aws_lambda_events::http::Method::from_bytes(input.method.as_bytes())
-        .map_err(|e| e.to_string())?;
+    let method = aws_lambda_events::http::Method::from_bytes(input.method.as_bytes()).map_err(|e| e.to_string())?;
 
     // Lower-case names (http's are already), repeated headers joined with ",", cookies apart.
     let mut headers = aws_lambda_events::http::HeaderMap::new();
     let mut cookies: Vec<String> = Vec::new();
     for name in input.headers.keys() {
-        let values: Vec<&[u8]> = input
-            .headers
-            .get_all(name)
-            .iter()
-            .map(HeaderValue::as_bytes)
-            .collect();
+        let values: Vec<&[u8]> = input.headers.get_all(name).iter().map(HeaderValue::as_bytes).collect();
         if name.as_str() == "cookie" {
             for v in values {
                 cookies.extend(
@@ -615,10 +547,7 @@ pub fn build_event(
 
     let mut query: HashMap<String, Vec<String>> = HashMap::new();
     for (k, v) in form_urlencoded::parse(input.raw_query.as_bytes()) {
-        query
-            .entry(k.into_owned())
-            .or_default()
-            .push(v.into_owned());
+        query.entry(k.into_owned()).or_default().push(v.into_owned());
     }
 
     let (body, is_base64_encoded) = if input.body.is_empty() {
@@ -626,10 +555,7 @@ pub fn build_event(
     } else {
         match std::str::from_utf8(input.body) {
             Ok(text) => (Some(text.to_owned()), false),
-            Err(_) => (
-                Some(base64::engine::general_purpose::STANDARD.encode(input.body)),
-                true,
-            ),
+            Err(_) => (Some(base64::engine::general_purpose::STANDARD.encode(input.body)), true),
         }
     };
 
@@ -667,12 +593,7 @@ pub fn build_event(
     context.stage = Some("$default".to_owned());
     context.request_id = Some(input.request_id.to_owned());
     context.apiid = Some(crate::resources::LOCAL_API_ID.to_owned());
-    context.domain_prefix = Some(
-        host.split(['.', ':'])
-            .next()
-            .unwrap_or("localhost")
-            .to_owned(),
-    );
+    context.domain_prefix = Some(host.split(['.', ':']).next().unwrap_or("localhost").to_owned());
     context.domain_name = Some(host);
     context.time = Some(time_text);
     context.time_epoch = (now.unix_timestamp_nanos() / 1_000_000) as i64;
@@ -728,13 +649,9 @@ pub struct HttpReply {
 impl IntoResponse for HttpReply {
     fn into_response(self) -> Response {
         let mut response = Response::new(Body::from(self.body));
-        *response.status_mut() =
-            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        *response.status_mut() = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         for (name, value) in self.headers {
-            match (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(&value),
-            ) {
+            match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
                 (Ok(n), Ok(v)) => {
                     response.headers_mut().append(n, v);
                 }
@@ -810,22 +727,14 @@ pub fn map_v2_response(payload: &[u8]) -> Result<HttpReply, String> {
         Some(Value::String(s)) => s.clone().into_bytes(),
         Some(other) => other.to_string().into_bytes(),
     };
-    let body = if object
-        .get("isBase64Encoded")
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
-    {
+    let body = if object.get("isBase64Encoded").and_then(Value::as_bool).unwrap_or(false) {
         base64::engine::general_purpose::STANDARD
             .decode(&body)
             .map_err(|e| format!("isBase64Encoded but the body is not base64: {e}"))?
     } else {
         body
     };
-    Ok(HttpReply {
-        status,
-        headers,
-        body,
-    })
+    Ok(HttpReply { status, headers, body })
 }
 
 #[cfg(test)]
@@ -854,7 +763,9 @@ mod tests {
 
     #[test]
     fn multi_value_headers_and_empty_body() {
-        let reply = map_v2_response(br#"{"statusCode":"204","headers":{"vary":"x"},"multiValueHeaders":{"Vary":["a","b"]}}"#).expect("maps");
+        let reply =
+            map_v2_response(br#"{"statusCode":"204","headers":{"vary":"x"},"multiValueHeaders":{"Vary":["a","b"]}}"#)
+                .expect("maps");
         assert_eq!(reply.status, 204);
         assert_eq!(
             reply.headers,
@@ -865,30 +776,17 @@ mod tests {
 
     #[test]
     fn base64_body() {
-        let reply =
-            map_v2_response(br#"{"statusCode":200,"body":"AAEC/w==","isBase64Encoded":true}"#)
-                .expect("maps");
+        let reply = map_v2_response(br#"{"statusCode":200,"body":"AAEC/w==","isBase64Encoded":true}"#).expect("maps");
         assert_eq!(reply.body, vec![0, 1, 2, 255]);
-        assert!(
-            map_v2_response(br#"{"statusCode":200,"body":"%%%","isBase64Encoded":true}"#).is_err()
-        );
+        assert!(map_v2_response(br#"{"statusCode":200,"body":"%%%","isBase64Encoded":true}"#).is_err());
     }
 
     #[test]
     fn bare_json_is_a_200() {
-        for payload in [
-            &br#"{"hello":"world"}"#[..],
-            b"[1,2]",
-            b"\"text\"",
-            b"42",
-            b"null",
-        ] {
+        for payload in [&br#"{"hello":"world"}"#[..], b"[1,2]", b"\"text\"", b"42", b"null"] {
             let reply = map_v2_response(payload).expect("maps");
             assert_eq!(reply.status, 200);
-            assert_eq!(
-                reply.headers,
-                vec![("content-type".into(), "application/json".into())]
-            );
+            assert_eq!(reply.headers, vec![("content-type".into(), "application/json".into())]);
             assert_eq!(reply.body, payload);
         }
     }
@@ -903,10 +801,7 @@ mod tests {
 
     fn cors() -> CorsConfig {
         CorsConfig {
-            allow_origins: vec![
-                "https://app.example.com".into(),
-                "https://*.dev.example.com".into(),
-            ],
+            allow_origins: vec!["https://app.example.com".into(), "https://*.dev.example.com".into()],
             allow_methods: vec!["GET".into(), "POST".into()],
             allow_headers: vec!["*".into()],
             expose_headers: vec!["location".into(), "etag".into()],
@@ -918,31 +813,20 @@ mod tests {
     #[test]
     fn cors_preflight_and_responses() {
         let mut headers = HeaderMap::new();
-        headers.insert(
-            "access-control-request-method",
-            HeaderValue::from_static("POST"),
-        );
+        headers.insert("access-control-request-method", HeaderValue::from_static("POST"));
         headers.insert(
             "access-control-request-headers",
             HeaderValue::from_static("authorization,content-type"),
         );
         let mut r = preflight(&cors(), "https://app.example.com", &headers);
         apply_cors(&cors(), Some("https://app.example.com"), &mut r);
-        let h = |r: &Response, n: &str| {
-            r.headers()
-                .get(n)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
+        let h = |r: &Response, n: &str| r.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
         assert_eq!(r.status(), StatusCode::NO_CONTENT);
         assert_eq!(
             h(&r, "access-control-allow-origin").as_deref(),
             Some("https://app.example.com")
         );
-        assert_eq!(
-            h(&r, "access-control-allow-methods").as_deref(),
-            Some("GET,POST")
-        );
+        assert_eq!(h(&r, "access-control-allow-methods").as_deref(), Some("GET,POST"));
         assert_eq!(
             h(&r, "access-control-allow-headers").as_deref(),
             Some("authorization,content-type")
@@ -950,19 +834,14 @@ mod tests {
         assert_eq!(h(&r, "access-control-max-age").as_deref(), Some("600"));
 
         let mut r = message(StatusCode::OK, "x");
-        r.headers_mut().insert(
-            "access-control-allow-origin",
-            HeaderValue::from_static("https://evil"),
-        );
+        r.headers_mut()
+            .insert("access-control-allow-origin", HeaderValue::from_static("https://evil"));
         apply_cors(&cors(), Some("https://a.dev.example.com"), &mut r);
         assert_eq!(
             h(&r, "access-control-allow-origin").as_deref(),
             Some("https://a.dev.example.com")
         );
-        assert_eq!(
-            h(&r, "access-control-expose-headers").as_deref(),
-            Some("location,etag")
-        );
+        assert_eq!(h(&r, "access-control-expose-headers").as_deref(), Some("location,etag"));
 
         let mut r = message(StatusCode::OK, "x");
         apply_cors(&cors(), Some("https://other.example.com"), &mut r);
@@ -991,8 +870,7 @@ mod tests {
         headers.append("cookie", HeaderValue::from_static("s=1; t=2"));
         headers.append("host", HeaderValue::from_static("127.0.0.1:3000"));
         headers.append("user-agent", HeaderValue::from_static("curl/8"));
-        let claims =
-            json!({"sub": "u", "exp": 1700000000, "clients": "acme globex", "scope": "a b"});
+        let claims = json!({"sub": "u", "exp": 1700000000, "clients": "acme globex", "scope": "a b"});
         let input = RequestInput {
             method: "POST",
             raw_path: "/presales/p%201",
@@ -1004,10 +882,8 @@ mod tests {
             request_id: "rid",
             account_id: "123456789012",
         };
-        let event: Value = serde_json::from_slice(
-            &build_event(&input, &matched, claims.as_object()).expect("event"),
-        )
-        .expect("json");
+        let event: Value =
+            serde_json::from_slice(&build_event(&input, &matched, claims.as_object()).expect("event")).expect("json");
         assert_eq!(event["version"], "2.0");
         assert_eq!(event["routeKey"], "POST /presales/{id}");
         assert_eq!(event["rawPath"], "/presales/p%201");
@@ -1015,10 +891,7 @@ mod tests {
         assert_eq!(event["headers"]["x-multi"], "a,b");
         assert!(event["headers"].get("cookie").is_none());
         assert_eq!(event["cookies"], json!(["s=1", "t=2"]));
-        assert_eq!(
-            event["queryStringParameters"],
-            json!({"a": "1,2", "b": "x y"})
-        );
+        assert_eq!(event["queryStringParameters"], json!({"a": "1,2", "b": "x y"}));
         assert_eq!(event["pathParameters"], json!({"id": "p 1"}));
         assert_eq!(event["isBase64Encoded"], true);
         assert_eq!(event["body"], "/wA=");
@@ -1036,11 +909,7 @@ mod tests {
         assert_eq!(ctx["authorizer"]["jwt"]["claims"]["clients"], "acme globex");
         assert_eq!(ctx["authorizer"]["jwt"]["scopes"], json!(["a", "b"]));
         // The event is what the functions deserialize.
-        let typed: ApiGatewayV2httpRequest =
-            serde_json::from_value(event).expect("ApiGatewayV2httpRequest");
-        assert_eq!(
-            typed.request_context.http.method,
-            aws_lambda_events::http::Method::POST
-        );
+        let typed: ApiGatewayV2httpRequest = serde_json::from_value(event).expect("ApiGatewayV2httpRequest");
+        assert_eq!(typed.request_context.http.method, aws_lambda_events::http::Method::POST);
     }
 }

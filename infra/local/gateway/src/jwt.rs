@@ -126,13 +126,9 @@ pub fn verify(secret: &str, auth: &AuthConfig, token: &str) -> Result<Claims, Jw
     validation.set_audience(&auth.audience);
     validation.set_required_spec_claims(&["exp", "iss", "aud"]);
     validation.leeway = LEEWAY_SECS;
-    jsonwebtoken::decode::<Claims>(
-        token,
-        &DecodingKey::from_secret(secret.as_bytes()),
-        &validation,
-    )
-    .map(|data| data.claims)
-    .map_err(|e| JwtError::Invalid(e.to_string()))
+    jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(secret.as_bytes()), &validation)
+        .map(|data| data.claims)
+        .map_err(|e| JwtError::Invalid(e.to_string()))
 }
 
 /// Renders a claim as API Gateway does: strings as they are, numbers as their decimal text,
@@ -143,20 +139,14 @@ pub fn claim_text(value: &Value) -> String {
         Value::Number(n) => n.to_string(),
         Value::Bool(b) => b.to_string(),
         Value::Null => String::new(),
-        Value::Array(items) => format!(
-            "[{}]",
-            items.iter().map(claim_text).collect::<Vec<_>>().join(" ")
-        ),
+        Value::Array(items) => format!("[{}]", items.iter().map(claim_text).collect::<Vec<_>>().join(" ")),
         Value::Object(_) => value.to_string(),
     }
 }
 
 /// Every claim as a string (`requestContext.authorizer.jwt.claims`).
 pub fn api_gateway_claims(claims: &Claims) -> HashMap<String, String> {
-    claims
-        .iter()
-        .map(|(k, v)| (k.clone(), claim_text(v)))
-        .collect()
+    claims.iter().map(|(k, v)| (k.clone(), claim_text(v))).collect()
 }
 
 /// `requestContext.authorizer.jwt.scopes`: the `scope` claim split on spaces (or `scp` as a
@@ -195,10 +185,7 @@ mod tests {
         assert_eq!(claims["role"], "agent");
         assert_eq!(claims["clients"], "acme globex");
         assert_eq!(claims["name"], "agent-7");
-        let (iat, exp) = (
-            claims["iat"].as_i64().unwrap_or(0),
-            claims["exp"].as_i64().unwrap_or(0),
-        );
+        let (iat, exp) = (claims["iat"].as_i64().unwrap_or(0), claims["exp"].as_i64().unwrap_or(0));
         assert_eq!(exp - iat, 60);
     }
 
@@ -215,10 +202,7 @@ mod tests {
             extra: None,
         };
         let token = mint_token("s3cret", &request).expect("mint");
-        assert!(matches!(
-            verify("s3cret", &auth(), &token),
-            Err(JwtError::Invalid(_))
-        ));
+        assert!(matches!(verify("s3cret", &auth(), &token), Err(JwtError::Invalid(_))));
         // Within the leeway it still passes.
         let token = mint_token(
             "s3cret",
@@ -239,18 +223,12 @@ mod tests {
             issuer: auth().issuer,
             audience: vec!["nope".into()],
         };
-        assert!(
-            verify("s3cret", &wrong_aud, &token).is_err(),
-            "wrong audience"
-        );
+        assert!(verify("s3cret", &wrong_aud, &token).is_err(), "wrong audience");
         let wrong_iss = AuthConfig {
             issuer: "https://elsewhere/".into(),
             audience: auth().audience,
         };
-        assert!(
-            verify("s3cret", &wrong_iss, &token).is_err(),
-            "wrong issuer"
-        );
+        assert!(verify("s3cret", &wrong_iss, &token).is_err(), "wrong issuer");
         assert!(verify("s3cret", &auth(), "not.a.jwt").is_err());
         assert!(matches!(
             mint("", &auth(), "u", "agent", &clients(), 60),
@@ -260,8 +238,7 @@ mod tests {
 
     #[test]
     fn second_audience_and_extra_claims() {
-        let extra =
-            json!({"scope": "presales.read presales.write", "groups": ["a", "b"], "name": "Ana"});
+        let extra = json!({"scope": "presales.read presales.write", "groups": ["a", "b"], "name": "Ana"});
         let request = TokenRequest {
             issuer: "https://auth.backoffice.local/",
             audience: "other",
@@ -272,15 +249,11 @@ mod tests {
             extra: extra.as_object().cloned(),
         };
         let token = mint_token("k", &request).expect("mint");
-        let claims =
-            verify("k", &auth(), &token).expect("aud is one of the authorizer's audiences");
+        let claims = verify("k", &auth(), &token).expect("aud is one of the authorizer's audiences");
         assert_eq!(claims["name"], "Ana", "extra wins");
         assert_eq!(
             scopes(&claims),
-            Some(vec![
-                "presales.read".to_owned(),
-                "presales.write".to_owned()
-            ])
+            Some(vec!["presales.read".to_owned(), "presales.write".to_owned()])
         );
     }
 

@@ -37,15 +37,9 @@ pub enum GatewayError {
     #[error("routes need the JWT authorizer but the template's HTTP API has none")]
     NoAuthorizer,
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error("cannot create the log directory {path}: {source}")]
-    LogDir {
-        path: String,
-        source: std::io::Error,
-    },
+    LogDir { path: String, source: std::io::Error },
 }
 
 /// How to run the gateway (the `serve` command's options).
@@ -84,12 +78,7 @@ impl Gateway {
         let auth_routes: Vec<String> = parsed
             .functions
             .iter()
-            .flat_map(|f| {
-                f.http_routes
-                    .iter()
-                    .filter(|r| r.auth_required)
-                    .map(|r| r.route_key())
-            })
+            .flat_map(|f| f.http_routes.iter().filter(|r| r.auth_required).map(|r| r.route_key()))
             .collect();
         if !auth_routes.is_empty() {
             if parsed.auth.is_none() {
@@ -118,12 +107,7 @@ impl Gateway {
             }
         }
 
-        let mut settings = RuntimeSettings::new(
-            &resources,
-            &config.bin_dir,
-            &config.log_dir,
-            config.max_instances,
-        );
+        let mut settings = RuntimeSettings::new(&resources, &config.bin_dir, &config.log_dir, config.max_instances);
         settings.extra_env.extend(config.function_env.clone());
         let runtime = Arc::new(Runtime::new(&parsed.functions, settings));
         let state = Arc::new(ApiState {
@@ -152,10 +136,7 @@ impl Gateway {
             let shutdown = async move {
                 let _ = server_stop.wait_for(|s| *s).await;
             };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
                 tracing::error!("HTTP server failed: {e}");
             }
         });
@@ -170,9 +151,7 @@ impl Gateway {
                     if tail.trim().is_empty() {
                         tracing::error!("{function} failed to start: {error}");
                     } else {
-                        tracing::error!(
-                            "{function} failed to start: {error}; its log ends with:\n{tail}"
-                        );
+                        tracing::error!("{function} failed to start: {error}; its log ends with:\n{tail}");
                     }
                 }
                 if failures.is_empty() {
@@ -185,13 +164,7 @@ impl Gateway {
         let mut pollers = Vec::new();
         if config.sqs && parsed.functions.iter().any(|f| !f.sqs_sources.is_empty()) {
             let client = sqs::client(&resources).await;
-            pollers = sqs::spawn_pollers(
-                &client,
-                &runtime,
-                &resources,
-                config.retry_delay_secs,
-                &stopped,
-            );
+            pollers = sqs::spawn_pollers(&client, &runtime, &resources, config.retry_delay_secs, &stopped);
         }
         tracing::info!("listening on http://{addr}");
         Ok(Gateway {

@@ -67,17 +67,14 @@ enum Command {
     },
 }
 
-const NO_SECRET: &str =
-    "LOCAL_JWT_SECRET is not set (the HS256 secret of the JWT authorizer; or pass --jwt-secret)";
+const NO_SECRET: &str = "LOCAL_JWT_SECRET is not set (the HS256 secret of the JWT authorizer; or pass --jwt-secret)";
 
 fn init_logging() {
     let filter = std::env::var("LOCAL_GATEWAY_LOG")
         .ok()
         .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| {
-            tracing_subscriber::EnvFilter::new(
-                "info,aws_config=warn,aws_smithy_runtime=warn,hyper=warn",
-            )
+            tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn,hyper=warn")
         });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -113,8 +110,7 @@ async fn main() -> ExitCode {
             let minted = template::load_auth_config(&template, &resources)
                 .map_err(|e| e.to_string())
                 .and_then(|auth| {
-                    jwt::mint(&jwt_secret, &auth, &sub, &role, &clients, ttl_secs)
-                        .map_err(|e| e.to_string())
+                    jwt::mint(&jwt_secret, &auth, &sub, &role, &clients, ttl_secs).map_err(|e| e.to_string())
                 });
             match minted {
                 Ok(token) => {

@@ -20,15 +20,9 @@ pub const LOCAL_API_ID: &str = "local";
 #[derive(Debug, thiserror::Error)]
 pub enum ResourcesError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("{path} is not a valid resources.json: {source}")]
-    Parse {
-        path: String,
-        source: serde_json::Error,
-    },
+    Parse { path: String, source: serde_json::Error },
 }
 
 /// A JSON scalar (string, number or bool) read as its text.
@@ -135,9 +129,7 @@ impl Resources {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResolveError {
-    #[error(
-        "!Ref {0}: not a parameter, pseudo parameter or resource in resources.json (is the stack provisioned?)"
-    )]
+    #[error("!Ref {0}: not a parameter, pseudo parameter or resource in resources.json (is the stack provisioned?)")]
     UnknownRef(String),
     #[error("!GetAtt {resource}.{attribute}: resources.json has no such attribute")]
     UnknownAttribute { resource: String, attribute: String },
@@ -206,9 +198,7 @@ impl<'a> Resolver<'a> {
         let mut parameter_defaults = BTreeMap::new();
         if let Some(params) = template.get("Parameters").and_then(Value::as_mapping) {
             for (name, spec) in params {
-                if let (Some(name), Some(default)) =
-                    (name.as_str(), spec.get("Default").and_then(scalar_text))
-                {
+                if let (Some(name), Some(default)) = (name.as_str(), spec.get("Default").and_then(scalar_text)) {
                     parameter_defaults.insert(name.to_owned(), default);
                 }
             }
@@ -216,9 +206,7 @@ impl<'a> Resolver<'a> {
         let mut resource_types = BTreeMap::new();
         if let Some(res) = template.get("Resources").and_then(Value::as_mapping) {
             for (name, spec) in res {
-                if let (Some(name), Some(kind)) =
-                    (name.as_str(), spec.get("Type").and_then(Value::as_str))
-                {
+                if let (Some(name), Some(kind)) = (name.as_str(), spec.get("Type").and_then(Value::as_str)) {
                     resource_types.insert(name.to_owned(), kind.to_owned());
                 }
             }
@@ -282,10 +270,7 @@ impl<'a> Resolver<'a> {
                     Value::String(s) => match s.split_once('.') {
                         Some((r, a)) => (r.to_owned(), a.to_owned()),
                         None => {
-                            return Err(malformed(
-                                "!GetAtt",
-                                format!("{s:?} is not Resource.Attribute"),
-                            ));
+                            return Err(malformed("!GetAtt", format!("{s:?} is not Resource.Attribute")));
                         }
                     },
                     Value::Sequence(items) if items.len() == 2 => {
@@ -308,21 +293,20 @@ impl<'a> Resolver<'a> {
                     Value::Sequence(items) if items.len() == 2 => {
                         let text = self.resolve_string(&items[0])?;
                         let mut vars = BTreeMap::new();
-                        let map = items[1].as_mapping().ok_or_else(|| {
-                            malformed("!Sub", "the second element must be a map of variables")
-                        })?;
+                        let map = items[1]
+                            .as_mapping()
+                            .ok_or_else(|| malformed("!Sub", "the second element must be a map of variables"))?;
                         for (k, v) in map {
-                            let key = k.as_str().ok_or_else(|| {
-                                malformed("!Sub", "variable names must be strings")
-                            })?;
+                            let key = k
+                                .as_str()
+                                .ok_or_else(|| malformed("!Sub", "variable names must be strings"))?;
                             vars.insert(key.to_owned(), self.resolve_string(v)?);
                         }
                         (text, vars)
                     }
                     other => (
-                        self.resolve_string(other).map_err(|_| {
-                            malformed("!Sub", "expects a string or [string, {vars}]")
-                        })?,
+                        self.resolve_string(other)
+                            .map_err(|_| malformed("!Sub", "expects a string or [string, {vars}]"))?,
                         BTreeMap::new(),
                     ),
                 };
@@ -352,18 +336,17 @@ impl<'a> Resolver<'a> {
                 let [index, list] = items.as_slice() else {
                     return Err(malformed("!Select", "expects [index, [values]]"));
                 };
-                let index: usize = self.resolve_string(index)?.parse().map_err(|_| {
-                    malformed("!Select", "the index must be a non-negative integer")
-                })?;
+                let index: usize = self
+                    .resolve_string(index)?
+                    .parse()
+                    .map_err(|_| malformed("!Select", "the index must be a non-negative integer"))?;
                 let Value::Sequence(values) = self.resolve(list)? else {
                     return Err(malformed("!Select", "the second element must be a list"));
                 };
-                values.get(index).cloned().ok_or_else(|| {
-                    malformed(
-                        "!Select",
-                        format!("index {index} out of a list of {}", values.len()),
-                    )
-                })
+                values
+                    .get(index)
+                    .cloned()
+                    .ok_or_else(|| malformed("!Select", format!("index {index} out of a list of {}", values.len())))
             }
             "Fn::Split" => {
                 let Value::Sequence(items) = args else {
@@ -386,9 +369,7 @@ impl<'a> Resolver<'a> {
             }
             "Fn::Base64" => {
                 let text = self.resolve_string(args)?;
-                Ok(Value::String(
-                    base64::engine::general_purpose::STANDARD.encode(text),
-                ))
+                Ok(Value::String(base64::engine::general_purpose::STANDARD.encode(text)))
             }
             "Fn::FindInMap" => {
                 let Value::Sequence(items) = args else {
@@ -407,12 +388,7 @@ impl<'a> Resolver<'a> {
                     .and_then(|m| m.get(top.as_str()))
                     .and_then(|m| m.get(second.as_str()))
                     .map(|v| self.resolve(v))
-                    .unwrap_or_else(|| {
-                        Err(malformed(
-                            "!FindInMap",
-                            format!("no {map}.{top}.{second} in Mappings"),
-                        ))
-                    })
+                    .unwrap_or_else(|| Err(malformed("!FindInMap", format!("no {map}.{top}.{second} in Mappings"))))
             }
             other => Err(ResolveError::Unsupported(other.replacen("Fn::", "!", 1))),
         }
@@ -432,9 +408,7 @@ impl<'a> Resolver<'a> {
                 res.partition, res.region, res.account_id, res.stack_name
             )),
             _ if name.starts_with("AWS::") => {
-                return Err(ResolveError::Unsupported(format!(
-                    "pseudo parameter {name}"
-                )));
+                return Err(ResolveError::Unsupported(format!("pseudo parameter {name}")));
             }
             _ => None,
         };
@@ -451,12 +425,8 @@ impl<'a> Resolver<'a> {
             return Ok(entry.reference.0.clone());
         }
         match self.resource_types.get(name).map(String::as_str) {
-            Some("AWS::Serverless::HttpApi" | "AWS::ApiGatewayV2::Api") => {
-                Ok(LOCAL_API_ID.to_owned())
-            }
-            Some("AWS::Serverless::Function" | "AWS::Lambda::Function") => {
-                Ok(res.function_name(name))
-            }
+            Some("AWS::Serverless::HttpApi" | "AWS::ApiGatewayV2::Api") => Ok(LOCAL_API_ID.to_owned()),
+            Some("AWS::Serverless::Function" | "AWS::Lambda::Function") => Ok(res.function_name(name)),
             _ => Err(ResolveError::UnknownRef(name.to_owned())),
         }
     }
@@ -471,10 +441,7 @@ impl<'a> Resolver<'a> {
         {
             return Ok(value.0.clone());
         }
-        match (
-            self.resource_types.get(resource).map(String::as_str),
-            attribute,
-        ) {
+        match (self.resource_types.get(resource).map(String::as_str), attribute) {
             (Some("AWS::Serverless::Function" | "AWS::Lambda::Function"), "Arn") => {
                 Ok(self.resources.function_arn(resource))
             }
@@ -486,11 +453,7 @@ impl<'a> Resolver<'a> {
     }
 
     /// Expands `${Name}`, `${Resource.Attr}` and `${!Literal}` in a `!Sub` string.
-    pub fn substitute(
-        &self,
-        text: &str,
-        vars: &BTreeMap<String, String>,
-    ) -> Result<String, ResolveError> {
+    pub fn substitute(&self, text: &str, vars: &BTreeMap<String, String>) -> Result<String, ResolveError> {
         let mut out = String::with_capacity(text.len());
         let mut rest = text;
         while let Some(start) = rest.find("${") {
@@ -575,23 +538,14 @@ Resources:
 
     #[test]
     fn refs_short_and_long() {
-        assert_eq!(
-            resolve("!Ref PresalesTable").as_deref(),
-            Ok("presales-local")
-        );
-        assert_eq!(
-            resolve("{Ref: PresalesTable}").as_deref(),
-            Ok("presales-local")
-        );
+        assert_eq!(resolve("!Ref PresalesTable").as_deref(), Ok("presales-local"));
+        assert_eq!(resolve("{Ref: PresalesTable}").as_deref(), Ok("presales-local"));
         assert_eq!(resolve("!Ref HttpApi").as_deref(), Ok("local"));
         assert_eq!(
             resolve("!Ref OtherFunction").as_deref(),
             Ok("backoffice-local-OtherFunction")
         );
-        assert_eq!(
-            resolve("!Ref Missing"),
-            Err(ResolveError::UnknownRef("Missing".into()))
-        );
+        assert_eq!(resolve("!Ref Missing"), Err(ResolveError::UnknownRef("Missing".into())));
     }
 
     #[test]
@@ -601,34 +555,17 @@ Resources:
             Ok("local"),
             "resources.json wins over Default"
         );
-        assert_eq!(
-            resolve("!Ref JwtAudience").as_deref(),
-            Ok("backoffice-api"),
-            "Default"
-        );
-        assert_eq!(
-            resolve("!Ref Retries").as_deref(),
-            Ok("3"),
-            "numbers as text"
-        );
+        assert_eq!(resolve("!Ref JwtAudience").as_deref(), Ok("backoffice-api"), "Default");
+        assert_eq!(resolve("!Ref Retries").as_deref(), Ok("3"), "numbers as text");
     }
 
     #[test]
     fn pseudo_parameters() {
         assert_eq!(resolve("!Ref AWS::Region").as_deref(), Ok("us-east-1"));
-        assert_eq!(
-            resolve("!Ref AWS::AccountId").as_deref(),
-            Ok("123456789012")
-        );
+        assert_eq!(resolve("!Ref AWS::AccountId").as_deref(), Ok("123456789012"));
         assert_eq!(resolve("!Ref AWS::Partition").as_deref(), Ok("aws"));
-        assert_eq!(
-            resolve("!Ref AWS::StackName").as_deref(),
-            Ok("backoffice-local")
-        );
-        assert_eq!(
-            resolve("!Ref AWS::URLSuffix").as_deref(),
-            Ok("amazonaws.com")
-        );
+        assert_eq!(resolve("!Ref AWS::StackName").as_deref(), Ok("backoffice-local"));
+        assert_eq!(resolve("!Ref AWS::URLSuffix").as_deref(), Ok("amazonaws.com"));
         assert!(matches!(
             resolve("!Ref AWS::NotificationARNs"),
             Err(ResolveError::Unsupported(_))
@@ -640,14 +577,8 @@ Resources:
         let arn = "arn:aws:sqs:us-east-1:123456789012:sales";
         assert_eq!(resolve("!GetAtt SalesQueue.Arn").as_deref(), Ok(arn));
         assert_eq!(resolve("!GetAtt [SalesQueue, Arn]").as_deref(), Ok(arn));
-        assert_eq!(
-            resolve("{'Fn::GetAtt': [SalesQueue, Arn]}").as_deref(),
-            Ok(arn)
-        );
-        assert_eq!(
-            resolve("{'Fn::GetAtt': SalesQueue.Arn}").as_deref(),
-            Ok(arn)
-        );
+        assert_eq!(resolve("{'Fn::GetAtt': [SalesQueue, Arn]}").as_deref(), Ok(arn));
+        assert_eq!(resolve("{'Fn::GetAtt': SalesQueue.Arn}").as_deref(), Ok(arn));
         assert_eq!(
             resolve("!GetAtt OtherFunction.Arn").as_deref(),
             Ok("arn:aws:lambda:us-east-1:123456789012:function:backoffice-local-OtherFunction")
@@ -664,8 +595,7 @@ Resources:
     #[test]
     fn sub_forms() {
         assert_eq!(
-            resolve(r#"!Sub "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}""#)
-                .as_deref(),
+            resolve(r#"!Sub "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}""#).as_deref(),
             Ok("https://local.execute-api.us-east-1.amazonaws.com")
         );
         assert_eq!(
@@ -673,8 +603,7 @@ Resources:
             Ok("sales-local-${Literal}")
         );
         assert_eq!(
-            resolve(r#"!Sub ["${Name}/${Table}", {Name: x, Table: !Ref PresalesTable}]"#)
-                .as_deref(),
+            resolve(r#"!Sub ["${Name}/${Table}", {Name: x, Table: !Ref PresalesTable}]"#).as_deref(),
             Ok("x/presales-local")
         );
         assert_eq!(
@@ -697,10 +626,7 @@ Resources:
             resolve(r#"!Join [":", [a, !Ref Stage, !GetAtt SalesQueue.QueueName]]"#).as_deref(),
             Ok("a:local:sales")
         );
-        assert_eq!(
-            resolve(r#"{"Fn::Join": ["", [x, y]]}"#).as_deref(),
-            Ok("xy")
-        );
+        assert_eq!(resolve(r#"{"Fn::Join": ["", [x, y]]}"#).as_deref(), Ok("xy"));
         assert_eq!(resolve(r#"!Select [1, [a, b, c]]"#).as_deref(), Ok("b"));
         assert!(resolve(r#"!Select [5, [a]]"#).is_err());
         assert_eq!(
@@ -708,14 +634,8 @@ Resources:
             Ok("sales")
         );
         assert_eq!(resolve("!Base64 hi").as_deref(), Ok("aGk="));
-        assert_eq!(
-            resolve("!FindInMap [Sizes, !Ref Stage, Memory]").as_deref(),
-            Ok("512")
-        );
-        assert!(matches!(
-            resolve("!If [C, a, b]"),
-            Err(ResolveError::Unsupported(_))
-        ));
+        assert_eq!(resolve("!FindInMap [Sizes, !Ref Stage, Memory]").as_deref(), Ok("512"));
+        assert!(matches!(resolve("!If [C, a, b]"), Err(ResolveError::Unsupported(_))));
     }
 
     #[test]

@@ -39,21 +39,15 @@ impl RoutePattern {
             for (i, part) in parts.iter().enumerate() {
                 let segment = match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
                     Some(inner) => match inner.strip_suffix('+') {
-                        Some(name) if i + 1 == parts.len() && valid_name(name) => {
-                            Segment::Greedy(name.to_owned())
-                        }
+                        Some(name) if i + 1 == parts.len() && valid_name(name) => Segment::Greedy(name.to_owned()),
                         Some(_) => {
-                            return Err(format!(
-                                "path {path:?}: a greedy {{name+}} must be the last segment"
-                            ));
+                            return Err(format!("path {path:?}: a greedy {{name+}} must be the last segment"));
                         }
                         None if valid_name(inner) => Segment::Param(inner.to_owned()),
                         None => return Err(format!("path {path:?}: bad parameter name {inner:?}")),
                     },
                     None if part.contains(['{', '}']) => {
-                        return Err(format!(
-                            "path {path:?}: a parameter must be a whole segment"
-                        ));
+                        return Err(format!("path {path:?}: a parameter must be a whole segment"));
                     }
                     None => Segment::Literal((*part).to_owned()),
                 };
@@ -300,24 +294,13 @@ mod tests {
         );
         assert_eq!(
             hit("GET", "/presales/p-1"),
-            Some((
-                "Presales".into(),
-                "GET /presales/{id}".into(),
-                vec![p("id", "p-1")]
-            ))
+            Some(("Presales".into(), "GET /presales/{id}".into(), vec![p("id", "p-1")]))
         );
         assert_eq!(
             hit("GET", "/presales/a%20b"),
-            Some((
-                "Presales".into(),
-                "GET /presales/{id}".into(),
-                vec![p("id", "a b")]
-            ))
+            Some(("Presales".into(), "GET /presales/{id}".into(), vec![p("id", "a b")]))
         );
-        assert_eq!(
-            hit("GET", "/"),
-            Some(("Root".into(), "GET /".into(), vec![]))
-        );
+        assert_eq!(hit("GET", "/"), Some(("Root".into(), "GET /".into(), vec![])));
     }
 
     #[test]
@@ -336,19 +319,11 @@ mod tests {
     fn greedy_and_any() {
         assert_eq!(
             hit("GET", "/files/a/b/c"),
-            Some((
-                "Files".into(),
-                "GET /files/{proxy+}".into(),
-                vec![p("proxy", "a/b/c")]
-            ))
+            Some(("Files".into(), "GET /files/{proxy+}".into(), vec![p("proxy", "a/b/c")]))
         );
         assert_eq!(
             hit("DELETE", "/files/a/b"),
-            Some((
-                "Files".into(),
-                "ANY /files/{proxy+}".into(),
-                vec![p("proxy", "a/b")]
-            ))
+            Some(("Files".into(), "ANY /files/{proxy+}".into(), vec![p("proxy", "a/b")]))
         );
         assert_eq!(
             hit("GET", "/files/x/meta").map(|h| h.1),

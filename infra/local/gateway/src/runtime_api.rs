@@ -89,8 +89,7 @@ impl RuntimeSettings {
             partition: resources.partition.clone(),
             endpoint_url: resources.endpoint_url.clone(),
             extra_env: inherited_env(
-                std::env::vars_os()
-                    .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+                std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
             ),
         }
     }
@@ -114,17 +113,12 @@ impl InvocationOutcome {
     pub fn error_parts(&self, timeout_secs: u64) -> Option<(String, String)> {
         match self {
             InvocationOutcome::Ok(_) => None,
-            InvocationOutcome::FunctionError {
-                error_type,
-                message,
-            } => Some((error_type.clone(), message.clone())),
+            InvocationOutcome::FunctionError { error_type, message } => Some((error_type.clone(), message.clone())),
             InvocationOutcome::Timeout => Some((
                 "Sandbox.Timedout".into(),
                 format!("Task timed out after {timeout_secs}.00 seconds"),
             )),
-            InvocationOutcome::Crashed { message } => {
-                Some(("Runtime.ExitError".into(), message.clone()))
-            }
+            InvocationOutcome::Crashed { message } => Some(("Runtime.ExitError".into(), message.clone())),
         }
     }
 }
@@ -206,11 +200,7 @@ impl Runtime {
 
     /// Invokes `function` with `event` (JSON bytes), waiting for a free instance if
     /// `max_instances` are busy.
-    pub async fn invoke(
-        &self,
-        function: &str,
-        event: Vec<u8>,
-    ) -> Result<InvocationOutcome, RuntimeError> {
+    pub async fn invoke(&self, function: &str, event: Vec<u8>) -> Result<InvocationOutcome, RuntimeError> {
         let pool = self
             .pools
             .get(function)
@@ -287,9 +277,7 @@ impl Pool {
     }
 
     fn log_path(&self) -> PathBuf {
-        self.settings
-            .log_dir
-            .join(format!("{}.log", self.spec.logical_id))
+        self.settings.log_dir.join(format!("{}.log", self.spec.logical_id))
     }
 
     fn timeout(&self) -> Duration {
@@ -304,11 +292,7 @@ impl Pool {
             started: st.started,
             instances: st.total,
             idle: st.idle.iter().filter(|i| i.alive()).count(),
-            error: if st.started {
-                None
-            } else {
-                st.last_error.clone()
-            },
+            error: if st.started { None } else { st.last_error.clone() },
             log: self.log_path().display().to_string(),
         }
     }
@@ -339,9 +323,7 @@ impl Pool {
         };
         let outcome = self.run_on(&instance, event).await;
         match &outcome {
-            InvocationOutcome::Ok(_) | InvocationOutcome::FunctionError { .. } => {
-                self.release(instance)
-            }
+            InvocationOutcome::Ok(_) | InvocationOutcome::FunctionError { .. } => self.release(instance),
             InvocationOutcome::Timeout => {
                 tracing::warn!(function = %self.spec.logical_id, instance = instance.id, "invocation timed out after {}s; killing the instance", self.spec.timeout_secs);
                 instance.kill();
@@ -463,11 +445,7 @@ impl Pool {
 
     async fn wait_ready(&self, instance: &Arc<Instance>) -> Result<(), String> {
         let mut phase = instance.shared.phase.subscribe();
-        let waited = tokio::time::timeout(
-            self.settings.init_timeout,
-            phase.wait_for(|p| *p != Phase::Starting),
-        )
-        .await;
+        let waited = tokio::time::timeout(self.settings.init_timeout, phase.wait_for(|p| *p != Phase::Starting)).await;
         let outcome = match waited {
             Ok(Ok(p)) => match &*p {
                 Phase::Ready => Ok(()),
@@ -499,10 +477,7 @@ impl Pool {
         let fixed = [
             ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_string()),
             ("AWS_LAMBDA_FUNCTION_NAME", self.function_name.clone()),
-            (
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-                self.spec.memory_mb.to_string(),
-            ),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", self.spec.memory_mb.to_string()),
             ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
             ("AWS_LAMBDA_LOG_STREAM_NAME", stream),
             (
@@ -577,18 +552,12 @@ impl Pool {
         });
 
         let log_path = self.log_path();
-        let stdout = open_log(
-            &log_path,
-            &format!("instance {id} starting (runtime API {addr})"),
-        );
+        let stdout = open_log(&log_path, &format!("instance {id} starting (runtime API {addr})"));
         let stderr = stdout.as_ref().ok().and_then(|f| f.try_clone().ok());
         let (stdout, stderr) = match (stdout, stderr) {
             (Ok(out), Some(err)) => (Stdio::from(out), Stdio::from(err)),
             (Err(e), _) => {
-                tracing::warn!(
-                    "cannot open {}: {e}; function output is discarded",
-                    log_path.display()
-                );
+                tracing::warn!("cannot open {}: {e}; function output is discarded", log_path.display());
                 (Stdio::null(), Stdio::null())
             }
             (Ok(_), None) => (Stdio::null(), Stdio::null()),
@@ -800,21 +769,13 @@ fn runtime_router(shared: Arc<Shared>) -> Router {
             "/2018-06-01/runtime/invocation/{id}/response",
             post(invocation_response),
         )
-        .route(
-            "/2018-06-01/runtime/invocation/{id}/error",
-            post(invocation_error),
-        )
+        .route("/2018-06-01/runtime/invocation/{id}/error", post(invocation_error))
         .route("/2018-06-01/runtime/init/error", post(init_error))
         .with_state(shared)
 }
 
 fn runtime_json(status: StatusCode, body: serde_json::Value) -> Response {
-    (
-        status,
-        [("content-type", "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+    (status, [("content-type", "application/json")], body.to_string()).into_response()
 }
 
 async fn next_invocation(State(shared): State<Arc<Shared>>) -> Response {
@@ -850,10 +811,7 @@ async fn next_invocation(State(shared): State<Arc<Shared>>) -> Response {
         ("content-type", "application/json".to_owned()),
         ("lambda-runtime-aws-request-id", work.request_id),
         ("lambda-runtime-deadline-ms", work.deadline_ms.to_string()),
-        (
-            "lambda-runtime-invoked-function-arn",
-            shared.function_arn.clone(),
-        ),
+        ("lambda-runtime-invoked-function-arn", shared.function_arn.clone()),
         ("lambda-runtime-trace-id", work.trace_id),
     ];
     for (name, value) in pairs {
@@ -905,11 +863,8 @@ fn error_report(headers: &HeaderMap, body: &[u8]) -> (String, String) {
             .and_then(|v| v.as_str())
             .map(str::to_owned)
     };
-    let error_type = field("errorType")
-        .or(header_type)
-        .unwrap_or_else(|| "Unhandled".into());
-    let message =
-        field("errorMessage").unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+    let error_type = field("errorType").or(header_type).unwrap_or_else(|| "Unhandled".into());
+    let message = field("errorMessage").unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
     (error_type, message)
 }
 
@@ -924,13 +879,7 @@ async fn invocation_error(
         .unwrap_or_default();
     let (error_type, message) = error_report(&headers, &body);
     tracing::debug!(function = %shared.function, "invocation {id} failed: {error_type}: {message}");
-    if !shared.complete(
-        &id,
-        InvocationOutcome::FunctionError {
-            error_type,
-            message,
-        },
-    ) {
+    if !shared.complete(&id, InvocationOutcome::FunctionError { error_type, message }) {
         return unknown_request(&shared, &id);
     }
     runtime_json(StatusCode::ACCEPTED, serde_json::json!({"status": "OK"}))

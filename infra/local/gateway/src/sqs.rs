@@ -8,8 +8,7 @@ use std::time::Duration;
 use aws_lambda_events::encodings::Base64Data;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage, SqsMessageAttribute};
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
-    MessageSystemAttributeName,
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -33,11 +32,7 @@ pub struct Settlement {
 ///   are deleted; an empty/null response, or a null/empty/missing `batchItemFailures`, means all
 ///   succeeded; invalid JSON, or an itemIdentifier that is empty, missing or not a message of
 ///   the batch, fails the whole batch.
-pub fn settle(
-    batch_ids: &[String],
-    outcome: &InvocationOutcome,
-    report_failures: bool,
-) -> Settlement {
+pub fn settle(batch_ids: &[String], outcome: &InvocationOutcome, report_failures: bool) -> Settlement {
     let all_fail = || Settlement {
         delete: Vec::new(),
         retry: batch_ids.to_vec(),
@@ -70,33 +65,22 @@ pub fn settle(
     let known: HashSet<&str> = batch_ids.iter().map(String::as_str).collect();
     let mut failed = HashSet::new();
     for item in failures {
-        match item
-            .get("itemIdentifier")
-            .and_then(serde_json::Value::as_str)
-        {
+        match item.get("itemIdentifier").and_then(serde_json::Value::as_str) {
             Some(id) if !id.is_empty() && known.contains(id) => {
                 failed.insert(id.to_owned());
             }
             _ => return all_fail(),
         }
     }
-    let (retry, delete): (Vec<String>, Vec<String>) = batch_ids
-        .iter()
-        .cloned()
-        .partition(|id| failed.contains(id));
+    let (retry, delete): (Vec<String>, Vec<String>) = batch_ids.iter().cloned().partition(|id| failed.contains(id));
     Settlement { delete, retry }
 }
 
 /// An SQS client for the emulator: endpoint and region from resources.json, static
 /// credentials "testing".
 pub async fn client(resources: &Resources) -> aws_sdk_sqs::Client {
-    let credentials = aws_sdk_sqs::config::Credentials::new(
-        "testing",
-        "testing",
-        Some("testing".to_owned()),
-        None,
-        "local-gateway",
-    );
+    let credentials =
+        aws_sdk_sqs::config::Credentials::new("testing", "testing", Some("testing".to_owned()), None, "local-gateway");
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(resources.region.clone()))
         .credentials_provider(credentials);
@@ -128,11 +112,7 @@ pub fn spawn_pollers(
     let mut handles = Vec::new();
     let sources: Vec<(String, SqsSource)> = runtime
         .functions()
-        .flat_map(|f| {
-            f.sqs_sources
-                .iter()
-                .map(|s| (f.logical_id.clone(), s.clone()))
-        })
+        .flat_map(|f| f.sqs_sources.iter().map(|s| (f.logical_id.clone(), s.clone())))
         .collect();
     for (function, source) in sources {
         let poller = Poller {
@@ -141,9 +121,7 @@ pub fn spawn_pollers(
             function,
             source,
             region: resources.region.clone(),
-            retry_delay_secs: i32::try_from(retry_delay_secs)
-                .unwrap_or(i32::MAX)
-                .min(43_200),
+            retry_delay_secs: i32::try_from(retry_delay_secs).unwrap_or(i32::MAX).min(43_200),
         };
         tracing::info!(
             function = %poller.function,
@@ -193,10 +171,7 @@ impl Poller {
 
     /// Up to `batch_size` messages, gathered within the batching window (counted from the
     /// first message). On a receive error, what was gathered so far and the error.
-    async fn gather(
-        &self,
-        stop: &watch::Receiver<bool>,
-    ) -> Result<Vec<Message>, (Vec<Message>, String)> {
+    async fn gather(&self, stop: &watch::Receiver<bool>) -> Result<Vec<Message>, (Vec<Message>, String)> {
         let batch_size = self.source.batch_size as usize;
         let window = Duration::from_secs(self.source.batching_window_secs);
         let mut batch: Vec<Message> = Vec::new();
@@ -220,10 +195,7 @@ impl Poller {
             let messages = match received {
                 Ok(out) => out.messages.unwrap_or_default(),
                 Err(e) => {
-                    return Err((
-                        batch,
-                        aws_sdk_sqs::error::DisplayErrorContext(e).to_string(),
-                    ));
+                    return Err((batch, aws_sdk_sqs::error::DisplayErrorContext(e).to_string()));
                 }
             };
             let was_empty = batch.is_empty();
@@ -235,9 +207,7 @@ impl Poller {
             if was_empty && !batch.is_empty() {
                 window_end = tokio::time::Instant::now() + window;
             }
-            if batch.len() >= batch_size
-                || (!batch.is_empty() && tokio::time::Instant::now() >= window_end)
-            {
+            if batch.len() >= batch_size || (!batch.is_empty() && tokio::time::Instant::now() >= window_end) {
                 return Ok(batch);
             }
         }
@@ -269,8 +239,7 @@ impl Poller {
             .map(|(name, value)| {
                 let mut attribute = SqsMessageAttribute::default();
                 attribute.string_value = value.string_value.clone();
-                attribute.binary_value =
-                    value.binary_value.as_ref().map(|b| base64_data(b.as_ref()));
+                attribute.binary_value = value.binary_value.as_ref().map(|b| base64_data(b.as_ref()));
                 attribute.string_list_values = value.string_list_values.clone().unwrap_or_default();
                 attribute.binary_list_values = value
                     .binary_list_values
@@ -289,10 +258,7 @@ impl Poller {
     }
 
     async fn deliver(&self, batch: Vec<Message>) {
-        let ids: Vec<String> = batch
-            .iter()
-            .map(|m| m.message_id.clone().unwrap_or_default())
-            .collect();
+        let ids: Vec<String> = batch.iter().map(|m| m.message_id.clone().unwrap_or_default()).collect();
         let handles: HashMap<String, String> = batch
             .iter()
             .filter_map(|m| Some((m.message_id.clone()?, m.receipt_handle.clone()?)))
@@ -308,18 +274,13 @@ impl Poller {
             Ok(o) => o,
             Err(e) => {
                 tracing::warn!(function = %self.function, "batch not delivered: {e}");
-                InvocationOutcome::Crashed {
-                    message: e.to_string(),
-                }
+                InvocationOutcome::Crashed { message: e.to_string() }
             }
         };
         let settlement = settle(&ids, &outcome, self.source.report_batch_item_failures);
         let why = match &outcome {
             InvocationOutcome::Ok(_) => String::new(),
-            InvocationOutcome::FunctionError {
-                error_type,
-                message,
-            } => format!(" ({error_type}: {message})"),
+            InvocationOutcome::FunctionError { error_type, message } => format!(" ({error_type}: {message})"),
             InvocationOutcome::Timeout => " (timed out)".to_owned(),
             InvocationOutcome::Crashed { message } => format!(" (crashed: {message})"),
         };
@@ -422,17 +383,10 @@ mod tests {
     #[test]
     fn success_without_reporting_deletes_everything() {
         assert_eq!(
-            settle(
-                &ids(),
-                &ok(r#"{"batchItemFailures":[{"itemIdentifier":"a"}]}"#),
-                false
-            ),
+            settle(&ids(), &ok(r#"{"batchItemFailures":[{"itemIdentifier":"a"}]}"#), false),
             s(&["a", "b", "c"], &[])
         );
-        assert_eq!(
-            settle(&ids(), &ok("not json"), false),
-            s(&["a", "b", "c"], &[])
-        );
+        assert_eq!(settle(&ids(), &ok("not json"), false), s(&["a", "b", "c"], &[]));
     }
 
     #[test]
@@ -444,9 +398,7 @@ mod tests {
         for outcome in [
             error,
             InvocationOutcome::Timeout,
-            InvocationOutcome::Crashed {
-                message: "x".into(),
-            },
+            InvocationOutcome::Crashed { message: "x".into() },
         ] {
             assert_eq!(settle(&ids(), &outcome, true), s(&[], &["a", "b", "c"]));
             assert_eq!(settle(&ids(), &outcome, false), s(&[], &["a", "b", "c"]));
@@ -469,11 +421,7 @@ mod tests {
             r#"{"batchItemFailures":[]}"#,
             "  ",
         ] {
-            assert_eq!(
-                settle(&ids(), &ok(body), true),
-                s(&["a", "b", "c"], &[]),
-                "{body:?}"
-            );
+            assert_eq!(settle(&ids(), &ok(body), true), s(&["a", "b", "c"], &[]), "{body:?}");
         }
     }
 
@@ -489,11 +437,7 @@ mod tests {
             "not json",
             "[1]",
         ] {
-            assert_eq!(
-                settle(&ids(), &ok(body), true),
-                s(&[], &["a", "b", "c"]),
-                "{body:?}"
-            );
+            assert_eq!(settle(&ids(), &ok(body), true), s(&[], &["a", "b", "c"]), "{body:?}");
         }
     }
 }

@@ -8,9 +8,7 @@ use std::path::Path;
 use serde::Serialize;
 use serde_yaml::{Mapping, Value};
 
-use crate::resources::{
-    ResolveError, Resolver, Resources, ResourcesError, as_intrinsic, scalar_text,
-};
+use crate::resources::{ResolveError, Resolver, Resources, ResourcesError, as_intrinsic, scalar_text};
 
 /// SAM's defaults when neither the function nor `Globals.Function` set them.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 3;
@@ -19,15 +17,9 @@ pub const DEFAULT_MEMORY_MB: u64 = 128;
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
     #[error("cannot read template {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("template {path} is not valid YAML: {source}")]
-    Yaml {
-        path: String,
-        source: serde_yaml::Error,
-    },
+    Yaml { path: String, source: serde_yaml::Error },
     #[error(transparent)]
     Resources(#[from] ResourcesError),
     #[error("the template has no Resources map")]
@@ -156,10 +148,7 @@ fn read_yaml(path: &Path) -> Result<Value, TemplateError> {
 }
 
 /// Reads the template and resources.json and resolves everything.
-pub fn load(
-    template: impl AsRef<Path>,
-    resources: impl AsRef<Path>,
-) -> Result<(Template, Resources), TemplateError> {
+pub fn load(template: impl AsRef<Path>, resources: impl AsRef<Path>) -> Result<(Template, Resources), TemplateError> {
     let doc = read_yaml(template.as_ref())?;
     let resources = Resources::load(resources)?;
     let parsed = parse(&doc, &resources)?;
@@ -168,10 +157,7 @@ pub fn load(
 
 /// The HTTP API's JWT authorizer, read from the template with parameters from resources.json.
 /// This is what the end-to-end harness and `mint-token` use so tokens always match the template.
-pub fn load_auth_config(
-    template: impl AsRef<Path>,
-    resources: impl AsRef<Path>,
-) -> Result<AuthConfig, TemplateError> {
+pub fn load_auth_config(template: impl AsRef<Path>, resources: impl AsRef<Path>) -> Result<AuthConfig, TemplateError> {
     let doc = read_yaml(template.as_ref())?;
     let resources = Resources::load(resources)?;
     let resolver = Resolver::new(&resources, &doc);
@@ -191,18 +177,11 @@ pub fn parse(doc: &Value, resources: &Resources) -> Result<Template, TemplateErr
     let default_authorizers = default_authorizers(doc, &resolver)?;
     let mut functions = Vec::new();
     for (id, resource) in all {
-        let (Some(id), Some("AWS::Serverless::Function")) =
-            (id.as_str(), resource.get("Type").and_then(Value::as_str))
+        let (Some(id), Some("AWS::Serverless::Function")) = (id.as_str(), resource.get("Type").and_then(Value::as_str))
         else {
             continue;
         };
-        functions.push(parse_function(
-            id,
-            resource,
-            globals,
-            &resolver,
-            &default_authorizers,
-        )?);
+        functions.push(parse_function(id, resource, globals, &resolver, &default_authorizers)?);
     }
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     for f in &functions {
@@ -221,11 +200,7 @@ pub fn parse(doc: &Value, resources: &Resources) -> Result<Template, TemplateErr
             }
         }
     }
-    Ok(Template {
-        functions,
-        auth,
-        cors,
-    })
+    Ok(Template { functions, auth, cors })
 }
 
 /// Per HTTP API logical id (and `""` for the implicit API configured by `Globals.HttpApi`): its
@@ -236,17 +211,12 @@ struct ApiAuth {
     jwt_authorizers: Vec<String>,
 }
 
-fn default_authorizers(
-    doc: &Value,
-    resolver: &Resolver,
-) -> Result<BTreeMap<String, ApiAuth>, TemplateError> {
+fn default_authorizers(doc: &Value, resolver: &Resolver) -> Result<BTreeMap<String, ApiAuth>, TemplateError> {
     let mut out = BTreeMap::new();
     let mut apis: Vec<(String, &Value)> = Vec::new();
     if let Some(all) = doc.get("Resources").and_then(Value::as_mapping) {
         for (id, r) in all {
-            if let (Some(id), Some("AWS::Serverless::HttpApi")) =
-                (id.as_str(), r.get("Type").and_then(Value::as_str))
-            {
+            if let (Some(id), Some("AWS::Serverless::HttpApi")) = (id.as_str(), r.get("Type").and_then(Value::as_str)) {
                 apis.push((id.to_owned(), r.get("Properties").unwrap_or(&Value::Null)));
             }
         }
@@ -257,14 +227,10 @@ fn default_authorizers(
     for (id, props) in apis {
         let auth = props.get("Auth");
         let default = match auth.and_then(|a| a.get("DefaultAuthorizer")) {
-            Some(v) => Some(
-                resolver
-                    .resolve_string(v)
-                    .map_err(|e| TemplateError::InvalidApi {
-                        api: id.clone(),
-                        detail: e.to_string(),
-                    })?,
-            ),
+            Some(v) => Some(resolver.resolve_string(v).map_err(|e| TemplateError::InvalidApi {
+                api: id.clone(),
+                detail: e.to_string(),
+            })?),
             None => None,
         };
         let jwt_authorizers = auth
@@ -293,9 +259,7 @@ fn auth_config(doc: &Value, resolver: &Resolver) -> Result<Option<AuthConfig>, T
     let mut candidates: Vec<(String, &Value)> = Vec::new();
     if let Some(all) = doc.get("Resources").and_then(Value::as_mapping) {
         for (id, r) in all {
-            if let (Some(id), Some("AWS::Serverless::HttpApi")) =
-                (id.as_str(), r.get("Type").and_then(Value::as_str))
-            {
+            if let (Some(id), Some("AWS::Serverless::HttpApi")) = (id.as_str(), r.get("Type").and_then(Value::as_str)) {
                 if let Some(auth) = r.get("Properties").and_then(|p| p.get("Auth")) {
                     candidates.push((id.to_owned(), auth));
                 }
@@ -339,8 +303,8 @@ fn auth_config(doc: &Value, resolver: &Resolver) -> Result<Option<AuthConfig>, T
                 .get("audience")
                 .or_else(|| jwt.get("Audience"))
                 .ok_or_else(|| bad("JwtConfiguration has no audience".into()))?;
-            let audience = string_list(resolver, audience_value)
-                .map_err(|e| bad(format!("JwtConfiguration.audience: {e}")))?;
+            let audience =
+                string_list(resolver, audience_value).map_err(|e| bad(format!("JwtConfiguration.audience: {e}")))?;
             return Ok(Some(AuthConfig { issuer, audience }));
         }
     }
@@ -352,9 +316,7 @@ fn cors_config(doc: &Value, resolver: &Resolver) -> Result<Option<CorsConfig>, T
     let mut candidates: Vec<(String, &Value)> = Vec::new();
     if let Some(all) = doc.get("Resources").and_then(Value::as_mapping) {
         for (id, r) in all {
-            if let (Some(id), Some("AWS::Serverless::HttpApi")) =
-                (id.as_str(), r.get("Type").and_then(Value::as_str))
-            {
+            if let (Some(id), Some("AWS::Serverless::HttpApi")) = (id.as_str(), r.get("Type").and_then(Value::as_str)) {
                 if let Some(cors) = r.get("Properties").and_then(|p| p.get("CorsConfiguration")) {
                     candidates.push((id.to_owned(), cors));
                 }
@@ -390,9 +352,7 @@ fn cors_config(doc: &Value, resolver: &Resolver) -> Result<Option<CorsConfig>, T
     }
     let list = |field: &str| -> Result<Vec<String>, TemplateError> {
         match cors.get(field) {
-            Some(v) => {
-                string_list(resolver, v).map_err(|e| bad(format!("CorsConfiguration.{field}: {e}")))
-            }
+            Some(v) => string_list(resolver, v).map_err(|e| bad(format!("CorsConfiguration.{field}: {e}"))),
             None => Ok(Vec::new()),
         }
     };
@@ -454,13 +414,11 @@ fn parse_function(
 ) -> Result<FunctionSpec, TemplateError> {
     let props = resource.get("Properties");
     let resolve = |field: &str, v: &Value| {
-        resolver
-            .resolve_string(v)
-            .map_err(|source| TemplateError::Resolve {
-                function: id.to_owned(),
-                field: field.to_owned(),
-                source,
-            })
+        resolver.resolve_string(v).map_err(|source| TemplateError::Resolve {
+            function: id.to_owned(),
+            field: field.to_owned(),
+            source,
+        })
     };
     let invalid = |detail: String| TemplateError::Invalid {
         function: id.to_owned(),
@@ -480,9 +438,7 @@ fn parse_function(
         }
     };
     if binary.is_empty() || binary.contains('/') {
-        return Err(invalid(format!(
-            "Binary {binary:?} is not a cargo binary name"
-        )));
+        return Err(invalid(format!("Binary {binary:?} is not a cargo binary name")));
     }
 
     // Function properties win over Globals.Function.
@@ -519,17 +475,9 @@ fn parse_function(
     }
 
     let logging = |field: &str| -> Result<Option<String>, TemplateError> {
-        let value = props
-            .and_then(|p| p.get("LoggingConfig"))
-            .and_then(|l| l.get(field));
-        let value = value.or_else(|| {
-            globals
-                .and_then(|g| g.get("LoggingConfig"))
-                .and_then(|l| l.get(field))
-        });
-        value
-            .map(|v| resolve(&format!("LoggingConfig.{field}"), v))
-            .transpose()
+        let value = props.and_then(|p| p.get("LoggingConfig")).and_then(|l| l.get(field));
+        let value = value.or_else(|| globals.and_then(|g| g.get("LoggingConfig")).and_then(|l| l.get(field)));
+        value.map(|v| resolve(&format!("LoggingConfig.{field}"), v)).transpose()
     };
     let log_format = logging("LogFormat")?;
     let log_level = logging("ApplicationLogLevel")?;
@@ -547,10 +495,7 @@ fn parse_function(
         log_format,
         log_level,
     };
-    let Some(events) = props
-        .and_then(|p| p.get("Events"))
-        .and_then(Value::as_mapping)
-    else {
+    let Some(events) = props.and_then(|p| p.get("Events")).and_then(Value::as_mapping) else {
         return Ok(spec);
     };
     for (name, event) in events {
@@ -580,8 +525,7 @@ fn parse_function(
                     None => "$default".to_owned(),
                 };
                 if path != "$default" {
-                    crate::routing::RoutePattern::parse(&path)
-                        .map_err(|e| invalid(format!("event {name}: {e}")))?;
+                    crate::routing::RoutePattern::parse(&path).map_err(|e| invalid(format!("event {name}: {e}")))?;
                 }
                 let api_id = match ep.get("ApiId") {
                     // `!Ref HttpApi`: the logical id, not its resolved value.
@@ -610,17 +554,14 @@ fn parse_function(
                         true
                     }
                 };
-                let authorization_scopes =
-                    match route_auth.and_then(|a| a.get("AuthorizationScopes")) {
-                        Some(v) => {
-                            string_list(resolver, v).map_err(|source| TemplateError::Resolve {
-                                function: id.to_owned(),
-                                field: field("Auth.AuthorizationScopes"),
-                                source,
-                            })?
-                        }
-                        None => Vec::new(),
-                    };
+                let authorization_scopes = match route_auth.and_then(|a| a.get("AuthorizationScopes")) {
+                    Some(v) => string_list(resolver, v).map_err(|source| TemplateError::Resolve {
+                        function: id.to_owned(),
+                        field: field("Auth.AuthorizationScopes"),
+                        source,
+                    })?,
+                    None => Vec::new(),
+                };
                 spec.http_routes.push(HttpRoute {
                     method,
                     path,
@@ -637,14 +578,11 @@ fn parse_function(
                     .get("Queue")
                     .ok_or_else(|| invalid(format!("SQS event {name} has no Queue")))?;
                 let queue_arn = resolve(&field("Queue"), queue)?;
-                let queue_url = resolver
-                    .resources()
-                    .queue_url_for_arn(&queue_arn)
-                    .ok_or_else(|| {
-                        invalid(format!(
-                            "SQS event {name}: no queue with ARN {queue_arn} in resources.json"
-                        ))
-                    })?;
+                let queue_url = resolver.resources().queue_url_for_arn(&queue_arn).ok_or_else(|| {
+                    invalid(format!(
+                        "SQS event {name}: no queue with ARN {queue_arn} in resources.json"
+                    ))
+                })?;
                 let batch_size = match ep.get("BatchSize") {
                     Some(v) => resolve(&field("BatchSize"), v)?
                         .parse::<u32>()
@@ -656,7 +594,11 @@ fn parse_function(
                 let batching_window_secs = match ep.get("MaximumBatchingWindowInSeconds") {
                     Some(v) => resolve(&field("MaximumBatchingWindowInSeconds"), v)?
                         .parse::<u64>()
-                        .map_err(|_| invalid(format!("SQS event {name}: MaximumBatchingWindowInSeconds must be an integer")))?,
+                        .map_err(|_| {
+                            invalid(format!(
+                                "SQS event {name}: MaximumBatchingWindowInSeconds must be an integer"
+                            ))
+                        })?,
                     None => 0,
                 };
                 let report_batch_item_failures = match ep.get("FunctionResponseTypes") {
@@ -822,10 +764,7 @@ Resources:
     }
 
     fn function<'a>(t: &'a Template, id: &str) -> &'a FunctionSpec {
-        t.functions
-            .iter()
-            .find(|f| f.logical_id == id)
-            .expect("function")
+        t.functions.iter().find(|f| f.logical_id == id).expect("function")
     }
 
     #[test]
@@ -843,14 +782,8 @@ Resources:
         assert_eq!(f.env["STAGE"], "local", "Globals env kept and resolved");
         assert_eq!(f.env["PRESALES_TABLE"], "presales-local");
         assert_eq!(f.env["CONFIG_TABLE"], "config-local");
-        assert_eq!(
-            f.env["SOME_ARN"],
-            "arn:aws:sqs:us-east-1:123456789012:sales"
-        );
-        assert_eq!(
-            f.env["SOME_URL"],
-            "https://local.execute-api.us-east-1.amazonaws.com"
-        );
+        assert_eq!(f.env["SOME_ARN"], "arn:aws:sqs:us-east-1:123456789012:sales");
+        assert_eq!(f.env["SOME_URL"], "https://local.execute-api.us-east-1.amazonaws.com");
         assert_eq!(f.env["RETRIES"], "3");
         let r = function(&t, "RecordingIngestFunction");
         assert_eq!((r.timeout_secs, r.memory_mb), (10, 1024));
@@ -867,10 +800,7 @@ Resources:
         let t = parsed(TEMPLATE).expect("parses");
         let cors = t.cors.expect("configured");
         assert_eq!(cors.allow_origins, vec!["local".to_owned()]);
-        assert_eq!(
-            cors.allow_methods,
-            vec!["GET".to_owned(), "POST".to_owned()]
-        );
+        assert_eq!(cors.allow_methods, vec!["GET".to_owned(), "POST".to_owned()]);
         assert_eq!((cors.max_age, cors.allow_credentials), (Some(600), false));
     }
 
@@ -885,25 +815,15 @@ Resources:
             })
         );
         let f = function(&t, "PresaleIntakeFunction");
-        let keys: Vec<(String, bool)> = f
-            .http_routes
-            .iter()
-            .map(|r| (r.route_key(), r.auth_required))
-            .collect();
+        let keys: Vec<(String, bool)> = f.http_routes.iter().map(|r| (r.route_key(), r.auth_required)).collect();
         assert_eq!(
             keys,
-            vec![
-                ("POST /presales".into(), true),
-                ("GET /presales/{id}".into(), true)
-            ]
+            vec![("POST /presales".into(), true), ("GET /presales/{id}".into(), true)]
         );
         let s = function(&t, "ShipmentTrackingFunction");
         assert!(!s.http_routes[0].auth_required, "Authorizer: NONE");
         assert!(s.http_routes[1].auth_required);
-        assert_eq!(
-            s.http_routes[1].authorization_scopes,
-            vec!["shipments.read".to_owned()]
-        );
+        assert_eq!(s.http_routes[1].authorization_scopes, vec!["shipments.read".to_owned()]);
     }
 
     #[test]
@@ -929,10 +849,7 @@ Resources:
             ),
             ("http://q/sales", 10, false)
         );
-        assert_eq!(
-            r.unsupported_events,
-            vec![("Bucket".to_owned(), "S3".to_owned())]
-        );
+        assert_eq!(r.unsupported_events, vec![("Bucket".to_owned(), "S3".to_owned())]);
         let b = function(&t, "ClientBillingFunction");
         assert_eq!(
             b.schedules,
@@ -965,9 +882,7 @@ Resources:
         );
         let err = parsed(&t).expect_err("must fail").to_string();
         assert!(
-            err.contains("PresaleIntakeFunction")
-                && err.contains("CONFIG_TABLE")
-                && err.contains("StreamArn"),
+            err.contains("PresaleIntakeFunction") && err.contains("CONFIG_TABLE") && err.contains("StreamArn"),
             "{err}"
         );
     }
@@ -975,10 +890,7 @@ Resources:
     #[test]
     fn duplicate_routes_are_an_error() {
         let t = TEMPLATE.replace("Path: \"/shipments/{id}/events\"", "Path: /presales");
-        assert!(matches!(
-            parsed(&t),
-            Err(TemplateError::DuplicateRoute { .. })
-        ));
+        assert!(matches!(parsed(&t), Err(TemplateError::DuplicateRoute { .. })));
     }
 
     #[test]
@@ -995,10 +907,7 @@ Resources:
         let t = parsed(t).expect("parses");
         assert_eq!(t.auth, None);
         let f = &t.functions[0];
-        assert_eq!(
-            (f.timeout_secs, f.memory_mb),
-            (DEFAULT_TIMEOUT_SECS, DEFAULT_MEMORY_MB)
-        );
+        assert_eq!((f.timeout_secs, f.memory_mb), (DEFAULT_TIMEOUT_SECS, DEFAULT_MEMORY_MB));
         assert_eq!(f.http_routes[0].route_key(), "$default");
         assert!(!f.http_routes[0].auth_required);
     }

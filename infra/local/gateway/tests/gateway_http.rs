@@ -51,17 +51,11 @@ async fn start(name: &str, max_instances: usize) -> Harness {
         .await
         .unwrap_or_else(|e| panic!("gateway: {e}"));
     let failures = gateway.wait_started().await;
-    assert!(
-        failures.is_empty(),
-        "functions failed to start: {failures:?}"
-    );
+    assert!(failures.is_empty(), "functions failed to start: {failures:?}");
     // As the end-to-end harness (tests/support) calls it.
-    let (template_path, resources_path): (PathBuf, PathBuf) = (
-        fixtures().join("template.yaml"),
-        fixtures().join("resources.json"),
-    );
-    let auth = template::load_auth_config(&template_path, &resources_path)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (template_path, resources_path): (PathBuf, PathBuf) =
+        (fixtures().join("template.yaml"), fixtures().join("resources.json"));
+    let auth = template::load_auth_config(&template_path, &resources_path).unwrap_or_else(|e| panic!("{e}"));
     Harness {
         base: format!("http://{}", gateway.local_addr()),
         gateway,
@@ -101,42 +95,22 @@ impl Harness {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
-        let response = request
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("no answer: {e}"));
+        let response = request.send().await.unwrap_or_else(|e| panic!("no answer: {e}"));
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let bytes = response
-            .bytes()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .to_vec();
-        Reply {
-            status,
-            headers,
-            bytes,
-        }
+        let bytes = response.bytes().await.unwrap_or_else(|e| panic!("{e}")).to_vec();
+        Reply { status, headers, bytes }
     }
 
     async fn get(&self, path: &str) -> Reply {
-        self.send(
-            self.http
-                .get(format!("{}{path}", self.base))
-                .bearer_auth(self.token()),
-        )
-        .await
+        self.send(self.http.get(format!("{}{path}", self.base)).bearer_auth(self.token()))
+            .await
     }
 
     /// The echoed `{event, pid, env, …}` of a 200 answer.
     async fn echo(&self, path: &str) -> Value {
         let reply = self.get(path).await;
-        assert_eq!(
-            reply.status,
-            200,
-            "{path}: {}",
-            String::from_utf8_lossy(&reply.bytes)
-        );
+        assert_eq!(reply.status, 200, "{path}: {}", String::from_utf8_lossy(&reply.bytes));
         reply.json()
     }
 }
@@ -163,28 +137,18 @@ async fn routes_event_and_environment() {
     assert_eq!(event["rawPath"], "/items/i-42");
     assert_eq!(event["rawQueryString"], "q=a&q=b&x=1");
     assert_eq!(event["pathParameters"], json!({"id": "i-42"}));
-    assert_eq!(
-        event["queryStringParameters"],
-        json!({"q": "a,b", "x": "1"})
-    );
+    assert_eq!(event["queryStringParameters"], json!({"q": "a,b", "x": "1"}));
     assert_eq!(event["cookies"], json!(["s=1", "t=2"]));
     assert_eq!(event["headers"]["x-dup"], "1");
     let ctx = &event["requestContext"];
     assert_eq!(
-        (
-            ctx["apiId"].as_str(),
-            ctx["stage"].as_str(),
-            ctx["accountId"].as_str()
-        ),
+        (ctx["apiId"].as_str(), ctx["stage"].as_str(), ctx["accountId"].as_str()),
         (Some("local"), Some("$default"), Some("123456789012"))
     );
     assert_eq!(ctx["http"]["method"], "GET");
     assert_eq!(ctx["http"]["sourceIp"], "127.0.0.1");
     assert_eq!(
-        reply
-            .headers
-            .get("apigw-requestid")
-            .and_then(|v| v.to_str().ok()),
+        reply.headers.get("apigw-requestid").and_then(|v| v.to_str().ok()),
         ctx["requestId"].as_str()
     );
     let claims = &ctx["authorizer"]["jwt"]["claims"];
@@ -193,9 +157,7 @@ async fn routes_event_and_environment() {
     assert_eq!(claims["clients"], "acme globex");
     assert_eq!(claims["iss"], "https://auth.test.local/");
     assert!(
-        claims["exp"]
-            .as_str()
-            .is_some_and(|e| e.parse::<u64>().is_ok()),
+        claims["exp"].as_str().is_some_and(|e| e.parse::<u64>().is_ok()),
         "numbers as text: {claims}"
     );
 
@@ -222,10 +184,7 @@ async fn routes_event_and_environment() {
     );
 
     // Literal segments beat parameters.
-    assert_eq!(
-        h.echo("/items/mine").await["event"]["routeKey"],
-        "GET /items/mine"
-    );
+    assert_eq!(h.echo("/items/mine").await["event"]["routeKey"], "GET /items/mine");
 
     // A body, as text.
     let reply = h
@@ -251,11 +210,7 @@ async fn routes_event_and_environment() {
     ] {
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
         let reply = h
-            .send(
-                h.http
-                    .request(m, format!("{}{path}", h.base))
-                    .bearer_auth(h.token()),
-            )
+            .send(h.http.request(m, format!("{}{path}", h.base)).bearer_auth(h.token()))
             .await;
         assert_eq!(
             (reply.status, reply.json()),
@@ -266,11 +221,7 @@ async fn routes_event_and_environment() {
 
     // A route without the authorizer: no token needed, no authorizer in the event.
     let reply = h
-        .send(
-            h.http
-                .post(format!("{}/hooks/courier/ev-1", h.base))
-                .body("x"),
-        )
+        .send(h.http.post(format!("{}/hooks/courier/ev-1", h.base)).body("x"))
         .await;
     assert_eq!(reply.status, 200);
     let event = &reply.json()["event"];
@@ -279,22 +230,13 @@ async fn routes_event_and_environment() {
 
     // Response mapping: bare JSON, binary with cookies, function errors.
     let reply = h.get("/special/bare").await;
+    assert_eq!((reply.status, reply.json()), (200, json!({"hello": "world"})));
     assert_eq!(
-        (reply.status, reply.json()),
-        (200, json!({"hello": "world"}))
-    );
-    assert_eq!(
-        reply
-            .headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok()),
+        reply.headers.get("content-type").and_then(|v| v.to_str().ok()),
         Some("application/json")
     );
     let reply = h.get("/special/binary").await;
-    assert_eq!(
-        (reply.status, reply.bytes.as_slice()),
-        (200, &[0u8, 1, 2, 255][..])
-    );
+    assert_eq!((reply.status, reply.bytes.as_slice()), (200, &[0u8, 1, 2, 255][..]));
     let cookies: Vec<&str> = reply
         .headers
         .get_all("set-cookie")
@@ -332,15 +274,9 @@ async fn routes_event_and_environment() {
     );
 
     // Admin endpoints.
-    let reply = h
-        .send(h.http.get(format!("{}/_local/health", h.base)))
-        .await;
+    let reply = h.send(h.http.get(format!("{}/_local/health", h.base))).await;
     let health = reply.json();
-    assert_eq!(
-        (reply.status, health["ready"].as_bool()),
-        (200, Some(true)),
-        "{health}"
-    );
+    assert_eq!((reply.status, health["ready"].as_bool()), (200, Some(true)), "{health}");
     let names: BTreeSet<&str> = health["functions"]
         .as_array()
         .into_iter()
@@ -348,10 +284,7 @@ async fn routes_event_and_environment() {
         .filter_map(|f| f["function"].as_str())
         .collect();
     assert_eq!(names, BTreeSet::from(["EchoFunction", "JobFunction"]));
-    let routes = h
-        .send(h.http.get(format!("{}/_local/routes", h.base)))
-        .await
-        .json();
+    let routes = h.send(h.http.get(format!("{}/_local/routes", h.base))).await.json();
     assert!(
         routes["routes"].as_array().is_some_and(|r| r
             .iter()
@@ -367,17 +300,10 @@ async fn routes_event_and_environment() {
         .await;
     assert_eq!(reply.status, 200);
     let raw = reply.json();
-    assert_eq!(
-        raw["statusCode"], 200,
-        "the raw response, not an HTTP mapping"
-    );
-    let body: Value =
-        serde_json::from_str(raw["body"].as_str().unwrap_or_default()).unwrap_or_default();
+    assert_eq!(raw["statusCode"], 200, "the raw response, not an HTTP mapping");
+    let body: Value = serde_json::from_str(raw["body"].as_str().unwrap_or_default()).unwrap_or_default();
     assert_eq!(body["event"], json!({"source": "schedule"}));
-    assert_eq!(
-        body["env"]["AWS_LAMBDA_FUNCTION_NAME"],
-        "gw-test-JobFunction"
-    );
+    assert_eq!(body["env"]["AWS_LAMBDA_FUNCTION_NAME"], "gw-test-JobFunction");
     let reply = h
         .send(
             h.http
@@ -408,11 +334,7 @@ async fn jwt_authorizer_rejects_bad_tokens() {
     let unauthorized = json!({"message": "Unauthorized"});
 
     let reply = h.send(h.http.get(&url)).await;
-    assert_eq!(
-        (reply.status, reply.json()),
-        (401, unauthorized.clone()),
-        "no token"
-    );
+    assert_eq!((reply.status, reply.json()), (401, unauthorized.clone()), "no token");
 
     let clients = vec!["acme".to_owned()];
     let valid = TokenRequest {
@@ -466,25 +388,13 @@ async fn jwt_authorizer_rejects_bad_tokens() {
     ];
     for (why, token) in bad {
         let reply = h.send(h.http.get(&url).bearer_auth(token)).await;
-        assert_eq!(
-            (reply.status, reply.json()),
-            (401, unauthorized.clone()),
-            "{why}"
-        );
+        assert_eq!((reply.status, reply.json()), (401, unauthorized.clone()), "{why}");
         assert!(reply.headers.contains_key("apigw-requestid"));
     }
     let good = jwt::mint_token(SECRET, &valid).unwrap_or_default();
-    assert_eq!(
-        h.send(h.http.get(&url).bearer_auth(&good)).await.status,
-        200
-    );
+    assert_eq!(h.send(h.http.get(&url).bearer_auth(&good)).await.status, 200);
     // API Gateway also takes the token without the scheme.
-    assert_eq!(
-        h.send(h.http.get(&url).header("authorization", good))
-            .await
-            .status,
-        200
-    );
+    assert_eq!(h.send(h.http.get(&url).header("authorization", good)).await.status, 200);
     h.gateway.shutdown().await;
 }
 
@@ -539,8 +449,7 @@ async fn timeouts_and_crashes_replace_the_instance() {
     );
     assert_eq!(h.get("/items/last").await.status, 200);
 
-    let log =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join("local-gateway-logs/failures/EchoFunction.log");
+    let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join("local-gateway-logs/failures/EchoFunction.log");
     let log = std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
     assert!(
         log.matches("local-gateway: instance").count() >= 3,
@@ -558,11 +467,7 @@ async fn concurrent_requests_scale_out() {
     let h = start("concurrency", 3).await;
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..6 {
-        let (http, url, token) = (
-            h.http.clone(),
-            format!("{}/sleep/600?i={i}", h.base),
-            h.token(),
-        );
+        let (http, url, token) = (h.http.clone(), format!("{}/sleep/600?i={i}", h.base), h.token());
         tasks.spawn(async move {
             let response = http
                 .get(url)
@@ -585,10 +490,7 @@ async fn concurrent_requests_scale_out() {
         (2..=3).contains(&pids.len()),
         "scaled out to at most --max-instances: {pids:?}"
     );
-    let health = h
-        .send(h.http.get(format!("{}/_local/health", h.base)))
-        .await
-        .json();
+    let health = h.send(h.http.get(format!("{}/_local/health", h.base))).await.json();
     let echo = health["functions"]
         .as_array()
         .into_iter()
@@ -597,9 +499,7 @@ async fn concurrent_requests_scale_out() {
         .cloned()
         .unwrap_or_default();
     assert!(
-        echo["instances"]
-            .as_u64()
-            .is_some_and(|n| (2..=3).contains(&n)),
+        echo["instances"].as_u64().is_some_and(|n| (2..=3).contains(&n)),
         "{echo}"
     );
     h.gateway.shutdown().await;
@@ -615,10 +515,7 @@ async fn init_failures_show_at_start() {
         failures.keys().map(String::as_str).collect::<Vec<_>>(),
         vec!["EchoFunction", "JobFunction"]
     );
-    assert!(
-        failures["EchoFunction"].contains("EchoFunction.log"),
-        "{failures:?}"
-    );
+    assert!(failures["EchoFunction"].contains("EchoFunction.log"), "{failures:?}");
     let http = reqwest::Client::new();
     let base = format!("http://{}", gateway.local_addr());
     let health = http

@@ -25,8 +25,7 @@ async fn batches_are_delivered_and_settled() {
         eprintln!("SKIPPED: no emulator (set BACKOFFICE_STACK or LOCAL_GATEWAY_SQS_ENDPOINT)");
         return;
     };
-    let credentials =
-        aws_sdk_sqs::config::Credentials::new("testing", "testing", None, None, "test");
+    let credentials = aws_sdk_sqs::config::Credentials::new("testing", "testing", None, None, "test");
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(&endpoint)
@@ -65,8 +64,7 @@ async fn batches_are_delivered_and_settled() {
         "endpoint_url": endpoint, "parameters": {},
         "resources": { "WorkQueue": { "type": "AWS::SQS::Queue", "ref": url, "attributes": { "Arn": arn, "QueueName": name, "QueueUrl": url } } }
     });
-    std::fs::write(dir.join("resources.json"), resources.to_string())
-        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.join("resources.json"), resources.to_string()).unwrap_or_else(|e| panic!("{e}"));
 
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_echo-lambda"));
     let mut gateway = Gateway::start(GatewayConfig {
@@ -102,24 +100,15 @@ async fn batches_are_delivered_and_settled() {
         let fail_deliveries = log.lines().filter(|l| l.contains("body=fail")).count();
         let ok_deliveries = log.lines().filter(|l| l.contains("body=ok-")).count();
         if fail_deliveries >= 3 {
-            assert_eq!(
-                ok_deliveries, 2,
-                "deleted messages are not delivered again:\n{log}"
-            );
-            assert!(
-                log.contains(&format!("source=\"{arn}\"")),
-                "eventSourceARN:\n{log}"
-            );
+            assert_eq!(ok_deliveries, 2, "deleted messages are not delivered again:\n{log}");
+            assert!(log.contains(&format!("source=\"{arn}\"")), "eventSourceARN:\n{log}");
             assert!(
                 log.contains("body=fail receive_count=3"),
                 "ApproximateReceiveCount grows:\n{log}"
             );
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the failed message was not retried:\n{log}"
-        );
+        assert!(Instant::now() < deadline, "the failed message was not retried:\n{log}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let attributes = sqs
@@ -132,10 +121,7 @@ async fn batches_are_delivered_and_settled() {
         .unwrap_or_else(|e| panic!("{e:?}"))
         .attributes
         .unwrap_or_default();
-    let count: u64 = attributes
-        .values()
-        .filter_map(|v| v.parse::<u64>().ok())
-        .sum();
+    let count: u64 = attributes.values().filter_map(|v| v.parse::<u64>().ok()).sum();
     assert_eq!(count, 1, "only the failing message is left: {attributes:?}");
 
     let started = Instant::now();

@@ -9,11 +9,21 @@ fn pen() -> Currency {
 }
 
 fn charge(minor: i64, quantity: u32) -> Charge {
-    Charge { kind: LineKind::Item, sku: None, description: "x".into(), quantity, unit_price: Money::from_minor(minor, pen()) }
+    Charge {
+        kind: LineKind::Item,
+        sku: None,
+        description: "x".into(),
+        quantity,
+        unit_price: Money::from_minor(minor, pen()),
+    }
 }
 
 fn tax(rate_bp: u32, prices_include_tax: bool) -> TaxConfig {
-    TaxConfig { name: "IGV".into(), rate_bp, prices_include_tax }
+    TaxConfig {
+        name: "IGV".into(),
+        rate_bp,
+        prices_include_tax,
+    }
 }
 
 fn minor(lines: &[InvoiceLine], f: impl Fn(&InvoiceLine) -> Money) -> i64 {
@@ -22,26 +32,54 @@ fn minor(lines: &[InvoiceLine], f: impl Fn(&InvoiceLine) -> Money) -> i64 {
 
 /// The invariants every invoice keeps: lines add up to the totals, and totals add up.
 fn assert_adds_up(lines: &[InvoiceLine], totals: &Totals) {
-    assert_eq!(minor(lines, |l| l.net), totals.subtotal.amount_minor(), "Σ net = subtotal");
+    assert_eq!(
+        minor(lines, |l| l.net),
+        totals.subtotal.amount_minor(),
+        "Σ net = subtotal"
+    );
     assert_eq!(minor(lines, |l| l.tax), totals.tax.amount_minor(), "Σ tax = tax");
-    assert_eq!(minor(lines, |l| l.total), totals.total.amount_minor(), "Σ total = total");
-    assert_eq!(totals.subtotal.amount_minor() + totals.tax.amount_minor(), totals.total.amount_minor());
+    assert_eq!(
+        minor(lines, |l| l.total),
+        totals.total.amount_minor(),
+        "Σ total = total"
+    );
+    assert_eq!(
+        totals.subtotal.amount_minor() + totals.tax.amount_minor(),
+        totals.total.amount_minor()
+    );
     for line in lines {
-        assert_eq!(line.net.amount_minor() + line.tax.amount_minor(), line.total.amount_minor());
+        assert_eq!(
+            line.net.amount_minor() + line.tax.amount_minor(),
+            line.total.amount_minor()
+        );
     }
 }
 
 #[test]
 fn tax_inclusive_118_is_100_plus_18() {
     let (lines, totals) = compute(&[charge(11800, 1)], &tax(1800, true), pen()).unwrap();
-    assert_eq!((totals.subtotal.amount_minor(), totals.tax.amount_minor(), totals.total.amount_minor()), (10000, 1800, 11800));
+    assert_eq!(
+        (
+            totals.subtotal.amount_minor(),
+            totals.tax.amount_minor(),
+            totals.total.amount_minor()
+        ),
+        (10000, 1800, 11800)
+    );
     assert_adds_up(&lines, &totals);
 }
 
 #[test]
 fn tax_exclusive_100_becomes_118() {
     let (lines, totals) = compute(&[charge(10000, 1)], &tax(1800, false), pen()).unwrap();
-    assert_eq!((totals.subtotal.amount_minor(), totals.tax.amount_minor(), totals.total.amount_minor()), (10000, 1800, 11800));
+    assert_eq!(
+        (
+            totals.subtotal.amount_minor(),
+            totals.tax.amount_minor(),
+            totals.total.amount_minor()
+        ),
+        (10000, 1800, 11800)
+    );
     assert_eq!(lines[0].total.amount_minor(), 11800);
 }
 
@@ -49,7 +87,14 @@ fn tax_exclusive_100_becomes_118() {
 fn the_fixture_sale_is_taxed_once_on_the_document() {
     // 149.90 + 2 × 19.99 + 15.00 = 204.88 with IGV included: net 204.88 / 1.18 = 173.6271… → 173.63.
     let (lines, totals) = compute(
-        &[charge(14990, 1), charge(1999, 2), Charge { kind: LineKind::Shipping, ..charge(1500, 1) }],
+        &[
+            charge(14990, 1),
+            charge(1999, 2),
+            Charge {
+                kind: LineKind::Shipping,
+                ..charge(1500, 1)
+            },
+        ],
         &TaxConfig::default(),
         pen(),
     )
@@ -59,7 +104,10 @@ fn the_fixture_sale_is_taxed_once_on_the_document() {
     assert_eq!(totals.tax.amount_minor(), 3125);
     // Exact line taxes in céntimos 2286.61, 609.86 and 228.81: the floors sum to 3123, and the
     // two céntimos left go to the largest remainders, .86 (line 2) and .81 (line 3).
-    assert_eq!(lines.iter().map(|l| l.tax.amount_minor()).collect::<Vec<_>>(), vec![2286, 610, 229]);
+    assert_eq!(
+        lines.iter().map(|l| l.tax.amount_minor()).collect::<Vec<_>>(),
+        vec![2286, 610, 229]
+    );
     assert_adds_up(&lines, &totals);
 }
 
@@ -89,7 +137,9 @@ fn rounding_once_beats_rounding_every_line() {
 #[test]
 fn many_lines_of_odd_prices_add_up_to_the_cent() {
     let prices = [1, 7, 13, 99, 101, 333, 1999, 4999, 12345, 99999, 3, 17];
-    let charges: Vec<Charge> = (0..97).map(|i| charge(prices[i % prices.len()], 1 + (i as u32 % 7))).collect();
+    let charges: Vec<Charge> = (0..97)
+        .map(|i| charge(prices[i % prices.len()], 1 + (i as u32 % 7)))
+        .collect();
     for inclusive in [true, false] {
         let (lines, totals) = compute(&charges, &tax(1800, inclusive), pen()).unwrap();
         assert_adds_up(&lines, &totals);
@@ -98,10 +148,20 @@ fn many_lines_of_odd_prices_add_up_to_the_cent() {
 
 #[test]
 fn zero_shipping_is_a_zero_line() {
-    let shipping = Charge { kind: LineKind::Shipping, ..charge(0, 1) };
+    let shipping = Charge {
+        kind: LineKind::Shipping,
+        ..charge(0, 1)
+    };
     let (lines, totals) = compute(&[charge(5990, 1), shipping], &TaxConfig::default(), pen()).unwrap();
     assert_eq!(lines[1].kind, LineKind::Shipping);
-    assert_eq!((lines[1].net.amount_minor(), lines[1].tax.amount_minor(), lines[1].total.amount_minor()), (0, 0, 0));
+    assert_eq!(
+        (
+            lines[1].net.amount_minor(),
+            lines[1].tax.amount_minor(),
+            lines[1].total.amount_minor()
+        ),
+        (0, 0, 0)
+    );
     assert_eq!(totals.total.amount_minor(), 5990);
     assert_adds_up(&lines, &totals);
 }
@@ -116,7 +176,15 @@ fn exempt_sales_carry_no_tax() {
 #[test]
 fn currency_is_kept_and_never_mixed() {
     let usd = Currency::parse("USD").unwrap();
-    let (lines, totals) = compute(&[Charge { unit_price: Money::from_minor(999, usd), ..charge(0, 1) }], &TaxConfig::default(), usd).unwrap();
+    let (lines, totals) = compute(
+        &[Charge {
+            unit_price: Money::from_minor(999, usd),
+            ..charge(0, 1)
+        }],
+        &TaxConfig::default(),
+        usd,
+    )
+    .unwrap();
     assert_eq!(totals.total.currency(), usd);
     assert_eq!(lines[0].tax.currency(), usd);
     let mixed = compute(&[charge(100, 1)], &TaxConfig::default(), usd);
@@ -125,10 +193,22 @@ fn currency_is_kept_and_never_mixed() {
 
 #[test]
 fn refuses_what_cannot_be_an_invoice() {
-    assert!(matches!(compute(&[], &TaxConfig::default(), pen()), Err(InvoiceError::Invalid(_))));
-    assert!(matches!(compute(&[charge(-100, 1)], &TaxConfig::default(), pen()), Err(InvoiceError::Invalid(_))));
-    assert!(matches!(compute(&[charge(100, 0)], &TaxConfig::default(), pen()), Err(InvoiceError::Invalid(_))));
-    assert!(matches!(compute(&[charge(100, 1)], &tax(10_001, true), pen()), Err(InvoiceError::Config(_))));
+    assert!(matches!(
+        compute(&[], &TaxConfig::default(), pen()),
+        Err(InvoiceError::Invalid(_))
+    ));
+    assert!(matches!(
+        compute(&[charge(-100, 1)], &TaxConfig::default(), pen()),
+        Err(InvoiceError::Invalid(_))
+    ));
+    assert!(matches!(
+        compute(&[charge(100, 0)], &TaxConfig::default(), pen()),
+        Err(InvoiceError::Invalid(_))
+    ));
+    assert!(matches!(
+        compute(&[charge(100, 1)], &tax(10_001, true), pen()),
+        Err(InvoiceError::Config(_))
+    ));
     // Far beyond any real sale, but must be an error, not an overflow.
     assert!(compute(&[charge(i64::MAX, u32::MAX)], &tax(1800, false), pen()).is_err());
 }
@@ -193,9 +273,17 @@ fn a_company_gets_a_factura() {
 
 #[test]
 fn numbers_stay_within_the_series() {
-    let draft = InvoiceDraft::prepare(&invoice_request("P-3", "acme"), &billing_profile("acme"), datetime!(2026-11-24 15:00 UTC)).unwrap();
+    let draft = InvoiceDraft::prepare(
+        &invoice_request("P-3", "acme"),
+        &billing_profile("acme"),
+        datetime!(2026-11-24 15:00 UTC),
+    )
+    .unwrap();
     assert!(matches!(draft.numbered(0), Err(InvoiceError::SeriesExhausted(_))));
-    assert!(matches!(draft.numbered(MAX_NUMBER + 1), Err(InvoiceError::SeriesExhausted(_))));
+    assert!(matches!(
+        draft.numbered(MAX_NUMBER + 1),
+        Err(InvoiceError::SeriesExhausted(_))
+    ));
     assert_eq!(draft.numbered(MAX_NUMBER).unwrap().invoice_id, "B001-99999999");
 }
 
@@ -205,12 +293,24 @@ fn inconsistent_requests_and_configurations_are_refused() {
     let now = datetime!(2026-11-24 15:00 UTC);
     let mut wrong_total = invoice_request("P-4", "acme");
     wrong_total.items[1].line_total = Money::from_minor(1, pen());
-    assert!(matches!(InvoiceDraft::prepare(&wrong_total, &profile, now), Err(InvoiceError::Invalid(_))));
+    assert!(matches!(
+        InvoiceDraft::prepare(&wrong_total, &profile, now),
+        Err(InvoiceError::Invalid(_))
+    ));
     let mut no_customer = invoice_request("P-4", "acme");
     no_customer.customer = serde_json::json!({"name": "?"});
-    assert!(matches!(InvoiceDraft::prepare(&no_customer, &profile, now), Err(InvoiceError::Invalid(_))));
-    assert!(matches!(InvoiceDraft::prepare(&invoice_request("P-4", "other"), &profile, now), Err(InvoiceError::Config(_))));
+    assert!(matches!(
+        InvoiceDraft::prepare(&no_customer, &profile, now),
+        Err(InvoiceError::Invalid(_))
+    ));
+    assert!(matches!(
+        InvoiceDraft::prepare(&invoice_request("P-4", "other"), &profile, now),
+        Err(InvoiceError::Config(_))
+    ));
     let mut bad_series = profile.clone();
     bad_series.boleta_series = "F001".into();
-    assert!(matches!(InvoiceDraft::prepare(&invoice_request("P-4", "acme"), &bad_series, now), Err(InvoiceError::Config(_))));
+    assert!(matches!(
+        InvoiceDraft::prepare(&invoice_request("P-4", "acme"), &bad_series, now),
+        Err(InvoiceError::Config(_))
+    ));
 }

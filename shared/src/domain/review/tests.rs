@@ -13,9 +13,26 @@ fn now() -> OffsetDateTime {
 fn ready() -> Presale {
     let pen = Currency::parse("PEN").expect("PEN");
     let mut items = BTreeMap::new();
-    items.insert("FIB-300".into(), CatalogItem { sku: "FIB-300".into(), name: "Fibra".into(), unit_price: Money::from_minor(14990, pen), active: true });
+    items.insert(
+        "FIB-300".into(),
+        CatalogItem {
+            sku: "FIB-300".into(),
+            name: "Fibra".into(),
+            unit_price: Money::from_minor(14990, pen),
+            active: true,
+        },
+    );
     let catalog = CampaignCatalog {
-        campaign: Campaign { campaign_id: "c1".into(), client_id: "acme".into(), name: "C".into(), currency: pen, timezone: "America/Lima".into(), active: true, checks: Default::default(), max_attempts_per_day: 3 },
+        campaign: Campaign {
+            campaign_id: "c1".into(),
+            client_id: "acme".into(),
+            name: "C".into(),
+            currency: pen,
+            timezone: "America/Lima".into(),
+            active: true,
+            checks: Default::default(),
+            max_attempts_per_day: 3,
+        },
         items,
     };
     let draft: PresaleDraft = serde_json::from_value(serde_json::json!({
@@ -25,13 +42,29 @@ fn ready() -> Presale {
         "items": [{"sku": "FIB-300", "quantity": 1}]
     }))
     .expect("draft");
-    let mut p = register(&draft, &catalog, Registration { id: PresaleId::generate(), agent_id: "agent-7".into(), now: now() - time::Duration::hours(1) }).expect("valid");
-    p.transition(PresaleAction::AttachRecording, now() - time::Duration::minutes(30)).expect("attach");
+    let mut p = register(
+        &draft,
+        &catalog,
+        Registration {
+            id: PresaleId::generate(),
+            agent_id: "agent-7".into(),
+            now: now() - time::Duration::hours(1),
+        },
+    )
+    .expect("valid");
+    p.transition(PresaleAction::AttachRecording, now() - time::Duration::minutes(30))
+        .expect("attach");
     p
 }
 
 fn draft(kind: DecisionKind, version: u64) -> DecisionDraft {
-    DecisionDraft { decision: kind, reasons: vec![], comment: None, override_reason: None, version }
+    DecisionDraft {
+        decision: kind,
+        reasons: vec![],
+        comment: None,
+        override_reason: None,
+        version,
+    }
 }
 
 fn lease() -> time::Duration {
@@ -44,20 +77,33 @@ fn the_agent_never_reviews_their_own_sale() {
     assert_eq!(claim(&mut p, "agent-7", now(), lease()), Err(ReviewError::OwnSale));
     claim(&mut p, "val-1", now(), lease()).expect("claim");
     let mut forged = p.clone();
-    forged.claim = Some(Claim { validator_id: "agent-7".into(), claimed_at: now(), lease_until: now() + lease() });
+    forged.claim = Some(Claim {
+        validator_id: "agent-7".into(),
+        claimed_at: now(),
+        lease_until: now() + lease(),
+    });
     let v = forged.version;
-    assert_eq!(decide(&mut forged, &draft(DecisionKind::Approve, v), "agent-7", now()), Err(ReviewError::OwnSale));
+    assert_eq!(
+        decide(&mut forged, &draft(DecisionKind::Approve, v), "agent-7", now()),
+        Err(ReviewError::OwnSale)
+    );
 }
 
 #[test]
 fn claims_are_exclusive_until_the_lease_expires() {
     let mut p = ready();
     claim(&mut p, "val-1", now(), lease()).expect("claim");
-    assert!(matches!(claim(&mut p.clone(), "val-2", now() + time::Duration::minutes(5), lease()), Err(ReviewError::ClaimedByOther(_))));
+    assert!(matches!(
+        claim(&mut p.clone(), "val-2", now() + time::Duration::minutes(5), lease()),
+        Err(ReviewError::ClaimedByOther(_))
+    ));
     let later = now() + time::Duration::minutes(11);
     claim(&mut p, "val-2", later, lease()).expect("expired lease is claimable");
     assert_eq!(p.claim.as_ref().map(|c| c.validator_id.as_str()), Some("val-2"));
-    assert!(matches!(release(&mut p.clone(), "val-1", later), Err(ReviewError::NotClaimed | ReviewError::ClaimedByOther(_))));
+    assert!(matches!(
+        release(&mut p.clone(), "val-1", later),
+        Err(ReviewError::NotClaimed | ReviewError::ClaimedByOther(_))
+    ));
     release(&mut p, "val-2", later).expect("release");
     assert!(p.claim.is_none());
 }
@@ -65,33 +111,72 @@ fn claims_are_exclusive_until_the_lease_expires() {
 #[test]
 fn decisions_need_the_live_claim_and_the_current_version() {
     let mut p = ready();
-    assert_eq!(decide(&mut p.clone(), &draft(DecisionKind::Approve, p.version), "val-1", now()), Err(ReviewError::NotClaimed));
+    assert_eq!(
+        decide(&mut p.clone(), &draft(DecisionKind::Approve, p.version), "val-1", now()),
+        Err(ReviewError::NotClaimed)
+    );
     claim(&mut p, "val-1", now(), lease()).expect("claim");
-    assert!(matches!(decide(&mut p.clone(), &draft(DecisionKind::Approve, p.version - 1), "val-1", now()), Err(ReviewError::Stale { .. })));
-    assert!(matches!(decide(&mut p.clone(), &draft(DecisionKind::Approve, p.version), "val-2", now()), Err(ReviewError::ClaimedByOther(_))));
+    assert!(matches!(
+        decide(
+            &mut p.clone(),
+            &draft(DecisionKind::Approve, p.version - 1),
+            "val-1",
+            now()
+        ),
+        Err(ReviewError::Stale { .. })
+    ));
+    assert!(matches!(
+        decide(&mut p.clone(), &draft(DecisionKind::Approve, p.version), "val-2", now()),
+        Err(ReviewError::ClaimedByOther(_))
+    ));
     let expired = now() + time::Duration::minutes(11);
-    assert_eq!(decide(&mut p.clone(), &draft(DecisionKind::Approve, p.version), "val-1", expired), Err(ReviewError::NotClaimed));
+    assert_eq!(
+        decide(
+            &mut p.clone(),
+            &draft(DecisionKind::Approve, p.version),
+            "val-1",
+            expired
+        ),
+        Err(ReviewError::NotClaimed)
+    );
     let v = p.version;
     let from = decide(&mut p, &draft(DecisionKind::Approve, v), "val-1", now()).expect("approve");
-    assert_eq!((from, p.status), (PresaleStatus::ReadyForReview, PresaleStatus::Approved));
+    assert_eq!(
+        (from, p.status),
+        (PresaleStatus::ReadyForReview, PresaleStatus::Approved)
+    );
     assert_eq!(p.decision.as_ref().map(|d| d.review_secs), Some(1800));
     assert!(p.claim.is_none());
     let v = p.version;
-    assert_eq!(decide(&mut p, &draft(DecisionKind::Approve, v), "val-1", now()), Err(ReviewError::NotReviewable(PresaleStatus::Approved)));
+    assert_eq!(
+        decide(&mut p, &draft(DecisionKind::Approve, v), "val-1", now()),
+        Err(ReviewError::NotReviewable(PresaleStatus::Approved))
+    );
 }
 
 #[test]
 fn reasons_come_from_the_catalog_and_blocking_findings_need_an_override() {
     let mut p = ready();
-    p.findings.push(Finding { code: "AGENT_MISMATCH".into(), severity: Severity::Blocking, message: "x".into(), evidence: serde_json::json!({}) });
+    p.findings.push(Finding {
+        code: "AGENT_MISMATCH".into(),
+        severity: Severity::Blocking,
+        message: "x".into(),
+        evidence: serde_json::json!({}),
+    });
     claim(&mut p, "val-1", now(), lease()).expect("claim");
     let v = p.version;
     let codes = |r: Result<PresaleStatus, ReviewError>| match r {
         Err(ReviewError::Invalid(errors)) => errors.into_iter().map(|e| (e.field, e.code)).collect::<Vec<_>>(),
         other => panic!("{other:?}"),
     };
-    assert_eq!(codes(decide(&mut p.clone(), &draft(DecisionKind::Approve, v), "val-1", now())), vec![("override_reason".into(), "override_required")]);
-    assert_eq!(codes(decide(&mut p.clone(), &draft(DecisionKind::Reject, v), "val-1", now())), vec![("reasons".into(), "required")]);
+    assert_eq!(
+        codes(decide(&mut p.clone(), &draft(DecisionKind::Approve, v), "val-1", now())),
+        vec![("override_reason".into(), "override_required")]
+    );
+    assert_eq!(
+        codes(decide(&mut p.clone(), &draft(DecisionKind::Reject, v), "val-1", now())),
+        vec![("reasons".into(), "required")]
+    );
     let mut other = draft(DecisionKind::Reject, v);
     other.reasons = vec!["OTHER".into(), "BECAUSE".into()];
     assert_eq!(
@@ -105,7 +190,10 @@ fn reasons_come_from_the_catalog_and_blocking_findings_need_an_override() {
     back.reasons = vec!["ADDRESS".into()];
     decide(&mut p, &back, "val-1", now()).expect("return");
     assert_eq!(p.status, PresaleStatus::NeedsCorrection);
-    assert_eq!(p.correction.as_ref().map(|c| c.reasons.clone()), Some(vec!["ADDRESS".to_owned()]));
+    assert_eq!(
+        p.correction.as_ref().map(|c| c.reasons.clone()),
+        Some(vec!["ADDRESS".to_owned()])
+    );
 }
 
 #[test]

@@ -25,9 +25,7 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
                 record["messageId"].as_str().unwrap_or_default(),
                 record["body"].as_str().unwrap_or_default(),
             );
-            let count = record["attributes"]["ApproximateReceiveCount"]
-                .as_str()
-                .unwrap_or("?");
+            let count = record["attributes"]["ApproximateReceiveCount"].as_str().unwrap_or("?");
             eprintln!(
                 "echo-lambda: sqs record {id} body={body} receive_count={count} source={}",
                 record["eventSourceARN"]
@@ -74,11 +72,7 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
         "SECRET_LEAK",
     ]
     .iter()
-    .filter_map(|k| {
-        std::env::var(k)
-            .ok()
-            .map(|v| ((*k).to_owned(), Value::String(v)))
-    })
+    .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), Value::String(v))))
     .collect();
     let body = json!({
         "event": payload,
@@ -88,9 +82,7 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
         "function_arn": event.context.invoked_function_arn,
         "deadline": event.context.deadline,
     });
-    Ok(
-        json!({"statusCode": 200, "headers": {"content-type": "application/json"}, "body": body.to_string()}),
-    )
+    Ok(json!({"statusCode": 200, "headers": {"content-type": "application/json"}, "body": body.to_string()}))
 }
 
 #[tokio::main]
