@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use backoffice_shared::outbox::envelope;
-use backoffice_shared::testing::invoice_request;
+use backoffice_edge::relay::envelope;
+use backoffice_domain::testing::invoice_request;
 use e2e_tests::{env, finance_email, unique};
 use serde_json::json;
 
@@ -15,7 +15,7 @@ async fn an_invoice_issued_during_a_mail_outage_is_emailed_once_when_mail_is_bac
     let env = env().await;
     let client = unique("outage");
     env.seed_campaign(&client, &unique("camp")).await;
-    let ses = backoffice_shared::aws::sesv2(&env.sdk);
+    let ses = backoffice_edge::aws::sesv2(&env.sdk);
     let identity = env.resource("InvoiceSenderIdentity").reference.clone();
     let configuration_set = env.resource("InvoiceEmailConfigurationSet").reference.clone();
 

@@ -2,19 +2,19 @@
 //! channels; dialers ask whether a customer may be contacted now.
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use backoffice_shared::Clock;
-use backoffice_shared::domain::catalog::CampaignCatalog;
-use backoffice_shared::domain::presale::PresaleId;
-use backoffice_shared::domain::principal::{Principal, Role};
-use backoffice_shared::domain::tipification::{
+use backoffice_domain::Clock;
+use backoffice_domain::catalog::CampaignCatalog;
+use backoffice_domain::presale::PresaleId;
+use backoffice_domain::principal::{Principal, Role};
+use backoffice_domain::tipification::{
     self, Catalog, ContactContext, ContactDraft, CustomerKey, LinkedPresale, Node,
 };
-use backoffice_shared::domain::validation::Invalid;
-use backoffice_shared::http::idempotency::store_error;
-use backoffice_shared::http::request::DEFAULT_BODY_LIMIT;
-use backoffice_shared::http::{ApiError, ApiRequest, ApiResponse, Invocation, respond};
-use backoffice_shared::store::contacts::{ContactStore, Recorded};
-use backoffice_shared::store::{CampaignDirectory, PresaleStore, StoreError};
+use backoffice_domain::validation::Invalid;
+use backoffice_edge::http::idempotency::HEADER;
+use backoffice_edge::http::request::DEFAULT_BODY_LIMIT;
+use backoffice_edge::http::{ApiError, ApiRequest, ApiResponse, Invocation, respond};
+use backoffice_store::contacts::{ContactStore, Recorded};
+use backoffice_store::{CampaignDirectory, PresaleStore, StoreError};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 

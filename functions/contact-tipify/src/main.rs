@@ -1,10 +1,11 @@
 //! Wiring only: clients are built once at init and reused by every invocation.
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
-use backoffice_shared::http::Invocation;
-use backoffice_shared::store::contacts::DynamoContactStore;
-use backoffice_shared::store::dynamo::{DynamoCampaignDirectory, DynamoPresaleStore};
-use backoffice_shared::{SystemClock, aws, config, telemetry};
+use backoffice_edge::http::Invocation;
+use backoffice_store::contacts::DynamoContactStore;
+use backoffice_store::dynamo::{DynamoCampaignDirectory, DynamoPresaleStore};
+use backoffice_domain::SystemClock;
+use backoffice_edge::{aws, config, telemetry};
 use contact_tipify::Tipify;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 

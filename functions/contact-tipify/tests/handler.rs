@@ -4,12 +4,12 @@ use aws_lambda_events::apigw::{
     ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequest,
 };
 use aws_lambda_events::encodings::Body;
-use backoffice_shared::Clock;
-use backoffice_shared::domain::catalog::CampaignCatalog;
-use backoffice_shared::http::Invocation;
-use backoffice_shared::store::contacts::MemoryContactStore;
-use backoffice_shared::store::memory::{MemoryCampaignDirectory, MemoryPresaleStore};
-use backoffice_shared::testing::campaign_catalog;
+use backoffice_domain::Clock;
+use backoffice_domain::catalog::CampaignCatalog;
+use backoffice_edge::http::Invocation;
+use backoffice_store::contacts::MemoryContactStore;
+use backoffice_store::memory::{MemoryCampaignDirectory, MemoryPresaleStore};
+use backoffice_domain::testing::campaign_catalog;
 use contact_tipify::Tipify;
 use serde_json::{Value, json};
 use time::OffsetDateTime;

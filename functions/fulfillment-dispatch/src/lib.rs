@@ -4,15 +4,15 @@
 //! shipment.
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use backoffice_shared::Clock;
-use backoffice_shared::domain::audit::{AuditEntry, GENESIS_HASH};
-use backoffice_shared::domain::fulfillment::{self, FulfillmentError};
-use backoffice_shared::domain::review::SaleConfirmed;
-use backoffice_shared::domain::shipment::{InvoiceRequested, Shipment};
-use backoffice_shared::outbox::{Publisher, envelope};
-use backoffice_shared::queue;
-use backoffice_shared::store::shipments::{Created, ShipmentStore};
-use backoffice_shared::store::{FulfillmentDirectory, OutboxMessage, StoreError};
+use backoffice_domain::Clock;
+use backoffice_domain::audit::{AuditEntry, GENESIS_HASH};
+use backoffice_domain::fulfillment::{self, FulfillmentError};
+use backoffice_domain::review::SaleConfirmed;
+use backoffice_domain::shipment::{InvoiceRequested, Shipment};
+use backoffice_edge::relay::{Publisher, envelope};
+use backoffice_edge::queue;
+use backoffice_store::shipments::{Created, ShipmentStore};
+use backoffice_store::{FulfillmentDirectory, OutboxMessage, StoreError};
 use serde_json::json;
 
 pub struct Dispatch<S, F, Q, K> {

@@ -2,10 +2,11 @@
 //! consumes the sales queue and runs the scheduled outbox sweep.
 
 use aws_lambda_events::sqs::SqsEvent;
-use backoffice_shared::outbox::SqsPublisher;
-use backoffice_shared::store::dynamo::DynamoCampaignDirectory;
-use backoffice_shared::store::shipments::DynamoShipmentStore;
-use backoffice_shared::{SystemClock, aws, config, telemetry};
+use backoffice_edge::relay::SqsPublisher;
+use backoffice_store::config::DynamoCampaignDirectory;
+use backoffice_store::shipments::DynamoShipmentStore;
+use backoffice_domain::SystemClock;
+use backoffice_edge::{aws, config, telemetry};
 use fulfillment_dispatch::Dispatch;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;

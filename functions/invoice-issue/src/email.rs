@@ -1,8 +1,8 @@
 //! The invoice e-mail: a multipart MIME message (plain text and HTML alternatives, the PDF
 //! attached) built with mail-builder, and its envelope.
 
-use backoffice_shared::domain::invoice::Invoice;
-use backoffice_shared::mail::OutgoingEmail;
+use backoffice_domain::invoice::Invoice;
+use backoffice_edge::mail::OutgoingEmail;
 use mail_builder::MessageBuilder;
 use mail_builder::headers::address::Address;
 use time::OffsetDateTime;

@@ -17,17 +17,17 @@ pub mod email;
 use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use backoffice_shared::Clock;
-use backoffice_shared::documents::DocumentStore;
-use backoffice_shared::domain::audit::{AuditEntry, GENESIS_HASH};
-use backoffice_shared::domain::invoice::{BillingProfile, InvoiceDraft, InvoiceError};
-use backoffice_shared::domain::shipment::InvoiceRequested;
-use backoffice_shared::mail::{MailError, Mailer};
-use backoffice_shared::queue;
-use backoffice_shared::store::invoices::{
+use backoffice_domain::Clock;
+use backoffice_store::documents::DocumentStore;
+use backoffice_domain::audit::{AuditEntry, GENESIS_HASH};
+use backoffice_domain::invoice::{BillingProfile, InvoiceDraft, InvoiceError};
+use backoffice_domain::shipment::InvoiceRequested;
+use backoffice_edge::mail::{MailError, Mailer};
+use backoffice_edge::queue;
+use backoffice_store::invoices::{
     EmailClaim, EmailRecord, InvoiceStore, IssueOutcome, PdfRecord, StoredInvoice,
 };
-use backoffice_shared::store::{BillingDirectory, StoreError};
+use backoffice_store::{BillingDirectory, StoreError};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 

@@ -1,13 +1,14 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use backoffice_shared::documents::MemoryDocumentStore;
-use backoffice_shared::domain::invoice::BillingProfile;
-use backoffice_shared::mail::MemoryMailer;
-use backoffice_shared::outbox::envelope;
-use backoffice_shared::store::invoices::MemoryInvoiceStore;
-use backoffice_shared::testing::{billing_profile, invoice_request};
-use backoffice_shared::{Clock, OffsetDateTime};
+use backoffice_store::documents::MemoryDocumentStore;
+use backoffice_domain::invoice::BillingProfile;
+use backoffice_edge::testing::MemoryMailer;
+use backoffice_edge::relay::envelope;
+use backoffice_store::invoices::MemoryInvoiceStore;
+use backoffice_domain::testing::{billing_profile, invoice_request};
+use backoffice_domain::Clock;
+use time::OffsetDateTime;
 use mail_parser::{MessageParser, MimeHeaders};
 use time::macros::datetime;
 
@@ -84,7 +85,7 @@ async fn issues_stores_and_emails_one_invoice() {
         (audits.len(), audits[0].subject.as_str(), audits[0].action.as_str()),
         (1, "B001-00000001", "ISSUED")
     );
-    assert!(backoffice_shared::domain::audit::verify_chain(&audits, None).verified);
+    assert!(backoffice_domain::audit::verify_chain(&audits, None).verified);
     assert_eq!(
         stored.email.as_ref().map(|e| e.message_id.as_str()),
         Some(message_id.as_str())

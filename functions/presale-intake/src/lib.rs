@@ -5,19 +5,19 @@
 //! `POST /presales`, `GET /presales`, `GET /presales/{id}`, `PATCH /presales/{id}`.
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use backoffice_shared::Clock;
-use backoffice_shared::domain::audit::{AuditEntry, GENESIS_HASH};
-use backoffice_shared::domain::presale::{
+use backoffice_domain::Clock;
+use backoffice_domain::audit::{AuditEntry, GENESIS_HASH};
+use backoffice_domain::presale::{
     self, CorrectionDraft, Presale, PresaleAction, PresaleDraft, PresaleId, PresaleStatus, Registration,
 };
-use backoffice_shared::domain::principal::{Principal, Role};
-use backoffice_shared::domain::recording::CheckThresholds;
-use backoffice_shared::domain::validation::Invalid;
-use backoffice_shared::http::idempotency::{self, store_error};
-use backoffice_shared::http::request::DEFAULT_BODY_LIMIT;
-use backoffice_shared::http::{ApiError, ApiRequest, ApiResponse, Invocation, respond};
-use backoffice_shared::recordings::{self, AttachOutcome};
-use backoffice_shared::store::{
+use backoffice_domain::principal::{Principal, Role};
+use backoffice_domain::recording::CheckThresholds;
+use backoffice_domain::validation::Invalid;
+use backoffice_edge::http::idempotency::{self, store_error};
+use backoffice_edge::http::request::DEFAULT_BODY_LIMIT;
+use backoffice_edge::http::{ApiError, ApiRequest, ApiResponse, Invocation, respond};
+use backoffice_store::presales::{self, AttachOutcome};
+use backoffice_store::{
     CampaignDirectory, ConflictKind, IdempotencyStore, PresaleQuery, PresaleStore, StoreError, StoredPresale,
 };
 use serde_json::json;
@@ -159,7 +159,7 @@ where
         &self,
         presale: Presale,
         checks: &CheckThresholds,
-        now: backoffice_shared::OffsetDateTime,
+        now: time::OffsetDateTime,
     ) -> Presale {
         let waiting = match self.presales.recordings(&presale.client_id, &presale.call_id).await {
             Ok(versions) => versions.into_iter().next(),

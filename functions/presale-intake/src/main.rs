@@ -1,10 +1,11 @@
 //! Wiring only: clients are built once at init and reused by every invocation.
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
-use backoffice_shared::config::Tables;
-use backoffice_shared::http::Invocation;
-use backoffice_shared::store::dynamo::{DynamoCampaignDirectory, DynamoIdempotencyStore, DynamoPresaleStore};
-use backoffice_shared::{SystemClock, aws, telemetry};
+use backoffice_edge::config::Tables;
+use backoffice_edge::http::Invocation;
+use backoffice_store::dynamo::{DynamoCampaignDirectory, DynamoIdempotencyStore, DynamoPresaleStore};
+use backoffice_domain::SystemClock;
+use backoffice_edge::{aws, telemetry};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use presale_intake::Intake;
 

@@ -4,9 +4,9 @@ use aws_lambda_events::apigw::{
     ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequest,
 };
 use aws_lambda_events::encodings::Body;
-use backoffice_shared::domain::catalog::CampaignCatalog;
-use backoffice_shared::store::memory::{MemoryCampaignDirectory, MemoryIdempotencyStore, MemoryPresaleStore};
-use backoffice_shared::testing::campaign_catalog;
+use backoffice_domain::catalog::CampaignCatalog;
+use backoffice_store::memory::{MemoryCampaignDirectory, MemoryIdempotencyStore, MemoryPresaleStore};
+use backoffice_domain::testing::campaign_catalog;
 use serde_json::{Value, json};
 use time::macros::datetime;
 
@@ -15,7 +15,7 @@ use super::*;
 struct FixedClock;
 
 impl Clock for FixedClock {
-    fn now(&self) -> backoffice_shared::OffsetDateTime {
+    fn now(&self) -> time::OffsetDateTime {
         datetime!(2026-11-23 15:00 UTC)
     }
 }

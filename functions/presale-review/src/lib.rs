@@ -10,21 +10,21 @@ pub mod ports;
 use std::time::Duration;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use backoffice_shared::Clock;
-use backoffice_shared::domain::audit::{AuditEntry, verify_chain};
-use backoffice_shared::domain::presale::{Presale, PresaleId, PresaleStatus};
-use backoffice_shared::domain::principal::{Principal, Role};
-use backoffice_shared::domain::review::{
+use backoffice_domain::Clock;
+use backoffice_domain::audit::{AuditEntry, verify_chain};
+use backoffice_domain::presale::{Presale, PresaleId, PresaleStatus};
+use backoffice_domain::principal::{Principal, Role};
+use backoffice_domain::review::{
     self, DecisionDraft, DecisionKind, REJECT_REASONS, RETURN_REASONS, ReviewError, SaleConfirmed,
 };
-use backoffice_shared::http::idempotency::store_error;
-use backoffice_shared::http::request::DEFAULT_BODY_LIMIT;
-use backoffice_shared::http::{ApiError, ApiRequest, ApiResponse, Invocation, respond};
-use backoffice_shared::store::{CampaignDirectory, Effects, OutboxMessage, PresaleStore, StoreError, StoredPresale};
+use backoffice_edge::http::idempotency::HEADER;
+use backoffice_edge::http::request::DEFAULT_BODY_LIMIT;
+use backoffice_edge::http::{ApiError, ApiRequest, ApiResponse, Invocation, respond};
+use backoffice_store::{CampaignDirectory, Effects, OutboxMessage, PresaleStore, StoreError, StoredPresale};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use backoffice_shared::outbox::{Publisher, envelope};
+use backoffice_edge::relay::{Publisher, envelope};
 
 use crate::ports::RecordingLinks;
 
@@ -215,7 +215,7 @@ where
         presale: &Presale,
         version: u64,
         status: PresaleStatus,
-        audit: &backoffice_shared::domain::audit::AuditRecord,
+        audit: &backoffice_domain::audit::AuditRecord,
         effects: &Effects,
     ) -> Result<(), ApiError> {
         match self.presales.save_with(presale, version, status, audit, effects).await {

@@ -2,10 +2,11 @@
 //! serves the HTTP routes and the scheduled outbox sweep.
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
-use backoffice_shared::http::Invocation;
-use backoffice_shared::outbox::SqsPublisher;
-use backoffice_shared::store::dynamo::{DynamoCampaignDirectory, DynamoPresaleStore};
-use backoffice_shared::{SystemClock, aws, config, telemetry};
+use backoffice_edge::http::Invocation;
+use backoffice_edge::relay::SqsPublisher;
+use backoffice_store::dynamo::{DynamoCampaignDirectory, DynamoPresaleStore};
+use backoffice_domain::SystemClock;
+use backoffice_edge::{aws, config, telemetry};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use presale_review::Review;
 use presale_review::ports::S3Links;

@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use backoffice_shared::domain::presale::Presale;
-use backoffice_shared::domain::review::DecisionKind;
-use backoffice_shared::store::{CounterDelta, CounterRow};
+use backoffice_domain::presale::Presale;
+use backoffice_domain::review::DecisionKind;
+use backoffice_store::{CounterDelta, CounterRow};
 use serde_json::{Value, json};
 use time::{Date, OffsetDateTime};
 

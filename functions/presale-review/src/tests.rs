@@ -8,17 +8,17 @@ use aws_lambda_events::apigw::{
     ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequest,
 };
 use aws_lambda_events::encodings::Body;
-use backoffice_shared::domain::audit::GENESIS_HASH;
-use backoffice_shared::domain::catalog::CampaignCatalog;
-use backoffice_shared::domain::presale::{PresaleAction, PresaleDraft, Registration, register};
-use backoffice_shared::domain::recording::{Finding, Severity};
-use backoffice_shared::store::memory::{MemoryCampaignDirectory, MemoryPresaleStore};
-use backoffice_shared::testing::campaign_catalog;
+use backoffice_domain::audit::GENESIS_HASH;
+use backoffice_domain::catalog::CampaignCatalog;
+use backoffice_domain::presale::{PresaleAction, PresaleDraft, Registration, register};
+use backoffice_domain::recording::{Finding, Severity};
+use backoffice_store::memory::{MemoryCampaignDirectory, MemoryPresaleStore};
+use backoffice_domain::testing::campaign_catalog;
 use time::macros::datetime;
 
 use super::*;
 use crate::ports::PortError;
-use backoffice_shared::outbox::PublishError;
+use backoffice_edge::relay::PublishError;
 
 struct TestClock(Mutex<OffsetDateTime>);
 
@@ -105,6 +105,7 @@ async fn ready(s: &TestReview, call_id: &str, risk: u8, blocking: bool) -> Strin
             id: PresaleId::generate(),
             agent_id: "agent-7".into(),
             now,
+            correlation_id: None,
         },
     )
     .expect("valid");

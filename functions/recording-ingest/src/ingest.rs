@@ -4,10 +4,10 @@
 use std::io::Read;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use backoffice_shared::Clock;
-use backoffice_shared::domain::recording::{AudioFacts, Recording, RecordingKey, RecordingMetadata};
-use backoffice_shared::recordings::{self, AttachOutcome};
-use backoffice_shared::store::{CampaignDirectory, PresaleStore, StoreError};
+use backoffice_domain::Clock;
+use backoffice_domain::recording::{AudioFacts, Recording, RecordingKey, RecordingMetadata};
+use backoffice_store::presales::{self, AttachOutcome};
+use backoffice_store::{CampaignDirectory, PresaleStore, StoreError};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
@@ -56,7 +56,7 @@ where
     K: Clock,
 {
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        backoffice_shared::queue::each_message(event, |body| async move { self.process_message(&body).await }).await
+        backoffice_edge::queue::each_message(event, |body| async move { self.process_message(&body).await }).await
     }
 
     pub async fn process_message(&self, body: &str) -> Result<Vec<Processed>, RetryableError> {

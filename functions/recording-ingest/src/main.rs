@@ -1,8 +1,9 @@
 //! Wiring only: clients are built once at init and reused by every invocation.
 
 use aws_lambda_events::sqs::SqsEvent;
-use backoffice_shared::store::dynamo::{DynamoCampaignDirectory, DynamoPresaleStore};
-use backoffice_shared::{SystemClock, aws, config, telemetry};
+use backoffice_store::dynamo::{DynamoCampaignDirectory, DynamoPresaleStore};
+use backoffice_domain::SystemClock;
+use backoffice_edge::{aws, config, telemetry};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use recording_analysis::AnalysisConfig;
 use recording_ingest::ingest::Ingest;

@@ -2,13 +2,13 @@
 //! unrecognized keys, redeliveries, and the order of arrival of recording and pre-sale.
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
-use backoffice_shared::Clock;
-use backoffice_shared::domain::audit::{AuditEntry, GENESIS_HASH};
-use backoffice_shared::domain::catalog::CampaignCatalog;
-use backoffice_shared::domain::presale::{PresaleDraft, PresaleId, PresaleStatus, Registration, register};
-use backoffice_shared::store::PresaleStore;
-use backoffice_shared::store::memory::{MemoryCampaignDirectory, MemoryPresaleStore};
-use backoffice_shared::testing::campaign_catalog;
+use backoffice_domain::Clock;
+use backoffice_domain::audit::{AuditEntry, GENESIS_HASH};
+use backoffice_domain::catalog::CampaignCatalog;
+use backoffice_domain::presale::{PresaleDraft, PresaleId, PresaleStatus, Registration, register};
+use backoffice_store::PresaleStore;
+use backoffice_store::memory::{MemoryCampaignDirectory, MemoryPresaleStore};
+use backoffice_domain::testing::campaign_catalog;
 use recording_analysis::AnalysisConfig;
 use recording_ingest::ingest::{Ingest, Processed};
 use recording_ingest::source::MemorySource;
@@ -58,6 +58,7 @@ async fn register_presale(ingest: &TestIngest, call_id: &str) -> PresaleId {
             id: PresaleId::generate(),
             agent_id: "agent-7".into(),
             now: FixedClock.now(),
+            correlation_id: None,
         },
     )
     .expect("valid");

@@ -5,15 +5,15 @@
 use std::collections::HashMap;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use backoffice_shared::Clock;
-use backoffice_shared::domain::audit::AuditEntry;
-use backoffice_shared::domain::principal::Role;
-use backoffice_shared::domain::shipment::{Applied, TrackingEvent};
-use backoffice_shared::domain::validation::Invalid;
-use backoffice_shared::http::idempotency::store_error;
-use backoffice_shared::http::{ApiError, ApiRequest, ApiResponse, Invocation, respond, webhook};
-use backoffice_shared::store::StoreError;
-use backoffice_shared::store::shipments::{EventRecorded, ShipmentStore};
+use backoffice_domain::Clock;
+use backoffice_domain::audit::AuditEntry;
+use backoffice_domain::principal::Role;
+use backoffice_domain::shipment::{Applied, TrackingEvent};
+use backoffice_domain::validation::Invalid;
+use backoffice_edge::http::idempotency::HEADER;
+use backoffice_edge::http::{ApiError, ApiRequest, ApiResponse, Invocation, respond, webhook};
+use backoffice_store::StoreError;
+use backoffice_store::shipments::{EventRecorded, ShipmentStore};
 use serde_json::json;
 
 pub const ROUTES: &[&str] = &["POST /shipments/{id}/events", "GET /shipments/{id}"];

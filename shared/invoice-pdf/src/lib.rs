@@ -16,9 +16,9 @@ mod winansi;
 #[cfg(test)]
 mod tests;
 
-use backoffice_shared::domain::identity::Document;
-use backoffice_shared::domain::invoice::{Invoice, InvoiceLine, TaxConfig};
-use backoffice_shared::domain::money::Money;
+use backoffice_domain::identity::Document;
+use backoffice_domain::invoice::{Invoice, InvoiceLine, TaxConfig};
+use backoffice_domain::money::Money;
 use time::Date;
 
 use canvas::{Canvas, DocumentInfo, PAGE_HEIGHT, PAGE_WIDTH, Page};

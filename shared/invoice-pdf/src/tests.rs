@@ -1,8 +1,8 @@
 //! Renders invoices and reads the PDFs back with lopdf: what is checked is what a reader
 //! would see.
 
-use backoffice_shared::domain::invoice::{Invoice, InvoiceDraft};
-use backoffice_shared::testing::{billing_profile, invoice_request};
+use backoffice_domain::invoice::{Invoice, InvoiceDraft};
+use backoffice_domain::testing::{billing_profile, invoice_request};
 use lopdf::content::Content;
 use lopdf::{Document, Object};
 use time::macros::datetime;

@@ -1,0 +1,194 @@
+//! Audit records: one per state change, hash-chained per pre-sale so that an edited or deleted
+//! record is detectable. Written in the same transaction as the change it describes.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+/// Hash that starts every chain.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// The aggregate the record belongs to (e.g. a pre-sale id).
+    pub subject: String,
+    /// Position in the chain; equals the subject's version after the change.
+    pub seq: u64,
+    #[serde(with = "crate::wire::instant")]
+    pub at: OffsetDateTime,
+    pub actor: String,
+    pub role: String,
+    pub action: String,
+    #[serde(default)]
+    pub from_status: Option<String>,
+    pub to_status: String,
+    #[serde(default)]
+    pub reasons: Vec<String>,
+    #[serde(default)]
+    pub details: serde_json::Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// What a caller knows when it records a change; sealing adds the chain fields.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    pub subject: String,
+    pub seq: u64,
+    pub at: OffsetDateTime,
+    pub actor: String,
+    pub role: String,
+    pub action: String,
+    pub from_status: Option<String>,
+    pub to_status: String,
+    pub reasons: Vec<String>,
+    pub details: serde_json::Value,
+}
+
+impl AuditEntry {
+    pub fn seal(self, prev_hash: &str) -> AuditRecord {
+        let mut record = AuditRecord {
+            subject: self.subject,
+            seq: self.seq,
+            at: self.at,
+            actor: self.actor,
+            role: self.role,
+            action: self.action,
+            from_status: self.from_status,
+            to_status: self.to_status,
+            reasons: self.reasons,
+            details: self.details,
+            prev_hash: prev_hash.to_owned(),
+            hash: String::new(),
+        };
+        record.hash = record.compute_hash();
+        record
+    }
+}
+
+impl AuditRecord {
+    /// SHA-256 over every field but `hash`, in a fixed order (serde_json keeps struct order and
+    /// `details` maps are sorted), so the same record always hashes the same.
+    pub fn compute_hash(&self) -> String {
+        let material = serde_json::json!([
+            self.subject,
+            self.seq,
+            self.at.unix_timestamp_nanos().to_string(),
+            self.actor,
+            self.role,
+            self.action,
+            self.from_status,
+            self.to_status,
+            self.reasons,
+            self.details,
+            self.prev_hash,
+        ]);
+        let mut hasher = Sha256::new();
+        hasher.update(material.to_string().as_bytes());
+        hex::encode(hasher.finalize())
+    }
+}
+
+/// Result of checking a chain: where it first breaks, if it does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainCheck {
+    pub verified: bool,
+    pub records: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broken_at: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// Verify a chain read back in `seq` order, against the head hash kept on the subject itself
+/// (which catches a deleted last record).
+pub fn verify_chain(records: &[AuditRecord], expected_head: Option<&str>) -> ChainCheck {
+    let mut prev = GENESIS_HASH.to_owned();
+    let broken = |seq: u64, problem: String| ChainCheck {
+        verified: false,
+        records: records.len(),
+        broken_at: Some(seq),
+        problem: Some(problem),
+    };
+    for (i, record) in records.iter().enumerate() {
+        let expected_seq = i as u64 + 1;
+        if record.seq != expected_seq {
+            return broken(expected_seq, format!("record {expected_seq} is missing"));
+        }
+        if record.prev_hash != prev {
+            return broken(record.seq, "does not follow the previous record".into());
+        }
+        if record.compute_hash() != record.hash {
+            return broken(record.seq, "content does not match its hash".into());
+        }
+        prev = record.hash.clone();
+    }
+    if let Some(head) = expected_head {
+        if head != prev {
+            return broken(
+                records.len() as u64 + 1,
+                "the chain is shorter than its recorded head".into(),
+            );
+        }
+    }
+    ChainCheck {
+        verified: true,
+        records: records.len(),
+        broken_at: None,
+        problem: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn chain(n: u64) -> Vec<AuditRecord> {
+        let mut prev = GENESIS_HASH.to_owned();
+        (1..=n)
+            .map(|seq| {
+                let record = AuditEntry {
+                    subject: "p1".into(),
+                    seq,
+                    at: datetime!(2026-11-23 10:00 UTC) + time::Duration::seconds(seq as i64),
+                    actor: "agent-7".into(),
+                    role: "agent".into(),
+                    action: format!("A{seq}"),
+                    from_status: None,
+                    to_status: "PENDING_RECORDING".into(),
+                    reasons: vec![],
+                    details: serde_json::json!({"b": 1, "a": 2}),
+                }
+                .seal(&prev);
+                prev = record.hash.clone();
+                record
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_intact_chain_verifies() {
+        let records = chain(3);
+        let head = records[2].hash.clone();
+        assert!(verify_chain(&records, Some(&head)).verified);
+    }
+
+    #[test]
+    fn edits_deletions_and_truncation_are_detected() {
+        let records = chain(3);
+        let head = records[2].hash.clone();
+        let mut edited = records.clone();
+        edited[1].actor = "someone-else".into();
+        assert_eq!(verify_chain(&edited, Some(&head)).broken_at, Some(2));
+        let mut deleted = records.clone();
+        deleted.remove(1);
+        assert_eq!(verify_chain(&deleted, Some(&head)).broken_at, Some(2));
+        let truncated = &records[..2];
+        assert_eq!(verify_chain(truncated, Some(&head)).broken_at, Some(3));
+        let mut rehashed = records.clone();
+        rehashed[1].actor = "x".into();
+        rehashed[1].hash = rehashed[1].compute_hash();
+        assert_eq!(verify_chain(&rehashed, Some(&head)).broken_at, Some(3));
+    }
+}

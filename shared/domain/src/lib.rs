@@ -1,0 +1,26 @@
+//! The back office's business rules. Nothing in here knows about AWS, HTTP or JSON transport:
+//! it is unit-tested without any server.
+
+pub mod audit;
+pub mod catalog;
+pub mod clock;
+pub mod contact;
+pub mod events;
+pub mod fulfillment;
+pub mod identity;
+pub mod invoice;
+pub mod money;
+pub mod presale;
+pub mod principal;
+pub mod recording;
+pub mod review;
+pub mod shipment;
+pub mod tipification;
+pub mod validation;
+pub mod wire;
+pub mod words;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use clock::{Clock, SystemClock};

@@ -1,0 +1,387 @@
+//! The incoming request as the handlers see it, built from API Gateway's payload v2 event.
+
+use std::collections::HashMap;
+
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use base64::Engine;
+use serde::de::DeserializeOwned;
+
+use backoffice_domain::principal::{Principal, Role};
+
+use super::ApiError;
+
+/// Default limit for JSON bodies: far above any legitimate pre-sale, far below API Gateway's 10 MB.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct ApiRequest {
+    pub method: String,
+    /// "POST /presales/{id}": the template's route, what handlers dispatch on.
+    pub route_key: String,
+    pub path: String,
+    pub path_params: HashMap<String, String>,
+    pub query: HashMap<String, Vec<String>>,
+    pub headers: HashMap<String, String>,
+    pub body: Option<Vec<u8>>,
+    body_undecodable: bool,
+    pub request_id: String,
+    pub claims: HashMap<String, String>,
+}
+
+impl ApiRequest {
+    /// The id that joins this request's logs with everything it causes downstream: the
+    /// caller's `X-Correlation-Id`, or else API Gateway's request id.
+    pub fn correlation_id(&self) -> &str {
+        self.header("x-correlation-id").unwrap_or(&self.request_id)
+    }
+
+
+    pub fn from_apigw(event: ApiGatewayV2httpRequest) -> Self {
+        let ctx = event.request_context;
+        let method = ctx.http.method.as_str().to_owned();
+        let path = event.raw_path.or(ctx.http.path).unwrap_or_default();
+        let route_key = event
+            .route_key
+            .or(ctx.route_key)
+            .unwrap_or_else(|| format!("{method} {path}"));
+        let headers = event
+            .headers
+            .iter()
+            .filter_map(|(name, value)| {
+                value
+                    .to_str()
+                    .ok()
+                    .map(|v| (name.as_str().to_ascii_lowercase(), v.to_owned()))
+            })
+            .collect();
+        let mut query: HashMap<String, Vec<String>> = HashMap::new();
+        for (name, value) in event.query_string_parameters.iter() {
+            query.entry(name.to_owned()).or_default().push(value.to_owned());
+        }
+        let (body, body_undecodable) = match event.body {
+            None => (None, false),
+            Some(text) if event.is_base64_encoded => {
+                match base64::engine::general_purpose::STANDARD.decode(text.as_bytes()) {
+                    Ok(bytes) => (Some(bytes), false),
+                    Err(_) => (None, true),
+                }
+            }
+            Some(text) => (Some(text.into_bytes()), false),
+        };
+        let claims = ctx
+            .authorizer
+            .and_then(|a| a.jwt)
+            .map(|jwt| jwt.claims)
+            .unwrap_or_default();
+        Self {
+            method,
+            route_key,
+            path,
+            path_params: event.path_parameters,
+            query,
+            headers,
+            body,
+            body_undecodable,
+            request_id: ctx.request_id.unwrap_or_default(),
+            claims,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+
+    pub fn path_param(&self, name: &str) -> Result<&str, ApiError> {
+        self.path_params
+            .get(name)
+            .map(String::as_str)
+            .ok_or_else(|| ApiError::InvalidParameter {
+                field: name.to_owned(),
+                detail: format!("path parameter {name} is missing"),
+            })
+    }
+
+    /// A single-valued query parameter; repeating it is an error rather than a silent pick.
+    pub fn query_param(&self, name: &str) -> Result<Option<&str>, ApiError> {
+        match self.query.get(name).map(Vec::as_slice) {
+            None | Some([]) => Ok(None),
+            Some([one]) => Ok(Some(one.as_str())),
+            Some(_) => Err(ApiError::InvalidParameter {
+                field: name.to_owned(),
+                detail: format!("query parameter {name} may appear once"),
+            }),
+        }
+    }
+
+    /// An optional `YYYY-MM-DD` query parameter.
+    pub fn date_param(&self, name: &str) -> Result<Option<time::Date>, ApiError> {
+        self.query_param(name)?
+            .map(|raw| {
+                time::Date::parse(raw, time::macros::format_description!("[year]-[month]-[day]")).map_err(|_| {
+                    ApiError::InvalidParameter {
+                        field: name.to_owned(),
+                        detail: format!("{name} is a date, YYYY-MM-DD"),
+                    }
+                })
+            })
+            .transpose()
+    }
+
+    /// Refuse query parameters the route does not know, so a typo ("stauts") is not silently
+    /// ignored and an unfiltered list returned.
+    pub fn only_query_params(&self, known: &[&str]) -> Result<(), ApiError> {
+        match self.query.keys().find(|k| !known.contains(&k.as_str())) {
+            None => Ok(()),
+            Some(unknown) => Err(ApiError::InvalidParameter {
+                field: unknown.clone(),
+                detail: format!("unknown query parameter {unknown}; accepted: {}", known.join(", ")),
+            }),
+        }
+    }
+
+    /// The caller, from the JWT claims API Gateway verified. Accepts plain (`role`, `clients`)
+    /// and Cognito-style (`custom:role`, `custom:clients`) claim names.
+    pub fn principal(&self) -> Result<Principal, ApiError> {
+        let claim = |names: &[&str]| {
+            names
+                .iter()
+                .find_map(|n| self.claims.get(*n))
+                .map(|v| v.trim())
+                .filter(|v| !v.is_empty())
+        };
+        let user_id = claim(&["sub"]).ok_or_else(|| ApiError::Unauthorized("the token has no subject".into()))?;
+        let role_raw =
+            claim(&["role", "custom:role"]).ok_or_else(|| ApiError::Forbidden("the token carries no role".into()))?;
+        let role = Role::parse(role_raw).ok_or_else(|| ApiError::Forbidden(format!("unknown role {role_raw:?}")))?;
+        let clients = claim(&["clients", "custom:clients"])
+            .map(split_claim_list)
+            .unwrap_or_default();
+        Ok(Principal {
+            user_id: user_id.to_owned(),
+            role,
+            clients,
+        })
+    }
+
+    /// Parse the JSON body into `T`, telling syntax errors (400) from shape errors (422, with
+    /// the offending field's path).
+    pub fn json_body<T: DeserializeOwned>(&self, limit: usize) -> Result<T, ApiError> {
+        if self.body_undecodable {
+            return Err(ApiError::MalformedJson("the body is not valid base64".into()));
+        }
+        let bytes = self.body.as_deref().unwrap_or_default();
+        if bytes.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        if let Some(content_type) = self.header("content-type") {
+            let essence = content_type
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
+            if essence != "application/json" && !essence.ends_with("+json") {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+        }
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::MalformedJson(
+                "the request body is empty; send a JSON object".into(),
+            ));
+        }
+        parse_json(bytes)
+    }
+}
+
+/// Two passes, so syntax and shape errors can never be confused: any JSON is first read as a
+/// `Value` (failure: 400), then shaped into `T` with the failing field's path (failure: 422).
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::MalformedJson(format!("the body is not valid JSON: {e}")))?;
+    // Every body of this API is an object; serde would otherwise read an array as a struct.
+    if !value.is_object() {
+        return Err(ApiError::InvalidBody {
+            field: String::new(),
+            detail: "the body must be a JSON object".into(),
+        });
+    }
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        shape_error(path, err.into_inner())
+    })
+}
+
+fn shape_error(path: String, err: serde_json::Error) -> ApiError {
+    let message = err.to_string();
+    // serde reports unknown/missing fields at the parent's path; point at the field itself.
+    let named = ["unknown field `", "missing field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix).and_then(|rest| rest.split('`').next()));
+    let parent = if path == "." { String::new() } else { path };
+    let already_there = named.is_some_and(|name| parent == name || parent.ends_with(&format!(".{name}")));
+    let field = match named {
+        _ if already_there => parent,
+        Some(name) if parent.is_empty() => name.to_owned(),
+        Some(name) => format!("{parent}.{name}"),
+        None => parent,
+    };
+    ApiError::InvalidBody { field, detail: message }
+}
+
+/// API Gateway renders list claims as "[a b]"; tokens may also use "a,b" or "a b".
+pub fn split_claim_list(raw: &str) -> Vec<String> {
+    raw.trim_matches(|c| c == '[' || c == ']')
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        name: String,
+        inner: Inner,
+        list: Vec<Inner>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        qty: u32,
+    }
+
+    fn err(json: &str) -> (u16, String, Option<String>) {
+        match parse_json::<Outer>(json.as_bytes()) {
+            Ok(v) => panic!("accepted {v:?}"),
+            Err(e) => {
+                let field = match &e {
+                    ApiError::InvalidBody { field, .. } => Some(field.clone()),
+                    _ => None,
+                };
+                (e.status(), e.slug().to_owned(), field)
+            }
+        }
+    }
+
+    #[test]
+    fn syntax_errors_are_400_and_shape_errors_are_422_with_the_field() {
+        assert_eq!(err("{\"name\": "), (400, "malformed-json".into(), None));
+        assert_eq!(err("{} trailing"), (400, "malformed-json".into(), None));
+        assert_eq!(
+            err(r#"{"name":"a","inner":{"qty":1},"list":[{"qty":1}],"extra":1}"#),
+            (422, "invalid-body".into(), Some("extra".into()))
+        );
+        assert_eq!(
+            err(r#"{"name":"a","inner":{"qty":"x"},"list":[]}"#),
+            (422, "invalid-body".into(), Some("inner.qty".into()))
+        );
+        assert_eq!(
+            err(r#"{"name":"a","inner":{"qty":1},"list":[{"qty":1},{"qty":-1}]}"#),
+            (422, "invalid-body".into(), Some("list[1].qty".into()))
+        );
+        assert_eq!(
+            err(r#"{"name":"a","inner":{}, "list":[]}"#),
+            (422, "invalid-body".into(), Some("inner.qty".into()))
+        );
+        assert_eq!(
+            err(r#"{"inner":{"qty":1},"list":[]}"#),
+            (422, "invalid-body".into(), Some("name".into()))
+        );
+        assert_eq!(err("[1,2]"), (422, "invalid-body".into(), Some("".into())));
+    }
+
+    #[test]
+    fn claim_lists_in_every_shape() {
+        assert_eq!(split_claim_list("[acme globex]"), vec!["acme", "globex"]);
+        assert_eq!(split_claim_list("acme, globex"), vec!["acme", "globex"]);
+        assert_eq!(split_claim_list(""), Vec::<String>::new());
+    }
+
+    fn request(claims: &[(&str, &str)], body: Option<&str>, content_type: Option<&str>) -> ApiRequest {
+        let mut event = ApiGatewayV2httpRequest::default();
+        let mut jwt = aws_lambda_events::apigw::ApiGatewayRequestAuthorizerJwtDescription::default();
+        jwt.claims = claims.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut authorizer = aws_lambda_events::apigw::ApiGatewayRequestAuthorizer::default();
+        authorizer.jwt = Some(jwt);
+        event.request_context.authorizer = Some(authorizer);
+        event.body = body.map(str::to_owned);
+        if let Some(ct) = content_type {
+            event
+                .headers
+                .insert("content-type", http::HeaderValue::from_str(ct).expect("header value"));
+        }
+        ApiRequest::from_apigw(event)
+    }
+
+    #[test]
+    fn principal_from_claims() {
+        let p = request(
+            &[("sub", "u1"), ("role", "agent"), ("clients", "[acme globex]")],
+            None,
+            None,
+        )
+        .principal()
+        .expect("ok");
+        assert_eq!((p.user_id.as_str(), p.role, p.clients.len()), ("u1", Role::Agent, 2));
+        let p = request(&[("sub", "u1"), ("custom:role", "Finance")], None, None)
+            .principal()
+            .expect("cognito style");
+        assert_eq!(p.role, Role::Finance);
+        assert_eq!(
+            request(&[("role", "agent")], None, None)
+                .principal()
+                .map_err(|e| e.status()),
+            Err(401)
+        );
+        assert_eq!(
+            request(&[("sub", "u")], None, None).principal().map_err(|e| e.status()),
+            Err(403)
+        );
+        assert_eq!(
+            request(&[("sub", "u"), ("role", "root")], None, None)
+                .principal()
+                .map_err(|e| e.status()),
+            Err(403)
+        );
+    }
+
+    #[test]
+    fn body_limits_and_media_type() {
+        let big = format!("{{\"name\":\"{}\"}}", "a".repeat(100));
+        assert_eq!(
+            request(&[], Some(&big), None)
+                .json_body::<serde_json::Value>(50)
+                .map_err(|e| e.status())
+                .err(),
+            Some(413)
+        );
+        assert_eq!(
+            request(&[], Some("{}"), Some("text/plain"))
+                .json_body::<serde_json::Value>(50)
+                .map_err(|e| e.status())
+                .err(),
+            Some(415)
+        );
+        assert!(
+            request(&[], Some("{}"), Some("application/json; charset=utf-8"))
+                .json_body::<serde_json::Value>(50)
+                .is_ok()
+        );
+        assert_eq!(
+            request(&[], None, None)
+                .json_body::<serde_json::Value>(50)
+                .map_err(|e| e.slug())
+                .err(),
+            Some("malformed-json")
+        );
+    }
+}

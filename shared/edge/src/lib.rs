@@ -1,0 +1,15 @@
+//! The edges every back-office function shares: how events and requests come in (the HTTP and
+//! SQS edges), how they go out (the outbox relay to SQS, SESv2 mail), and what every `main.rs`
+//! builds once at init (AWS clients, configuration, telemetry). Business rules live in
+//! `backoffice-domain`, persistence in `backoffice-store`.
+
+pub mod aws;
+pub mod config;
+pub mod http;
+pub mod mail;
+pub mod queue;
+pub mod relay;
+pub mod telemetry;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

@@ -1,0 +1,134 @@
+//! The SQS edge of a consumer: a batch in, each message processed on its own in a tracing span
+//! that carries its correlation id, partial failures out (`ReportBatchItemFailures`).
+
+use std::fmt::Display;
+use std::future::Future;
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use backoffice_domain::wire;
+use tracing::Instrument;
+
+/// Run `process` on every message's body; a failed message is reported alone, so it alone is
+/// retried (and dead-lettered) while its batch-mates are done.
+///
+/// Each message runs in a `message` span with its SQS id and the envelope's correlation id (empty
+/// for messages without one, such as S3 notifications: a handler that learns it later records it
+/// with `Span::current().record("correlation_id", …)`), so one pre-sale's log lines join across
+/// functions by one id.
+pub async fn each_message<T, E, Fut>(event: SqsEvent, mut process: impl FnMut(String) -> Fut) -> SqsBatchResponse
+where
+    Fut: Future<Output = Result<T, E>>,
+    E: Display,
+{
+    let mut response = SqsBatchResponse::default();
+    for message in event.records {
+        let id = message.message_id.unwrap_or_default();
+        let body = message.body.unwrap_or_default();
+        let span = tracing::info_span!(
+            "message",
+            message_id = %id,
+            correlation_id = wire::peek_correlation_id(&body).as_deref().unwrap_or_default(),
+        );
+        let outcome = process(body).instrument(span.clone()).await;
+        if let Err(error) = outcome {
+            span.in_scope(|| tracing::error!(error = %error, "message not processed; it stays for a retry"));
+            // An empty identifier would fail the whole batch: only report real ids.
+            if !id.is_empty() {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                response.batch_item_failures.push(failure);
+            }
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    use aws_lambda_events::sqs::SqsMessage;
+    use tracing_subscriber::fmt::MakeWriter;
+
+    use super::*;
+
+    fn message(id: Option<&str>, body: &str) -> SqsMessage {
+        let mut message = SqsMessage::default();
+        message.message_id = id.map(str::to_owned);
+        message.body = Some(body.to_owned());
+        message
+    }
+
+    #[tokio::test]
+    async fn only_failed_messages_with_ids_are_reported() {
+        let mut event = SqsEvent::default();
+        event.records = vec![message(Some("a"), "ok"), message(Some("b"), "bad"), message(None, "bad")];
+        let response = each_message(event, |body| async move { if body == "ok" { Ok(()) } else { Err("no") } }).await;
+        let failed: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, vec!["b"]);
+    }
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.0.lock().map_err(|_| io::Error::other("poisoned"))?.extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    #[tokio::test]
+    async fn every_log_line_of_a_message_carries_its_correlation_id() {
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .flatten_event(true)
+            .with_writer(captured.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let mut event = SqsEvent::default();
+        event.records = vec![
+            message(Some("m-1"), r#"{"type":"Ping","correlation_id":"req-42","body":{}}"#),
+            message(Some("m-2"), "not json"),
+        ];
+        each_message(event, |body| async move {
+            tracing::info!("working");
+            if body.starts_with('{') { Ok(()) } else { Err("poison") }
+        })
+        .await;
+        let text = String::from_utf8(captured.0.lock().map(|b| b.clone()).unwrap_or_default()).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let spans: Vec<(String, String, String)> = lines
+            .iter()
+            .map(|l| {
+                let field = |name: &str| l["span"][name].as_str().unwrap_or_default().to_owned();
+                (l["message"].as_str().unwrap_or_default().to_owned(), field("message_id"), field("correlation_id"))
+            })
+            .collect();
+        assert_eq!(
+            spans,
+            vec![
+                ("working".to_owned(), "m-1".to_owned(), "req-42".to_owned()),
+                ("working".to_owned(), "m-2".to_owned(), String::new()),
+                ("message not processed; it stays for a retry".to_owned(), "m-2".to_owned(), String::new()),
+            ]
+        );
+    }
+}

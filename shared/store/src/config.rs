@@ -1,0 +1,343 @@
+//! The configuration table (ConfigTable): campaigns and their price lists, shipping data per
+//! SKU and fulfillment configuration, client companies and their billing profiles. Seed data
+//! lives in `infra/local/seed.json`; nothing here invents a business default.
+//!
+//! | item                 | pk                | sk                  |
+//! |----------------------|-------------------|---------------------|
+//! | campaign config      | `CAMPAIGN#{id}`   | `CONFIG`            |
+//! | catalog entry        | `CAMPAIGN#{id}`   | `SKU#{sku}`         |
+//! | shipping data        | `CAMPAIGN#{id}`   | `SHIPPING#{sku}`    |
+//! | fulfillment config   | `CAMPAIGN#{id}`   | `FULFILLMENT`       |
+//! | disposition catalogs | `CAMPAIGN#{id}`   | `DISPOSITIONS#…` (see `contacts`) |
+//! | client company       | `CLIENT#{id}`     | `CONFIG` (with its `billing` map) |
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use backoffice_domain::catalog::{Campaign, CampaignCatalog, CatalogItem};
+use backoffice_domain::money::{Currency, Money};
+use backoffice_domain::recording::CheckThresholds;
+use serde::Deserialize;
+
+use crate::StoreError;
+use crate::dynamo::{s, sdk_error, string_attr};
+
+/// What dispatch needs from a campaign's configuration.
+#[async_trait]
+pub trait FulfillmentDirectory: Send + Sync {
+    /// Shipping data per SKU, and the campaign's fulfillment configuration (`None`: the
+    /// campaign has none, and cannot be dispatched until it does).
+    async fn fulfillment(
+        &self,
+        campaign_id: &str,
+    ) -> Result<
+        (
+            std::collections::BTreeMap<String, backoffice_domain::fulfillment::ShippingSpec>,
+            Option<backoffice_domain::fulfillment::FulfillmentConfig>,
+        ),
+        StoreError,
+    >;
+}
+
+/// What invoicing needs from a client's configuration.
+#[async_trait]
+pub trait BillingDirectory: Send + Sync {
+    /// The client's billing profile; `None` if the client has none configured.
+    async fn billing_profile(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<backoffice_domain::invoice::BillingProfile>, StoreError>;
+}
+
+#[async_trait]
+pub trait CampaignDirectory: Send + Sync {
+    /// The campaign's configuration and price list; `None` if no such campaign.
+    async fn catalog(&self, campaign_id: &str) -> Result<Option<CampaignCatalog>, StoreError>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// DynamoDB
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+pub struct DynamoCampaignDirectory {
+    client: Client,
+    table: String,
+}
+
+#[derive(Deserialize)]
+struct CampaignRow {
+    campaign_id: String,
+    client_id: String,
+    name: String,
+    currency: String,
+    /// IANA zone of the campaign's local days.
+    timezone: String,
+    #[serde(default = "yes")]
+    active: bool,
+    #[serde(default)]
+    checks: Option<CheckThresholds>,
+    max_attempts_per_day: u32,
+}
+
+#[derive(Deserialize)]
+struct SkuRow {
+    sku: String,
+    name: String,
+    unit_price_minor: i64,
+    currency: String,
+    #[serde(default = "yes")]
+    active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl DynamoCampaignDirectory {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl CampaignDirectory for DynamoCampaignDirectory {
+    async fn catalog(&self, campaign_id: &str) -> Result<Option<CampaignCatalog>, StoreError> {
+        let mut rows = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(format!("CAMPAIGN#{campaign_id}")))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            rows.extend(output.items.unwrap_or_default());
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        let mut campaign = None;
+        let mut skus = Vec::new();
+        for row in rows {
+            match string_attr(&row, "sk").as_deref() {
+                Some("CONFIG") => {
+                    campaign =
+                        Some(serde_dynamo::from_item::<_, CampaignRow>(row).map_err(corrupt("reading campaign"))?)
+                }
+                Some(sk) if sk.starts_with("SKU#") => {
+                    skus.push(serde_dynamo::from_item::<_, SkuRow>(row).map_err(corrupt("reading catalog entry"))?)
+                }
+                _ => {}
+            }
+        }
+        let Some(row) = campaign else { return Ok(None) };
+        let currency = Currency::parse(&row.currency)
+            .map_err(|e| StoreError::Corrupt(format!("campaign {campaign_id}: {}", e.detail)))?;
+        let mut items = BTreeMap::new();
+        for sku in skus {
+            if sku.currency != currency.code() {
+                // A price in another currency cannot be summed with the rest: leave the SKU
+                // out (it reads as unknown) and say so loudly for whoever keeps the catalog.
+                tracing::error!(campaign_id, sku = %sku.sku, "catalog entry priced in {} but the campaign sells in {}", sku.currency, currency.code());
+                continue;
+            }
+            items.insert(
+                sku.sku.clone(),
+                CatalogItem {
+                    sku: sku.sku,
+                    name: sku.name,
+                    unit_price: Money::from_minor(sku.unit_price_minor, currency),
+                    active: sku.active,
+                },
+            );
+        }
+        let campaign = Campaign {
+            campaign_id: row.campaign_id,
+            client_id: row.client_id,
+            name: row.name,
+            currency,
+            timezone: row.timezone,
+            active: row.active,
+            checks: row.checks.unwrap_or_default(),
+            max_attempts_per_day: row.max_attempts_per_day,
+        };
+        Ok(Some(CampaignCatalog { campaign, items }))
+    }
+}
+
+#[derive(Deserialize)]
+struct ShippingRow {
+    sku: String,
+    weight_grams: u32,
+    length_mm: u32,
+    width_mm: u32,
+    height_mm: u32,
+    #[serde(default)]
+    ships_alone: bool,
+}
+
+#[async_trait]
+impl super::FulfillmentDirectory for DynamoCampaignDirectory {
+    async fn fulfillment(
+        &self,
+        campaign_id: &str,
+    ) -> Result<
+        (
+            BTreeMap<String, backoffice_domain::fulfillment::ShippingSpec>,
+            Option<backoffice_domain::fulfillment::FulfillmentConfig>,
+        ),
+        StoreError,
+    > {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(format!("CAMPAIGN#{campaign_id}")))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let mut specs = BTreeMap::new();
+        let mut config = None;
+        for row in output.items.unwrap_or_default() {
+            match string_attr(&row, "sk").as_deref() {
+                Some(sk) if sk.starts_with("SKU#") && row.contains_key("weight_grams") => {
+                    let r: ShippingRow = serde_dynamo::from_item(row).map_err(corrupt("reading shipping data"))?;
+                    let spec = backoffice_domain::fulfillment::ShippingSpec {
+                        sku: r.sku.clone(),
+                        weight_grams: r.weight_grams,
+                        length_mm: r.length_mm,
+                        width_mm: r.width_mm,
+                        height_mm: r.height_mm,
+                        ships_alone: r.ships_alone,
+                    };
+                    specs.insert(r.sku, spec);
+                }
+                Some("FULFILLMENT") => {
+                    let json = string_attr(&row, "config")
+                        .ok_or_else(|| StoreError::Corrupt("FULFILLMENT item without config".into()))?;
+                    config = Some(
+                        serde_json::from_str(&json)
+                            .map_err(|e| StoreError::Corrupt(format!("fulfillment config: {e}")))?,
+                    );
+                }
+                _ => {}
+            }
+        }
+        Ok((specs, config))
+    }
+}
+
+/// `CLIENT#{id}` / `CONFIG`: the client company, and its `billing` map when it is invoiced
+/// through the back office. The legal name and RUC default to the client's own.
+#[derive(Deserialize)]
+struct ClientRow {
+    client_id: String,
+    name: String,
+    ruc: String,
+    #[serde(default)]
+    billing: Option<BillingRow>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BillingRow {
+    #[serde(default)]
+    legal_name: Option<String>,
+    #[serde(default)]
+    address: String,
+    finance_email: String,
+    payment_terms_days: u16,
+    tax: backoffice_domain::invoice::TaxConfig,
+    factura_series: String,
+    boleta_series: String,
+    utc_offset_minutes: i16,
+}
+
+#[async_trait]
+impl super::BillingDirectory for DynamoCampaignDirectory {
+    async fn billing_profile(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<backoffice_domain::invoice::BillingProfile>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("CLIENT#{client_id}")))
+            .key("sk", s("CONFIG"))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let Some(item) = output.item else { return Ok(None) };
+        let row: ClientRow = serde_dynamo::from_item(item).map_err(corrupt("reading client configuration"))?;
+        let Some(billing) = row.billing else { return Ok(None) };
+        let ruc = backoffice_domain::identity::Document::new(backoffice_domain::identity::DocumentType::Ruc, &row.ruc)
+            .map_err(|e| StoreError::Corrupt(format!("client {client_id}: ruc: {}", e.detail)))?;
+        Ok(Some(backoffice_domain::invoice::BillingProfile {
+            client_id: row.client_id,
+            legal_name: billing.legal_name.unwrap_or(row.name),
+            ruc,
+            address: billing.address,
+            finance_email: billing.finance_email,
+            payment_terms_days: billing.payment_terms_days,
+            tax: billing.tax,
+            factura_series: billing.factura_series,
+            boleta_series: billing.boleta_series,
+            utc_offset_minutes: billing.utc_offset_minutes,
+        }))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// In-memory twin
+// ---------------------------------------------------------------------------------------------
+
+#[cfg(any(test, feature = "testing"))]
+pub use memory::MemoryCampaignDirectory;
+
+#[cfg(any(test, feature = "testing"))]
+mod memory {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use super::*;
+
+    fn poisoned<T>(_: T) -> StoreError {
+        StoreError::Unavailable("in-memory store lock poisoned".into())
+    }
+
+    #[derive(Default)]
+    pub struct MemoryCampaignDirectory {
+        catalogs: Mutex<HashMap<String, CampaignCatalog>>,
+    }
+
+    impl MemoryCampaignDirectory {
+        pub fn with(catalogs: impl IntoIterator<Item = CampaignCatalog>) -> Self {
+            let map = catalogs
+                .into_iter()
+                .map(|c| (c.campaign.campaign_id.clone(), c))
+                .collect();
+            Self {
+                catalogs: Mutex::new(map),
+            }
+        }
+    }
+
+    #[async_trait]
+    impl CampaignDirectory for MemoryCampaignDirectory {
+        async fn catalog(&self, campaign_id: &str) -> Result<Option<CampaignCatalog>, StoreError> {
+            Ok(self.catalogs.lock().map_err(poisoned)?.get(campaign_id).cloned())
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! Counter items: `ADD` increments applied in the same transaction as a state change, so a
+//! count can never disagree with the changes it counts. The pre-sales table keeps review
+//! metrics this way, the contacts table KPI counters.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::TransactWriteItem;
+
+use crate::StoreError;
+use crate::dynamo::{s, sdk_error, string_attr};
+
+/// `ADD` increments on one counter item, applied atomically with a state change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterDelta {
+    pub pk: String,
+    pub sk: String,
+    pub increments: Vec<(String, i64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterRow {
+    pub sk: String,
+    pub values: std::collections::BTreeMap<String, i64>,
+}
+
+#[async_trait]
+pub trait Counters: Send + Sync {
+    /// Counter items under `pk` (e.g. a campaign's review metrics of one day).
+    async fn counters(&self, pk: &str) -> Result<Vec<CounterRow>, StoreError>;
+}
+
+/// Every counter item of one partition, numbers only.
+pub(crate) async fn counter_rows(client: &Client, table: &str, pk: &str) -> Result<Vec<CounterRow>, StoreError> {
+    let output = client
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", s(pk))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(sdk_error)?;
+    Ok(output
+        .items
+        .unwrap_or_default()
+        .into_iter()
+        .map(|item| CounterRow {
+            sk: string_attr(&item, "sk").unwrap_or_default(),
+            values: item
+                .iter()
+                .filter_map(|(k, v)| {
+                    v.as_n()
+                        .ok()
+                        .and_then(|n| n.parse::<i64>().ok())
+                        .map(|n| (k.clone(), n))
+                })
+                .collect(),
+        })
+        .collect())
+}
+
+/// `ADD a :1, b :1` on one counter item (created on first use).
+pub(crate) fn counter_update(table: &str, counter: &CounterDelta) -> Result<TransactWriteItem, StoreError> {
+    let mut update = aws_sdk_dynamodb::types::Update::builder()
+        .table_name(table)
+        .key("pk", s(counter.pk.clone()))
+        .key("sk", s(counter.sk.clone()));
+    let mut clauses = Vec::new();
+    for (i, (name, by)) in counter.increments.iter().enumerate() {
+        clauses.push(format!("#c{i} :v{i}"));
+        update = update
+            .expression_attribute_names(format!("#c{i}"), name)
+            .expression_attribute_values(format!(":v{i}"), AttributeValue::N(by.to_string()));
+    }
+    let update = update
+        .update_expression(format!("ADD {}", clauses.join(", ")))
+        .build()
+        .map_err(|e| StoreError::Backend(e.to_string()))?;
+    Ok(TransactWriteItem::builder().update(update).build())
+}

@@ -1,0 +1,127 @@
+//! What every DynamoDB adapter shares: error classification, attribute helpers, one-partition
+//! index pages. Each table's module has its own key layout.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+
+use crate::StoreError;
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+const RETRYABLE_CODES: &[&str] = &[
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionInProgressException",
+];
+
+pub(crate) type Response = aws_sdk_dynamodb::config::http::HttpResponse;
+pub(crate) type TransactError = aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+
+/// Map an SDK failure: transport problems and throttling may pass; anything else is ours.
+pub(crate) fn sdk_error<E: ProvideErrorMetadata + std::fmt::Debug>(err: SdkError<E, Response>) -> StoreError {
+    classify(&err)
+}
+
+/// [`sdk_error`] without consuming the error (retry loops still need it).
+pub(crate) fn classify<E: ProvideErrorMetadata + std::fmt::Debug>(err: &SdkError<E, Response>) -> StoreError {
+    match err {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or("Unknown");
+            let message = service.err().message().unwrap_or_default();
+            // A 5xx without a known code (an overloaded endpoint, an emulator's crash) is
+            // the service's failure, not the request's: worth retrying.
+            if RETRYABLE_CODES.contains(&code) || service.raw().status().as_u16() >= 500 {
+                StoreError::Unavailable(format!("{code}: {message}"))
+            } else {
+                StoreError::Backend(format!("{code}: {message}"))
+            }
+        }
+        SdkError::ConstructionFailure(_) => StoreError::Backend(format!("{err:?}")),
+        _ => StoreError::Unavailable(format!("{err}")),
+    }
+}
+
+/// The per-item reasons of a cancelled transaction ("ConditionalCheckFailed",
+/// "TransactionConflict", "None"…), in the order of its items; `None` if it was not cancelled.
+pub(crate) fn cancellation_reasons(err: &SdkError<TransactError, Response>) -> Option<Vec<String>> {
+    let SdkError::ServiceError(service) = err else {
+        return None;
+    };
+    let TransactError::TransactionCanceledException(cancel) = service.err() else {
+        return None;
+    };
+    Some(
+        cancel
+            .cancellation_reasons()
+            .iter()
+            .map(|r| r.code().unwrap_or("None").to_owned())
+            .collect(),
+    )
+}
+
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(crate) fn string_attr(item: &Item, name: &str) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+
+pub(crate) fn corrupt(what: &str) -> impl Fn(serde_dynamo::Error) -> StoreError + '_ {
+    move |e| StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+/// A transaction item putting `item` into `table`, under `condition` if any
+/// (`attribute_not_exists(pk)`: create only).
+pub(crate) fn transact_put(table: &str, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .set_condition_expression(condition.map(str::to_owned))
+        .build()
+        .map_err(|e| StoreError::Backend(e.to_string()))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Order {
+    OldestFirst,
+    NewestFirst,
+}
+
+/// The first page (at most `limit` items, 1..=100) of one partition of an index, in sort-key
+/// order.
+pub(crate) async fn index_page(
+    client: &Client,
+    table: &str,
+    index: &str,
+    pk_name: &str,
+    pk_value: &str,
+    order: Order,
+    limit: u32,
+) -> Result<Vec<Item>, StoreError> {
+    let output = client
+        .query()
+        .table_name(table)
+        .index_name(index)
+        .key_condition_expression("#pk = :pk")
+        .expression_attribute_names("#pk", pk_name)
+        .expression_attribute_values(":pk", s(pk_value))
+        .scan_index_forward(order == Order::OldestFirst)
+        .limit(page_size(limit))
+        .send()
+        .await
+        .map_err(sdk_error)?;
+    Ok(output.items.unwrap_or_default())
+}
+
+/// A query's page size: what the caller asked for, within 1..=100.
+pub(crate) fn page_size(limit: u32) -> i32 {
+    i32::try_from(limit.clamp(1, 100)).unwrap_or(25)
+}

@@ -1,0 +1,596 @@
+//! Invoices: the port, its DynamoDB adapter (InvoicesTable) and an in-memory one.
+//!
+//! | item           | pk                          | sk                | index                      |
+//! |----------------|-----------------------------|-------------------|----------------------------|
+//! | series counter | `SERIES#{client}#{series}`  | `COUNTER`         |                            |
+//! | sale guard     | `SALE#{sale id}`            | `INVOICE`         |                            |
+//! | invoice        | `INVOICE#{client}#{number}` | `META`            | by-client; email-pending (sparse) |
+//! | audit          | `INVOICE#{client}#{number}` | `AUDIT#{seq:010}` |                            |
+//!
+//! A number is unique within its issuer's series: two clients both have a `B001-00000001`, so
+//! an invoice is known by its client and its number together.
+//!
+//! Issuing writes the counter, the guard, the invoice and its audit record in one transaction:
+//! the counter moves from n−1 to n only together with invoice n, and the guard makes a second
+//! invoice for the same sale impossible. So numbers have no gaps and no repeats whatever
+//! happens to the messages or the workers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use backoffice_domain::audit::AuditRecord;
+use backoffice_domain::invoice::Invoice;
+
+use super::StoreError;
+use crate::dynamo::{Item, Order, cancellation_reasons, corrupt, index_page, s, sdk_error, string_attr, transact_put};
+
+/// The stored PDF of an invoice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PdfRecord {
+    pub key: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// The e-mail that carried an invoice, as the mail service accepted it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailRecord {
+    pub message_id: String,
+    pub recipients: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub sent_at: OffsetDateTime,
+}
+
+/// An invoice and how far its delivery got.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredInvoice {
+    pub invoice: Invoice,
+    pub pdf: Option<PdfRecord>,
+    pub email: Option<EmailRecord>,
+    pub email_attempts: u32,
+    pub email_last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IssueOutcome {
+    Issued,
+    /// The sale has an invoice already (a redelivered request); nothing was written.
+    SaleAlreadyInvoiced,
+    /// Another invoice took this number first: read the series again and retry.
+    NumberTaken,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmailClaim {
+    /// Ours to send until the lease ends.
+    Claimed,
+    AlreadySent(EmailRecord),
+    /// Another worker is sending it right now.
+    Busy,
+}
+
+#[async_trait]
+pub trait InvoiceStore: Send + Sync {
+    /// The number of the sale's invoice, if it has one.
+    async fn invoice_for_sale(&self, sale_id: &str) -> Result<Option<String>, StoreError>;
+    /// The last number issued in a client's series (0 before the first).
+    async fn last_number(&self, client_id: &str, series: &str) -> Result<u64, StoreError>;
+    /// Write `invoice` as number `invoice.number` of its series, only if that series' last
+    /// number is `invoice.number − 1` and the sale has no invoice; with its audit record, in
+    /// one transaction.
+    async fn issue(&self, invoice: &Invoice, audit: &AuditRecord) -> Result<IssueOutcome, StoreError>;
+    async fn load(&self, client_id: &str, invoice_id: &str) -> Result<Option<StoredInvoice>, StoreError>;
+    async fn record_pdf(&self, client_id: &str, invoice_id: &str, pdf: &PdfRecord) -> Result<(), StoreError>;
+    /// Take the right to send the invoice's e-mail until `lease_until`, unless it was sent or
+    /// another worker's lease is still running.
+    async fn claim_email(
+        &self,
+        client_id: &str,
+        invoice_id: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<EmailClaim, StoreError>;
+    /// Remember the accepted e-mail; the invoice leaves the pending-e-mail index.
+    async fn record_email(&self, client_id: &str, invoice_id: &str, email: &EmailRecord) -> Result<(), StoreError>;
+    /// Give the lease back after a failed send, keeping the reason.
+    async fn release_email(&self, client_id: &str, invoice_id: &str, error: &str) -> Result<(), StoreError>;
+    /// Invoices whose e-mail is not sent yet, oldest first: (client, number).
+    async fn pending_emails(&self, limit: u32) -> Result<Vec<(String, String)>, StoreError>;
+}
+
+const EMAIL_PENDING_INDEX: &str = "email-pending";
+const EMAIL_PENDING: &str = "EMAIL#PENDING";
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn nanos(at: OffsetDateTime) -> i128 {
+    at.unix_timestamp_nanos()
+}
+
+#[derive(Clone, Debug)]
+pub struct DynamoInvoiceStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoInvoiceStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Create only: the item must not exist yet.
+    fn put_new(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
+        transact_put(&self.table, item, Some("attribute_not_exists(pk)"))
+    }
+
+    /// One item, read consistently: numbering decisions must see the latest write.
+    async fn get(&self, pk: AttributeValue, sk: AttributeValue) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", sk)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(output.item)
+    }
+
+    fn invoice_key(client_id: &str, invoice_id: &str) -> (AttributeValue, AttributeValue) {
+        (s(format!("INVOICE#{client_id}#{invoice_id}")), s("META"))
+    }
+}
+
+#[async_trait]
+impl InvoiceStore for DynamoInvoiceStore {
+    async fn invoice_for_sale(&self, sale_id: &str) -> Result<Option<String>, StoreError> {
+        let guard = self.get(s(format!("SALE#{sale_id}")), s("INVOICE")).await?;
+        Ok(guard.and_then(|item| string_attr(&item, "invoice_id")))
+    }
+
+    async fn last_number(&self, client_id: &str, series: &str) -> Result<u64, StoreError> {
+        let counter = self
+            .get(s(format!("SERIES#{client_id}#{series}")), s("COUNTER"))
+            .await?;
+        match counter.as_ref().and_then(|item| item.get("last_number")) {
+            None => Ok(0),
+            Some(value) => value.as_n().ok().and_then(|v| v.parse::<u64>().ok()).ok_or_else(|| {
+                StoreError::Corrupt(format!("series {client_id}/{series}: last_number is not a number"))
+            }),
+        }
+    }
+
+    async fn issue(&self, invoice: &Invoice, audit: &AuditRecord) -> Result<IssueOutcome, StoreError> {
+        let previous = invoice
+            .number
+            .checked_sub(1)
+            .ok_or_else(|| StoreError::Backend("invoice numbers start at 1".into()))?;
+        let at = invoice.issued_at.unix_timestamp().to_string();
+        let mut counter = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(format!("SERIES#{}#{}", invoice.client_id, invoice.series)))
+            .key("sk", s("COUNTER"))
+            .update_expression(
+                "SET last_number = :n, client_id = :client, series = :series, last_invoice_id = :id, updated_at = :at",
+            )
+            .expression_attribute_values(":n", n(invoice.number))
+            .expression_attribute_values(":client", s(invoice.client_id.clone()))
+            .expression_attribute_values(":series", s(invoice.series.clone()))
+            .expression_attribute_values(":id", s(invoice.invoice_id.clone()))
+            .expression_attribute_values(":at", AttributeValue::N(at));
+        counter = if previous == 0 {
+            counter.condition_expression("attribute_not_exists(last_number)")
+        } else {
+            counter
+                .condition_expression("last_number = :prev")
+                .expression_attribute_values(":prev", n(previous))
+        };
+        let counter = TransactWriteItem::builder()
+            .update(counter.build().map_err(|e| StoreError::Backend(e.to_string()))?)
+            .build();
+
+        let guard: Item = HashMap::from([
+            ("pk".into(), s(format!("SALE#{}", invoice.sale_id))),
+            ("sk".into(), s("INVOICE")),
+            ("invoice_id".into(), s(invoice.invoice_id.clone())),
+            ("client_id".into(), s(invoice.client_id.clone())),
+        ]);
+
+        let mut item: Item = serde_dynamo::to_item(invoice).map_err(corrupt("serializing invoice"))?;
+        let (pk, sk) = Self::invoice_key(&invoice.client_id, &invoice.invoice_id);
+        item.insert("pk".into(), pk.clone());
+        item.insert("sk".into(), sk);
+        item.insert("entity".into(), s("INVOICE"));
+        item.insert("audit_head".into(), s(audit.hash.clone()));
+        item.insert("email_attempts".into(), n(0));
+        item.insert("gsi1pk".into(), s(format!("CLIENT#{}", invoice.client_id)));
+        item.insert(
+            "gsi1sk".into(),
+            s(format!("{}#{}", invoice.issue_date, invoice.invoice_id)),
+        );
+        item.insert("gsi2pk".into(), s(EMAIL_PENDING));
+        item.insert(
+            "gsi2sk".into(),
+            s(format!("{:020}#{}", nanos(invoice.issued_at), invoice.invoice_id)),
+        );
+
+        let mut audit_item: Item = serde_dynamo::to_item(audit).map_err(corrupt("serializing audit"))?;
+        audit_item.insert("pk".into(), pk);
+        audit_item.insert("sk".into(), s(format!("AUDIT#{:010}", audit.seq)));
+
+        // Order matters: the cancellation reasons come back in this order.
+        let items = vec![
+            counter,
+            self.put_new(guard)?,
+            self.put_new(item)?,
+            self.put_new(audit_item)?,
+        ];
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(IssueOutcome::Issued),
+            Err(err) => match cancellation_reasons(&err) {
+                Some(reasons) => {
+                    let reason = |i: usize| reasons.get(i).map(String::as_str).unwrap_or("None");
+                    if reason(1) == "ConditionalCheckFailed" {
+                        Ok(IssueOutcome::SaleAlreadyInvoiced)
+                    } else if reason(0) == "ConditionalCheckFailed"
+                        || reasons.iter().any(|r| r == "TransactionConflict")
+                    {
+                        Ok(IssueOutcome::NumberTaken)
+                    } else if reason(2) == "ConditionalCheckFailed" {
+                        // Invoice n exists but the counter says n−1: only a manual edit does that.
+                        Err(StoreError::Corrupt(format!(
+                            "invoice {} exists beyond its series' counter",
+                            invoice.invoice_id
+                        )))
+                    } else {
+                        Err(StoreError::Unavailable(format!(
+                            "invoice transaction cancelled: {reasons:?}"
+                        )))
+                    }
+                }
+                None => Err(sdk_error(err)),
+            },
+        }
+    }
+
+    async fn load(&self, client_id: &str, invoice_id: &str) -> Result<Option<StoredInvoice>, StoreError> {
+        let (pk, sk) = Self::invoice_key(client_id, invoice_id);
+        let Some(mut item) = self.get(pk, sk).await? else {
+            return Ok(None);
+        };
+        let pdf = match item.remove("pdf") {
+            Some(value) => Some(serde_dynamo::from_attribute_value(value).map_err(corrupt("reading invoice pdf"))?),
+            None => None,
+        };
+        let email = match item.remove("email") {
+            Some(value) => Some(serde_dynamo::from_attribute_value(value).map_err(corrupt("reading invoice email"))?),
+            None => None,
+        };
+        let email_attempts = item
+            .get("email_attempts")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let email_last_error = string_attr(&item, "email_last_error");
+        let invoice = serde_dynamo::from_item(item).map_err(corrupt("reading invoice"))?;
+        Ok(Some(StoredInvoice {
+            invoice,
+            pdf,
+            email,
+            email_attempts,
+            email_last_error,
+        }))
+    }
+
+    async fn record_pdf(&self, client_id: &str, invoice_id: &str, pdf: &PdfRecord) -> Result<(), StoreError> {
+        let (pk, sk) = Self::invoice_key(client_id, invoice_id);
+        let value = serde_dynamo::to_attribute_value(pdf).map_err(corrupt("serializing pdf record"))?;
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", sk)
+            .update_expression("SET pdf = :pdf")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":pdf", value)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    async fn claim_email(
+        &self,
+        client_id: &str,
+        invoice_id: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<EmailClaim, StoreError> {
+        let (pk, sk) = Self::invoice_key(client_id, invoice_id);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", sk)
+            .update_expression("SET email_lease_until = :until")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(email) AND (attribute_not_exists(email_lease_until) OR email_lease_until < :now)")
+            .expression_attribute_values(":until", n(nanos(lease_until)))
+            .expression_attribute_values(":now", n(nanos(now)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(EmailClaim::Claimed),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                match self.load(client_id, invoice_id).await? {
+                    Some(StoredInvoice { email: Some(email), .. }) => Ok(EmailClaim::AlreadySent(email)),
+                    Some(_) => Ok(EmailClaim::Busy),
+                    None => Err(StoreError::Backend(format!("invoice {invoice_id} does not exist"))),
+                }
+            }
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+
+    async fn record_email(&self, client_id: &str, invoice_id: &str, email: &EmailRecord) -> Result<(), StoreError> {
+        let (pk, sk) = Self::invoice_key(client_id, invoice_id);
+        let value = serde_dynamo::to_attribute_value(email).map_err(corrupt("serializing email record"))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", sk)
+            .update_expression(
+                "SET email = :email ADD email_attempts :one REMOVE email_lease_until, email_last_error, gsi2pk, gsi2sk",
+            )
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(email)")
+            .expression_attribute_values(":email", value)
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Recorded already (by this worker's earlier attempt): the first record stands.
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+
+    async fn release_email(&self, client_id: &str, invoice_id: &str, error: &str) -> Result<(), StoreError> {
+        let (pk, sk) = Self::invoice_key(client_id, invoice_id);
+        let reason: String = error.chars().take(500).collect();
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", sk)
+            .update_expression("SET email_last_error = :e ADD email_attempts :one REMOVE email_lease_until")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(email)")
+            .expression_attribute_values(":e", s(reason))
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    async fn pending_emails(&self, limit: u32) -> Result<Vec<(String, String)>, StoreError> {
+        let items = index_page(
+            &self.client,
+            &self.table,
+            EMAIL_PENDING_INDEX,
+            "gsi2pk",
+            EMAIL_PENDING,
+            Order::OldestFirst,
+            limit,
+        )
+        .await?;
+        Ok(items
+            .iter()
+            .filter_map(|item| Some((string_attr(item, "client_id")?, string_attr(item, "invoice_id")?)))
+            .collect())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// In-memory twin: the same conditions, for handler tests.
+// ---------------------------------------------------------------------------------------------
+
+#[cfg(any(test, feature = "testing"))]
+pub use memory::MemoryInvoiceStore;
+
+#[cfg(any(test, feature = "testing"))]
+mod memory {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// In-memory [`InvoiceStore`] with the same conditions, for unit tests.
+    #[derive(Default)]
+    pub struct MemoryInvoiceStore {
+        state: Mutex<MemoryInvoices>,
+    }
+
+    #[derive(Default)]
+    struct MemoryInvoices {
+        counters: HashMap<(String, String), u64>,
+        sales: HashMap<String, String>,
+        invoices: BTreeMap<(String, String), StoredInvoice>,
+        leases: HashMap<(String, String), OffsetDateTime>,
+        audits: Vec<AuditRecord>,
+    }
+
+    fn key(client_id: &str, invoice_id: &str) -> (String, String) {
+        (client_id.to_owned(), invoice_id.to_owned())
+    }
+
+    impl MemoryInvoiceStore {
+        fn lock(&self) -> Result<std::sync::MutexGuard<'_, MemoryInvoices>, StoreError> {
+            self.state
+                .lock()
+                .map_err(|_| StoreError::Backend("memory store poisoned".into()))
+        }
+
+        /// Every invoice, by number.
+        pub fn all(&self) -> Vec<StoredInvoice> {
+            self.state
+                .lock()
+                .map(|s| s.invoices.values().cloned().collect())
+                .unwrap_or_default()
+        }
+
+        pub fn audits(&self) -> Vec<AuditRecord> {
+            self.state.lock().map(|s| s.audits.clone()).unwrap_or_default()
+        }
+    }
+
+    #[async_trait]
+    impl InvoiceStore for MemoryInvoiceStore {
+        async fn invoice_for_sale(&self, sale_id: &str) -> Result<Option<String>, StoreError> {
+            Ok(self.lock()?.sales.get(sale_id).cloned())
+        }
+
+        async fn last_number(&self, client_id: &str, series: &str) -> Result<u64, StoreError> {
+            Ok(self
+                .lock()?
+                .counters
+                .get(&(client_id.to_owned(), series.to_owned()))
+                .copied()
+                .unwrap_or(0))
+        }
+
+        async fn issue(&self, invoice: &Invoice, audit: &AuditRecord) -> Result<IssueOutcome, StoreError> {
+            let mut state = self.lock()?;
+            if state.sales.contains_key(&invoice.sale_id) {
+                return Ok(IssueOutcome::SaleAlreadyInvoiced);
+            }
+            let key = (invoice.client_id.clone(), invoice.series.clone());
+            if state.counters.get(&key).copied().unwrap_or(0) + 1 != invoice.number {
+                return Ok(IssueOutcome::NumberTaken);
+            }
+            state.counters.insert(key, invoice.number);
+            state.sales.insert(invoice.sale_id.clone(), invoice.invoice_id.clone());
+            state.invoices.insert(
+                (invoice.client_id.clone(), invoice.invoice_id.clone()),
+                StoredInvoice {
+                    invoice: invoice.clone(),
+                    pdf: None,
+                    email: None,
+                    email_attempts: 0,
+                    email_last_error: None,
+                },
+            );
+            state.audits.push(audit.clone());
+            Ok(IssueOutcome::Issued)
+        }
+
+        async fn load(&self, client_id: &str, invoice_id: &str) -> Result<Option<StoredInvoice>, StoreError> {
+            Ok(self.lock()?.invoices.get(&key(client_id, invoice_id)).cloned())
+        }
+
+        async fn record_pdf(&self, client_id: &str, invoice_id: &str, pdf: &PdfRecord) -> Result<(), StoreError> {
+            let mut state = self.lock()?;
+            let stored = state
+                .invoices
+                .get_mut(&key(client_id, invoice_id))
+                .ok_or_else(|| StoreError::Backend(format!("no invoice {invoice_id}")))?;
+            stored.pdf = Some(pdf.clone());
+            Ok(())
+        }
+
+        async fn claim_email(
+            &self,
+            client_id: &str,
+            invoice_id: &str,
+            now: OffsetDateTime,
+            lease_until: OffsetDateTime,
+        ) -> Result<EmailClaim, StoreError> {
+            let mut state = self.lock()?;
+            let stored = state
+                .invoices
+                .get(&key(client_id, invoice_id))
+                .ok_or_else(|| StoreError::Backend(format!("no invoice {invoice_id}")))?;
+            if let Some(email) = &stored.email {
+                return Ok(EmailClaim::AlreadySent(email.clone()));
+            }
+            if state
+                .leases
+                .get(&key(client_id, invoice_id))
+                .is_some_and(|until| *until >= now)
+            {
+                return Ok(EmailClaim::Busy);
+            }
+            state.leases.insert(key(client_id, invoice_id), lease_until);
+            Ok(EmailClaim::Claimed)
+        }
+
+        async fn record_email(&self, client_id: &str, invoice_id: &str, email: &EmailRecord) -> Result<(), StoreError> {
+            let mut state = self.lock()?;
+            state.leases.remove(&key(client_id, invoice_id));
+            let stored = state
+                .invoices
+                .get_mut(&key(client_id, invoice_id))
+                .ok_or_else(|| StoreError::Backend(format!("no invoice {invoice_id}")))?;
+            if stored.email.is_none() {
+                stored.email = Some(email.clone());
+                stored.email_attempts += 1;
+                stored.email_last_error = None;
+            }
+            Ok(())
+        }
+
+        async fn release_email(&self, client_id: &str, invoice_id: &str, error: &str) -> Result<(), StoreError> {
+            let mut state = self.lock()?;
+            state.leases.remove(&key(client_id, invoice_id));
+            let stored = state
+                .invoices
+                .get_mut(&key(client_id, invoice_id))
+                .ok_or_else(|| StoreError::Backend(format!("no invoice {invoice_id}")))?;
+            stored.email_attempts += 1;
+            stored.email_last_error = Some(error.to_owned());
+            Ok(())
+        }
+
+        async fn pending_emails(&self, limit: u32) -> Result<Vec<(String, String)>, StoreError> {
+            let state = self.lock()?;
+            let mut pending: Vec<&StoredInvoice> = state.invoices.values().filter(|i| i.email.is_none()).collect();
+            pending.sort_by_key(|i| nanos(i.invoice.issued_at));
+            Ok(pending
+                .into_iter()
+                .take(limit as usize)
+                .map(|i| (i.invoice.client_id.clone(), i.invoice.invoice_id.clone()))
+                .collect())
+        }
+    }
+}

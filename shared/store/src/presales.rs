@@ -1,0 +1,951 @@
+//! The pre-sales table (PresalesTable): pre-sales with their audit chains, call-id guards,
+//! recording versions, the review queue, review counters and the outbox of `SaleConfirmed`.
+//!
+//! | item                | pk                        | sk              | indexes                              |
+//! |---------------------|---------------------------|-----------------|--------------------------------------|
+//! | pre-sale            | `PRESALE#{id}`            | `META`          | by-campaign, by-campaign-status, by-customer-document, by-customer-phone, review-queue (sparse) |
+//! | audit record        | `PRESALE#{id}`            | `AUDIT#{seq:010}` |                                    |
+//! | call id uniqueness  | `CALL#{client}#{call_id}` | `META`          |                                      |
+//! | recording version   | `RECORDING#{client}#{call_id}` | `SHA#{sha256}` |                                   |
+//! | unrecognized upload | `UNRECOGNIZED#{date}`     | `{key}#{version}` |                                    |
+//! | outbox message      | `OUTBOX#{message id}`     | `MESSAGE`       | outbox-pending (sparse)              |
+//! | review counters     | `METRICS#{campaign}#{day}` | `…`            |                                      |
+//!
+//! One narrow port per thing a handler does ([`PresaleGet`], [`PresaleWrite`], …), so a function
+//! depends only on what it calls; [`DynamoPresaleStore`] implements them all, and so does its
+//! in-memory twin for handler tests.
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use backoffice_domain::audit::AuditRecord;
+use backoffice_domain::presale::{Presale, PresaleId, PresaleStatus};
+use backoffice_domain::recording::{CustomerHistory, Recording};
+use base64::Engine;
+
+use crate::dynamo::{Item, Order, cancellation_reasons, corrupt, index_page, page_size, s, sdk_error, string_attr, transact_put, Response, TransactError};
+use crate::outbox::{Outbox, OutboxMessage, outbox_put, pending_outbox, mark_sent};
+use crate::counters::{CounterDelta, CounterRow, Counters, counter_rows, counter_update};
+use crate::{ConflictKind, Page, StoreError};
+
+mod attach;
+pub use attach::{AttachOutcome, attach};
+
+#[derive(Debug, Clone)]
+pub struct PresaleQuery {
+    pub campaign_id: String,
+    pub status: Option<PresaleStatus>,
+    /// Agents see only their own pre-sales.
+    pub agent_id: Option<String>,
+    pub limit: u32,
+    pub cursor: Option<String>,
+}
+
+/// A pre-sale with the head of its audit chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredPresale {
+    pub presale: Presale,
+    pub audit_head: String,
+}
+
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Effects {
+    pub outbox: Option<OutboxMessage>,
+    pub counters: Vec<CounterDelta>,
+}
+
+
+#[async_trait]
+pub trait PresaleGet: Send + Sync {
+    async fn get(&self, id: &PresaleId) -> Result<Option<StoredPresale>, StoreError>;
+}
+
+#[async_trait]
+pub trait PresaleWrite: Send + Sync {
+    /// Insert a new pre-sale with its first audit record; fails if the id or the client's
+    /// call id is already taken.
+    async fn create(&self, presale: &Presale, audit: &AuditRecord) -> Result<(), StoreError>;
+
+    /// Replace the pre-sale if it is still at `expected_version` and `expected_status`, and
+    /// append `audit`, in one transaction.
+    async fn save(
+        &self,
+        presale: &Presale,
+        expected_version: u64,
+        expected_status: PresaleStatus,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
+
+    /// `save`, plus side effects committed in the same transaction: an outbox message and
+    /// counter increments.
+    async fn save_with(
+        &self,
+        presale: &Presale,
+        expected_version: u64,
+        expected_status: PresaleStatus,
+        audit: &AuditRecord,
+        effects: &Effects,
+    ) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+pub trait PresaleList: Send + Sync {
+    /// Newest first, from an index (never a scan).
+    async fn list(&self, query: &PresaleQuery) -> Result<Page<Presale>, StoreError>;
+}
+
+#[async_trait]
+pub trait CallLookup: Send + Sync {
+    /// The pre-sale registered for a client's call id, if any.
+    async fn find_by_call(&self, client_id: &str, call_id: &str) -> Result<Option<PresaleId>, StoreError>;
+}
+
+#[async_trait]
+pub trait AuditRead: Send + Sync {
+    /// The audit chain in `seq` order.
+    async fn audit_trail(&self, id: &PresaleId) -> Result<Vec<AuditRecord>, StoreError>;
+}
+
+#[async_trait]
+pub trait RecordingVersions: Send + Sync {
+    /// Keep one version of a call's recording, keyed by its bytes' SHA-256. `false` when those
+    /// exact bytes were already stored (a redelivered event).
+    async fn put_recording(&self, recording: &Recording) -> Result<bool, StoreError>;
+
+    /// The recordings stored for a client's call, newest first.
+    async fn recordings(&self, client_id: &str, call_id: &str) -> Result<Vec<Recording>, StoreError>;
+
+    /// Remember an object whose key does not follow the convention, with the reason.
+    async fn record_unrecognized(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        reason: &str,
+        at: time::OffsetDateTime,
+    ) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+pub trait CustomerHistoryLookup: Send + Sync {
+    /// The client's other pre-sales with the same document or the same phone (from indexes).
+    async fn customer_history(&self, presale: &Presale) -> Result<CustomerHistory, StoreError>;
+}
+
+#[async_trait]
+pub trait ReviewQueue: Send + Sync {
+    /// A client's pre-sales waiting for review, highest risk first, then oldest (claimed ones
+    /// included: the caller skips live claims).
+    async fn review_queue(&self, client_id: &str, limit: u32) -> Result<Vec<Presale>, StoreError>;
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// DynamoDB
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+pub struct DynamoPresaleStore {
+    client: Client,
+    table: String,
+}
+
+const BY_CAMPAIGN: &str = "by-campaign";
+const BY_CAMPAIGN_STATUS: &str = "by-campaign-status";
+const BY_CUSTOMER_DOCUMENT: &str = "by-customer-document";
+const BY_CUSTOMER_PHONE: &str = "by-customer-phone";
+const REVIEW_QUEUE: &str = "review-queue";
+const OUTBOX_INDEX: &str = "outbox-pending";
+const OUTBOX_PENDING: &str = "OUTBOX#PENDING";
+
+impl DynamoPresaleStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn presale_pk(id: &PresaleId) -> String {
+        format!("PRESALE#{id}")
+    }
+
+    fn call_pk(client_id: &str, call_id: &str) -> String {
+        format!("CALL#{client_id}#{call_id}")
+    }
+
+    fn presale_item(presale: &Presale, audit_head: &str) -> Result<Item, StoreError> {
+        let mut item: Item = serde_dynamo::to_item(presale).map_err(corrupt("serializing pre-sale"))?;
+        // Fixed-width creation time keeps index sort keys in chronological order.
+        let created = format!("{:020}#{}", presale.created_at.unix_timestamp_nanos(), presale.id);
+        item.insert("pk".into(), s(Self::presale_pk(&presale.id)));
+        item.insert("sk".into(), s("META"));
+        item.insert("entity".into(), s("PRESALE"));
+        item.insert("gsi1pk".into(), s(format!("CAMPAIGN#{}", presale.campaign_id)));
+        item.insert("gsi1sk".into(), s(created.clone()));
+        item.insert(
+            "gsi2pk".into(),
+            s(format!("CAMPAIGN#{}#STATUS#{}", presale.campaign_id, presale.status)),
+        );
+        item.insert("gsi2sk".into(), s(created.clone()));
+        item.insert("gsi3pk".into(), s(Self::document_key(presale)));
+        item.insert("gsi3sk".into(), s(created.clone()));
+        item.insert(
+            "gsi4pk".into(),
+            s(format!(
+                "PHONE#{}#{}",
+                presale.client_id,
+                presale.customer.phone.as_str()
+            )),
+        );
+        item.insert("gsi4sk".into(), s(created));
+        if presale.status == PresaleStatus::ReadyForReview {
+            // Ascending order = highest risk first, then longest waiting.
+            let urgency = 100 - u32::from(presale.risk_score.unwrap_or(0).min(100));
+            let since = presale.ready_at.unwrap_or(presale.updated_at).unix_timestamp_nanos();
+            item.insert("gsi5pk".into(), s(format!("REVIEW#{}", presale.client_id)));
+            item.insert("gsi5sk".into(), s(format!("{urgency:03}#{since:020}#{}", presale.id)));
+        }
+        item.insert("audit_head".into(), s(audit_head));
+        Ok(item)
+    }
+
+    fn document_key(presale: &Presale) -> String {
+        let document = &presale.customer.document;
+        format!("DOC#{}#{}#{}", presale.client_id, document.kind(), document.number())
+    }
+
+    fn recording_pk(client_id: &str, call_id: &str) -> String {
+        format!("RECORDING#{client_id}#{call_id}")
+    }
+
+    async fn query_index(&self, index: &str, pk_name: &str, pk_value: String) -> Result<Vec<Presale>, StoreError> {
+        let items = index_page(
+            &self.client,
+            &self.table,
+            index,
+            pk_name,
+            &pk_value,
+            Order::NewestFirst,
+            50,
+        )
+        .await?;
+        items
+            .into_iter()
+            .map(|item| serde_dynamo::from_item(item).map_err(corrupt("reading pre-sale")))
+            .collect()
+    }
+
+    fn audit_item(record: &AuditRecord) -> Result<Item, StoreError> {
+        let mut item: Item = serde_dynamo::to_item(record).map_err(corrupt("serializing audit record"))?;
+        item.insert("pk".into(), s(format!("PRESALE#{}", record.subject)));
+        item.insert("sk".into(), s(format!("AUDIT#{:010}", record.seq)));
+        item.insert("entity".into(), s("AUDIT"));
+        Ok(item)
+    }
+
+    fn put(&self, item: Item, condition: &str) -> Result<TransactWriteItem, StoreError> {
+        transact_put(&self.table, item, Some(condition))
+    }
+
+    /// Which of the transaction's items failed its condition, if the service said.
+    fn cancelled_indexes(err: &SdkError<TransactError, Response>) -> Option<Vec<usize>> {
+        let reasons = cancellation_reasons(err)?;
+        Some(
+            reasons
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| *r == "ConditionalCheckFailed")
+                .map(|(i, _)| i)
+                .collect(),
+        )
+    }
+
+    fn encode_cursor(key: &Item) -> Option<String> {
+        let plain: BTreeMap<&str, &str> = key
+            .iter()
+            .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.as_str(), v.as_str())))
+            .collect();
+        let json = serde_json::to_vec(&plain).ok()?;
+        Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json))
+    }
+
+    /// A cursor is only valid for the partition it came from: anything else is refused here,
+    /// before DynamoDB would reject it with a 500-looking validation error.
+    fn decode_cursor(raw: &str, pk_name: &str, pk_value: &str, sk_name: &str) -> Result<Item, StoreError> {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(raw.as_bytes())
+            .map_err(|_| StoreError::InvalidCursor)?;
+        let plain: BTreeMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| StoreError::InvalidCursor)?;
+        let expected: [&str; 4] = ["pk", "sk", pk_name, sk_name];
+        if plain.len() != 4
+            || !expected.iter().all(|k| plain.contains_key(*k))
+            || plain.get(pk_name).map(String::as_str) != Some(pk_value)
+        {
+            return Err(StoreError::InvalidCursor);
+        }
+        Ok(plain.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect())
+    }
+}
+
+#[async_trait]
+impl PresaleGet for DynamoPresaleStore {
+    async fn get(&self, id: &PresaleId) -> Result<Option<StoredPresale>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(Self::presale_pk(id)))
+            .key("sk", s("META"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let Some(item) = output.item else { return Ok(None) };
+        let audit_head = string_attr(&item, "audit_head").unwrap_or_default();
+        let presale: Presale = serde_dynamo::from_item(item).map_err(corrupt("reading pre-sale"))?;
+        Ok(Some(StoredPresale { presale, audit_head }))
+    }
+}
+
+#[async_trait]
+impl PresaleWrite for DynamoPresaleStore {
+    async fn create(&self, presale: &Presale, audit: &AuditRecord) -> Result<(), StoreError> {
+        let mut call = Item::new();
+        call.insert("pk".into(), s(Self::call_pk(&presale.client_id, &presale.call_id)));
+        call.insert("sk".into(), s("META"));
+        call.insert("entity".into(), s("CALL"));
+        call.insert("presale_id".into(), s(presale.id.as_str()));
+        let items = vec![
+            self.put(Self::presale_item(presale, &audit.hash)?, "attribute_not_exists(pk)")?,
+            self.put(call, "attribute_not_exists(pk)")?,
+            self.put(Self::audit_item(audit)?, "attribute_not_exists(pk)")?,
+        ];
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) => match Self::cancelled_indexes(&err) {
+                Some(failed) if failed.contains(&1) => Err(StoreError::Conflict(ConflictKind::DuplicateCallId)),
+                Some(failed) if !failed.is_empty() => Err(StoreError::Conflict(ConflictKind::AlreadyExists)),
+                _ => Err(sdk_error(err)),
+            },
+        }
+    }
+
+    async fn save(
+        &self,
+        presale: &Presale,
+        expected_version: u64,
+        expected_status: PresaleStatus,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        self.save_with(presale, expected_version, expected_status, audit, &Effects::default())
+            .await
+    }
+
+    async fn save_with(
+        &self,
+        presale: &Presale,
+        expected_version: u64,
+        expected_status: PresaleStatus,
+        audit: &AuditRecord,
+        effects: &Effects,
+    ) -> Result<(), StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(Self::presale_item(presale, &audit.hash)?))
+            .condition_expression("#version = :version AND #status = :status")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":version", AttributeValue::N(expected_version.to_string()))
+            .expression_attribute_values(":status", s(expected_status.as_str()))
+            .build()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let mut items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            self.put(Self::audit_item(audit)?, "attribute_not_exists(pk)")?,
+        ];
+        if let Some(message) = &effects.outbox {
+            items.push(outbox_put(&self.table, message)?);
+        }
+        for counter in &effects.counters {
+            items.push(counter_update(&self.table, counter)?);
+        }
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) => match Self::cancelled_indexes(&err) {
+                Some(failed) if !failed.is_empty() => Err(StoreError::Conflict(ConflictKind::StaleVersion)),
+                _ => Err(sdk_error(err)),
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl PresaleList for DynamoPresaleStore {
+    async fn list(&self, query: &PresaleQuery) -> Result<Page<Presale>, StoreError> {
+        let (index, pk_name, sk_name, pk_value) = match query.status {
+            Some(status) => (
+                BY_CAMPAIGN_STATUS,
+                "gsi2pk",
+                "gsi2sk",
+                format!("CAMPAIGN#{}#STATUS#{status}", query.campaign_id),
+            ),
+            None => (
+                BY_CAMPAIGN,
+                "gsi1pk",
+                "gsi1sk",
+                format!("CAMPAIGN#{}", query.campaign_id),
+            ),
+        };
+        let start = match &query.cursor {
+            Some(raw) => Some(Self::decode_cursor(raw, pk_name, &pk_value, sk_name)?),
+            None => None,
+        };
+        let mut request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", pk_name)
+            .expression_attribute_values(":pk", s(pk_value))
+            .scan_index_forward(false)
+            .limit(page_size(query.limit))
+            .set_exclusive_start_key(start);
+        if let Some(agent) = &query.agent_id {
+            request = request
+                .filter_expression("#agent = :agent")
+                .expression_attribute_names("#agent", "agent_id")
+                .expression_attribute_values(":agent", s(agent));
+        }
+        let output = request.send().await.map_err(sdk_error)?;
+        let items = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| serde_dynamo::from_item::<_, Presale>(item).map_err(corrupt("reading pre-sale")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = output.last_evaluated_key.as_ref().and_then(Self::encode_cursor);
+        Ok(Page { items, next_cursor })
+    }
+}
+
+#[async_trait]
+impl CallLookup for DynamoPresaleStore {
+    async fn find_by_call(&self, client_id: &str, call_id: &str) -> Result<Option<PresaleId>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(Self::call_pk(client_id, call_id)))
+            .key("sk", s("META"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        match output.item.as_ref().and_then(|item| string_attr(item, "presale_id")) {
+            None => Ok(None),
+            Some(id) => PresaleId::parse(&id)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(e.detail)),
+        }
+    }
+}
+
+#[async_trait]
+impl AuditRead for DynamoPresaleStore {
+    async fn audit_trail(&self, id: &PresaleId) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut records = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :audit)")
+                .expression_attribute_values(":pk", s(Self::presale_pk(id)))
+                .expression_attribute_values(":audit", s("AUDIT#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            for item in output.items.unwrap_or_default() {
+                records.push(serde_dynamo::from_item(item).map_err(corrupt("reading audit record"))?);
+            }
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        Ok(records)
+    }
+}
+
+#[async_trait]
+impl RecordingVersions for DynamoPresaleStore {
+    async fn put_recording(&self, recording: &Recording) -> Result<bool, StoreError> {
+        let mut item: Item = serde_dynamo::to_item(recording).map_err(corrupt("serializing recording"))?;
+        item.insert(
+            "pk".into(),
+            s(Self::recording_pk(&recording.client_id, &recording.call_id)),
+        );
+        item.insert("sk".into(), s(format!("SHA#{}", recording.sha256)));
+        item.insert("entity".into(), s("RECORDING"));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(false),
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+
+    async fn recordings(&self, client_id: &str, call_id: &str) -> Result<Vec<Recording>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(Self::recording_pk(client_id, call_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let mut versions = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| serde_dynamo::from_item::<_, Recording>(item).map_err(corrupt("reading recording")))
+            .collect::<Result<Vec<_>, _>>()?;
+        versions.sort_by_key(|r| std::cmp::Reverse(r.received_at));
+        Ok(versions)
+    }
+
+    async fn record_unrecognized(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        reason: &str,
+        at: time::OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("UNRECOGNIZED#{}", at.date())))
+            .item("sk", s(format!("{key}#{}", version_id.unwrap_or("-"))))
+            .item("entity", s("UNRECOGNIZED_RECORDING"))
+            .item("bucket", s(bucket))
+            .item("key", s(key))
+            .item("reason", s(reason))
+            .item("at", s(at.unix_timestamp().to_string()))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl CustomerHistoryLookup for DynamoPresaleStore {
+    async fn customer_history(&self, presale: &Presale) -> Result<CustomerHistory, StoreError> {
+        let same_document = self
+            .query_index(BY_CUSTOMER_DOCUMENT, "gsi3pk", Self::document_key(presale))
+            .await?;
+        let same_phone = self
+            .query_index(
+                BY_CUSTOMER_PHONE,
+                "gsi4pk",
+                format!("PHONE#{}#{}", presale.client_id, presale.customer.phone.as_str()),
+            )
+            .await?;
+        Ok(CustomerHistory {
+            same_document,
+            same_phone,
+        })
+    }
+}
+
+#[async_trait]
+impl ReviewQueue for DynamoPresaleStore {
+    async fn review_queue(&self, client_id: &str, limit: u32) -> Result<Vec<Presale>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(REVIEW_QUEUE)
+            .key_condition_expression("gsi5pk = :pk")
+            .expression_attribute_values(":pk", s(format!("REVIEW#{client_id}")))
+            .limit(page_size(limit))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| serde_dynamo::from_item(item).map_err(corrupt("reading pre-sale")))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Outbox for DynamoPresaleStore {
+    async fn pending_outbox(&self, limit: u32) -> Result<Vec<OutboxMessage>, StoreError> {
+        pending_outbox(&self.client, &self.table, limit).await
+    }
+
+    async fn mark_sent(&self, message_id: &str) -> Result<(), StoreError> {
+        mark_sent(&self.client, &self.table, message_id).await
+    }
+}
+
+#[async_trait]
+impl Counters for DynamoPresaleStore {
+    async fn counters(&self, pk: &str) -> Result<Vec<CounterRow>, StoreError> {
+        counter_rows(&self.client, &self.table, pk).await
+    }
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// In-memory twin: the same conditions and all-or-nothing transactions, for handler tests.
+// ---------------------------------------------------------------------------------------------
+
+#[cfg(any(test, feature = "testing"))]
+pub use memory::MemoryPresaleStore;
+
+#[cfg(any(test, feature = "testing"))]
+mod memory {
+    use std::collections::{BTreeMap, HashMap};
+    use std::sync::Mutex;
+
+    use super::*;
+
+    fn poisoned<T>(_: T) -> StoreError {
+        StoreError::Unavailable("in-memory store lock poisoned".into())
+    }
+
+    #[derive(Default)]
+    struct PresaleState {
+        presales: BTreeMap<PresaleId, StoredPresale>,
+        calls: HashMap<(String, String), PresaleId>,
+        audit: HashMap<PresaleId, Vec<AuditRecord>>,
+        recordings: HashMap<(String, String), Vec<Recording>>,
+        unrecognized: Vec<(String, String)>,
+        outbox: BTreeMap<String, (OutboxMessage, bool)>,
+        counters: BTreeMap<(String, String), BTreeMap<String, i64>>,
+    }
+
+    #[derive(Default)]
+    pub struct MemoryPresaleStore {
+        state: Mutex<PresaleState>,
+    }
+
+    impl MemoryPresaleStore {
+        pub fn new() -> Self {
+            Self::default()
+        }
+
+        /// Test hook: overwrite a stored pre-sale as if another writer had changed it.
+        pub fn put_raw(&self, stored: StoredPresale) {
+            if let Ok(mut state) = self.state.lock() {
+                state.presales.insert(stored.presale.id.clone(), stored);
+            }
+        }
+    }
+
+    #[async_trait]
+    impl PresaleGet for MemoryPresaleStore {
+        async fn get(&self, id: &PresaleId) -> Result<Option<StoredPresale>, StoreError> {
+            Ok(self.state.lock().map_err(poisoned)?.presales.get(id).cloned())
+        }
+    }
+
+    #[async_trait]
+    impl PresaleWrite for MemoryPresaleStore {
+        async fn create(&self, presale: &Presale, audit: &AuditRecord) -> Result<(), StoreError> {
+            let mut state = self.state.lock().map_err(poisoned)?;
+            if state.presales.contains_key(&presale.id) {
+                return Err(StoreError::Conflict(ConflictKind::AlreadyExists));
+            }
+            let call = (presale.client_id.clone(), presale.call_id.clone());
+            if state.calls.contains_key(&call) {
+                return Err(StoreError::Conflict(ConflictKind::DuplicateCallId));
+            }
+            state.calls.insert(call, presale.id.clone());
+            state.audit.insert(presale.id.clone(), vec![audit.clone()]);
+            state.presales.insert(
+                presale.id.clone(),
+                StoredPresale {
+                    presale: presale.clone(),
+                    audit_head: audit.hash.clone(),
+                },
+            );
+            Ok(())
+        }
+
+        async fn save(
+            &self,
+            presale: &Presale,
+            expected_version: u64,
+            expected_status: PresaleStatus,
+            audit: &AuditRecord,
+        ) -> Result<(), StoreError> {
+            self.save_with(presale, expected_version, expected_status, audit, &Effects::default())
+                .await
+        }
+
+        async fn save_with(
+            &self,
+            presale: &Presale,
+            expected_version: u64,
+            expected_status: PresaleStatus,
+            audit: &AuditRecord,
+            effects: &Effects,
+        ) -> Result<(), StoreError> {
+            let mut state = self.state.lock().map_err(poisoned)?;
+            if let Some(message) = &effects.outbox {
+                if state.outbox.contains_key(&message.message_id) {
+                    return Err(StoreError::Conflict(ConflictKind::AlreadyExists));
+                }
+            }
+            let current = state
+                .presales
+                .get(&presale.id)
+                .ok_or(StoreError::Conflict(ConflictKind::StaleVersion))?;
+            if current.presale.version != expected_version || current.presale.status != expected_status {
+                return Err(StoreError::Conflict(ConflictKind::StaleVersion));
+            }
+            state.audit.entry(presale.id.clone()).or_default().push(audit.clone());
+            state.presales.insert(
+                presale.id.clone(),
+                StoredPresale {
+                    presale: presale.clone(),
+                    audit_head: audit.hash.clone(),
+                },
+            );
+            if let Some(message) = &effects.outbox {
+                state
+                    .outbox
+                    .insert(message.message_id.clone(), (message.clone(), false));
+            }
+            for counter in &effects.counters {
+                let row = state
+                    .counters
+                    .entry((counter.pk.clone(), counter.sk.clone()))
+                    .or_default();
+                for (name, by) in &counter.increments {
+                    *row.entry(name.clone()).or_default() += by;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl PresaleList for MemoryPresaleStore {
+        async fn list(&self, query: &PresaleQuery) -> Result<Page<Presale>, StoreError> {
+            let state = self.state.lock().map_err(poisoned)?;
+            let mut matching: Vec<&Presale> = state
+                .presales
+                .values()
+                .map(|s| &s.presale)
+                .filter(|p| p.campaign_id == query.campaign_id)
+                .filter(|p| query.status.is_none_or(|s| p.status == s))
+                .filter(|p| query.agent_id.as_ref().is_none_or(|a| &p.agent_id == a))
+                .collect();
+            matching.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+            let start = match &query.cursor {
+                None => 0,
+                Some(cursor) => cursor.parse::<usize>().map_err(|_| StoreError::InvalidCursor)?,
+            };
+            let limit = query.limit.max(1) as usize;
+            let items: Vec<Presale> = matching.iter().skip(start).take(limit).map(|p| (*p).clone()).collect();
+            let next = start + items.len();
+            Ok(Page {
+                next_cursor: (next < matching.len()).then(|| next.to_string()),
+                items,
+            })
+        }
+    }
+
+    #[async_trait]
+    impl CallLookup for MemoryPresaleStore {
+        async fn find_by_call(&self, client_id: &str, call_id: &str) -> Result<Option<PresaleId>, StoreError> {
+            Ok(self
+                .state
+                .lock()
+                .map_err(poisoned)?
+                .calls
+                .get(&(client_id.to_owned(), call_id.to_owned()))
+                .cloned())
+        }
+    }
+
+    #[async_trait]
+    impl AuditRead for MemoryPresaleStore {
+        async fn audit_trail(&self, id: &PresaleId) -> Result<Vec<AuditRecord>, StoreError> {
+            Ok(self
+                .state
+                .lock()
+                .map_err(poisoned)?
+                .audit
+                .get(id)
+                .cloned()
+                .unwrap_or_default())
+        }
+    }
+
+    #[async_trait]
+    impl RecordingVersions for MemoryPresaleStore {
+        async fn put_recording(&self, recording: &Recording) -> Result<bool, StoreError> {
+            let mut state = self.state.lock().map_err(poisoned)?;
+            let versions = state
+                .recordings
+                .entry((recording.client_id.clone(), recording.call_id.clone()))
+                .or_default();
+            if versions.iter().any(|r| r.sha256 == recording.sha256) {
+                return Ok(false);
+            }
+            versions.push(recording.clone());
+            Ok(true)
+        }
+
+        async fn recordings(&self, client_id: &str, call_id: &str) -> Result<Vec<Recording>, StoreError> {
+            let state = self.state.lock().map_err(poisoned)?;
+            let mut versions = state
+                .recordings
+                .get(&(client_id.to_owned(), call_id.to_owned()))
+                .cloned()
+                .unwrap_or_default();
+            versions.sort_by_key(|r| std::cmp::Reverse(r.received_at));
+            Ok(versions)
+        }
+
+        async fn record_unrecognized(
+            &self,
+            _bucket: &str,
+            key: &str,
+            _version_id: Option<&str>,
+            reason: &str,
+            _at: time::OffsetDateTime,
+        ) -> Result<(), StoreError> {
+            self.state
+                .lock()
+                .map_err(poisoned)?
+                .unrecognized
+                .push((key.to_owned(), reason.to_owned()));
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl CustomerHistoryLookup for MemoryPresaleStore {
+        async fn customer_history(&self, presale: &Presale) -> Result<CustomerHistory, StoreError> {
+            let state = self.state.lock().map_err(poisoned)?;
+            let same_client = || {
+                state
+                    .presales
+                    .values()
+                    .map(|s| &s.presale)
+                    .filter(|p| p.client_id == presale.client_id)
+            };
+            Ok(CustomerHistory {
+                same_document: same_client()
+                    .filter(|p| p.customer.document == presale.customer.document)
+                    .cloned()
+                    .collect(),
+                same_phone: same_client()
+                    .filter(|p| p.customer.phone == presale.customer.phone)
+                    .cloned()
+                    .collect(),
+            })
+        }
+    }
+
+    #[async_trait]
+    impl ReviewQueue for MemoryPresaleStore {
+        async fn review_queue(&self, client_id: &str, limit: u32) -> Result<Vec<Presale>, StoreError> {
+            let state = self.state.lock().map_err(poisoned)?;
+            let mut queue: Vec<Presale> = state
+                .presales
+                .values()
+                .map(|s| &s.presale)
+                .filter(|p| p.client_id == client_id && p.status == PresaleStatus::ReadyForReview)
+                .cloned()
+                .collect();
+            queue.sort_by_key(|p| {
+                (
+                    std::cmp::Reverse(p.risk_score.unwrap_or(0)),
+                    p.ready_at.unwrap_or(p.updated_at),
+                    p.id.clone(),
+                )
+            });
+            queue.truncate(limit as usize);
+            Ok(queue)
+        }
+    }
+
+    #[async_trait]
+    impl Outbox for MemoryPresaleStore {
+        async fn pending_outbox(&self, limit: u32) -> Result<Vec<OutboxMessage>, StoreError> {
+            let state = self.state.lock().map_err(poisoned)?;
+            let mut pending: Vec<OutboxMessage> = state
+                .outbox
+                .values()
+                .filter(|(_, sent)| !sent)
+                .map(|(m, _)| m.clone())
+                .collect();
+            pending.sort_by_key(|m| m.created_at_ns);
+            pending.truncate(limit as usize);
+            Ok(pending)
+        }
+
+        async fn mark_sent(&self, message_id: &str) -> Result<(), StoreError> {
+            if let Some(entry) = self.state.lock().map_err(poisoned)?.outbox.get_mut(message_id) {
+                entry.1 = true;
+            }
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl Counters for MemoryPresaleStore {
+        async fn counters(&self, pk: &str) -> Result<Vec<CounterRow>, StoreError> {
+            let state = self.state.lock().map_err(poisoned)?;
+            Ok(state
+                .counters
+                .iter()
+                .filter(|((p, _), _)| p == pk)
+                .map(|((_, sk), values)| CounterRow {
+                    sk: sk.clone(),
+                    values: values.clone(),
+                })
+                .collect())
+        }
+    }
+}

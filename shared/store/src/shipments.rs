@@ -1,0 +1,402 @@
+//! Shipments: the port, its DynamoDB adapter (ShipmentsTable) and an in-memory one.
+//!
+//! | item        | pk                     | sk                | index                |
+//! |-------------|------------------------|-------------------|----------------------|
+//! | shipment    | `SHIPMENT#{id}`        | `META`            |                      |
+//! | audit       | `SHIPMENT#{id}`        | `AUDIT#{seq:010}` |                      |
+//! | outbox      | `OUTBOX#{message id}`  | `MESSAGE`         | outbox-pending (sparse) |
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+
+use backoffice_domain::audit::AuditRecord;
+use backoffice_domain::shipment::Shipment;
+
+use crate::StoreError;
+use crate::dynamo::{cancellation_reasons, corrupt, sdk_error, transact_put};
+use crate::outbox::{Outbox, OutboxMessage, mark_sent, outbox_put, pending_outbox};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Created {
+    Created,
+    /// This sale's shipment exists already (a redelivered SaleConfirmed).
+    AlreadyExists,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredShipment {
+    pub shipment: Shipment,
+    pub audit_head: String,
+    /// When the event that set the current status happened.
+    pub last_event_at: Option<time::OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventRecorded {
+    Recorded,
+    /// This courier event id was recorded before.
+    Duplicate,
+}
+
+/// What dispatch needs: create a sale's one shipment.
+#[async_trait]
+pub trait ShipmentCreate: Send + Sync {
+    /// The shipment, its first audit record and its invoice request, in one transaction, only
+    /// if no shipment exists for the sale.
+    async fn create(
+        &self,
+        shipment: &Shipment,
+        audit: &AuditRecord,
+        outbox: &OutboxMessage,
+    ) -> Result<Created, StoreError>;
+}
+
+/// What tracking needs: read a shipment and record couriers' events on it.
+#[async_trait]
+pub trait ShipmentTracking: Send + Sync {
+    /// The shipment with its audit head and the time of its latest event.
+    async fn load(&self, shipment_id: &str) -> Result<Option<StoredShipment>, StoreError>;
+    /// The event (once per event id), the shipment at `expected_version + 1` and its audit
+    /// record, in one transaction.
+    async fn record_event(
+        &self,
+        stored: &StoredShipment,
+        expected_version: u64,
+        event: &backoffice_domain::shipment::TrackingEvent,
+        audit: &AuditRecord,
+    ) -> Result<EventRecorded, StoreError>;
+    async fn events(&self, shipment_id: &str) -> Result<Vec<backoffice_domain::shipment::TrackingEvent>, StoreError>;
+    async fn get(&self, shipment_id: &str) -> Result<Option<Shipment>, StoreError>;
+}
+
+#[derive(Clone, Debug)]
+pub struct DynamoShipmentStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoShipmentStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Create only: the item must not exist yet.
+    fn put(&self, item: HashMap<String, AttributeValue>) -> Result<TransactWriteItem, StoreError> {
+        transact_put(&self.table, item, Some("attribute_not_exists(pk)"))
+    }
+}
+
+#[async_trait]
+impl ShipmentCreate for DynamoShipmentStore {
+    async fn create(
+        &self,
+        shipment: &Shipment,
+        audit: &AuditRecord,
+        outbox: &OutboxMessage,
+    ) -> Result<Created, StoreError> {
+        let mut item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(shipment).map_err(corrupt("serializing shipment"))?;
+        item.insert(
+            "pk".into(),
+            AttributeValue::S(format!("SHIPMENT#{}", shipment.shipment_id)),
+        );
+        item.insert("sk".into(), AttributeValue::S("META".into()));
+        item.insert("audit_head".into(), AttributeValue::S(audit.hash.clone()));
+        let mut audit_item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(audit).map_err(corrupt("serializing audit"))?;
+        audit_item.insert(
+            "pk".into(),
+            AttributeValue::S(format!("SHIPMENT#{}", shipment.shipment_id)),
+        );
+        audit_item.insert("sk".into(), AttributeValue::S(format!("AUDIT#{:010}", audit.seq)));
+        let items = vec![self.put(item)?, self.put(audit_item)?, outbox_put(&self.table, outbox)?];
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Created::Created),
+            Err(err) => match cancellation_reasons(&err) {
+                Some(reasons) if reasons.first().is_some_and(|r| r == "ConditionalCheckFailed") => {
+                    Ok(Created::AlreadyExists)
+                }
+                Some(reasons) => Err(StoreError::Unavailable(format!(
+                    "shipment transaction cancelled: {reasons:?}"
+                ))),
+                None => Err(sdk_error(err)),
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl ShipmentTracking for DynamoShipmentStore {
+    async fn load(&self, shipment_id: &str) -> Result<Option<StoredShipment>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("SHIPMENT#{shipment_id}")))
+            .key("sk", AttributeValue::S("META".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let Some(item) = output.item else { return Ok(None) };
+        let audit_head = item
+            .get("audit_head")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
+        let last_event_at = item
+            .get("last_event_at")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<i128>().ok())
+            .and_then(|n| time::OffsetDateTime::from_unix_timestamp_nanos(n).ok());
+        let shipment = serde_dynamo::from_item(item).map_err(corrupt("reading shipment"))?;
+        Ok(Some(StoredShipment {
+            shipment,
+            audit_head,
+            last_event_at,
+        }))
+    }
+
+    async fn record_event(
+        &self,
+        stored: &StoredShipment,
+        expected_version: u64,
+        event: &backoffice_domain::shipment::TrackingEvent,
+        audit: &AuditRecord,
+    ) -> Result<EventRecorded, StoreError> {
+        let shipment = &stored.shipment;
+        let pk = format!("SHIPMENT#{}", shipment.shipment_id);
+        let mut item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(shipment).map_err(corrupt("serializing shipment"))?;
+        item.insert("pk".into(), AttributeValue::S(pk.clone()));
+        item.insert("sk".into(), AttributeValue::S("META".into()));
+        item.insert("audit_head".into(), AttributeValue::S(audit.hash.clone()));
+        if let Some(at) = stored.last_event_at {
+            item.insert(
+                "last_event_at".into(),
+                AttributeValue::N(at.unix_timestamp_nanos().to_string()),
+            );
+        }
+        let meta = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("version = :v")
+            .expression_attribute_values(":v", AttributeValue::N(expected_version.to_string()))
+            .build()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let mut event_item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(event).map_err(corrupt("serializing event"))?;
+        event_item.insert("pk".into(), AttributeValue::S(pk.clone()));
+        event_item.insert("sk".into(), AttributeValue::S(format!("EVENT#{}", event.event_id)));
+        let mut audit_item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(audit).map_err(corrupt("serializing audit"))?;
+        audit_item.insert("pk".into(), AttributeValue::S(pk));
+        audit_item.insert("sk".into(), AttributeValue::S(format!("AUDIT#{:010}", audit.seq)));
+        let items = vec![
+            TransactWriteItem::builder().put(meta).build(),
+            self.put(event_item)?,
+            self.put(audit_item)?,
+        ];
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(EventRecorded::Recorded),
+            Err(err) => match cancellation_reasons(&err) {
+                Some(reasons) if reasons.get(1).is_some_and(|r| r == "ConditionalCheckFailed") => {
+                    Ok(EventRecorded::Duplicate)
+                }
+                Some(_) => Err(StoreError::Conflict(super::ConflictKind::StaleVersion)),
+                None => Err(sdk_error(err)),
+            },
+        }
+    }
+
+    async fn events(&self, shipment_id: &str) -> Result<Vec<backoffice_domain::shipment::TrackingEvent>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :e)")
+            .expression_attribute_values(":pk", AttributeValue::S(format!("SHIPMENT#{shipment_id}")))
+            .expression_attribute_values(":e", AttributeValue::S("EVENT#".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let mut events: Vec<backoffice_domain::shipment::TrackingEvent> = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|mut item| {
+                // The event type refuses unknown fields (it is also the webhook's input): drop the keys.
+                item.remove("pk");
+                item.remove("sk");
+                serde_dynamo::from_item(item).map_err(corrupt("reading event"))
+            })
+            .collect::<Result<_, _>>()?;
+        events.sort_by_key(|e| e.occurred_at);
+        Ok(events)
+    }
+
+    async fn get(&self, shipment_id: &str) -> Result<Option<Shipment>, StoreError> {
+        Ok(self.load(shipment_id).await?.map(|stored| stored.shipment))
+    }
+}
+
+#[async_trait]
+impl Outbox for DynamoShipmentStore {
+    async fn pending_outbox(&self, limit: u32) -> Result<Vec<OutboxMessage>, StoreError> {
+        pending_outbox(&self.client, &self.table, limit).await
+    }
+
+    async fn mark_sent(&self, message_id: &str) -> Result<(), StoreError> {
+        mark_sent(&self.client, &self.table, message_id).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// In-memory twin: the same conditions, for handler tests.
+// ---------------------------------------------------------------------------------------------
+
+#[cfg(any(test, feature = "testing"))]
+pub use memory::MemoryShipmentStore;
+
+#[cfg(any(test, feature = "testing"))]
+mod memory {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// In-process adapter for handler tests.
+    #[derive(Default)]
+    pub struct MemoryShipmentStore {
+        shipments: Mutex<BTreeMap<String, Shipment>>,
+        outbox: Mutex<BTreeMap<String, (OutboxMessage, bool)>>,
+        events: Mutex<BTreeMap<String, Vec<backoffice_domain::shipment::TrackingEvent>>>,
+        last_event_at: Mutex<BTreeMap<String, time::OffsetDateTime>>,
+    }
+
+    fn poisoned<T>(_: T) -> StoreError {
+        StoreError::Unavailable("in-memory store lock poisoned".into())
+    }
+
+    #[async_trait]
+    impl ShipmentCreate for MemoryShipmentStore {
+        async fn create(
+            &self,
+            shipment: &Shipment,
+            _audit: &AuditRecord,
+            outbox: &OutboxMessage,
+        ) -> Result<Created, StoreError> {
+            let mut shipments = self.shipments.lock().map_err(poisoned)?;
+            if shipments.contains_key(&shipment.shipment_id) {
+                return Ok(Created::AlreadyExists);
+            }
+            shipments.insert(shipment.shipment_id.clone(), shipment.clone());
+            self.outbox
+                .lock()
+                .map_err(poisoned)?
+                .insert(outbox.message_id.clone(), (outbox.clone(), false));
+            Ok(Created::Created)
+        }
+    }
+
+    #[async_trait]
+    impl ShipmentTracking for MemoryShipmentStore {
+        async fn load(&self, shipment_id: &str) -> Result<Option<StoredShipment>, StoreError> {
+            let last_event_at = self.last_event_at.lock().map_err(poisoned)?.get(shipment_id).copied();
+            Ok(self
+                .shipments
+                .lock()
+                .map_err(poisoned)?
+                .get(shipment_id)
+                .cloned()
+                .map(|shipment| StoredShipment {
+                    shipment,
+                    audit_head: String::new(),
+                    last_event_at,
+                }))
+        }
+
+        async fn record_event(
+            &self,
+            stored: &StoredShipment,
+            expected_version: u64,
+            event: &backoffice_domain::shipment::TrackingEvent,
+            _audit: &AuditRecord,
+        ) -> Result<EventRecorded, StoreError> {
+            let mut shipments = self.shipments.lock().map_err(poisoned)?;
+            let mut events = self.events.lock().map_err(poisoned)?;
+            let history = events.entry(stored.shipment.shipment_id.clone()).or_default();
+            if history.iter().any(|e| e.event_id == event.event_id) {
+                return Ok(EventRecorded::Duplicate);
+            }
+            if shipments.get(&stored.shipment.shipment_id).map(|s| s.version) != Some(expected_version) {
+                return Err(StoreError::Conflict(super::ConflictKind::StaleVersion));
+            }
+            history.push(event.clone());
+            shipments.insert(stored.shipment.shipment_id.clone(), stored.shipment.clone());
+            if let Some(at) = stored.last_event_at {
+                self.last_event_at
+                    .lock()
+                    .map_err(poisoned)?
+                    .insert(stored.shipment.shipment_id.clone(), at);
+            }
+            Ok(EventRecorded::Recorded)
+        }
+
+        async fn events(&self, shipment_id: &str) -> Result<Vec<backoffice_domain::shipment::TrackingEvent>, StoreError> {
+            let mut events = self
+                .events
+                .lock()
+                .map_err(poisoned)?
+                .get(shipment_id)
+                .cloned()
+                .unwrap_or_default();
+            events.sort_by_key(|e| e.occurred_at);
+            Ok(events)
+        }
+
+        async fn get(&self, shipment_id: &str) -> Result<Option<Shipment>, StoreError> {
+            Ok(self.shipments.lock().map_err(poisoned)?.get(shipment_id).cloned())
+        }
+    }
+
+    #[async_trait]
+    impl Outbox for MemoryShipmentStore {
+        async fn pending_outbox(&self, limit: u32) -> Result<Vec<OutboxMessage>, StoreError> {
+            let outbox = self.outbox.lock().map_err(poisoned)?;
+            Ok(outbox
+                .values()
+                .filter(|(_, sent)| !sent)
+                .map(|(m, _)| m.clone())
+                .take(limit as usize)
+                .collect())
+        }
+
+        async fn mark_sent(&self, message_id: &str) -> Result<(), StoreError> {
+            if let Some(entry) = self.outbox.lock().map_err(poisoned)?.get_mut(message_id) {
+                entry.1 = true;
+            }
+            Ok(())
+        }
+    }
+}
