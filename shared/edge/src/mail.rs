@@ -91,4 +91,3 @@ impl Mailer for SesMailer {
     }
 }
 
-/// Keeps what it is asked to send; can be told to fail. For unit tests.

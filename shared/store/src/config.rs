@@ -21,7 +21,7 @@ use backoffice_domain::recording::CheckThresholds;
 use serde::Deserialize;
 
 use crate::StoreError;
-use crate::dynamo::{s, sdk_error, string_attr};
+use crate::dynamo::{corrupt, s, sdk_error, string_attr};
 
 /// What dispatch needs from a campaign's configuration.
 #[async_trait]
@@ -187,7 +187,7 @@ struct ShippingRow {
 }
 
 #[async_trait]
-impl super::FulfillmentDirectory for DynamoCampaignDirectory {
+impl FulfillmentDirectory for DynamoCampaignDirectory {
     async fn fulfillment(
         &self,
         campaign_id: &str,
@@ -265,7 +265,7 @@ struct BillingRow {
 }
 
 #[async_trait]
-impl super::BillingDirectory for DynamoCampaignDirectory {
+impl BillingDirectory for DynamoCampaignDirectory {
     async fn billing_profile(
         &self,
         client_id: &str,

@@ -13,7 +13,6 @@
 //! `DISPOSITIONS#ACTIVE` pointing at the active version.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -24,7 +23,8 @@ use time::OffsetDateTime;
 use backoffice_domain::tipification::{Catalog, Contact, Family, Node};
 
 use crate::dynamo::{cancellation_reasons, classify, corrupt, page_size, s, sdk_error, transact_put};
-use crate::{CounterRow, Page, StoreError};
+use crate::counters::{CounterRow, counter_rows};
+use crate::{ConflictKind, Page, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Recorded {
@@ -260,7 +260,7 @@ impl ContactStore for DynamoContactStore {
                 nodes: nodes.to_vec(),
             }),
             Err(SdkError::ServiceError(e)) if e.err().is_transaction_canceled_exception() => {
-                Err(StoreError::Conflict(super::ConflictKind::StaleVersion))
+                Err(StoreError::Conflict(ConflictKind::StaleVersion))
             }
             Err(e) => Err(sdk_error(e)),
         }
@@ -355,7 +355,7 @@ impl ContactStore for DynamoContactStore {
                 let ext = self
                     .get(&self.contacts_table, &ext_pk(contact), "META")
                     .await?
-                    .ok_or(StoreError::Conflict(super::ConflictKind::AlreadyExists))?;
+                    .ok_or(StoreError::Conflict(ConflictKind::AlreadyExists))?;
                 let id = ext
                     .get("contact_id")
                     .and_then(|v| v.as_s().ok())
@@ -364,7 +364,7 @@ impl ContactStore for DynamoContactStore {
                 let existing = self
                     .get(&self.contacts_table, &format!("CONTACT#{id}"), "META")
                     .await?
-                    .ok_or(StoreError::Conflict(super::ConflictKind::AlreadyExists))?;
+                    .ok_or(StoreError::Conflict(ConflictKind::AlreadyExists))?;
                 return Ok(Recorded::Duplicate(Box::new(
                     serde_dynamo::from_item(existing).map_err(corrupt("reading contact"))?,
                 )));
@@ -493,7 +493,7 @@ impl ContactStore for DynamoContactStore {
     }
 
     async fn counters(&self, campaign_id: &str, day: time::Date) -> Result<Vec<CounterRow>, StoreError> {
-        super::dynamo::counter_rows(
+        counter_rows(
             &self.client,
             &self.contacts_table,
             &format!("COUNTERS#{campaign_id}#{day}"),
@@ -559,7 +559,7 @@ mod memory {
             let mut state = self.state.lock().map_err(poisoned)?;
             let versions = state.catalogs.entry(campaign_id.to_owned()).or_default();
             if versions.last().map(|c| c.version) != expected_active {
-                return Err(StoreError::Conflict(super::ConflictKind::StaleVersion));
+                return Err(StoreError::Conflict(ConflictKind::StaleVersion));
             }
             let catalog = Catalog {
                 version: expected_active.unwrap_or(0) + 1,

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::TransactWriteItem;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 
 use crate::StoreError;
 use crate::dynamo::{s, sdk_error, string_attr};

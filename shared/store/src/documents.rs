@@ -1,8 +1,5 @@
 //! Generated documents (invoice PDFs): the port and its S3 adapter.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 

@@ -3,10 +3,11 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::StoreError;
-use crate::dynamo::{s, sdk_error, string_attr};
+use crate::dynamo::{Item, s, sdk_error, string_attr};
 
 /// A stored idempotent response, and the fingerprint of the request that produced it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,8 +15,7 @@
 //! invoice for the same sale impossible. So numbers have no gaps and no repeats whatever
 //! happens to the messages or the workers.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -492,7 +491,7 @@ mod memory {
 
         async fn issue(&self, invoice: &Invoice, audit: &AuditRecord) -> Result<IssueOutcome, StoreError> {
             let mut state = self.lock()?;
-            if state.sales.contains_key(&invoice.sale_id) {
+            if state.sales.contains_key(invoice.sale_id.as_str()) {
                 return Ok(IssueOutcome::SaleAlreadyInvoiced);
             }
             let key = (invoice.client_id.clone(), invoice.series.clone());
@@ -500,7 +499,7 @@ mod memory {
                 return Ok(IssueOutcome::NumberTaken);
             }
             state.counters.insert(key, invoice.number);
-            state.sales.insert(invoice.sale_id.clone(), invoice.invoice_id.clone());
+            state.sales.insert(invoice.sale_id.to_string(), invoice.invoice_id.clone());
             state.invoices.insert(
                 (invoice.client_id.clone(), invoice.invoice_id.clone()),
                 StoredInvoice {

@@ -15,7 +15,7 @@
 //! depends only on what it calls; [`DynamoPresaleStore`] implements them all, and so does its
 //! in-memory twin for handler tests.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -159,8 +159,6 @@ const BY_CAMPAIGN_STATUS: &str = "by-campaign-status";
 const BY_CUSTOMER_DOCUMENT: &str = "by-customer-document";
 const BY_CUSTOMER_PHONE: &str = "by-customer-phone";
 const REVIEW_QUEUE: &str = "review-queue";
-const OUTBOX_INDEX: &str = "outbox-pending";
-const OUTBOX_PENDING: &str = "OUTBOX#PENDING";
 
 impl DynamoPresaleStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {

@@ -6,8 +6,7 @@
 //! | audit       | `SHIPMENT#{id}`        | `AUDIT#{seq:010}` |                      |
 //! | outbox      | `OUTBOX#{message id}`  | `MESSAGE`         | outbox-pending (sparse) |
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -222,7 +221,7 @@ impl ShipmentTracking for DynamoShipmentStore {
                 Some(reasons) if reasons.get(1).is_some_and(|r| r == "ConditionalCheckFailed") => {
                     Ok(EventRecorded::Duplicate)
                 }
-                Some(_) => Err(StoreError::Conflict(super::ConflictKind::StaleVersion)),
+                Some(_) => Err(StoreError::Conflict(crate::ConflictKind::StaleVersion)),
                 None => Err(sdk_error(err)),
             },
         }
@@ -307,10 +306,10 @@ mod memory {
             outbox: &OutboxMessage,
         ) -> Result<Created, StoreError> {
             let mut shipments = self.shipments.lock().map_err(poisoned)?;
-            if shipments.contains_key(&shipment.shipment_id) {
+            if shipments.contains_key(shipment.shipment_id.as_str()) {
                 return Ok(Created::AlreadyExists);
             }
-            shipments.insert(shipment.shipment_id.clone(), shipment.clone());
+            shipments.insert(shipment.shipment_id.to_string(), shipment.clone());
             self.outbox
                 .lock()
                 .map_err(poisoned)?
@@ -345,20 +344,20 @@ mod memory {
         ) -> Result<EventRecorded, StoreError> {
             let mut shipments = self.shipments.lock().map_err(poisoned)?;
             let mut events = self.events.lock().map_err(poisoned)?;
-            let history = events.entry(stored.shipment.shipment_id.clone()).or_default();
+            let history = events.entry(stored.shipment.shipment_id.to_string()).or_default();
             if history.iter().any(|e| e.event_id == event.event_id) {
                 return Ok(EventRecorded::Duplicate);
             }
-            if shipments.get(&stored.shipment.shipment_id).map(|s| s.version) != Some(expected_version) {
-                return Err(StoreError::Conflict(super::ConflictKind::StaleVersion));
+            if shipments.get(stored.shipment.shipment_id.as_str()).map(|s| s.version) != Some(expected_version) {
+                return Err(StoreError::Conflict(crate::ConflictKind::StaleVersion));
             }
             history.push(event.clone());
-            shipments.insert(stored.shipment.shipment_id.clone(), stored.shipment.clone());
+            shipments.insert(stored.shipment.shipment_id.to_string(), stored.shipment.clone());
             if let Some(at) = stored.last_event_at {
                 self.last_event_at
                     .lock()
                     .map_err(poisoned)?
-                    .insert(stored.shipment.shipment_id.clone(), at);
+                    .insert(stored.shipment.shipment_id.to_string(), at);
             }
             Ok(EventRecorded::Recorded)
         }

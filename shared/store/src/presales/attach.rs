@@ -4,10 +4,11 @@
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::domain::audit::AuditEntry;
-use crate::domain::presale::{Presale, PresaleAction, PresaleId, PresaleStatus};
-use crate::domain::recording::{CheckThresholds, Recording, RecordingRef, run_checks};
-use crate::store::{ConflictKind, PresaleStore, StoreError};
+use backoffice_domain::audit::AuditEntry;
+use backoffice_domain::presale::{Presale, PresaleAction, PresaleId, PresaleStatus};
+use backoffice_domain::recording::{CheckThresholds, Recording, RecordingRef, run_checks};
+use super::{CustomerHistoryLookup, PresaleGet, PresaleWrite};
+use crate::{ConflictKind, StoreError};
 
 /// Who writes these audit records.
 pub const ACTOR: &str = "recording-ingest";
@@ -28,7 +29,7 @@ pub enum AttachOutcome {
 
 /// Attach `recording` to the pre-sale, conditionally on the version read, retrying a few times
 /// if a concurrent change wins the race.
-pub async fn attach<S: PresaleStore + ?Sized>(
+pub async fn attach<S: PresaleGet + PresaleWrite + CustomerHistoryLookup + ?Sized>(
     store: &S,
     presale_id: &PresaleId,
     recording: &Recording,
