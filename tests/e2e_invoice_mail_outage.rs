@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use backoffice_edge::relay::envelope;
 use backoffice_domain::testing::invoice_request;
+use backoffice_edge::relay::envelope;
 use e2e_tests::{env, finance_email, unique};
 use serde_json::json;
 

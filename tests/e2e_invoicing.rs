@@ -8,14 +8,14 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use backoffice_store::documents::S3DocumentStore;
+use backoffice_domain::SystemClock;
+use backoffice_domain::testing::invoice_request;
+use backoffice_edge::aws;
 use backoffice_edge::mail::SesMailer;
 use backoffice_edge::relay::envelope;
 use backoffice_store::config::DynamoCampaignDirectory;
+use backoffice_store::documents::S3DocumentStore;
 use backoffice_store::invoices::DynamoInvoiceStore;
-use backoffice_domain::testing::invoice_request;
-use backoffice_domain::SystemClock;
-use backoffice_edge::aws;
 use e2e_tests::desk::desk;
 use e2e_tests::{TestEnv, env, finance_email, unique};
 use invoice_issue::{IssueError, Issuer, Sender};

@@ -6,15 +6,14 @@ use backoffice_domain::Clock;
 use backoffice_domain::catalog::CampaignCatalog;
 use backoffice_domain::presale::PresaleId;
 use backoffice_domain::principal::{Principal, Role};
-use backoffice_domain::tipification::{
-    self, Catalog, ContactContext, ContactDraft, CustomerKey, LinkedPresale, Node,
-};
+use backoffice_domain::tipification::{self, Catalog, ContactContext, ContactDraft, CustomerKey, LinkedPresale, Node};
 use backoffice_domain::validation::Invalid;
-use backoffice_edge::http::idempotency::HEADER;
 use backoffice_edge::http::request::DEFAULT_BODY_LIMIT;
 use backoffice_edge::http::{ApiError, ApiRequest, ApiResponse, Invocation, respond};
+use backoffice_store::StoreError;
+use backoffice_store::config::CampaignDirectory;
 use backoffice_store::contacts::{ContactStore, Recorded};
-use backoffice_store::{CampaignDirectory, PresaleStore, StoreError};
+use backoffice_store::presales::PresaleGet;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -55,7 +54,7 @@ impl<S, C, P, K> Tipify<S, C, P, K>
 where
     S: ContactStore,
     C: CampaignDirectory,
-    P: PresaleStore,
+    P: PresaleGet,
     K: Clock,
 {
     pub async fn handle(&self, event: ApiGatewayV2httpRequest, invocation: &Invocation) -> ApiGatewayV2httpResponse {
@@ -84,8 +83,7 @@ where
         Ok(self
             .campaigns
             .catalog(campaign_id)
-            .await
-            .map_err(store_error)?
+            .await?
             .filter(|c| principal.acts_for(&c.campaign.client_id)))
     }
 
@@ -101,8 +99,7 @@ where
         Ok(self
             .contacts
             .active_catalog(campaign_id)
-            .await
-            .map_err(store_error)?
+            .await?
             .unwrap_or_else(|| Catalog {
                 version: 0,
                 nodes: tipification::default_nodes(),
@@ -131,8 +128,7 @@ where
             Some(Ok(id)) => self
                 .presales
                 .get(&id)
-                .await
-                .map_err(store_error)?
+                .await?
                 .map(|s| s.presale)
                 .filter(|p| p.client_id == campaign.campaign.client_id)
                 .map(|p| {
@@ -159,7 +155,7 @@ where
             now,
         };
         let contact = tipification::record(&draft, ctx).map_err(ApiError::Validation)?;
-        match self.contacts.record(&contact).await.map_err(store_error)? {
+        match self.contacts.record(&contact).await? {
             Recorded::Created => {
                 tracing::info!(contact_id = %contact.id, campaign_id = %contact.campaign_id, disposition = %contact.disposition.code, "contact tipified");
                 Ok(ApiResponse::json(201, &contact).header("location", format!("/contacts/{}", contact.id)))
@@ -211,17 +207,11 @@ where
         let page = self
             .contacts
             .history(&client, key.as_str(), limit, request.query_param("cursor")?)
-            .await
-            .map_err(store_error)?;
+            .await?;
         let mut items = Vec::with_capacity(page.items.len());
         for contact in page.items {
             let presale_status = match contact.presale_id.as_deref().map(PresaleId::parse) {
-                Some(Ok(id)) => self
-                    .presales
-                    .get(&id)
-                    .await
-                    .map_err(store_error)?
-                    .map(|s| s.presale.status),
+                Some(Ok(id)) => self.presales.get(&id).await?.map(|s| s.presale.status),
                 _ => None,
             };
             let mut value = serde_json::to_value(&contact).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -251,8 +241,7 @@ where
         let state = self
             .contacts
             .customer_state(&campaign.campaign.client_id, key.as_str(), campaign_id, now.date())
-            .await
-            .map_err(store_error)?;
+            .await?;
         let answer = tipification::contactability(
             state.do_not_contact.as_deref(),
             state.attempts_today,
@@ -279,8 +268,7 @@ where
         let current = self
             .contacts
             .active_catalog(&campaign.campaign.campaign_id)
-            .await
-            .map_err(store_error)?
+            .await?
             .map(|c| c.version);
         if draft
             .based_on_version
@@ -303,7 +291,7 @@ where
                 detail: "another catalog was published meanwhile".into(),
                 current: None,
             }),
-            Err(e) => Err(store_error(e)),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -314,11 +302,7 @@ where
         request.only_query_params(&["day"])?;
         let campaign = self.campaign_or_404(request, principal).await?;
         let day = request.date_param("day")?.unwrap_or_else(|| self.clock.now().date());
-        let rows = self
-            .contacts
-            .counters(&campaign.campaign.campaign_id, day)
-            .await
-            .map_err(store_error)?;
+        let rows = self.contacts.counters(&campaign.campaign.campaign_id, day).await?;
         let total = rows
             .iter()
             .find(|r| r.sk == "TOTAL")
@@ -348,11 +332,7 @@ where
             None => self.clock.now(),
         };
         let client = Self::client(request, principal)?;
-        let due = self
-            .contacts
-            .callbacks_due(&client, &agent, due_before)
-            .await
-            .map_err(store_error)?;
+        let due = self.contacts.callbacks_due(&client, &agent, due_before).await?;
         Ok(ApiResponse::json(
             200,
             &json!({"agent_id": agent, "due_before": due_before.to_string(), "items": due}),

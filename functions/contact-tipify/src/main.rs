@@ -1,11 +1,12 @@
 //! Wiring only: clients are built once at init and reused by every invocation.
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
-use backoffice_edge::http::Invocation;
-use backoffice_store::contacts::DynamoContactStore;
-use backoffice_store::dynamo::{DynamoCampaignDirectory, DynamoPresaleStore};
 use backoffice_domain::SystemClock;
+use backoffice_edge::http::Invocation;
 use backoffice_edge::{aws, config, telemetry};
+use backoffice_store::config::DynamoCampaignDirectory;
+use backoffice_store::contacts::DynamoContactStore;
+use backoffice_store::presales::DynamoPresaleStore;
 use contact_tipify::Tipify;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 

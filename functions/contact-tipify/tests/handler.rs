@@ -6,10 +6,11 @@ use aws_lambda_events::apigw::{
 use aws_lambda_events::encodings::Body;
 use backoffice_domain::Clock;
 use backoffice_domain::catalog::CampaignCatalog;
-use backoffice_edge::http::Invocation;
-use backoffice_store::contacts::MemoryContactStore;
-use backoffice_store::memory::{MemoryCampaignDirectory, MemoryPresaleStore};
 use backoffice_domain::testing::campaign_catalog;
+use backoffice_edge::http::Invocation;
+use backoffice_store::config::MemoryCampaignDirectory;
+use backoffice_store::contacts::MemoryContactStore;
+use backoffice_store::presales::MemoryPresaleStore;
 use contact_tipify::Tipify;
 use serde_json::{Value, json};
 use time::OffsetDateTime;

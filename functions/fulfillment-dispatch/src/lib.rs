@@ -5,15 +5,21 @@
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use backoffice_domain::Clock;
-use backoffice_domain::audit::{AuditEntry, GENESIS_HASH};
+use backoffice_domain::audit::{Actor, AuditEntry, GENESIS_HASH};
+use backoffice_domain::events::{InvoiceRequested, OutboxMessage, SaleConfirmed, ShipmentId};
 use backoffice_domain::fulfillment::{self, FulfillmentError};
-use backoffice_domain::review::SaleConfirmed;
-use backoffice_domain::shipment::{InvoiceRequested, Shipment};
-use backoffice_edge::relay::{Publisher, envelope};
+use backoffice_domain::shipment::Shipment;
+use backoffice_domain::wire::{self, WireError};
 use backoffice_edge::queue;
-use backoffice_store::shipments::{Created, ShipmentStore};
-use backoffice_store::{FulfillmentDirectory, OutboxMessage, StoreError};
+use backoffice_edge::relay::{self, Publisher, SweepReport};
+use backoffice_store::StoreError;
+use backoffice_store::config::FulfillmentDirectory;
+use backoffice_store::outbox::Outbox;
+use backoffice_store::shipments::{Created, ShipmentCreate};
 use serde_json::json;
+
+/// Who writes the shipments' audit records.
+pub const ACTOR: &str = "fulfillment-dispatch";
 
 pub struct Dispatch<S, F, Q, K> {
     pub shipments: S,
@@ -26,24 +32,30 @@ pub struct Dispatch<S, F, Q, K> {
 pub enum DispatchError {
     /// Not a SaleConfirmed we can read: retrying cannot help, the DLQ keeps it for a person.
     #[error("poison message: {0}")]
-    Poison(String),
+    Poison(#[from] WireError),
+    /// The campaign has no fulfillment configuration: kept, retried, then dead-lettered until
+    /// operations configure couriers, zones, rates and a calendar for it.
+    #[error("campaign {0} has no fulfillment configuration")]
+    NotConfigured(String),
     /// The campaign's shipping configuration cannot plan this sale (a SKU without shipping
     /// data, no rate for the zone…): kept, retried, then dead-lettered for whoever fixes it.
     #[error("cannot plan the shipment: {0}")]
     Plan(#[from] FulfillmentError),
+    #[error("cannot seal the invoice request: {0}")]
+    Seal(#[from] serde_json::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 #[derive(Debug, PartialEq)]
 pub enum Dispatched {
-    Scheduled(String),
-    AlreadyScheduled(String),
+    Scheduled(ShipmentId),
+    AlreadyScheduled(ShipmentId),
 }
 
 impl<S, F, Q, K> Dispatch<S, F, Q, K>
 where
-    S: ShipmentStore,
+    S: ShipmentCreate + Outbox,
     F: FulfillmentDirectory,
     Q: Publisher,
     K: Clock,
@@ -53,39 +65,34 @@ where
     }
 
     pub async fn process(&self, body: &str) -> Result<Dispatched, DispatchError> {
-        let incoming = queue::open::<SaleConfirmed>(body, "SaleConfirmed").map_err(DispatchError::Poison)?;
+        let incoming = wire::open::<SaleConfirmed>(body)?;
         let sale = incoming.body;
-        let correlation_id = incoming.correlation_id.unwrap_or_else(|| sale.sale_id.clone());
+        // Messages sent before correlation ids existed fall back to the pre-sale's id.
+        let correlation_id = incoming.correlation_id.unwrap_or_else(|| sale.presale_id.to_string());
         let now = self.clock.now();
         let (specs, config) = self.campaigns.fulfillment(&sale.campaign_id).await?;
-        let config = config.unwrap_or_default();
+        let config = config.ok_or_else(|| DispatchError::NotConfigured(sale.campaign_id.clone()))?;
         let plan = fulfillment::plan_shipment(&sale, &specs, &config, now)?;
         let shipment = Shipment::scheduled(&sale, plan, now);
-        let audit = AuditEntry {
-            subject: shipment.shipment_id.clone(),
-            seq: 1,
-            at: now,
-            actor: "fulfillment-dispatch".into(),
-            role: "system".into(),
-            action: "SCHEDULED".into(),
-            from_status: None,
-            to_status: "SCHEDULED".into(),
-            reasons: vec![],
-            details: json!({"courier": shipment.plan.courier_id, "pickup_date": shipment.plan.pickup_date.to_string(), "correlation_id": correlation_id}),
-        }
+        let audit = AuditEntry::new(
+            &shipment.shipment_id,
+            1,
+            now,
+            &Actor::system(ACTOR),
+            "SCHEDULED",
+            "SCHEDULED",
+        )
+        .details(json!({
+            "courier": shipment.plan.courier_id,
+            "pickup_date": shipment.plan.pickup_date.to_string(),
+            "correlation_id": correlation_id,
+        }))
         .seal(GENESIS_HASH);
-        let request = InvoiceRequested::for_shipment(&sale, &shipment);
-        let message_id = uuid::Uuid::now_v7().to_string();
-        let outbox = OutboxMessage {
-            body: envelope("InvoiceRequested", &message_id, &correlation_id, now, &request),
-            message_id,
-            destination: "billing".into(),
-            created_at_ns: i64::try_from(now.unix_timestamp_nanos()).unwrap_or(i64::MAX),
-        };
+        let outbox = OutboxMessage::seal(&InvoiceRequested::for_shipment(&sale, &shipment), &correlation_id, now)?;
         match self.shipments.create(&shipment, &audit, &outbox).await? {
             Created::Created => {
                 tracing::info!(sale_id = %sale.sale_id, shipment_id = %shipment.shipment_id, courier = %shipment.plan.courier_id, "shipment scheduled");
-                self.send(&outbox).await;
+                relay::send(&self.shipments, &self.publisher, &outbox).await;
                 Ok(Dispatched::Scheduled(shipment.shipment_id))
             }
             Created::AlreadyExists => {
@@ -96,31 +103,8 @@ where
         }
     }
 
-    async fn send(&self, message: &OutboxMessage) -> bool {
-        match self.publisher.publish(message).await {
-            Ok(()) => {
-                if let Err(e) = self.shipments.mark_sent(&message.message_id).await {
-                    tracing::warn!(message_id = %message.message_id, error = %e, "sent, but not marked sent");
-                }
-                true
-            }
-            Err(e) => {
-                tracing::warn!(message_id = %message.message_id, error = %e, "send failed; the sweep will retry");
-                false
-            }
-        }
-    }
-
     /// Re-send invoice requests whose first send failed (scheduled every minute).
-    pub async fn sweep(&self) -> Result<serde_json::Value, StoreError> {
-        let (mut sent, mut failed) = (0, 0);
-        for message in self.shipments.pending_outbox(100).await? {
-            if self.send(&message).await {
-                sent += 1;
-            } else {
-                failed += 1;
-            }
-        }
-        Ok(json!({"sent": sent, "failed": failed}))
+    pub async fn sweep(&self) -> Result<SweepReport, StoreError> {
+        relay::sweep(&self.shipments, &self.publisher).await
     }
 }

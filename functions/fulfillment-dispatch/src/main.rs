@@ -2,11 +2,11 @@
 //! consumes the sales queue and runs the scheduled outbox sweep.
 
 use aws_lambda_events::sqs::SqsEvent;
+use backoffice_domain::SystemClock;
 use backoffice_edge::relay::SqsPublisher;
+use backoffice_edge::{aws, config, telemetry};
 use backoffice_store::config::DynamoCampaignDirectory;
 use backoffice_store::shipments::DynamoShipmentStore;
-use backoffice_domain::SystemClock;
-use backoffice_edge::{aws, config, telemetry};
 use fulfillment_dispatch::Dispatch;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
@@ -32,7 +32,7 @@ async fn main() -> Result<(), Error> {
             let batch: SqsEvent = serde_json::from_value(event.payload)?;
             Ok::<Value, Error>(serde_json::to_value(dispatch.handle(batch).await)?)
         } else {
-            Ok(dispatch.sweep().await?)
+            Ok(serde_json::to_value(dispatch.sweep().await?)?)
         }
     }))
     .await

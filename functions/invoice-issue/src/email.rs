@@ -152,8 +152,8 @@ fn html_body(invoice: &Invoice) -> String {
         words = e(&invoice.total_in_words),
         issued = invoice.issue_date,
         due = invoice.due_date,
-        sale = e(&invoice.sale_id),
-        shipment = e(&invoice.shipment_id),
+        sale = e(invoice.sale_id.as_str()),
+        shipment = e(invoice.shipment_id.as_str()),
         tracking = e(&invoice.tracking_reference),
     )
 }

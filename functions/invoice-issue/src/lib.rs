@@ -18,20 +18,23 @@ use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use backoffice_domain::Clock;
-use backoffice_store::documents::DocumentStore;
-use backoffice_domain::audit::{AuditEntry, GENESIS_HASH};
+use backoffice_domain::audit::{Actor, AuditEntry, GENESIS_HASH};
+use backoffice_domain::events::InvoiceRequested;
 use backoffice_domain::invoice::{BillingProfile, InvoiceDraft, InvoiceError};
-use backoffice_domain::shipment::InvoiceRequested;
+use backoffice_domain::wire::{self, WireError};
 use backoffice_edge::mail::{MailError, Mailer};
 use backoffice_edge::queue;
-use backoffice_store::invoices::{
-    EmailClaim, EmailRecord, InvoiceStore, IssueOutcome, PdfRecord, StoredInvoice,
-};
-use backoffice_store::{BillingDirectory, StoreError};
+use backoffice_store::StoreError;
+use backoffice_store::config::BillingDirectory;
+use backoffice_store::documents::DocumentStore;
+use backoffice_store::invoices::{EmailClaim, EmailRecord, InvoiceStore, IssueOutcome, PdfRecord, StoredInvoice};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 pub use email::Sender;
+
+/// Who writes the invoices' audit records.
+pub const ACTOR: &str = "invoice-issue";
 
 /// How many times one delivery tries for a number before leaving the message for later.
 const NUMBER_ATTEMPTS: u32 = 60;
@@ -51,7 +54,7 @@ pub struct Issuer<S, B, D, M, K> {
 pub enum IssueError {
     /// Not an InvoiceRequested we can read: retrying cannot help, the DLQ keeps it for a person.
     #[error("poison message: {0}")]
-    Poison(String),
+    Poison(#[from] WireError),
     #[error(transparent)]
     Invoice(#[from] InvoiceError),
     #[error("client {0} has no billing profile")]
@@ -91,9 +94,12 @@ where
     }
 
     pub async fn process(&self, body: &str) -> Result<Outcome, IssueError> {
-        let incoming = queue::open::<InvoiceRequested>(body, "InvoiceRequested").map_err(IssueError::Poison)?;
+        let incoming = wire::open::<InvoiceRequested>(body)?;
         let request = incoming.body;
-        let correlation_id = incoming.correlation_id.unwrap_or_else(|| request.sale_id.clone());
+        // Messages sent before correlation ids existed fall back to the pre-sale's id.
+        let correlation_id = incoming
+            .correlation_id
+            .unwrap_or_else(|| request.presale_id.to_string());
         let (invoice_id, profile) = match self.invoices.invoice_for_sale(&request.sale_id).await? {
             // A redelivery: the profile is read only if the e-mail is still to be sent.
             Some(existing) => (existing, None),
@@ -123,22 +129,19 @@ where
         for attempt in 0..NUMBER_ATTEMPTS {
             let last = self.invoices.last_number(&request.client_id, draft.series()).await?;
             let invoice = draft.numbered(last + 1)?;
-            let audit = AuditEntry {
-                subject: invoice.invoice_id.clone(),
-                seq: 1,
-                at: invoice.issued_at,
-                actor: "invoice-issue".into(),
-                role: "system".into(),
-                action: "ISSUED".into(),
-                from_status: None,
-                to_status: "ISSUED".into(),
-                reasons: vec![],
-                details: json!({
-                    "sale_id": invoice.sale_id,
-                    "total": invoice.totals.total,
-                    "correlation_id": correlation_id,
-                }),
-            }
+            let audit = AuditEntry::new(
+                &invoice.invoice_id,
+                1,
+                invoice.issued_at,
+                &Actor::system(ACTOR),
+                "ISSUED",
+                "ISSUED",
+            )
+            .details(json!({
+                "sale_id": invoice.sale_id,
+                "total": invoice.totals.total,
+                "correlation_id": correlation_id,
+            }))
             .seal(GENESIS_HASH);
             match self.invoices.issue(&invoice, &audit).await? {
                 IssueOutcome::Issued => {

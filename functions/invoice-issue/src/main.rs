@@ -2,12 +2,12 @@
 //! consumes the billing queue and runs the scheduled sweep of invoices not yet e-mailed.
 
 use aws_lambda_events::sqs::SqsEvent;
-use backoffice_store::documents::S3DocumentStore;
-use backoffice_edge::mail::SesMailer;
-use backoffice_store::config::DynamoCampaignDirectory;
-use backoffice_store::invoices::DynamoInvoiceStore;
 use backoffice_domain::SystemClock;
+use backoffice_edge::mail::SesMailer;
 use backoffice_edge::{aws, config, telemetry};
+use backoffice_store::config::DynamoCampaignDirectory;
+use backoffice_store::documents::S3DocumentStore;
+use backoffice_store::invoices::DynamoInvoiceStore;
 use invoice_issue::{Issuer, Sender};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;

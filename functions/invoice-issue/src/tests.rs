@@ -1,15 +1,15 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use backoffice_store::documents::MemoryDocumentStore;
-use backoffice_domain::invoice::BillingProfile;
-use backoffice_edge::testing::MemoryMailer;
-use backoffice_edge::relay::envelope;
-use backoffice_store::invoices::MemoryInvoiceStore;
-use backoffice_domain::testing::{billing_profile, invoice_request};
 use backoffice_domain::Clock;
-use time::OffsetDateTime;
+use backoffice_domain::invoice::BillingProfile;
+use backoffice_domain::testing::{billing_profile, invoice_request};
+use backoffice_edge::relay::envelope;
+use backoffice_edge::testing::MemoryMailer;
+use backoffice_store::documents::MemoryDocumentStore;
+use backoffice_store::invoices::MemoryInvoiceStore;
 use mail_parser::{MessageParser, MimeHeaders};
+use time::OffsetDateTime;
 use time::macros::datetime;
 
 use super::*;

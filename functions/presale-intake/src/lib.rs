@@ -13,13 +13,16 @@ use backoffice_domain::presale::{
 use backoffice_domain::principal::{Principal, Role};
 use backoffice_domain::recording::CheckThresholds;
 use backoffice_domain::validation::Invalid;
-use backoffice_edge::http::idempotency::{self, store_error};
+use backoffice_edge::http::idempotency;
 use backoffice_edge::http::request::DEFAULT_BODY_LIMIT;
 use backoffice_edge::http::{ApiError, ApiRequest, ApiResponse, Invocation, respond};
-use backoffice_store::presales::{self, AttachOutcome};
-use backoffice_store::{
-    CampaignDirectory, ConflictKind, IdempotencyStore, PresaleQuery, PresaleStore, StoreError, StoredPresale,
+use backoffice_store::config::CampaignDirectory;
+use backoffice_store::idempotency::IdempotencyStore;
+use backoffice_store::presales::{
+    self, AttachOutcome, CallLookup, CustomerHistoryLookup, PresaleGet, PresaleList, PresaleQuery, PresaleWrite,
+    RecordingVersions, StoredPresale,
 };
+use backoffice_store::{ConflictKind, StoreError};
 use serde_json::json;
 
 /// Every route this function serves; a test checks them against the template and the OpenAPI
@@ -44,7 +47,7 @@ pub struct Intake<P, C, I, K> {
 
 impl<P, C, I, K> Intake<P, C, I, K>
 where
-    P: PresaleStore,
+    P: PresaleGet + PresaleWrite + PresaleList + CallLookup + RecordingVersions + CustomerHistoryLookup,
     C: CampaignDirectory,
     I: IdempotencyStore,
     K: Clock,
@@ -88,8 +91,7 @@ where
                 let catalog = self
                     .campaigns
                     .catalog(draft.campaign_id.trim())
-                    .await
-                    .map_err(store_error)?
+                    .await?
                     // Another tenant's campaign reads exactly like a missing one.
                     .filter(|c| principal.acts_for(&c.campaign.client_id))
                     .ok_or_else(|| {
@@ -110,21 +112,12 @@ where
                     id: PresaleId::generate(),
                     agent_id: principal.user_id.clone(),
                     now,
+                    correlation_id: Some(request.correlation_id().to_owned()),
                 };
                 let presale = presale::register(&draft, &catalog, who).map_err(ApiError::Validation)?;
-                let audit = AuditEntry {
-                    subject: presale.id.to_string(),
-                    seq: presale.version,
-                    at: now,
-                    actor: principal.user_id.clone(),
-                    role: principal.role.to_string(),
-                    action: "CREATED".into(),
-                    from_status: None,
-                    to_status: presale.status.to_string(),
-                    reasons: vec![],
-                    details: json!({"campaign_id": presale.campaign_id, "call_id": presale.call_id}),
-                }
-                .seal(GENESIS_HASH);
+                let audit = AuditEntry::presale(&presale, now, &principal.actor(), "CREATED")
+                    .details(json!({"campaign_id": presale.campaign_id, "call_id": presale.call_id}))
+                    .seal(GENESIS_HASH);
                 match self.presales.create(&presale, &audit).await {
                     Ok(()) => {}
                     Err(StoreError::Conflict(ConflictKind::DuplicateCallId)) => {
@@ -140,7 +133,7 @@ where
                             current: existing.map(|id| json!({"presale_id": id})),
                         });
                     }
-                    Err(e) => return Err(store_error(e)),
+                    Err(e) => return Err(e.into()),
                 }
                 tracing::info!(presale_id = %presale.id, campaign_id = %presale.campaign_id, "pre-sale registered");
                 let presale = self
@@ -169,7 +162,7 @@ where
             }
         };
         let Some(recording) = waiting else { return presale };
-        match recordings::attach(&self.presales, &presale.id, &recording, checks, now).await {
+        match presales::attach(&self.presales, &presale.id, &recording, checks, now).await {
             Ok(AttachOutcome::Attached(attached)) => {
                 tracing::info!(presale_id = %attached.id, risk_score = ?attached.risk_score, "waiting recording attached");
                 attached
@@ -191,12 +184,7 @@ where
         let raw = request.path_param("id")?;
         let not_found = || ApiError::NotFound(format!("no pre-sale {raw}"));
         let id = PresaleId::parse(raw).map_err(|_| not_found())?;
-        let stored = self
-            .presales
-            .get(&id)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(not_found)?;
+        let stored = self.presales.get(&id).await?.ok_or_else(not_found)?;
         let presale = &stored.presale;
         let own_or_not_agent = !principal.is(Role::Agent) || presale.agent_id == principal.user_id;
         if principal.acts_for(&presale.client_id) && own_or_not_agent {
@@ -238,7 +226,7 @@ where
                     detail: format!("limit is a whole number from 1 to {MAX_PAGE_SIZE}"),
                 })?,
         };
-        let catalog = self.campaigns.catalog(campaign_id).await.map_err(store_error)?;
+        let catalog = self.campaigns.catalog(campaign_id).await?;
         if !catalog.is_some_and(|c| principal.acts_for(&c.campaign.client_id)) {
             return Err(ApiError::NotFound(format!("no campaign {campaign_id}")));
         }
@@ -249,7 +237,7 @@ where
             limit,
             cursor: request.query_param("cursor")?.map(str::to_owned),
         };
-        let page = self.presales.list(&query).await.map_err(store_error)?;
+        let page = self.presales.list(&query).await?;
         Ok(ApiResponse::json(
             200,
             &json!({"items": page.items, "next_cursor": page.next_cursor}),
@@ -281,17 +269,12 @@ where
             ));
         }
         let draft: CorrectionDraft = request.json_body(DEFAULT_BODY_LIMIT)?;
-        let catalog = self
-            .campaigns
-            .catalog(&presale.campaign_id)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| {
-                ApiError::Internal(format!(
-                    "campaign {} of pre-sale {} has no configuration",
-                    presale.campaign_id, presale.id
-                ))
-            })?;
+        let catalog = self.campaigns.catalog(&presale.campaign_id).await?.ok_or_else(|| {
+            ApiError::Internal(format!(
+                "campaign {} of pre-sale {} has no configuration",
+                presale.campaign_id, presale.id
+            ))
+        })?;
         presale::apply_correction(&mut presale, &draft, &catalog).map_err(ApiError::Validation)?;
         let (expected_version, expected_status) = (presale.version, presale.status);
         let now = self.clock.now();
@@ -307,19 +290,11 @@ where
         .into_iter()
         .filter_map(|(name, sent)| sent.then_some(name))
         .collect();
-        let audit = AuditEntry {
-            subject: presale.id.to_string(),
-            seq: presale.version,
-            at: now,
-            actor: principal.user_id.clone(),
-            role: principal.role.to_string(),
-            action: "CORRECTED".into(),
-            from_status: Some(from.to_string()),
-            to_status: presale.status.to_string(),
-            reasons: requested.map(|r| r.reasons).unwrap_or_default(),
-            details: json!({"changed": changed}),
-        }
-        .seal(&audit_head);
+        let audit = AuditEntry::presale(&presale, now, &principal.actor(), "CORRECTED")
+            .from_status(from)
+            .reasons(requested.map(|r| r.reasons).unwrap_or_default())
+            .details(json!({"changed": changed}))
+            .seal(&audit_head);
         match self
             .presales
             .save(&presale, expected_version, expected_status, &audit)
@@ -340,7 +315,7 @@ where
                     "the pre-sale changed while you were correcting it; reload and retry",
                 ))
             }
-            Err(e) => Err(store_error(e)),
+            Err(e) => Err(e.into()),
         }
     }
 }

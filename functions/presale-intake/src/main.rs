@@ -1,11 +1,13 @@
 //! Wiring only: clients are built once at init and reused by every invocation.
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use backoffice_domain::SystemClock;
 use backoffice_edge::config::Tables;
 use backoffice_edge::http::Invocation;
-use backoffice_store::dynamo::{DynamoCampaignDirectory, DynamoIdempotencyStore, DynamoPresaleStore};
-use backoffice_domain::SystemClock;
 use backoffice_edge::{aws, telemetry};
+use backoffice_store::config::DynamoCampaignDirectory;
+use backoffice_store::idempotency::DynamoIdempotencyStore;
+use backoffice_store::presales::DynamoPresaleStore;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use presale_intake::Intake;
 

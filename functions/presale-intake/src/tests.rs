@@ -5,8 +5,10 @@ use aws_lambda_events::apigw::{
 };
 use aws_lambda_events::encodings::Body;
 use backoffice_domain::catalog::CampaignCatalog;
-use backoffice_store::memory::{MemoryCampaignDirectory, MemoryIdempotencyStore, MemoryPresaleStore};
 use backoffice_domain::testing::campaign_catalog;
+use backoffice_store::config::MemoryCampaignDirectory;
+use backoffice_store::idempotency::MemoryIdempotencyStore;
+use backoffice_store::presales::MemoryPresaleStore;
 use serde_json::{Value, json};
 use time::macros::datetime;
 

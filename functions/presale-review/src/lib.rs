@@ -12,19 +12,23 @@ use std::time::Duration;
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use backoffice_domain::Clock;
 use backoffice_domain::audit::{AuditEntry, verify_chain};
+use backoffice_domain::events::SaleConfirmed;
 use backoffice_domain::presale::{Presale, PresaleId, PresaleStatus};
 use backoffice_domain::principal::{Principal, Role};
-use backoffice_domain::review::{
-    self, DecisionDraft, DecisionKind, REJECT_REASONS, RETURN_REASONS, ReviewError, SaleConfirmed,
-};
-use backoffice_edge::http::idempotency::HEADER;
+use backoffice_domain::review::{self, DecisionDraft, DecisionKind, REJECT_REASONS, RETURN_REASONS, ReviewError};
 use backoffice_edge::http::request::DEFAULT_BODY_LIMIT;
 use backoffice_edge::http::{ApiError, ApiRequest, ApiResponse, Invocation, respond};
-use backoffice_store::{CampaignDirectory, Effects, OutboxMessage, PresaleStore, StoreError, StoredPresale};
+use backoffice_store::StoreError;
+use backoffice_store::config::CampaignDirectory;
+use backoffice_store::counters::Counters;
+use backoffice_store::outbox::{Outbox, OutboxMessage};
+use backoffice_store::presales::{
+    AuditRead, Effects, PresaleGet, PresaleWrite, RecordingVersions, ReviewQueue, StoredPresale,
+};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use backoffice_edge::relay::{Publisher, envelope};
+use backoffice_edge::relay::{self, Publisher, SweepReport};
 
 use crate::ports::RecordingLinks;
 
@@ -49,15 +53,9 @@ pub struct Review<P, C, L, Q, K> {
     pub lease: time::Duration,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct SweepReport {
-    pub sent: usize,
-    pub failed: usize,
-}
-
 impl<P, C, L, Q, K> Review<P, C, L, Q, K>
 where
-    P: PresaleStore,
+    P: PresaleGet + PresaleWrite + ReviewQueue + RecordingVersions + AuditRead + Outbox + Counters,
     C: CampaignDirectory,
     L: RecordingLinks,
     Q: Publisher,
@@ -99,12 +97,7 @@ where
         let raw = request.path_param("id")?;
         let not_found = || ApiError::NotFound(format!("no pre-sale {raw}"));
         let id = PresaleId::parse(raw).map_err(|_| not_found())?;
-        let stored = self
-            .presales
-            .get(&id)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(not_found)?;
+        let stored = self.presales.get(&id).await?.ok_or_else(not_found)?;
         if principal.acts_for(&stored.presale.client_id) {
             Ok(stored)
         } else {
@@ -112,27 +105,15 @@ where
         }
     }
 
+    /// The audit entry of a change the principal made to the pre-sale from status `from`.
     fn audit_entry(
         presale: &Presale,
         principal: &Principal,
         action: &str,
         from: PresaleStatus,
-        reasons: Vec<String>,
-        details: Value,
         now: OffsetDateTime,
     ) -> AuditEntry {
-        AuditEntry {
-            subject: presale.id.to_string(),
-            seq: presale.version,
-            at: now,
-            actor: principal.user_id.clone(),
-            role: principal.role.to_string(),
-            action: action.into(),
-            from_status: Some(from.to_string()),
-            to_status: presale.status.to_string(),
-            reasons,
-            details,
-        }
+        AuditEntry::presale(presale, now, &principal.actor(), action).from_status(from)
     }
 
     async fn next(&self, principal: &Principal) -> Result<ApiResponse, ApiError> {
@@ -140,7 +121,7 @@ where
         let now = self.clock.now();
         let mut candidates = Vec::new();
         for client in &principal.clients {
-            candidates.extend(self.presales.review_queue(client, 25).await.map_err(store_error)?);
+            candidates.extend(self.presales.review_queue(client, 25).await?);
         }
         // A validator asking again gets the item they already hold.
         if let Some(mine) = candidates.iter().find(|p| {
@@ -163,23 +144,16 @@ where
                 continue;
             }
             // Re-read the head: the queue index is eventually consistent, the claim must not be.
-            let Some(stored) = self.presales.get(&presale.id).await.map_err(store_error)? else {
+            let Some(stored) = self.presales.get(&presale.id).await? else {
                 continue;
             };
             if stored.presale.version != candidate.version {
                 continue;
             }
             let lease_until = presale.claim.as_ref().map(|c| c.lease_until.to_string());
-            let audit = Self::audit_entry(
-                &presale,
-                principal,
-                "CLAIMED",
-                candidate.status,
-                vec![],
-                json!({"lease_until": lease_until}),
-                now,
-            )
-            .seal(&stored.audit_head);
+            let audit = Self::audit_entry(&presale, principal, "CLAIMED", candidate.status, now)
+                .details(json!({"lease_until": lease_until}))
+                .seal(&stored.audit_head);
             match self
                 .presales
                 .save(&presale, candidate.version, candidate.status, &audit)
@@ -188,7 +162,7 @@ where
                 Ok(()) => return Ok(claimed_response(&presale)),
                 // Someone else won this one: try the next.
                 Err(StoreError::Conflict(_)) => continue,
-                Err(e) => return Err(store_error(e)),
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(ApiResponse::new(204, String::new()))
@@ -203,8 +177,7 @@ where
         let now = self.clock.now();
         let (version, status) = (presale.version, presale.status);
         review::release(&mut presale, &principal.user_id, now).map_err(|e| review_error(e, &presale))?;
-        let audit =
-            Self::audit_entry(&presale, principal, "RELEASED", status, vec![], json!({}), now).seal(&audit_head);
+        let audit = Self::audit_entry(&presale, principal, "RELEASED", status, now).seal(&audit_head);
         self.save_or_conflict(&presale, version, status, &audit, &Effects::default())
             .await?;
         Ok(ApiResponse::json(200, &presale))
@@ -228,7 +201,7 @@ where
                     current: current.map(|p| json!({"status": p.status, "version": p.version})),
                 })
             }
-            Err(e) => Err(store_error(e)),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -240,11 +213,7 @@ where
         )?;
         let stored = self.load(request, principal).await?;
         let presale = &stored.presale;
-        let versions = self
-            .presales
-            .recordings(&presale.client_id, &presale.call_id)
-            .await
-            .map_err(store_error)?;
+        let versions = self.presales.recordings(&presale.client_id, &presale.call_id).await?;
         let bound = presale
             .recording
             .as_ref()
@@ -294,14 +263,23 @@ where
         if let Some(d) = &decision {
             details = json!({"comment": d.comment, "override_reason": d.override_reason, "review_secs": d.review_secs});
         }
-        let audit = Self::audit_entry(&presale, principal, action, status, draft.reasons.clone(), details, now)
+        let audit = Self::audit_entry(&presale, principal, action, status, now)
+            .reasons(draft.reasons.clone())
+            .details(details)
             .seal(&audit_head);
-        let correlation_id = request
-            .header("x-correlation-id")
-            .unwrap_or(&request.request_id)
-            .to_owned();
-        let outbox = (draft.decision == DecisionKind::Approve)
-            .then(|| sale_message(&presale, &principal.user_id, &correlation_id, now));
+        // The sale carries the correlation id of the agent's registration, not this request's:
+        // one id joins the pre-sale's logs from intake to the invoice.
+        let outbox = match draft.decision {
+            DecisionKind::Approve => Some(
+                OutboxMessage::seal(
+                    &SaleConfirmed::from_approved(&presale, &principal.user_id, now),
+                    presale.correlation_id(),
+                    now,
+                )
+                .map_err(|e| ApiError::Internal(format!("cannot seal SaleConfirmed: {e}")))?,
+            ),
+            _ => None,
+        };
         let effects = Effects {
             outbox: outbox.clone(),
             counters: metrics::decision_counters(&presale, now),
@@ -311,39 +289,14 @@ where
         tracing::info!(presale_id = %presale.id, decision = action, "pre-sale decided");
         if let Some(message) = outbox {
             // Committed already: a failed send is retried by the sweep, never lost.
-            self.send(&message).await;
+            relay::send(&self.presales, &self.publisher, &message).await;
         }
         Ok(ApiResponse::json(200, &presale))
     }
 
-    async fn send(&self, message: &OutboxMessage) -> bool {
-        match self.publisher.publish(message).await {
-            Ok(()) => {
-                if let Err(e) = self.presales.mark_sent(&message.message_id).await {
-                    // Sent but not marked: the sweep sends it again and consumers de-duplicate.
-                    tracing::warn!(message_id = %message.message_id, error = %e, "sent, but not marked sent");
-                }
-                true
-            }
-            Err(e) => {
-                tracing::warn!(message_id = %message.message_id, error = %e, "send failed; the sweep will retry");
-                false
-            }
-        }
-    }
-
     /// Re-send every outbox message still pending (scheduled every minute).
     pub async fn sweep(&self) -> Result<SweepReport, StoreError> {
-        let mut report = SweepReport::default();
-        for message in self.presales.pending_outbox(100).await? {
-            if self.send(&message).await {
-                report.sent += 1;
-            } else {
-                report.failed += 1;
-            }
-        }
-        tracing::info!(sent = report.sent, failed = report.failed, "outbox sweep");
-        Ok(report)
+        relay::sweep(&self.presales, &self.publisher).await
     }
 
     async fn audit(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
@@ -353,11 +306,7 @@ where
             "the audit trail",
         )?;
         let stored = self.load(request, principal).await?;
-        let records = self
-            .presales
-            .audit_trail(&stored.presale.id)
-            .await
-            .map_err(store_error)?;
+        let records = self.presales.audit_trail(&stored.presale.id).await?;
         let verification = verify_chain(&records, Some(&stored.audit_head));
         Ok(ApiResponse::json(
             200,
@@ -375,15 +324,11 @@ where
                 detail: "campaign is required".into(),
             })?;
         let day = request.date_param("day")?.unwrap_or_else(|| self.clock.now().date());
-        let catalog = self.campaigns.catalog(campaign).await.map_err(store_error)?;
+        let catalog = self.campaigns.catalog(campaign).await?;
         if !catalog.is_some_and(|c| principal.acts_for(&c.campaign.client_id)) {
             return Err(ApiError::NotFound(format!("no campaign {campaign}")));
         }
-        let rows = self
-            .presales
-            .counters(&metrics::pk(campaign, day))
-            .await
-            .map_err(store_error)?;
+        let rows = self.presales.counters(&metrics::pk(campaign, day)).await?;
         Ok(ApiResponse::json(200, &metrics::summary(campaign, day, &rows)))
     }
 }
@@ -400,18 +345,6 @@ fn claimed_response(presale: &Presale) -> ApiResponse {
         200,
         &json!({"presale": presale, "lease_until": presale.claim.as_ref().map(|c| c.lease_until.to_string())}),
     )
-}
-
-fn sale_message(presale: &Presale, validator: &str, correlation_id: &str, now: OffsetDateTime) -> OutboxMessage {
-    let sale = SaleConfirmed::from_approved(presale, validator, now);
-    let message_id = uuid::Uuid::now_v7().to_string();
-    let body = envelope("SaleConfirmed", &message_id, correlation_id, now, &sale);
-    OutboxMessage {
-        message_id,
-        destination: "sales".into(),
-        body,
-        created_at_ns: i64::try_from(now.unix_timestamp_nanos()).unwrap_or(i64::MAX),
-    }
 }
 
 fn review_error(error: ReviewError, presale: &Presale) -> ApiError {

@@ -2,11 +2,12 @@
 //! serves the HTTP routes and the scheduled outbox sweep.
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use backoffice_domain::SystemClock;
 use backoffice_edge::http::Invocation;
 use backoffice_edge::relay::SqsPublisher;
-use backoffice_store::dynamo::{DynamoCampaignDirectory, DynamoPresaleStore};
-use backoffice_domain::SystemClock;
 use backoffice_edge::{aws, config, telemetry};
+use backoffice_store::config::DynamoCampaignDirectory;
+use backoffice_store::presales::DynamoPresaleStore;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use presale_review::Review;
 use presale_review::ports::S3Links;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use backoffice_domain::presale::Presale;
 use backoffice_domain::review::DecisionKind;
-use backoffice_store::{CounterDelta, CounterRow};
+use backoffice_store::counters::{CounterDelta, CounterRow};
 use serde_json::{Value, json};
 use time::{Date, OffsetDateTime};
 

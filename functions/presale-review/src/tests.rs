@@ -12,8 +12,9 @@ use backoffice_domain::audit::GENESIS_HASH;
 use backoffice_domain::catalog::CampaignCatalog;
 use backoffice_domain::presale::{PresaleAction, PresaleDraft, Registration, register};
 use backoffice_domain::recording::{Finding, Severity};
-use backoffice_store::memory::{MemoryCampaignDirectory, MemoryPresaleStore};
 use backoffice_domain::testing::campaign_catalog;
+use backoffice_store::config::MemoryCampaignDirectory;
+use backoffice_store::presales::MemoryPresaleStore;
 use time::macros::datetime;
 
 use super::*;

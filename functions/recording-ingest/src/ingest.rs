@@ -6,8 +6,11 @@ use std::io::Read;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use backoffice_domain::Clock;
 use backoffice_domain::recording::{AudioFacts, Recording, RecordingKey, RecordingMetadata};
-use backoffice_store::presales::{self, AttachOutcome};
-use backoffice_store::{CampaignDirectory, PresaleStore, StoreError};
+use backoffice_store::StoreError;
+use backoffice_store::config::CampaignDirectory;
+use backoffice_store::presales::{
+    self, AttachOutcome, CallLookup, CustomerHistoryLookup, PresaleGet, PresaleWrite, RecordingVersions,
+};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
@@ -50,7 +53,7 @@ pub enum Processed {
 
 impl<P, C, S, K> Ingest<P, C, S, K>
 where
-    P: PresaleStore,
+    P: PresaleGet + PresaleWrite + CallLookup + RecordingVersions + CustomerHistoryLookup,
     C: CampaignDirectory,
     S: RecordingSource,
     K: Clock,
@@ -114,7 +117,11 @@ where
             .await?
             .map(|c| c.campaign.checks)
             .unwrap_or_default();
-        let outcome = recordings::attach(&self.presales, &presale_id, &recording, &thresholds, now).await?;
+        let outcome = presales::attach(&self.presales, &presale_id, &recording, &thresholds, now).await?;
+        if let AttachOutcome::Attached(p) | AttachOutcome::Replaced(p) = &outcome {
+            // From here on this message's log lines join the pre-sale's, from intake onwards.
+            tracing::Span::current().record("correlation_id", p.correlation_id());
+        }
         tracing::info!(presale_id = %presale_id, outcome = ?outcome_name(&outcome), "recording bound");
         Ok(match outcome {
             AttachOutcome::Attached(p) => Processed::Attached {

@@ -1,9 +1,10 @@
 //! Wiring only: clients are built once at init and reused by every invocation.
 
 use aws_lambda_events::sqs::SqsEvent;
-use backoffice_store::dynamo::{DynamoCampaignDirectory, DynamoPresaleStore};
 use backoffice_domain::SystemClock;
 use backoffice_edge::{aws, config, telemetry};
+use backoffice_store::config::DynamoCampaignDirectory;
+use backoffice_store::presales::DynamoPresaleStore;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use recording_analysis::AnalysisConfig;
 use recording_ingest::ingest::Ingest;

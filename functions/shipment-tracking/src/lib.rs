@@ -6,14 +6,13 @@ use std::collections::HashMap;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use backoffice_domain::Clock;
-use backoffice_domain::audit::AuditEntry;
+use backoffice_domain::audit::{Actor, AuditEntry};
 use backoffice_domain::principal::Role;
 use backoffice_domain::shipment::{Applied, TrackingEvent};
 use backoffice_domain::validation::Invalid;
-use backoffice_edge::http::idempotency::HEADER;
 use backoffice_edge::http::{ApiError, ApiRequest, ApiResponse, Invocation, respond, webhook};
 use backoffice_store::StoreError;
-use backoffice_store::shipments::{EventRecorded, ShipmentStore};
+use backoffice_store::shipments::{EventRecorded, ShipmentTracking};
 use serde_json::json;
 
 pub const ROUTES: &[&str] = &["POST /shipments/{id}/events", "GET /shipments/{id}"];
@@ -28,7 +27,7 @@ pub struct Tracking<S, K> {
     pub secrets: HashMap<String, String>,
 }
 
-impl<S: ShipmentStore, K: Clock> Tracking<S, K> {
+impl<S: ShipmentTracking, K: Clock> Tracking<S, K> {
     pub async fn handle(&self, event: ApiGatewayV2httpRequest, invocation: &Invocation) -> ApiGatewayV2httpResponse {
         respond(event, invocation, async |request: &ApiRequest| {
             self.route(request).await
@@ -68,12 +67,7 @@ impl<S: ShipmentStore, K: Clock> Tracking<S, K> {
         })?;
         let id = request.path_param("id")?;
         let not_found = || ApiError::NotFound(format!("no shipment {id} for courier {courier}"));
-        let mut stored = self
-            .shipments
-            .load(id)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(not_found)?;
+        let mut stored = self.shipments.load(id).await?.ok_or_else(not_found)?;
         if stored.shipment.plan.courier_id != courier {
             return Err(not_found());
         }
@@ -87,19 +81,13 @@ impl<S: ShipmentStore, K: Clock> Tracking<S, K> {
         if matches!(applied, Applied::Moved { .. }) {
             stored.last_event_at = Some(event.occurred_at);
         }
-        let audit = AuditEntry {
-            subject: stored.shipment.shipment_id.clone(),
-            seq: stored.shipment.version,
-            at: now,
-            actor: courier.clone(),
-            role: "courier".into(),
-            action: format!("{:?}", event.kind).to_uppercase(),
-            from_status: Some(format!("{from:?}")),
-            to_status: format!("{:?}", stored.shipment.status),
-            reasons: event.reason.iter().cloned().collect(),
-            details: json!({"event_id": event.event_id, "occurred_at": event.occurred_at.to_string(), "applied": matches!(applied, Applied::Moved { .. })}),
-        }
-        .seal(&stored.audit_head);
+        let shipment = &stored.shipment;
+        let action = format!("{:?}", event.kind).to_uppercase();
+        let audit = AuditEntry::new(&shipment.shipment_id, shipment.version, now, &Actor::new(&courier, "courier"), &action, format!("{:?}", shipment.status))
+            .from_status(format!("{from:?}"))
+            .reasons(event.reason.iter().cloned().collect())
+            .details(json!({"event_id": event.event_id, "occurred_at": event.occurred_at.to_string(), "applied": matches!(applied, Applied::Moved { .. })}))
+            .seal(&stored.audit_head);
         match self
             .shipments
             .record_event(&stored, expected_version, &event, &audit)
@@ -114,7 +102,7 @@ impl<S: ShipmentStore, K: Clock> Tracking<S, K> {
             Err(StoreError::Conflict(_)) => Err(ApiError::Unavailable(
                 "the shipment changed meanwhile; resend the event".into(),
             )),
-            Err(e) => Err(store_error(e)),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -122,12 +110,7 @@ impl<S: ShipmentStore, K: Clock> Tracking<S, K> {
         let principal = request.principal()?;
         let id = request.path_param("id")?;
         let not_found = || ApiError::NotFound(format!("no shipment {id}"));
-        let stored = self
-            .shipments
-            .load(id)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(not_found)?;
+        let stored = self.shipments.load(id).await?.ok_or_else(not_found)?;
         let shipment = &stored.shipment;
         let allowed = principal.acts_for(&shipment.client_id)
             && (principal.is_any(&[Role::Supervisor, Role::Finance, Role::Admin])
@@ -135,7 +118,7 @@ impl<S: ShipmentStore, K: Clock> Tracking<S, K> {
         if !allowed {
             return Err(not_found());
         }
-        let events = self.shipments.events(id).await.map_err(store_error)?;
+        let events = self.shipments.events(id).await?;
         Ok(ApiResponse::json(200, &json!({"shipment": shipment, "events": events})))
     }
 }

@@ -3,10 +3,10 @@
 use std::collections::HashMap;
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
-use backoffice_edge::http::Invocation;
-use backoffice_store::shipments::DynamoShipmentStore;
 use backoffice_domain::SystemClock;
+use backoffice_edge::http::Invocation;
 use backoffice_edge::{aws, config, telemetry};
+use backoffice_store::shipments::DynamoShipmentStore;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use shipment_tracking::Tracking;
 

@@ -45,7 +45,74 @@ pub struct AuditEntry {
     pub details: serde_json::Value,
 }
 
+/// Who made a change: a person with the role their token carries, or a function of the back
+/// office itself ([`Actor::system`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub id: String,
+    pub role: String,
+}
+
+impl Actor {
+    pub fn new(id: impl Into<String>, role: impl ToString) -> Self {
+        Self {
+            id: id.into(),
+            role: role.to_string(),
+        }
+    }
+
+    /// A back-office function acting on its own (recording-ingest, fulfillment-dispatch…).
+    pub fn system(function: &str) -> Self {
+        Self::new(function, "system")
+    }
+}
+
 impl AuditEntry {
+    /// `actor` moved `subject` to `to_status` (its version `seq` after the change) by `action`.
+    /// The optional parts are added with [`Self::from_status`], [`Self::reasons`],
+    /// [`Self::details`].
+    pub fn new(
+        subject: impl ToString,
+        seq: u64,
+        at: OffsetDateTime,
+        actor: &Actor,
+        action: &str,
+        to_status: impl ToString,
+    ) -> Self {
+        Self {
+            subject: subject.to_string(),
+            seq,
+            at,
+            actor: actor.id.clone(),
+            role: actor.role.clone(),
+            action: action.to_owned(),
+            from_status: None,
+            to_status: to_status.to_string(),
+            reasons: Vec::new(),
+            details: serde_json::Value::Object(serde_json::Map::new()),
+        }
+    }
+
+    /// A pre-sale's change as it stands after it: its id, version and status.
+    pub fn presale(presale: &crate::presale::Presale, at: OffsetDateTime, actor: &Actor, action: &str) -> Self {
+        Self::new(&presale.id, presale.version, at, actor, action, presale.status)
+    }
+
+    pub fn from_status(mut self, status: impl ToString) -> Self {
+        self.from_status = Some(status.to_string());
+        self
+    }
+
+    pub fn reasons(mut self, reasons: Vec<String>) -> Self {
+        self.reasons = reasons;
+        self
+    }
+
+    pub fn details(mut self, details: serde_json::Value) -> Self {
+        self.details = details;
+        self
+    }
+
     pub fn seal(self, prev_hash: &str) -> AuditRecord {
         let mut record = AuditRecord {
             subject: self.subject,
@@ -148,18 +215,16 @@ mod tests {
         let mut prev = GENESIS_HASH.to_owned();
         (1..=n)
             .map(|seq| {
-                let record = AuditEntry {
-                    subject: "p1".into(),
+                let at = datetime!(2026-11-23 10:00 UTC) + time::Duration::seconds(seq as i64);
+                let record = AuditEntry::new(
+                    "p1",
                     seq,
-                    at: datetime!(2026-11-23 10:00 UTC) + time::Duration::seconds(seq as i64),
-                    actor: "agent-7".into(),
-                    role: "agent".into(),
-                    action: format!("A{seq}"),
-                    from_status: None,
-                    to_status: "PENDING_RECORDING".into(),
-                    reasons: vec![],
-                    details: serde_json::json!({"b": 1, "a": 2}),
-                }
+                    at,
+                    &Actor::new("agent-7", "agent"),
+                    &format!("A{seq}"),
+                    "PENDING_RECORDING",
+                )
+                .details(serde_json::json!({"b": 1, "a": 2}))
                 .seal(&prev);
                 prev = record.hash.clone();
                 record

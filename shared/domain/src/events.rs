@@ -210,8 +210,14 @@ mod tests {
         let presale = PresaleId::parse("0193b1a2-1111-7000-8000-000000000001").unwrap();
         let sale = SaleId::of(&presale);
         assert_eq!(sale.as_str(), "S-0193b1a2-1111-7000-8000-000000000001");
-        assert_eq!(ShipmentId::of(&sale).as_str(), "SH-S-0193b1a2-1111-7000-8000-000000000001");
-        assert_eq!(ShipmentId::parse("SH-S-0193b1a2-1111-7000-8000-000000000001"), Some(ShipmentId::of(&sale)));
+        assert_eq!(
+            ShipmentId::of(&sale).as_str(),
+            "SH-S-0193b1a2-1111-7000-8000-000000000001"
+        );
+        assert_eq!(
+            ShipmentId::parse("SH-S-0193b1a2-1111-7000-8000-000000000001"),
+            Some(ShipmentId::of(&sale))
+        );
         assert_eq!(ShipmentId::parse("SH-S-not-a-uuid"), None);
         assert_eq!(ShipmentId::parse("S-0193b1a2-1111-7000-8000-000000000001"), None);
     }
@@ -223,17 +229,35 @@ mod tests {
         let message = OutboxMessage::seal(&sale, "req-1", at).unwrap();
         assert_eq!(message.destination, "sales");
         let opened = wire::open::<SaleConfirmed>(&message.body).unwrap();
-        assert_eq!((opened.body, opened.id, opened.version), (sale, message.message_id.clone(), wire::ENVELOPE_VERSION));
-        assert!(matches!(wire::open::<InvoiceRequested>(&message.body), Err(WireError::UnexpectedType(t)) if t == "SaleConfirmed"));
+        assert_eq!(
+            (opened.body, opened.id, opened.version),
+            (sale, message.message_id.clone(), wire::ENVELOPE_VERSION)
+        );
+        assert!(
+            matches!(wire::open::<InvoiceRequested>(&message.body), Err(WireError::UnexpectedType(t)) if t == "SaleConfirmed")
+        );
     }
 
     #[test]
     fn a_newer_envelope_or_a_broken_body_is_refused_with_the_reason() {
-        let newer = OLD_SALE_CONFIRMED.replacen(r#""type":"SaleConfirmed","#, r#""type":"SaleConfirmed","version":2,"#, 1);
-        assert!(matches!(wire::open::<SaleConfirmed>(&newer), Err(WireError::UnknownVersion(2))));
+        let newer = OLD_SALE_CONFIRMED.replacen(
+            r#""type":"SaleConfirmed","#,
+            r#""type":"SaleConfirmed","version":2,"#,
+            1,
+        );
+        assert!(matches!(
+            wire::open::<SaleConfirmed>(&newer),
+            Err(WireError::UnknownVersion(2))
+        ));
         let broken = OLD_SALE_CONFIRMED.replacen(r#""full_name":"María Fernanda Quispe Huamán","#, "", 1);
         let error = wire::open::<SaleConfirmed>(&broken).unwrap_err();
-        assert!(matches!(&error, WireError::Body { kind, .. } if kind == "SaleConfirmed"), "{error}");
-        assert!(matches!(wire::open::<SaleConfirmed>("{"), Err(WireError::NotAnEnvelope(_))));
+        assert!(
+            matches!(&error, WireError::Body { kind, .. } if kind == "SaleConfirmed"),
+            "{error}"
+        );
+        assert!(matches!(
+            wire::open::<SaleConfirmed>("{"),
+            Err(WireError::NotAnEnvelope(_))
+        ));
     }
 }

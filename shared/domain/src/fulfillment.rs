@@ -1519,7 +1519,8 @@ mod tests {
         };
         let items: Vec<LineItem> = items.iter().map(line).collect();
         let total = Money::sum(pen(), items.iter().map(|i| i.line_total)).expect("total");
-        let presale_id = crate::presale::PresaleId::parse("0192aa3c-7d1e-7b4f-9c3a-5e8f1d2c4b6a").expect("a pre-sale id");
+        let presale_id =
+            crate::presale::PresaleId::parse("0192aa3c-7d1e-7b4f-9c3a-5e8f1d2c4b6a").expect("a pre-sale id");
         SaleConfirmed {
             sale_id: SaleId::of(&presale_id),
             presale_id,
@@ -1563,7 +1564,10 @@ mod tests {
         );
         assert_eq!(plan.shipping_cost, Money::from_minor(1200, pen()));
         assert_eq!(plan.pickup_date, date!(2026 - 11 - 24));
-        assert_eq!(plan.tracking_reference, tracking_reference("urbano", sale.sale_id.as_str()));
+        assert_eq!(
+            plan.tracking_reference,
+            tracking_reference("urbano", sale.sale_id.as_str())
+        );
         // A retry plans the same shipment.
         assert_eq!(
             plan_shipment(&sale, &specs(), &config, datetime!(2026-11-23 16:00 UTC)),

@@ -26,8 +26,8 @@ use time::{Date, Duration, OffsetDateTime, UtcOffset};
 use super::identity::{Document, DocumentType};
 use super::money::{Currency, Money};
 use super::presale::{Customer, LineItem, PresaleId};
-use crate::events::{InvoiceRequested, SaleId, ShipmentId};
 use super::words::amount_in_words;
+use crate::events::{InvoiceRequested, SaleId, ShipmentId};
 
 /// Highest number a SUNAT series can carry (8 digits).
 pub const MAX_NUMBER: u64 = 99_999_999;

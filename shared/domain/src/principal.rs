@@ -55,6 +55,11 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The principal as the author of an audited change.
+    pub fn actor(&self) -> crate::audit::Actor {
+        crate::audit::Actor::new(self.user_id.clone(), self.role)
+    }
+
     pub fn acts_for(&self, client_id: &str) -> bool {
         self.clients.iter().any(|c| c == client_id)
     }

@@ -90,4 +90,3 @@ impl Mailer for SesMailer {
             .ok_or_else(|| MailError::Unavailable("the service returned no message id".into()))
     }
 }
-

@@ -63,8 +63,16 @@ mod tests {
     #[tokio::test]
     async fn only_failed_messages_with_ids_are_reported() {
         let mut event = SqsEvent::default();
-        event.records = vec![message(Some("a"), "ok"), message(Some("b"), "bad"), message(None, "bad")];
-        let response = each_message(event, |body| async move { if body == "ok" { Ok(()) } else { Err("no") } }).await;
+        event.records = vec![
+            message(Some("a"), "ok"),
+            message(Some("b"), "bad"),
+            message(None, "bad"),
+        ];
+        let response = each_message(
+            event,
+            |body| async move { if body == "ok" { Ok(()) } else { Err("no") } },
+        )
+        .await;
         let failed: Vec<&str> = response
             .batch_item_failures
             .iter()
@@ -78,7 +86,10 @@ mod tests {
 
     impl io::Write for Captured {
         fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-            self.0.lock().map_err(|_| io::Error::other("poisoned"))?.extend_from_slice(bytes);
+            self.0
+                .lock()
+                .map_err(|_| io::Error::other("poisoned"))?
+                .extend_from_slice(bytes);
             Ok(bytes.len())
         }
         fn flush(&mut self) -> io::Result<()> {
@@ -119,7 +130,11 @@ mod tests {
             .iter()
             .map(|l| {
                 let field = |name: &str| l["span"][name].as_str().unwrap_or_default().to_owned();
-                (l["message"].as_str().unwrap_or_default().to_owned(), field("message_id"), field("correlation_id"))
+                (
+                    l["message"].as_str().unwrap_or_default().to_owned(),
+                    field("message_id"),
+                    field("correlation_id"),
+                )
             })
             .collect();
         assert_eq!(
@@ -127,7 +142,11 @@ mod tests {
             vec![
                 ("working".to_owned(), "m-1".to_owned(), "req-42".to_owned()),
                 ("working".to_owned(), "m-2".to_owned(), String::new()),
-                ("message not processed; it stays for a retry".to_owned(), "m-2".to_owned(), String::new()),
+                (
+                    "message not processed; it stays for a retry".to_owned(),
+                    "m-2".to_owned(),
+                    String::new()
+                ),
             ]
         );
     }

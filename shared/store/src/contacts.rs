@@ -22,8 +22,8 @@ use time::OffsetDateTime;
 
 use backoffice_domain::tipification::{Catalog, Contact, Family, Node};
 
-use crate::dynamo::{cancellation_reasons, classify, corrupt, page_size, s, sdk_error, transact_put};
 use crate::counters::{CounterRow, counter_rows};
+use crate::dynamo::{cancellation_reasons, classify, corrupt, page_size, s, sdk_error, transact_put};
 use crate::{ConflictKind, Page, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -666,7 +666,9 @@ mod memory {
                 .contacts
                 .values()
                 .filter(|c| {
-                    c.client_id == client_id && c.agent_id == agent_id && c.callback_at.is_some_and(|at| at <= due_before)
+                    c.client_id == client_id
+                        && c.agent_id == agent_id
+                        && c.callback_at.is_some_and(|at| at <= due_before)
                 })
                 .cloned()
                 .collect())

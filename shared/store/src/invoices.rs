@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use backoffice_domain::audit::AuditRecord;
+use backoffice_domain::events::SaleId;
 use backoffice_domain::invoice::Invoice;
 
 use super::StoreError;
@@ -77,7 +78,7 @@ pub enum EmailClaim {
 #[async_trait]
 pub trait InvoiceStore: Send + Sync {
     /// The number of the sale's invoice, if it has one.
-    async fn invoice_for_sale(&self, sale_id: &str) -> Result<Option<String>, StoreError>;
+    async fn invoice_for_sale(&self, sale_id: &SaleId) -> Result<Option<String>, StoreError>;
     /// The last number issued in a client's series (0 before the first).
     async fn last_number(&self, client_id: &str, series: &str) -> Result<u64, StoreError>;
     /// Write `invoice` as number `invoice.number` of its series, only if that series' last
@@ -155,7 +156,7 @@ impl DynamoInvoiceStore {
 
 #[async_trait]
 impl InvoiceStore for DynamoInvoiceStore {
-    async fn invoice_for_sale(&self, sale_id: &str) -> Result<Option<String>, StoreError> {
+    async fn invoice_for_sale(&self, sale_id: &SaleId) -> Result<Option<String>, StoreError> {
         let guard = self.get(s(format!("SALE#{sale_id}")), s("INVOICE")).await?;
         Ok(guard.and_then(|item| string_attr(&item, "invoice_id")))
     }
@@ -476,8 +477,8 @@ mod memory {
 
     #[async_trait]
     impl InvoiceStore for MemoryInvoiceStore {
-        async fn invoice_for_sale(&self, sale_id: &str) -> Result<Option<String>, StoreError> {
-            Ok(self.lock()?.sales.get(sale_id).cloned())
+        async fn invoice_for_sale(&self, sale_id: &SaleId) -> Result<Option<String>, StoreError> {
+            Ok(self.lock()?.sales.get(sale_id.as_str()).cloned())
         }
 
         async fn last_number(&self, client_id: &str, series: &str) -> Result<u64, StoreError> {
@@ -499,7 +500,9 @@ mod memory {
                 return Ok(IssueOutcome::NumberTaken);
             }
             state.counters.insert(key, invoice.number);
-            state.sales.insert(invoice.sale_id.to_string(), invoice.invoice_id.clone());
+            state
+                .sales
+                .insert(invoice.sale_id.to_string(), invoice.invoice_id.clone());
             state.invoices.insert(
                 (invoice.client_id.clone(), invoice.invoice_id.clone()),
                 StoredInvoice {

@@ -76,4 +76,3 @@ pub(crate) async fn mark_sent(client: &Client, table: &str, message_id: &str) ->
         .map_err(sdk_error)?;
     Ok(())
 }
-

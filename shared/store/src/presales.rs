@@ -26,9 +26,12 @@ use backoffice_domain::presale::{Presale, PresaleId, PresaleStatus};
 use backoffice_domain::recording::{CustomerHistory, Recording};
 use base64::Engine;
 
-use crate::dynamo::{Item, Order, cancellation_reasons, corrupt, index_page, page_size, s, sdk_error, string_attr, transact_put, Response, TransactError};
-use crate::outbox::{Outbox, OutboxMessage, outbox_put, pending_outbox, mark_sent};
 use crate::counters::{CounterDelta, CounterRow, Counters, counter_rows, counter_update};
+use crate::dynamo::{
+    Item, Order, Response, TransactError, cancellation_reasons, corrupt, index_page, page_size, s, sdk_error,
+    string_attr, transact_put,
+};
+use crate::outbox::{Outbox, OutboxMessage, mark_sent, outbox_put, pending_outbox};
 use crate::{ConflictKind, Page, StoreError};
 
 mod attach;
@@ -51,13 +54,11 @@ pub struct StoredPresale {
     pub audit_head: String,
 }
 
-
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Effects {
     pub outbox: Option<OutboxMessage>,
     pub counters: Vec<CounterDelta>,
 }
-
 
 #[async_trait]
 pub trait PresaleGet: Send + Sync {
@@ -142,7 +143,6 @@ pub trait ReviewQueue: Send + Sync {
     /// included: the caller skips live claims).
     async fn review_queue(&self, client_id: &str, limit: u32) -> Result<Vec<Presale>, StoreError>;
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // DynamoDB
@@ -627,7 +627,6 @@ impl Counters for DynamoPresaleStore {
         counter_rows(&self.client, &self.table, pk).await
     }
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // In-memory twin: the same conditions and all-or-nothing transactions, for handler tests.

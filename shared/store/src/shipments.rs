@@ -362,7 +362,10 @@ mod memory {
             Ok(EventRecorded::Recorded)
         }
 
-        async fn events(&self, shipment_id: &str) -> Result<Vec<backoffice_domain::shipment::TrackingEvent>, StoreError> {
+        async fn events(
+            &self,
+            shipment_id: &str,
+        ) -> Result<Vec<backoffice_domain::shipment::TrackingEvent>, StoreError> {
             let mut events = self
                 .events
                 .lock()

@@ -66,10 +66,7 @@ where
     let now_s = now.unix_timestamp();
     let lock_until = deadline.unix_timestamp().max(now_s + 1);
     let expires_at = now_s + RETENTION_SECS;
-    match store
-        .begin(&key, &fingerprint, now_s, lock_until, expires_at)
-        .await?
-    {
+    match store.begin(&key, &fingerprint, now_s, lock_until, expires_at).await? {
         IdempotencyBegin::Started => {}
         IdempotencyBegin::Completed {
             fingerprint: stored, ..

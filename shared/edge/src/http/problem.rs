@@ -175,7 +175,9 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::Unavailable(detail) => ApiError::Unavailable(format!("storage is unavailable, retry: {detail}")),
+            StoreError::Unavailable(detail) => {
+                ApiError::Unavailable(format!("storage is unavailable, retry: {detail}"))
+            }
             StoreError::InvalidCursor => ApiError::InvalidParameter {
                 field: "cursor".into(),
                 detail: "the cursor is invalid or expired".into(),

@@ -35,7 +35,6 @@ impl ApiRequest {
         self.header("x-correlation-id").unwrap_or(&self.request_id)
     }
 
-
     pub fn from_apigw(event: ApiGatewayV2httpRequest) -> Self {
         let ctx = event.request_context;
         let method = ctx.http.method.as_str().to_owned();

@@ -4,15 +4,14 @@
 use serde_json::json;
 use time::OffsetDateTime;
 
-use backoffice_domain::audit::AuditEntry;
-use backoffice_domain::presale::{Presale, PresaleAction, PresaleId, PresaleStatus};
-use backoffice_domain::recording::{CheckThresholds, Recording, RecordingRef, run_checks};
 use super::{CustomerHistoryLookup, PresaleGet, PresaleWrite};
 use crate::{ConflictKind, StoreError};
+use backoffice_domain::audit::{Actor, AuditEntry};
+use backoffice_domain::presale::{Presale, PresaleAction, PresaleId, PresaleStatus};
+use backoffice_domain::recording::{CheckThresholds, Recording, RecordingRef, run_checks};
 
 /// Who writes these audit records.
 pub const ACTOR: &str = "recording-ingest";
-pub const ROLE: &str = "system";
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttachOutcome {
@@ -74,22 +73,14 @@ pub async fn attach<S: PresaleGet + PresaleWrite + CustomerHistoryLookup + ?Size
         presale.findings = outcome.findings;
         presale.risk_score = Some(outcome.risk_score);
         let codes: Vec<&str> = presale.findings.iter().map(|f| f.code.as_str()).collect();
-        let audit = AuditEntry {
-            subject: presale.id.to_string(),
-            seq: presale.version,
-            at: now,
-            actor: ACTOR.into(),
-            role: ROLE.into(),
-            action: action.into(),
-            from_status: Some(expected_status.to_string()),
-            to_status: presale.status.to_string(),
-            reasons: codes.iter().map(|c| (*c).to_owned()).collect(),
-            details: json!({
+        let audit = AuditEntry::presale(&presale, now, &Actor::system(ACTOR), action)
+            .from_status(expected_status)
+            .reasons(codes.iter().map(|c| (*c).to_owned()).collect())
+            .details(json!({
                 "key": recording.key, "version_id": recording.version_id, "sha256": recording.sha256,
                 "risk_score": outcome.risk_score,
-            }),
-        }
-        .seal(&stored.audit_head);
+            }))
+            .seal(&stored.audit_head);
         match store.save(&presale, expected_version, expected_status, &audit).await {
             Ok(()) if action == "RECORDING_ATTACHED" => return Ok(AttachOutcome::Attached(presale)),
             Ok(()) => return Ok(AttachOutcome::Replaced(presale)),
