@@ -339,3 +339,6 @@ where
         ))
     }
 }
+
+#[cfg(test)]
+mod tests;

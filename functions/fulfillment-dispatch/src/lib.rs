@@ -108,3 +108,6 @@ where
         relay::sweep(&self.shipments, &self.publisher).await
     }
 }
+
+#[cfg(test)]
+mod tests;

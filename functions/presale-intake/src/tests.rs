@@ -1,26 +1,19 @@
 //! Handler tests with in-memory adapters: every route, role, tenant and error shape.
 
-use aws_lambda_events::apigw::{
-    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequest,
-};
-use aws_lambda_events::encodings::Body;
 use backoffice_domain::catalog::CampaignCatalog;
-use backoffice_domain::testing::campaign_catalog;
+use backoffice_domain::testing::{FixedClock, campaign_catalog};
+use backoffice_edge::testing::{ApiEvent, Reply};
 use backoffice_store::config::MemoryCampaignDirectory;
 use backoffice_store::idempotency::MemoryIdempotencyStore;
-use backoffice_store::presales::MemoryPresaleStore;
+use backoffice_store::presales::{AuditRead, MemoryPresaleStore};
 use serde_json::{Value, json};
+use time::OffsetDateTime;
 use time::macros::datetime;
 
 use super::*;
 
-struct FixedClock;
-
-impl Clock for FixedClock {
-    fn now(&self) -> time::OffsetDateTime {
-        datetime!(2026-11-23 15:00 UTC)
-    }
-}
+/// The instant every test of this module runs at.
+const NOW: OffsetDateTime = datetime!(2026-11-23 15:00 UTC);
 
 type TestIntake = Intake<MemoryPresaleStore, MemoryCampaignDirectory, MemoryIdempotencyStore, FixedClock>;
 
@@ -39,7 +32,7 @@ fn intake() -> TestIntake {
             catalog("acme-old", "acme", false),
         ]),
         idempotency: MemoryIdempotencyStore::new(),
-        clock: FixedClock,
+        clock: FixedClock::at(NOW),
     }
 }
 
@@ -110,52 +103,26 @@ impl<'a> Call<'a> {
     }
 
     async fn send(self, intake: &TestIntake) -> (u16, Value, Vec<(String, String)>) {
-        let mut event = ApiGatewayV2httpRequest::default();
-        event.route_key = Some(self.route.to_owned());
-        event.raw_path = Some(self.path.clone());
-        event.request_context.http.method = self.route.split(' ').next().unwrap_or("GET").parse().expect("method");
-        event.request_context.request_id = Some("req-1".into());
-        let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
-        jwt.claims = [("sub", self.sub), ("role", self.role), ("clients", self.clients)]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        let mut authorizer = ApiGatewayRequestAuthorizer::default();
-        authorizer.jwt = Some(jwt);
-        event.request_context.authorizer = Some(authorizer);
+        let mut event = ApiEvent::new(self.route)
+            .path(&self.path)
+            .who(self.sub, self.role, self.clients);
         for (name, value) in &self.headers {
-            event.headers.insert(
-                http::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
-                value.parse().expect("header"),
-            );
+            event = event.header(name, value);
         }
-        let query: std::collections::HashMap<String, Vec<String>> =
-            self.query.iter().fold(Default::default(), |mut acc, (k, v)| {
-                acc.entry((*k).to_owned()).or_default().push(v.clone());
-                acc
-            });
-        event.query_string_parameters = query.into();
+        for (name, value) in &self.query {
+            event = event.query(name, value);
+        }
         if let Some(id) = &self.id {
-            event.path_parameters.insert("id".into(), id.clone());
+            event = event.param("id", id);
         }
-        event.body = self.body;
-        let invocation = Invocation::ending_after(FixedClock.now(), 10);
+        if let Some(body) = &self.body {
+            event = event.raw(body);
+        }
+        let event = event.build();
+        let invocation = Invocation::ending_after(NOW, 10);
         let response = intake.handle(event, &invocation).await;
-        let text = match response.body {
-            Some(Body::Text(text)) => text,
-            Some(Body::Binary(bytes)) => String::from_utf8(bytes).expect("utf8"),
-            _ => String::new(),
-        };
-        let headers = response
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
-            .collect();
-        (
-            response.status_code as u16,
-            serde_json::from_str(&text).unwrap_or(Value::Null),
-            headers,
-        )
+        let reply = Reply::from(response);
+        (reply.status, reply.body, reply.headers)
     }
 }
 

@@ -1,41 +1,18 @@
 //! Handler tests with in-memory adapters, a controllable clock and a publisher that can fail.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use async_trait::async_trait;
-use aws_lambda_events::apigw::{
-    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequest,
-};
-use aws_lambda_events::encodings::Body;
-use backoffice_domain::audit::GENESIS_HASH;
+use backoffice_domain::audit::{Actor, GENESIS_HASH};
 use backoffice_domain::catalog::CampaignCatalog;
 use backoffice_domain::presale::{PresaleAction, PresaleDraft, Registration, register};
 use backoffice_domain::recording::{Finding, Severity};
-use backoffice_domain::testing::campaign_catalog;
+use backoffice_domain::testing::{FixedClock, campaign_catalog};
+use backoffice_edge::testing::{ApiEvent, MemoryPublisher, Reply};
 use backoffice_store::config::MemoryCampaignDirectory;
 use backoffice_store::presales::MemoryPresaleStore;
 use time::macros::datetime;
 
 use super::*;
 use crate::ports::PortError;
-use backoffice_edge::relay::PublishError;
-
-struct TestClock(Mutex<OffsetDateTime>);
-
-impl Clock for TestClock {
-    fn now(&self) -> OffsetDateTime {
-        self.0.lock().map(|t| *t).unwrap_or(datetime!(2026-11-23 16:00 UTC))
-    }
-}
-
-impl TestClock {
-    fn advance(&self, by: time::Duration) {
-        if let Ok(mut t) = self.0.lock() {
-            *t += by;
-        }
-    }
-}
 
 struct Links;
 
@@ -52,27 +29,7 @@ impl RecordingLinks for Links {
     }
 }
 
-#[derive(Default)]
-struct Queue {
-    down: AtomicBool,
-    sent: Mutex<Vec<String>>,
-}
-
-#[async_trait]
-impl Publisher for Queue {
-    async fn publish(&self, message: &OutboxMessage) -> Result<(), PublishError> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(PublishError("queue unavailable".into()));
-        }
-        self.sent
-            .lock()
-            .map_err(|_| PublishError("poisoned".into()))?
-            .push(message.body.clone());
-        Ok(())
-    }
-}
-
-type TestReview = Review<MemoryPresaleStore, MemoryCampaignDirectory, Links, Queue, TestClock>;
+type TestReview = Review<MemoryPresaleStore, MemoryCampaignDirectory, Links, MemoryPublisher, FixedClock>;
 
 fn catalog() -> CampaignCatalog {
     campaign_catalog("c1", "acme")
@@ -83,8 +40,8 @@ fn service() -> TestReview {
         presales: MemoryPresaleStore::new(),
         campaigns: MemoryCampaignDirectory::with([catalog()]),
         links: Links,
-        publisher: Queue::default(),
-        clock: TestClock(Mutex::new(datetime!(2026-11-23 16:00 UTC))),
+        publisher: MemoryPublisher::default(),
+        clock: FixedClock::at(datetime!(2026-11-23 16:00 UTC)),
         lease: time::Duration::minutes(10),
     }
 }
@@ -110,19 +67,7 @@ async fn ready(s: &TestReview, call_id: &str, risk: u8, blocking: bool) -> Strin
         },
     )
     .expect("valid");
-    let created = AuditEntry {
-        subject: p.id.to_string(),
-        seq: 1,
-        at: now,
-        actor: "agent-7".into(),
-        role: "agent".into(),
-        action: "CREATED".into(),
-        from_status: None,
-        to_status: "PENDING_RECORDING".into(),
-        reasons: vec![],
-        details: json!({}),
-    }
-    .seal(GENESIS_HASH);
+    let created = AuditEntry::presale(&p, now, &Actor::new("agent-7", "agent"), "CREATED").seal(GENESIS_HASH);
     s.presales.create(&p, &created).await.expect("create");
     p.transition(PresaleAction::AttachRecording, now).expect("attach");
     p.risk_score = Some(risk);
@@ -134,34 +79,14 @@ async fn ready(s: &TestReview, call_id: &str, risk: u8, blocking: bool) -> Strin
             evidence: json!({}),
         });
     }
-    let attached = AuditEntry {
-        seq: 2,
-        action: "RECORDING_ATTACHED".into(),
-        from_status: Some("PENDING_RECORDING".into()),
-        to_status: "READY_FOR_REVIEW".into(),
-        ..created_entry(&p, now)
-    }
-    .seal(&created.hash);
+    let attached = AuditEntry::presale(&p, now, &Actor::system("recording-ingest"), "RECORDING_ATTACHED")
+        .from_status(PresaleStatus::PendingRecording)
+        .seal(&created.hash);
     s.presales
         .save(&p, 1, PresaleStatus::PendingRecording, &attached)
         .await
         .expect("attach");
     p.id.to_string()
-}
-
-fn created_entry(p: &Presale, now: OffsetDateTime) -> AuditEntry {
-    AuditEntry {
-        subject: p.id.to_string(),
-        seq: 1,
-        at: now,
-        actor: "recording-ingest".into(),
-        role: "system".into(),
-        action: String::new(),
-        from_status: None,
-        to_status: String::new(),
-        reasons: vec![],
-        details: json!({}),
-    }
 }
 
 async fn call(
@@ -172,40 +97,21 @@ async fn call(
     body: Option<Value>,
     query: &[(&str, &str)],
 ) -> (u16, Value) {
-    let mut event = ApiGatewayV2httpRequest::default();
-    event.route_key = Some(route.to_owned());
-    let path = match id {
-        Some(id) => route.split(' ').nth(1).unwrap_or_default().replace("{id}", id),
-        None => route.split(' ').nth(1).unwrap_or_default().to_owned(),
-    };
-    event.raw_path = Some(path);
-    event.request_context.http.method = route.split(' ').next().unwrap_or("GET").parse().expect("method");
-    let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
-    jwt.claims = [("sub", who.0), ("role", who.1), ("clients", "acme")]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    let mut authorizer = ApiGatewayRequestAuthorizer::default();
-    authorizer.jwt = Some(jwt);
-    event.request_context.authorizer = Some(authorizer);
+    let mut event = ApiEvent::new(route).who(who.0, who.1, "acme");
     if let Some(id) = id {
-        event.path_parameters.insert("id".into(), id.to_owned());
+        event = event.param("id", id);
     }
-    let q: std::collections::HashMap<String, Vec<String>> = query
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()]))
-        .collect();
-    event.query_string_parameters = q.into();
-    event.body = body.map(|b| b.to_string());
-    let response = s.handle(event, &Invocation::ending_after(s.clock.now(), 10)).await;
-    let text = match response.body {
-        Some(Body::Text(t)) => t,
-        _ => String::new(),
-    };
-    (
-        response.status_code as u16,
-        serde_json::from_str(&text).unwrap_or(Value::Null),
-    )
+    for (name, value) in query {
+        event = event.query(name, value);
+    }
+    if let Some(body) = body {
+        event = event.json(&body);
+    }
+    let reply = Reply::from(
+        s.handle(event.build(), &Invocation::ending_after(s.clock.now(), 10))
+            .await,
+    );
+    (reply.status, reply.body)
 }
 
 const VAL1: (&str, &str) = ("val-1", "validator");
@@ -313,7 +219,7 @@ async fn decisions_are_conditional_and_approval_emits_one_sale_even_if_the_send_
     .await;
     assert_eq!((status, slug(&body)), (409, "stale-version"));
 
-    s.publisher.down.store(true, Ordering::SeqCst);
+    s.publisher.set_down(true);
     let approve =
         json!({"decision": "approve", "version": version, "override_reason": "confirmado por llamada de control"});
     let (status, body) = call(
@@ -326,7 +232,7 @@ async fn decisions_are_conditional_and_approval_emits_one_sale_even_if_the_send_
     )
     .await;
     assert_eq!((status, body["status"].as_str()), (200, Some("APPROVED")));
-    assert!(s.publisher.sent.lock().expect("lock").is_empty(), "the queue was down");
+    assert!(s.publisher.sent().is_empty(), "the queue was down");
     let (status, body) = call(&s, "POST /presales/{id}/review", Some(&id), VAL1, Some(approve), &[]).await;
     assert_eq!(
         (status, slug(&body)),
@@ -334,17 +240,20 @@ async fn decisions_are_conditional_and_approval_emits_one_sale_even_if_the_send_
         "a repeated decision has no second effect"
     );
     assert_eq!(s.sweep().await.expect("sweep"), SweepReport { sent: 0, failed: 1 });
-    s.publisher.down.store(false, Ordering::SeqCst);
+    s.publisher.set_down(false);
     assert_eq!(s.sweep().await.expect("sweep"), SweepReport { sent: 1, failed: 0 });
     assert_eq!(
         s.sweep().await.expect("sweep"),
         SweepReport::default(),
         "sent once, not again"
     );
-    let sent = s.publisher.sent.lock().expect("lock").clone();
+    let sent = s.publisher.sent_json();
     assert_eq!(sent.len(), 1);
-    let envelope: Value = serde_json::from_str(&sent[0]).expect("json");
+    let envelope = &sent[0];
     assert_eq!(envelope["type"], "SaleConfirmed");
+    // The sale carries the registration's correlation id (here none was given: the pre-sale's
+    // id), never the validator's request id.
+    assert_eq!(envelope["correlation_id"], json!(id));
     assert_eq!(envelope["body"]["sale_id"], json!(format!("S-{id}")));
     assert_eq!(
         envelope["body"]["total"],

@@ -5,3 +5,6 @@
 pub mod event;
 pub mod ingest;
 pub mod source;
+
+#[cfg(test)]
+mod tests;

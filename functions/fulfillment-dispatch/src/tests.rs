@@ -2,35 +2,23 @@
 //! messages isolated, a failed invoice-request send recovered by the sweep.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
-use backoffice_domain::Clock;
+use backoffice_domain::events::SaleId;
 use backoffice_domain::fulfillment::{FulfillmentConfig, ShippingSpec};
 use backoffice_domain::money::{Currency, Money};
 use backoffice_domain::presale::{Address, LineItem};
-use backoffice_domain::review::SaleConfirmed;
-use backoffice_edge::relay::{PublishError, Publisher};
-use backoffice_store::StoreError;
-use backoffice_store::config::FulfillmentDirectory;
-use backoffice_store::outbox::OutboxMessage;
-use backoffice_store::shipments::{MemoryShipmentStore, ShipmentStore};
-use fulfillment_dispatch::{Dispatch, Dispatched};
-use serde_json::{Value, json};
-use time::OffsetDateTime;
+use backoffice_domain::testing::{FixedClock, customer, fulfillment_config, presale_id};
+use backoffice_edge::testing::MemoryPublisher;
+use backoffice_store::shipments::{MemoryShipmentStore, ShipmentTracking};
+use serde_json::json;
 use time::macros::datetime;
 
-struct FixedClock;
+use super::*;
 
-impl Clock for FixedClock {
-    fn now(&self) -> OffsetDateTime {
-        datetime!(2026-11-23 15:00 UTC)
-    }
-}
-
-struct Specs;
+/// Shipping data for FIB-300 and ROUTER; the fulfillment configuration only when `.0`.
+struct Specs(bool);
 
 #[async_trait]
 impl FulfillmentDirectory for Specs {
@@ -51,38 +39,22 @@ impl FulfillmentDirectory for Specs {
                 ("FIB-300".to_owned(), spec("FIB-300", 800)),
                 ("ROUTER".to_owned(), spec("ROUTER", 600)),
             ]),
-            None,
+            self.0.then(fulfillment_config),
         ))
     }
 }
 
-#[derive(Default)]
-struct Billing {
-    down: AtomicBool,
-    sent: Mutex<Vec<String>>,
-}
-
-#[async_trait]
-impl Publisher for Billing {
-    async fn publish(&self, message: &OutboxMessage) -> Result<(), PublishError> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(PublishError("billing queue unavailable".into()));
-        }
-        self.sent
-            .lock()
-            .map_err(|_| PublishError("poisoned".into()))?
-            .push(message.body.clone());
-        Ok(())
-    }
-}
-
-fn dispatch() -> Dispatch<MemoryShipmentStore, Specs, Billing, FixedClock> {
+fn dispatch() -> Dispatch<MemoryShipmentStore, Specs, MemoryPublisher, FixedClock> {
     Dispatch {
         shipments: MemoryShipmentStore::default(),
-        campaigns: Specs,
-        publisher: Billing::default(),
-        clock: FixedClock,
+        campaigns: Specs(true),
+        publisher: MemoryPublisher::default(),
+        clock: FixedClock::at(datetime!(2026-11-23 15:00 UTC)),
     }
+}
+
+fn sale_id() -> SaleId {
+    SaleId::of(&presale_id("1"))
 }
 
 fn sale(sku: &str) -> String {
@@ -95,13 +67,13 @@ fn sale(sku: &str) -> String {
         line_total: Money::from_minor(29980, pen),
     };
     let sale = SaleConfirmed {
-        sale_id: "S-1".into(),
-        presale_id: "1".into(),
+        sale_id: sale_id(),
+        presale_id: presale_id("1"),
         client_id: "acme".into(),
         campaign_id: "c1".into(),
         agent_id: "agent-7".into(),
         validator_id: "val-1".into(),
-        customer: json!({"full_name": "Ana Pérez"}),
+        customer: customer(),
         shipping_address: Address {
             line1: "Av. Sol 1".into(),
             line2: None,
@@ -114,7 +86,7 @@ fn sale(sku: &str) -> String {
         },
         items: vec![item],
         total: Money::from_minor(29980, pen),
-        confirmed_at: FixedClock.now(),
+        confirmed_at: datetime!(2026-11-23 15:00 UTC),
     };
     json!({"type": "SaleConfirmed", "id": "m-1", "occurred_at": "2026-11-23T15:00:00Z", "correlation_id": "c-1", "body": sale}).to_string()
 }
@@ -134,17 +106,22 @@ async fn one_sale_one_shipment_one_invoice_request_however_often_it_arrives() {
     );
     assert_eq!(
         d.process(&sale("FIB-300")).await.expect("again"),
-        Dispatched::AlreadyScheduled("SH-S-1".into())
+        Dispatched::AlreadyScheduled(ShipmentId::of(&sale_id()))
     );
-    let shipment = d.shipments.get("SH-S-1").await.expect("get").expect("exists");
+    let shipment = d
+        .shipments
+        .get(ShipmentId::of(&sale_id()).as_str())
+        .await
+        .expect("get")
+        .expect("exists");
     assert_eq!(
         (shipment.plan.courier_id.as_str(), shipment.plan.packages.len()),
         ("urbano", 1)
     );
     assert!(!shipment.plan.shipping_cost.is_zero());
-    let sent = d.publisher.sent.lock().expect("lock").clone();
+    let sent = d.publisher.sent_json();
     assert_eq!(sent.len(), 1);
-    let request: Value = serde_json::from_str(&sent[0]).expect("json");
+    let request = &sent[0];
     assert_eq!(
         (request["type"].as_str(), request["correlation_id"].as_str()),
         (Some("InvoiceRequested"), Some("c-1"))
@@ -158,7 +135,7 @@ async fn one_sale_one_shipment_one_invoice_request_however_often_it_arrives() {
 #[tokio::test]
 async fn a_poison_message_fails_alone_and_a_failed_send_is_swept() {
     let d = dispatch();
-    d.publisher.down.store(true, Ordering::SeqCst);
+    d.publisher.set_down(true);
     let mut event = SqsEvent::default();
     event.records = [
         ("m-bad", "{not json".to_owned()),
@@ -180,8 +157,23 @@ async fn a_poison_message_fails_alone_and_a_failed_send_is_swept() {
         .map(|f| f.item_identifier.as_str())
         .collect();
     assert_eq!(failed, vec!["m-bad", "m-sku"]);
-    assert!(d.publisher.sent.lock().expect("lock").is_empty());
-    d.publisher.down.store(false, Ordering::SeqCst);
-    assert_eq!(d.sweep().await.expect("sweep"), json!({"sent": 1, "failed": 0}));
-    assert_eq!(d.sweep().await.expect("sweep"), json!({"sent": 0, "failed": 0}));
+    assert!(d.publisher.sent().is_empty());
+    d.publisher.set_down(false);
+    assert_eq!(d.sweep().await.expect("sweep"), SweepReport { sent: 1, failed: 0 });
+    assert_eq!(d.sweep().await.expect("sweep"), SweepReport { sent: 0, failed: 0 });
+}
+
+#[tokio::test]
+async fn a_campaign_without_fulfillment_configuration_is_an_explicit_error() {
+    let mut d = dispatch();
+    d.campaigns = Specs(false);
+    let error = d
+        .process(&sale("FIB-300"))
+        .await
+        .expect_err("no configuration, no shipment");
+    assert!(
+        matches!(&error, DispatchError::NotConfigured(campaign) if campaign == "c1"),
+        "{error}"
+    );
+    assert!(d.publisher.sent().is_empty());
 }

@@ -1,28 +1,20 @@
 //! The tipification routes with in-memory adapters.
 
-use aws_lambda_events::apigw::{
-    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequest,
-};
-use aws_lambda_events::encodings::Body;
-use backoffice_domain::Clock;
 use backoffice_domain::catalog::CampaignCatalog;
-use backoffice_domain::testing::campaign_catalog;
+use backoffice_domain::testing::{FixedClock, campaign_catalog};
 use backoffice_edge::http::Invocation;
+use backoffice_edge::testing::{ApiEvent, Reply};
 use backoffice_store::config::MemoryCampaignDirectory;
 use backoffice_store::contacts::MemoryContactStore;
 use backoffice_store::presales::MemoryPresaleStore;
-use contact_tipify::Tipify;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
-struct FixedClock;
+use super::*;
 
-impl Clock for FixedClock {
-    fn now(&self) -> OffsetDateTime {
-        datetime!(2026-11-23 16:00 UTC)
-    }
-}
+/// The instant every test of this module runs at.
+const NOW: OffsetDateTime = datetime!(2026-11-23 16:00 UTC);
 
 type Service = Tipify<MemoryContactStore, MemoryCampaignDirectory, MemoryPresaleStore, FixedClock>;
 
@@ -35,7 +27,7 @@ fn service() -> Service {
         contacts: MemoryContactStore::default(),
         campaigns: MemoryCampaignDirectory::with([campaign("c1", "acme"), campaign("g1", "globex")]),
         presales: MemoryPresaleStore::new(),
-        clock: FixedClock,
+        clock: FixedClock::at(NOW),
     }
 }
 
@@ -48,34 +40,18 @@ async fn call(
     body: Option<Value>,
     query: &[(&str, &str)],
 ) -> (u16, Value) {
-    let mut event = ApiGatewayV2httpRequest::default();
-    event.route_key = Some(route.to_owned());
-    event.raw_path = Some(path.to_owned());
-    event.request_context.http.method = route.split(' ').next().unwrap_or("GET").parse().expect("method");
-    let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
-    jwt.claims = [("sub", who.0), ("role", who.1), ("clients", "acme")]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    let mut authorizer = ApiGatewayRequestAuthorizer::default();
-    authorizer.jwt = Some(jwt);
-    event.request_context.authorizer = Some(authorizer);
-    event.path_parameters = params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-    let q: std::collections::HashMap<String, Vec<String>> = query
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()]))
-        .collect();
-    event.query_string_parameters = q.into();
-    event.body = body.map(|b| b.to_string());
-    let response = s.handle(event, &Invocation::ending_after(FixedClock.now(), 10)).await;
-    let text = match response.body {
-        Some(Body::Text(t)) => t,
-        _ => String::new(),
-    };
-    (
-        response.status_code as u16,
-        serde_json::from_str(&text).unwrap_or(Value::Null),
-    )
+    let mut event = ApiEvent::new(route).path(path).who(who.0, who.1, "acme");
+    for (name, value) in params {
+        event = event.param(name, value);
+    }
+    for (name, value) in query {
+        event = event.query(name, value);
+    }
+    if let Some(body) = body {
+        event = event.json(&body);
+    }
+    let reply = Reply::from(s.handle(event.build(), &Invocation::ending_after(NOW, 10)).await);
+    (reply.status, reply.body)
 }
 
 const AGENT: (&str, &str) = ("agent-7", "agent");

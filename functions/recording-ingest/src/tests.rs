@@ -1,29 +1,23 @@
 //! The SQS handler with in-memory adapters: batch semantics (partial failures), test events,
 //! unrecognized keys, redeliveries, and the order of arrival of recording and pre-sale.
 
+use crate::ingest::{Ingest, Processed};
+use crate::source::MemorySource;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
-use backoffice_domain::Clock;
-use backoffice_domain::audit::{AuditEntry, GENESIS_HASH};
+use backoffice_domain::audit::{Actor, AuditEntry, GENESIS_HASH};
 use backoffice_domain::catalog::CampaignCatalog;
 use backoffice_domain::presale::{PresaleDraft, PresaleId, PresaleStatus, Registration, register};
-use backoffice_domain::testing::campaign_catalog;
-use backoffice_store::PresaleStore;
+use backoffice_domain::testing::{FixedClock, campaign_catalog};
 use backoffice_store::config::MemoryCampaignDirectory;
 use backoffice_store::presales::MemoryPresaleStore;
+use backoffice_store::presales::{AuditRead, PresaleGet, PresaleWrite, RecordingVersions};
 use recording_analysis::AnalysisConfig;
-use recording_ingest::ingest::{Ingest, Processed};
-use recording_ingest::source::MemorySource;
 use serde_json::json;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
-struct FixedClock;
-
-impl Clock for FixedClock {
-    fn now(&self) -> OffsetDateTime {
-        datetime!(2026-11-23 15:30 UTC)
-    }
-}
+/// The instant every test of this module runs at.
+const NOW: OffsetDateTime = datetime!(2026-11-23 15:30 UTC);
 
 type TestIngest = Ingest<MemoryPresaleStore, MemoryCampaignDirectory, MemorySource, FixedClock>;
 
@@ -39,7 +33,7 @@ fn ingest() -> TestIngest {
         presales: MemoryPresaleStore::new(),
         campaigns: MemoryCampaignDirectory::with([catalog()]),
         source: MemorySource::default(),
-        clock: FixedClock,
+        clock: FixedClock::at(NOW),
         analysis: AnalysisConfig::default(),
     }
 }
@@ -58,24 +52,12 @@ async fn register_presale(ingest: &TestIngest, call_id: &str) -> PresaleId {
         Registration {
             id: PresaleId::generate(),
             agent_id: "agent-7".into(),
-            now: FixedClock.now(),
+            now: NOW,
             correlation_id: None,
         },
     )
     .expect("valid");
-    let audit = AuditEntry {
-        subject: presale.id.to_string(),
-        seq: 1,
-        at: FixedClock.now(),
-        actor: "agent-7".into(),
-        role: "agent".into(),
-        action: "CREATED".into(),
-        from_status: None,
-        to_status: presale.status.to_string(),
-        reasons: vec![],
-        details: json!({}),
-    }
-    .seal(GENESIS_HASH);
+    let audit = AuditEntry::presale(&presale, NOW, &Actor::new("agent-7", "agent"), "CREATED").seal(GENESIS_HASH);
     ingest.presales.create(&presale, &audit).await.expect("created");
     presale.id
 }
