@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use backoffice_domain::testing::invoice_request;
-use backoffice_edge::relay::envelope;
+use backoffice_domain::wire;
 use e2e_tests::{env, finance_email, unique};
 use serde_json::json;
 
@@ -25,13 +25,7 @@ async fn an_invoice_issued_during_a_mail_outage_is_emailed_once_when_mail_is_bac
         .await
         .expect("take the sender identity away");
     let request = invoice_request(&unique("P"), &client);
-    let message = envelope(
-        "InvoiceRequested",
-        &unique("m"),
-        "e2e-outage",
-        time::OffsetDateTime::now_utc(),
-        &request,
-    );
+    let message = wire::seal(&request, &unique("m"), "e2e-outage", time::OffsetDateTime::now_utc()).expect("sealed");
     let billing = env.resource("BillingQueue").reference.clone();
     env.sqs
         .send_message()
@@ -44,7 +38,7 @@ async fn an_invoice_issued_during_a_mail_outage_is_emailed_once_when_mail_is_bac
     // Issued, not e-mailed: the send failed and the reason is kept.
     let started = Instant::now();
     let waiting = loop {
-        if let Some(invoice) = env.invoice_of_sale(&request.sale_id).await
+        if let Some(invoice) = env.invoice_of_sale(request.sale_id.as_str()).await
             && invoice["email_attempts"].as_u64().is_some_and(|n| n >= 1)
         {
             break invoice;
@@ -89,7 +83,10 @@ async fn an_invoice_issued_during_a_mail_outage_is_emailed_once_when_mail_is_bac
     env.drain("BillingQueue").await;
     let started = Instant::now();
     let sent = loop {
-        let invoice = env.invoice_of_sale(&request.sale_id).await.expect("the invoice");
+        let invoice = env
+            .invoice_of_sale(request.sale_id.as_str())
+            .await
+            .expect("the invoice");
         if invoice.get("email").is_some() {
             break invoice;
         }

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use backoffice_domain::SystemClock;
 use backoffice_domain::testing::invoice_request;
+use backoffice_domain::wire;
 use backoffice_edge::aws;
 use backoffice_edge::mail::SesMailer;
-use backoffice_edge::relay::envelope;
 use backoffice_store::config::DynamoCampaignDirectory;
 use backoffice_store::documents::S3DocumentStore;
 use backoffice_store::invoices::DynamoInvoiceStore;
@@ -233,13 +233,13 @@ async fn hundreds_of_duplicated_requests_from_concurrent_workers_number_without_
     let at = time::OffsetDateTime::now_utc();
     let messages: Vec<String> = (0..SALES)
         .map(|i| {
-            envelope(
-                "InvoiceRequested",
+            wire::seal(
+                &invoice_request(&format!("{client}-{i}"), &client),
                 &unique("m"),
                 "e2e-gapless",
                 at,
-                &invoice_request(&format!("{client}-{i}"), &client),
             )
+            .expect("sealed")
         })
         .collect();
 

@@ -227,8 +227,10 @@ impl TestEnv {
         let items = [
             serde_json::json!({"pk": format!("CLIENT#{client}"), "sk": "CONFIG", "client_id": client, "name": format!("{client} S.A.C."), "ruc": "20100070970", "currency": "PEN",
                 "billing": {"address": "Av. Javier Prado Este 1234, San Isidro, Lima", "finance_email": finance_email(client), "payment_terms_days": 30,
-                            "tax": {"name": "IGV", "rate_bp": 1800, "prices_include_tax": true}, "factura_series": "F001", "boleta_series": "B001"}}),
-            serde_json::json!({"pk": format!("CAMPAIGN#{campaign}"), "sk": "CONFIG", "campaign_id": campaign, "client_id": client, "name": "Fibra Hogar", "currency": "PEN", "timezone": "America/Lima", "active": true}),
+                            "tax": {"name": "IGV", "rate_bp": 1800, "prices_include_tax": true}, "factura_series": "F001", "boleta_series": "B001", "utc_offset_minutes": -300}}),
+            serde_json::json!({"pk": format!("CAMPAIGN#{campaign}"), "sk": "CONFIG", "campaign_id": campaign, "client_id": client, "name": "Fibra Hogar", "currency": "PEN", "timezone": "America/Lima", "active": true, "max_attempts_per_day": 3}),
+            // The demo campaign's couriers, zones, rates and calendar: seed data lives in one place.
+            serde_json::json!({"pk": format!("CAMPAIGN#{campaign}"), "sk": "FULFILLMENT", "config": seed_fulfillment_config()}),
             serde_json::json!({"pk": format!("CAMPAIGN#{campaign}"), "sk": "SKU#FIB-300", "sku": "FIB-300", "name": "Fibra 300 Mbps", "unit_price_minor": 14990, "currency": "PEN", "active": true,
                 "weight_grams": 1200, "length_mm": 350, "width_mm": 250, "height_mm": 120}),
             serde_json::json!({"pk": format!("CAMPAIGN#{campaign}"), "sk": "SKU#ROUTER", "sku": "ROUTER", "name": "Router WiFi 6", "unit_price_minor": 1999, "currency": "PEN", "active": true,
@@ -339,4 +341,15 @@ impl TestEnv {
             .unwrap_or_else(|e| panic!("query {pk}: {e:?}"));
         output.items.unwrap_or_default()
     }
+}
+
+/// The fulfillment configuration of `infra/local/seed.json`'s demo campaign, as stored.
+fn seed_fulfillment_config() -> String {
+    let seed: Value = serde_json::from_str(include_str!("../../infra/local/seed.json")).expect("seed.json parses");
+    seed["ConfigTable"]
+        .as_array()
+        .and_then(|items| items.iter().find(|item| item["sk"] == "FULFILLMENT"))
+        .and_then(|item| item["config"].as_str())
+        .expect("seed.json has a FULFILLMENT item")
+        .to_owned()
 }

@@ -1,15 +1,13 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use backoffice_domain::Clock;
+use backoffice_domain::identity::{Document, DocumentType};
 use backoffice_domain::invoice::BillingProfile;
-use backoffice_domain::testing::{billing_profile, invoice_request};
-use backoffice_edge::relay::envelope;
+use backoffice_domain::testing::{FixedClock, billing_profile, invoice_request};
 use backoffice_edge::testing::MemoryMailer;
 use backoffice_store::documents::MemoryDocumentStore;
 use backoffice_store::invoices::MemoryInvoiceStore;
 use mail_parser::{MessageParser, MimeHeaders};
-use time::OffsetDateTime;
 use time::macros::datetime;
 
 use super::*;
@@ -23,15 +21,7 @@ impl BillingDirectory for Profiles {
     }
 }
 
-struct Fixed(OffsetDateTime);
-
-impl Clock for Fixed {
-    fn now(&self) -> OffsetDateTime {
-        self.0
-    }
-}
-
-type TestIssuer = Issuer<MemoryInvoiceStore, Profiles, MemoryDocumentStore, MemoryMailer, Fixed>;
+type TestIssuer = Issuer<MemoryInvoiceStore, Profiles, MemoryDocumentStore, MemoryMailer, FixedClock>;
 
 struct World {
     issuer: TestIssuer,
@@ -50,7 +40,7 @@ fn world() -> World {
         billing: Profiles(Some(billing_profile("acme"))),
         documents: MemoryDocumentStore::default(),
         mailer: MemoryMailer::default(),
-        clock: Fixed(datetime!(2026-11-24 15:00 UTC)),
+        clock: FixedClock::at(datetime!(2026-11-24 15:00 UTC)),
         sender: Sender {
             address: "facturacion@backoffice.example.com".into(),
         },
@@ -60,13 +50,13 @@ fn world() -> World {
 
 fn message(presale: &str) -> String {
     let request = invoice_request(presale, "acme");
-    envelope(
-        "InvoiceRequested",
+    wire::seal(
+        &request,
         &format!("m-{presale}"),
         "corr-1",
         datetime!(2026-11-24 15:00 UTC),
-        &request,
     )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -228,7 +218,7 @@ async fn concurrent_workers_with_duplicates_number_without_gaps() {
     let mut numbers: Vec<u64> = w.invoices.all().iter().map(|i| i.invoice.number).collect();
     numbers.sort_unstable();
     assert_eq!(numbers, (1..=120).collect::<Vec<u64>>());
-    let mut sales: Vec<String> = w.invoices.all().iter().map(|i| i.invoice.sale_id.clone()).collect();
+    let mut sales: Vec<String> = w.invoices.all().iter().map(|i| i.invoice.sale_id.to_string()).collect();
     sales.sort();
     sales.dedup();
     assert_eq!(sales.len(), 120);
@@ -239,14 +229,8 @@ async fn concurrent_workers_with_duplicates_number_without_gaps() {
 async fn a_company_buyer_gets_a_factura_in_its_own_series() {
     let w = world();
     let mut request = invoice_request("P-9", "acme");
-    request.customer["document"] = json!({"type": "RUC", "number": "20100070970"});
-    let body = envelope(
-        "InvoiceRequested",
-        "m-9",
-        "c",
-        datetime!(2026-11-24 15:00 UTC),
-        &request,
-    );
+    request.customer.document = Document::new(DocumentType::Ruc, "20100070970").unwrap();
+    let body = wire::seal(&request, "m-9", "c", datetime!(2026-11-24 15:00 UTC)).unwrap();
     w.issuer.process(&message("P-1")).await.unwrap();
     let outcome = w.issuer.process(&body).await.unwrap();
     assert!(matches!(outcome, Outcome::Delivered { ref invoice_id, .. } if invoice_id == "F001-00000001"));
@@ -256,14 +240,8 @@ async fn a_company_buyer_gets_a_factura_in_its_own_series() {
 async fn a_buyer_without_email_still_reaches_finance() {
     let w = world();
     let mut request = invoice_request("P-8", "acme");
-    request.customer.as_object_mut().unwrap().remove("email");
-    let body = envelope(
-        "InvoiceRequested",
-        "m-8",
-        "c",
-        datetime!(2026-11-24 15:00 UTC),
-        &request,
-    );
+    request.customer.email = None;
+    let body = wire::seal(&request, "m-8", "c", datetime!(2026-11-24 15:00 UTC)).unwrap();
     w.issuer.process(&body).await.unwrap();
     let sent = w.mailer.sent();
     assert_eq!(sent[0].to, vec!["finanzas@acme.example.com".to_owned()]);
@@ -274,22 +252,22 @@ async fn a_buyer_without_email_still_reaches_finance() {
 async fn bad_messages_and_missing_configuration_issue_nothing() {
     let w = world();
     assert!(matches!(w.issuer.process("not json").await, Err(IssueError::Poison(_))));
-    let wrong = envelope("SaleConfirmed", "m", "c", datetime!(2026-11-24 15:00 UTC), &json!({}));
+    let wrong = json!({"type": "SaleConfirmed", "id": "m", "occurred_at": "2026-11-24T15:00:00Z", "correlation_id": "c", "body": {}}).to_string();
     assert!(matches!(w.issuer.process(&wrong).await, Err(IssueError::Poison(_))));
-    let unknown_client = envelope(
-        "InvoiceRequested",
+    let unknown_client = wire::seal(
+        &invoice_request("P-5", "globex"),
         "m",
         "c",
         datetime!(2026-11-24 15:00 UTC),
-        &invoice_request("P-5", "globex"),
-    );
+    )
+    .unwrap();
     assert!(matches!(
         w.issuer.process(&unknown_client).await,
         Err(IssueError::NoBillingProfile(_))
     ));
     let mut bad = invoice_request("P-6", "acme");
     bad.items[0].line_total = bad.items[1].unit_price;
-    let bad = envelope("InvoiceRequested", "m", "c", datetime!(2026-11-24 15:00 UTC), &bad);
+    let bad = wire::seal(&bad, "m", "c", datetime!(2026-11-24 15:00 UTC)).unwrap();
     assert!(matches!(
         w.issuer.process(&bad).await,
         Err(IssueError::Invoice(InvoiceError::Invalid(_)))
@@ -321,14 +299,8 @@ async fn a_batch_reports_only_its_failed_messages() {
 async fn names_typed_by_agents_are_escaped_in_the_html_body() {
     let w = world();
     let mut request = invoice_request("P-7", "acme");
-    request.customer["full_name"] = json!("Ana <script>alert(1)</script> & Cía");
-    let body = envelope(
-        "InvoiceRequested",
-        "m-7",
-        "c",
-        datetime!(2026-11-24 15:00 UTC),
-        &request,
-    );
+    request.customer.full_name = "Ana <script>alert(1)</script> & Cía".into();
+    let body = wire::seal(&request, "m-7", "c", datetime!(2026-11-24 15:00 UTC)).unwrap();
     w.issuer.process(&body).await.unwrap();
     let sent = w.mailer.sent();
     let parsed = MessageParser::default().parse(&sent[0].raw).unwrap();

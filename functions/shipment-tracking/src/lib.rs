@@ -122,3 +122,6 @@ impl<S: ShipmentTracking, K: Clock> Tracking<S, K> {
         Ok(ApiResponse::json(200, &json!({"shipment": shipment, "events": events})))
     }
 }
+
+#[cfg(test)]
+mod tests;
