@@ -78,44 +78,55 @@ impl RecordingSource for S3Source {
     }
 }
 
-/// (bucket, key) → (bytes, user metadata).
-type Objects = HashMap<(String, String), (Vec<u8>, HashMap<String, String>)>;
+#[cfg(test)]
+pub use memory::MemorySource;
 
-/// Objects held in memory, for handler tests.
-#[derive(Default)]
-pub struct MemorySource {
-    objects: std::sync::Mutex<Objects>,
-}
+/// Objects held in memory, for handler tests (never compiled into the function).
+#[cfg(test)]
+mod memory {
+    use std::collections::HashMap;
 
-impl MemorySource {
-    pub fn put(&self, bucket: &str, key: &str, bytes: Vec<u8>, metadata: &[(&str, &str)]) {
-        if let Ok(mut objects) = self.objects.lock() {
-            let metadata = metadata
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect();
-            objects.insert((bucket.to_owned(), key.to_owned()), (bytes, metadata));
+    use super::*;
+
+    /// (bucket, key) → (bytes, user metadata).
+    type Objects = HashMap<(String, String), (Vec<u8>, HashMap<String, String>)>;
+
+    /// Objects held in memory, for handler tests.
+    #[derive(Default)]
+    pub struct MemorySource {
+        objects: std::sync::Mutex<Objects>,
+    }
+
+    impl MemorySource {
+        pub fn put(&self, bucket: &str, key: &str, bytes: Vec<u8>, metadata: &[(&str, &str)]) {
+            if let Ok(mut objects) = self.objects.lock() {
+                let metadata = metadata
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect();
+                objects.insert((bucket.to_owned(), key.to_owned()), (bytes, metadata));
+            }
         }
     }
-}
 
-#[async_trait]
-impl RecordingSource for MemorySource {
-    async fn open(&self, bucket: &str, key: &str, _version_id: Option<&str>) -> Result<OpenedObject, SourceError> {
-        let objects = self
-            .objects
-            .lock()
-            .map_err(|_| SourceError::Unavailable("poisoned".into()))?;
-        let (bytes, metadata) = objects
-            .get(&(bucket.to_owned(), key.to_owned()))
-            .cloned()
-            .ok_or(SourceError::NotFound)?;
-        let size = Some(bytes.len() as u64);
-        Ok(OpenedObject {
-            reader: Box::new(std::io::Cursor::new(bytes)),
-            version_id: None,
-            size,
-            metadata,
-        })
+    #[async_trait]
+    impl RecordingSource for MemorySource {
+        async fn open(&self, bucket: &str, key: &str, _version_id: Option<&str>) -> Result<OpenedObject, SourceError> {
+            let objects = self
+                .objects
+                .lock()
+                .map_err(|_| SourceError::Unavailable("poisoned".into()))?;
+            let (bytes, metadata) = objects
+                .get(&(bucket.to_owned(), key.to_owned()))
+                .cloned()
+                .ok_or(SourceError::NotFound)?;
+            let size = Some(bytes.len() as u64);
+            Ok(OpenedObject {
+                reader: Box::new(std::io::Cursor::new(bytes)),
+                version_id: None,
+                size,
+                metadata,
+            })
+        }
     }
 }

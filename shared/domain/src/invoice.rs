@@ -454,7 +454,7 @@ impl InvoiceDraft {
                 buyer: Party {
                     name: customer.full_name.clone(),
                     document: customer.document.clone(),
-                    address: Some(format_address(&customer)),
+                    address: Some(format_address(customer)),
                     email: customer.email.as_ref().map(|e| e.as_str().to_owned()),
                 },
                 currency,
