@@ -115,13 +115,19 @@ fn renders_the_fixture_invoice() {
     let doc = load(&pdf);
     assert_eq!(doc.get_pages().len(), 1);
     let text = page_texts(&doc).concat();
-    let references = format!(
-        "Venta: {}  Pre-venta: {}  Envío: {}  Seguimiento: {}",
-        invoice.sale_id, invoice.presale_id, invoice.shipment_id, invoice.tracking_reference
-    );
+    // The references line is long enough to wrap: each part is checked on its own.
+    let references = [
+        format!("Venta: {}", invoice.sale_id),
+        format!("Pre-venta: {}", invoice.presale_id),
+        "Envío:".to_owned(),
+        invoice.shipment_id.to_string(),
+        format!("Seguimiento: {}", invoice.tracking_reference),
+    ];
     assert!(invoice.sale_id.as_str().starts_with("S-") && invoice.shipment_id.as_str().starts_with("SH-S-"));
+    for expected in &references {
+        assert!(text.contains(expected.as_str()), "{expected:?} missing from:\n{text}");
+    }
     for expected in [
-        references.as_str(),
         "B001-00000042",
         "BOLETA DE VENTA ELECTRÓNICA",
         "RUC 20100070970",

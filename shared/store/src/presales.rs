@@ -79,7 +79,10 @@ pub trait PresaleWrite: Send + Sync {
         expected_version: u64,
         expected_status: PresaleStatus,
         audit: &AuditRecord,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        self.save_with(presale, expected_version, expected_status, audit, &Effects::default())
+            .await
+    }
 
     /// `save`, plus side effects committed in the same transaction: an outbox message and
     /// counter increments.
@@ -337,17 +340,6 @@ impl PresaleWrite for DynamoPresaleStore {
                 _ => Err(sdk_error(err)),
             },
         }
-    }
-
-    async fn save(
-        &self,
-        presale: &Presale,
-        expected_version: u64,
-        expected_status: PresaleStatus,
-        audit: &AuditRecord,
-    ) -> Result<(), StoreError> {
-        self.save_with(presale, expected_version, expected_status, audit, &Effects::default())
-            .await
     }
 
     async fn save_with(
@@ -703,17 +695,6 @@ mod memory {
                 },
             );
             Ok(())
-        }
-
-        async fn save(
-            &self,
-            presale: &Presale,
-            expected_version: u64,
-            expected_status: PresaleStatus,
-            audit: &AuditRecord,
-        ) -> Result<(), StoreError> {
-            self.save_with(presale, expected_version, expected_status, audit, &Effects::default())
-                .await
         }
 
         async fn save_with(
