@@ -3,6 +3,7 @@
 
 use aws_lambda_events::sqs::SqsEvent;
 use backoffice_domain::SystemClock;
+use backoffice_domain::events::{Event, InvoiceRequested};
 use backoffice_edge::relay::SqsPublisher;
 use backoffice_edge::{aws, config, telemetry};
 use backoffice_store::config::DynamoCampaignDirectory;
@@ -22,7 +23,10 @@ async fn main() -> Result<(), Error> {
     let dispatch = Dispatch {
         shipments: DynamoShipmentStore::new(dynamodb.clone(), shipments_table),
         campaigns: DynamoCampaignDirectory::new(dynamodb, config_table),
-        publisher: SqsPublisher::new(aws::sqs(&sdk), [("billing".to_owned(), billing_queue_url)]),
+        publisher: SqsPublisher::new(
+            aws::sqs(&sdk),
+            [(InvoiceRequested::QUEUE.to_owned(), billing_queue_url)],
+        ),
         clock: SystemClock,
     };
     let dispatch = &dispatch;

@@ -3,6 +3,7 @@
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use backoffice_domain::SystemClock;
+use backoffice_domain::events::{Event, SaleConfirmed};
 use backoffice_edge::http::Invocation;
 use backoffice_edge::relay::SqsPublisher;
 use backoffice_edge::{aws, config, telemetry};
@@ -26,7 +27,7 @@ async fn main() -> Result<(), Error> {
         presales: DynamoPresaleStore::new(dynamodb.clone(), presales_table),
         campaigns: DynamoCampaignDirectory::new(dynamodb, config_table),
         links: S3Links::new(aws::s3(&sdk)),
-        publisher: SqsPublisher::new(aws::sqs(&sdk), [("sales".to_owned(), sales_queue_url)]),
+        publisher: SqsPublisher::new(aws::sqs(&sdk), [(SaleConfirmed::QUEUE.to_owned(), sales_queue_url)]),
         clock: SystemClock,
         lease: time::Duration::seconds(lease_secs),
     };

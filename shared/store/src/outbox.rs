@@ -4,11 +4,11 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 pub use backoffice_domain::events::OutboxMessage;
 
 use crate::StoreError;
-use crate::dynamo::{Item, Order, corrupt, index_page, s, sdk_error};
+use crate::dynamo::{Item, Order, corrupt, index_page, s, sdk_error, transact_put};
 
 const OUTBOX_INDEX: &str = "outbox-pending";
 const OUTBOX_PENDING: &str = "OUTBOX#PENDING";
@@ -35,13 +35,7 @@ pub(crate) fn outbox_put(table: &str, message: &OutboxMessage) -> Result<Transac
         "gsi6sk".into(),
         s(format!("{:020}#{}", message.created_at_ns, message.message_id)),
     );
-    let put = Put::builder()
-        .table_name(table)
-        .set_item(Some(item))
-        .condition_expression("attribute_not_exists(pk)")
-        .build()
-        .map_err(|e| StoreError::Backend(e.to_string()))?;
-    Ok(TransactWriteItem::builder().put(put).build())
+    transact_put(table, item, Some("attribute_not_exists(pk)"))
 }
 
 pub(crate) async fn pending_outbox(client: &Client, table: &str, limit: u32) -> Result<Vec<OutboxMessage>, StoreError> {
