@@ -1,53 +1,28 @@
 //! Dispatch with in-memory adapters: one shipment per sale whatever the deliveries, poison
 //! messages isolated, a failed invoice-request send recovered by the sweep.
 
-use std::collections::BTreeMap;
-
-use async_trait::async_trait;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use backoffice_domain::events::SaleId;
-use backoffice_domain::fulfillment::{FulfillmentConfig, ShippingSpec};
 use backoffice_domain::money::{Currency, Money};
 use backoffice_domain::presale::{Address, LineItem};
-use backoffice_domain::testing::{FixedClock, customer, fulfillment_config, presale_id};
+use backoffice_domain::testing::{FixedClock, customer, fulfillment_config, presale_id, shipping_specs};
 use backoffice_edge::testing::MemoryPublisher;
+use backoffice_store::config::MemoryCampaignDirectory;
 use backoffice_store::shipments::{MemoryShipmentStore, ShipmentTracking};
 use serde_json::json;
 use time::macros::datetime;
 
 use super::*;
 
-/// Shipping data for FIB-300 and ROUTER; the fulfillment configuration only when `.0`.
-struct Specs(bool);
-
-#[async_trait]
-impl FulfillmentDirectory for Specs {
-    async fn fulfillment(
-        &self,
-        _campaign_id: &str,
-    ) -> Result<(BTreeMap<String, ShippingSpec>, Option<FulfillmentConfig>), StoreError> {
-        let spec = |sku: &str, grams| ShippingSpec {
-            sku: sku.into(),
-            weight_grams: grams,
-            length_mm: 300,
-            width_mm: 200,
-            height_mm: 100,
-            ships_alone: false,
-        };
-        Ok((
-            BTreeMap::from([
-                ("FIB-300".to_owned(), spec("FIB-300", 800)),
-                ("ROUTER".to_owned(), spec("ROUTER", 600)),
-            ]),
-            self.0.then(fulfillment_config),
-        ))
-    }
+/// Campaign c1 with shipping data for its SKUs and, when `configured`, its fulfillment.
+fn campaigns(configured: bool) -> MemoryCampaignDirectory {
+    MemoryCampaignDirectory::default().with_fulfillment("c1", shipping_specs(), configured.then(fulfillment_config))
 }
 
-fn dispatch() -> Dispatch<MemoryShipmentStore, Specs, MemoryPublisher, FixedClock> {
+fn dispatch() -> Dispatch<MemoryShipmentStore, MemoryCampaignDirectory, MemoryPublisher, FixedClock> {
     Dispatch {
         shipments: MemoryShipmentStore::default(),
-        campaigns: Specs(true),
+        campaigns: campaigns(true),
         publisher: MemoryPublisher::default(),
         clock: FixedClock::at(datetime!(2026-11-23 15:00 UTC)),
     }
@@ -166,7 +141,7 @@ async fn a_poison_message_fails_alone_and_a_failed_send_is_swept() {
 #[tokio::test]
 async fn a_campaign_without_fulfillment_configuration_is_an_explicit_error() {
     let mut d = dispatch();
-    d.campaigns = Specs(false);
+    d.campaigns = campaigns(false);
     let error = d
         .process(&sale("FIB-300"))
         .await

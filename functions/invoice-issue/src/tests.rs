@@ -1,10 +1,9 @@
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use backoffice_domain::identity::{Document, DocumentType};
-use backoffice_domain::invoice::BillingProfile;
 use backoffice_domain::testing::{FixedClock, billing_profile, invoice_request};
 use backoffice_edge::testing::MemoryMailer;
+use backoffice_store::config::MemoryCampaignDirectory;
 use backoffice_store::documents::MemoryDocumentStore;
 use backoffice_store::invoices::MemoryInvoiceStore;
 use mail_parser::{MessageParser, MimeHeaders};
@@ -12,16 +11,7 @@ use time::macros::datetime;
 
 use super::*;
 
-struct Profiles(Option<BillingProfile>);
-
-#[async_trait]
-impl BillingDirectory for Profiles {
-    async fn billing_profile(&self, client_id: &str) -> Result<Option<BillingProfile>, StoreError> {
-        Ok(self.0.clone().filter(|p| p.client_id == client_id))
-    }
-}
-
-type TestIssuer = Issuer<MemoryInvoiceStore, Profiles, MemoryDocumentStore, MemoryMailer, FixedClock>;
+type TestIssuer = Issuer<MemoryInvoiceStore, MemoryCampaignDirectory, MemoryDocumentStore, MemoryMailer, FixedClock>;
 
 struct World {
     issuer: TestIssuer,
@@ -37,7 +27,7 @@ impl std::ops::Deref for World {
 fn world() -> World {
     let issuer = Issuer {
         invoices: MemoryInvoiceStore::default(),
-        billing: Profiles(Some(billing_profile("acme"))),
+        billing: MemoryCampaignDirectory::default().with_billing(billing_profile("acme")),
         documents: MemoryDocumentStore::default(),
         mailer: MemoryMailer::default(),
         clock: FixedClock::at(datetime!(2026-11-24 15:00 UTC)),

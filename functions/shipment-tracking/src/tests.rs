@@ -1,15 +1,13 @@
 //! Handler tests with in-memory adapters: the courier webhook's authentication, its effects and
 //! its idempotency, and who may read a shipment.
 
-use std::collections::BTreeMap;
-
 use backoffice_domain::audit::{Actor, AuditEntry, GENESIS_HASH};
 use backoffice_domain::events::{InvoiceRequested, OutboxMessage, SaleConfirmed, SaleId};
-use backoffice_domain::fulfillment::{ShippingSpec, plan_shipment};
+use backoffice_domain::fulfillment::plan_shipment;
 use backoffice_domain::money::{Currency, Money};
 use backoffice_domain::presale::LineItem;
 use backoffice_domain::shipment::Shipment;
-use backoffice_domain::testing::{FixedClock, customer, fulfillment_config, presale_id};
+use backoffice_domain::testing::{FixedClock, customer, fulfillment_config, presale_id, shipping_specs};
 use backoffice_edge::testing::{ApiEvent, Reply};
 use backoffice_store::shipments::{MemoryShipmentStore, ShipmentCreate};
 use serde_json::{Value, json};
@@ -46,17 +44,10 @@ async fn service() -> (Service, Shipment) {
         total: Money::from_minor(1999, pen),
         confirmed_at: NOW,
     };
-    let specs = BTreeMap::from([(
-        "ROUTER".to_owned(),
-        ShippingSpec {
-            sku: "ROUTER".into(),
-            weight_grams: 600,
-            length_mm: 250,
-            width_mm: 180,
-            height_mm: 60,
-            ships_alone: false,
-        },
-    )]);
+    let specs = shipping_specs()
+        .into_iter()
+        .map(|spec| (spec.sku.clone(), spec))
+        .collect();
     let plan = plan_shipment(&sale, &specs, &fulfillment_config(), NOW).expect("planned");
     let shipment = Shipment::scheduled(&sale, plan, NOW);
     let audit = AuditEntry::new(

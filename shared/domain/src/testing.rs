@@ -268,3 +268,17 @@ pub fn fulfillment_config() -> crate::fulfillment::FulfillmentConfig {
         },
     }
 }
+
+/// Shipping data for the SKUs of [`campaign_catalog`]: FIB-300 (800 g) and ROUTER (600 g), each
+/// 300 × 200 × 100 mm.
+pub fn shipping_specs() -> Vec<crate::fulfillment::ShippingSpec> {
+    let spec = |sku: &str, weight_grams| crate::fulfillment::ShippingSpec {
+        sku: sku.into(),
+        weight_grams,
+        length_mm: 300,
+        width_mm: 200,
+        height_mm: 100,
+        ships_alone: false,
+    };
+    vec![spec("FIB-300", 800), spec("ROUTER", 600)]
+}

@@ -16,6 +16,8 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use backoffice_domain::catalog::{Campaign, CampaignCatalog, CatalogItem};
+use backoffice_domain::fulfillment::{FulfillmentConfig, ShippingSpec};
+use backoffice_domain::invoice::BillingProfile;
 use backoffice_domain::money::{Currency, Money};
 use backoffice_domain::recording::CheckThresholds;
 use serde::Deserialize;
@@ -31,23 +33,14 @@ pub trait FulfillmentDirectory: Send + Sync {
     async fn fulfillment(
         &self,
         campaign_id: &str,
-    ) -> Result<
-        (
-            std::collections::BTreeMap<String, backoffice_domain::fulfillment::ShippingSpec>,
-            Option<backoffice_domain::fulfillment::FulfillmentConfig>,
-        ),
-        StoreError,
-    >;
+    ) -> Result<(BTreeMap<String, ShippingSpec>, Option<FulfillmentConfig>), StoreError>;
 }
 
 /// What invoicing needs from a client's configuration.
 #[async_trait]
 pub trait BillingDirectory: Send + Sync {
     /// The client's billing profile; `None` if the client has none configured.
-    async fn billing_profile(
-        &self,
-        client_id: &str,
-    ) -> Result<Option<backoffice_domain::invoice::BillingProfile>, StoreError>;
+    async fn billing_profile(&self, client_id: &str) -> Result<Option<BillingProfile>, StoreError>;
 }
 
 #[async_trait]
@@ -317,9 +310,14 @@ mod memory {
         StoreError::Unavailable("in-memory store lock poisoned".into())
     }
 
+    type Fulfillment = (BTreeMap<String, ShippingSpec>, Option<FulfillmentConfig>);
+
+    /// The configuration table in memory: campaigns, their fulfillment, clients' billing.
     #[derive(Default)]
     pub struct MemoryCampaignDirectory {
         catalogs: Mutex<HashMap<String, CampaignCatalog>>,
+        fulfillment: Mutex<HashMap<String, Fulfillment>>,
+        billing: Mutex<HashMap<String, BillingProfile>>,
     }
 
     impl MemoryCampaignDirectory {
@@ -330,7 +328,30 @@ mod memory {
                 .collect();
             Self {
                 catalogs: Mutex::new(map),
+                ..Self::default()
             }
+        }
+
+        /// The campaign's shipping data per SKU and its fulfillment configuration, if any.
+        pub fn with_fulfillment(
+            self,
+            campaign_id: &str,
+            specs: impl IntoIterator<Item = ShippingSpec>,
+            config: Option<FulfillmentConfig>,
+        ) -> Self {
+            let specs = specs.into_iter().map(|s| (s.sku.clone(), s)).collect();
+            if let Ok(mut map) = self.fulfillment.lock() {
+                map.insert(campaign_id.to_owned(), (specs, config));
+            }
+            self
+        }
+
+        /// A client's billing profile.
+        pub fn with_billing(self, profile: BillingProfile) -> Self {
+            if let Ok(mut map) = self.billing.lock() {
+                map.insert(profile.client_id.clone(), profile);
+            }
+            self
         }
     }
 
@@ -338,6 +359,26 @@ mod memory {
     impl CampaignDirectory for MemoryCampaignDirectory {
         async fn catalog(&self, campaign_id: &str) -> Result<Option<CampaignCatalog>, StoreError> {
             Ok(self.catalogs.lock().map_err(poisoned)?.get(campaign_id).cloned())
+        }
+    }
+
+    #[async_trait]
+    impl FulfillmentDirectory for MemoryCampaignDirectory {
+        async fn fulfillment(&self, campaign_id: &str) -> Result<Fulfillment, StoreError> {
+            Ok(self
+                .fulfillment
+                .lock()
+                .map_err(poisoned)?
+                .get(campaign_id)
+                .cloned()
+                .unwrap_or_default())
+        }
+    }
+
+    #[async_trait]
+    impl BillingDirectory for MemoryCampaignDirectory {
+        async fn billing_profile(&self, client_id: &str) -> Result<Option<BillingProfile>, StoreError> {
+            Ok(self.billing.lock().map_err(poisoned)?.get(client_id).cloned())
         }
     }
 }
