@@ -3,9 +3,9 @@
 use async_trait::async_trait;
 use backoffice_domain::audit::{Actor, GENESIS_HASH};
 use backoffice_domain::catalog::CampaignCatalog;
-use backoffice_domain::presale::{PresaleAction, PresaleDraft, Registration, register};
+use backoffice_domain::presale::PresaleAction;
 use backoffice_domain::recording::{Finding, Severity};
-use backoffice_domain::testing::{FixedClock, campaign_catalog};
+use backoffice_domain::testing::{FixedClock, campaign_catalog, registered_presale};
 use backoffice_edge::testing::{ApiEvent, MemoryPublisher, Reply};
 use backoffice_store::config::MemoryCampaignDirectory;
 use backoffice_store::presales::MemoryPresaleStore;
@@ -48,25 +48,8 @@ fn service() -> TestReview {
 
 /// A pre-sale of agent-7, READY_FOR_REVIEW with the given risk and findings.
 async fn ready(s: &TestReview, call_id: &str, risk: u8, blocking: bool) -> String {
-    let draft: PresaleDraft = serde_json::from_value(json!({
-        "campaign_id": "c1", "call_id": call_id,
-        "customer": {"document": {"type": "DNI", "number": "45678912"}, "full_name": "Ana Pérez", "phone": "987654321",
-                     "address": {"line1": "Av. Sol 1", "district": "Lince", "province": "Lima", "region": "Lima"}},
-        "items": [{"sku": "FIB-300", "quantity": 1}]
-    }))
-    .expect("draft");
     let now = s.clock.now() - time::Duration::minutes(30);
-    let mut p = register(
-        &draft,
-        &catalog(),
-        Registration {
-            id: PresaleId::generate(),
-            agent_id: "agent-7".into(),
-            now,
-            correlation_id: None,
-        },
-    )
-    .expect("valid");
+    let mut p = registered_presale(&catalog(), call_id, None, now);
     let created = AuditEntry::presale(&p, now, &Actor::new("agent-7", "agent"), "CREATED").seal(GENESIS_HASH);
     s.presales.create(&p, &created).await.expect("create");
     p.transition(PresaleAction::AttachRecording, now).expect("attach");

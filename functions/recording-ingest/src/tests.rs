@@ -6,8 +6,8 @@ use crate::source::MemorySource;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use backoffice_domain::audit::{Actor, AuditEntry, GENESIS_HASH};
 use backoffice_domain::catalog::CampaignCatalog;
-use backoffice_domain::presale::{PresaleDraft, PresaleId, PresaleStatus, Registration, register};
-use backoffice_domain::testing::{FixedClock, campaign_catalog};
+use backoffice_domain::presale::{PresaleId, PresaleStatus};
+use backoffice_domain::testing::{FixedClock, campaign_catalog, registered_presale};
 use backoffice_store::config::MemoryCampaignDirectory;
 use backoffice_store::presales::MemoryPresaleStore;
 use backoffice_store::presales::{AuditRead, PresaleGet, PresaleWrite, RecordingVersions};
@@ -39,24 +39,7 @@ fn ingest() -> TestIngest {
 }
 
 async fn register_presale(ingest: &TestIngest, call_id: &str) -> PresaleId {
-    let draft: PresaleDraft = serde_json::from_value(json!({
-        "campaign_id": "c1", "call_id": call_id, "call_started_at": "2026-11-23T10:00:00-05:00",
-        "customer": {"document": {"type": "DNI", "number": "45678912"}, "full_name": "Ana Pérez", "phone": "987654321",
-                     "address": {"line1": "Av. Sol 1", "district": "Lince", "province": "Lima", "region": "Lima"}},
-        "items": [{"sku": "FIB-300", "quantity": 1}]
-    }))
-    .expect("draft");
-    let presale = register(
-        &draft,
-        &catalog(),
-        Registration {
-            id: PresaleId::generate(),
-            agent_id: "agent-7".into(),
-            now: NOW,
-            correlation_id: None,
-        },
-    )
-    .expect("valid");
+    let presale = registered_presale(&catalog(), call_id, Some("2026-11-23T10:00:00-05:00"), NOW);
     let audit = AuditEntry::presale(&presale, NOW, &Actor::new("agent-7", "agent"), "CREATED").seal(GENESIS_HASH);
     ingest.presales.create(&presale, &audit).await.expect("created");
     presale.id

@@ -416,10 +416,6 @@ pub fn risk_score(findings: &[Finding]) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{Campaign, CampaignCatalog, CatalogItem};
-    use crate::money::{Currency, Money};
-    use crate::presale::{PresaleDraft, PresaleId, Registration, register};
-    use std::collections::BTreeMap;
     use time::macros::{date, datetime};
 
     #[test]
@@ -451,48 +447,12 @@ mod tests {
     }
 
     fn presale() -> Presale {
-        let pen = Currency::parse("PEN").expect("PEN");
-        let mut items = BTreeMap::new();
-        items.insert(
-            "FIB-300".into(),
-            CatalogItem {
-                sku: "FIB-300".into(),
-                name: "Fibra".into(),
-                unit_price: Money::from_minor(14990, pen),
-                active: true,
-            },
-        );
-        let catalog = CampaignCatalog {
-            campaign: Campaign {
-                campaign_id: "c1".into(),
-                client_id: "acme".into(),
-                name: "C".into(),
-                currency: pen,
-                timezone: "America/Lima".into(),
-                active: true,
-                checks: Default::default(),
-                max_attempts_per_day: 3,
-            },
-            items,
-        };
-        let draft: PresaleDraft = serde_json::from_value(json!({
-            "campaign_id": "c1", "call_id": "call-1", "call_started_at": "2026-11-23T10:00:00-05:00",
-            "customer": {"document": {"type": "DNI", "number": "45678912"}, "full_name": "Ana Pérez", "phone": "987654321",
-                         "address": {"line1": "Av. Sol 1", "district": "Lince", "province": "Lima", "region": "Lima"}},
-            "items": [{"sku": "FIB-300", "quantity": 1}]
-        }))
-        .expect("draft");
-        register(
-            &draft,
-            &catalog,
-            Registration {
-                id: PresaleId::generate(),
-                agent_id: "agent-7".into(),
-                now: datetime!(2026-11-23 15:30 UTC),
-                correlation_id: None,
-            },
+        crate::testing::registered_presale(
+            &crate::testing::campaign_catalog("c1", "acme"),
+            "call-1",
+            Some("2026-11-23T10:00:00-05:00"),
+            datetime!(2026-11-23 15:30 UTC),
         )
-        .expect("valid")
     }
 
     fn good_audio() -> AudioFacts {

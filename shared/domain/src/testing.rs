@@ -282,3 +282,28 @@ pub fn shipping_specs() -> Vec<crate::fulfillment::ShippingSpec> {
     };
     vec![spec("FIB-300", 800), spec("ROUTER", 600)]
 }
+
+/// A pre-sale registered by agent-7 at `at` in `catalog`'s campaign: Ana Pérez (DNI 45678912,
+/// Lince) buys one FIB-300, on call `call_id`, which started at `call_started_at` if given.
+pub fn registered_presale(
+    catalog: &CampaignCatalog,
+    call_id: &str,
+    call_started_at: Option<&str>,
+    at: OffsetDateTime,
+) -> crate::presale::Presale {
+    use crate::presale::{PresaleDraft, PresaleId, Registration, register};
+    let draft: PresaleDraft = serde_json::from_value(serde_json::json!({
+        "campaign_id": catalog.campaign.campaign_id, "call_id": call_id, "call_started_at": call_started_at,
+        "customer": {"document": {"type": "DNI", "number": "45678912"}, "full_name": "Ana Pérez", "phone": "987654321",
+                     "address": {"line1": "Av. Sol 1", "district": "Lince", "province": "Lima", "region": "Lima"}},
+        "items": [{"sku": "FIB-300", "quantity": 1}]
+    }))
+    .unwrap_or_else(|e| unreachable!("a valid draft: {e}"));
+    let who = Registration {
+        id: PresaleId::generate(),
+        agent_id: "agent-7".into(),
+        now: at,
+        correlation_id: None,
+    };
+    register(&draft, catalog, who).unwrap_or_else(|e| unreachable!("a valid pre-sale: {e:?}"))
+}

@@ -1,9 +1,5 @@
 use super::*;
-use crate::catalog::{Campaign, CampaignCatalog, CatalogItem};
-use crate::money::{Currency, Money};
-use crate::presale::{PresaleDraft, PresaleId, Registration, register};
 use crate::recording::Finding;
-use std::collections::BTreeMap;
 use time::macros::datetime;
 
 fn now() -> OffsetDateTime {
@@ -11,48 +7,12 @@ fn now() -> OffsetDateTime {
 }
 
 fn ready() -> Presale {
-    let pen = Currency::parse("PEN").expect("PEN");
-    let mut items = BTreeMap::new();
-    items.insert(
-        "FIB-300".into(),
-        CatalogItem {
-            sku: "FIB-300".into(),
-            name: "Fibra".into(),
-            unit_price: Money::from_minor(14990, pen),
-            active: true,
-        },
+    let mut p = crate::testing::registered_presale(
+        &crate::testing::campaign_catalog("c1", "acme"),
+        "call-1",
+        None,
+        now() - time::Duration::hours(1),
     );
-    let catalog = CampaignCatalog {
-        campaign: Campaign {
-            campaign_id: "c1".into(),
-            client_id: "acme".into(),
-            name: "C".into(),
-            currency: pen,
-            timezone: "America/Lima".into(),
-            active: true,
-            checks: Default::default(),
-            max_attempts_per_day: 3,
-        },
-        items,
-    };
-    let draft: PresaleDraft = serde_json::from_value(serde_json::json!({
-        "campaign_id": "c1", "call_id": "call-1",
-        "customer": {"document": {"type": "DNI", "number": "45678912"}, "full_name": "Ana Pérez", "phone": "987654321",
-                     "address": {"line1": "Av. Sol 1", "district": "Lince", "province": "Lima", "region": "Lima"}},
-        "items": [{"sku": "FIB-300", "quantity": 1}]
-    }))
-    .expect("draft");
-    let mut p = register(
-        &draft,
-        &catalog,
-        Registration {
-            id: PresaleId::generate(),
-            agent_id: "agent-7".into(),
-            now: now() - time::Duration::hours(1),
-            correlation_id: None,
-        },
-    )
-    .expect("valid");
     p.transition(PresaleAction::AttachRecording, now() - time::Duration::minutes(30))
         .expect("attach");
     p
