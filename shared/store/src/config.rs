@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use backoffice_domain::catalog::{Campaign, CampaignCatalog, CatalogItem};
 use backoffice_domain::fulfillment::{FulfillmentConfig, ShippingSpec};
 use backoffice_domain::invoice::BillingProfile;
@@ -23,7 +24,7 @@ use backoffice_domain::recording::CheckThresholds;
 use serde::Deserialize;
 
 use crate::StoreError;
-use crate::dynamo::{corrupt, s, sdk_error, string_attr};
+use crate::dynamo::{corrupt, query_all, s, sdk_error, string_attr};
 
 /// What dispatch needs from a campaign's configuration.
 #[async_trait]
@@ -95,30 +96,21 @@ impl DynamoCampaignDirectory {
             table: table.into(),
         }
     }
+
+    /// Every item of a campaign: its configuration, catalog, shipping data and fulfillment.
+    fn campaign_partition(&self, campaign_id: &str) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(format!("CAMPAIGN#{campaign_id}")))
+    }
 }
 
 #[async_trait]
 impl CampaignDirectory for DynamoCampaignDirectory {
     async fn catalog(&self, campaign_id: &str) -> Result<Option<CampaignCatalog>, StoreError> {
-        let mut rows = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(format!("CAMPAIGN#{campaign_id}")))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            rows.extend(output.items.unwrap_or_default());
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
-        }
+        let rows = query_all(self.campaign_partition(campaign_id)).await?;
         let mut campaign = None;
         let mut skus = Vec::new();
         for row in rows {
@@ -191,18 +183,11 @@ impl FulfillmentDirectory for DynamoCampaignDirectory {
         ),
         StoreError,
     > {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(format!("CAMPAIGN#{campaign_id}")))
-            .send()
-            .await
-            .map_err(sdk_error)?;
+        // Read whole: a campaign with many catalog versions spans several pages.
+        let rows = query_all(self.campaign_partition(campaign_id)).await?;
         let mut specs = BTreeMap::new();
         let mut config = None;
-        for row in output.items.unwrap_or_default() {
+        for row in rows {
             match string_attr(&row, "sk").as_deref() {
                 Some(sk) if sk.starts_with("SKU#") && row.contains_key("weight_grams") => {
                     let r: ShippingRow = serde_dynamo::from_item(row).map_err(corrupt("reading shipping data"))?;

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 
 use crate::StoreError;
-use crate::dynamo::{s, sdk_error, string_attr};
+use crate::dynamo::{query_all, s, string_attr};
 
 /// `ADD` increments on one counter item, applied atomically with a state change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,18 +31,14 @@ pub trait Counters: Send + Sync {
 
 /// Every counter item of one partition, numbers only.
 pub(crate) async fn counter_rows(client: &Client, table: &str, pk: &str) -> Result<Vec<CounterRow>, StoreError> {
-    let output = client
+    let query = client
         .query()
         .table_name(table)
         .key_condition_expression("pk = :pk")
         .expression_attribute_values(":pk", s(pk))
-        .consistent_read(true)
-        .send()
-        .await
-        .map_err(sdk_error)?;
-    Ok(output
-        .items
-        .unwrap_or_default()
+        .consistent_read(true);
+    Ok(query_all(query)
+        .await?
         .into_iter()
         .map(|item| CounterRow {
             sk: string_attr(&item, "sk").unwrap_or_default(),

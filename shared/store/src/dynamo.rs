@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 
 use crate::StoreError;
@@ -124,4 +125,24 @@ pub(crate) async fn index_page(
 /// A query's page size: what the caller asked for, within 1..=100.
 pub(crate) fn page_size(limit: u32) -> i32 {
     i32::try_from(limit.clamp(1, 100)).unwrap_or(25)
+}
+
+/// Every item `query` matches, following its pages: a partition read whole (never a scan), so a
+/// partition that outgrows one 1 MB page is still read entirely.
+pub(crate) async fn query_all(query: QueryFluentBuilder) -> Result<Vec<Item>, StoreError> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let output = query
+            .clone()
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        items.extend(output.items.unwrap_or_default());
+        match output.last_evaluated_key {
+            Some(key) if !key.is_empty() => start = Some(key),
+            _ => return Ok(items),
+        }
+    }
 }

@@ -28,8 +28,8 @@ use base64::Engine;
 
 use crate::counters::{CounterDelta, CounterRow, Counters, counter_rows, counter_update};
 use crate::dynamo::{
-    Item, Order, Response, TransactError, cancellation_reasons, corrupt, index_page, page_size, s, sdk_error,
-    string_attr, transact_put,
+    Item, Order, Response, TransactError, cancellation_reasons, corrupt, index_page, page_size, query_all, s,
+    sdk_error, string_attr, transact_put,
 };
 use crate::outbox::{Outbox, OutboxMessage, mark_sent, outbox_put, pending_outbox};
 use crate::{ConflictKind, Page, StoreError};
@@ -461,30 +461,19 @@ impl CallLookup for DynamoPresaleStore {
 #[async_trait]
 impl AuditRead for DynamoPresaleStore {
     async fn audit_trail(&self, id: &PresaleId) -> Result<Vec<AuditRecord>, StoreError> {
-        let mut records = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :audit)")
-                .expression_attribute_values(":pk", s(Self::presale_pk(id)))
-                .expression_attribute_values(":audit", s("AUDIT#"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            for item in output.items.unwrap_or_default() {
-                records.push(serde_dynamo::from_item(item).map_err(corrupt("reading audit record"))?);
-            }
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
-        }
-        Ok(records)
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :audit)")
+            .expression_attribute_values(":pk", s(Self::presale_pk(id)))
+            .expression_attribute_values(":audit", s("AUDIT#"))
+            .consistent_read(true);
+        query_all(query)
+            .await?
+            .into_iter()
+            .map(|item| serde_dynamo::from_item(item).map_err(corrupt("reading audit record")))
+            .collect()
     }
 }
 
@@ -514,19 +503,15 @@ impl RecordingVersions for DynamoPresaleStore {
     }
 
     async fn recordings(&self, client_id: &str, call_id: &str) -> Result<Vec<Recording>, StoreError> {
-        let output = self
+        let query = self
             .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk")
             .expression_attribute_values(":pk", s(Self::recording_pk(client_id, call_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        let mut versions = output
-            .items
-            .unwrap_or_default()
+            .consistent_read(true);
+        let mut versions = query_all(query)
+            .await?
             .into_iter()
             .map(|item| serde_dynamo::from_item::<_, Recording>(item).map_err(corrupt("reading recording")))
             .collect::<Result<Vec<_>, _>>()?;

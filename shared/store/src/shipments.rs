@@ -16,7 +16,7 @@ use backoffice_domain::audit::AuditRecord;
 use backoffice_domain::shipment::Shipment;
 
 use crate::StoreError;
-use crate::dynamo::{cancellation_reasons, corrupt, sdk_error, transact_put};
+use crate::dynamo::{cancellation_reasons, corrupt, query_all, sdk_error, transact_put};
 use crate::outbox::{Outbox, OutboxMessage, mark_sent, outbox_put, pending_outbox};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -228,20 +228,16 @@ impl ShipmentTracking for DynamoShipmentStore {
     }
 
     async fn events(&self, shipment_id: &str) -> Result<Vec<backoffice_domain::shipment::TrackingEvent>, StoreError> {
-        let output = self
+        let query = self
             .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :e)")
             .expression_attribute_values(":pk", AttributeValue::S(format!("SHIPMENT#{shipment_id}")))
             .expression_attribute_values(":e", AttributeValue::S("EVENT#".into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        let mut events: Vec<backoffice_domain::shipment::TrackingEvent> = output
-            .items
-            .unwrap_or_default()
+            .consistent_read(true);
+        let mut events: Vec<backoffice_domain::shipment::TrackingEvent> = query_all(query)
+            .await?
             .into_iter()
             .map(|mut item| {
                 // The event type refuses unknown fields (it is also the webhook's input): drop the keys.
