@@ -16,14 +16,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use time::OffsetDateTime;
 
 use backoffice_domain::tipification::{Catalog, Contact, Family, Node};
 
 use crate::counters::{CounterRow, counter_rows};
-use crate::dynamo::{cancellation_reasons, classify, corrupt, page_size, s, sdk_error, transact_put};
+use crate::dynamo::{TransactFailure, corrupt, page_size, s, sdk_error, transact, transact_put};
 use crate::{ConflictKind, Page, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -248,21 +247,13 @@ impl ContactStore for DynamoContactStore {
             transact_put(&self.config_table, item, Some("attribute_not_exists(pk)"))?,
             TransactWriteItem::builder().put(pointer_put).build(),
         ];
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(Catalog {
+        match transact(&self.client, items).await {
+            Ok(()) => Ok(Catalog {
                 version,
                 nodes: nodes.to_vec(),
             }),
-            Err(SdkError::ServiceError(e)) if e.err().is_transaction_canceled_exception() => {
-                Err(StoreError::Conflict(ConflictKind::StaleVersion))
-            }
-            Err(e) => Err(sdk_error(e)),
+            Err(TransactFailure::Cancelled(_)) => Err(StoreError::Conflict(ConflictKind::StaleVersion)),
+            Err(TransactFailure::Failed(e)) => Err(e),
         }
     }
 
@@ -340,18 +331,19 @@ impl ContactStore for DynamoContactStore {
         // all but one of such transactions (TransactionConflict). Retry those with backoff; a
         // failed condition on the external id means this interaction was already recorded.
         for attempt in 0..6u32 {
-            let err = match self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await
-            {
-                Ok(_) => return Ok(Recorded::Created),
-                Err(err) => err,
+            // Items: 0 the contact, 1 its external-id guard, then counters and customer state.
+            let duplicate = match transact(&self.client, items.clone()).await {
+                Ok(()) => return Ok(Recorded::Created),
+                Err(TransactFailure::Cancelled(c)) if c.condition_failed(1) => true,
+                Err(TransactFailure::Cancelled(c)) if c.conflicted() => false,
+                Err(TransactFailure::Cancelled(c)) => return Err(c.into()),
+                Err(TransactFailure::Failed(e @ StoreError::Unavailable(_))) => {
+                    tracing::debug!(error = %e, "contact transaction unavailable; retrying");
+                    false
+                }
+                Err(TransactFailure::Failed(e)) => return Err(e),
             };
-            let reasons = cancellation_reasons(&err).unwrap_or_default();
-            if reasons.get(1).is_some_and(|r| r == "ConditionalCheckFailed") {
+            if duplicate {
                 let ext = self
                     .get(&self.contacts_table, &ext_pk(contact), "META")
                     .await?
@@ -368,11 +360,6 @@ impl ContactStore for DynamoContactStore {
                 return Ok(Recorded::Duplicate(Box::new(
                     serde_dynamo::from_item(existing).map_err(corrupt("reading contact"))?,
                 )));
-            }
-            let retryable = reasons.iter().any(|r| r == "TransactionConflict")
-                || matches!(classify(&err), StoreError::Unavailable(_));
-            if !retryable {
-                return Err(sdk_error(err));
             }
             tokio::time::sleep(std::time::Duration::from_millis(
                 20 * u64::from(attempt + 1) + u64::from(attempt) * 13,

@@ -48,22 +48,63 @@ pub(crate) fn classify<E: ProvideErrorMetadata + std::fmt::Debug>(err: &SdkError
     }
 }
 
+/// Why a transaction did not commit: cancelled with a reason per item, or not run at all.
+#[derive(Debug)]
+pub(crate) enum TransactFailure {
+    Cancelled(Cancellation),
+    Failed(StoreError),
+}
+
 /// The per-item reasons of a cancelled transaction ("ConditionalCheckFailed",
-/// "TransactionConflict", "None"…), in the order of its items; `None` if it was not cancelled.
-pub(crate) fn cancellation_reasons(err: &SdkError<TransactError, Response>) -> Option<Vec<String>> {
-    let SdkError::ServiceError(service) = err else {
-        return None;
+/// "TransactionConflict", "None"…), in the order of its items.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Cancellation(Vec<String>);
+
+impl Cancellation {
+    /// Item `index`'s condition failed.
+    pub(crate) fn condition_failed(&self, index: usize) -> bool {
+        self.0.get(index).is_some_and(|r| r == "ConditionalCheckFailed")
+    }
+
+    pub(crate) fn any_condition_failed(&self) -> bool {
+        self.0.iter().any(|r| r == "ConditionalCheckFailed")
+    }
+
+    /// Another transaction touched the same items: worth retrying.
+    pub(crate) fn conflicted(&self) -> bool {
+        self.0.iter().any(|r| r == "TransactionConflict")
+    }
+}
+
+/// A cancellation the caller did not expect: it may pass on a retry.
+impl From<Cancellation> for StoreError {
+    fn from(cancellation: Cancellation) -> Self {
+        StoreError::Unavailable(format!("transaction cancelled: {:?}", cancellation.0))
+    }
+}
+
+/// Run `items` as one transaction.
+pub(crate) async fn transact(client: &Client, items: Vec<TransactWriteItem>) -> Result<(), TransactFailure> {
+    let err = match client
+        .transact_write_items()
+        .set_transact_items(Some(items))
+        .send()
+        .await
+    {
+        Ok(_) => return Ok(()),
+        Err(err) => err,
     };
-    let TransactError::TransactionCanceledException(cancel) = service.err() else {
-        return None;
-    };
-    Some(
-        cancel
+    if let SdkError::ServiceError(service) = &err
+        && let TransactError::TransactionCanceledException(cancel) = service.err()
+    {
+        let reasons = cancel
             .cancellation_reasons()
             .iter()
             .map(|r| r.code().unwrap_or("None").to_owned())
-            .collect(),
-    )
+            .collect();
+        return Err(TransactFailure::Cancelled(Cancellation(reasons)));
+    }
+    Err(TransactFailure::Failed(sdk_error(err)))
 }
 
 pub(crate) fn s(value: impl Into<String>) -> AttributeValue {

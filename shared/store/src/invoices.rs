@@ -28,7 +28,9 @@ use backoffice_domain::events::SaleId;
 use backoffice_domain::invoice::Invoice;
 
 use super::StoreError;
-use crate::dynamo::{Item, Order, cancellation_reasons, corrupt, index_page, s, sdk_error, string_attr, transact_put};
+use crate::dynamo::{
+    Item, Order, TransactFailure, corrupt, index_page, s, sdk_error, string_attr, transact, transact_put,
+};
 
 /// The stored PDF of an invoice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,37 +240,20 @@ impl InvoiceStore for DynamoInvoiceStore {
             self.put_new(item)?,
             self.put_new(audit_item)?,
         ];
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(IssueOutcome::Issued),
-            Err(err) => match cancellation_reasons(&err) {
-                Some(reasons) => {
-                    let reason = |i: usize| reasons.get(i).map(String::as_str).unwrap_or("None");
-                    if reason(1) == "ConditionalCheckFailed" {
-                        Ok(IssueOutcome::SaleAlreadyInvoiced)
-                    } else if reason(0) == "ConditionalCheckFailed"
-                        || reasons.iter().any(|r| r == "TransactionConflict")
-                    {
-                        Ok(IssueOutcome::NumberTaken)
-                    } else if reason(2) == "ConditionalCheckFailed" {
-                        // Invoice n exists but the counter says n−1: only a manual edit does that.
-                        Err(StoreError::Corrupt(format!(
-                            "invoice {} exists beyond its series' counter",
-                            invoice.invoice_id
-                        )))
-                    } else {
-                        Err(StoreError::Unavailable(format!(
-                            "invoice transaction cancelled: {reasons:?}"
-                        )))
-                    }
-                }
-                None => Err(sdk_error(err)),
-            },
+        match transact(&self.client, items).await {
+            Ok(()) => Ok(IssueOutcome::Issued),
+            // Items: 0 the series counter, 1 the sale guard, 2 the invoice, 3 its audit record.
+            Err(TransactFailure::Cancelled(c)) if c.condition_failed(1) => Ok(IssueOutcome::SaleAlreadyInvoiced),
+            Err(TransactFailure::Cancelled(c)) if c.condition_failed(0) || c.conflicted() => {
+                Ok(IssueOutcome::NumberTaken)
+            }
+            // Invoice n exists but the counter says n−1: only a manual edit does that.
+            Err(TransactFailure::Cancelled(c)) if c.condition_failed(2) => Err(StoreError::Corrupt(format!(
+                "invoice {} exists beyond its series' counter",
+                invoice.invoice_id
+            ))),
+            Err(TransactFailure::Cancelled(c)) => Err(c.into()),
+            Err(TransactFailure::Failed(e)) => Err(e),
         }
     }
 

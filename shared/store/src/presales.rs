@@ -28,8 +28,8 @@ use base64::Engine;
 
 use crate::counters::{CounterDelta, CounterRow, Counters, counter_rows, counter_update};
 use crate::dynamo::{
-    Item, Order, Response, TransactError, cancellation_reasons, corrupt, index_page, page_size, query_all, s,
-    sdk_error, string_attr, transact_put,
+    Item, Order, TransactFailure, corrupt, index_page, page_size, query_all, s, sdk_error, string_attr, transact,
+    transact_put,
 };
 use crate::outbox::{Outbox, OutboxMessage, mark_sent, outbox_put, pending_outbox};
 use crate::{ConflictKind, Page, StoreError};
@@ -254,18 +254,6 @@ impl DynamoPresaleStore {
     }
 
     /// Which of the transaction's items failed its condition, if the service said.
-    fn cancelled_indexes(err: &SdkError<TransactError, Response>) -> Option<Vec<usize>> {
-        let reasons = cancellation_reasons(err)?;
-        Some(
-            reasons
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| *r == "ConditionalCheckFailed")
-                .map(|(i, _)| i)
-                .collect(),
-        )
-    }
-
     fn encode_cursor(key: &Item) -> Option<String> {
         let plain: BTreeMap<&str, &str> = key
             .iter()
@@ -326,19 +314,16 @@ impl PresaleWrite for DynamoPresaleStore {
             self.put(call, "attribute_not_exists(pk)")?,
             self.put(Self::audit_item(audit)?, "attribute_not_exists(pk)")?,
         ];
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(err) => match Self::cancelled_indexes(&err) {
-                Some(failed) if failed.contains(&1) => Err(StoreError::Conflict(ConflictKind::DuplicateCallId)),
-                Some(failed) if !failed.is_empty() => Err(StoreError::Conflict(ConflictKind::AlreadyExists)),
-                _ => Err(sdk_error(err)),
-            },
+        match transact(&self.client, items).await {
+            Ok(()) => Ok(()),
+            Err(TransactFailure::Cancelled(c)) if c.condition_failed(1) => {
+                Err(StoreError::Conflict(ConflictKind::DuplicateCallId))
+            }
+            Err(TransactFailure::Cancelled(c)) if c.any_condition_failed() => {
+                Err(StoreError::Conflict(ConflictKind::AlreadyExists))
+            }
+            Err(TransactFailure::Cancelled(c)) => Err(c.into()),
+            Err(TransactFailure::Failed(e)) => Err(e),
         }
     }
 
@@ -370,18 +355,13 @@ impl PresaleWrite for DynamoPresaleStore {
         for counter in &effects.counters {
             items.push(counter_update(&self.table, counter)?);
         }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(err) => match Self::cancelled_indexes(&err) {
-                Some(failed) if !failed.is_empty() => Err(StoreError::Conflict(ConflictKind::StaleVersion)),
-                _ => Err(sdk_error(err)),
-            },
+        match transact(&self.client, items).await {
+            Ok(()) => Ok(()),
+            Err(TransactFailure::Cancelled(c)) if c.any_condition_failed() => {
+                Err(StoreError::Conflict(ConflictKind::StaleVersion))
+            }
+            Err(TransactFailure::Cancelled(c)) => Err(c.into()),
+            Err(TransactFailure::Failed(e)) => Err(e),
         }
     }
 }

@@ -16,7 +16,7 @@ use backoffice_domain::audit::AuditRecord;
 use backoffice_domain::shipment::Shipment;
 
 use crate::StoreError;
-use crate::dynamo::{cancellation_reasons, corrupt, query_all, sdk_error, transact_put};
+use crate::dynamo::{TransactFailure, corrupt, query_all, sdk_error, transact, transact_put};
 use crate::outbox::{Outbox, OutboxMessage, mark_sent, outbox_put, pending_outbox};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -116,23 +116,11 @@ impl ShipmentCreate for DynamoShipmentStore {
         );
         audit_item.insert("sk".into(), AttributeValue::S(format!("AUDIT#{:010}", audit.seq)));
         let items = vec![self.put(item)?, self.put(audit_item)?, outbox_put(&self.table, outbox)?];
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(Created::Created),
-            Err(err) => match cancellation_reasons(&err) {
-                Some(reasons) if reasons.first().is_some_and(|r| r == "ConditionalCheckFailed") => {
-                    Ok(Created::AlreadyExists)
-                }
-                Some(reasons) => Err(StoreError::Unavailable(format!(
-                    "shipment transaction cancelled: {reasons:?}"
-                ))),
-                None => Err(sdk_error(err)),
-            },
+        match transact(&self.client, items).await {
+            Ok(()) => Ok(Created::Created),
+            Err(TransactFailure::Cancelled(c)) if c.condition_failed(0) => Ok(Created::AlreadyExists),
+            Err(TransactFailure::Cancelled(c)) => Err(c.into()),
+            Err(TransactFailure::Failed(e)) => Err(e),
         }
     }
 }
@@ -209,21 +197,11 @@ impl ShipmentTracking for DynamoShipmentStore {
             self.put(event_item)?,
             self.put(audit_item)?,
         ];
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(EventRecorded::Recorded),
-            Err(err) => match cancellation_reasons(&err) {
-                Some(reasons) if reasons.get(1).is_some_and(|r| r == "ConditionalCheckFailed") => {
-                    Ok(EventRecorded::Duplicate)
-                }
-                Some(_) => Err(StoreError::Conflict(crate::ConflictKind::StaleVersion)),
-                None => Err(sdk_error(err)),
-            },
+        match transact(&self.client, items).await {
+            Ok(()) => Ok(EventRecorded::Recorded),
+            Err(TransactFailure::Cancelled(c)) if c.condition_failed(1) => Ok(EventRecorded::Duplicate),
+            Err(TransactFailure::Cancelled(_)) => Err(StoreError::Conflict(crate::ConflictKind::StaleVersion)),
+            Err(TransactFailure::Failed(e)) => Err(e),
         }
     }
 
