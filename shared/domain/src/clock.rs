@@ -15,9 +15,3 @@ impl Clock for SystemClock {
         OffsetDateTime::now_utc()
     }
 }
-
-impl<C: Clock + ?Sized> Clock for &C {
-    fn now(&self) -> OffsetDateTime {
-        (**self).now()
-    }
-}
