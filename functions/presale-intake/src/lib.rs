@@ -254,13 +254,13 @@ where
             mut presale,
             audit_head,
         } = self.visible(request, principal).await?;
-        if let Some(expected) = request.header("if-match") {
-            if expected.trim().trim_start_matches("W/").trim_matches('"') != presale.version.to_string() {
-                return Err(ApiError::PreconditionFailed(format!(
-                    "the pre-sale is at version {}, not {expected}",
-                    presale.version
-                )));
-            }
+        if let Some(expected) = request.header("if-match")
+            && expected.trim().trim_start_matches("W/").trim_matches('"') != presale.version.to_string()
+        {
+            return Err(ApiError::PreconditionFailed(format!(
+                "the pre-sale is at version {}, not {expected}",
+                presale.version
+            )));
         }
         if presale.status != PresaleStatus::NeedsCorrection {
             return Err(state_conflict(

@@ -190,13 +190,13 @@ pub fn verify_chain(records: &[AuditRecord], expected_head: Option<&str>) -> Cha
         }
         prev = record.hash.clone();
     }
-    if let Some(head) = expected_head {
-        if head != prev {
-            return broken(
-                records.len() as u64 + 1,
-                "the chain is shorter than its recorded head".into(),
-            );
-        }
+    if let Some(head) = expected_head
+        && head != prev
+    {
+        return broken(
+            records.len() as u64 + 1,
+            "the chain is shorter than its recorded head".into(),
+        );
     }
     ChainCheck {
         verified: true,

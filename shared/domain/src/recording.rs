@@ -364,19 +364,19 @@ fn audio_checks(audio: &AudioFacts, t: &CheckThresholds, findings: &mut Vec<Find
     }
     // Stereo dialers put the customer on the right channel: without their voice, consent
     // cannot have been heard.
-    if let [_, customer] = audio.channel_talk_ms.as_slice() {
-        if *customer < t.min_customer_talk_secs * 1000 {
-            findings.push(finding(
-                "LOW_CUSTOMER_TALK",
-                Severity::Blocking,
-                format!(
-                    "the customer speaks {:.1} s (at least {} s needed to hear consent)",
-                    secs(*customer),
-                    t.min_customer_talk_secs
-                ),
-                json!({"customer_talk_ms": customer, "agent_talk_ms": audio.channel_talk_ms[0]}),
-            ));
-        }
+    if let [_, customer] = audio.channel_talk_ms.as_slice()
+        && *customer < t.min_customer_talk_secs * 1000
+    {
+        findings.push(finding(
+            "LOW_CUSTOMER_TALK",
+            Severity::Blocking,
+            format!(
+                "the customer speaks {:.1} s (at least {} s needed to hear consent)",
+                secs(*customer),
+                t.min_customer_talk_secs
+            ),
+            json!({"customer_talk_ms": customer, "agent_talk_ms": audio.channel_talk_ms[0]}),
+        ));
     }
     if audio.longest_silence_ms > t.max_silence_secs * 1000 {
         findings.push(finding(

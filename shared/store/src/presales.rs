@@ -671,10 +671,10 @@ mod memory {
             effects: &Effects,
         ) -> Result<(), StoreError> {
             let mut state = self.state.lock().map_err(poisoned)?;
-            if let Some(message) = &effects.outbox {
-                if state.outbox.contains_key(&message.message_id) {
-                    return Err(StoreError::Conflict(ConflictKind::AlreadyExists));
-                }
+            if let Some(message) = &effects.outbox
+                && state.outbox.contains_key(&message.message_id)
+            {
+                return Err(StoreError::Conflict(ConflictKind::AlreadyExists));
             }
             let current = state
                 .presales

@@ -538,10 +538,10 @@ pub fn build_event(
         ),
     ];
     for (name, value) in defaults {
-        if !headers.contains_key(name) {
-            if let Ok(v) = aws_lambda_events::http::HeaderValue::from_str(&value) {
-                headers.insert(name, v);
-            }
+        if !headers.contains_key(name)
+            && let Ok(v) = aws_lambda_events::http::HeaderValue::from_str(&value)
+        {
+            headers.insert(name, v);
         }
     }
 

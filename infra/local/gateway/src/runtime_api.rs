@@ -732,11 +732,11 @@ impl Shared {
     /// Settles the in-flight invocation `request_id`; false if it is not the current one.
     fn complete(&self, request_id: &str, outcome: InvocationOutcome) -> bool {
         let mut current = lock(&self.current);
-        if current.as_ref().is_some_and(|c| c.request_id == request_id) {
-            if let Some(inflight) = current.take() {
-                let _ = inflight.reply.send(outcome);
-                return true;
-            }
+        if current.as_ref().is_some_and(|c| c.request_id == request_id)
+            && let Some(inflight) = current.take()
+        {
+            let _ = inflight.reply.send(outcome);
+            return true;
         }
         false
     }

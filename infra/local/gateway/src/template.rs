@@ -259,10 +259,10 @@ fn auth_config(doc: &Value, resolver: &Resolver) -> Result<Option<AuthConfig>, T
     let mut candidates: Vec<(String, &Value)> = Vec::new();
     if let Some(all) = doc.get("Resources").and_then(Value::as_mapping) {
         for (id, r) in all {
-            if let (Some(id), Some("AWS::Serverless::HttpApi")) = (id.as_str(), r.get("Type").and_then(Value::as_str)) {
-                if let Some(auth) = r.get("Properties").and_then(|p| p.get("Auth")) {
-                    candidates.push((id.to_owned(), auth));
-                }
+            if let (Some(id), Some("AWS::Serverless::HttpApi")) = (id.as_str(), r.get("Type").and_then(Value::as_str))
+                && let Some(auth) = r.get("Properties").and_then(|p| p.get("Auth"))
+            {
+                candidates.push((id.to_owned(), auth));
             }
         }
     }
@@ -316,10 +316,10 @@ fn cors_config(doc: &Value, resolver: &Resolver) -> Result<Option<CorsConfig>, T
     let mut candidates: Vec<(String, &Value)> = Vec::new();
     if let Some(all) = doc.get("Resources").and_then(Value::as_mapping) {
         for (id, r) in all {
-            if let (Some(id), Some("AWS::Serverless::HttpApi")) = (id.as_str(), r.get("Type").and_then(Value::as_str)) {
-                if let Some(cors) = r.get("Properties").and_then(|p| p.get("CorsConfiguration")) {
-                    candidates.push((id.to_owned(), cors));
-                }
+            if let (Some(id), Some("AWS::Serverless::HttpApi")) = (id.as_str(), r.get("Type").and_then(Value::as_str))
+                && let Some(cors) = r.get("Properties").and_then(|p| p.get("CorsConfiguration"))
+            {
+                candidates.push((id.to_owned(), cors));
             }
         }
     }
@@ -544,12 +544,12 @@ fn parse_function(
                 let auth_required = match authorizer.as_deref() {
                     None | Some("NONE") => false,
                     Some(a) => {
-                        if let Some(api) = api {
-                            if !api.jwt_authorizers.iter().any(|j| j == a) {
-                                return Err(invalid(format!(
-                                    "event {name}: authorizer {a} is not a JWT authorizer of the HTTP API"
-                                )));
-                            }
+                        if let Some(api) = api
+                            && !api.jwt_authorizers.iter().any(|j| j == a)
+                        {
+                            return Err(invalid(format!(
+                                "event {name}: authorizer {a} is not a JWT authorizer of the HTTP API"
+                            )));
                         }
                         true
                     }

@@ -44,10 +44,10 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
         .unwrap_or_default()
         .to_owned();
     let segments: Vec<&str> = path.split('/').collect();
-    if let [.., "sleep", ms] = segments.as_slice() {
-        if let Ok(ms) = ms.parse::<u64>() {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-        }
+    if let [.., "sleep", ms] = segments.as_slice()
+        && let Ok(ms) = ms.parse::<u64>()
+    {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     match segments.last().copied().unwrap_or_default() {
         "crash" => std::process::exit(3),
