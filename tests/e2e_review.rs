@@ -563,3 +563,35 @@ async fn a_courier_takes_the_shipment_to_delivered_and_forged_events_change_noth
         404
     );
 }
+
+/// Issue 12: a validator rejecting with the same reason twice got a 500 (DynamoDB refuses an
+/// update that names one counter twice) and nothing was decided.
+#[tokio::test]
+async fn a_reason_given_twice_is_a_422_and_the_rejection_then_goes_through() {
+    let d = desk().await;
+    let (id, _) = d.ready_presale(65).await;
+    let val = d.validator("val-dup");
+    let claimed = d.post(&val, "/reviews/next", None).await;
+    assert_eq!(claimed.status, 200, "{:?}", claimed.body);
+    let version = claimed.body["presale"]["version"].as_u64().expect("version");
+    let twice = json!({"decision": "reject", "version": version, "reasons": ["NO_CONSENT", "NO_CONSENT"]});
+    let refused = d.post(&val, &format!("/presales/{id}/review"), Some(twice)).await;
+    assert_eq!(
+        (
+            refused.status,
+            refused.body["errors"][0]["field"].as_str(),
+            refused.body["errors"][0]["code"].as_str()
+        ),
+        (422, Some("reasons[1]"), Some("duplicate_reason")),
+        "{:?}",
+        refused.body
+    );
+    let once = json!({"decision": "reject", "version": version, "reasons": ["NO_CONSENT", "DATA_MISMATCH"]});
+    let rejected = d.post(&val, &format!("/presales/{id}/review"), Some(once)).await;
+    assert_eq!(
+        (rejected.status, rejected.body["status"].as_str()),
+        (200, Some("REJECTED")),
+        "{:?}",
+        rejected.body
+    );
+}

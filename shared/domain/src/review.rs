@@ -187,6 +187,13 @@ pub fn decide(
         DecisionKind::Return => RETURN_REASONS,
     };
     for (i, reason) in draft.reasons.iter().enumerate() {
+        if draft.reasons[..i].contains(reason) {
+            errors.push(
+                Invalid::new("duplicate_reason", format!("reason {reason:?} is listed twice"))
+                    .at(format!("reasons[{i}]")),
+            );
+            continue;
+        }
         if !catalog.iter().any(|(code, _)| code == reason) {
             let accepted: Vec<&str> = catalog.iter().map(|(c, _)| *c).collect();
             let detail = if accepted.is_empty() {

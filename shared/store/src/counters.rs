@@ -61,8 +61,14 @@ pub(crate) fn counter_update(table: &str, counter: &CounterDelta) -> Result<Tran
         .table_name(table)
         .key("pk", s(counter.pk.clone()))
         .key("sk", s(counter.sk.clone()));
+    // One clause per attribute: DynamoDB refuses an update that names an attribute twice.
+    let mut merged: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
+    for (name, by) in &counter.increments {
+        let total = merged.entry(name.as_str()).or_default();
+        *total = total.saturating_add(*by);
+    }
     let mut clauses = Vec::new();
-    for (i, (name, by)) in counter.increments.iter().enumerate() {
+    for (i, (name, by)) in merged.into_iter().enumerate() {
         clauses.push(format!("#c{i} :v{i}"));
         update = update
             .expression_attribute_names(format!("#c{i}"), name)
@@ -73,4 +79,30 @@ pub(crate) fn counter_update(table: &str, counter: &CounterDelta) -> Result<Tran
         .build()
         .map_err(|e| StoreError::Backend(e.to_string()))?;
     Ok(TransactWriteItem::builder().update(update).build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_attribute_named_twice_is_added_once_with_the_sum() {
+        let delta = CounterDelta {
+            pk: "METRICS#c1#2026-11-23".into(),
+            sk: "VALIDATOR#val-1".into(),
+            increments: vec![
+                ("reason_NO_CONSENT".into(), 1),
+                ("rejected".into(), 1),
+                ("reason_NO_CONSENT".into(), 1),
+            ],
+        };
+        let item = counter_update("t", &delta).expect("an update");
+        let update = item.update().expect("an update item");
+        assert_eq!(update.update_expression(), "ADD #c0 :v0, #c1 :v1");
+        let names = update.expression_attribute_names().expect("names");
+        let values = update.expression_attribute_values().expect("values");
+        assert_eq!(names.get("#c0").map(String::as_str), Some("reason_NO_CONSENT"));
+        assert_eq!(values.get(":v0"), Some(&AttributeValue::N("2".into())));
+        assert_eq!(names.get("#c1").map(String::as_str), Some("rejected"));
+    }
 }

@@ -144,6 +144,13 @@ fn reasons_come_from_the_catalog_and_blocking_findings_need_an_override() {
         codes(decide(&mut p.clone(), &other, "val-1", now())),
         vec![("reasons[1]".into(), "unknown_reason"), ("comment".into(), "required")]
     );
+    // The same reason twice is refused by field, never passed on to the store (issue 12).
+    let mut twice = draft(DecisionKind::Reject, v);
+    twice.reasons = vec!["NO_CONSENT".into(), "NO_CONSENT".into()];
+    assert_eq!(
+        codes(decide(&mut p.clone(), &twice, "val-1", now())),
+        vec![("reasons[1]".into(), "duplicate_reason")]
+    );
     let mut approve = draft(DecisionKind::Approve, v);
     approve.override_reason = Some("el supervisor confirmó la llamada con el cliente".into());
     decide(&mut p.clone(), &approve, "val-1", now()).expect("override accepted");
