@@ -9,6 +9,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use unicode_normalization::UnicodeNormalization;
 
 use super::catalog::CampaignCatalog;
 use super::contact::{Email, PhoneNumber};
@@ -508,7 +509,25 @@ fn text(raw: &str, min: usize, max: usize, what: &str) -> Result<String, Invalid
             format!("{what} contains control characters"),
         ));
     }
-    Ok(trimmed.to_owned())
+    if trimmed.chars().any(is_invisible_format) {
+        return Err(Invalid::new(
+            "invalid_characters",
+            format!("{what} contains invisible direction or zero-width characters"),
+        ));
+    }
+    // Composed form: a "María" typed with a combining accent is the same customer (and the same
+    // index key) as one typed with "í".
+    Ok(trimmed.nfc().collect())
+}
+
+/// Characters that change how text displays or compares without being seen: bidirectional
+/// overrides and isolates (which can make a name or an address read backwards on screen) and
+/// zero-width characters (which make two equal-looking values differ).
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{061C}' | '\u{FEFF}'
+    )
 }
 
 fn optional_text(raw: Option<&str>, max: usize, what: &str) -> Result<Option<String>, Invalid> {
@@ -935,6 +954,25 @@ mod tests {
             Ok("José O'Neill-Pérez")
         );
         assert_eq!(validate_full_name("R2D2").map_err(|e| e.code), Err("invalid_name"));
+        // A decomposed "María" (i + combining acute) is accepted and stored composed.
+        assert_eq!(validate_full_name("Mari\u{301}a Quispe").as_deref(), Ok("María Quispe"));
+        // Direction overrides and zero-width characters are refused with a clear reason.
+        for hidden in [
+            "Ana\u{202E}ateP",
+            "Ana\u{200B}Pérez",
+            "\u{2066}Ana Pérez\u{2069}",
+            "Ana\u{FEFF}",
+        ] {
+            assert_eq!(
+                validate_full_name(hidden).map_err(|e| e.code),
+                Err("invalid_characters"),
+                "{hidden:?}"
+            );
+        }
+        assert_eq!(
+            text("Av. Sol 1\u{202E}", 1, 200, "address.line1").map_err(|e| e.code),
+            Err("invalid_characters")
+        );
         assert_eq!(validate_full_name(" ").map_err(|e| e.code), Err("required"));
         assert_eq!(
             validate_full_name(&"a".repeat(121)).map_err(|e| e.code),
