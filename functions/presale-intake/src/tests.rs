@@ -5,7 +5,7 @@ use backoffice_domain::testing::{FixedClock, campaign_catalog};
 use backoffice_edge::testing::{ApiEvent, Reply};
 use backoffice_store::config::MemoryCampaignDirectory;
 use backoffice_store::idempotency::MemoryIdempotencyStore;
-use backoffice_store::presales::{AuditRead, MemoryPresaleStore};
+use backoffice_store::presales::{AuditRead, CallLookup, MemoryPresaleStore, PresaleGet};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -172,6 +172,40 @@ async fn agent_registers_a_priced_presale_and_reads_it_back() {
     assert_eq!(
         (trail[0].action.as_str(), trail[0].actor.as_str()),
         ("CREATED", "agent-7")
+    );
+}
+
+#[tokio::test]
+async fn the_agents_correlation_id_is_kept_with_the_presale_and_a_bad_one_is_refused() {
+    let intake = intake();
+    let (status, created, headers) = call("POST /presales", "/presales")
+        .json(&body("call-corr"))
+        .header("x-correlation-id", "agent-app:4711")
+        .send(&intake)
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert!(headers.contains(&("x-correlation-id".into(), "agent-app:4711".into())));
+    let id = PresaleId::parse(created["id"].as_str().expect("id")).expect("a pre-sale id");
+    let stored = intake.presales.get(&id).await.expect("read").expect("stored");
+    assert_eq!(stored.presale.correlation_id(), "agent-app:4711");
+
+    let (status, problem, _) = call("POST /presales", "/presales")
+        .json(&body("call-corr-2"))
+        .header("x-correlation-id", &"x".repeat(200))
+        .send(&intake)
+        .await;
+    assert_eq!(
+        (status, problem["field"].as_str()),
+        (400, Some("X-Correlation-Id")),
+        "{problem}"
+    );
+    assert!(
+        intake
+            .presales
+            .find_by_call("acme", "call-corr-2")
+            .await
+            .expect("lookup")
+            .is_none()
     );
 }
 

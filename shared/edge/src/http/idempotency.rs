@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use backoffice_domain::principal::Principal;
 use backoffice_store::idempotency::{IdempotencyBegin, IdempotencyStore};
 
+use super::request::DEFAULT_BODY_LIMIT;
 use super::{ApiError, ApiRequest, ApiResponse};
 
 pub const HEADER: &str = "idempotency-key";
@@ -20,9 +21,13 @@ pub const RETENTION_SECS: i64 = 24 * 3600;
 /// key order and whitespace do not matter.
 pub fn fingerprint(request: &ApiRequest) -> String {
     let body = request.body.as_deref().unwrap_or_default();
-    let canonical = serde_json::from_slice::<serde_json::Value>(body)
+    // Never parse more than a handler would accept: an oversized body is hashed as bytes (and
+    // then refused with a 413 by the handler).
+    let canonical = (body.len() <= DEFAULT_BODY_LIMIT)
+        .then(|| serde_json::from_slice::<serde_json::Value>(body).ok())
+        .flatten()
         .map(|v| v.to_string().into_bytes())
-        .unwrap_or_else(|_| body.to_vec());
+        .unwrap_or_else(|| body.to_vec());
     let mut hasher = Sha256::new();
     hasher.update(request.route_key.as_bytes());
     hasher.update([0]);

@@ -54,7 +54,10 @@ where
         cold_start = crate::telemetry::take_cold_start(),
     );
     async {
-        let outcome = route(&request).await;
+        let outcome = match request.check_correlation_id() {
+            Ok(()) => route(&request).await,
+            Err(refused) => Err(refused),
+        };
         let response = match outcome {
             Ok(response) => response,
             Err(error) => {

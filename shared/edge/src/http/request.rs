@@ -13,6 +13,16 @@ use super::ApiError;
 /// Default limit for JSON bodies: far above any legitimate pre-sale, far below API Gateway's 10 MB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 
+pub const CORRELATION_HEADER: &str = "x-correlation-id";
+const MAX_CORRELATION_ID: usize = 128;
+
+fn valid_correlation_id(id: &str) -> bool {
+    (1..=MAX_CORRELATION_ID).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'/' | b'-'))
+}
+
 #[derive(Debug, Clone)]
 pub struct ApiRequest {
     pub method: String,
@@ -30,9 +40,25 @@ pub struct ApiRequest {
 
 impl ApiRequest {
     /// The id that joins this request's logs with everything it causes downstream: the
-    /// caller's `X-Correlation-Id`, or else API Gateway's request id.
+    /// caller's `X-Correlation-Id` when it is a valid one, or else API Gateway's request id.
     pub fn correlation_id(&self) -> &str {
-        self.header("x-correlation-id").unwrap_or(&self.request_id)
+        self.header(CORRELATION_HEADER)
+            .filter(|id| valid_correlation_id(id))
+            .unwrap_or(&self.request_id)
+    }
+
+    /// A caller's `X-Correlation-Id` is stored with what it creates and logged everywhere: it is
+    /// 1 to 128 visible characters from a safe set, or the request is refused.
+    pub fn check_correlation_id(&self) -> Result<(), ApiError> {
+        match self.header(CORRELATION_HEADER) {
+            Some(id) if !valid_correlation_id(id) => Err(ApiError::InvalidParameter {
+                field: "X-Correlation-Id".into(),
+                detail: format!(
+                    "X-Correlation-Id is 1 to {MAX_CORRELATION_ID} characters of A-Z, a-z, 0-9 and . _ : / - (a UUID is a good choice)"
+                ),
+            }),
+            _ => Ok(()),
+        }
     }
 
     pub fn from_apigw(event: ApiGatewayV2httpRequest) -> Self {
@@ -240,6 +266,38 @@ pub fn split_claim_list(raw: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_correlation_id_is_bounded_and_plain() {
+        let with = |value: &str| {
+            let mut event = ApiGatewayV2httpRequest::default();
+            event.request_context.request_id = Some("apigw-1".into());
+            if let Ok(value) = value.parse() {
+                event.headers.insert("x-correlation-id", value);
+            }
+            ApiRequest::from_apigw(event)
+        };
+        let good = with("agent-app:7f3c/2026-11-30.1_a");
+        assert_eq!(
+            (good.correlation_id(), good.check_correlation_id().is_ok()),
+            ("agent-app:7f3c/2026-11-30.1_a", true)
+        );
+        for bad in [
+            "x".repeat(129),
+            "two words".to_owned(),
+            "<script>".to_owned(),
+            "a;b=c".to_owned(),
+        ] {
+            let request = with(&bad);
+            assert_eq!(request.correlation_id(), "apigw-1", "{bad:?} is never used");
+            let refused = request.check_correlation_id().expect_err("refused");
+            assert!(
+                matches!(&refused, ApiError::InvalidParameter { field, .. } if field == "X-Correlation-Id"),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(with("").correlation_id(), "apigw-1");
+    }
     use serde::Deserialize;
 
     #[derive(Debug, Deserialize)]
