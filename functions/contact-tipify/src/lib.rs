@@ -140,6 +140,7 @@ where
                     keys.extend(p.customer.email.as_ref().map(|e| format!("email:{}", e.as_str())));
                     LinkedPresale {
                         campaign_id: p.campaign_id,
+                        agent_id: p.agent_id,
                         customer_keys: keys.iter().filter_map(|k| CustomerKey::parse(k).ok()).collect(),
                     }
                 }),

@@ -389,6 +389,8 @@ fn timestamp(raw: &str) -> Result<OffsetDateTime, Invalid> {
 #[derive(Debug, Clone)]
 pub struct LinkedPresale {
     pub campaign_id: String,
+    /// Who registered it: a sale counts for that agent only.
+    pub agent_id: String,
     pub customer_keys: Vec<CustomerKey>,
 }
 
@@ -450,27 +452,35 @@ pub fn record(draft: &ContactDraft, ctx: ContactContext<'_>) -> Result<Contact, 
                 Invalid::new("not_applicable", format!("{} does not schedule callbacks", leaf.code)).at("callback_at"),
             );
         }
-        if leaf.flags.sale {
-            match (&draft.presale_id, &ctx.linked_presale) {
-                (None, _) => errors.push(
-                    Invalid::new("required", "a sale disposition needs the presale_id it produced").at("presale_id"),
-                ),
-                (Some(_), None) => {
-                    errors.push(Invalid::new("unknown_presale", "no such pre-sale for your clients").at("presale_id"))
+        match (&draft.presale_id, &ctx.linked_presale) {
+            (None, _) if leaf.flags.sale => errors
+                .push(Invalid::new("required", "a sale disposition needs the presale_id it produced").at("presale_id")),
+            (None, _) => {}
+            // Whatever the disposition, a contact never stores a pre-sale the caller cannot see
+            // (another client's, or none at all).
+            (Some(_), None) => {
+                errors.push(Invalid::new("unknown_presale", "no such pre-sale for your clients").at("presale_id"))
+            }
+            (Some(_), Some(linked)) => {
+                if leaf.flags.sale && linked.agent_id != ctx.agent_id {
+                    errors.push(
+                        Invalid::new(
+                            "presale_other_agent",
+                            "a sale counts for the agent who registered the pre-sale",
+                        )
+                        .at("presale_id"),
+                    );
                 }
-                (Some(_), Some(linked)) => {
-                    if linked.campaign_id != draft.campaign_id {
-                        errors.push(
-                            Invalid::new("presale_other_campaign", "the pre-sale belongs to another campaign")
-                                .at("presale_id"),
-                        );
-                    }
-                    if key.as_ref().is_some_and(|k| !linked.customer_keys.contains(k)) {
-                        errors.push(
-                            Invalid::new("presale_other_customer", "the pre-sale is of another customer")
-                                .at("presale_id"),
-                        );
-                    }
+                if linked.campaign_id != draft.campaign_id {
+                    errors.push(
+                        Invalid::new("presale_other_campaign", "the pre-sale belongs to another campaign")
+                            .at("presale_id"),
+                    );
+                }
+                if key.as_ref().is_some_and(|k| !linked.customer_keys.contains(k)) {
+                    errors.push(
+                        Invalid::new("presale_other_customer", "the pre-sale is of another customer").at("presale_id"),
+                    );
                 }
             }
         }
@@ -677,6 +687,7 @@ mod tests {
         );
         let other = LinkedPresale {
             campaign_id: "c2".into(),
+            agent_id: "agent-7".into(),
             customer_keys: vec![CustomerKey::parse("phone:+51911111111").expect("key")],
         };
         assert_eq!(
@@ -688,9 +699,27 @@ mod tests {
         );
         let mine = LinkedPresale {
             campaign_id: "c1".into(),
+            agent_id: "agent-7".into(),
             customer_keys: vec![CustomerKey::parse("phone:987654321").expect("key")],
         };
-        assert!(record(&d, ctx(&c, Some(mine))).is_ok());
+        assert!(record(&d, ctx(&c, Some(mine.clone()))).is_ok());
+        // Another agent's pre-sale never becomes this agent's sale (it would inflate counters).
+        let colleagues = LinkedPresale {
+            agent_id: "agent-8".into(),
+            ..mine.clone()
+        };
+        assert_eq!(
+            codes(record(&d, ctx(&c, Some(colleagues.clone())))),
+            vec![("presale_id".into(), "presale_other_agent")]
+        );
+        // Any disposition may point at a pre-sale, but only one the caller can see.
+        let mut callback = draft("NO_ANSWER");
+        callback.presale_id = Some("p-of-another-client".into());
+        assert_eq!(
+            codes(record(&callback, ctx(&c, None))),
+            vec![("presale_id".into(), "unknown_presale")]
+        );
+        assert!(record(&callback, ctx(&c, Some(colleagues))).is_ok());
     }
 
     #[test]
