@@ -14,6 +14,7 @@ use time::{Date, OffsetDateTime, Time, UtcOffset, Weekday};
 use super::money::{Currency, Money};
 use super::presale::Address;
 use crate::events::{SaleConfirmed, SaleId, ShipmentId};
+use crate::holidays::PublicHolidays;
 
 /// No plan has more packages than this: a bound on the work and memory an absurd quantity
 /// (`u32::MAX` units) could otherwise cost, far above any call-center sale.
@@ -501,7 +502,10 @@ pub struct WorkCalendar {
     pub cutoff: Time,
     #[serde(default = "default_working_days", with = "crate::wire::weekdays")]
     pub working_days: Vec<Weekday>,
-    /// Local dates ("2026-12-25") on which nobody works.
+    /// Public holidays kept by rule for every year ("PE": Peru's national holidays).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_holidays: Option<PublicHolidays>,
+    /// The campaign's own non-working dates ("2026-12-24"), on top of the public holidays.
     #[serde(default, with = "crate::wire::dates")]
     pub holidays: Vec<Date>,
     /// Working days between the dispatch day and the courier's pickup: 1 (the usual) means the
@@ -539,7 +543,9 @@ impl WorkCalendar {
     }
 
     pub fn is_working_day(&self, date: Date) -> bool {
-        self.working_days.contains(&date.weekday()) && !self.holidays.contains(&date)
+        self.working_days.contains(&date.weekday())
+            && !self.holidays.contains(&date)
+            && !self.public_holidays.is_some_and(|rule| rule.is_holiday(date))
     }
 }
 
@@ -847,6 +853,7 @@ mod tests {
             utc_offset_minutes: -300,
             cutoff: time!(14:00),
             working_days: default_working_days(),
+            public_holidays: None,
             holidays: vec![],
             pickup_lead_working_days: 1,
         }
@@ -1298,6 +1305,31 @@ mod tests {
     }
 
     #[test]
+    fn public_holidays_are_kept_by_rule_in_years_no_list_names() {
+        let peru = WorkCalendar {
+            public_holidays: Some(PublicHolidays::Peru),
+            ..lima_calendar()
+        };
+        // Wednesday 24 March 2027 after the cut-off: Thursday 25 and Friday 26 are Holy Thursday
+        // and Good Friday, so the next working day is Monday 29 and the pickup Tuesday 30.
+        assert_eq!(
+            pickup_date(datetime!(2027-03-24 15:00 -5), &peru),
+            Ok(date!(2027 - 03 - 30))
+        );
+        assert_eq!(
+            pickup_date(datetime!(2027-03-24 15:00 -5), &lima_calendar()),
+            Ok(date!(2027 - 03 - 26))
+        );
+        // The same rule in 2031, and a campaign's own addition on top of it.
+        let own = WorkCalendar {
+            holidays: vec![date!(2031 - 12 - 26)],
+            ..peru.clone()
+        };
+        assert!(!own.is_working_day(date!(2031 - 12 - 25)) && !own.is_working_day(date!(2031 - 12 - 26)));
+        assert!(own.is_working_day(date!(2031 - 12 - 29)));
+    }
+
+    #[test]
     fn weekends_are_skipped() {
         let c = lima_calendar();
         // Friday 2026-11-27: before the cut-off → Monday; after → dispatched Monday, picked up Tuesday.
@@ -1708,7 +1740,15 @@ mod tests {
             }
         );
         assert_eq!(config.calendar.offset().map(|o| o.whole_minutes()), Ok(-300));
-        assert!(config.calendar.holidays.contains(&date!(2026 - 12 - 25)));
+        assert!(!config.calendar.is_working_day(date!(2026 - 12 - 25)));
+        assert!(
+            !config.calendar.is_working_day(date!(2026 - 12 - 24)),
+            "the campaign's own day off"
+        );
+        assert!(
+            !config.calendar.is_working_day(date!(2029 - 03 - 29)),
+            "Holy Thursday 2029, by rule"
+        );
         assert!(!config.calendar.working_days.contains(&Weekday::Saturday));
     }
 
@@ -1782,7 +1822,8 @@ mod tests {
         let json = serde_json::to_value(&config).expect("serialize");
         assert_eq!(json["calendar"]["cutoff"], "14:00");
         assert_eq!(json["calendar"]["working_days"][0], "MONDAY");
-        assert_eq!(json["calendar"]["holidays"][0], "2026-07-28");
+        assert_eq!(json["calendar"]["holidays"][0], "2026-12-24");
+        assert_eq!(json["calendar"]["public_holidays"], "PE");
         assert_eq!(json["rates"]["olva"]["currency"], "PEN");
         assert_eq!(
             serde_json::from_value::<FulfillmentConfig>(json.clone()).ok(),

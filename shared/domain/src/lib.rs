@@ -7,6 +7,7 @@ pub mod clock;
 pub mod contact;
 pub mod events;
 pub mod fulfillment;
+pub mod holidays;
 pub mod identity;
 pub mod invoice;
 pub mod money;

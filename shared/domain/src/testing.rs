@@ -225,7 +225,6 @@ pub fn fulfillment_config() -> crate::fulfillment::FulfillmentConfig {
         oversize_surcharge_minor: 3000,
         volumetric_divisor: DEFAULT_VOLUMETRIC_DIVISOR,
     };
-    use time::macros::date;
     FulfillmentConfig {
         limits: PackageLimits::default(),
         courier_rules: CourierRules {
@@ -251,19 +250,9 @@ pub fn fulfillment_config() -> crate::fulfillment::FulfillmentConfig {
                 time::Weekday::Thursday,
                 time::Weekday::Friday,
             ],
-            // National holidays (Peru), to be kept up to date by operations.
-            holidays: vec![
-                date!(2026 - 07 - 28),
-                date!(2026 - 07 - 29),
-                date!(2026 - 08 - 06),
-                date!(2026 - 08 - 30),
-                date!(2026 - 10 - 08),
-                date!(2026 - 11 - 01),
-                date!(2026 - 12 - 08),
-                date!(2026 - 12 - 09),
-                date!(2026 - 12 - 25),
-                date!(2027 - 01 - 01),
-            ],
+            // Peru's national holidays by rule, for any year, and the campaign's own day off.
+            public_holidays: Some(crate::holidays::PublicHolidays::Peru),
+            holidays: vec![time::macros::date!(2026 - 12 - 24)],
             pickup_lead_working_days: 1,
         },
     }
