@@ -127,8 +127,8 @@ where
     ) -> Result<String, IssueError> {
         let draft = InvoiceDraft::prepare(request, profile, self.clock.now())?;
         for attempt in 0..NUMBER_ATTEMPTS {
-            let last = self.invoices.last_number(&request.client_id, draft.series()).await?;
-            let invoice = draft.numbered(last + 1)?;
+            let head = self.invoices.series_head(&request.client_id, draft.series()).await?;
+            let invoice = draft.numbered_not_before(head.number + 1, head.issue_date)?;
             let audit = AuditEntry::new(
                 &invoice.invoice_id,
                 1,

@@ -308,3 +308,28 @@ async fn names_typed_by_agents_are_escaped_in_the_html_body() {
         "plain text is not HTML"
     );
 }
+
+/// Issue 12: two workers straddling midnight must not give number N+1 an earlier date than N.
+#[tokio::test]
+async fn a_later_number_never_carries_an_earlier_date() {
+    let w = world();
+    w.clock.set(datetime!(2026-11-25 00:00:01 -5));
+    w.issuer.process(&message("P-1")).await.unwrap();
+    // The second worker read its clock a moment before midnight.
+    w.clock.set(datetime!(2026-11-24 23:59:59 -5));
+    w.issuer.process(&message("P-2")).await.unwrap();
+    let mut issued: Vec<(u64, time::Date)> = w
+        .invoices
+        .all()
+        .iter()
+        .map(|i| (i.invoice.number, i.invoice.issue_date))
+        .collect();
+    issued.sort_unstable();
+    assert_eq!(
+        issued,
+        vec![
+            (1, time::macros::date!(2026 - 11 - 25)),
+            (2, time::macros::date!(2026 - 11 - 25))
+        ]
+    );
+}

@@ -476,14 +476,27 @@ impl InvoiceDraft {
 
     /// The invoice this draft becomes with `number`.
     pub fn numbered(&self, number: u64) -> Result<Invoice, InvoiceError> {
+        self.numbered_not_before(number, None)
+    }
+
+    /// Number `number`, dated no earlier than `floor` (the date of the series' number − 1): in a
+    /// series, later numbers never carry earlier dates. A worker whose clock read the day a
+    /// moment before another worker crossed midnight takes that later day, due date shifted
+    /// with it.
+    pub fn numbered_not_before(&self, number: u64, floor: Option<Date>) -> Result<Invoice, InvoiceError> {
         if number == 0 || number > MAX_NUMBER {
             return Err(InvoiceError::SeriesExhausted(self.unnumbered.series.clone()));
         }
-        Ok(Invoice {
+        let mut invoice = Invoice {
             invoice_id: invoice_number(&self.unnumbered.series, number),
             number,
             ..self.unnumbered.clone()
-        })
+        };
+        if let Some(floor) = floor.filter(|floor| *floor > invoice.issue_date) {
+            invoice.due_date += floor - invoice.issue_date;
+            invoice.issue_date = floor;
+        }
+        Ok(invoice)
     }
 }
 

@@ -59,12 +59,20 @@ pub struct StoredInvoice {
     pub email_last_error: Option<String>,
 }
 
+/// Where a series stands: its last number and that invoice's issue date.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SeriesHead {
+    pub number: u64,
+    pub issue_date: Option<time::Date>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IssueOutcome {
     Issued,
     /// The sale has an invoice already (a redelivered request); nothing was written.
     SaleAlreadyInvoiced,
-    /// Another invoice took this number first: read the series again and retry.
+    /// Another invoice took this number first (or carries a later date): read the series again
+    /// and retry.
     NumberTaken,
 }
 
@@ -82,10 +90,14 @@ pub trait InvoiceStore: Send + Sync {
     /// The number of the sale's invoice, if it has one.
     async fn invoice_for_sale(&self, sale_id: &SaleId) -> Result<Option<String>, StoreError>;
     /// The last number issued in a client's series (0 before the first).
-    async fn last_number(&self, client_id: &str, series: &str) -> Result<u64, StoreError>;
+    /// The series' last number and its issue date (number 0 and no date for a new series).
+    async fn series_head(&self, client_id: &str, series: &str) -> Result<SeriesHead, StoreError>;
+    async fn last_number(&self, client_id: &str, series: &str) -> Result<u64, StoreError> {
+        Ok(self.series_head(client_id, series).await?.number)
+    }
     /// Write `invoice` as number `invoice.number` of its series, only if that series' last
-    /// number is `invoice.number − 1` and the sale has no invoice; with its audit record, in
-    /// one transaction.
+    /// number is `invoice.number − 1`, dated no later than `invoice.issue_date`, and the sale has
+    /// no invoice; with its audit record, in one transaction.
     async fn issue(&self, invoice: &Invoice, audit: &AuditRecord) -> Result<IssueOutcome, StoreError>;
     async fn load(&self, client_id: &str, invoice_id: &str) -> Result<Option<StoredInvoice>, StoreError>;
     async fn record_pdf(&self, client_id: &str, invoice_id: &str, pdf: &PdfRecord) -> Result<(), StoreError>;
@@ -107,6 +119,8 @@ pub trait InvoiceStore: Send + Sync {
 }
 
 const EMAIL_PENDING_INDEX: &str = "email-pending";
+const DATE: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]");
 const EMAIL_PENDING: &str = "EMAIL#PENDING";
 
 fn n(value: impl ToString) -> AttributeValue {
@@ -163,16 +177,28 @@ impl InvoiceStore for DynamoInvoiceStore {
         Ok(guard.and_then(|item| string_attr(&item, "invoice_id")))
     }
 
-    async fn last_number(&self, client_id: &str, series: &str) -> Result<u64, StoreError> {
+    async fn series_head(&self, client_id: &str, series: &str) -> Result<SeriesHead, StoreError> {
         let counter = self
             .get(s(format!("SERIES#{client_id}#{series}")), s("COUNTER"))
             .await?;
-        match counter.as_ref().and_then(|item| item.get("last_number")) {
-            None => Ok(0),
-            Some(value) => value.as_n().ok().and_then(|v| v.parse::<u64>().ok()).ok_or_else(|| {
-                StoreError::Corrupt(format!("series {client_id}/{series}: last_number is not a number"))
-            }),
-        }
+        let Some(counter) = counter else {
+            return Ok(SeriesHead::default());
+        };
+        let corrupt = |what: &str| StoreError::Corrupt(format!("series {client_id}/{series}: {what}"));
+        let number = match counter.get("last_number") {
+            None => 0,
+            Some(value) => value
+                .as_n()
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| corrupt("last_number is not a number"))?,
+        };
+        // Counters written before dates were kept have none: no floor.
+        let issue_date = match string_attr(&counter, "last_issue_date") {
+            None => None,
+            Some(raw) => Some(time::Date::parse(&raw, DATE).map_err(|_| corrupt("last_issue_date is not a date"))?),
+        };
+        Ok(SeriesHead { number, issue_date })
     }
 
     async fn issue(&self, invoice: &Invoice, audit: &AuditRecord) -> Result<IssueOutcome, StoreError> {
@@ -181,13 +207,20 @@ impl InvoiceStore for DynamoInvoiceStore {
             .checked_sub(1)
             .ok_or_else(|| StoreError::Backend("invoice numbers start at 1".into()))?;
         let at = invoice.issued_at.unix_timestamp().to_string();
+        // ISO dates compare as text, so the condition keeps a series' dates in number order.
+        let issue_date = invoice
+            .issue_date
+            .format(DATE)
+            .map_err(|e| StoreError::Backend(format!("formatting the issue date: {e}")))?;
         let mut counter = Update::builder()
             .table_name(&self.table)
             .key("pk", s(format!("SERIES#{}#{}", invoice.client_id, invoice.series)))
             .key("sk", s("COUNTER"))
             .update_expression(
-                "SET last_number = :n, client_id = :client, series = :series, last_invoice_id = :id, updated_at = :at",
+                "SET last_number = :n, last_issue_date = :date, client_id = :client, series = :series, \
+                 last_invoice_id = :id, updated_at = :at",
             )
+            .expression_attribute_values(":date", s(issue_date.clone()))
             .expression_attribute_values(":n", n(invoice.number))
             .expression_attribute_values(":client", s(invoice.client_id.clone()))
             .expression_attribute_values(":series", s(invoice.series.clone()))
@@ -197,7 +230,9 @@ impl InvoiceStore for DynamoInvoiceStore {
             counter.condition_expression("attribute_not_exists(last_number)")
         } else {
             counter
-                .condition_expression("last_number = :prev")
+                .condition_expression(
+                    "last_number = :prev AND (attribute_not_exists(last_issue_date) OR last_issue_date <= :date)",
+                )
                 .expression_attribute_values(":prev", n(previous))
         };
         let counter = TransactWriteItem::builder()
@@ -429,7 +464,7 @@ mod memory {
 
     #[derive(Default)]
     struct MemoryInvoices {
-        counters: HashMap<(String, String), u64>,
+        counters: HashMap<(String, String), SeriesHead>,
         sales: HashMap<String, String>,
         invoices: BTreeMap<(String, String), StoredInvoice>,
         leases: HashMap<(String, String), OffsetDateTime>,
@@ -466,13 +501,13 @@ mod memory {
             Ok(self.lock()?.sales.get(sale_id.as_str()).cloned())
         }
 
-        async fn last_number(&self, client_id: &str, series: &str) -> Result<u64, StoreError> {
+        async fn series_head(&self, client_id: &str, series: &str) -> Result<SeriesHead, StoreError> {
             Ok(self
                 .lock()?
                 .counters
                 .get(&(client_id.to_owned(), series.to_owned()))
                 .copied()
-                .unwrap_or(0))
+                .unwrap_or_default())
         }
 
         async fn issue(&self, invoice: &Invoice, audit: &AuditRecord) -> Result<IssueOutcome, StoreError> {
@@ -481,10 +516,17 @@ mod memory {
                 return Ok(IssueOutcome::SaleAlreadyInvoiced);
             }
             let key = (invoice.client_id.clone(), invoice.series.clone());
-            if state.counters.get(&key).copied().unwrap_or(0) + 1 != invoice.number {
+            let head = state.counters.get(&key).copied().unwrap_or_default();
+            if head.number + 1 != invoice.number || head.issue_date.is_some_and(|d| d > invoice.issue_date) {
                 return Ok(IssueOutcome::NumberTaken);
             }
-            state.counters.insert(key, invoice.number);
+            state.counters.insert(
+                key,
+                SeriesHead {
+                    number: invoice.number,
+                    issue_date: Some(invoice.issue_date),
+                },
+            );
             state
                 .sales
                 .insert(invoice.sale_id.to_string(), invoice.invoice_id.clone());

@@ -312,3 +312,30 @@ fn inconsistent_requests_and_configurations_are_refused() {
         Err(InvoiceError::Config(_))
     ));
 }
+
+#[test]
+fn a_number_is_never_dated_before_the_previous_one() {
+    let draft = InvoiceDraft::prepare(
+        &invoice_request("P-1", "acme"),
+        &billing_profile("acme"),
+        datetime!(2026-11-24 23:59:59 -5),
+    )
+    .unwrap();
+    let plain = draft.numbered(7).unwrap();
+    assert_eq!(
+        (plain.issue_date, plain.due_date),
+        (date!(2026 - 11 - 24), date!(2026 - 12 - 24))
+    );
+    // Number 6 went out dated the 25th (its worker's clock had crossed midnight): 7 follows it.
+    let after = draft.numbered_not_before(7, Some(date!(2026 - 11 - 25))).unwrap();
+    assert_eq!(
+        (after.issue_date, after.due_date),
+        (date!(2026 - 11 - 25), date!(2026 - 12 - 25))
+    );
+    assert_eq!(after.invoice_id, plain.invoice_id);
+    // An earlier floor changes nothing.
+    assert_eq!(
+        draft.numbered_not_before(7, Some(date!(2026 - 11 - 20))).unwrap(),
+        plain
+    );
+}
