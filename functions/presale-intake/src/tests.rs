@@ -2,7 +2,7 @@
 
 use backoffice_domain::catalog::CampaignCatalog;
 use backoffice_domain::testing::{FixedClock, campaign_catalog};
-use backoffice_edge::testing::{ApiEvent, Reply};
+use backoffice_edge::testing::{ApiEvent, LogCapture, Reply};
 use backoffice_store::config::MemoryCampaignDirectory;
 use backoffice_store::idempotency::MemoryIdempotencyStore;
 use backoffice_store::presales::{AuditRead, CallLookup, MemoryPresaleStore, PresaleGet};
@@ -206,6 +206,31 @@ async fn the_agents_correlation_id_is_kept_with_the_presale_and_a_bad_one_is_ref
             .await
             .expect("lookup")
             .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_refused_phone_never_reaches_the_logs() {
+    let intake = intake();
+    let logs = LogCapture::default();
+    let _guard = logs.capture();
+    let mut bad_text = body("call-pii-1");
+    bad_text["customer"]["phone"] = json!("+51 98765 4321x");
+    let mut bad_type = body("call-pii-2");
+    bad_type["customer"]["phone"] = json!(987654321_u64);
+    for (draft, status) in [(bad_text, 422), (bad_type, 422)] {
+        let (got, problem, _) = call("POST /presales", "/presales").json(&draft).send(&intake).await;
+        assert_eq!(got, status, "{problem}");
+        assert!(problem.to_string().contains("phone"), "{problem}");
+    }
+    let text = logs.text();
+    assert!(
+        text.contains("request refused") && text.contains("customer.phone"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("98765") && !text.contains("4321"),
+        "personal data in the logs: {text}"
     );
 }
 

@@ -45,13 +45,10 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::io;
-    use std::sync::{Arc, Mutex};
-
     use aws_lambda_events::sqs::SqsMessage;
-    use tracing_subscriber::fmt::MakeWriter;
 
     use super::*;
+    use crate::testing::LogCapture;
 
     fn message(id: Option<&str>, body: &str) -> SqsMessage {
         let mut message = SqsMessage::default();
@@ -81,39 +78,10 @@ mod tests {
         assert_eq!(failed, vec!["b"]);
     }
 
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl io::Write for Captured {
-        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-            self.0
-                .lock()
-                .map_err(|_| io::Error::other("poisoned"))?
-                .extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> MakeWriter<'a> for Captured {
-        type Writer = Captured;
-        fn make_writer(&'a self) -> Self::Writer {
-            self.clone()
-        }
-    }
-
     #[tokio::test]
     async fn every_log_line_of_a_message_carries_its_correlation_id() {
-        let captured = Captured::default();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_current_span(true)
-            .flatten_event(true)
-            .with_writer(captured.clone())
-            .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let captured = LogCapture::default();
+        let _guard = captured.capture();
         let mut event = SqsEvent::default();
         event.records = vec![
             message(Some("m-1"), r#"{"type":"Ping","correlation_id":"req-42","body":{}}"#),
@@ -124,8 +92,7 @@ mod tests {
             if body.starts_with('{') { Ok(()) } else { Err("poison") }
         })
         .await;
-        let text = String::from_utf8(captured.0.lock().map(|b| b.clone()).unwrap_or_default()).unwrap_or_default();
-        let lines: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let lines = captured.lines();
         let spans: Vec<(String, String, String)> = lines
             .iter()
             .map(|l| {

@@ -252,3 +252,54 @@ impl Mailer for MemoryMailer {
         Ok(format!("memory-{}", sent.len()))
     }
 }
+
+/// Captures the JSON log lines written while it is the default subscriber (`capture()` returns
+/// the guard), the way CloudWatch would receive them, so tests can read what reaches the logs.
+#[derive(Clone, Default)]
+pub struct LogCapture(std::sync::Arc<Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    /// Install a JSON subscriber like `telemetry::init`'s on this thread until the guard drops.
+    pub fn capture(&self) -> tracing::subscriber::DefaultGuard {
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .flatten_event(true)
+            .with_writer(self.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().map(|b| b.clone()).unwrap_or_default()).into_owned()
+    }
+
+    pub fn lines(&self) -> Vec<Value> {
+        self.text()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogCapture {
+    type Writer = LogCapture;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}

@@ -64,7 +64,9 @@ where
                 if error.status() >= 500 {
                     tracing::error!(problem = error.slug(), error = %error, "request failed");
                 } else {
-                    tracing::info!(problem = error.slug(), detail = %error, "request refused");
+                    // The slug and the fields only: a detail may echo what the caller sent (a
+                    // phone, a document number), and personal data never goes into a log.
+                    tracing::info!(problem = error.slug(), fields = ?error.fields(), "request refused");
                 }
                 error.to_response(Some(&request.path), Some(&request.request_id))
             }

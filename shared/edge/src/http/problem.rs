@@ -86,6 +86,15 @@ impl ApiError {
     }
 
     /// The slug of the problem type URI.
+    /// The request fields this error is about (for logs: names, never values).
+    pub fn fields(&self) -> Vec<&str> {
+        match self {
+            Self::InvalidBody { field, .. } | Self::InvalidParameter { field, .. } => vec![field.as_str()],
+            Self::Validation(errors) => errors.iter().map(|e| e.field.as_str()).collect(),
+            _ => Vec::new(),
+        }
+    }
+
     pub fn slug(&self) -> &'static str {
         match self {
             Self::Unauthorized(_) => "unauthorized",
