@@ -12,6 +12,7 @@ pub mod jwt;
 pub mod resources;
 pub mod routing;
 pub mod runtime_api;
+pub mod schedule;
 pub mod sqs;
 pub mod template;
 
@@ -55,6 +56,8 @@ pub struct GatewayConfig {
     pub jwt_secret: String,
     /// Poll the template's SQS event sources (off for tests without an emulator).
     pub sqs: bool,
+    /// Run the template's `rate(…)` schedules (off where tests invoke sweeps themselves).
+    pub schedules: bool,
     /// Extra environment for every function, set last (over the template's and what the
     /// gateway's own environment passes: see [`runtime_api::inherited_env`]).
     pub function_env: BTreeMap<String, String>,
@@ -94,13 +97,18 @@ impl Gateway {
         })?;
         for f in &parsed.functions {
             for s in &f.schedules {
-                tracing::info!(
-                    function = %f.logical_id,
-                    "schedule {} ({}) is not run locally: POST /_local/functions/{}/invoke",
-                    s.event,
-                    s.expression.as_deref().unwrap_or("?"),
-                    f.logical_id
-                );
+                let expression = s.expression.as_deref().unwrap_or("?");
+                match schedule::rate(expression) {
+                    Some(_) if config.schedules => {
+                        tracing::info!(function = %f.logical_id, "schedule {} runs locally: {expression}", s.event)
+                    }
+                    _ => tracing::info!(
+                        function = %f.logical_id,
+                        "schedule {} ({expression}) is not run locally: POST /_local/functions/{}/invoke",
+                        s.event,
+                        f.logical_id
+                    ),
+                }
             }
             for (event, kind) in &f.unsupported_events {
                 tracing::warn!(function = %f.logical_id, "event {event} of type {kind} is not delivered by the local gateway");
@@ -165,6 +173,31 @@ impl Gateway {
         if config.sqs && parsed.functions.iter().any(|f| !f.sqs_sources.is_empty()) {
             let client = sqs::client(&resources).await;
             pollers = sqs::spawn_pollers(&client, &runtime, &resources, config.retry_delay_secs, &stopped);
+        }
+        if config.schedules {
+            for f in &parsed.functions {
+                for period in f
+                    .schedules
+                    .iter()
+                    .filter_map(|s| s.expression.as_deref().and_then(schedule::rate))
+                {
+                    let runtime = runtime.clone();
+                    pollers.push(schedule::spawn(
+                        f.logical_id.clone(),
+                        period,
+                        stopped.clone(),
+                        move |function| {
+                            let runtime = runtime.clone();
+                            async move {
+                                match runtime.invoke(&function, b"{}".to_vec()).await {
+                                    Ok(_) => tracing::debug!(function = %function, "scheduled invocation done"),
+                                    Err(e) => tracing::warn!(function = %function, "scheduled invocation failed: {e}"),
+                                }
+                            }
+                        },
+                    ));
+                }
+            }
         }
         tracing::info!("listening on http://{addr}");
         Ok(Gateway {

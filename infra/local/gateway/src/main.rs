@@ -45,6 +45,9 @@ enum Command {
         /// HS256 secret of the JWT authorizer.
         #[arg(long, env = "LOCAL_JWT_SECRET", hide_env_values = true)]
         jwt_secret: Option<String>,
+        /// Do not run the template's rate schedules (tests invoke sweeps themselves).
+        #[arg(long)]
+        no_schedules: bool,
     },
     /// Print a token the gateway's JWT authorizer accepts (issuer and audience from the template).
     MintToken {
@@ -132,6 +135,7 @@ async fn main() -> ExitCode {
             max_instances,
             retry_delay_secs,
             jwt_secret,
+            no_schedules,
         } => {
             init_logging();
             let Some(jwt_secret) = jwt_secret.filter(|s| !s.is_empty()) else {
@@ -148,6 +152,7 @@ async fn main() -> ExitCode {
                 retry_delay_secs,
                 jwt_secret,
                 sqs: true,
+                schedules: !no_schedules,
                 function_env: Default::default(),
             };
             let gateway = match Gateway::start(config).await {

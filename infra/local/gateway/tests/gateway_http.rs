@@ -39,6 +39,7 @@ fn config(name: &str, max_instances: usize, function_env: &[(&str, &str)]) -> Ga
         retry_delay_secs: 2,
         jwt_secret: SECRET.into(),
         sqs: false,
+        schedules: false,
         function_env: function_env
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

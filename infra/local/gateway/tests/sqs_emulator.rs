@@ -77,6 +77,7 @@ async fn batches_are_delivered_and_settled() {
         retry_delay_secs: 1,
         jwt_secret: String::new(),
         sqs: true,
+        schedules: false,
         function_env: Default::default(),
     })
     .await
