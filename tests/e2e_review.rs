@@ -364,7 +364,9 @@ async fn a_poison_sale_message_goes_to_the_dead_letter_queue_without_blocking_it
 /// Sign and send a courier event for `shipment`.
 async fn courier_event(d: &Desk, courier: &str, secret: &str, shipment: &str, body: &Value, signed_at: i64) -> Reply {
     let raw = body.to_string();
-    let signature = backoffice_edge::http::webhook::sign(secret.as_bytes(), signed_at, raw.as_bytes()).expect("sign");
+    let path = format!("/shipments/{shipment}/events");
+    let signature = backoffice_edge::http::webhook::sign(secret.as_bytes(), signed_at, "POST", &path, raw.as_bytes())
+        .expect("sign");
     d.env
         .send(
             d.env

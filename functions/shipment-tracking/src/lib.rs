@@ -15,6 +15,24 @@ use backoffice_store::StoreError;
 use backoffice_store::shipments::{EventRecorded, ShipmentTracking};
 use serde_json::json;
 
+/// `{"courier": "secret"}` or `{"courier": ["current", "next"]}`, as `COURIER_SECRETS` holds them.
+pub fn courier_secrets(raw: &str) -> Result<HashMap<String, Vec<String>>, serde_json::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Secrets {
+        One(String),
+        Several(Vec<String>),
+    }
+    let parsed: HashMap<String, Secrets> = serde_json::from_str(raw)?;
+    Ok(parsed
+        .into_iter()
+        .map(|(courier, secrets)| match secrets {
+            Secrets::One(secret) => (courier, vec![secret]),
+            Secrets::Several(secrets) => (courier, secrets),
+        })
+        .collect())
+}
+
 pub const ROUTES: &[&str] = &["POST /shipments/{id}/events", "GET /shipments/{id}"];
 
 /// Events are small; anything larger is not a courier's event.
@@ -23,8 +41,8 @@ const EVENT_BODY_LIMIT: usize = 16 * 1024;
 pub struct Tracking<S, K> {
     pub shipments: S,
     pub clock: K,
-    /// courier id → webhook secret.
-    pub secrets: HashMap<String, String>,
+    /// courier id → its webhook secrets (the current one, and the next while it rotates).
+    pub secrets: HashMap<String, Vec<String>>,
 }
 
 impl<S: ShipmentTracking, K: Clock> Tracking<S, K> {
@@ -47,7 +65,7 @@ impl<S: ShipmentTracking, K: Clock> Tracking<S, K> {
         // Authenticate before reading anything: sender, signature over the raw body, freshness.
         let courier = request.header(webhook::SENDER_HEADER).unwrap_or_default().to_owned();
         let unauthorized = || ApiError::Unauthorized("unknown courier or invalid signature".into());
-        let secret = self.secrets.get(&courier).ok_or_else(unauthorized)?;
+        let secrets = self.secrets.get(&courier).ok_or_else(unauthorized)?;
         let body = request.body.as_deref().unwrap_or_default();
         if body.len() > EVENT_BODY_LIMIT {
             return Err(ApiError::PayloadTooLarge {
@@ -56,8 +74,10 @@ impl<S: ShipmentTracking, K: Clock> Tracking<S, K> {
         }
         let now = self.clock.now();
         webhook::verify(
-            secret.as_bytes(),
+            secrets,
             request.header(webhook::SIGNATURE_HEADER),
+            &request.method,
+            &request.path,
             body,
             now.unix_timestamp(),
         )

@@ -1,7 +1,5 @@
 //! Wiring only: clients and courier secrets are loaded once at init.
 
-use std::collections::HashMap;
-
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use backoffice_domain::SystemClock;
 use backoffice_edge::http::Invocation;
@@ -14,13 +12,15 @@ use shipment_tracking::Tracking;
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let shipments_table = config::required("SHIPMENTS_TABLE")?;
-    // {"olva": "…", "urbano": "…"}: from Secrets Manager through the template on AWS, from the
-    // local stack's environment here.
-    let secrets: HashMap<String, String> =
-        serde_json::from_str(&config::required("COURIER_SECRETS")?).map_err(|e| config::ConfigError::Invalid {
+    // {"olva": "…", "urbano": ["current", "next"]}: one secret per courier, or two while it
+    // rotates. From Secrets Manager through the template on AWS, from the local stack's
+    // environment here.
+    let secrets = shipment_tracking::courier_secrets(&config::required("COURIER_SECRETS")?).map_err(|e| {
+        config::ConfigError::Invalid {
             name: "COURIER_SECRETS",
             detail: e.to_string(),
-        })?;
+        }
+    })?;
     let sdk = aws::sdk_config().await;
     let tracking = Tracking {
         shipments: DynamoShipmentStore::new(aws::dynamodb(&sdk), shipments_table),

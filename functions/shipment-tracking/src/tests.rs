@@ -65,7 +65,7 @@ async fn service() -> (Service, Shipment) {
     let service = Tracking {
         shipments,
         clock: FixedClock::at(NOW),
-        secrets: HashMap::from([("urbano".to_owned(), SECRET.to_owned())]),
+        secrets: HashMap::from([("urbano".to_owned(), vec![SECRET.to_owned()])]),
     };
     (service, shipment)
 }
@@ -76,7 +76,8 @@ fn event(id: &str, kind: &str, at: &str) -> String {
 
 /// The courier's webhook call, signed with `secret` at `signed_at`.
 async fn post(s: &Service, shipment: &str, courier: &str, secret: &str, signed_at: i64, body: &str) -> Reply {
-    let signature = webhook::sign(secret.as_bytes(), signed_at, body.as_bytes()).expect("signed");
+    let path = format!("/shipments/{shipment}/events");
+    let signature = webhook::sign(secret.as_bytes(), signed_at, "POST", &path, body.as_bytes()).expect("signed");
     let request = ApiEvent::new("POST /shipments/{id}/events")
         .anonymous()
         .param("id", shipment)
@@ -206,4 +207,43 @@ async fn a_shipment_is_read_by_its_agent_and_the_back_office_of_its_client_only(
     for who in hidden {
         assert_eq!(read(&s, id, who).await.status, 404, "{who:?}");
     }
+}
+
+#[tokio::test]
+async fn a_captured_event_cannot_be_replayed_against_another_shipment() {
+    let (s, shipment) = service().await;
+    let body = event("ev-1", "DELIVERED", "2026-11-24T14:00:00Z");
+    // Signed for this shipment…
+    let path = format!("/shipments/{}/events", shipment.shipment_id);
+    let signature =
+        webhook::sign(SECRET.as_bytes(), NOW.unix_timestamp(), "POST", &path, body.as_bytes()).expect("signed");
+    // …and sent to another one.
+    let other = "SH-S-00000000-0000-7000-8000-000000000000";
+    let replayed = ApiEvent::new("POST /shipments/{id}/events")
+        .anonymous()
+        .param("id", other)
+        .header(webhook::SENDER_HEADER, "urbano")
+        .header(webhook::SIGNATURE_HEADER, &signature)
+        .raw(&body)
+        .build();
+    assert_eq!(
+        Reply::from(s.handle(replayed, &Invocation::ending_after(NOW, 10)).await).status,
+        401
+    );
+}
+
+#[tokio::test]
+async fn a_courier_rotating_its_secret_is_accepted_with_either() {
+    let (mut s, shipment) = service().await;
+    s.secrets = courier_secrets(&format!(
+        r#"{{"urbano": ["{SECRET}", "the-next-one"], "olva": "olva-secret"}}"#
+    ))
+    .expect("secrets");
+    let id = shipment.shipment_id.as_str();
+    let now = NOW.unix_timestamp();
+    let picked = event("ev-1", "PICKED_UP", "2026-11-24T14:00:00Z");
+    assert_eq!(post(&s, id, "urbano", SECRET, now, &picked).await.status, 200);
+    let transit = event("ev-2", "IN_TRANSIT", "2026-11-24T14:10:00Z");
+    assert_eq!(post(&s, id, "urbano", "the-next-one", now, &transit).await.status, 200);
+    assert_eq!(s.secrets["olva"], vec!["olva-secret".to_owned()]);
 }

@@ -118,7 +118,13 @@ pub enum TrackingError {
     ReasonRequired,
     #[error("event_id is 1 to 128 characters")]
     InvalidEventId,
+    /// Beyond the clocks' tolerance: it would pin the status against every real event after it.
+    #[error("occurred_at is in the future")]
+    InTheFuture,
 }
+
+/// How far ahead of our clock a courier's clock may run.
+pub const CLOCK_TOLERANCE: time::Duration = time::Duration::minutes(5);
 
 impl Shipment {
     /// Apply a courier event. Events may arrive late or twice: the status follows the latest
@@ -131,6 +137,9 @@ impl Shipment {
     ) -> Result<Applied, TrackingError> {
         if event.event_id.trim().is_empty() || event.event_id.len() > 128 {
             return Err(TrackingError::InvalidEventId);
+        }
+        if event.occurred_at > now + CLOCK_TOLERANCE {
+            return Err(TrackingError::InTheFuture);
         }
         if event.kind == TrackingEventKind::FailedAttempt && event.reason.as_deref().is_none_or(|r| r.trim().is_empty())
         {
@@ -196,6 +205,20 @@ mod tests {
             created_at: now,
             updated_at: now,
         }
+    }
+
+    #[test]
+    fn an_event_from_the_future_is_refused_and_changes_nothing() {
+        let mut s = shipment();
+        let now = datetime!(2026-11-24 15:00 UTC);
+        let ahead = event("ev-9", TrackingEventKind::Delivered, now + time::Duration::days(30));
+        assert_eq!(s.apply(&ahead, None, now), Err(TrackingError::InTheFuture));
+        assert_eq!((s.status, s.version), (ShipmentStatus::Scheduled, 1));
+        let skewed = event("ev-10", TrackingEventKind::PickedUp, now + time::Duration::minutes(4));
+        assert!(
+            s.apply(&skewed, None, now).is_ok(),
+            "a courier's clock a little ahead is fine"
+        );
     }
 
     #[test]
