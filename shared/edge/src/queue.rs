@@ -80,12 +80,14 @@ mod tests {
 
     #[tokio::test]
     async fn every_log_line_of_a_message_carries_its_correlation_id() {
-        let captured = LogCapture::default();
-        let _guard = captured.capture();
+        let captured = LogCapture::global();
         let mut event = SqsEvent::default();
         event.records = vec![
-            message(Some("m-1"), r#"{"type":"Ping","correlation_id":"req-42","body":{}}"#),
-            message(Some("m-2"), "not json"),
+            message(
+                Some("span-test-m1"),
+                r#"{"type":"Ping","correlation_id":"req-42","body":{}}"#,
+            ),
+            message(Some("span-test-m2"), "not json"),
         ];
         each_message(event, |body| async move {
             tracing::info!("working");
@@ -95,6 +97,11 @@ mod tests {
         let lines = captured.lines();
         let spans: Vec<(String, String, String)> = lines
             .iter()
+            .filter(|l| {
+                l["span"]["message_id"]
+                    .as_str()
+                    .is_some_and(|id| id.starts_with("span-test-"))
+            })
             .map(|l| {
                 let field = |name: &str| l["span"][name].as_str().unwrap_or_default().to_owned();
                 (
@@ -107,11 +114,11 @@ mod tests {
         assert_eq!(
             spans,
             vec![
-                ("working".to_owned(), "m-1".to_owned(), "req-42".to_owned()),
-                ("working".to_owned(), "m-2".to_owned(), String::new()),
+                ("working".to_owned(), "span-test-m1".to_owned(), "req-42".to_owned()),
+                ("working".to_owned(), "span-test-m2".to_owned(), String::new()),
                 (
                     "message not processed; it stays for a retry".to_owned(),
-                    "m-2".to_owned(),
+                    "span-test-m2".to_owned(),
                     String::new()
                 ),
             ]

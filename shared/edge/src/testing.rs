@@ -253,21 +253,32 @@ impl Mailer for MemoryMailer {
     }
 }
 
-/// Captures the JSON log lines written while it is the default subscriber (`capture()` returns
-/// the guard), the way CloudWatch would receive them, so tests can read what reaches the logs.
+/// Captures the JSON log lines of this test process, the way CloudWatch would receive them, so
+/// tests can read what reaches the logs. The capture is process-wide (a thread-local subscriber
+/// misses events when tests run in parallel): a test picks its own lines by an id it chose.
 #[derive(Clone, Default)]
 pub struct LogCapture(std::sync::Arc<Mutex<Vec<u8>>>);
 
 impl LogCapture {
-    /// Install a JSON subscriber like `telemetry::init`'s on this thread until the guard drops.
-    pub fn capture(&self) -> tracing::subscriber::DefaultGuard {
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_current_span(true)
-            .flatten_event(true)
-            .with_writer(self.clone())
-            .finish();
-        tracing::subscriber::set_default(subscriber)
+    /// The process's capture, installed as the global subscriber on first use (JSON lines with
+    /// the current span, as `telemetry::init` writes them).
+    pub fn global() -> LogCapture {
+        static GLOBAL: std::sync::OnceLock<LogCapture> = std::sync::OnceLock::new();
+        GLOBAL
+            .get_or_init(|| {
+                let capture = LogCapture::default();
+                let subscriber = tracing_subscriber::fmt()
+                    .json()
+                    .with_current_span(true)
+                    .flatten_event(true)
+                    .with_writer(capture.clone())
+                    .finish();
+                if tracing::subscriber::set_global_default(subscriber).is_err() {
+                    tracing::warn!("another global subscriber is installed: nothing will be captured");
+                }
+                capture
+            })
+            .clone()
     }
 
     pub fn text(&self) -> String {
@@ -278,6 +289,14 @@ impl LogCapture {
         self.text()
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// The lines logged inside a span whose `field` is `value` (a request's or a message's id).
+    pub fn lines_where(&self, field: &str, value: &str) -> Vec<Value> {
+        self.lines()
+            .into_iter()
+            .filter(|line| line["span"][field].as_str() == Some(value))
             .collect()
     }
 }

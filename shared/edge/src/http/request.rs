@@ -14,6 +14,28 @@ use super::ApiError;
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 
 pub const CORRELATION_HEADER: &str = "x-correlation-id";
+
+/// Which claims carry roles and clients in this deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimTrust {
+    /// `role`, `clients` and Cognito groups only.
+    Standard,
+    /// Also `custom:role` / `custom:clients`: only where the user pool makes them read-only to
+    /// every app client.
+    CustomAttributes,
+}
+
+impl ClaimTrust {
+    /// `TRUST_CUSTOM_CLAIMS=true` in the function's environment (the template's parameter),
+    /// read once per process.
+    pub fn from_env() -> Self {
+        static TRUST: std::sync::OnceLock<ClaimTrust> = std::sync::OnceLock::new();
+        *TRUST.get_or_init(|| match std::env::var("TRUST_CUSTOM_CLAIMS").as_deref() {
+            Ok("true") => ClaimTrust::CustomAttributes,
+            _ => ClaimTrust::Standard,
+        })
+    }
+}
 const MAX_CORRELATION_ID: usize = 128;
 
 fn valid_correlation_id(id: &str) -> bool {
@@ -166,21 +188,50 @@ impl ApiRequest {
 
     /// The caller, from the JWT claims API Gateway verified. Accepts plain (`role`, `clients`)
     /// and Cognito-style (`custom:role`, `custom:clients`) claim names.
+    /// Who is calling, from the claims API Gateway's JWT authorizer verified. Trusts
+    /// `custom:*` attributes only where the deployment says so (`TRUST_CUSTOM_CLAIMS=true`).
     pub fn principal(&self) -> Result<Principal, ApiError> {
-        let claim = |names: &[&str]| {
-            names
-                .iter()
-                .find_map(|n| self.claims.get(*n))
-                .map(|v| v.trim())
-                .filter(|v| !v.is_empty())
+        self.principal_with(ClaimTrust::from_env())
+    }
+
+    /// The role comes from a claim users cannot edit: the issuer's `role` claim (set by the
+    /// identity provider or a pre-token hook), or exactly one role among the user's Cognito
+    /// groups (`cognito:groups`, which only administrators change). Clients come from `clients`
+    /// or from `client:<id>` groups. `custom:role` / `custom:clients` are user-pool attributes
+    /// that an app client may be allowed to write: refused unless `trust` says otherwise.
+    pub fn principal_with(&self, trust: ClaimTrust) -> Result<Principal, ApiError> {
+        let claim = |name: &str| self.claims.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let user_id = claim("sub").ok_or_else(|| ApiError::Unauthorized("the token has no subject".into()))?;
+        let custom_role = claim("custom:role");
+        let custom_clients = claim("custom:clients");
+        if trust == ClaimTrust::Standard && (custom_role.is_some() || custom_clients.is_some()) {
+            return Err(ApiError::Forbidden(
+                "custom:role and custom:clients are not trusted here: roles come from the role claim or \
+                 Cognito groups"
+                    .into(),
+            ));
+        }
+        let groups = claim("cognito:groups").map(split_claim_list).unwrap_or_default();
+        let role = match claim("role").or(custom_role) {
+            Some(raw) => Role::parse(raw).ok_or_else(|| ApiError::Forbidden(format!("unknown role {raw:?}")))?,
+            None => {
+                let roles: Vec<Role> = groups.iter().filter_map(|g| Role::parse(g)).collect();
+                match roles.as_slice() {
+                    [role] => *role,
+                    [] => return Err(ApiError::Forbidden("the token carries no role".into())),
+                    _ => return Err(ApiError::Forbidden("the token's groups name more than one role".into())),
+                }
+            }
         };
-        let user_id = claim(&["sub"]).ok_or_else(|| ApiError::Unauthorized("the token has no subject".into()))?;
-        let role_raw =
-            claim(&["role", "custom:role"]).ok_or_else(|| ApiError::Forbidden("the token carries no role".into()))?;
-        let role = Role::parse(role_raw).ok_or_else(|| ApiError::Forbidden(format!("unknown role {role_raw:?}")))?;
-        let clients = claim(&["clients", "custom:clients"])
-            .map(split_claim_list)
-            .unwrap_or_default();
+        let clients = match claim("clients").or(custom_clients) {
+            Some(raw) => split_claim_list(raw),
+            None => groups
+                .iter()
+                .filter_map(|g| g.strip_prefix("client:"))
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        };
         Ok(Principal {
             user_id: user_id.to_owned(),
             role,
@@ -389,10 +440,48 @@ mod tests {
         .principal()
         .expect("ok");
         assert_eq!((p.user_id.as_str(), p.role, p.clients.len()), ("u1", Role::Agent, 2));
-        let p = request(&[("sub", "u1"), ("custom:role", "Finance")], None, None)
-            .principal()
-            .expect("cognito style");
+        let custom = request(&[("sub", "u1"), ("custom:role", "Finance")], None, None);
+        let p = custom
+            .principal_with(ClaimTrust::CustomAttributes)
+            .expect("cognito style, where trusted");
         assert_eq!(p.role, Role::Finance);
+        // A user-pool attribute the app client might write is not a role unless trusted.
+        assert_eq!(
+            custom.principal_with(ClaimTrust::Standard).map_err(|e| e.status()),
+            Err(403)
+        );
+        assert_eq!(
+            request(
+                &[("sub", "u1"), ("role", "agent"), ("custom:clients", "acme")],
+                None,
+                None
+            )
+            .principal_with(ClaimTrust::Standard)
+            .map_err(|e| e.status()),
+            Err(403)
+        );
+        // Cognito groups, which only administrators change: one role, and the clients.
+        let grouped = request(
+            &[
+                ("sub", "u2"),
+                ("cognito:groups", "[validator client:acme client:globex]"),
+            ],
+            None,
+            None,
+        )
+        .principal_with(ClaimTrust::Standard)
+        .expect("groups");
+        assert_eq!(
+            (grouped.role, grouped.clients.clone()),
+            (Role::Validator, vec!["acme".to_owned(), "globex".to_owned()])
+        );
+        assert_eq!(
+            request(&[("sub", "u3"), ("cognito:groups", "[validator agent]")], None, None)
+                .principal_with(ClaimTrust::Standard)
+                .map_err(|e| e.status()),
+            Err(403),
+            "two roles is no role"
+        );
         assert_eq!(
             request(&[("role", "agent")], None, None)
                 .principal()
