@@ -153,6 +153,7 @@ where
             agent_id: principal.user_id.clone(),
             catalog: &catalog,
             linked_presale,
+            zone: &campaign.campaign.timezone,
             now,
         };
         let contact = tipification::record(&draft, ctx).map_err(ApiError::Validation)?;
@@ -241,7 +242,12 @@ where
         let now = self.clock.now();
         let state = self
             .contacts
-            .customer_state(&campaign.campaign.client_id, key.as_str(), campaign_id, now.date())
+            .customer_state(
+                &campaign.campaign.client_id,
+                key.as_str(),
+                campaign_id,
+                campaign.campaign.timezone.local_date(now),
+            )
             .await?;
         let answer = tipification::contactability(
             state.do_not_contact.as_deref(),
@@ -302,7 +308,8 @@ where
         }
         request.only_query_params(&["day"])?;
         let campaign = self.campaign_or_404(request, principal).await?;
-        let day = request.date_param("day")?.unwrap_or_else(|| self.clock.now().date());
+        let today = campaign.campaign.timezone.local_date(self.clock.now());
+        let day = request.date_param("day")?.unwrap_or(today);
         let rows = self.contacts.counters(&campaign.campaign.campaign_id, day).await?;
         let total = rows
             .iter()

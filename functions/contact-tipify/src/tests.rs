@@ -353,3 +353,66 @@ async fn admins_publish_validated_catalog_versions() {
     .await;
     assert_eq!((status, recorded["catalog_version"].as_u64()), (201, Some(1)));
 }
+
+/// Issue 12: the attempt cap is per campaign-local day. Three attempts between 19:00 and 24:00
+/// in Lima (already the next day in UTC) use up Lima's day; after Lima's midnight they reset.
+#[tokio::test]
+async fn the_daily_attempt_cap_follows_limas_day() {
+    let service = service();
+    let s = &service;
+    let ask = || async move {
+        call(
+            s,
+            "GET /customers/{key}/contactability",
+            "/customers/x/contactability",
+            &[("key", "phone:911222333")],
+            AGENT,
+            None,
+            &[("campaign", "c1")],
+        )
+        .await
+        .1
+    };
+    for (i, (started, ended)) in [
+        ("2026-11-30T19:05:00-05:00", "2026-11-30T19:06:00-05:00"),
+        ("2026-12-01T02:10:00Z", "2026-12-01T02:11:00Z"),
+        ("2026-11-30T23:58:00-05:00", "2026-11-30T23:59:00-05:00"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        s.clock.set(datetime!(2026-12-01 05:00 UTC));
+        let mut c = contact(&format!("lima-night-{i}"), "call", "NO_ANSWER");
+        c["customer_key"] = json!("phone:911222333");
+        (c["started_at"], c["ended_at"]) = (json!(started), json!(ended));
+        assert_eq!(
+            call(s, "POST /contacts", "/contacts", &[], AGENT, Some(c), &[]).await.0,
+            201
+        );
+    }
+    // 23:59:30 in Lima (04:59:30 UTC on 1 December): still Lima's 30 November, cap reached.
+    s.clock.set(datetime!(2026-12-01 04:59:30 UTC));
+    let answer = ask().await;
+    assert_eq!(answer["contactable"], false, "{answer}");
+    assert!(
+        answer["reasons"][0]
+            .as_str()
+            .is_some_and(|r| r.starts_with("DAILY_LIMIT")),
+        "{answer}"
+    );
+    // 00:00:30 in Lima: a new day.
+    s.clock.set(datetime!(2026-12-01 05:00:30 UTC));
+    assert_eq!(ask().await["contactable"], true);
+    // Lima's 30 November counted all three; its 1 December none.
+    let (_, counters) = call(
+        s,
+        "GET /campaigns/{id}/contact-counters",
+        "/campaigns/c1/contact-counters",
+        &[("id", "c1")],
+        ("sup-1", "supervisor"),
+        None,
+        &[("day", "2026-11-30")],
+    )
+    .await;
+    assert_eq!(counters["total"]["attempts"], 3, "{counters}");
+}

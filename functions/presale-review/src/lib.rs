@@ -183,6 +183,20 @@ where
         Ok(ApiResponse::json(200, &presale))
     }
 
+    /// The campaign-local day of `now`: the day a decision counts for in the metrics.
+    async fn campaign_day(&self, campaign_id: &str, now: OffsetDateTime) -> Result<time::Date, ApiError> {
+        match self.campaigns.catalog(campaign_id).await? {
+            Some(catalog) => Ok(catalog.campaign.timezone.local_date(now)),
+            None => {
+                tracing::warn!(
+                    campaign_id,
+                    "the pre-sale's campaign has no configuration: metrics count the UTC day"
+                );
+                Ok(now.date())
+            }
+        }
+    }
+
     async fn save_or_conflict(
         &self,
         presale: &Presale,
@@ -282,7 +296,7 @@ where
         };
         let effects = Effects {
             outbox: outbox.clone(),
-            counters: metrics::decision_counters(&presale, now),
+            counters: metrics::decision_counters(&presale, self.campaign_day(&presale.campaign_id, now).await?),
         };
         self.save_or_conflict(&presale, version, status, &audit, &effects)
             .await?;
@@ -323,11 +337,14 @@ where
                 field: "campaign".into(),
                 detail: "campaign is required".into(),
             })?;
-        let day = request.date_param("day")?.unwrap_or_else(|| self.clock.now().date());
-        let catalog = self.campaigns.catalog(campaign).await?;
-        if !catalog.is_some_and(|c| principal.acts_for(&c.campaign.client_id)) {
-            return Err(ApiError::NotFound(format!("no campaign {campaign}")));
-        }
+        let catalog = self
+            .campaigns
+            .catalog(campaign)
+            .await?
+            .filter(|c| principal.acts_for(&c.campaign.client_id))
+            .ok_or_else(|| ApiError::NotFound(format!("no campaign {campaign}")))?;
+        let today = catalog.campaign.timezone.local_date(self.clock.now());
+        let day = request.date_param("day")?.unwrap_or(today);
         let rows = self.presales.counters(&metrics::pk(campaign, day)).await?;
         Ok(ApiResponse::json(200, &metrics::summary(campaign, day, &rows)))
     }

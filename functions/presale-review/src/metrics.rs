@@ -8,12 +8,12 @@ use backoffice_domain::presale::Presale;
 use backoffice_domain::review::DecisionKind;
 use backoffice_store::counters::{CounterDelta, CounterRow};
 use serde_json::{Value, json};
-use time::{Date, OffsetDateTime};
+use time::Date;
 
 /// Upper bounds (seconds) of the review-time histogram buckets; a last bucket holds the rest.
 pub const BUCKETS: [i64; 12] = [30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14_400, 28_800, 86_400];
 
-/// Days are UTC days (a campaign's local day would need its time zone database).
+/// Days are the campaign's local days.
 pub fn pk(campaign: &str, day: Date) -> String {
     format!("METRICS#{campaign}#{day}")
 }
@@ -25,11 +25,12 @@ fn bucket_name(secs: i64) -> String {
     }
 }
 
-pub fn decision_counters(presale: &Presale, now: OffsetDateTime) -> Vec<CounterDelta> {
+/// What a decision adds to the metrics of `day` (the campaign-local day it was taken).
+pub fn decision_counters(presale: &Presale, day: Date) -> Vec<CounterDelta> {
     let Some(decision) = &presale.decision else {
         return vec![];
     };
-    let key = pk(&presale.campaign_id, now.date());
+    let key = pk(&presale.campaign_id, day);
     let outcome = match decision.kind {
         DecisionKind::Approve => "approved",
         DecisionKind::Reject => "rejected",

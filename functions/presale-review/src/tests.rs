@@ -370,3 +370,34 @@ async fn release_gives_the_claim_back_and_the_view_has_a_playback_link() {
     .await;
     assert_eq!(status, 404);
 }
+
+/// Issue 12: a decision at 21:00 in Lima (02:00 UTC the next day) counts for Lima's day, and
+/// the metrics' default day is Lima's today.
+#[tokio::test]
+async fn a_lima_evening_decision_counts_for_limas_day() {
+    let s = service();
+    s.clock.set(datetime!(2026-11-24 01:30 UTC));
+    let id = ready(&s, "c-evening", 10, false).await;
+    s.clock.set(datetime!(2026-11-24 02:00 UTC));
+    let (_, claimed) = call(&s, "POST /reviews/next", None, VAL1, None, &[]).await;
+    let v = claimed["presale"]["version"].as_u64().expect("v");
+    let decision = json!({"decision": "reject", "version": v, "reasons": ["NO_CONSENT"]});
+    let (status, _) = call(&s, "POST /presales/{id}/review", Some(&id), VAL1, Some(decision), &[]).await;
+    assert_eq!(status, 200);
+    let metrics = |query: &'static [(&'static str, &'static str)]| {
+        let s = &s;
+        async move {
+            call(s, "GET /reviews/metrics", None, ("sup-1", "supervisor"), None, query)
+                .await
+                .1
+        }
+    };
+    let today = metrics(&[("campaign", "c1")]).await;
+    assert_eq!(
+        (today["day"].as_str(), today["reviewed"].as_i64()),
+        (Some("2026-11-23"), Some(1)),
+        "{today}"
+    );
+    let utc_day = metrics(&[("campaign", "c1"), ("day", "2026-11-24")]).await;
+    assert_eq!(utc_day["reviewed"].as_i64(), Some(0), "{utc_day}");
+}

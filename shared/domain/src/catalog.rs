@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use super::money::{Currency, Money};
 use super::recording::CheckThresholds;
+use super::zone::CampaignZone;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Campaign {
@@ -12,8 +13,8 @@ pub struct Campaign {
     pub client_id: String,
     pub name: String,
     pub currency: Currency,
-    /// IANA zone of the operation (cut-off hours, working days, report days).
-    pub timezone: String,
+    /// IANA zone of the operation: its local days count attempts, counters and reports.
+    pub timezone: CampaignZone,
     pub active: bool,
     /// Thresholds of the automatic recording checks.
     pub checks: CheckThresholds,

@@ -20,6 +20,7 @@ pub mod tipification;
 pub mod validation;
 pub mod wire;
 pub mod words;
+pub mod zone;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -789,7 +789,7 @@ mod tests {
                 client_id: "acme".into(),
                 name: "Fibra".into(),
                 currency: pen(),
-                timezone: "America/Lima".into(),
+                timezone: crate::zone::CampaignZone::parse("America/Lima").expect("a zone"),
                 active: true,
                 checks: Default::default(),
                 max_attempts_per_day: 3,

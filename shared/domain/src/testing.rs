@@ -30,7 +30,7 @@ pub fn campaign_catalog(campaign_id: &str, client_id: &str) -> CampaignCatalog {
             client_id: client_id.into(),
             name: "Fibra".into(),
             currency: pen,
-            timezone: "America/Lima".into(),
+            timezone: crate::zone::CampaignZone::parse("America/Lima").unwrap_or_else(|e| unreachable!("{e:?}")),
             active: true,
             checks: Default::default(),
             max_attempts_per_day: 3,

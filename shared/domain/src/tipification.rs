@@ -374,6 +374,17 @@ pub struct Contact {
     pub callback_at: Option<OffsetDateTime>,
     #[serde(with = "crate::wire::instant")]
     pub recorded_at: OffsetDateTime,
+    /// The campaign-local day the contact started on: the day its attempt and counters count
+    /// for (absent on contacts recorded before it was kept; see [`Contact::day`]).
+    #[serde(default, with = "crate::wire::date_option", skip_serializing_if = "Option::is_none")]
+    pub local_day: Option<time::Date>,
+}
+
+impl Contact {
+    /// The campaign-local day this contact counts for.
+    pub fn day(&self) -> time::Date {
+        self.local_day.unwrap_or_else(|| self.started_at.date())
+    }
 }
 
 fn timestamp(raw: &str) -> Result<OffsetDateTime, Invalid> {
@@ -400,6 +411,8 @@ pub struct ContactContext<'a> {
     pub agent_id: String,
     pub catalog: &'a Catalog,
     pub linked_presale: Option<LinkedPresale>,
+    /// The campaign's zone: its local days count the contact.
+    pub zone: &'a crate::zone::CampaignZone,
     pub now: OffsetDateTime,
 }
 
@@ -512,6 +525,7 @@ pub fn record(draft: &ContactDraft, ctx: ContactContext<'_>) -> Result<Contact, 
         presale_id: draft.presale_id.clone(),
         callback_at,
         recorded_at: ctx.now,
+        local_day: Some(ctx.zone.local_date(started_at)),
     })
 }
 
@@ -617,6 +631,11 @@ mod tests {
         }
     }
 
+    fn lima() -> &'static crate::zone::CampaignZone {
+        static LIMA: std::sync::OnceLock<crate::zone::CampaignZone> = std::sync::OnceLock::new();
+        LIMA.get_or_init(|| crate::zone::CampaignZone::parse("America/Lima").expect("a zone"))
+    }
+
     fn ctx(catalog: &Catalog, linked: Option<LinkedPresale>) -> ContactContext<'_> {
         ContactContext {
             id: "k1".into(),
@@ -624,6 +643,7 @@ mod tests {
             agent_id: "agent-7".into(),
             catalog,
             linked_presale: linked,
+            zone: lima(),
             now: datetime!(2026-11-23 16:00 UTC),
         }
     }
@@ -670,6 +690,25 @@ mod tests {
                 ("ended_at".into(), "end_before_start")
             ]
         );
+    }
+
+    #[test]
+    fn a_contact_counts_for_the_campaigns_local_day_not_the_callers() {
+        let c = catalog();
+        // 21:30 in Lima is 02:30 UTC the next day; whatever offset the caller writes, the
+        // contact belongs to Lima's 23 November.
+        for (started, ended) in [
+            ("2026-11-23T21:30:00-05:00", "2026-11-23T21:34:00-05:00"),
+            ("2026-11-24T02:30:00Z", "2026-11-24T02:34:00Z"),
+            ("2026-11-24T11:30:00+09:00", "2026-11-24T11:34:00+09:00"),
+        ] {
+            let mut d = draft("NO_ANSWER");
+            (d.started_at, d.ended_at) = (started.into(), ended.into());
+            let mut ctx = ctx(&c, None);
+            ctx.now = datetime!(2026-11-24 03:00 UTC);
+            let contact = record(&d, ctx).expect("valid");
+            assert_eq!(contact.day(), time::macros::date!(2026 - 11 - 23), "{started}");
+        }
     }
 
     #[test]

@@ -37,6 +37,23 @@ pub mod date {
     }
 }
 
+pub mod date_option {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(date: &Option<Date>, serializer: S) -> Result<S::Ok, S::Error> {
+        match date {
+            Some(date) => super::date::serialize(date, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Date>, D::Error> {
+        Option::<String>::deserialize(deserializer)?
+            .map(|raw| parse_date(&raw).map_err(D::Error::custom))
+            .transpose()
+    }
+}
+
 pub mod dates {
     use super::*;
 

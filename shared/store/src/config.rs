@@ -21,6 +21,7 @@ use backoffice_domain::fulfillment::{FulfillmentConfig, ShippingSpec};
 use backoffice_domain::invoice::BillingProfile;
 use backoffice_domain::money::{Currency, Money};
 use backoffice_domain::recording::CheckThresholds;
+use backoffice_domain::zone::CampaignZone;
 use serde::Deserialize;
 
 use crate::StoreError;
@@ -151,7 +152,8 @@ impl CampaignDirectory for DynamoCampaignDirectory {
             client_id: row.client_id,
             name: row.name,
             currency,
-            timezone: row.timezone,
+            timezone: CampaignZone::parse(&row.timezone)
+                .map_err(|e| StoreError::Corrupt(format!("campaign {campaign_id}: {}", e.detail)))?,
             active: row.active,
             checks: row.checks.unwrap_or_default(),
             max_attempts_per_day: row.max_attempts_per_day,

@@ -282,7 +282,7 @@ impl ContactStore for DynamoContactStore {
         ext.insert("pk".to_owned(), s(ext_pk(contact)));
         ext.insert("sk".to_owned(), s("META"));
         ext.insert("contact_id".to_owned(), s(contact.id.clone()));
-        let day = contact.started_at.date();
+        let day = contact.day();
         let increments = counter_increments(contact);
         let counters_pk = format!("COUNTERS#{}#{day}", contact.campaign_id);
         let customer_pk = format!("CUSTOMER#{}#{}", contact.client_id, contact.customer_key.as_str());
@@ -567,7 +567,7 @@ mod memory {
             }
             state.external.insert(ext_pk(contact), contact.id.clone());
             state.contacts.insert(contact.id.clone(), contact.clone());
-            let day = contact.started_at.date();
+            let day = contact.day();
             for sk in ["TOTAL".to_owned(), format!("AGENT#{}", contact.agent_id)] {
                 let row = state
                     .counters
