@@ -597,3 +597,91 @@ async fn a_reason_given_twice_is_a_422_and_the_rejection_then_goes_through() {
         rejected.body
     );
 }
+
+/// The review queue against the emulator's index: 25 live claims do not hide the waiting work
+/// from the 26th validator, every pre-sale is claimed once, and a validator holds one claim.
+#[tokio::test]
+async fn claimed_items_never_starve_the_queue_and_a_validator_holds_one_claim() {
+    use backoffice_domain::audit::{Actor, AuditEntry, GENESIS_HASH};
+    use backoffice_domain::presale::{PresaleAction, PresaleStatus};
+    use backoffice_domain::testing::{campaign_catalog, registered_presale};
+    use backoffice_store::presales::{DynamoPresaleStore, PresaleWrite};
+
+    let d = desk().await;
+    let store = DynamoPresaleStore::new(d.env.dynamodb.clone(), d.env.table("PresalesTable"));
+    let catalog = campaign_catalog(&d.campaign, &d.client);
+    let now = time::OffsetDateTime::now_utc() - time::Duration::minutes(30);
+    let mut ids = HashSet::new();
+    for n in 0..32 {
+        let mut p = registered_presale(&catalog, &format!("starve-{n}"), None, now);
+        let created = AuditEntry::presale(&p, now, &Actor::new("agent-7", "agent"), "CREATED").seal(GENESIS_HASH);
+        store.create(&p, &created).await.expect("create");
+        p.transition(PresaleAction::AttachRecording, now).expect("attach");
+        p.risk_score = Some(50);
+        let attached = AuditEntry::presale(&p, now, &Actor::system("recording-ingest"), "RECORDING_ATTACHED")
+            .from_status(PresaleStatus::PendingRecording)
+            .seal(&created.hash);
+        store
+            .save(&p, 1, PresaleStatus::PendingRecording, &attached)
+            .await
+            .expect("ready");
+        ids.insert(p.id.to_string());
+    }
+
+    // 25 validators hold claims first; then five more ask, all at once.
+    let validators: Vec<Caller> = (1..=30).map(|v| d.validator(&format!("val-{v}"))).collect();
+    let mut claimed = HashSet::new();
+    for v in &validators[..25] {
+        let reply = d.post(v, "/reviews/next", None).await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        claimed.insert(reply.body["presale"]["id"].as_str().expect("id").to_owned());
+    }
+    let late: Vec<Reply> = join_all(
+        validators[25..]
+            .iter()
+            .map(|v| d.post(v, "/reviews/next", None))
+            .collect(),
+    )
+    .await;
+    for reply in &late {
+        assert_eq!(
+            reply.status, 200,
+            "the 26th validator onwards gets work: {:?}",
+            reply.body
+        );
+        claimed.insert(reply.body["presale"]["id"].as_str().expect("id").to_owned());
+    }
+    assert_eq!(claimed.len(), 30, "thirty validators, thirty different pre-sales");
+
+    // A validator asking four times at once takes exactly one pre-sale.
+    let eager = d.validator("val-31");
+    let racing: Vec<Reply> = join_all((0..4).map(|_| d.post(&eager, "/reviews/next", None)).collect()).await;
+    let held: HashSet<&str> = racing
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, 200, "{:?}", r.body);
+            r.body["presale"]["id"].as_str().expect("id")
+        })
+        .collect();
+    assert_eq!(
+        held.len(),
+        1,
+        "one claim per validator, even under concurrent requests: {held:?}"
+    );
+    claimed.extend(held.iter().map(|id| (*id).to_owned()));
+    let claims = d
+        .env
+        .partition("PresalesTable", &format!("VALIDATOR#{}", eager.sub))
+        .await;
+    assert_eq!(claims.len(), 1, "one claim item per validator");
+
+    let last = d.post(&d.validator("val-32"), "/reviews/next", None).await;
+    assert_eq!(
+        last.status, 200,
+        "the other one still waits for someone: {:?}",
+        last.body
+    );
+    claimed.insert(last.body["presale"]["id"].as_str().expect("id").to_owned());
+    assert_eq!(claimed, ids, "every pre-sale claimed exactly once");
+    assert_eq!(d.post(&d.validator("val-33"), "/reviews/next", None).await.status, 204);
+}

@@ -67,8 +67,10 @@ pub async fn desk() -> Desk {
 }
 
 impl Desk {
+    /// A validator of this desk's client. The user id is made unique per desk: a validator
+    /// holds one claim across all clients, so tests must not share one.
     pub fn validator(&self, sub: &str) -> Caller {
-        caller(sub, "validator", &[&self.client])
+        caller(&format!("{sub}.{}", self.client), "validator", &[&self.client])
     }
 
     /// Register a pre-sale and upload its recording; returns (id, recording bytes).

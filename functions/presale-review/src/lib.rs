@@ -18,13 +18,13 @@ use backoffice_domain::principal::{Principal, Role};
 use backoffice_domain::review::{self, DecisionDraft, DecisionKind, REJECT_REASONS, RETURN_REASONS, ReviewError};
 use backoffice_edge::http::request::DEFAULT_BODY_LIMIT;
 use backoffice_edge::http::{ApiError, ApiRequest, ApiResponse, Invocation, respond};
-use backoffice_store::StoreError;
 use backoffice_store::config::CampaignDirectory;
 use backoffice_store::counters::Counters;
 use backoffice_store::outbox::{Outbox, OutboxMessage};
 use backoffice_store::presales::{
-    AuditRead, Effects, PresaleGet, PresaleWrite, RecordingVersions, ReviewQueue, StoredPresale,
+    AuditRead, ClaimLock, Effects, PresaleGet, PresaleWrite, RecordingVersions, ReviewQueue, StoredPresale,
 };
+use backoffice_store::{ConflictKind, StoreError};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -119,17 +119,14 @@ where
     async fn next(&self, principal: &Principal) -> Result<ApiResponse, ApiError> {
         Self::require(principal, &[Role::Validator], "claiming reviews")?;
         let now = self.clock.now();
+        // One claim per validator: asking again gets the pre-sale already held.
+        let (held, replacing) = self.held(principal, now).await?;
+        if let Some(presale) = held {
+            return Ok(claimed_response(&presale));
+        }
         let mut candidates = Vec::new();
         for client in &principal.clients {
-            candidates.extend(self.presales.review_queue(client, 25).await?);
-        }
-        // A validator asking again gets the item they already hold.
-        if let Some(mine) = candidates.iter().find(|p| {
-            p.claim
-                .as_ref()
-                .is_some_and(|c| c.validator_id == principal.user_id && c.is_live(now))
-        }) {
-            return Ok(claimed_response(mine));
+            candidates.extend(self.presales.review_queue(client, now, 25).await?);
         }
         candidates.sort_by_key(|p| {
             (
@@ -150,22 +147,72 @@ where
             if stored.presale.version != candidate.version {
                 continue;
             }
-            let lease_until = presale.claim.as_ref().map(|c| c.lease_until.to_string());
+            let lease_until = now + self.lease;
             let audit = Self::audit_entry(&presale, principal, "CLAIMED", candidate.status, now)
-                .details(json!({"lease_until": lease_until}))
+                .details(json!({"lease_until": lease_until.to_string()}))
                 .seal(&stored.audit_head);
+            let effects = Effects {
+                claim: Some(ClaimLock::Take {
+                    validator_id: principal.user_id.clone(),
+                    presale_id: presale.id.clone(),
+                    lease_until,
+                    now,
+                    replacing: replacing.clone(),
+                }),
+                ..Effects::default()
+            };
             match self
                 .presales
-                .save(&presale, candidate.version, candidate.status, &audit)
+                .save_with(&presale, candidate.version, candidate.status, &audit, &effects)
                 .await
             {
                 Ok(()) => return Ok(claimed_response(&presale)),
+                // The same validator took a claim from another screen meanwhile: that one stands.
+                Err(StoreError::Conflict(ConflictKind::ValidatorBusy)) => {
+                    return match self.held(principal, now).await? {
+                        (Some(held), _) => Ok(claimed_response(&held)),
+                        (None, _) => Err(ApiError::Conflict {
+                            slug: "claim-held",
+                            detail: "you already hold a claim on another pre-sale; decide or release it first".into(),
+                            current: None,
+                        }),
+                    };
+                }
                 // Someone else won this one: try the next.
                 Err(StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(e.into()),
             }
         }
         Ok(ApiResponse::new(204, String::new()))
+    }
+
+    /// The pre-sale the validator holds a live claim on, if any; otherwise the pre-sale their
+    /// claim item still names although that claim has ended (decided, returned, or the
+    /// validator lost access to its client), so that a new claim may replace it.
+    async fn held(
+        &self,
+        principal: &Principal,
+        now: OffsetDateTime,
+    ) -> Result<(Option<Presale>, Option<PresaleId>), ApiError> {
+        let Some(held) = self.presales.held_claim(&principal.user_id).await? else {
+            return Ok((None, None));
+        };
+        if held.lease_until <= now {
+            return Ok((None, None));
+        }
+        if let Some(stored) = self.presales.get(&held.presale_id).await? {
+            let presale = stored.presale;
+            let live = presale.status == PresaleStatus::ReadyForReview
+                && principal.acts_for(&presale.client_id)
+                && presale
+                    .claim
+                    .as_ref()
+                    .is_some_and(|c| c.validator_id == principal.user_id && c.is_live(now));
+            if live {
+                return Ok((Some(presale), None));
+            }
+        }
+        Ok((None, Some(held.presale_id)))
     }
 
     async fn release(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
@@ -178,7 +225,14 @@ where
         let (version, status) = (presale.version, presale.status);
         review::release(&mut presale, &principal.user_id, now).map_err(|e| review_error(e, &presale))?;
         let audit = Self::audit_entry(&presale, principal, "RELEASED", status, now).seal(&audit_head);
-        self.save_or_conflict(&presale, version, status, &audit, &Effects::default())
+        let effects = Effects {
+            claim: Some(ClaimLock::Free {
+                validator_id: principal.user_id.clone(),
+                presale_id: presale.id.clone(),
+            }),
+            ..Effects::default()
+        };
+        self.save_or_conflict(&presale, version, status, &audit, &effects)
             .await?;
         Ok(ApiResponse::json(200, &presale))
     }
@@ -297,6 +351,10 @@ where
         let effects = Effects {
             outbox: outbox.clone(),
             counters: metrics::decision_counters(&presale, self.campaign_day(&presale.campaign_id, now).await?),
+            claim: Some(ClaimLock::Free {
+                validator_id: principal.user_id.clone(),
+                presale_id: presale.id.clone(),
+            }),
         };
         self.save_or_conflict(&presale, version, status, &audit, &effects)
             .await?;

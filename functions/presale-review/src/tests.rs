@@ -133,6 +133,115 @@ async fn claims_highest_risk_first_then_oldest_and_never_twice() {
 }
 
 #[tokio::test]
+async fn claimed_items_never_hide_waiting_ones_from_the_26th_validator() {
+    let s = service();
+    let mut ids = Vec::new();
+    for n in 0..30 {
+        ids.push(ready(&s, &format!("c-{n}"), 50, false).await);
+    }
+    let mut claimed = std::collections::BTreeSet::new();
+    for v in 1..=30 {
+        let (status, body) = call(
+            &s,
+            "POST /reviews/next",
+            None,
+            (&format!("val-{v}"), "validator"),
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(status, 200, "validator {v} gets work while work waits: {body}");
+        assert!(claimed.insert(body["presale"]["id"].as_str().unwrap_or_default().to_owned()));
+    }
+    assert_eq!(claimed, ids.into_iter().collect(), "each pre-sale claimed exactly once");
+    let (status, _) = call(&s, "POST /reviews/next", None, ("val-31", "validator"), None, &[]).await;
+    assert_eq!(status, 204);
+}
+
+#[tokio::test]
+async fn a_validator_holds_one_claim_at_a_time() {
+    let s = service();
+    let first = ready(&s, "c-1", 50, false).await;
+    let second = ready(&s, "c-2", 40, false).await;
+    let (_, held) = call(&s, "POST /reviews/next", None, VAL1, None, &[]).await;
+    assert_eq!(held["presale"]["id"].as_str(), Some(first.as_str()));
+    // Whatever the queue holds, asking again never takes a second pre-sale.
+    for _ in 0..3 {
+        let (_, again) = call(&s, "POST /reviews/next", None, VAL1, None, &[]).await;
+        assert_eq!(again["presale"]["id"].as_str(), Some(first.as_str()));
+    }
+    let second_claim = s
+        .presales
+        .get(&PresaleId::parse(&second).expect("id"))
+        .await
+        .expect("get");
+    assert!(
+        second_claim.expect("stored").presale.claim.is_none(),
+        "the other one still waits"
+    );
+
+    // A store-level second claim is refused in the same transaction as the claim.
+    let stored = s
+        .presales
+        .get(&PresaleId::parse(&second).expect("id"))
+        .await
+        .expect("get")
+        .expect("stored");
+    let mut p = stored.presale.clone();
+    let now = s.clock.now();
+    review::claim(&mut p, "val-1", now, time::Duration::minutes(10)).expect("claimable");
+    let audit = AuditEntry::presale(&p, now, &Actor::new("val-1", "validator"), "CLAIMED").seal(&stored.audit_head);
+    let effects = Effects {
+        claim: Some(ClaimLock::Take {
+            validator_id: "val-1".into(),
+            presale_id: p.id.clone(),
+            lease_until: now + time::Duration::minutes(10),
+            now,
+            replacing: None,
+        }),
+        ..Effects::default()
+    };
+    let refused = s
+        .presales
+        .save_with(
+            &p,
+            stored.presale.version,
+            PresaleStatus::ReadyForReview,
+            &audit,
+            &effects,
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(ConflictKind::ValidatorBusy))),
+        "{refused:?}"
+    );
+
+    // Released, the validator may take the next one.
+    let (status, _) = call(&s, "POST /reviews/{id}/release", Some(&first), VAL1, None, &[]).await;
+    assert_eq!(status, 200);
+    let (_, next) = call(&s, "POST /reviews/next", None, VAL1, None, &[]).await;
+    assert_eq!(
+        next["presale"]["id"].as_str(),
+        Some(first.as_str()),
+        "the released one is first again"
+    );
+    // Decided, too.
+    let version = next["presale"]["version"].as_u64().expect("version");
+    let (status, body) = call(
+        &s,
+        "POST /presales/{id}/review",
+        Some(&first),
+        VAL1,
+        Some(json!({"decision": "approve", "version": version})),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, after) = call(&s, "POST /reviews/next", None, VAL1, None, &[]).await;
+    assert_eq!(after["presale"]["id"].as_str(), Some(second.as_str()));
+}
+
+#[tokio::test]
 async fn the_agent_never_claims_or_decides_their_own_sale() {
     let s = service();
     let id = ready(&s, "c1", 50, false).await;

@@ -107,6 +107,11 @@ pub(crate) async fn transact(client: &Client, items: Vec<TransactWriteItem>) -> 
     Err(TransactFailure::Failed(sdk_error(err)))
 }
 
+/// An instant as a sortable integer (Unix nanoseconds), for keys and numeric conditions.
+pub(crate) fn nanos(at: time::OffsetDateTime) -> i128 {
+    at.unix_timestamp_nanos()
+}
+
 pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }

@@ -29,7 +29,7 @@ use backoffice_domain::invoice::Invoice;
 
 use super::StoreError;
 use crate::dynamo::{
-    Item, Order, TransactFailure, corrupt, index_page, s, sdk_error, string_attr, transact, transact_put,
+    Item, Order, TransactFailure, corrupt, index_page, nanos, s, sdk_error, string_attr, transact, transact_put,
 };
 
 /// The stored PDF of an invoice.
@@ -125,10 +125,6 @@ const EMAIL_PENDING: &str = "EMAIL#PENDING";
 
 fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
-}
-
-fn nanos(at: OffsetDateTime) -> i128 {
-    at.unix_timestamp_nanos()
 }
 
 #[derive(Clone, Debug)]

@@ -37,6 +37,8 @@ pub enum ConflictKind {
     AlreadyExists,
     DuplicateCallId,
     StaleVersion,
+    /// The validator already holds a live claim on another pre-sale.
+    ValidatorBusy,
 }
 
 /// A page of results and the opaque cursor of the next one.

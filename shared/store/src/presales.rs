@@ -10,6 +10,12 @@
 //! | unrecognized upload | `UNRECOGNIZED#{date}`     | `{key}#{version}` |                                    |
 //! | outbox message      | `OUTBOX#{message id}`     | `MESSAGE`       | outbox-pending (sparse)              |
 //! | review counters     | `METRICS#{campaign}#{day}` | `…`            |                                      |
+//! | validator's claim   | `VALIDATOR#{user id}`     | `CLAIM`         |                                      |
+//!
+//! The review-queue index holds waiting pre-sales under `REVIEW#{client}` and claimed ones
+//! under `REVIEW#{client}#CLAIMED`, sorted by lease end: claims never hide waiting work, and
+//! expired leases are found by a range query. The validator's claim item makes "one claim per
+//! validator" a condition of the same transaction that takes the claim.
 //!
 //! One narrow port per thing a handler does ([`PresaleGet`], [`PresaleWrite`], …), so a function
 //! depends only on what it calls; [`DynamoPresaleStore`] implements them all, and so does its
@@ -20,7 +26,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use backoffice_domain::audit::AuditRecord;
 use backoffice_domain::presale::{Presale, PresaleId, PresaleStatus};
 use backoffice_domain::recording::{CustomerHistory, Recording};
@@ -28,8 +34,8 @@ use base64::Engine;
 
 use crate::counters::{CounterDelta, CounterRow, Counters, counter_rows, counter_update};
 use crate::dynamo::{
-    Item, Order, TransactFailure, corrupt, index_page, page_size, query_all, s, sdk_error, string_attr, transact,
-    transact_put,
+    Item, Order, TransactFailure, corrupt, index_page, nanos, page_size, query_all, s, sdk_error, string_attr,
+    transact, transact_put,
 };
 use crate::outbox::{Outbox, OutboxMessage, mark_sent, outbox_put, pending_outbox};
 use crate::{ConflictKind, Page, StoreError};
@@ -58,6 +64,35 @@ pub struct StoredPresale {
 pub struct Effects {
     pub outbox: Option<OutboxMessage>,
     pub counters: Vec<CounterDelta>,
+    /// The validator's one claim, taken or given back in the same transaction.
+    pub claim: Option<ClaimLock>,
+}
+
+/// The change to a validator's single claim that goes with a pre-sale write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimLock {
+    /// Hold `presale_id` until `lease_until`. Fails with [`ConflictKind::ValidatorBusy`] while the
+    /// validator holds a live claim on another pre-sale, unless that one is `replacing` (a claim
+    /// the caller found ended: decided, returned or moved on without the lock being freed).
+    Take {
+        validator_id: String,
+        presale_id: PresaleId,
+        lease_until: time::OffsetDateTime,
+        now: time::OffsetDateTime,
+        replacing: Option<PresaleId>,
+    },
+    /// Give the claim on `presale_id` back (a release or a decision).
+    Free {
+        validator_id: String,
+        presale_id: PresaleId,
+    },
+}
+
+/// The pre-sale a validator's claim item points to, and its lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldClaim {
+    pub presale_id: PresaleId,
+    pub lease_until: time::OffsetDateTime,
 }
 
 #[async_trait]
@@ -142,9 +177,18 @@ pub trait CustomerHistoryLookup: Send + Sync {
 
 #[async_trait]
 pub trait ReviewQueue: Send + Sync {
-    /// A client's pre-sales waiting for review, highest risk first, then oldest (claimed ones
-    /// included: the caller skips live claims).
-    async fn review_queue(&self, client_id: &str, limit: u32) -> Result<Vec<Presale>, StoreError>;
+    /// A client's pre-sales waiting for review and not under a live claim at `now` (unclaimed
+    /// ones, highest risk first, then oldest; then those whose lease has ended). Live claims are
+    /// kept apart, so any number of them never hides waiting work.
+    async fn review_queue(
+        &self,
+        client_id: &str,
+        now: time::OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Presale>, StoreError>;
+
+    /// The pre-sale the validator's claim item points to, if any (its lease may have ended).
+    async fn held_claim(&self, validator_id: &str) -> Result<Option<HeldClaim>, StoreError>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -205,14 +249,91 @@ impl DynamoPresaleStore {
         );
         item.insert("gsi4sk".into(), s(created));
         if presale.status == PresaleStatus::ReadyForReview {
-            // Ascending order = highest risk first, then longest waiting.
-            let urgency = 100 - u32::from(presale.risk_score.unwrap_or(0).min(100));
-            let since = presale.ready_at.unwrap_or(presale.updated_at).unix_timestamp_nanos();
-            item.insert("gsi5pk".into(), s(format!("REVIEW#{}", presale.client_id)));
-            item.insert("gsi5sk".into(), s(format!("{urgency:03}#{since:020}#{}", presale.id)));
+            let (pk, sk) = Self::queue_key(presale);
+            item.insert("gsi5pk".into(), s(pk));
+            item.insert("gsi5sk".into(), s(sk));
         }
         item.insert("audit_head".into(), s(audit_head));
         Ok(item)
+    }
+
+    /// Where a pre-sale waiting for review sits in the review-queue index.
+    fn queue_key(presale: &Presale) -> (String, String) {
+        match &presale.claim {
+            // Claimed: apart from the waiting ones, by lease end (expired leases sort first).
+            Some(claim) => (
+                format!("REVIEW#{}#CLAIMED", presale.client_id),
+                format!("{:020}#{}", nanos(claim.lease_until), presale.id),
+            ),
+            // Waiting: ascending order = highest risk first, then longest waiting.
+            None => {
+                let urgency = 100 - u32::from(presale.risk_score.unwrap_or(0).min(100));
+                let since = nanos(presale.ready_at.unwrap_or(presale.updated_at));
+                (
+                    format!("REVIEW#{}", presale.client_id),
+                    format!("{urgency:03}#{since:020}#{}", presale.id),
+                )
+            }
+        }
+    }
+
+    fn validator_pk(validator_id: &str) -> String {
+        format!("VALIDATOR#{validator_id}")
+    }
+
+    /// The transaction item that takes or frees the validator's single claim.
+    fn claim_lock_item(&self, lock: &ClaimLock) -> Result<TransactWriteItem, StoreError> {
+        let built = match lock {
+            ClaimLock::Take {
+                validator_id,
+                presale_id,
+                lease_until,
+                now,
+                replacing,
+            } => {
+                let mut item = Item::new();
+                item.insert("pk".into(), s(Self::validator_pk(validator_id)));
+                item.insert("sk".into(), s("CLAIM"));
+                item.insert("entity".into(), s("VALIDATOR_CLAIM"));
+                item.insert("presale_id".into(), s(presale_id.as_str()));
+                item.insert("lease_until".into(), AttributeValue::N(nanos(*lease_until).to_string()));
+                let mut condition =
+                    "attribute_not_exists(pk) OR presale_id = :presale OR lease_until <= :now".to_owned();
+                let mut put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .expression_attribute_values(":presale", s(presale_id.as_str()))
+                    .expression_attribute_values(":now", AttributeValue::N(nanos(*now).to_string()));
+                if let Some(ended) = replacing {
+                    condition.push_str(" OR presale_id = :ended");
+                    put = put.expression_attribute_values(":ended", s(ended.as_str()));
+                }
+                TransactWriteItem::builder()
+                    .put(
+                        put.condition_expression(condition)
+                            .build()
+                            .map_err(|e| StoreError::Backend(e.to_string()))?,
+                    )
+                    .build()
+            }
+            ClaimLock::Free {
+                validator_id,
+                presale_id,
+            } => TransactWriteItem::builder()
+                .delete(
+                    Delete::builder()
+                        .table_name(&self.table)
+                        .key("pk", s(Self::validator_pk(validator_id)))
+                        .key("sk", s("CLAIM"))
+                        // Never free a claim on another pre-sale (the whole change then conflicts).
+                        .condition_expression("attribute_not_exists(pk) OR presale_id = :presale")
+                        .expression_attribute_values(":presale", s(presale_id.as_str()))
+                        .build()
+                        .map_err(|e| StoreError::Backend(e.to_string()))?,
+                )
+                .build(),
+        };
+        Ok(built)
     }
 
     fn document_key(presale: &Presale) -> String {
@@ -355,8 +476,19 @@ impl PresaleWrite for DynamoPresaleStore {
         for counter in &effects.counters {
             items.push(counter_update(&self.table, counter)?);
         }
+        let lock_at = items.len();
+        if let Some(lock) = &effects.claim {
+            items.push(self.claim_lock_item(lock)?);
+        }
         match transact(&self.client, items).await {
             Ok(()) => Ok(()),
+            // The pre-sale's own condition wins: a stale read explains the rest.
+            Err(TransactFailure::Cancelled(c)) if c.condition_failed(0) => {
+                Err(StoreError::Conflict(ConflictKind::StaleVersion))
+            }
+            Err(TransactFailure::Cancelled(c)) if effects.claim.is_some() && c.condition_failed(lock_at) => {
+                Err(StoreError::Conflict(ConflictKind::ValidatorBusy))
+            }
             Err(TransactFailure::Cancelled(c)) if c.any_condition_failed() => {
                 Err(StoreError::Conflict(ConflictKind::StaleVersion))
             }
@@ -546,8 +678,13 @@ impl CustomerHistoryLookup for DynamoPresaleStore {
 
 #[async_trait]
 impl ReviewQueue for DynamoPresaleStore {
-    async fn review_queue(&self, client_id: &str, limit: u32) -> Result<Vec<Presale>, StoreError> {
-        let output = self
+    async fn review_queue(
+        &self,
+        client_id: &str,
+        now: time::OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Presale>, StoreError> {
+        let waiting = self
             .client
             .query()
             .table_name(&self.table)
@@ -558,12 +695,53 @@ impl ReviewQueue for DynamoPresaleStore {
             .send()
             .await
             .map_err(sdk_error)?;
-        output
-            .items
-            .unwrap_or_default()
+        let mut items = waiting.items.unwrap_or_default();
+        if items.len() < limit as usize {
+            // Claims whose lease ended before `now` are waiting work again.
+            let lapsed = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(REVIEW_QUEUE)
+                .key_condition_expression("gsi5pk = :pk AND gsi5sk < :now")
+                .expression_attribute_values(":pk", s(format!("REVIEW#{client_id}#CLAIMED")))
+                .expression_attribute_values(":now", s(format!("{:020}", nanos(now))))
+                .limit(page_size(limit - items.len() as u32))
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            items.extend(lapsed.items.unwrap_or_default());
+        }
+        items
             .into_iter()
             .map(|item| serde_dynamo::from_item(item).map_err(corrupt("reading pre-sale")))
             .collect()
+    }
+
+    async fn held_claim(&self, validator_id: &str) -> Result<Option<HeldClaim>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(Self::validator_pk(validator_id)))
+            .key("sk", s("CLAIM"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let Some(item) = output.item else { return Ok(None) };
+        let presale_id = string_attr(&item, "presale_id")
+            .ok_or_else(|| StoreError::Corrupt("claim item without presale_id".into()))?;
+        let lease_until = item
+            .get("lease_until")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<i128>().ok())
+            .and_then(|n| time::OffsetDateTime::from_unix_timestamp_nanos(n).ok())
+            .ok_or_else(|| StoreError::Corrupt("claim item without a valid lease_until".into()))?;
+        Ok(Some(HeldClaim {
+            presale_id: PresaleId::parse(&presale_id).map_err(|e| StoreError::Corrupt(format!("claim item: {e}")))?,
+            lease_until,
+        }))
     }
 }
 
@@ -612,6 +790,47 @@ mod memory {
         unrecognized: Vec<(String, String)>,
         outbox: BTreeMap<String, (OutboxMessage, bool)>,
         counters: BTreeMap<(String, String), BTreeMap<String, i64>>,
+        claims: HashMap<String, HeldClaim>,
+    }
+
+    /// The validator-claim item's condition and write, as the DynamoDB adapter does them.
+    fn apply_claim_lock(claims: &mut HashMap<String, HeldClaim>, lock: &ClaimLock) -> Result<(), StoreError> {
+        match lock {
+            ClaimLock::Take {
+                validator_id,
+                presale_id,
+                lease_until,
+                now,
+                replacing,
+            } => {
+                if let Some(held) = claims.get(validator_id)
+                    && held.presale_id != *presale_id
+                    && held.lease_until > *now
+                    && replacing.as_ref() != Some(&held.presale_id)
+                {
+                    return Err(StoreError::Conflict(ConflictKind::ValidatorBusy));
+                }
+                claims.insert(
+                    validator_id.clone(),
+                    HeldClaim {
+                        presale_id: presale_id.clone(),
+                        lease_until: *lease_until,
+                    },
+                );
+            }
+            ClaimLock::Free {
+                validator_id,
+                presale_id,
+            } => {
+                if let Some(held) = claims.get(validator_id) {
+                    if held.presale_id != *presale_id {
+                        return Err(StoreError::Conflict(ConflictKind::ValidatorBusy));
+                    }
+                    claims.remove(validator_id);
+                }
+            }
+        }
+        Ok(())
     }
 
     #[derive(Default)]
@@ -683,6 +902,12 @@ mod memory {
             if current.presale.version != expected_version || current.presale.status != expected_status {
                 return Err(StoreError::Conflict(ConflictKind::StaleVersion));
             }
+            // All or nothing: the claim item is checked on a copy before anything is written.
+            let mut claims = state.claims.clone();
+            if let Some(lock) = &effects.claim {
+                apply_claim_lock(&mut claims, lock)?;
+            }
+            state.claims = claims;
             state.audit.entry(presale.id.clone()).or_default().push(audit.clone());
             state.presales.insert(
                 presale.id.clone(),
@@ -832,24 +1057,40 @@ mod memory {
 
     #[async_trait]
     impl ReviewQueue for MemoryPresaleStore {
-        async fn review_queue(&self, client_id: &str, limit: u32) -> Result<Vec<Presale>, StoreError> {
+        async fn review_queue(
+            &self,
+            client_id: &str,
+            now: time::OffsetDateTime,
+            limit: u32,
+        ) -> Result<Vec<Presale>, StoreError> {
             let state = self.state.lock().map_err(poisoned)?;
-            let mut queue: Vec<Presale> = state
-                .presales
-                .values()
-                .map(|s| &s.presale)
-                .filter(|p| p.client_id == client_id && p.status == PresaleStatus::ReadyForReview)
-                .cloned()
-                .collect();
-            queue.sort_by_key(|p| {
+            let ready = || {
+                state
+                    .presales
+                    .values()
+                    .map(|s| &s.presale)
+                    .filter(|p| p.client_id == client_id && p.status == PresaleStatus::ReadyForReview)
+            };
+            let mut waiting: Vec<Presale> = ready().filter(|p| p.claim.is_none()).cloned().collect();
+            waiting.sort_by_key(|p| {
                 (
                     std::cmp::Reverse(p.risk_score.unwrap_or(0)),
                     p.ready_at.unwrap_or(p.updated_at),
                     p.id.clone(),
                 )
             });
-            queue.truncate(limit as usize);
-            Ok(queue)
+            let mut lapsed: Vec<Presale> = ready()
+                .filter(|p| p.claim.as_ref().is_some_and(|c| !c.is_live(now)))
+                .cloned()
+                .collect();
+            lapsed.sort_by_key(|p| (p.claim.as_ref().map(|c| c.lease_until), p.id.clone()));
+            waiting.extend(lapsed);
+            waiting.truncate(limit as usize);
+            Ok(waiting)
+        }
+
+        async fn held_claim(&self, validator_id: &str) -> Result<Option<HeldClaim>, StoreError> {
+            Ok(self.state.lock().map_err(poisoned)?.claims.get(validator_id).cloned())
         }
     }
 
