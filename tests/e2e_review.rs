@@ -685,3 +685,77 @@ async fn claimed_items_never_starve_the_queue_and_a_validator_holds_one_claim() 
     assert_eq!(claimed, ids, "every pre-sale claimed exactly once");
     assert_eq!(d.post(&d.validator("val-33"), "/reviews/next", None).await.status, 204);
 }
+
+/// A campaign whose configuration partition holds 24 disposition-catalog versions (well over
+/// DynamoDB's 1 MB query page, and sorted before the SKU and fulfillment items) still prices a
+/// registration and dispatches its sale: configuration reads page to the end.
+#[tokio::test]
+async fn a_campaign_with_24_catalog_versions_still_registers_and_dispatches() {
+    let d = desk().await;
+    let admin = caller("admin-1", "admin", &[&d.client]);
+    let mut published = 0;
+    for version in 1..=24u32 {
+        // About 55 KB a version, under the 64 KB body limit.
+        let extra: Vec<Value> = (0..250)
+            .map(|n| {
+                json!({"code": format!("WRONG_PARTY_V{version}_{n:03}"), "label": format!("Tercero {n} de la versión {version}: {}", "x".repeat(160)), "family": "NON_EFFECTIVE"})
+            })
+            .collect();
+        let nodes = json!([
+            {"code": "SALE", "label": "Acepta", "family": "EFFECTIVE", "flags": {"sale": true, "final": true}},
+            {"code": "NO_ANSWER", "label": "No contesta", "family": "NO_CONTACT"},
+            {"code": "OTHERS", "label": "Otros", "children": extra},
+        ]);
+        let put = d
+            .env
+            .send(
+                d.env
+                    .as_caller(&admin, "PUT", &format!("/campaigns/{}/dispositions", d.campaign))
+                    .json(&json!({"based_on_version": version - 1, "nodes": nodes})),
+            )
+            .await;
+        assert_eq!(put.status, 200, "version {version}: {:?}", put.body);
+        published = put.body["version"].as_u64().expect("version");
+    }
+    assert_eq!(published, 24);
+    // One query page of the campaign's partition ends before its SKU items.
+    let first_page = d
+        .env
+        .dynamodb
+        .query()
+        .table_name(d.env.table("ConfigTable"))
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(format!("CAMPAIGN#{}", d.campaign)))
+        .send()
+        .await
+        .expect("query");
+    assert!(
+        first_page.last_evaluated_key.is_some(),
+        "the partition spans more than one page"
+    );
+    assert!(
+        !first_page.items().iter().any(|item| item
+            .get("sk")
+            .and_then(|v| v.as_s().ok())
+            .is_some_and(|sk| sk.starts_with("SKU#"))),
+        "the SKUs are beyond the first page"
+    );
+
+    let (id, _) = d.ready_presale(30).await;
+    let presale = d
+        .env
+        .send(d.env.as_caller(&d.agent, "GET", &format!("/presales/{id}")))
+        .await;
+    assert_eq!(
+        presale.body["total"],
+        json!({"amount": "169.89", "currency": "PEN"}),
+        "{:?}",
+        presale.body
+    );
+    let sale_id = d.approve(&d.validator("val-1"), &id).await;
+    let shipment = d.wait_shipment(&sale_id).await;
+    assert_eq!(
+        shipment.get("status").and_then(|v| v.as_s().ok()).map(String::as_str),
+        Some("SCHEDULED")
+    );
+}
