@@ -417,6 +417,34 @@ async fn idempotency_key_replays_and_refuses_other_bodies() {
 }
 
 #[tokio::test]
+async fn an_idempotent_answer_is_never_replayed_to_a_token_for_other_clients() {
+    let intake = intake();
+    let first = call("POST /presales", "/presales")
+        .json(&body("call-12"))
+        .header("idempotency-key", "k-2")
+        .send(&intake)
+        .await;
+    assert_eq!(first.0, 201);
+    // The same agent, key and body, with a token that no longer lists acme.
+    let (status, problem, headers) = call("POST /presales", "/presales")
+        .json(&body("call-12"))
+        .header("idempotency-key", "k-2")
+        .who("agent-7", "agent", "globex")
+        .send(&intake)
+        .await;
+    assert_eq!(
+        (status, problem["field"].as_str()),
+        (422, Some("campaign_id")),
+        "the request runs, and its tenant check refuses it"
+    );
+    assert!(!headers.iter().any(|(name, _)| name == "idempotent-replayed"));
+    assert!(
+        problem.get("customer").is_none(),
+        "nothing of the stored pre-sale leaks: {problem}"
+    );
+}
+
+#[tokio::test]
 async fn reads_are_scoped_to_client_and_agent() {
     let intake = intake();
     let created = create(&intake, "call-1").await;

@@ -48,8 +48,20 @@ fn validate_key(raw: &str) -> Result<&str, ApiError> {
     Ok(key)
 }
 
-/// Run `handler` at most once per (route, caller, key). Without the header the request simply
-/// runs. 5xx answers release the key so the client can retry; everything else is kept.
+/// The caller's authority: a stored answer is replayed only to a caller with the same role and
+/// clients, so a token for another client can never read it back (the handler's own tenant
+/// checks would not run on a replay).
+fn authority(principal: &Principal) -> String {
+    let mut clients: Vec<&str> = principal.clients.iter().map(String::as_str).collect();
+    clients.sort_unstable();
+    clients.dedup();
+    let digest = Sha256::digest(format!("{}\n{}", principal.role, clients.join("\n")).as_bytes());
+    hex::encode(&digest[..8])
+}
+
+/// Run `handler` at most once per (route, caller, caller's authority, key). Without the header
+/// the request simply runs. 5xx answers release the key so the client can retry; everything
+/// else is kept.
 pub async fn run<S, F, Fut>(
     store: &S,
     request: &ApiRequest,
@@ -66,7 +78,13 @@ where
     let Some(raw) = request.header(HEADER) else {
         return handler().await;
     };
-    let key = format!("{}#{}#{}", request.route_key, principal.user_id, validate_key(raw)?);
+    let key = format!(
+        "{}#{}#{}#{}",
+        request.route_key,
+        principal.user_id,
+        authority(principal),
+        validate_key(raw)?
+    );
     let fingerprint = fingerprint(request);
     let now_s = now.unix_timestamp();
     let lock_until = deadline.unix_timestamp().max(now_s + 1);
