@@ -104,8 +104,8 @@ where
     }
 
     /// Re-send invoice requests whose first send failed (scheduled every minute).
-    pub async fn sweep(&self) -> Result<SweepReport, StoreError> {
-        relay::sweep(&self.shipments, &self.publisher).await
+    pub async fn sweep(&self, deadline: time::OffsetDateTime) -> Result<SweepReport, StoreError> {
+        relay::sweep(&self.shipments, &self.publisher, &self.clock, deadline).await
     }
 }
 

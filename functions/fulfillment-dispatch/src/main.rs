@@ -4,6 +4,7 @@
 use aws_lambda_events::sqs::SqsEvent;
 use backoffice_domain::SystemClock;
 use backoffice_domain::events::{Event, InvoiceRequested};
+use backoffice_edge::http::Invocation;
 use backoffice_edge::relay::SqsPublisher;
 use backoffice_edge::{aws, config, telemetry};
 use backoffice_store::config::DynamoCampaignDirectory;
@@ -36,7 +37,8 @@ async fn main() -> Result<(), Error> {
             let batch: SqsEvent = serde_json::from_value(event.payload)?;
             Ok::<Value, Error>(serde_json::to_value(dispatch.handle(batch).await)?)
         } else {
-            Ok(serde_json::to_value(dispatch.sweep().await?)?)
+            let deadline = Invocation::from_context(&event.context).deadline;
+            Ok(serde_json::to_value(dispatch.sweep(deadline).await?)?)
         }
     }))
     .await

@@ -134,8 +134,15 @@ async fn a_poison_message_fails_alone_and_a_failed_send_is_swept() {
     assert_eq!(failed, vec!["m-bad", "m-sku"]);
     assert!(d.publisher.sent().is_empty());
     d.publisher.set_down(false);
-    assert_eq!(d.sweep().await.expect("sweep"), SweepReport { sent: 1, failed: 0 });
-    assert_eq!(d.sweep().await.expect("sweep"), SweepReport { sent: 0, failed: 0 });
+    let deadline = d.clock.now() + time::Duration::minutes(15);
+    assert_eq!(
+        d.sweep(deadline).await.expect("sweep"),
+        SweepReport {
+            sent: 1,
+            ..SweepReport::default()
+        }
+    );
+    assert_eq!(d.sweep(deadline).await.expect("sweep"), SweepReport::default());
 }
 
 #[tokio::test]

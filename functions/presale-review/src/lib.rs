@@ -367,8 +367,8 @@ where
     }
 
     /// Re-send every outbox message still pending (scheduled every minute).
-    pub async fn sweep(&self) -> Result<SweepReport, StoreError> {
-        relay::sweep(&self.presales, &self.publisher).await
+    pub async fn sweep(&self, deadline: OffsetDateTime) -> Result<SweepReport, StoreError> {
+        relay::sweep(&self.presales, &self.publisher, &self.clock, deadline).await
     }
 
     async fn audit(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {

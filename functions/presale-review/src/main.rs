@@ -39,7 +39,8 @@ async fn main() -> Result<(), Error> {
             let invocation = Invocation::from_context(&event.context);
             Ok::<Value, Error>(serde_json::to_value(review.handle(request, &invocation).await)?)
         } else {
-            Ok(serde_json::to_value(review.sweep().await?)?)
+            let deadline = Invocation::from_context(&event.context).deadline;
+            Ok(serde_json::to_value(review.sweep(deadline).await?)?)
         }
     }))
     .await

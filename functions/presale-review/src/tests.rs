@@ -331,11 +331,31 @@ async fn decisions_are_conditional_and_approval_emits_one_sale_even_if_the_send_
         (409, "invalid-state"),
         "a repeated decision has no second effect"
     );
-    assert_eq!(s.sweep().await.expect("sweep"), SweepReport { sent: 0, failed: 1 });
-    s.publisher.set_down(false);
-    assert_eq!(s.sweep().await.expect("sweep"), SweepReport { sent: 1, failed: 0 });
+    let deadline = || s.clock.now() + time::Duration::minutes(15);
     assert_eq!(
-        s.sweep().await.expect("sweep"),
+        s.sweep(deadline()).await.expect("sweep"),
+        SweepReport {
+            failed: 1,
+            ..SweepReport::default()
+        }
+    );
+    s.publisher.set_down(false);
+    assert_eq!(
+        s.sweep(deadline()).await.expect("sweep"),
+        SweepReport::default(),
+        "a failed message waits for its retry time"
+    );
+    s.clock.advance(time::Duration::minutes(1));
+    assert_eq!(
+        s.sweep(deadline()).await.expect("sweep"),
+        SweepReport {
+            sent: 1,
+            ..SweepReport::default()
+        }
+    );
+    s.clock.advance(time::Duration::hours(2));
+    assert_eq!(
+        s.sweep(deadline()).await.expect("sweep"),
         SweepReport::default(),
         "sent once, not again"
     );

@@ -164,6 +164,9 @@ pub struct OutboxMessage {
     /// The full JSON envelope.
     pub body: String,
     pub created_at_ns: i64,
+    /// Failed sends so far (the relay's retry schedule counts them).
+    #[serde(default)]
+    pub attempts: u32,
 }
 
 impl OutboxMessage {
@@ -175,6 +178,7 @@ impl OutboxMessage {
             message_id,
             destination: E::QUEUE.to_owned(),
             created_at_ns: i64::try_from(at.unix_timestamp_nanos()).unwrap_or(i64::MAX),
+            attempts: 0,
         })
     }
 }

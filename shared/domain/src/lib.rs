@@ -14,6 +14,7 @@ pub mod money;
 pub mod presale;
 pub mod principal;
 pub mod recording;
+pub mod retry;
 pub mod review;
 pub mod shipment;
 pub mod tipification;

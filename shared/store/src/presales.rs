@@ -37,7 +37,7 @@ use crate::dynamo::{
     Item, Order, TransactFailure, corrupt, index_page, nanos, page_size, query_all, s, sdk_error, string_attr,
     transact, transact_put,
 };
-use crate::outbox::{Outbox, OutboxMessage, mark_sent, outbox_put, pending_outbox};
+use crate::outbox::{Outbox, OutboxMessage, Retry, mark_failed, mark_sent, outbox_put, parked_outbox, pending_outbox};
 use crate::{ConflictKind, Page, StoreError};
 
 mod attach;
@@ -747,12 +747,20 @@ impl ReviewQueue for DynamoPresaleStore {
 
 #[async_trait]
 impl Outbox for DynamoPresaleStore {
-    async fn pending_outbox(&self, limit: u32) -> Result<Vec<OutboxMessage>, StoreError> {
-        pending_outbox(&self.client, &self.table, limit).await
+    async fn pending_outbox(&self, now: time::OffsetDateTime, limit: u32) -> Result<Vec<OutboxMessage>, StoreError> {
+        pending_outbox(&self.client, &self.table, now, limit).await
     }
 
     async fn mark_sent(&self, message_id: &str) -> Result<(), StoreError> {
         mark_sent(&self.client, &self.table, message_id).await
+    }
+
+    async fn mark_failed(&self, message: &OutboxMessage, retry: Retry) -> Result<(), StoreError> {
+        mark_failed(&self.client, &self.table, message, retry).await
+    }
+
+    async fn parked_outbox(&self, limit: u32) -> Result<Vec<OutboxMessage>, StoreError> {
+        parked_outbox(&self.client, &self.table, limit).await
     }
 }
 
@@ -788,7 +796,7 @@ mod memory {
         audit: HashMap<PresaleId, Vec<AuditRecord>>,
         recordings: HashMap<(String, String), Vec<Recording>>,
         unrecognized: Vec<(String, String)>,
-        outbox: BTreeMap<String, (OutboxMessage, bool)>,
+        outbox: crate::outbox::MemoryOutbox,
         counters: BTreeMap<(String, String), BTreeMap<String, i64>>,
         claims: HashMap<String, HeldClaim>,
     }
@@ -891,7 +899,7 @@ mod memory {
         ) -> Result<(), StoreError> {
             let mut state = self.state.lock().map_err(poisoned)?;
             if let Some(message) = &effects.outbox
-                && state.outbox.contains_key(&message.message_id)
+                && state.outbox.contains(&message.message_id)
             {
                 return Err(StoreError::Conflict(ConflictKind::AlreadyExists));
             }
@@ -917,9 +925,7 @@ mod memory {
                 },
             );
             if let Some(message) = &effects.outbox {
-                state
-                    .outbox
-                    .insert(message.message_id.clone(), (message.clone(), false));
+                state.outbox.insert(message);
             }
             for counter in &effects.counters {
                 let row = state
@@ -1096,24 +1102,28 @@ mod memory {
 
     #[async_trait]
     impl Outbox for MemoryPresaleStore {
-        async fn pending_outbox(&self, limit: u32) -> Result<Vec<OutboxMessage>, StoreError> {
-            let state = self.state.lock().map_err(poisoned)?;
-            let mut pending: Vec<OutboxMessage> = state
-                .outbox
-                .values()
-                .filter(|(_, sent)| !sent)
-                .map(|(m, _)| m.clone())
-                .collect();
-            pending.sort_by_key(|m| m.created_at_ns);
-            pending.truncate(limit as usize);
-            Ok(pending)
+        async fn pending_outbox(
+            &self,
+            now: time::OffsetDateTime,
+            limit: u32,
+        ) -> Result<Vec<OutboxMessage>, StoreError> {
+            Ok(self.state.lock().map_err(poisoned)?.outbox.pending(now, limit))
         }
 
         async fn mark_sent(&self, message_id: &str) -> Result<(), StoreError> {
-            if let Some(entry) = self.state.lock().map_err(poisoned)?.outbox.get_mut(message_id) {
-                entry.1 = true;
-            }
+            self.state.lock().map_err(poisoned)?.outbox.mark_sent(message_id);
             Ok(())
+        }
+
+        async fn mark_failed(&self, message: &OutboxMessage, retry: Retry) -> Result<(), StoreError> {
+            self.state.lock().map_err(poisoned)?.outbox.mark_failed(message, retry);
+            Ok(())
+        }
+
+        async fn parked_outbox(&self, limit: u32) -> Result<Vec<OutboxMessage>, StoreError> {
+            let mut parked = self.state.lock().map_err(poisoned)?.outbox.parked();
+            parked.truncate(limit as usize);
+            Ok(parked)
         }
     }
 

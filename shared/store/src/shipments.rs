@@ -17,7 +17,7 @@ use backoffice_domain::shipment::Shipment;
 
 use crate::StoreError;
 use crate::dynamo::{TransactFailure, corrupt, query_all, sdk_error, transact, transact_put};
-use crate::outbox::{Outbox, OutboxMessage, mark_sent, outbox_put, pending_outbox};
+use crate::outbox::{Outbox, OutboxMessage, Retry, mark_failed, mark_sent, outbox_put, parked_outbox, pending_outbox};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Created {
@@ -235,12 +235,20 @@ impl ShipmentTracking for DynamoShipmentStore {
 
 #[async_trait]
 impl Outbox for DynamoShipmentStore {
-    async fn pending_outbox(&self, limit: u32) -> Result<Vec<OutboxMessage>, StoreError> {
-        pending_outbox(&self.client, &self.table, limit).await
+    async fn pending_outbox(&self, now: time::OffsetDateTime, limit: u32) -> Result<Vec<OutboxMessage>, StoreError> {
+        pending_outbox(&self.client, &self.table, now, limit).await
     }
 
     async fn mark_sent(&self, message_id: &str) -> Result<(), StoreError> {
         mark_sent(&self.client, &self.table, message_id).await
+    }
+
+    async fn mark_failed(&self, message: &OutboxMessage, retry: Retry) -> Result<(), StoreError> {
+        mark_failed(&self.client, &self.table, message, retry).await
+    }
+
+    async fn parked_outbox(&self, limit: u32) -> Result<Vec<OutboxMessage>, StoreError> {
+        parked_outbox(&self.client, &self.table, limit).await
     }
 }
 
@@ -262,7 +270,7 @@ mod memory {
     #[derive(Default)]
     pub struct MemoryShipmentStore {
         shipments: Mutex<BTreeMap<String, Shipment>>,
-        outbox: Mutex<BTreeMap<String, (OutboxMessage, bool)>>,
+        outbox: Mutex<crate::outbox::MemoryOutbox>,
         events: Mutex<BTreeMap<String, Vec<backoffice_domain::shipment::TrackingEvent>>>,
         last_event_at: Mutex<BTreeMap<String, time::OffsetDateTime>>,
     }
@@ -284,10 +292,7 @@ mod memory {
                 return Ok(Created::AlreadyExists);
             }
             shipments.insert(shipment.shipment_id.to_string(), shipment.clone());
-            self.outbox
-                .lock()
-                .map_err(poisoned)?
-                .insert(outbox.message_id.clone(), (outbox.clone(), false));
+            self.outbox.lock().map_err(poisoned)?.insert(outbox);
             Ok(Created::Created)
         }
     }
@@ -358,21 +363,28 @@ mod memory {
 
     #[async_trait]
     impl Outbox for MemoryShipmentStore {
-        async fn pending_outbox(&self, limit: u32) -> Result<Vec<OutboxMessage>, StoreError> {
-            let outbox = self.outbox.lock().map_err(poisoned)?;
-            Ok(outbox
-                .values()
-                .filter(|(_, sent)| !sent)
-                .map(|(m, _)| m.clone())
-                .take(limit as usize)
-                .collect())
+        async fn pending_outbox(
+            &self,
+            now: time::OffsetDateTime,
+            limit: u32,
+        ) -> Result<Vec<OutboxMessage>, StoreError> {
+            Ok(self.outbox.lock().map_err(poisoned)?.pending(now, limit))
         }
 
         async fn mark_sent(&self, message_id: &str) -> Result<(), StoreError> {
-            if let Some(entry) = self.outbox.lock().map_err(poisoned)?.get_mut(message_id) {
-                entry.1 = true;
-            }
+            self.outbox.lock().map_err(poisoned)?.mark_sent(message_id);
             Ok(())
+        }
+
+        async fn mark_failed(&self, message: &OutboxMessage, retry: Retry) -> Result<(), StoreError> {
+            self.outbox.lock().map_err(poisoned)?.mark_failed(message, retry);
+            Ok(())
+        }
+
+        async fn parked_outbox(&self, limit: u32) -> Result<Vec<OutboxMessage>, StoreError> {
+            let mut parked = self.outbox.lock().map_err(poisoned)?.parked();
+            parked.truncate(limit as usize);
+            Ok(parked)
         }
     }
 }
