@@ -21,15 +21,18 @@ use backoffice_domain::Clock;
 use backoffice_domain::audit::{Actor, AuditEntry, GENESIS_HASH};
 use backoffice_domain::events::InvoiceRequested;
 use backoffice_domain::invoice::{BillingProfile, InvoiceDraft, InvoiceError};
+use backoffice_domain::retry::{Retry, RetryPolicy};
 use backoffice_domain::wire::{self, WireError};
 use backoffice_edge::mail::{MailError, Mailer};
 use backoffice_edge::queue;
+use backoffice_edge::relay::SWEEP_MARGIN;
 use backoffice_store::StoreError;
 use backoffice_store::config::BillingDirectory;
 use backoffice_store::documents::DocumentStore;
 use backoffice_store::invoices::{EmailClaim, EmailRecord, InvoiceStore, IssueOutcome, PdfRecord, StoredInvoice};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
 
 pub use email::Sender;
 
@@ -206,7 +209,7 @@ where
         let message = match email::build(&stored.invoice, &pdf, &profile.finance_email, &self.sender, now) {
             Ok(message) => message,
             Err(e) => {
-                self.release(client_id, invoice_id, &e.to_string()).await;
+                self.release(&stored, &e.to_string()).await;
                 return Err(IssueError::Email(e.to_string()));
             }
         };
@@ -229,16 +232,25 @@ where
                 })
             }
             Err(e) => {
-                self.release(client_id, invoice_id, &e.to_string()).await;
+                self.release(&stored, &e.to_string()).await;
                 Err(e.into())
             }
         }
     }
 
-    async fn release(&self, client_id: &str, invoice_id: &str, reason: &str) {
-        if let Err(e) = self.invoices.release_email(client_id, invoice_id, reason).await {
+    /// Give the e-mail lease back after a failed attempt, due again on the retry schedule, or
+    /// parked once its attempts are spent.
+    async fn release(&self, stored: &StoredInvoice, reason: &str) {
+        let (client_id, invoice_id) = (&stored.invoice.client_id, &stored.invoice.invoice_id);
+        let attempts = stored.email_attempts.saturating_add(1);
+        let retry = RetryPolicy::DELIVERY.after_failure(attempts, self.clock.now());
+        if retry == Retry::Park {
+            // The alarm's metric filter matches this message.
+            tracing::error!(invoice_id = %invoice_id, attempts, "invoice e-mail parked: its attempts are spent");
+        }
+        if let Err(e) = self.invoices.release_email(client_id, invoice_id, reason, retry).await {
             // The lease then simply runs out before the next attempt.
-            tracing::warn!(invoice_id, error = %e, "could not release the e-mail lease");
+            tracing::warn!(invoice_id = %invoice_id, error = %e, "could not release the e-mail lease");
         }
     }
 
@@ -263,11 +275,17 @@ where
         Ok(bytes)
     }
 
-    /// Deliver invoices whose e-mail is still pending (scheduled every few minutes): after a
-    /// mail outage outlasted the message's retries, or a crash between steps.
-    pub async fn sweep(&self) -> Result<serde_json::Value, StoreError> {
+    /// Deliver invoices whose e-mail is due (scheduled every few minutes): after a mail outage
+    /// outlasted the message's retries, or a crash between steps. Failures wait for their
+    /// retry time behind newer invoices; the sweep stops [`SWEEP_MARGIN`] before `deadline`.
+    pub async fn sweep(&self, deadline: OffsetDateTime) -> Result<serde_json::Value, StoreError> {
         let (mut delivered, mut failed) = (0, 0);
-        for (client_id, invoice_id) in self.invoices.pending_emails(50).await? {
+        let mut stopped_early = false;
+        for (client_id, invoice_id) in self.invoices.pending_emails(self.clock.now(), 50).await? {
+            if self.clock.now() + SWEEP_MARGIN >= deadline {
+                stopped_early = true;
+                break;
+            }
             match self.deliver(&client_id, &invoice_id, None).await {
                 Ok(_) => delivered += 1,
                 // A live lease: its worker is on it.
@@ -278,7 +296,8 @@ where
                 }
             }
         }
-        Ok(json!({"delivered": delivered, "failed": failed}))
+        tracing::info!(delivered, failed, stopped_early, "invoice e-mail sweep");
+        Ok(json!({"delivered": delivered, "failed": failed, "stopped_early": stopped_early}))
     }
 }
 

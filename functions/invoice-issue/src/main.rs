@@ -3,6 +3,7 @@
 
 use aws_lambda_events::sqs::SqsEvent;
 use backoffice_domain::SystemClock;
+use backoffice_edge::http::Invocation;
 use backoffice_edge::mail::SesMailer;
 use backoffice_edge::{aws, config, telemetry};
 use backoffice_store::config::DynamoCampaignDirectory;
@@ -37,7 +38,8 @@ async fn main() -> Result<(), Error> {
             let batch: SqsEvent = serde_json::from_value(event.payload)?;
             Ok::<Value, Error>(serde_json::to_value(issuer.handle(batch).await)?)
         } else {
-            Ok(issuer.sweep().await?)
+            let deadline = Invocation::from_context(&event.context).deadline;
+            Ok(issuer.sweep(deadline).await?)
         }
     }))
     .await

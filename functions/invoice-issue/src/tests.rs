@@ -131,16 +131,24 @@ async fn a_failed_send_is_retried_without_a_second_invoice() {
     assert!(stored.email.is_none());
     assert_eq!(stored.email_attempts, 1);
     assert!(stored.email_last_error.is_some());
+    assert!(
+        w.invoices.pending_emails(w.clock.now(), 10).await.unwrap().is_empty(),
+        "not due yet"
+    );
     assert_eq!(
-        w.invoices.pending_emails(10).await.unwrap(),
-        vec![("acme".to_owned(), "B001-00000001".to_owned())]
+        w.invoices
+            .pending_emails(w.clock.now() + time::Duration::minutes(1), 10)
+            .await
+            .unwrap(),
+        vec![("acme".to_owned(), "B001-00000001".to_owned())],
+        "due a minute after its first failure"
     );
 
     let retry = w.issuer.process(&message("P-1")).await.unwrap();
     assert!(matches!(retry, Outcome::Delivered { ref invoice_id, .. } if invoice_id == "B001-00000001"));
     assert_eq!(w.invoices.all().len(), 1);
     assert_eq!(w.mailer.sent().len(), 1);
-    assert!(w.invoices.pending_emails(10).await.unwrap().is_empty());
+    assert!(w.invoices.pending_emails(w.clock.now(), 10).await.unwrap().is_empty());
     // The retry attached the PDF stored by the first attempt.
     let pdf = w
         .documents
@@ -158,10 +166,67 @@ async fn the_sweep_delivers_what_the_queue_gave_up_on() {
     let w = world();
     w.mailer.fail_next(1);
     assert!(w.issuer.process(&message("P-1")).await.is_err());
-    let swept = w.issuer.sweep().await.unwrap();
-    assert_eq!(swept, json!({"delivered": 1, "failed": 0}));
+    let deadline = || w.clock.now() + time::Duration::minutes(5);
+    assert_eq!(
+        w.issuer.sweep(deadline()).await.unwrap(),
+        json!({"delivered": 0, "failed": 0, "stopped_early": false}),
+        "the failed e-mail waits for its retry time"
+    );
+    w.clock.advance(time::Duration::minutes(1));
+    let swept = w.issuer.sweep(deadline()).await.unwrap();
+    assert_eq!(swept, json!({"delivered": 1, "failed": 0, "stopped_early": false}));
     assert_eq!(w.mailer.sent().len(), 1);
-    assert_eq!(w.issuer.sweep().await.unwrap(), json!({"delivered": 0, "failed": 0}));
+    assert_eq!(
+        w.issuer.sweep(deadline()).await.unwrap(),
+        json!({"delivered": 0, "failed": 0, "stopped_early": false})
+    );
+}
+
+#[tokio::test]
+async fn an_email_that_keeps_failing_moves_behind_newer_ones_and_is_parked_after_its_attempts() {
+    let w = world();
+    w.mailer.fail_next(1);
+    assert!(w.issuer.process(&message("P-1")).await.is_err());
+    w.mailer.fail_next(1);
+    assert!(w.issuer.process(&message("P-2")).await.is_err());
+    // P-1's e-mail fails again on every sweep; P-2's goes through once due.
+    w.clock.advance(time::Duration::minutes(1));
+    let deadline = || w.clock.now() + time::Duration::minutes(5);
+    w.mailer.fail_next(1);
+    assert_eq!(
+        w.issuer.sweep(deadline()).await.unwrap(),
+        json!({"delivered": 1, "failed": 1, "stopped_early": false}),
+        "the oldest fails, the next is delivered in the same sweep"
+    );
+    for _ in 0..20 {
+        w.clock.advance(time::Duration::hours(1));
+        w.mailer.fail_next(1);
+        w.issuer.sweep(deadline()).await.unwrap();
+    }
+    let stuck = w.invoices.load("acme", "B001-00000001").await.unwrap().unwrap();
+    assert!(stuck.email.is_none());
+    assert_eq!(
+        stuck.email_attempts,
+        RetryPolicy::DELIVERY.max_attempts,
+        "attempts are capped: parked, not retried for ever"
+    );
+    assert!(w.invoices.pending_emails(w.clock.now(), 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_sweep_stops_before_the_deadline() {
+    let w = world();
+    w.mailer.fail_next(2);
+    assert!(w.issuer.process(&message("P-1")).await.is_err());
+    assert!(w.issuer.process(&message("P-2")).await.is_err());
+    w.clock.advance(time::Duration::minutes(5));
+    let swept = w
+        .issuer
+        .sweep(w.clock.now() + time::Duration::seconds(2))
+        .await
+        .unwrap();
+    assert_eq!(swept, json!({"delivered": 0, "failed": 0, "stopped_early": true}));
+    assert_eq!(w.invoices.pending_emails(w.clock.now(), 10).await.unwrap().len(), 2);
 }
 
 #[tokio::test]

@@ -26,10 +26,11 @@ use time::OffsetDateTime;
 use backoffice_domain::audit::AuditRecord;
 use backoffice_domain::events::SaleId;
 use backoffice_domain::invoice::Invoice;
+pub use backoffice_domain::retry::Retry;
 
 use super::StoreError;
 use crate::dynamo::{
-    Item, Order, TransactFailure, corrupt, index_page, nanos, s, sdk_error, string_attr, transact, transact_put,
+    Item, TransactFailure, corrupt, nanos, page_size, s, sdk_error, string_attr, transact, transact_put,
 };
 
 /// The stored PDF of an invoice.
@@ -112,16 +113,25 @@ pub trait InvoiceStore: Send + Sync {
     ) -> Result<EmailClaim, StoreError>;
     /// Remember the accepted e-mail; the invoice leaves the pending-e-mail index.
     async fn record_email(&self, client_id: &str, invoice_id: &str, email: &EmailRecord) -> Result<(), StoreError>;
-    /// Give the lease back after a failed send, keeping the reason.
-    async fn release_email(&self, client_id: &str, invoice_id: &str, error: &str) -> Result<(), StoreError>;
-    /// Invoices whose e-mail is not sent yet, oldest first: (client, number).
-    async fn pending_emails(&self, limit: u32) -> Result<Vec<(String, String)>, StoreError>;
+    /// Give the lease back after a failed send, keeping the reason; the e-mail is due again at
+    /// the retry's time, or parked (off the pending index) when its attempts are spent.
+    async fn release_email(
+        &self,
+        client_id: &str,
+        invoice_id: &str,
+        error: &str,
+        retry: Retry,
+    ) -> Result<(), StoreError>;
+    /// Invoices whose e-mail is not sent yet and is due at `now`, soonest due first:
+    /// (client, number).
+    async fn pending_emails(&self, now: OffsetDateTime, limit: u32) -> Result<Vec<(String, String)>, StoreError>;
 }
 
 const EMAIL_PENDING_INDEX: &str = "email-pending";
 const DATE: &[time::format_description::BorrowedFormatItem<'static>] =
     time::macros::format_description!("[year]-[month]-[day]");
 const EMAIL_PENDING: &str = "EMAIL#PENDING";
+const EMAIL_PARKED: &str = "EMAIL#PARKED";
 
 fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
@@ -402,36 +412,54 @@ impl InvoiceStore for DynamoInvoiceStore {
         }
     }
 
-    async fn release_email(&self, client_id: &str, invoice_id: &str, error: &str) -> Result<(), StoreError> {
+    async fn release_email(
+        &self,
+        client_id: &str,
+        invoice_id: &str,
+        error: &str,
+        retry: Retry,
+    ) -> Result<(), StoreError> {
         let (pk, sk) = Self::invoice_key(client_id, invoice_id);
         let reason: String = error.chars().take(500).collect();
-        self.client
+        let update = self
+            .client
             .update_item()
             .table_name(&self.table)
             .key("pk", pk)
             .key("sk", sk)
-            .update_expression("SET email_last_error = :e ADD email_attempts :one REMOVE email_lease_until")
             .condition_expression("attribute_exists(pk) AND attribute_not_exists(email)")
             .expression_attribute_values(":e", s(reason))
-            .expression_attribute_values(":one", n(1))
-            .send()
-            .await
-            .map_err(sdk_error)?;
+            .expression_attribute_values(":one", n(1));
+        let update = match retry {
+            // The e-mail moves behind newer ones until its retry time.
+            Retry::At(due) => update
+                .update_expression("SET email_last_error = :e, gsi2sk = :due ADD email_attempts :one REMOVE email_lease_until")
+                .expression_attribute_values(":due", s(format!("{:020}#{invoice_id}", nanos(due)))),
+            Retry::Park => update
+                .update_expression("SET email_last_error = :e, gsi2pk = :parked, email_parked = :yes ADD email_attempts :one REMOVE email_lease_until")
+                .expression_attribute_values(":parked", s(EMAIL_PARKED))
+                .expression_attribute_values(":yes", AttributeValue::Bool(true)),
+        };
+        update.send().await.map_err(sdk_error)?;
         Ok(())
     }
 
-    async fn pending_emails(&self, limit: u32) -> Result<Vec<(String, String)>, StoreError> {
-        let items = index_page(
-            &self.client,
-            &self.table,
-            EMAIL_PENDING_INDEX,
-            "gsi2pk",
-            EMAIL_PENDING,
-            Order::OldestFirst,
-            limit,
-        )
-        .await?;
-        Ok(items
+    async fn pending_emails(&self, now: OffsetDateTime, limit: u32) -> Result<Vec<(String, String)>, StoreError> {
+        // `{due:020}#{id}` < `{now + 1ns:020}` exactly when due <= now.
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(EMAIL_PENDING_INDEX)
+            .key_condition_expression("gsi2pk = :pk AND gsi2sk < :bound")
+            .expression_attribute_values(":pk", s(EMAIL_PENDING))
+            .expression_attribute_values(":bound", s(format!("{:020}", nanos(now) + 1)))
+            .limit(page_size(limit))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(output
+            .items()
             .iter()
             .filter_map(|item| Some((string_attr(item, "client_id")?, string_attr(item, "invoice_id")?)))
             .collect())
@@ -464,6 +492,8 @@ mod memory {
         sales: HashMap<String, String>,
         invoices: BTreeMap<(String, String), StoredInvoice>,
         leases: HashMap<(String, String), OffsetDateTime>,
+        /// When a failed e-mail is due again (absent: due since issue); parked ones are gone.
+        email_due: HashMap<(String, String), Option<OffsetDateTime>>,
         audits: Vec<AuditRecord>,
     }
 
@@ -595,7 +625,13 @@ mod memory {
             Ok(())
         }
 
-        async fn release_email(&self, client_id: &str, invoice_id: &str, error: &str) -> Result<(), StoreError> {
+        async fn release_email(
+            &self,
+            client_id: &str,
+            invoice_id: &str,
+            error: &str,
+            retry: Retry,
+        ) -> Result<(), StoreError> {
             let mut state = self.lock()?;
             state.leases.remove(&key(client_id, invoice_id));
             let stored = state
@@ -604,17 +640,34 @@ mod memory {
                 .ok_or_else(|| StoreError::Backend(format!("no invoice {invoice_id}")))?;
             stored.email_attempts += 1;
             stored.email_last_error = Some(error.to_owned());
+            let due = match retry {
+                Retry::At(due) => Some(due),
+                Retry::Park => None,
+            };
+            state.email_due.insert(key(client_id, invoice_id), due);
             Ok(())
         }
 
-        async fn pending_emails(&self, limit: u32) -> Result<Vec<(String, String)>, StoreError> {
+        async fn pending_emails(&self, now: OffsetDateTime, limit: u32) -> Result<Vec<(String, String)>, StoreError> {
             let state = self.lock()?;
-            let mut pending: Vec<&StoredInvoice> = state.invoices.values().filter(|i| i.email.is_none()).collect();
-            pending.sort_by_key(|i| nanos(i.invoice.issued_at));
+            let mut pending: Vec<(OffsetDateTime, &StoredInvoice)> = state
+                .invoices
+                .values()
+                .filter(|i| i.email.is_none())
+                .filter_map(
+                    |i| match state.email_due.get(&key(&i.invoice.client_id, &i.invoice.invoice_id)) {
+                        None => Some((i.invoice.issued_at, i)),
+                        Some(Some(due)) => Some((*due, i)),
+                        Some(None) => None,
+                    },
+                )
+                .filter(|(due, _)| *due <= now)
+                .collect();
+            pending.sort_by_key(|(due, i)| (*due, i.invoice.invoice_id.clone()));
             Ok(pending
                 .into_iter()
                 .take(limit as usize)
-                .map(|i| (i.invoice.client_id.clone(), i.invoice.invoice_id.clone()))
+                .map(|(_, i)| (i.invoice.client_id.clone(), i.invoice.invoice_id.clone()))
                 .collect())
         }
     }
