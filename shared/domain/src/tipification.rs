@@ -12,6 +12,8 @@ use super::contact::{Email, PhoneNumber};
 use super::identity::{Document, DocumentType};
 use super::validation::{Errors, FieldError, Invalid};
 
+pub mod callback;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Family {
