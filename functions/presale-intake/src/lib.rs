@@ -11,7 +11,6 @@ use backoffice_domain::presale::{
     self, CorrectionDraft, Presale, PresaleAction, PresaleDraft, PresaleId, PresaleStatus, Registration,
 };
 use backoffice_domain::principal::{Principal, Role};
-use backoffice_domain::recording::CheckThresholds;
 use backoffice_domain::validation::Invalid;
 use backoffice_edge::http::idempotency;
 use backoffice_edge::http::request::DEFAULT_BODY_LIMIT;
@@ -136,9 +135,7 @@ where
                     Err(e) => return Err(e.into()),
                 }
                 tracing::info!(presale_id = %presale.id, campaign_id = %presale.campaign_id, "pre-sale registered");
-                let presale = self
-                    .attach_waiting_recording(presale, &catalog.campaign.checks, now)
-                    .await;
+                let presale = self.attach_waiting_recording(presale, now).await;
                 Ok(presale_response(201, &presale).header("location", format!("/presales/{}", presale.id)))
             },
         )
@@ -148,12 +145,7 @@ where
     /// A dialer may upload the recording before the agent registers the sale: bind the newest
     /// one now. A failure here leaves the pre-sale registered and PENDING_RECORDING (the
     /// recording stays stored by call id), so the client still gets its 201.
-    async fn attach_waiting_recording(
-        &self,
-        presale: Presale,
-        checks: &CheckThresholds,
-        now: time::OffsetDateTime,
-    ) -> Presale {
+    async fn attach_waiting_recording(&self, presale: Presale, now: time::OffsetDateTime) -> Presale {
         let waiting = match self.presales.recordings(&presale.client_id, &presale.call_id).await {
             Ok(versions) => versions.into_iter().next(),
             Err(e) => {
@@ -162,7 +154,7 @@ where
             }
         };
         let Some(recording) = waiting else { return presale };
-        match presales::attach(&self.presales, &presale.id, &recording, checks, now).await {
+        match presales::attach(&self.presales, &self.campaigns, &presale.id, &recording, now).await {
             Ok(AttachOutcome::Attached(attached)) => {
                 tracing::info!(presale_id = %attached.id, risk_score = ?attached.risk_score, "waiting recording attached");
                 attached
@@ -282,6 +274,18 @@ where
             .transition(PresaleAction::SubmitCorrection, now)
             .map_err(|e| state_conflict(&presale, &e.to_string()))?;
         let requested = presale.correction.take();
+        // The corrected customer and items are checked again, as on arrival: a new document
+        // may be a duplicate purchase, a new name may conflict with the phone's history.
+        if let Some(bound) = presale.recording.clone() {
+            let versions = self.presales.recordings(&presale.client_id, &presale.call_id).await?;
+            match versions.iter().find(|r| r.sha256 == bound.sha256) {
+                Some(recording) => {
+                    presales::recheck(&self.presales, &mut presale, recording, &catalog.campaign.checks).await?
+                }
+                None => tracing::error!(presale_id = %presale.id, "the bound recording is not stored; findings kept"),
+            }
+        }
+        let codes: Vec<String> = presale.findings.iter().map(|f| f.code.clone()).collect();
         let changed: Vec<&str> = [
             ("customer", draft.customer.is_some()),
             ("items", draft.items.is_some()),
@@ -293,7 +297,7 @@ where
         let audit = AuditEntry::presale(&presale, now, &principal.actor(), "CORRECTED")
             .from_status(from)
             .reasons(requested.map(|r| r.reasons).unwrap_or_default())
-            .details(json!({"changed": changed}))
+            .details(json!({"changed": changed, "findings": codes, "risk_score": presale.risk_score}))
             .seal(&audit_head);
         match self
             .presales

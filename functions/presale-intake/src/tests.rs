@@ -588,3 +588,52 @@ async fn corrections_only_when_returned_and_only_by_the_agent() {
     let (status, _, _) = correct().send(&intake).await;
     assert_eq!(status, 409, "a second correction finds it back in review");
 }
+
+#[tokio::test]
+async fn a_correction_runs_every_check_again() {
+    let intake = intake();
+    // An earlier sale of the fibre to document 45678912.
+    create(&intake, "call-earlier").await;
+    // This call's recording is waiting when the pre-sale arrives, for another document.
+    let recording = backoffice_domain::testing::clean_recording("acme", "acme-fibra", "call-20", NOW);
+    intake.presales.put_recording(&recording).await.expect("stored");
+    let mut other = body("call-20");
+    other["customer"]["document"]["number"] = json!("11223344");
+    other["customer"]["phone"] = json!("+51911222333");
+    let (status, created, _) = call("POST /presales", "/presales").json(&other).send(&intake).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["status"], "READY_FOR_REVIEW");
+    assert!(
+        created["findings"].as_array().is_none_or(|f| f.is_empty()),
+        "another customer: nothing to flag: {created}"
+    );
+
+    // Returned for correction; the agent corrects the document to the earlier buyer's.
+    let id = created["id"].as_str().expect("id");
+    let pid = PresaleId::parse(id).expect("id");
+    let mut stored = intake.presales.get(&pid).await.expect("get").expect("exists");
+    stored.presale.status = PresaleStatus::NeedsCorrection;
+    intake.presales.put_raw(stored);
+    let mut customer = other["customer"].clone();
+    customer["document"]["number"] = json!("45678912");
+    let (status, corrected, _) = call("PATCH /presales/{id}", format!("/presales/{id}"))
+        .id(id)
+        .json(&json!({"customer": customer}))
+        .send(&intake)
+        .await;
+    assert_eq!(status, 200, "{corrected}");
+    let codes: Vec<&str> = corrected["findings"]
+        .as_array()
+        .map(|f| f.iter().filter_map(|f| f["code"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        codes,
+        vec!["DUPLICATE_PURCHASE"],
+        "the corrected customer is checked again"
+    );
+    assert!(corrected["risk_score"].as_u64().is_some_and(|r| r > 0));
+    let trail = intake.presales.audit_trail(&pid).await.expect("trail");
+    let last = trail.last().expect("records");
+    assert_eq!(last.action, "CORRECTED");
+    assert_eq!(last.details["findings"], json!(["DUPLICATE_PURCHASE"]));
+}

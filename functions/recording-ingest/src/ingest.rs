@@ -111,13 +111,8 @@ where
         let Some(presale_id) = self.presales.find_by_call(&key.client_id, &key.call_id).await? else {
             return Ok(Processed::Waiting { duplicate: !new });
         };
-        let thresholds = self
-            .campaigns
-            .catalog(&key.campaign_id)
-            .await?
-            .map(|c| c.campaign.checks)
-            .unwrap_or_default();
-        let outcome = presales::attach(&self.presales, &presale_id, &recording, &thresholds, now).await?;
+        // Checked with the pre-sale's own campaign, whatever campaign the key names.
+        let outcome = presales::attach(&self.presales, &self.campaigns, &presale_id, &recording, now).await?;
         if let AttachOutcome::Attached(p) | AttachOutcome::Replaced(p) = &outcome {
             // From here on this message's log lines join the pre-sale's, from intake onwards.
             tracing::Span::current().record("correlation_id", p.correlation_id());

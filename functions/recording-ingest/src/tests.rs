@@ -208,3 +208,29 @@ async fn garbage_is_a_finding_not_a_retry() {
     let codes: Vec<&str> = presale.findings.iter().map(|f| f.code.as_str()).collect();
     assert_eq!(codes, vec!["RECORDING_UNREADABLE"]);
 }
+
+#[tokio::test]
+async fn a_recording_is_checked_with_its_presales_campaign_and_a_key_naming_another_is_a_finding() {
+    // c1 (the pre-sale's campaign) wants calls of ten minutes; c2 would accept this one.
+    let mut strict = catalog();
+    strict.campaign.checks.min_duration_secs = 600;
+    let ingest = Ingest {
+        campaigns: MemoryCampaignDirectory::with([strict.clone(), campaign_catalog("c2", "acme")]),
+        ..ingest()
+    };
+    let presale = registered_presale(&strict, "call-9", Some("2026-11-23T10:00:00-05:00"), NOW);
+    let audit = AuditEntry::presale(&presale, NOW, &Actor::new("agent-7", "agent"), "CREATED").seal(GENESIS_HASH);
+    ingest.presales.create(&presale, &audit).await.expect("created");
+    // The dialer filed the call under c2.
+    let key = "calls/acme/c2/2026/11/23/call-9.wav";
+    ingest.source.put(BUCKET, key, recording(9), &[]);
+    let done = ingest.process_message(&notification(key)).await.expect("processed");
+    assert!(matches!(done.as_slice(), [Processed::Attached { .. }]), "{done:?}");
+    let stored = ingest.presales.get(&presale.id).await.expect("get").expect("stored");
+    let codes: Vec<&str> = stored.presale.findings.iter().map(|f| f.code.as_str()).collect();
+    assert!(codes.contains(&"RECORDING_KEY_MISMATCH"), "{codes:?}");
+    assert!(
+        codes.contains(&"TOO_SHORT"),
+        "checked with c1's thresholds, not c2's: {codes:?}"
+    );
+}

@@ -244,6 +244,16 @@ pub fn run_checks(
     history: &CustomerHistory,
 ) -> CheckOutcome {
     let mut findings = Vec::new();
+    // The pre-sale is found by client and call id; the key's campaign is the dialer's word.
+    if recording.campaign_id != presale.campaign_id || recording.client_id != presale.client_id {
+        findings.push(finding(
+            "RECORDING_KEY_MISMATCH",
+            Severity::Blocking,
+            "the recording was filed under another client or campaign than the pre-sale's".into(),
+            json!({"key": recording.key, "key_client": recording.client_id, "key_campaign": recording.campaign_id,
+                   "presale_client": presale.client_id, "presale_campaign": presale.campaign_id}),
+        ));
+    }
     match (&recording.audio, &recording.unreadable) {
         (Some(audio), None) if audio.duration_ms > 0 => audio_checks(audio, thresholds, &mut findings),
         (_, reason) => findings.push(finding(
@@ -495,6 +505,20 @@ mod tests {
             },
             audio,
         }
+    }
+
+    #[test]
+    fn a_recording_filed_under_another_campaign_is_a_blocking_finding() {
+        let mut filed = recording(Some(good_audio()));
+        filed.campaign_id = "c2".into();
+        let outcome = run_checks(
+            &presale(),
+            &filed,
+            &CheckThresholds::default(),
+            &CustomerHistory::default(),
+        );
+        assert_eq!(codes(&outcome), vec!["RECORDING_KEY_MISMATCH"]);
+        assert_eq!(outcome.findings[0].severity, Severity::Blocking);
     }
 
     fn codes(outcome: &CheckOutcome) -> Vec<&str> {

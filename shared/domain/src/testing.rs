@@ -296,3 +296,37 @@ pub fn registered_presale(
     };
     register(&draft, catalog, who).unwrap_or_else(|e| unreachable!("a valid pre-sale: {e:?}"))
 }
+
+/// A clean, decodable recording of `call_id` (stereo, 2 min, good levels), filed under
+/// `client`/`campaign`, received at `at`.
+pub fn clean_recording(client: &str, campaign: &str, call_id: &str, at: OffsetDateTime) -> crate::recording::Recording {
+    use crate::recording::{AudioFacts, Recording, RecordingMetadata};
+    use sha2::{Digest, Sha256};
+    Recording {
+        client_id: client.into(),
+        campaign_id: campaign.into(),
+        call_id: call_id.into(),
+        bucket: "recordings".into(),
+        key: format!("calls/{client}/{campaign}/2026/11/23/{call_id}.wav"),
+        version_id: None,
+        sha256: hex::encode(Sha256::digest(call_id.as_bytes())),
+        bytes: 1_920_044,
+        received_at: at,
+        metadata: RecordingMetadata::default(),
+        audio: Some(AudioFacts {
+            container: "wav".into(),
+            codec: "pcm_s16le".into(),
+            sample_rate: 8000,
+            channels: 2,
+            duration_ms: 120_000,
+            speech_ratio: 0.7,
+            longest_silence_ms: 3_000,
+            clipping_ratio: 0.0,
+            rms_dbfs: -20.0,
+            peak_dbfs: -3.0,
+            channel_talk_ms: vec![90_000, 40_000],
+            truncated: false,
+        }),
+        unreadable: None,
+    }
+}

@@ -41,7 +41,7 @@ use crate::outbox::{Outbox, OutboxMessage, Retry, mark_failed, mark_sent, outbox
 use crate::{ConflictKind, Page, StoreError};
 
 mod attach;
-pub use attach::{AttachOutcome, attach};
+pub use attach::{AttachOutcome, attach, recheck, thresholds_of};
 
 #[derive(Debug, Clone)]
 pub struct PresaleQuery {

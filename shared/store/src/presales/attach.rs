@@ -5,6 +5,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::{CustomerHistoryLookup, PresaleGet, PresaleWrite};
+use crate::config::CampaignDirectory;
 use crate::{ConflictKind, StoreError};
 use backoffice_domain::audit::{Actor, AuditEntry};
 use backoffice_domain::presale::{Presale, PresaleAction, PresaleId, PresaleStatus};
@@ -26,15 +27,48 @@ pub enum AttachOutcome {
     NoPresale,
 }
 
-/// Attach `recording` to the pre-sale, conditionally on the version read, retrying a few times
-/// if a concurrent change wins the race.
-pub async fn attach<S: PresaleGet + PresaleWrite + CustomerHistoryLookup + ?Sized>(
+/// The check thresholds of a campaign (the defaults when it has no configuration).
+pub async fn thresholds_of<C: CampaignDirectory + ?Sized>(
+    campaigns: &C,
+    campaign_id: &str,
+) -> Result<CheckThresholds, StoreError> {
+    Ok(campaigns
+        .catalog(campaign_id)
+        .await?
+        .map(|c| c.campaign.checks)
+        .unwrap_or_default())
+}
+
+/// Run every automatic check on the pre-sale as it is now (customer, items, recording) and
+/// set its findings and risk score: on attachment, and again after an agent's correction.
+pub async fn recheck<S: CustomerHistoryLookup + ?Sized>(
     store: &S,
-    presale_id: &PresaleId,
+    presale: &mut Presale,
     recording: &Recording,
     thresholds: &CheckThresholds,
+) -> Result<(), StoreError> {
+    let history = store.customer_history(presale).await?;
+    let outcome = run_checks(presale, recording, thresholds, &history);
+    presale.findings = outcome.findings;
+    presale.risk_score = Some(outcome.risk_score);
+    Ok(())
+}
+
+/// Attach `recording` to the pre-sale, checked with the thresholds of the pre-sale's own
+/// campaign (never the campaign named in the object's key), conditionally on the version read,
+/// retrying a few times if a concurrent change wins the race.
+pub async fn attach<S, C>(
+    store: &S,
+    campaigns: &C,
+    presale_id: &PresaleId,
+    recording: &Recording,
     now: OffsetDateTime,
-) -> Result<AttachOutcome, StoreError> {
+) -> Result<AttachOutcome, StoreError>
+where
+    S: PresaleGet + PresaleWrite + CustomerHistoryLookup + ?Sized,
+    C: CampaignDirectory + ?Sized,
+{
+    let mut thresholds: Option<(String, CheckThresholds)> = None;
     for _ in 0..3 {
         let Some(stored) = store.get(presale_id).await? else {
             return Ok(AttachOutcome::NoPresale);
@@ -60,8 +94,15 @@ pub async fn attach<S: PresaleGet + PresaleWrite + CustomerHistoryLookup + ?Size
                 return Ok(AttachOutcome::Decided(decided));
             }
         };
-        let history = store.customer_history(&presale).await?;
-        let outcome = run_checks(&presale, recording, thresholds, &history);
+        let checks = match &thresholds {
+            Some((campaign, checks)) if *campaign == presale.campaign_id => checks.clone(),
+            _ => {
+                let checks = thresholds_of(campaigns, &presale.campaign_id).await?;
+                thresholds = Some((presale.campaign_id.clone(), checks.clone()));
+                checks
+            }
+        };
+        recheck(store, &mut presale, recording, &checks).await?;
         presale.recording = Some(RecordingRef {
             bucket: recording.bucket.clone(),
             key: recording.key.clone(),
@@ -70,15 +111,13 @@ pub async fn attach<S: PresaleGet + PresaleWrite + CustomerHistoryLookup + ?Size
             duration_ms: recording.audio.as_ref().map(|a| a.duration_ms).unwrap_or(0),
             attached_at: now,
         });
-        presale.findings = outcome.findings;
-        presale.risk_score = Some(outcome.risk_score);
         let codes: Vec<&str> = presale.findings.iter().map(|f| f.code.as_str()).collect();
         let audit = AuditEntry::presale(&presale, now, &Actor::system(ACTOR), action)
             .from_status(expected_status)
             .reasons(codes.iter().map(|c| (*c).to_owned()).collect())
             .details(json!({
                 "key": recording.key, "version_id": recording.version_id, "sha256": recording.sha256,
-                "risk_score": outcome.risk_score,
+                "risk_score": presale.risk_score,
             }))
             .seal(&stored.audit_head);
         match store.save(&presale, expected_version, expected_status, &audit).await {
