@@ -115,10 +115,19 @@ where
     }
 
     async fn profile(&self, client_id: &str) -> Result<BillingProfile, IssueError> {
-        self.billing
-            .billing_profile(client_id)
-            .await?
-            .ok_or_else(|| IssueError::NoBillingProfile(client_id.to_owned()))
+        match self.billing.billing_profile(client_id).await? {
+            Some(profile) => Ok(profile),
+            None => {
+                // The alarm's metric filter matches `error_kind`: the client's sales wait,
+                // unbilled, until operations configure its billing profile.
+                tracing::error!(
+                    client_id,
+                    error_kind = "billing_profile_missing",
+                    "client has no billing profile: its sales cannot be invoiced"
+                );
+                Err(IssueError::NoBillingProfile(client_id.to_owned()))
+            }
+        }
     }
 
     /// The sale's invoice number: allocated now, or the one a concurrent delivery allocated.

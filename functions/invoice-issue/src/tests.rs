@@ -398,3 +398,31 @@ async fn a_later_number_never_carries_an_earlier_date() {
         ]
     );
 }
+
+/// Issue 12 (item 11): a client without a billing profile is one clear ERROR line with a stable
+/// `error_kind` (the alarm's metric filter matches it) and nothing is issued.
+#[tokio::test]
+async fn a_client_without_a_billing_profile_logs_one_error_with_a_stable_kind() {
+    let logs = backoffice_edge::testing::LogCapture::global();
+    let w = world();
+    let body = wire::seal(
+        &invoice_request("P-NB", "nobilling-co"),
+        "m-nb",
+        "c-nb",
+        datetime!(2026-11-24 15:00 UTC),
+    )
+    .unwrap();
+    assert!(matches!(
+        w.issuer.process(&body).await,
+        Err(IssueError::NoBillingProfile(client)) if client == "nobilling-co"
+    ));
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .into_iter()
+        .filter(|line| line["client_id"] == "nobilling-co")
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["level"], "ERROR");
+    assert_eq!(lines[0]["error_kind"], "billing_profile_missing");
+    assert!(w.invoices.all().is_empty());
+}
