@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod invoices;
 pub mod outbox;
 pub mod presales;
+pub mod reconciliation;
 pub mod shipments;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
