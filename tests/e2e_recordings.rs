@@ -343,3 +343,83 @@ async fn keys_off_the_convention_are_recorded_as_unrecognized() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// The registration's own binding of a waiting recording failed (here: the pre-sale is written
+/// straight to the table, as if the second write never happened). The scheduled sweep binds
+/// it; until then, the pre-sale is listed as stale for supervisors once past its allowance.
+#[tokio::test]
+async fn a_waiting_recording_is_bound_by_the_sweep_and_stale_presales_are_listed() {
+    use backoffice_domain::audit::{Actor, AuditEntry, GENESIS_HASH};
+    use backoffice_domain::testing::{campaign_catalog, registered_presale};
+    use backoffice_store::presales::{DynamoPresaleStore, PresaleWrite};
+
+    let s = scene().await;
+    let call_id = unique("call");
+    s.upload(&s.key(&call_id), call_wav(70, 5), Some("agent-7")).await;
+    let day = time::OffsetDateTime::now_utc().date();
+    let started = Instant::now();
+    while s
+        .env
+        .partition("PresalesTable", &format!("WAITING#{day}"))
+        .await
+        .iter()
+        .all(|item| item.get("call_id").and_then(|v| v.as_s().ok()) != Some(&call_id))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the recording was never noted as waiting"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Registered two hours ago, and never bound.
+    let store = DynamoPresaleStore::new(s.env.dynamodb.clone(), s.env.table("PresalesTable"));
+    let at = time::OffsetDateTime::now_utc() - time::Duration::hours(2);
+    let presale = registered_presale(&campaign_catalog(&s.campaign, &s.client), &call_id, None, at);
+    let audit = AuditEntry::presale(&presale, at, &Actor::new("agent-7", "agent"), "CREATED").seal(GENESIS_HASH);
+    store.create(&presale, &audit).await.expect("create");
+    let id = presale.id.to_string();
+
+    let stale = s
+        .env
+        .send(s.env.as_caller(
+            &s.supervisor,
+            "GET",
+            &format!("/presales?campaign={}&stale=true", s.campaign),
+        ))
+        .await;
+    assert_eq!(stale.status, 200, "{:?}", stale.body);
+    assert!(
+        stale.body["items"]
+            .as_array()
+            .is_some_and(|items| items.iter().any(|p| p["id"] == id.as_str())),
+        "a sale with no call after an hour is listed: {:?}",
+        stale.body
+    );
+
+    let sweep = s
+        .env
+        .send(
+            s.env
+                .request("POST", "/_local/functions/RecordingIngestFunction/invoke")
+                .json(&json!({"source": "aws.scheduler"})),
+        )
+        .await;
+    assert_eq!(sweep.status, 200, "{:?}", sweep.body);
+    assert!(sweep.body["bound"].as_u64().is_some_and(|n| n >= 1), "{:?}", sweep.body);
+    let bound = s.presale(&id).await;
+    assert_eq!(bound["status"], "READY_FOR_REVIEW", "{bound}");
+    let listed_again = s
+        .env
+        .send(s.env.as_caller(
+            &s.supervisor,
+            "GET",
+            &format!("/presales?campaign={}&stale=true", s.campaign),
+        ))
+        .await;
+    assert!(
+        listed_again.body["items"]
+            .as_array()
+            .is_some_and(|items| items.iter().all(|p| p["id"] != id.as_str())),
+        "bound, no longer stale"
+    );
+}

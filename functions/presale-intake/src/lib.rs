@@ -192,7 +192,7 @@ where
     }
 
     async fn list(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
-        request.only_query_params(&["campaign", "status", "limit", "cursor"])?;
+        request.only_query_params(&["campaign", "status", "stale", "limit", "cursor"])?;
         let campaign_id = request
             .query_param("campaign")?
             .ok_or_else(|| ApiError::InvalidParameter {
@@ -218,14 +218,45 @@ where
                     detail: format!("limit is a whole number from 1 to {MAX_PAGE_SIZE}"),
                 })?,
         };
-        let catalog = self.campaigns.catalog(campaign_id).await?;
-        if !catalog.is_some_and(|c| principal.acts_for(&c.campaign.client_id)) {
-            return Err(ApiError::NotFound(format!("no campaign {campaign_id}")));
+        let stale = match request.query_param("stale")? {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                return Err(ApiError::InvalidParameter {
+                    field: "stale".into(),
+                    detail: "stale is true or false".into(),
+                });
+            }
+        };
+        if stale && !principal.is_any(&[Role::Supervisor, Role::Admin]) {
+            return Err(ApiError::Forbidden("stale pre-sales are listed for supervisors".into()));
         }
+        if stale && status.is_some_and(|s| s != PresaleStatus::PendingRecording) {
+            return Err(ApiError::InvalidParameter {
+                field: "status".into(),
+                detail: "stale pre-sales are those still PENDING_RECORDING".into(),
+            });
+        }
+        let Some(catalog) = self
+            .campaigns
+            .catalog(campaign_id)
+            .await?
+            .filter(|c| principal.acts_for(&c.campaign.client_id))
+        else {
+            return Err(ApiError::NotFound(format!("no campaign {campaign_id}")));
+        };
+        // Still without a recording after the campaign's allowance: a sale with no call.
+        let (status, created_before) = if stale {
+            let wait = time::Duration::minutes(catalog.campaign.checks.max_recording_wait_minutes);
+            (Some(PresaleStatus::PendingRecording), Some(self.clock.now() - wait))
+        } else {
+            (status, None)
+        };
         let query = PresaleQuery {
             campaign_id: campaign_id.to_owned(),
             status,
             agent_id: principal.is(Role::Agent).then(|| principal.user_id.clone()),
+            created_before,
             limit,
             cursor: request.query_param("cursor")?.map(str::to_owned),
         };

@@ -369,6 +369,7 @@ async fn bad_bodies_get_precise_problems() {
                 campaign_id: "acme-fibra".into(),
                 status: None,
                 agent_id: None,
+                created_before: None,
                 limit: 100,
                 cursor: None
             })
@@ -636,4 +637,37 @@ async fn a_correction_runs_every_check_again() {
     let last = trail.last().expect("records");
     assert_eq!(last.action, "CORRECTED");
     assert_eq!(last.details["findings"], json!(["DUPLICATE_PURCHASE"]));
+}
+
+#[tokio::test]
+async fn presales_still_without_a_recording_after_the_allowance_are_listed_for_supervisors() {
+    let intake = intake();
+    let old = create(&intake, "call-old").await;
+    // Forty minutes later, another one; an hour after the first, the first is stale.
+    intake.clock.advance(time::Duration::minutes(40));
+    let recent = create(&intake, "call-recent").await;
+    intake.clock.advance(time::Duration::minutes(25));
+    let stale = |who: (&'static str, &'static str)| {
+        call("GET /presales", "/presales")
+            .query("campaign", "acme-fibra")
+            .query("stale", "true")
+            .who(who.0, who.1, "acme")
+    };
+    let (status, body, _) = stale(("sup-1", "supervisor")).send(&intake).await;
+    assert_eq!(status, 200, "{body}");
+    let ids: Vec<&str> = body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|p| p["id"].as_str())
+        .collect();
+    assert_eq!(ids, vec![old["id"].as_str().expect("id")], "not {recent}");
+    assert_eq!(stale(("agent-7", "agent")).send(&intake).await.0, 403);
+    let (status, problem, _) = call("GET /presales", "/presales")
+        .query("campaign", "acme-fibra")
+        .query("stale", "yes")
+        .who("sup-1", "supervisor", "acme")
+        .send(&intake)
+        .await;
+    assert_eq!((status, problem["field"].as_str()), (400, Some("stale")));
 }

@@ -10,6 +10,7 @@ use backoffice_store::StoreError;
 use backoffice_store::config::CampaignDirectory;
 use backoffice_store::presales::{
     self, AttachOutcome, CallLookup, CustomerHistoryLookup, PresaleGet, PresaleWrite, RecordingVersions,
+    WaitingRecordings,
 };
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -24,6 +25,27 @@ pub struct Ingest<P, C, S, K> {
     pub source: S,
     pub clock: K,
     pub analysis: AnalysisConfig,
+    /// Objects above this size are not downloaded: their pre-sale gets a blocking finding.
+    pub max_object_bytes: u64,
+}
+
+/// The default of `RECORDING_MAX_BYTES`: far above any call (six hours of 8 kHz stereo PCM is
+/// under 700 MB), far below what one invocation can stream in its time.
+pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 512 * 1024 * 1024;
+
+/// No new message is started this close to the invocation's deadline: one recording's
+/// download and analysis fits in it.
+pub const MESSAGE_MARGIN: time::Duration = time::Duration::seconds(20);
+
+/// Days of waiting-recording notes the sweep looks at (today and the two before).
+pub const WAITING_DAYS: i64 = 3;
+
+/// What one sweep of waiting recordings did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BindReport {
+    pub bound: usize,
+    pub still_waiting: usize,
+    pub stopped_early: bool,
 }
 
 /// Why a message must come back (or, after the queue's maxReceiveCount, go to the DLQ).
@@ -53,13 +75,64 @@ pub enum Processed {
 
 impl<P, C, S, K> Ingest<P, C, S, K>
 where
-    P: PresaleGet + PresaleWrite + CallLookup + RecordingVersions + CustomerHistoryLookup,
+    P: PresaleGet + PresaleWrite + CallLookup + RecordingVersions + CustomerHistoryLookup + WaitingRecordings,
     C: CampaignDirectory,
     S: RecordingSource,
     K: Clock,
 {
-    pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        backoffice_edge::queue::each_message(event, |body| async move { self.process_message(&body).await }).await
+    /// One batch, message by message, starting none within [`MESSAGE_MARGIN`] of `deadline`.
+    pub async fn handle(&self, event: SqsEvent, deadline: OffsetDateTime) -> SqsBatchResponse {
+        backoffice_edge::queue::each_message_in_time(
+            event,
+            || self.clock.now() + MESSAGE_MARGIN >= deadline,
+            |body| async move { self.process_message(&body).await },
+        )
+        .await
+    }
+
+    /// Bind recordings that arrived before their pre-sale and are still unbound because the
+    /// registration's own binding failed (scheduled). Notes of calls bound meanwhile are
+    /// cleared; calls with no pre-sale yet keep waiting.
+    pub async fn bind_waiting(&self, deadline: OffsetDateTime) -> Result<BindReport, RetryableError> {
+        let mut report = BindReport::default();
+        let today = self.clock.now().date();
+        for back in 0..WAITING_DAYS {
+            let Some(day) = today.checked_sub(time::Duration::days(back)) else {
+                continue;
+            };
+            for (client_id, call_id) in self.presales.waiting(day, 100).await? {
+                if self.clock.now() + MESSAGE_MARGIN >= deadline {
+                    report.stopped_early = true;
+                    return Ok(report);
+                }
+                let Some(presale_id) = self.presales.find_by_call(&client_id, &call_id).await? else {
+                    report.still_waiting += 1;
+                    continue;
+                };
+                let newest = self.presales.recordings(&client_id, &call_id).await?.into_iter().next();
+                if let Some(recording) = newest {
+                    let outcome = presales::attach(
+                        &self.presales,
+                        &self.campaigns,
+                        &presale_id,
+                        &recording,
+                        self.clock.now(),
+                    )
+                    .await?;
+                    if let AttachOutcome::Attached(_) | AttachOutcome::Replaced(_) = outcome {
+                        tracing::warn!(presale_id = %presale_id, "waiting recording bound by the sweep");
+                        report.bound += 1;
+                    }
+                }
+                self.presales.clear_waiting(&client_id, &call_id, day).await?;
+            }
+        }
+        tracing::info!(
+            bound = report.bound,
+            still_waiting = report.still_waiting,
+            "waiting recordings swept"
+        );
+        Ok(report)
     }
 
     pub async fn process_message(&self, body: &str) -> Result<Vec<Processed>, RetryableError> {
@@ -109,6 +182,8 @@ where
         let new = self.presales.put_recording(&recording).await?;
         tracing::info!(call_id = %key.call_id, sha256 = %recording.sha256, new, unreadable = recording.unreadable.is_some(), "recording stored");
         let Some(presale_id) = self.presales.find_by_call(&key.client_id, &key.call_id).await? else {
+            // Noted, so that a sweep binds it even if the registration's binding fails.
+            self.presales.mark_waiting(&key.client_id, &key.call_id, now).await?;
             return Ok(Processed::Waiting { duplicate: !new });
         };
         // Checked with the pre-sale's own campaign, whatever campaign the key names.
@@ -145,6 +220,34 @@ where
             .await?;
         let metadata = metadata_of(&opened.metadata);
         let version_id = opened.version_id.clone().or_else(|| object.version_id.clone());
+        if let Some(size) = opened.size.or(object.size).filter(|size| *size > self.max_object_bytes) {
+            // Not downloaded: it could not be analyzed within the invocation's time. Its id
+            // stands for this object version, not for its bytes' hash.
+            tracing::warn!(key = %object.key, size, limit = self.max_object_bytes, "recording above the size limit");
+            let identity = format!(
+                "{}/{}#{}#{size}",
+                object.bucket,
+                object.key,
+                version_id.as_deref().unwrap_or("-")
+            );
+            return Ok(Recording {
+                client_id: key.client_id.clone(),
+                campaign_id: key.campaign_id.clone(),
+                call_id: key.call_id.clone(),
+                bucket: object.bucket.clone(),
+                key: object.key.clone(),
+                version_id,
+                sha256: format!("oversize-{}", hex::encode(Sha256::digest(identity.as_bytes()))),
+                bytes: size,
+                received_at: now,
+                metadata,
+                audio: None,
+                unreadable: Some(format!(
+                    "the object is {size} bytes, above the {}-byte limit: not analyzed",
+                    self.max_object_bytes
+                )),
+            });
+        }
         let config = self.analysis.clone();
         let extension = key.extension.clone();
         let analysed =

@@ -1,14 +1,17 @@
-//! Wiring only: clients are built once at init and reused by every invocation.
+//! Wiring only: clients are built once at init and reused by every invocation. One binary
+//! consumes the recordings queue and runs the scheduled sweep of waiting recordings.
 
 use aws_lambda_events::sqs::SqsEvent;
 use backoffice_domain::SystemClock;
+use backoffice_edge::http::Invocation;
 use backoffice_edge::{aws, config, telemetry};
 use backoffice_store::config::DynamoCampaignDirectory;
 use backoffice_store::presales::DynamoPresaleStore;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use recording_analysis::AnalysisConfig;
-use recording_ingest::ingest::Ingest;
+use recording_ingest::ingest::{DEFAULT_MAX_OBJECT_BYTES, Ingest};
 use recording_ingest::source::S3Source;
+use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -23,10 +26,18 @@ async fn main() -> Result<(), Error> {
         source: S3Source::new(aws::s3(&sdk)),
         clock: SystemClock,
         analysis: AnalysisConfig::default(),
+        max_object_bytes: config::number_or("RECORDING_MAX_BYTES", DEFAULT_MAX_OBJECT_BYTES)?,
     };
     let ingest = &ingest;
-    run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, Error>(ingest.handle(event.payload).await)
+    run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let deadline = Invocation::from_context(&event.context).deadline;
+        // SQS batches carry Records; anything else is the schedule's tick.
+        if event.payload.get("Records").is_some() {
+            let batch: SqsEvent = serde_json::from_value(event.payload)?;
+            Ok::<Value, Error>(serde_json::to_value(ingest.handle(batch, deadline).await)?)
+        } else {
+            Ok(serde_json::to_value(ingest.bind_waiting(deadline).await?)?)
+        }
     }))
     .await
 }

@@ -35,7 +35,13 @@ fn ingest() -> TestIngest {
         source: MemorySource::default(),
         clock: FixedClock::at(NOW),
         analysis: AnalysisConfig::default(),
+        max_object_bytes: crate::ingest::DEFAULT_MAX_OBJECT_BYTES,
     }
+}
+
+/// A deadline far enough away for any batch of these tests.
+fn later() -> OffsetDateTime {
+    NOW + time::Duration::minutes(5)
 }
 
 async fn register_presale(ingest: &TestIngest, call_id: &str) -> PresaleId {
@@ -119,7 +125,7 @@ async fn only_the_bad_message_of_a_batch_fails() {
         ("m-unrecognized", notification("calls/acme/whatever.wav")),
         ("m-gone", notification("calls/acme/c1/2026/11/23/deleted.wav")),
     ]);
-    let response = ingest.handle(event).await;
+    let response = ingest.handle(event, later()).await;
     let failed: Vec<&str> = response
         .batch_item_failures
         .iter()
@@ -202,7 +208,7 @@ async fn garbage_is_a_finding_not_a_retry() {
     ingest
         .source
         .put(BUCKET, KEY, b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk".to_vec(), &[]);
-    let response = ingest.handle(batch(&[("m-1", notification(KEY))])).await;
+    let response = ingest.handle(batch(&[("m-1", notification(KEY))]), later()).await;
     assert!(response.batch_item_failures.is_empty());
     let presale = ingest.presales.get(&id).await.expect("get").expect("exists").presale;
     let codes: Vec<&str> = presale.findings.iter().map(|f| f.code.as_str()).collect();
@@ -233,4 +239,84 @@ async fn a_recording_is_checked_with_its_presales_campaign_and_a_key_naming_anot
         codes.contains(&"TOO_SHORT"),
         "checked with c1's thresholds, not c2's: {codes:?}"
     );
+}
+
+#[tokio::test]
+async fn an_object_above_the_size_limit_is_a_finding_not_a_timeout() {
+    let ingest = Ingest {
+        max_object_bytes: 1000,
+        ..ingest()
+    };
+    let id = register_presale(&ingest, "call-1").await;
+    ingest.source.put(BUCKET, KEY, recording(1), &[]);
+    let done = ingest.process_message(&notification(KEY)).await.expect("processed");
+    assert!(matches!(done.as_slice(), [Processed::Attached { .. }]), "{done:?}");
+    let stored = ingest.presales.get(&id).await.expect("get").expect("stored");
+    let unreadable = stored
+        .presale
+        .findings
+        .iter()
+        .find(|f| f.code == "RECORDING_UNREADABLE")
+        .expect("a blocking finding");
+    assert!(
+        unreadable.evidence["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("above the 1000-byte limit")),
+        "{:?}",
+        unreadable.evidence
+    );
+    // Redelivered, the same object is recognised as already bound.
+    let again = ingest.process_message(&notification(KEY)).await.expect("processed");
+    assert_eq!(again, vec![Processed::AlreadyAttached]);
+}
+
+#[tokio::test]
+async fn a_batch_stops_starting_messages_before_the_deadline() {
+    let ingest = ingest();
+    register_presale(&ingest, "call-1").await;
+    ingest.source.put(BUCKET, KEY, recording(1), &[]);
+    // Ten seconds left: less than one message's margin.
+    let response = ingest
+        .handle(
+            batch(&[("m-1", notification(KEY)), ("m-2", notification(KEY))]),
+            NOW + time::Duration::seconds(10),
+        )
+        .await;
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, vec!["m-1", "m-2"], "both come back later, untouched");
+    assert!(
+        ingest
+            .presales
+            .recordings("acme", "call-1")
+            .await
+            .expect("versions")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn the_sweep_binds_a_recording_whose_registration_binding_failed() {
+    let ingest = ingest();
+    // The recording arrives first and waits.
+    ingest.source.put(BUCKET, KEY, recording(1), &[]);
+    let waited = ingest.process_message(&notification(KEY)).await.expect("processed");
+    assert_eq!(waited, vec![Processed::Waiting { duplicate: false }]);
+    // The pre-sale is registered, but its own binding never ran (the second write failed).
+    let id = register_presale(&ingest, "call-1").await;
+    let report = ingest.bind_waiting(later()).await.expect("swept");
+    assert_eq!((report.bound, report.still_waiting), (1, 0));
+    let stored = ingest.presales.get(&id).await.expect("get").expect("stored");
+    assert_eq!(stored.presale.status, PresaleStatus::ReadyForReview);
+    // Its note is cleared: the next sweep has nothing to do.
+    assert_eq!(ingest.bind_waiting(later()).await.expect("swept"), Default::default());
+    // A recording whose pre-sale never comes keeps waiting.
+    let orphan = "calls/acme/c1/2026/11/23/call-2.wav";
+    ingest.source.put(BUCKET, orphan, recording(2), &[]);
+    ingest.process_message(&notification(orphan)).await.expect("processed");
+    let report = ingest.bind_waiting(later()).await.expect("swept");
+    assert_eq!((report.bound, report.still_waiting), (0, 1));
 }

@@ -194,6 +194,9 @@ pub struct CheckThresholds {
     /// How far the recording's call start may be from the pre-sale's.
     pub call_window_minutes: i64,
     pub duplicate_window_days: i64,
+    /// A pre-sale still without its recording this long after registration is listed for
+    /// supervisors: a sale with no call is a fraud signal.
+    pub max_recording_wait_minutes: i64,
 }
 
 impl Default for CheckThresholds {
@@ -206,6 +209,7 @@ impl Default for CheckThresholds {
             max_clipping_ratio: 0.01,
             call_window_minutes: 120,
             duplicate_window_days: 30,
+            max_recording_wait_minutes: 60,
         }
     }
 }

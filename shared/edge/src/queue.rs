@@ -15,14 +15,42 @@ use tracing::Instrument;
 /// for messages without one, such as S3 notifications: a handler that learns it later records it
 /// with `Span::current().record("correlation_id", …)`), so one pre-sale's log lines join across
 /// functions by one id.
-pub async fn each_message<T, E, Fut>(event: SqsEvent, mut process: impl FnMut(String) -> Fut) -> SqsBatchResponse
+pub async fn each_message<T, E, Fut>(event: SqsEvent, process: impl FnMut(String) -> Fut) -> SqsBatchResponse
+where
+    Fut: Future<Output = Result<T, E>>,
+    E: Display,
+{
+    each_message_in_time(event, || false, process).await
+}
+
+/// [`each_message`], checking `out_of_time` before each message: once it says so, this message
+/// and the rest are reported as failures, untouched, so they come back on their own instead of
+/// the whole batch timing out (and every message of it being retried).
+pub async fn each_message_in_time<T, E, Fut>(
+    event: SqsEvent,
+    out_of_time: impl Fn() -> bool,
+    mut process: impl FnMut(String) -> Fut,
+) -> SqsBatchResponse
 where
     Fut: Future<Output = Result<T, E>>,
     E: Display,
 {
     let mut response = SqsBatchResponse::default();
+    let mut stopped = false;
     for message in event.records {
         let id = message.message_id.unwrap_or_default();
+        if stopped || out_of_time() {
+            if !stopped {
+                tracing::warn!(message_id = %id, "close to the deadline: this message and the rest come back later");
+                stopped = true;
+            }
+            if !id.is_empty() {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                response.batch_item_failures.push(failure);
+            }
+            continue;
+        }
         let body = message.body.unwrap_or_default();
         let span = tracing::info_span!(
             "message",
@@ -123,5 +151,34 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn messages_left_when_time_runs_out_come_back_untouched() {
+        let mut event = SqsEvent::default();
+        event.records = vec![
+            message(Some("a"), "1"),
+            message(Some("b"), "2"),
+            message(Some("c"), "3"),
+        ];
+        let seen = std::sync::Mutex::new(Vec::new());
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let response = each_message_in_time(
+            event,
+            // Time runs out after the first message.
+            || calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 1,
+            |body| {
+                seen.lock().expect("lock").push(body);
+                async { Ok::<(), String>(()) }
+            },
+        )
+        .await;
+        let failed: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, vec!["b", "c"]);
+        assert_eq!(*seen.lock().expect("lock"), vec!["1".to_owned()]);
     }
 }

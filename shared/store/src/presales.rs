@@ -8,6 +8,7 @@
 //! | call id uniqueness  | `CALL#{client}#{call_id}` | `META`          |                                      |
 //! | recording version   | `RECORDING#{client}#{call_id}` | `SHA#{sha256}` |                                   |
 //! | unrecognized upload | `UNRECOGNIZED#{date}`     | `{key}#{version}` |                                    |
+//! | waiting recording   | `WAITING#{date}`          | `{client}#{call_id}` |                                 |
 //! | outbox message      | `OUTBOX#{message id}`     | `MESSAGE`       | outbox-pending (sparse)              |
 //! | review counters     | `METRICS#{campaign}#{day}` | `…`            |                                      |
 //! | validator's claim   | `VALIDATOR#{user id}`     | `CLAIM`         |                                      |
@@ -49,6 +50,8 @@ pub struct PresaleQuery {
     pub status: Option<PresaleStatus>,
     /// Agents see only their own pre-sales.
     pub agent_id: Option<String>,
+    /// Only pre-sales registered before this instant (from the index's sort key).
+    pub created_before: Option<time::OffsetDateTime>,
     pub limit: u32,
     pub cursor: Option<String>,
 }
@@ -167,6 +170,19 @@ pub trait RecordingVersions: Send + Sync {
         reason: &str,
         at: time::OffsetDateTime,
     ) -> Result<(), StoreError>;
+}
+
+/// Recordings that arrived before their pre-sale, noted per day of arrival (UTC: an internal
+/// bucket, not a business day) so that a sweep can bind them if the registration's own
+/// binding failed, without scanning.
+#[async_trait]
+pub trait WaitingRecordings: Send + Sync {
+    async fn mark_waiting(&self, client_id: &str, call_id: &str, at: time::OffsetDateTime) -> Result<(), StoreError>;
+
+    /// The (client, call id) pairs noted on `day`.
+    async fn waiting(&self, day: time::Date, limit: u32) -> Result<Vec<(String, String)>, StoreError>;
+
+    async fn clear_waiting(&self, client_id: &str, call_id: &str, day: time::Date) -> Result<(), StoreError>;
 }
 
 #[async_trait]
@@ -524,12 +540,19 @@ impl PresaleList for DynamoPresaleStore {
             .query()
             .table_name(&self.table)
             .index_name(index)
-            .key_condition_expression("#pk = :pk")
             .expression_attribute_names("#pk", pk_name)
             .expression_attribute_values(":pk", s(pk_value))
             .scan_index_forward(false)
             .limit(page_size(query.limit))
             .set_exclusive_start_key(start);
+        request = match query.created_before {
+            // `{created:020}#{id}` < `{before:020}` exactly when created < before.
+            Some(before) => request
+                .key_condition_expression("#pk = :pk AND #sk < :before")
+                .expression_attribute_names("#sk", sk_name)
+                .expression_attribute_values(":before", s(format!("{:020}", nanos(before)))),
+            None => request.key_condition_expression("#pk = :pk"),
+        };
         if let Some(agent) = &query.agent_id {
             request = request
                 .filter_expression("#agent = :agent")
@@ -649,6 +672,54 @@ impl RecordingVersions for DynamoPresaleStore {
             .item("key", s(key))
             .item("reason", s(reason))
             .item("at", s(at.unix_timestamp().to_string()))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl WaitingRecordings for DynamoPresaleStore {
+    async fn mark_waiting(&self, client_id: &str, call_id: &str, at: time::OffsetDateTime) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("WAITING#{}", at.date())))
+            .item("sk", s(format!("{client_id}#{call_id}")))
+            .item("entity", s("WAITING_RECORDING"))
+            .item("client_id", s(client_id))
+            .item("call_id", s(call_id))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    async fn waiting(&self, day: time::Date, limit: u32) -> Result<Vec<(String, String)>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(format!("WAITING#{day}")))
+            .limit(page_size(limit))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(output
+            .items()
+            .iter()
+            .filter_map(|item| Some((string_attr(item, "client_id")?, string_attr(item, "call_id")?)))
+            .collect())
+    }
+
+    async fn clear_waiting(&self, client_id: &str, call_id: &str, day: time::Date) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("WAITING#{day}")))
+            .key("sk", s(format!("{client_id}#{call_id}")))
             .send()
             .await
             .map_err(sdk_error)?;
@@ -799,6 +870,7 @@ mod memory {
         outbox: crate::outbox::MemoryOutbox,
         counters: BTreeMap<(String, String), BTreeMap<String, i64>>,
         claims: HashMap<String, HeldClaim>,
+        waiting: std::collections::BTreeSet<(time::Date, String, String)>,
     }
 
     /// The validator-claim item's condition and write, as the DynamoDB adapter does them.
@@ -951,6 +1023,7 @@ mod memory {
                 .filter(|p| p.campaign_id == query.campaign_id)
                 .filter(|p| query.status.is_none_or(|s| p.status == s))
                 .filter(|p| query.agent_id.as_ref().is_none_or(|a| &p.agent_id == a))
+                .filter(|p| query.created_before.is_none_or(|before| p.created_at < before))
                 .collect();
             matching.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
             let start = match &query.cursor {
@@ -1033,6 +1106,43 @@ mod memory {
                 .map_err(poisoned)?
                 .unrecognized
                 .push((key.to_owned(), reason.to_owned()));
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl WaitingRecordings for MemoryPresaleStore {
+        async fn mark_waiting(
+            &self,
+            client_id: &str,
+            call_id: &str,
+            at: time::OffsetDateTime,
+        ) -> Result<(), StoreError> {
+            self.state
+                .lock()
+                .map_err(poisoned)?
+                .waiting
+                .insert((at.date(), client_id.to_owned(), call_id.to_owned()));
+            Ok(())
+        }
+
+        async fn waiting(&self, day: time::Date, limit: u32) -> Result<Vec<(String, String)>, StoreError> {
+            let state = self.state.lock().map_err(poisoned)?;
+            Ok(state
+                .waiting
+                .iter()
+                .filter(|(d, _, _)| *d == day)
+                .take(limit as usize)
+                .map(|(_, client, call)| (client.clone(), call.clone()))
+                .collect())
+        }
+
+        async fn clear_waiting(&self, client_id: &str, call_id: &str, day: time::Date) -> Result<(), StoreError> {
+            self.state
+                .lock()
+                .map_err(poisoned)?
+                .waiting
+                .remove(&(day, client_id.to_owned(), call_id.to_owned()));
             Ok(())
         }
     }
