@@ -6,14 +6,17 @@ use backoffice_domain::Clock;
 use backoffice_domain::catalog::CampaignCatalog;
 use backoffice_domain::presale::PresaleId;
 use backoffice_domain::principal::{Principal, Role};
-use backoffice_domain::tipification::{self, Catalog, ContactContext, ContactDraft, CustomerKey, LinkedPresale, Node};
+use backoffice_domain::tipification::callback::{self, Callback, Cancel, CancelRefused};
+use backoffice_domain::tipification::{
+    self, Catalog, Contact, ContactContext, ContactDraft, CustomerKey, LinkedPresale, Node,
+};
 use backoffice_domain::validation::Invalid;
 use backoffice_edge::http::request::DEFAULT_BODY_LIMIT;
 use backoffice_edge::http::{ApiError, ApiRequest, ApiResponse, Invocation, respond};
-use backoffice_store::StoreError;
 use backoffice_store::config::CampaignDirectory;
-use backoffice_store::contacts::{ContactStore, Recorded};
+use backoffice_store::contacts::{CallbackList, CallbackQuery, CallbackStore, ContactStore, Recorded};
 use backoffice_store::presales::PresaleGet;
+use backoffice_store::{ConflictKind, StoreError};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -25,6 +28,7 @@ pub const ROUTES: &[&str] = &[
     "PUT /campaigns/{id}/dispositions",
     "GET /campaigns/{id}/contact-counters",
     "GET /callbacks",
+    "POST /callbacks/{id}/cancel",
 ];
 
 pub struct Tipify<S, C, P, K> {
@@ -33,6 +37,17 @@ pub struct Tipify<S, C, P, K> {
     pub presales: P,
     pub clock: K,
 }
+
+/// `POST /callbacks/{id}/cancel`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelDraft {
+    reason: String,
+}
+
+/// Attempts at a write whose condition (the customer's pending callback) changed since it was
+/// read, before the caller is told to retry.
+const CALLBACK_ATTEMPTS: usize = 5;
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,9 +65,29 @@ fn parse_time(raw: &str, field: &str) -> Result<OffsetDateTime, ApiError> {
     })
 }
 
+fn rfc3339(at: OffsetDateTime) -> Result<String, ApiError> {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// `limit`: 1 to 100, 25 when absent.
+fn page_limit(request: &ApiRequest) -> Result<u32, ApiError> {
+    match request.query_param("limit")? {
+        None => Ok(25),
+        Some(raw) => raw
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| ApiError::InvalidParameter {
+                field: "limit".into(),
+                detail: "limit is 1 to 100".into(),
+            }),
+    }
+}
+
 impl<S, C, P, K> Tipify<S, C, P, K>
 where
-    S: ContactStore,
+    S: ContactStore + CallbackStore,
     C: CampaignDirectory,
     P: PresaleGet,
     K: Clock,
@@ -74,6 +109,7 @@ where
             "PUT /campaigns/{id}/dispositions" => self.put_catalog(request, &principal).await,
             "GET /campaigns/{id}/contact-counters" => self.counters(request, &principal).await,
             "GET /callbacks" => self.callbacks(request, &principal).await,
+            "POST /callbacks/{id}/cancel" => self.cancel_callback(request, &principal).await,
             other => Err(ApiError::NotFound(format!("no route {other}"))),
         }
     }
@@ -157,7 +193,7 @@ where
             now,
         };
         let contact = tipification::record(&draft, ctx).map_err(ApiError::Validation)?;
-        match self.contacts.record(&contact).await? {
+        match self.record_with_callbacks(&contact).await? {
             Recorded::Created => {
                 tracing::info!(contact_id = %contact.id, campaign_id = %contact.campaign_id, disposition = %contact.disposition.code, "contact tipified");
                 Ok(ApiResponse::json(201, &contact).header("location", format!("/contacts/{}", contact.id)))
@@ -167,6 +203,32 @@ where
                 Ok(ApiResponse::json(200, &existing).header("idempotent-replayed", "true"))
             }
         }
+    }
+
+    /// Record `contact` with what it does to its customer's pending callback in the campaign
+    /// (complete it, supersede it, or schedule the first). The write is conditioned on the
+    /// pending callback read; if it changed meanwhile, read it again.
+    async fn record_with_callbacks(&self, contact: &Contact) -> Result<Recorded, ApiError> {
+        for _ in 0..CALLBACK_ATTEMPTS {
+            let pending = self
+                .contacts
+                .pending_callback(&contact.client_id, contact.customer_key.as_str(), &contact.campaign_id)
+                .await?;
+            let changes = callback::on_contact(pending.as_ref(), contact, contact.recorded_at);
+            match self.contacts.record(contact, &changes).await {
+                Err(StoreError::Conflict(ConflictKind::StaleVersion)) => continue,
+                Err(e) => return Err(e.into()),
+                Ok(recorded) => {
+                    if let (Recorded::Created, Some(closed)) = (&recorded, &changes.closed) {
+                        tracing::info!(callback_id = %closed.id, status = %closed.status, contact_id = %contact.id, "callback closed by a contact");
+                    }
+                    return Ok(recorded);
+                }
+            }
+        }
+        Err(ApiError::Unavailable(
+            "the customer's callbacks kept changing while this contact was recorded; resend it (it is safe)".into(),
+        ))
     }
 
     fn customer_key(request: &ApiRequest) -> Result<CustomerKey, ApiError> {
@@ -195,17 +257,7 @@ where
         request.only_query_params(&["client", "limit", "cursor"])?;
         let key = Self::customer_key(request)?;
         let client = Self::client(request, principal)?;
-        let limit = match request.query_param("limit")? {
-            None => 25,
-            Some(raw) => raw
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=100).contains(n))
-                .ok_or_else(|| ApiError::InvalidParameter {
-                    field: "limit".into(),
-                    detail: "limit is 1 to 100".into(),
-                })?,
-        };
+        let limit = page_limit(request)?;
         let page = self
             .contacts
             .history(&client, key.as_str(), limit, request.query_param("cursor")?)
@@ -329,21 +381,170 @@ where
         ))
     }
 
+    /// Scheduled callbacks, soonest due first, a page at a time: an agent's due list (agents
+    /// see their own), or with `campaign` every agent's in the campaign (supervisors, admins),
+    /// and with `overdue=true` those whose due time has passed.
     async fn callbacks(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
-        request.only_query_params(&["agent", "due_before", "client"])?;
+        request.only_query_params(&[
+            "agent",
+            "due_before",
+            "client",
+            "campaign",
+            "overdue",
+            "limit",
+            "cursor",
+        ])?;
+        let limit = page_limit(request)?;
+        let cursor = request.query_param("cursor")?.map(str::to_owned);
+        let overdue = match request.query_param("overdue")? {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                return Err(ApiError::InvalidParameter {
+                    field: "overdue".into(),
+                    detail: "overdue is true or false".into(),
+                });
+            }
+        };
+        let due_before = request
+            .query_param("due_before")?
+            .map(|raw| parse_time(raw, "due_before"))
+            .transpose()?;
+        let now = self.clock.now();
+        let campaign_id = request.query_param("campaign")?;
+        if overdue || campaign_id.is_some() {
+            if !principal.is_any(&[Role::Supervisor, Role::Admin]) {
+                return Err(ApiError::Forbidden(
+                    "a campaign's callbacks are for supervisors and admins; agents list their own".into(),
+                ));
+            }
+            let campaign_id = campaign_id.ok_or_else(|| ApiError::InvalidParameter {
+                field: "campaign".into(),
+                detail: "overdue callbacks are listed per campaign: say which".into(),
+            })?;
+            if request.query_param("agent")?.is_some() {
+                return Err(ApiError::InvalidParameter {
+                    field: "agent".into(),
+                    detail: "a campaign's list shows every agent's callbacks: leave out agent or campaign".into(),
+                });
+            }
+            if overdue && due_before.is_some() {
+                return Err(ApiError::InvalidParameter {
+                    field: "due_before".into(),
+                    detail: "overdue callbacks are those due before now: leave out due_before".into(),
+                });
+            }
+            let client = request.query_param("client")?;
+            let campaign = self
+                .campaign(campaign_id, principal)
+                .await?
+                .filter(|c| client.is_none_or(|client| client == c.campaign.client_id))
+                .ok_or_else(|| ApiError::NotFound(format!("no campaign {campaign_id}")))?;
+            // Overdue: due strictly before now.
+            let due = if overdue {
+                Some(now - time::Duration::nanoseconds(1))
+            } else {
+                due_before
+            };
+            let page = self
+                .contacts
+                .callbacks(&CallbackQuery {
+                    list: CallbackList::Campaign {
+                        campaign_id: campaign.campaign.campaign_id.clone(),
+                    },
+                    due_before: due,
+                    limit,
+                    cursor,
+                })
+                .await?;
+            return Ok(ApiResponse::json(
+                200,
+                &json!({
+                    "campaign_id": campaign.campaign.campaign_id,
+                    "overdue": overdue,
+                    "due_before": due.map(rfc3339).transpose()?,
+                    "items": page.items,
+                    "next_cursor": page.next_cursor,
+                }),
+            ));
+        }
         let agent = request.query_param("agent")?.unwrap_or(&principal.user_id).to_owned();
+        if agent.is_empty() || agent.len() > 128 {
+            return Err(ApiError::InvalidParameter {
+                field: "agent".into(),
+                detail: "agent is a user id, 1 to 128 characters".into(),
+            });
+        }
         if principal.is(Role::Agent) && agent != principal.user_id {
             return Err(ApiError::Forbidden("agents see their own callbacks".into()));
         }
-        let due_before = match request.query_param("due_before")? {
-            Some(raw) => parse_time(raw, "due_before")?,
-            None => self.clock.now(),
-        };
         let client = Self::client(request, principal)?;
-        let due = self.contacts.callbacks_due(&client, &agent, due_before).await?;
+        let due_before = due_before.unwrap_or(now);
+        let page = self
+            .contacts
+            .callbacks(&CallbackQuery {
+                list: CallbackList::Agent {
+                    client_id: client,
+                    agent_id: agent.clone(),
+                },
+                due_before: Some(due_before),
+                limit,
+                cursor,
+            })
+            .await?;
         Ok(ApiResponse::json(
             200,
-            &json!({"agent_id": agent, "due_before": due_before.to_string(), "items": due}),
+            &json!({
+                "agent_id": agent,
+                "due_before": rfc3339(due_before)?,
+                "items": page.items,
+                "next_cursor": page.next_cursor,
+            }),
+        ))
+    }
+
+    /// `POST /callbacks/{id}/cancel`: its agent, or a supervisor or admin of its client, with a
+    /// reason. Cancelling a cancelled callback again answers it unchanged.
+    async fn cancel_callback(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
+        if !callback::may_cancel(principal) {
+            return Err(ApiError::Forbidden(
+                "callbacks are cancelled by their agent, a supervisor or an admin".into(),
+            ));
+        }
+        let id = request.path_param("id")?;
+        let visible = |found: Option<Callback>| {
+            found
+                .filter(|c| callback::visible_to(principal, c))
+                .ok_or_else(|| ApiError::NotFound(format!("no callback {id}")))
+        };
+        let mut current = visible(self.contacts.callback(id).await?)?;
+        let draft: CancelDraft = request.json_body(DEFAULT_BODY_LIMIT)?;
+        for _ in 0..CALLBACK_ATTEMPTS {
+            match current.cancel(&principal.user_id, &draft.reason, self.clock.now()) {
+                Ok(Cancel::Cancelled(cancelled)) => match self.contacts.close_callback(&cancelled).await {
+                    Ok(()) => {
+                        tracing::info!(callback_id = %cancelled.id, "callback cancelled");
+                        return Ok(ApiResponse::json(200, &cancelled));
+                    }
+                    // A contact or another cancellation got there first: decide again on what it left.
+                    Err(StoreError::Conflict(_)) => current = visible(self.contacts.callback(id).await?)?,
+                    Err(e) => return Err(e.into()),
+                },
+                Ok(Cancel::AlreadyCancelled) => {
+                    return Ok(ApiResponse::json(200, &current).header("idempotent-replayed", "true"));
+                }
+                Err(CancelRefused::Reason(error)) => return Err(ApiError::Validation(vec![error])),
+                Err(refused @ CancelRefused::Closed(_)) => {
+                    return Err(ApiError::Conflict {
+                        slug: "callback-closed",
+                        detail: refused.to_string(),
+                        current: Some(json!({"id": current.id, "status": current.status, "closed": current.closed})),
+                    });
+                }
+            }
+        }
+        Err(ApiError::Unavailable(
+            "the customer's callbacks kept changing; retry the cancellation".into(),
         ))
     }
 }

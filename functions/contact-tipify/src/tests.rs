@@ -2,6 +2,7 @@
 
 use backoffice_domain::catalog::CampaignCatalog;
 use backoffice_domain::testing::{FixedClock, campaign_catalog};
+use backoffice_domain::tipification::callback::CallbackStatus;
 use backoffice_edge::http::Invocation;
 use backoffice_edge::testing::{ApiEvent, Reply};
 use backoffice_store::config::MemoryCampaignDirectory;
@@ -416,3 +417,505 @@ async fn the_daily_attempt_cap_follows_limas_day() {
     .await;
     assert_eq!(counters["total"]["attempts"], 3, "{counters}");
 }
+
+// --- Callbacks: lifecycle, cancellation, pages, overdue ------------------------------------------
+
+/// One request as `who` (sub, role, clients).
+async fn send(
+    s: &Service,
+    route: &str,
+    path: &str,
+    who: (&str, &str, &str),
+    body: Option<Value>,
+    query: &[(&str, &str)],
+) -> Reply {
+    let mut event = ApiEvent::new(route).path(path).who(who.0, who.1, who.2);
+    if let Some(id) = path.strip_prefix("/callbacks/").and_then(|p| p.strip_suffix("/cancel")) {
+        event = event.param("id", id);
+    }
+    for (name, value) in query {
+        event = event.query(name, value);
+    }
+    if let Some(body) = body {
+        event = event.json(&body);
+    }
+    Reply::from(s.handle(event.build(), &Invocation::ending_after(NOW, 10)).await)
+}
+
+/// A contact of `key` started at `started` (Lima time, on 23 November), scheduling a callback
+/// at `callback_at` if given; its id.
+async fn contact_at(
+    s: &Service,
+    agent: &str,
+    external: &str,
+    key: &str,
+    started: &str,
+    callback_at: Option<&str>,
+) -> String {
+    let mut body = contact(
+        external,
+        "call",
+        if callback_at.is_some() {
+            "CALL_BACK"
+        } else {
+            "NO_ANSWER"
+        },
+    );
+    body["customer_key"] = json!(key);
+    body["started_at"] = json!(format!("2026-11-23T{started}:00-05:00"));
+    body["ended_at"] = json!(format!("2026-11-23T{started}:30-05:00"));
+    if let Some(at) = callback_at {
+        body["callback_at"] = json!(at);
+    }
+    let reply = send(
+        s,
+        "POST /contacts",
+        "/contacts",
+        (agent, "agent", "acme"),
+        Some(body),
+        &[],
+    )
+    .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    reply.body["id"].as_str().expect("an id").to_owned()
+}
+
+async fn due_list(s: &Service, agent: &str, query: &[(&str, &str)]) -> Reply {
+    let mut query = query.to_vec();
+    query.push(("due_before", "2026-12-31T00:00:00Z"));
+    send(
+        s,
+        "GET /callbacks",
+        "/callbacks",
+        (agent, "agent", "acme"),
+        None,
+        &query,
+    )
+    .await
+}
+
+fn ids(list: &Reply) -> Vec<String> {
+    list.body["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| i["id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn stored(s: &Service, id: &str) -> Callback {
+    s.contacts.callback(id).await.expect("store").expect("a callback")
+}
+
+#[tokio::test]
+async fn a_new_callback_supersedes_the_pending_one_and_a_later_contact_of_anyone_completes_it() {
+    let s = service();
+    let key = "phone:+51911000001";
+    let first = contact_at(&s, "agent-7", "cb-1", key, "10:00", Some("2026-11-24T10:00:00-05:00")).await;
+    let listed = due_list(&s, "agent-7", &[]).await;
+    assert_eq!(ids(&listed), vec![first.clone()]);
+    assert_eq!(listed.body["items"][0]["status"], "SCHEDULED");
+    assert_eq!(listed.body["items"][0]["due_at"], "2026-11-24T10:00:00-05:00");
+
+    // A new callback for the same customer and campaign replaces it.
+    let second = contact_at(&s, "agent-7", "cb-2", key, "10:20", Some("2026-11-25T10:00:00-05:00")).await;
+    assert_eq!(ids(&due_list(&s, "agent-7", &[]).await), vec![second.clone()]);
+    let superseded = stored(&s, &first).await;
+    assert_eq!(superseded.status, CallbackStatus::Superseded);
+    assert_eq!(
+        superseded.closed.as_ref().and_then(|c| c.superseded_by.as_deref()),
+        Some(second.as_str())
+    );
+
+    // A contact that started before the pending callback was asked for changes nothing.
+    contact_at(&s, "agent-7", "late-report", key, "10:10", None).await;
+    assert_eq!(stored(&s, &second).await.status, CallbackStatus::Scheduled);
+
+    // Any later contact, by any agent, of any disposition, completes it.
+    let called_back = contact_at(&s, "agent-8", "done-1", key, "10:40", None).await;
+    let done = stored(&s, &second).await;
+    assert_eq!(done.status, CallbackStatus::Done);
+    assert_eq!(
+        done.closed.as_ref().map(|c| (c.by.as_str(), c.contact_id.as_deref())),
+        Some(("agent-8", Some(called_back.as_str())))
+    );
+    assert_eq!(ids(&due_list(&s, "agent-7", &[]).await), Vec::<String>::new());
+    let (_, answer) = call(
+        &s,
+        "GET /customers/{key}/contactability",
+        "/customers/x/contactability",
+        &[("key", key)],
+        AGENT,
+        None,
+        &[("campaign", "c1")],
+    )
+    .await;
+    // Four attempts today reach the daily limit, but no callback holds the customer any more.
+    assert_eq!(
+        answer["reasons"],
+        json!(["DAILY_LIMIT: 4 of 3 attempts today"]),
+        "{answer}"
+    );
+
+    // Resending that contact changes nothing, and a further contact finds nothing to complete.
+    let mut resend = contact("done-1", "call", "NO_ANSWER");
+    resend["customer_key"] = json!(key);
+    (resend["started_at"], resend["ended_at"]) =
+        (json!("2026-11-23T10:40:00-05:00"), json!("2026-11-23T10:40:30-05:00"));
+    let again = send(
+        &s,
+        "POST /contacts",
+        "/contacts",
+        ("agent-8", "agent", "acme"),
+        Some(resend),
+        &[],
+    )
+    .await;
+    assert_eq!(again.status, 200);
+    contact_at(&s, "agent-7", "after", key, "10:50", None).await;
+    assert_eq!(stored(&s, &second).await, done);
+    assert_eq!(stored(&s, &first).await, superseded);
+}
+
+#[tokio::test]
+async fn callbacks_are_cancelled_by_their_agent_a_supervisor_or_an_admin_with_a_reason() {
+    let s = service();
+    let key = "phone:+51911000002";
+    let id = contact_at(&s, "agent-7", "cb-1", key, "10:00", Some("2026-11-24T10:00:00-05:00")).await;
+    let path = format!("/callbacks/{id}/cancel");
+    let cancel = |who: (&'static str, &'static str, &'static str), body: Value| {
+        let (s, path) = (&s, path.clone());
+        async move { send(s, "POST /callbacks/{id}/cancel", &path, who, Some(body), &[]).await }
+    };
+    let reason = json!({"reason": "El cliente compró en tienda"});
+    for (who, status) in [
+        (("val-1", "validator", "acme"), 403),
+        (("fin-1", "finance", "acme"), 403),
+        (("agent-8", "agent", "acme"), 404),
+        (("agent-7", "agent", "globex"), 404),
+        (("sup-1", "supervisor", "globex"), 404),
+    ] {
+        assert_eq!(cancel(who, reason.clone()).await.status, status, "{who:?}");
+    }
+    for (body, code) in [
+        (json!({}), "missing field `reason`"),
+        (json!({"reason": "   "}), "say why"),
+        (json!({"reason": "x".repeat(501)}), "at most 500"),
+    ] {
+        let refused = cancel(("agent-7", "agent", "acme"), body).await;
+        assert_eq!((refused.status, refused.body["field"].as_str()), (422, Some("reason")));
+        assert!(
+            refused.body["detail"].as_str().is_some_and(|d| d.contains(code)),
+            "{}",
+            refused.body
+        );
+    }
+    assert_eq!(
+        stored(&s, &id).await.status,
+        CallbackStatus::Scheduled,
+        "refusals change nothing"
+    );
+
+    let cancelled = cancel(("agent-7", "agent", "acme"), reason.clone()).await;
+    assert_eq!(cancelled.status, 200, "{}", cancelled.body);
+    assert_eq!(
+        (
+            cancelled.body["status"].as_str(),
+            cancelled.body["closed"]["reason"].as_str(),
+            cancelled.body["closed"]["by"].as_str()
+        ),
+        (Some("CANCELLED"), Some("El cliente compró en tienda"), Some("agent-7"))
+    );
+    assert_eq!(cancelled.header("idempotent-replayed"), None);
+    // A retried request (or anyone else's) finds it cancelled: the same answer, nothing changed.
+    for who in [("agent-7", "agent", "acme"), ("adm-1", "admin", "acme")] {
+        let again = cancel(who, json!({"reason": "otra"})).await;
+        assert_eq!((again.status, again.header("idempotent-replayed")), (200, Some("true")));
+        assert_eq!(again.body, cancelled.body);
+    }
+    assert_eq!(ids(&due_list(&s, "agent-7", &[]).await), Vec::<String>::new());
+    let (_, answer) = call(
+        &s,
+        "GET /customers/{key}/contactability",
+        "/customers/x/contactability",
+        &[("key", key)],
+        AGENT,
+        None,
+        &[("campaign", "c1")],
+    )
+    .await;
+    assert_eq!(answer["contactable"], true, "{answer}");
+    // The next contact has nothing left to complete.
+    contact_at(&s, "agent-7", "after", key, "10:30", None).await;
+    assert_eq!(stored(&s, &id).await.status, CallbackStatus::Cancelled);
+
+    // A callback that is done or superseded is not cancelled: 409 with its state.
+    let other = contact_at(
+        &s,
+        "agent-7",
+        "cb-2",
+        "phone:+51911000003",
+        "10:00",
+        Some("2026-11-24T11:00:00-05:00"),
+    )
+    .await;
+    contact_at(&s, "agent-7", "done", "phone:+51911000003", "10:30", None).await;
+    let closed = send(
+        &s,
+        "POST /callbacks/{id}/cancel",
+        &format!("/callbacks/{other}/cancel"),
+        ("sup-1", "supervisor", "acme"),
+        Some(reason.clone()),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (
+            closed.status,
+            closed.problem(),
+            closed.body["current"]["status"].as_str()
+        ),
+        (409, "callback-closed", Some("DONE"))
+    );
+    let unknown = send(
+        &s,
+        "POST /callbacks/{id}/cancel",
+        "/callbacks/nope/cancel",
+        ("sup-1", "supervisor", "acme"),
+        Some(reason),
+        &[],
+    )
+    .await;
+    assert_eq!(unknown.status, 404);
+}
+
+#[tokio::test]
+async fn due_lists_page_with_a_cursor_soonest_first() {
+    let s = service();
+    let mut expected = Vec::new();
+    // Five customers, due on five days, recorded in another order.
+    for (i, day) in [(1, 28), (2, 25), (3, 27), (4, 24), (5, 26)] {
+        let id = contact_at(
+            &s,
+            "agent-7",
+            &format!("cb-{i}"),
+            &format!("phone:+5191100001{i}"),
+            "10:00",
+            Some(&format!("2026-11-{day}T09:00:00-05:00")),
+        )
+        .await;
+        expected.push((day, id));
+    }
+    expected.sort();
+    let expected: Vec<String> = expected.into_iter().map(|(_, id)| id).collect();
+    // Another agent's callback is on their list only.
+    contact_at(
+        &s,
+        "agent-8",
+        "theirs",
+        "phone:+51911000099",
+        "10:00",
+        Some("2026-11-24T08:00:00-05:00"),
+    )
+    .await;
+
+    for (who, query) in [
+        (
+            ("agent-7", "agent", "acme"),
+            vec![("due_before", "2026-12-31T00:00:00Z")],
+        ),
+        (
+            ("sup-1", "supervisor", "acme"),
+            vec![("agent", "agent-7"), ("due_before", "2026-12-31T00:00:00Z")],
+        ),
+    ] {
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut pages = Vec::new();
+        loop {
+            let mut q = query.clone();
+            q.push(("limit", "2"));
+            if let Some(c) = cursor.as_deref() {
+                q.push(("cursor", c));
+            }
+            let page = send(&s, "GET /callbacks", "/callbacks", who, None, &q).await;
+            assert_eq!(page.status, 200, "{}", page.body);
+            pages.push(ids(&page).len());
+            seen.extend(ids(&page));
+            match page.body["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => break,
+            }
+        }
+        assert_eq!((pages, &seen), (vec![2, 2, 1], &expected), "{who:?}");
+    }
+    // A campaign's list has every agent's.
+    let campaign = send(
+        &s,
+        "GET /callbacks",
+        "/callbacks",
+        ("sup-1", "supervisor", "acme"),
+        None,
+        &[("campaign", "c1"), ("limit", "100")],
+    )
+    .await;
+    assert_eq!(ids(&campaign).len(), 6, "{}", campaign.body);
+
+    let long_agent = "a".repeat(129);
+    for (query, field) in [
+        (vec![("cursor", "garbage")], "cursor"),
+        (vec![("limit", "0")], "limit"),
+        (vec![("limit", "101")], "limit"),
+        (vec![("due_before", "tomorrow")], "due_before"),
+        (vec![("page", "2")], "page"),
+        (vec![("agent", long_agent.as_str())], "agent"),
+    ] {
+        let bad = send(
+            &s,
+            "GET /callbacks",
+            "/callbacks",
+            ("agent-7", "agent", "acme"),
+            None,
+            &query,
+        )
+        .await;
+        assert_eq!(
+            (bad.status, bad.body["field"].as_str()),
+            (400, Some(field)),
+            "{query:?}"
+        );
+    }
+    // A cursor past the list's range (a later due_before's) is refused, not a server error.
+    let wide = due_list(&s, "agent-7", &[("limit", "4")]).await;
+    let cursor = wide.body["next_cursor"].as_str().expect("a cursor").to_owned();
+    let narrow = send(
+        &s,
+        "GET /callbacks",
+        "/callbacks",
+        ("agent-7", "agent", "acme"),
+        None,
+        &[("cursor", &cursor), ("due_before", "2026-11-25T00:00:00Z")],
+    )
+    .await;
+    assert_eq!((narrow.status, narrow.body["field"].as_str()), (400, Some("cursor")));
+}
+
+#[tokio::test]
+async fn supervisors_list_a_campaigns_overdue_callbacks_oldest_first() {
+    let s = service();
+    let mut by_due = Vec::new();
+    for (i, hour) in [(1, "14"), (2, "12"), (3, "13")] {
+        let id = contact_at(
+            &s,
+            if i == 2 { "agent-8" } else { "agent-7" },
+            &format!("cb-{i}"),
+            &format!("phone:+5191100002{i}"),
+            "10:00",
+            Some(&format!("2026-11-23T{hour}:00:00-05:00")),
+        )
+        .await;
+        by_due.push((hour, id));
+    }
+    by_due.sort();
+    let overdue = |who: (&'static str, &'static str, &'static str), query: Vec<(&'static str, &'static str)>| {
+        let s = &s;
+        async move { send(s, "GET /callbacks", "/callbacks", who, None, &query).await }
+    };
+    let list = vec![("campaign", "c1"), ("overdue", "true")];
+    // 11:00 in Lima: nothing is due yet.
+    let none = overdue(SUPERVISOR_ACME, list.clone()).await;
+    assert_eq!((none.status, ids(&none).len()), (200, 0), "{}", none.body);
+    // 13:30: the 12:00 and 13:00 ones are overdue, the oldest first; the 14:00 one is not.
+    s.clock.set(datetime!(2026-11-23 18:30 UTC));
+    let late = overdue(SUPERVISOR_ACME, list.clone()).await;
+    assert_eq!(
+        ids(&late),
+        vec![by_due[0].1.clone(), by_due[1].1.clone()],
+        "{}",
+        late.body
+    );
+    assert_eq!(late.body["overdue"], true);
+    let admin = overdue(("adm-1", "admin", "acme"), list.clone()).await;
+    assert_eq!(ids(&admin), ids(&late));
+    // Exactly at 14:00 the last one is due, not yet overdue.
+    s.clock.set(datetime!(2026-11-23 19:00 UTC));
+    assert_eq!(ids(&overdue(SUPERVISOR_ACME, list.clone()).await).len(), 2);
+    s.clock.set(datetime!(2026-11-23 19:00:01 UTC));
+    assert_eq!(ids(&overdue(SUPERVISOR_ACME, list.clone()).await).len(), 3);
+    // Done ones leave the list.
+    let mut done = contact("done", "call", "NO_ANSWER");
+    done["customer_key"] = json!("phone:+51911000022");
+    (done["started_at"], done["ended_at"]) = (json!("2026-11-23T13:50:00-05:00"), json!("2026-11-23T13:51:00-05:00"));
+    assert_eq!(
+        send(
+            &s,
+            "POST /contacts",
+            "/contacts",
+            ("agent-8", "agent", "acme"),
+            Some(done),
+            &[]
+        )
+        .await
+        .status,
+        201
+    );
+    assert_eq!(
+        ids(&overdue(SUPERVISOR_ACME, list.clone()).await),
+        vec![by_due[1].1.clone(), by_due[2].1.clone()]
+    );
+
+    for (who, query, status, field) in [
+        (("agent-7", "agent", "acme"), list.clone(), 403, None),
+        (("val-1", "validator", "acme"), list.clone(), 403, None),
+        (("agent-7", "agent", "acme"), vec![("campaign", "c1")], 403, None),
+        (SUPERVISOR_ACME, vec![("overdue", "true")], 400, Some("campaign")),
+        (
+            SUPERVISOR_ACME,
+            vec![("campaign", "c1"), ("overdue", "yes")],
+            400,
+            Some("overdue"),
+        ),
+        (
+            SUPERVISOR_ACME,
+            vec![
+                ("campaign", "c1"),
+                ("overdue", "true"),
+                ("due_before", "2026-11-23T20:00:00Z"),
+            ],
+            400,
+            Some("due_before"),
+        ),
+        (
+            SUPERVISOR_ACME,
+            vec![("campaign", "c1"), ("agent", "agent-7")],
+            400,
+            Some("agent"),
+        ),
+        (
+            SUPERVISOR_ACME,
+            vec![("campaign", "g1"), ("overdue", "true")],
+            404,
+            None,
+        ),
+        (
+            SUPERVISOR_ACME,
+            vec![("campaign", "c1"), ("client", "globex")],
+            404,
+            None,
+        ),
+        (("sup-1", "supervisor", "globex"), list.clone(), 404, None),
+    ] {
+        let reply = overdue(who, query.clone()).await;
+        assert_eq!(
+            (reply.status, reply.body["field"].as_str()),
+            (status, field),
+            "{who:?} {query:?}: {}",
+            reply.body
+        );
+    }
+}
+
+const SUPERVISOR_ACME: (&str, &str, &str) = ("sup-1", "supervisor", "acme");

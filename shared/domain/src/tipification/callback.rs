@@ -128,7 +128,7 @@ impl Callback {
     pub fn cancel(&self, by: &str, reason: &str, now: OffsetDateTime) -> Result<Cancel, CancelRefused> {
         let reason = cancel_reason(reason).map_err(|e| CancelRefused::Reason(e.at("reason")))?;
         match self.status {
-            CallbackStatus::Scheduled => Ok(Cancel::Cancelled(self.closed_as(
+            CallbackStatus::Scheduled => Ok(Cancel::Cancelled(Box::new(self.closed_as(
                 CallbackStatus::Cancelled,
                 Closure {
                     at: now,
@@ -137,7 +137,7 @@ impl Callback {
                     superseded_by: None,
                     reason: Some(reason),
                 },
-            ))),
+            )))),
             CallbackStatus::Cancelled => Ok(Cancel::AlreadyCancelled),
             status => Err(CancelRefused::Closed(status)),
         }
@@ -163,7 +163,7 @@ pub fn cancel_reason(raw: &str) -> Result<String, Invalid> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cancel {
     /// The callback as it is now: CANCELLED.
-    Cancelled(Callback),
+    Cancelled(Box<Callback>),
     /// It was cancelled before: nothing changes.
     AlreadyCancelled,
 }
