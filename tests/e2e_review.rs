@@ -149,59 +149,6 @@ async fn a_recorded_presale_is_claimed_reviewed_and_approved_into_exactly_one_sa
         .collect();
     assert_eq!(actions, vec!["CREATED", "RECORDING_ATTACHED", "CLAIMED", "APPROVED"]);
     assert_eq!(audit.body["verification"]["verified"], true);
-
-    // The sales queue refuses the send at the moment of approval (its maximum message size is
-    // shrunk below the event's size): the approval still commits, and the sweep delivers the
-    // event once the queue is back — exactly once.
-    let (second, _) = d.ready_presale(8).await;
-    let claimed = d.post(&val, "/reviews/next", None).await;
-    assert_eq!(claimed.body["presale"]["id"].as_str(), Some(second.as_str()));
-    let version = claimed.body["presale"]["version"].as_u64().expect("version");
-    let queue = d.env.resource("SalesQueue").reference.clone();
-    let set_max = |bytes: &'static str| {
-        d.env
-            .sqs
-            .set_queue_attributes()
-            .queue_url(&queue)
-            .attributes(aws_sdk_sqs::types::QueueAttributeName::MaximumMessageSize, bytes)
-            .send()
-    };
-    set_max("1024").await.expect("shrink the queue");
-    let approved = d
-        .post(
-            &val,
-            &format!("/presales/{second}/review"),
-            Some(json!({"decision": "approve", "version": version, "override_reason": "revisado"})),
-        )
-        .await;
-    let down_sweep = d
-        .env
-        .send(
-            d.env
-                .request("POST", "/_local/functions/PresaleReviewFunction/invoke")
-                .json(&json!({"source": "aws.scheduler"})),
-        )
-        .await;
-    set_max("262144").await.expect("restore the queue");
-    assert_eq!(
-        (approved.status, approved.body["status"].as_str()),
-        (200, Some("APPROVED")),
-        "{:?}",
-        approved.body
-    );
-    assert_eq!(down_sweep.body["failed"].as_u64(), Some(1), "{:?}", down_sweep.body);
-    d.sweep().await;
-    d.sweep().await;
-    let second_sale = format!("S-{second}");
-    d.wait_shipment(&second_sale).await;
-    d.env.drain("SalesQueue").await;
-    d.env.drain("BillingQueue").await;
-    d.wait_invoice(&second_sale).await;
-    assert_eq!(
-        d.env.invoices_of_client(&d.client).await.len(),
-        2,
-        "the second sale invoiced once after the outage"
-    );
 }
 
 #[tokio::test]
@@ -757,5 +704,53 @@ async fn a_campaign_with_24_catalog_versions_still_registers_and_dispatches() {
     assert_eq!(
         shipment.get("status").and_then(|v| v.as_s().ok()).map(String::as_str),
         Some("SCHEDULED")
+    );
+}
+
+/// The audit chain covers the data: an approved pre-sale whose total is edited in the table
+/// (records untouched) fails verification at its last record, and every change through the API
+/// keeps it verified, from registration to approval.
+#[tokio::test]
+async fn an_approved_total_edited_in_the_table_is_detected() {
+    let d = desk().await;
+    let (id, _) = d.ready_presale(30).await;
+    d.approve(&d.validator("val-1"), &id).await;
+    let supervisor = caller("sup-1", "supervisor", &[&d.client]);
+    let audit = async |d: &Desk| {
+        d.env
+            .send(d.env.as_caller(&supervisor, "GET", &format!("/presales/{id}/audit")))
+            .await
+    };
+    let clean = audit(&d).await;
+    assert_eq!(clean.body["verification"]["verified"], true, "{:?}", clean.body);
+    let records = clean.body["records"].as_array().expect("records");
+    assert!(
+        records.iter().all(|r| r["state_hash"].is_string()),
+        "every record hashes the state"
+    );
+    let last_seq = records.last().and_then(|r| r["seq"].as_u64()).expect("seq");
+
+    d.env
+        .dynamodb
+        .update_item()
+        .table_name(d.env.table("PresalesTable"))
+        .key("pk", AttributeValue::S(format!("PRESALE#{id}")))
+        .key("sk", AttributeValue::S("META".into()))
+        .update_expression("SET #total.#amount = :cheap")
+        .expression_attribute_names("#total", "total")
+        .expression_attribute_names("#amount", "amount")
+        .expression_attribute_values(":cheap", AttributeValue::S("1.00".into()))
+        .send()
+        .await
+        .expect("tamper with the total");
+    let tampered = audit(&d).await;
+    assert_eq!(
+        (
+            tampered.body["verification"]["verified"].as_bool(),
+            tampered.body["verification"]["broken_at"].as_u64()
+        ),
+        (Some(false), Some(last_seq)),
+        "{:?}",
+        tampered.body["verification"]
     );
 }

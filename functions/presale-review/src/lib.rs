@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use backoffice_domain::Clock;
-use backoffice_domain::audit::{AuditEntry, verify_chain};
+use backoffice_domain::audit::{AuditEntry, verify_chain_and_state};
 use backoffice_domain::events::SaleConfirmed;
 use backoffice_domain::presale::{Presale, PresaleId, PresaleStatus};
 use backoffice_domain::principal::{Principal, Role};
@@ -379,7 +379,7 @@ where
         )?;
         let stored = self.load(request, principal).await?;
         let records = self.presales.audit_trail(&stored.presale.id).await?;
-        let verification = verify_chain(&records, Some(&stored.audit_head));
+        let verification = verify_chain_and_state(&records, Some(&stored.audit_head), &stored.presale);
         Ok(ApiResponse::json(
             200,
             &json!({"presale_id": stored.presale.id, "records": records, "verification": verification}),

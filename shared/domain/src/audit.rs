@@ -1,5 +1,8 @@
 //! Audit records: one per state change, hash-chained per pre-sale so that an edited or deleted
-//! record is detectable. Written in the same transaction as the change it describes.
+//! record is detectable. Written in the same transaction as the change it describes. Each
+//! record of a pre-sale also carries the hash of the pre-sale's whole state after the change
+//! ([`state_hash`]), so an edit of the data itself (an approved total changed in the table) is
+//! detected too, not only an edit of the records.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -26,8 +29,61 @@ pub struct AuditRecord {
     pub reasons: Vec<String>,
     #[serde(default)]
     pub details: serde_json::Value,
+    /// Hash of the subject's state after the change ([`state_hash`]); absent on records written
+    /// before it existed, whose hashes stay valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_hash: Option<String>,
     pub prev_hash: String,
     pub hash: String,
+}
+
+/// SHA-256 of a state in a canonical JSON form: object keys sorted, whole-number floats written
+/// as integers (a store may give `20.0` back as `20`), so the state read back from the table
+/// hashes as the state written.
+pub fn state_hash<T: Serialize>(state: &T) -> String {
+    fn write(value: &serde_json::Value, out: &mut String) {
+        use serde_json::Value;
+        match value {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, key) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::String(key.clone()).to_string());
+                    out.push(':');
+                    write(&map[key], out);
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(item, out);
+                }
+                out.push(']');
+            }
+            Value::Number(n) => match n.as_f64() {
+                Some(f) if !n.is_i64() && !n.is_u64() && f.fract() == 0.0 && f.abs() < 9.0e15 => {
+                    out.push_str(&(f as i64).to_string())
+                }
+                _ => out.push_str(&n.to_string()),
+            },
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut canonical = String::new();
+    match serde_json::to_value(state) {
+        Ok(value) => write(&value, &mut canonical),
+        // Not representable as JSON: hash nothing rather than panic; verification then fails.
+        Err(e) => canonical.push_str(&format!("unserializable: {e}")),
+    }
+    hex::encode(Sha256::digest(canonical.as_bytes()))
 }
 
 /// What a caller knows when it records a change; sealing adds the chain fields.
@@ -43,6 +99,7 @@ pub struct AuditEntry {
     pub to_status: String,
     pub reasons: Vec<String>,
     pub details: serde_json::Value,
+    pub state_hash: Option<String>,
 }
 
 /// Who made a change: a person with the role their token carries, or a function of the back
@@ -90,12 +147,16 @@ impl AuditEntry {
             to_status: to_status.to_string(),
             reasons: Vec::new(),
             details: serde_json::Value::Object(serde_json::Map::new()),
+            state_hash: None,
         }
     }
 
-    /// A pre-sale's change as it stands after it: its id, version and status.
+    /// A pre-sale's change as it stands after it: its id, version, status and the hash of its
+    /// whole state (build it after the last change to the pre-sale, right before saving).
     pub fn presale(presale: &crate::presale::Presale, at: OffsetDateTime, actor: &Actor, action: &str) -> Self {
-        Self::new(&presale.id, presale.version, at, actor, action, presale.status)
+        let mut entry = Self::new(&presale.id, presale.version, at, actor, action, presale.status);
+        entry.state_hash = Some(state_hash(presale));
+        entry
     }
 
     pub fn from_status(mut self, status: impl ToString) -> Self {
@@ -125,6 +186,7 @@ impl AuditEntry {
             to_status: self.to_status,
             reasons: self.reasons,
             details: self.details,
+            state_hash: self.state_hash,
             prev_hash: prev_hash.to_owned(),
             hash: String::new(),
         };
@@ -137,7 +199,7 @@ impl AuditRecord {
     /// SHA-256 over every field but `hash`, in a fixed order (serde_json keeps struct order and
     /// `details` maps are sorted), so the same record always hashes the same.
     pub fn compute_hash(&self) -> String {
-        let material = serde_json::json!([
+        let mut material = serde_json::json!([
             self.subject,
             self.seq,
             self.at.unix_timestamp_nanos().to_string(),
@@ -150,6 +212,10 @@ impl AuditRecord {
             self.details,
             self.prev_hash,
         ]);
+        // Appended only when present, so records written before state hashes keep theirs.
+        if let (Some(state), Some(items)) = (&self.state_hash, material.as_array_mut()) {
+            items.push(serde_json::Value::String(state.clone()));
+        }
         let mut hasher = Sha256::new();
         hasher.update(material.to_string().as_bytes());
         hex::encode(hasher.finalize())
@@ -206,6 +272,28 @@ pub fn verify_chain(records: &[AuditRecord], expected_head: Option<&str>) -> Cha
     }
 }
 
+/// [`verify_chain`], then the subject's current state against the state hash its last record
+/// carries: a chain intact but data edited outside an audited change is detected.
+pub fn verify_chain_and_state<T: Serialize>(
+    records: &[AuditRecord],
+    expected_head: Option<&str>,
+    current: &T,
+) -> ChainCheck {
+    let check = verify_chain(records, expected_head);
+    if !check.verified {
+        return check;
+    }
+    match records.last() {
+        Some(last) if last.state_hash.as_ref().is_some_and(|h| *h != state_hash(current)) => ChainCheck {
+            verified: false,
+            records: records.len(),
+            broken_at: Some(last.seq),
+            problem: Some("the stored data does not match the state its last audited change recorded".into()),
+        },
+        _ => check,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,5 +343,32 @@ mod tests {
         rehashed[1].actor = "x".into();
         rehashed[1].hash = rehashed[1].compute_hash();
         assert_eq!(verify_chain(&rehashed, Some(&head)).broken_at, Some(3));
+    }
+
+    #[test]
+    fn state_hashes_are_canonical_and_catch_an_edited_state() {
+        let a = serde_json::json!({"total": {"amount": "169.89"}, "ratio": 20.0, "b": [1, 2]});
+        let same = serde_json::json!({"b": [1, 2], "ratio": 20, "total": {"amount": "169.89"}});
+        assert_eq!(state_hash(&a), state_hash(&same), "key order and 20.0 vs 20 do not matter");
+        let record = AuditEntry::new("p1", 1, datetime!(2026-11-23 10:00 UTC), &Actor::system("t"), "A", "APPROVED");
+        let mut record = record.seal(GENESIS_HASH);
+        record.state_hash = Some(state_hash(&a));
+        record.hash = record.compute_hash();
+        let head = record.hash.clone();
+        let records = vec![record];
+        assert!(verify_chain_and_state(&records, Some(&head), &same).verified);
+        let edited = serde_json::json!({"b": [1, 2], "ratio": 20, "total": {"amount": "1.00"}});
+        let check = verify_chain_and_state(&records, Some(&head), &edited);
+        assert_eq!((check.verified, check.broken_at), (false, Some(1)));
+    }
+
+    #[test]
+    fn records_without_a_state_hash_keep_their_hashes() {
+        let record = AuditEntry::new("p1", 1, datetime!(2026-11-23 10:00 UTC), &Actor::system("t"), "A", "X")
+            .seal(GENESIS_HASH);
+        let json = serde_json::to_value(&record).expect("json");
+        assert!(json.get("state_hash").is_none());
+        let back: AuditRecord = serde_json::from_value(json).expect("back");
+        assert_eq!(back.compute_hash(), record.hash);
     }
 }
