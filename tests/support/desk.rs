@@ -163,6 +163,44 @@ impl Desk {
     }
 
     /// Run presale-review's scheduled outbox sweep.
+    /// Make the pending outbox messages of `logical_table` that mention `needle` due now, as if
+    /// their retry time (a minute or more after a failed send) had come.
+    pub async fn rewind_outbox(&self, logical_table: &str, needle: &str) -> usize {
+        let table = self.env.table(logical_table);
+        let pending = self
+            .env
+            .dynamodb
+            .query()
+            .table_name(&table)
+            .index_name("outbox-pending")
+            .key_condition_expression("gsi6pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S("OUTBOX#PENDING".into()))
+            .send()
+            .await
+            .expect("pending outbox");
+        let mut rewound = 0;
+        for item in pending.items() {
+            let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            if !text("body").contains(needle) {
+                continue;
+            }
+            let id = text("message_id");
+            self.env
+                .dynamodb
+                .update_item()
+                .table_name(&table)
+                .key("pk", AttributeValue::S(format!("OUTBOX#{id}")))
+                .key("sk", AttributeValue::S("MESSAGE".into()))
+                .update_expression("SET gsi6sk = :due")
+                .expression_attribute_values(":due", AttributeValue::S(format!("{:020}#{id}", 0)))
+                .send()
+                .await
+                .expect("rewind the retry time");
+            rewound += 1;
+        }
+        rewound
+    }
+
     pub async fn sweep(&self) {
         let sweep = self
             .env
