@@ -207,13 +207,17 @@ where
 
     /// Record `contact` with what it does to its customer's pending callback in the campaign
     /// (complete it, supersede it, or schedule the first). The write is conditioned on the
-    /// pending callback read; if it changed meanwhile, read it again.
+    /// pending callback: first on there being none (most customers have none, so most contacts
+    /// cost no read), and if that, or what was read, no longer holds, on what is read now.
     async fn record_with_callbacks(&self, contact: &Contact) -> Result<Recorded, ApiError> {
-        for _ in 0..CALLBACK_ATTEMPTS {
-            let pending = self
-                .contacts
-                .pending_callback(&contact.client_id, contact.customer_key.as_str(), &contact.campaign_id)
-                .await?;
+        let mut pending: Option<Callback> = None;
+        for attempt in 0..CALLBACK_ATTEMPTS {
+            if attempt > 0 {
+                pending = self
+                    .contacts
+                    .pending_callback(&contact.client_id, contact.customer_key.as_str(), &contact.campaign_id)
+                    .await?;
+            }
             let changes = callback::on_contact(pending.as_ref(), contact, contact.recorded_at);
             match self.contacts.record(contact, &changes).await {
                 Err(StoreError::Conflict(ConflictKind::StaleVersion)) => continue,
