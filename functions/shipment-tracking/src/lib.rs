@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use backoffice_domain::Clock;
 use backoffice_domain::audit::{Actor, AuditEntry};
@@ -11,6 +12,7 @@ use backoffice_domain::principal::Role;
 use backoffice_domain::shipment::{Applied, TrackingEvent};
 use backoffice_domain::validation::Invalid;
 use backoffice_edge::http::{ApiError, ApiRequest, ApiResponse, Invocation, respond, webhook};
+use backoffice_edge::secrets::{CachedSecret, SecretError, SecretSource};
 use backoffice_store::StoreError;
 use backoffice_store::shipments::{EventRecorded, ShipmentTracking};
 use serde_json::json;
@@ -33,19 +35,53 @@ pub fn courier_secrets(raw: &str) -> Result<HashMap<String, Vec<String>>, serde_
         .collect())
 }
 
+/// The couriers' webhook secrets, by courier id.
+#[async_trait]
+pub trait CourierSecrets: Send + Sync {
+    /// The courier's secrets (the current one, and the next while it rotates); empty for an
+    /// unknown courier. `fresh` asks past any cache: a signature did not verify, and the courier
+    /// may have rotated.
+    async fn secrets_of(&self, courier: &str, fresh: bool) -> Result<Vec<String>, SecretError>;
+}
+
+/// A fixed table (handler tests).
+#[async_trait]
+impl CourierSecrets for HashMap<String, Vec<String>> {
+    async fn secrets_of(&self, courier: &str, _fresh: bool) -> Result<Vec<String>, SecretError> {
+        Ok(self.get(courier).cloned().unwrap_or_default())
+    }
+}
+
+/// One secret (Secrets Manager on AWS) holding every courier's secrets as JSON, read at run
+/// time and cached.
+pub struct ManagedCourierSecrets<S, K> {
+    pub secret: CachedSecret<S, K>,
+}
+
+#[async_trait]
+impl<S: SecretSource, K: Clock> CourierSecrets for ManagedCourierSecrets<S, K> {
+    async fn secrets_of(&self, courier: &str, fresh: bool) -> Result<Vec<String>, SecretError> {
+        let raw = self.secret.get(fresh).await?;
+        let table = courier_secrets(&raw).map_err(|e| SecretError {
+            id: "courier secrets".into(),
+            detail: format!("not a JSON map of courier → secret(s): {e}"),
+        })?;
+        Ok(table.get(courier).cloned().unwrap_or_default())
+    }
+}
+
 pub const ROUTES: &[&str] = &["POST /shipments/{id}/events", "GET /shipments/{id}"];
 
 /// Events are small; anything larger is not a courier's event.
 const EVENT_BODY_LIMIT: usize = 16 * 1024;
 
-pub struct Tracking<S, K> {
+pub struct Tracking<S, K, C> {
     pub shipments: S,
     pub clock: K,
-    /// courier id → its webhook secrets (the current one, and the next while it rotates).
-    pub secrets: HashMap<String, Vec<String>>,
+    pub secrets: C,
 }
 
-impl<S: ShipmentTracking, K: Clock> Tracking<S, K> {
+impl<S: ShipmentTracking, K: Clock, C: CourierSecrets> Tracking<S, K, C> {
     pub async fn handle(&self, event: ApiGatewayV2httpRequest, invocation: &Invocation) -> ApiGatewayV2httpResponse {
         respond(event, invocation, async |request: &ApiRequest| {
             self.route(request).await
@@ -65,7 +101,10 @@ impl<S: ShipmentTracking, K: Clock> Tracking<S, K> {
         // Authenticate before reading anything: sender, signature over the raw body, freshness.
         let courier = request.header(webhook::SENDER_HEADER).unwrap_or_default().to_owned();
         let unauthorized = || ApiError::Unauthorized("unknown courier or invalid signature".into());
-        let secrets = self.secrets.get(&courier).ok_or_else(unauthorized)?;
+        let unavailable = |e: SecretError| {
+            tracing::error!(error = %e, "courier secrets unavailable");
+            ApiError::Unavailable("cannot check signatures right now; resend the event".into())
+        };
         let body = request.body.as_deref().unwrap_or_default();
         if body.len() > EVENT_BODY_LIMIT {
             return Err(ApiError::PayloadTooLarge {
@@ -73,18 +112,25 @@ impl<S: ShipmentTracking, K: Clock> Tracking<S, K> {
             });
         }
         let now = self.clock.now();
-        webhook::verify(
-            secrets,
-            request.header(webhook::SIGNATURE_HEADER),
-            &request.method,
-            &request.path,
-            body,
-            now.unix_timestamp(),
-        )
-        .map_err(|e| {
-            tracing::warn!(courier = %courier, reason = %e, "webhook refused");
-            unauthorized()
-        })?;
+        let verify = |secrets: &[String]| {
+            webhook::verify(
+                secrets,
+                request.header(webhook::SIGNATURE_HEADER),
+                &request.method,
+                &request.path,
+                body,
+                now.unix_timestamp(),
+            )
+        };
+        let cached = self.secrets.secrets_of(&courier, false).await.map_err(unavailable)?;
+        if let Err(e) = verify(&cached) {
+            // The courier may have rotated to a secret newer than the cache: read again once.
+            let fresh = self.secrets.secrets_of(&courier, true).await.map_err(unavailable)?;
+            if fresh == cached || verify(&fresh).is_err() {
+                tracing::warn!(courier = %courier, reason = %e, "webhook refused");
+                return Err(unauthorized());
+            }
+        }
         let id = request.path_param("id")?;
         let not_found = || ApiError::NotFound(format!("no shipment {id} for courier {courier}"));
         let mut stored = self.shipments.load(id).await?.ok_or_else(not_found)?;
@@ -118,6 +164,14 @@ impl<S: ShipmentTracking, K: Clock> Tracking<S, K> {
                 &json!({"status": stored.shipment.status, "applied": matches!(applied, Applied::Moved { .. })}),
             )),
             Ok(EventRecorded::Duplicate) => Ok(ApiResponse::json(200, &json!({"status": from, "duplicate": true}))),
+            Ok(EventRecorded::IdTaken) => Err(ApiError::Conflict {
+                slug: "event-id-reused",
+                detail: format!(
+                    "event {} was already reported for another shipment; event ids are unique per courier",
+                    event.event_id
+                ),
+                current: None,
+            }),
             // Two events of one shipment at the same moment: the courier retries.
             Err(StoreError::Conflict(_)) => Err(ApiError::Unavailable(
                 "the shipment changed meanwhile; resend the event".into(),

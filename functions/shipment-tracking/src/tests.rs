@@ -15,17 +15,18 @@ use time::OffsetDateTime;
 use time::macros::datetime;
 
 use super::*;
+use std::collections::HashMap;
 
 /// The instant every test of this module runs at.
 const NOW: OffsetDateTime = datetime!(2026-11-24 15:00 UTC);
 const SECRET: &str = "urbano-webhook-secret";
 
-type Service = Tracking<MemoryShipmentStore, FixedClock>;
+type Service = Tracking<MemoryShipmentStore, FixedClock, HashMap<String, Vec<String>>>;
 
-/// A Lima sale of agent-7 (client acme), shipped by urbano.
-async fn service() -> (Service, Shipment) {
+/// The sale of agent-7 (client acme) the shipments of these tests carry.
+fn sale() -> SaleConfirmed {
     let pen = Currency::parse("PEN").expect("PEN");
-    let sale = SaleConfirmed {
+    SaleConfirmed {
         sale_id: SaleId::of(&presale_id("track-1")),
         presale_id: presale_id("track-1"),
         client_id: "acme".into(),
@@ -43,7 +44,12 @@ async fn service() -> (Service, Shipment) {
         }],
         total: Money::from_minor(1999, pen),
         confirmed_at: NOW,
-    };
+    }
+}
+
+/// A Lima sale of agent-7 (client acme), shipped by urbano.
+async fn service() -> (Service, Shipment) {
+    let sale = sale();
     let specs = shipping_specs()
         .into_iter()
         .map(|spec| (spec.sku.clone(), spec))
@@ -75,7 +81,14 @@ fn event(id: &str, kind: &str, at: &str) -> String {
 }
 
 /// The courier's webhook call, signed with `secret` at `signed_at`.
-async fn post(s: &Service, shipment: &str, courier: &str, secret: &str, signed_at: i64, body: &str) -> Reply {
+async fn post<C: CourierSecrets>(
+    s: &Tracking<MemoryShipmentStore, FixedClock, C>,
+    shipment: &str,
+    courier: &str,
+    secret: &str,
+    signed_at: i64,
+    body: &str,
+) -> Reply {
     let path = format!("/shipments/{shipment}/events");
     let signature = webhook::sign(secret.as_bytes(), signed_at, "POST", &path, body.as_bytes()).expect("signed");
     let request = ApiEvent::new("POST /shipments/{id}/events")
@@ -246,4 +259,90 @@ async fn a_courier_rotating_its_secret_is_accepted_with_either() {
     let transit = event("ev-2", "IN_TRANSIT", "2026-11-24T14:10:00Z");
     assert_eq!(post(&s, id, "urbano", "the-next-one", now, &transit).await.status, 200);
     assert_eq!(s.secrets["olva"], vec!["olva-secret".to_owned()]);
+}
+
+#[tokio::test]
+async fn an_event_id_is_unique_per_courier_not_per_shipment() {
+    let (s, shipment) = service().await;
+    // A second shipment of the same courier.
+    let mut other = shipment.clone();
+    other.shipment_id = backoffice_domain::events::ShipmentId::of(&SaleId::of(&presale_id("track-2")));
+    let audit = AuditEntry::new(
+        &other.shipment_id,
+        1,
+        NOW,
+        &Actor::system("test"),
+        "SCHEDULED",
+        "SCHEDULED",
+    )
+    .seal(GENESIS_HASH);
+    let outbox = OutboxMessage::seal(&InvoiceRequested::for_shipment(&sale(), &other), "c", NOW).expect("sealed");
+    s.shipments.create(&other, &audit, &outbox).await.expect("created");
+    let now = NOW.unix_timestamp();
+    let picked = event("ev-77", "PICKED_UP", "2026-11-24T14:00:00Z");
+    assert_eq!(
+        post(&s, shipment.shipment_id.as_str(), "urbano", SECRET, now, &picked)
+            .await
+            .status,
+        200
+    );
+    let again = post(&s, shipment.shipment_id.as_str(), "urbano", SECRET, now, &picked).await;
+    assert_eq!(
+        (again.status, again.body["duplicate"].as_bool()),
+        (200, Some(true)),
+        "same shipment: a duplicate"
+    );
+    let reused = post(&s, other.shipment_id.as_str(), "urbano", SECRET, now, &picked).await;
+    assert_eq!(
+        (reused.status, reused.problem()),
+        (409, "event-id-reused"),
+        "{:?}",
+        reused.body
+    );
+    let events = s.shipments.events(other.shipment_id.as_str()).await.expect("events");
+    assert!(events.is_empty(), "nothing recorded on the other shipment");
+}
+
+/// A source whose value the test changes, as an operator rotating the secret would.
+#[derive(Clone, Default)]
+struct Rotating(std::sync::Arc<std::sync::Mutex<String>>);
+
+#[async_trait::async_trait]
+impl backoffice_edge::secrets::SecretSource for Rotating {
+    async fn secret_string(&self, _id: &str) -> Result<String, SecretError> {
+        Ok(self.0.lock().map(|v| v.clone()).unwrap_or_default())
+    }
+}
+
+#[tokio::test]
+async fn secrets_are_read_at_run_time_and_a_rotation_is_picked_up_without_a_restart() {
+    let (s, shipment) = service().await;
+    let source = Rotating::default();
+    *source.0.lock().expect("lock") = format!(r#"{{"urbano": "{SECRET}"}}"#);
+    let s = Tracking {
+        shipments: s.shipments,
+        clock: s.clock,
+        secrets: ManagedCourierSecrets {
+            secret: CachedSecret::new(source.clone(), FixedClock::at(NOW), "couriers"),
+        },
+    };
+    let id = shipment.shipment_id.as_str();
+    let now = NOW.unix_timestamp();
+    let picked = event("ev-1", "PICKED_UP", "2026-11-24T14:00:00Z");
+    assert_eq!(post(&s, id, "urbano", SECRET, now, &picked).await.status, 200);
+    // The operator rotates urbano to a new secret; a minute later urbano signs with it.
+    *source.0.lock().expect("lock") = r#"{"urbano": "rotated-secret"}"#.to_owned();
+    s.secrets.secret.clock().advance(time::Duration::minutes(1));
+    let transit = event("ev-2", "IN_TRANSIT", "2026-11-24T14:10:00Z");
+    assert_eq!(
+        post(&s, id, "urbano", "rotated-secret", now, &transit).await.status,
+        200,
+        "no redeploy"
+    );
+    let delivered = event("ev-3", "DELIVERED", "2026-11-24T15:10:00Z");
+    assert_eq!(
+        post(&s, id, "urbano", SECRET, now, &delivered).await.status,
+        401,
+        "the old one is gone"
+    );
 }

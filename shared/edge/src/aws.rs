@@ -30,3 +30,7 @@ pub fn s3(config: &SdkConfig) -> aws_sdk_s3::Client {
 pub fn sesv2(config: &SdkConfig) -> aws_sdk_sesv2::Client {
     aws_sdk_sesv2::Client::new(config)
 }
+
+pub fn secretsmanager(config: &SdkConfig) -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(config)
+}

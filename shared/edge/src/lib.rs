@@ -9,6 +9,7 @@ pub mod http;
 pub mod mail;
 pub mod queue;
 pub mod relay;
+pub mod secrets;
 pub mod telemetry;
 
 #[cfg(any(test, feature = "testing"))]

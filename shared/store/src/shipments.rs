@@ -4,6 +4,8 @@
 //! |-------------|------------------------|-------------------|----------------------|
 //! | shipment    | `SHIPMENT#{id}`        | `META`            |                      |
 //! | audit       | `SHIPMENT#{id}`        | `AUDIT#{seq:010}` |                      |
+//! | event       | `SHIPMENT#{id}`        | `EVENT#{event id}` |                     |
+//! | event id    | `COURIER_EVENT#{courier}#{event id}` | `META` |                     |
 //! | outbox      | `OUTBOX#{message id}`  | `MESSAGE`         | outbox-pending (sparse) |
 
 use std::collections::HashMap;
@@ -37,8 +39,10 @@ pub struct StoredShipment {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventRecorded {
     Recorded,
-    /// This courier event id was recorded before.
+    /// This courier event id was recorded before, on this shipment.
     Duplicate,
+    /// The courier used this event id for another shipment: event ids are unique per courier.
+    IdTaken,
 }
 
 /// What dispatch needs: create a sale's one shipment.
@@ -192,14 +196,36 @@ impl ShipmentTracking for DynamoShipmentStore {
             serde_dynamo::to_item(audit).map_err(corrupt("serializing audit"))?;
         audit_item.insert("pk".into(), AttributeValue::S(pk));
         audit_item.insert("sk".into(), AttributeValue::S(format!("AUDIT#{:010}", audit.seq)));
+        // The courier's event id, once per courier: a captured event cannot be replayed against
+        // another of its shipments under the same id.
+        let courier = &shipment.plan.courier_id;
+        let mut guard = HashMap::new();
+        guard.insert(
+            "pk".to_owned(),
+            AttributeValue::S(format!("COURIER_EVENT#{courier}#{}", event.event_id)),
+        );
+        guard.insert("sk".to_owned(), AttributeValue::S("META".into()));
+        guard.insert(
+            "shipment_id".to_owned(),
+            AttributeValue::S(shipment.shipment_id.to_string()),
+        );
+        let guard = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(guard))
+            .condition_expression("attribute_not_exists(pk) OR shipment_id = :s")
+            .expression_attribute_values(":s", AttributeValue::S(shipment.shipment_id.to_string()))
+            .build()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
         let items = vec![
             TransactWriteItem::builder().put(meta).build(),
             self.put(event_item)?,
             self.put(audit_item)?,
+            TransactWriteItem::builder().put(guard).build(),
         ];
         match transact(&self.client, items).await {
             Ok(()) => Ok(EventRecorded::Recorded),
             Err(TransactFailure::Cancelled(c)) if c.condition_failed(1) => Ok(EventRecorded::Duplicate),
+            Err(TransactFailure::Cancelled(c)) if c.condition_failed(3) => Ok(EventRecorded::IdTaken),
             Err(TransactFailure::Cancelled(_)) => Err(StoreError::Conflict(crate::ConflictKind::StaleVersion)),
             Err(TransactFailure::Failed(e)) => Err(e),
         }
@@ -272,6 +298,8 @@ mod memory {
         shipments: Mutex<BTreeMap<String, Shipment>>,
         outbox: Mutex<crate::outbox::MemoryOutbox>,
         events: Mutex<BTreeMap<String, Vec<backoffice_domain::shipment::TrackingEvent>>>,
+        /// (courier, event id) → shipment id.
+        event_ids: Mutex<BTreeMap<(String, String), String>>,
         last_event_at: Mutex<BTreeMap<String, time::OffsetDateTime>>,
     }
 
@@ -327,10 +355,19 @@ mod memory {
             if history.iter().any(|e| e.event_id == event.event_id) {
                 return Ok(EventRecorded::Duplicate);
             }
+            let mut event_ids = self.event_ids.lock().map_err(poisoned)?;
+            let id_key = (stored.shipment.plan.courier_id.clone(), event.event_id.clone());
+            if event_ids
+                .get(&id_key)
+                .is_some_and(|other| other != stored.shipment.shipment_id.as_str())
+            {
+                return Ok(EventRecorded::IdTaken);
+            }
             if shipments.get(stored.shipment.shipment_id.as_str()).map(|s| s.version) != Some(expected_version) {
                 return Err(StoreError::Conflict(crate::ConflictKind::StaleVersion));
             }
             history.push(event.clone());
+            event_ids.insert(id_key, stored.shipment.shipment_id.to_string());
             shipments.insert(stored.shipment.shipment_id.to_string(), stored.shipment.clone());
             if let Some(at) = stored.last_event_at {
                 self.last_event_at
