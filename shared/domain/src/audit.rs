@@ -349,8 +349,19 @@ mod tests {
     fn state_hashes_are_canonical_and_catch_an_edited_state() {
         let a = serde_json::json!({"total": {"amount": "169.89"}, "ratio": 20.0, "b": [1, 2]});
         let same = serde_json::json!({"b": [1, 2], "ratio": 20, "total": {"amount": "169.89"}});
-        assert_eq!(state_hash(&a), state_hash(&same), "key order and 20.0 vs 20 do not matter");
-        let record = AuditEntry::new("p1", 1, datetime!(2026-11-23 10:00 UTC), &Actor::system("t"), "A", "APPROVED");
+        assert_eq!(
+            state_hash(&a),
+            state_hash(&same),
+            "key order and 20.0 vs 20 do not matter"
+        );
+        let record = AuditEntry::new(
+            "p1",
+            1,
+            datetime!(2026-11-23 10:00 UTC),
+            &Actor::system("t"),
+            "A",
+            "APPROVED",
+        );
         let mut record = record.seal(GENESIS_HASH);
         record.state_hash = Some(state_hash(&a));
         record.hash = record.compute_hash();
@@ -364,8 +375,8 @@ mod tests {
 
     #[test]
     fn records_without_a_state_hash_keep_their_hashes() {
-        let record = AuditEntry::new("p1", 1, datetime!(2026-11-23 10:00 UTC), &Actor::system("t"), "A", "X")
-            .seal(GENESIS_HASH);
+        let record =
+            AuditEntry::new("p1", 1, datetime!(2026-11-23 10:00 UTC), &Actor::system("t"), "A", "X").seal(GENESIS_HASH);
         let json = serde_json::to_value(&record).expect("json");
         assert!(json.get("state_hash").is_none());
         let back: AuditRecord = serde_json::from_value(json).expect("back");
