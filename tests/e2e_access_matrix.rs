@@ -321,6 +321,23 @@ const TABLE: &[Row] = &[
     ("GET /callbacks", Finance, OtherClient, AnyRecord, 404),
     ("GET /callbacks", Admin, OwnClient, AnyRecord, 200),
     ("GET /callbacks", Admin, OtherClient, AnyRecord, 404),
+    // Cancelling a scheduled callback, with a reason: its agent, or a supervisor or admin of its
+    // client. Record: a callback of agent-7; another agent's, or another client's, reads as
+    // missing. The first success cancels it; the later ones find it cancelled and answer it
+    // unchanged (200, a retry changes nothing).
+    ("POST /callbacks/{id}/cancel", Anon, AnyClient, AnyRecord, 401),
+    ("POST /callbacks/{id}/cancel", Validator, OwnClient, AnyRecord, 403),
+    ("POST /callbacks/{id}/cancel", Validator, OtherClient, AnyRecord, 403),
+    ("POST /callbacks/{id}/cancel", Finance, OwnClient, AnyRecord, 403),
+    ("POST /callbacks/{id}/cancel", Finance, OtherClient, AnyRecord, 403),
+    ("POST /callbacks/{id}/cancel", Agent, OtherClient, OwnRecord, 404),
+    ("POST /callbacks/{id}/cancel", Agent, OtherClient, OtherRecord, 404),
+    ("POST /callbacks/{id}/cancel", Agent, OwnClient, OtherRecord, 404),
+    ("POST /callbacks/{id}/cancel", Supervisor, OtherClient, AnyRecord, 404),
+    ("POST /callbacks/{id}/cancel", Admin, OtherClient, AnyRecord, 404),
+    ("POST /callbacks/{id}/cancel", Supervisor, OwnClient, AnyRecord, 200),
+    ("POST /callbacks/{id}/cancel", Admin, OwnClient, AnyRecord, 200),
+    ("POST /callbacks/{id}/cancel", Agent, OwnClient, OwnRecord, 200),
     // The couriers' webhook takes no user token: without the courier's signature, nobody.
     ("POST /shipments/{id}/events", Anon, AnyClient, AnyRecord, 401),
     ("POST /shipments/{id}/events", Agent, OwnClient, AnyRecord, 401),
@@ -489,6 +506,10 @@ struct Fixture {
     read_presale: String,
     customer_key: String,
     callback_contact: String,
+    /// Callbacks of agent-7 on customers of their own, untouched by the contact cells: one
+    /// listed by GET /callbacks, one cancelled by POST /callbacks/{id}/cancel.
+    due_callback: String,
+    cancel_callback: String,
     nodes: Value,
     /// The body and Idempotency-Key of every POST /presales cell.
     presale_body: Value,
@@ -603,6 +624,21 @@ impl Fixture {
                 .await;
             assert_eq!(contact.status, 201, "set-up: a callback: {:?}", contact.body);
             let contact_id = contact.body["id"].as_str().expect("contact id").to_owned();
+            // The SALE contact of POST /contacts completes the callback above (a later contact
+            // of its customer): the callbacks' own cells get callbacks of other customers.
+            let mut callbacks = Vec::new();
+            for _ in 0..2 {
+                let key = format!("phone:+5196{:07}", uuid::Uuid::new_v4().as_u128() % 10_000_000);
+                let callback = d
+                    .post(
+                        &d.agent,
+                        "/contacts",
+                        Some(contact_body(&d.campaign, &key, "CALL_BACK", None)),
+                    )
+                    .await;
+                assert_eq!(callback.status, 201, "set-up: a callback: {:?}", callback.body);
+                callbacks.push(callback.body["id"].as_str().expect("callback id").to_owned());
+            }
             let admin = caller("adm-1", "admin", &[&d.client]);
             let catalog = d
                 .env
@@ -612,7 +648,7 @@ impl Fixture {
                 )
                 .await;
             assert_eq!(catalog.status, 200, "set-up: the catalog: {:?}", catalog.body);
-            (d, id, key, contact_id, catalog.body["nodes"].clone())
+            (d, id, key, contact_id, callbacks, catalog.body["nodes"].clone())
         };
         let patch = async {
             let (d, id) = ready_world().await;
@@ -660,7 +696,7 @@ impl Fixture {
         };
         let (
             other,
-            (read, read_presale, customer_key, callback_contact, nodes),
+            (read, read_presale, customer_key, callback_contact, callbacks, nodes),
             (patch, patch_presale),
             (release, release_presale),
             (decide, decide_presale, decide_version),
@@ -675,6 +711,8 @@ impl Fixture {
             read_presale,
             customer_key,
             callback_contact,
+            due_callback: callbacks[0].clone(),
+            cancel_callback: callbacks[1].clone(),
             nodes,
             patch,
             patch_presale,
@@ -758,7 +796,11 @@ impl Fixture {
                     encode(&due)
                 ),
             )
-            .listed(&self.callback_contact),
+            .listed(&self.due_callback),
+            "POST /callbacks/{id}/cancel" => {
+                Target::new(&r.client, format!("/callbacks/{}/cancel", self.cancel_callback))
+                    .body(json!({"reason": "El cliente pidió que no lo llamen más"}))
+            }
             "POST /shipments/{id}/events" => {
                 let mut target = Target::new(&self.ship.client, format!("/shipments/{}/events", self.shipment))
                     .body(json!({"event_id": unique("ev"), "type": "PICKED_UP",
