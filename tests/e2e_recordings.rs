@@ -182,6 +182,13 @@ impl Scene {
     }
 }
 
+/// Every UTC day from `first` to today: the days on which something the pipeline did since
+/// `first` can be filed (it files by the UTC date of its own clock, as the test's clock reads).
+fn days_since(first: time::Date) -> Vec<time::Date> {
+    let today = time::OffsetDateTime::now_utc().date();
+    std::iter::successors(Some(first), |day| day.next_day().filter(|next| *next <= today)).collect()
+}
+
 fn rand_digits() -> u32 {
     uuid::Uuid::new_v4().as_u128() as u32 % 10_000_000
 }
@@ -319,11 +326,15 @@ async fn bad_files_and_mismatches_become_findings_not_retries() {
 async fn keys_off_the_convention_are_recorded_as_unrecognized() {
     let s = scene().await;
     let key = format!("calls/{}/not-a-date/{}.wav", s.client, unique("x"));
+    let uploaded_on = time::OffsetDateTime::now_utc().date();
     s.upload(&key, call_wav(1, 5), None).await;
-    let today = time::OffsetDateTime::now_utc().date();
     let started = Instant::now();
     loop {
-        let items = s.env.partition("PresalesTable", &format!("UNRECOGNIZED#{today}")).await;
+        // Filed under the UTC day ingest processed it, which may be after midnight.
+        let mut items = Vec::new();
+        for day in days_since(uploaded_on) {
+            items.extend(s.env.partition("PresalesTable", &format!("UNRECOGNIZED#{day}")).await);
+        }
         let mine = items
             .iter()
             .find(|i| i.get("key").and_then(|v| v.as_s().ok()) == Some(&key));
@@ -355,16 +366,21 @@ async fn a_waiting_recording_is_bound_by_the_sweep_and_stale_presales_are_listed
 
     let s = scene().await;
     let call_id = unique("call");
+    let uploaded_on = time::OffsetDateTime::now_utc().date();
     s.upload(&s.key(&call_id), call_wav(70, 5), Some("agent-7")).await;
-    let day = time::OffsetDateTime::now_utc().date();
     let started = Instant::now();
-    while s
-        .env
-        .partition("PresalesTable", &format!("WAITING#{day}"))
-        .await
-        .iter()
-        .all(|item| item.get("call_id").and_then(|v| v.as_s().ok()) != Some(&call_id))
-    {
+    loop {
+        // Noted under the UTC day ingest processed it, which may be after midnight.
+        let mut noted = Vec::new();
+        for day in days_since(uploaded_on) {
+            noted.extend(s.env.partition("PresalesTable", &format!("WAITING#{day}")).await);
+        }
+        if noted
+            .iter()
+            .any(|item| item.get("call_id").and_then(|v| v.as_s().ok()) == Some(&call_id))
+        {
+            break;
+        }
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "the recording was never noted as waiting"
