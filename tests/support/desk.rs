@@ -201,6 +201,43 @@ impl Desk {
         rewound
     }
 
+    /// The body of the one outbox message of `logical_table` that mentions `needle`, sent or
+    /// not: exactly what went (or goes) to the queue, for redelivering it.
+    pub async fn outbox_body(&self, logical_table: &str, needle: &str) -> String {
+        let mut bodies = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .env
+                .dynamodb
+                .scan()
+                .table_name(self.env.table(logical_table))
+                .filter_expression("begins_with(pk, :outbox) AND contains(body, :needle)")
+                .expression_attribute_values(":outbox", AttributeValue::S("OUTBOX#".into()))
+                .expression_attribute_values(":needle", AttributeValue::S(needle.into()))
+                .set_exclusive_start_key(start)
+                .consistent_read(true)
+                .send()
+                .await
+                .expect("scan the outbox");
+            bodies.extend(
+                page.items()
+                    .iter()
+                    .filter_map(|item| item.get("body").and_then(|v| v.as_s().ok()).cloned()),
+            );
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        assert_eq!(
+            bodies.len(),
+            1,
+            "one outbox message of {logical_table} mentions {needle}"
+        );
+        bodies.remove(0)
+    }
+
     pub async fn sweep(&self) {
         let sweep = self
             .env

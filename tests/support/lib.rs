@@ -158,6 +158,53 @@ impl Reply {
     }
 }
 
+/// Send one request and read its answer.
+pub async fn reply(request: reqwest::RequestBuilder) -> Reply {
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("the gateway did not answer: {e}"));
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+        .collect();
+    let text = response.text().await.unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Reply { status, body, headers }
+}
+
+/// Send every request at once, each from its own task on the runtime's worker threads (released
+/// together), and return the answers in order. For tests that say "concurrent": it refuses a
+/// current-thread runtime, where the requests would only take turns on one thread.
+pub async fn send_concurrently(requests: Vec<reqwest::RequestBuilder>) -> Vec<Reply> {
+    assert_eq!(
+        tokio::runtime::Handle::current().runtime_flavor(),
+        tokio::runtime::RuntimeFlavor::MultiThread,
+        "concurrent requests need #[tokio::test(flavor = \"multi_thread\", worker_threads = 4)]"
+    );
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(requests.len()));
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|request| {
+            let start = start.clone();
+            tokio::spawn(async move {
+                start.wait().await;
+                reply(request).await
+            })
+        })
+        .collect();
+    let mut replies = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        replies.push(
+            task.await
+                .unwrap_or_else(|e| panic!("a concurrent request failed: {e}")),
+        );
+    }
+    replies
+}
+
 pub struct Caller {
     pub sub: String,
     pub role: String,
@@ -206,19 +253,23 @@ impl TestEnv {
     }
 
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
-        let response = request
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("the gateway did not answer: {e}"));
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
-            .collect();
-        let text = response.text().await.unwrap_or_default();
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Reply { status, body, headers }
+        reply(request).await
+    }
+
+    /// Deliver `body` to `function` as the SQS event source of `logical_queue` would (one
+    /// record, received once more), invoking it through the gateway's invoke endpoint. The
+    /// reply's body is the function's answer: `{"batchItemFailures": []}` when it processed the
+    /// message.
+    pub fn deliver_sqs(&self, function: &str, logical_queue: &str, body: &str) -> reqwest::RequestBuilder {
+        let queue = self.resource(logical_queue);
+        let arn = queue.attributes.get("Arn").cloned().unwrap_or_default();
+        let event = serde_json::json!({"Records": [{
+            "messageId": uuid::Uuid::new_v4().to_string(), "receiptHandle": uuid::Uuid::new_v4().to_string(),
+            "body": body, "attributes": {"ApproximateReceiveCount": "2"}, "messageAttributes": {},
+            "eventSource": "aws:sqs", "eventSourceARN": arn, "awsRegion": self.info.region,
+        }]});
+        self.request("POST", &format!("/_local/functions/{function}/invoke"))
+            .json(&event)
     }
 
     /// A campaign of `client` selling FIB-300 (149.90) and ROUTER (19.99) in PEN.
