@@ -17,7 +17,7 @@ use backoffice_store::config::DynamoCampaignDirectory;
 use backoffice_store::documents::S3DocumentStore;
 use backoffice_store::invoices::DynamoInvoiceStore;
 use e2e_tests::desk::desk;
-use e2e_tests::{TestEnv, env, finance_email, unique};
+use e2e_tests::{TestEnv, env, finance_email, send_concurrently, unique};
 use invoice_issue::{IssueError, Issuer, Sender};
 use mail_parser::{MessageParser, MimeHeaders};
 use serde_json::Value;
@@ -34,7 +34,7 @@ fn money(value: &Value) -> String {
     value["amount"].as_str().expect("an amount").to_owned()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_presale_from_registration_to_an_emailed_invoice() {
     let d = desk().await;
     // Registered by the agent, recording uploaded by the dialer and analysed.
@@ -191,7 +191,22 @@ async fn one_presale_from_registration_to_an_emailed_invoice() {
         "the attachment is the stored PDF, byte for byte"
     );
 
-    // Redelivered: still one invoice, one e-mail.
+    // Redelivered: the very InvoiceRequested fulfillment sent, twice more at once, to two
+    // instances of invoice-issue; each processes it, and there is still one invoice, one e-mail.
+    let request = d.outbox_body("ShipmentsTable", &sale_id).await;
+    let redeliveries = send_concurrently(
+        (0..2)
+            .map(|_| d.env.deliver_sqs("InvoiceIssueFunction", "BillingQueue", &request))
+            .collect(),
+    )
+    .await;
+    for redelivery in &redeliveries {
+        assert_eq!(
+            (redelivery.status, &redelivery.body),
+            (200, &serde_json::json!({"batchItemFailures": []})),
+            "a redelivery is processed, not failed"
+        );
+    }
     d.env.drain("BillingQueue").await;
     assert_eq!(d.env.invoices_of_client(&d.client).await.len(), 1);
     let copies = d
