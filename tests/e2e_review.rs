@@ -6,12 +6,12 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use e2e_tests::desk::{Desk, desk, join_all};
-use e2e_tests::{Caller, Reply, caller, unique};
+use e2e_tests::desk::{Desk, desk};
+use e2e_tests::{Caller, Reply, caller, send_concurrently, unique};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_recorded_presale_is_claimed_reviewed_and_approved_into_exactly_one_sale() {
     let d = desk().await;
     let (id, bytes) = d.ready_presale(75).await;
@@ -101,28 +101,24 @@ async fn a_recorded_presale_is_claimed_reviewed_and_approved_into_exactly_one_sa
         Some("SCHEDULED")
     );
     d.sweep().await;
-    // SaleConfirmed delivered three more times, concurrently (SQS and retries do that).
-    let presale = d
-        .env
-        .send(d.env.as_caller(&val, "GET", &format!("/presales/{id}")))
-        .await
-        .body;
-    let again = json!({"type": "SaleConfirmed", "id": "redelivery", "occurred_at": "2026-11-23T15:00:00Z", "correlation_id": "e2e",
-        "body": {"sale_id": sale_id, "presale_id": id, "client_id": presale["client_id"], "campaign_id": presale["campaign_id"],
-                 "agent_id": presale["agent_id"], "validator_id": "val-1", "customer": presale["customer"],
-                 "shipping_address": presale["customer"]["address"], "items": presale["items"], "total": presale["total"],
-                 "confirmed_at": "2026-11-23T15:00:00Z"}});
-    let sales = d.env.resource("SalesQueue").reference.clone();
-    let sends = (0..3).map(|_| {
-        d.env
-            .sqs
-            .send_message()
-            .queue_url(&sales)
-            .message_body(again.to_string())
-            .send()
-    });
-    for sent in join_all(sends.collect()).await {
-        sent.expect("redelivery");
+    // The very SaleConfirmed the outbox sent, delivered three more times at once (SQS and
+    // retries do that), to three instances of fulfillment-dispatch: each processes it.
+    let sale_confirmed = d.outbox_body("PresalesTable", &sale_id).await;
+    let redeliveries = send_concurrently(
+        (0..3)
+            .map(|_| {
+                d.env
+                    .deliver_sqs("FulfillmentDispatchFunction", "SalesQueue", &sale_confirmed)
+            })
+            .collect(),
+    )
+    .await;
+    for redelivery in &redeliveries {
+        assert_eq!(
+            (redelivery.status, &redelivery.body),
+            (200, &json!({"batchItemFailures": []})),
+            "a redelivery is processed, not failed"
+        );
     }
     d.env.drain("SalesQueue").await;
     d.env.drain("BillingQueue").await;
@@ -151,7 +147,7 @@ async fn a_recorded_presale_is_claimed_reviewed_and_approved_into_exactly_one_sa
     assert_eq!(audit.body["verification"]["verified"], true);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_claims_never_hand_out_the_same_presale() {
     let d = desk().await;
     let mut ids = HashSet::new();
@@ -159,10 +155,10 @@ async fn concurrent_claims_never_hand_out_the_same_presale() {
         ids.insert(d.ready_presale(8).await.0);
     }
     let validators: Vec<Caller> = (0..6).map(|i| d.validator(&format!("val-{i}"))).collect();
-    let claims = join_all(
+    let claims = send_concurrently(
         validators
             .iter()
-            .map(|v| d.env.send(d.env.as_caller(v, "POST", "/reviews/next")))
+            .map(|v| d.env.as_caller(v, "POST", "/reviews/next"))
             .collect(),
     )
     .await;
@@ -547,7 +543,7 @@ async fn a_reason_given_twice_is_a_422_and_the_rejection_then_goes_through() {
 
 /// The review queue against the emulator's index: 25 live claims do not hide the waiting work
 /// from the 26th validator, every pre-sale is claimed once, and a validator holds one claim.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn claimed_items_never_starve_the_queue_and_a_validator_holds_one_claim() {
     use backoffice_domain::audit::{Actor, AuditEntry, GENESIS_HASH};
     use backoffice_domain::presale::{PresaleAction, PresaleStatus};
@@ -583,10 +579,10 @@ async fn claimed_items_never_starve_the_queue_and_a_validator_holds_one_claim() 
         assert_eq!(reply.status, 200, "{:?}", reply.body);
         claimed.insert(reply.body["presale"]["id"].as_str().expect("id").to_owned());
     }
-    let late: Vec<Reply> = join_all(
+    let late: Vec<Reply> = send_concurrently(
         validators[25..]
             .iter()
-            .map(|v| d.post(v, "/reviews/next", None))
+            .map(|v| d.env.as_caller(v, "POST", "/reviews/next"))
             .collect(),
     )
     .await;
@@ -602,7 +598,12 @@ async fn claimed_items_never_starve_the_queue_and_a_validator_holds_one_claim() 
 
     // A validator asking four times at once takes exactly one pre-sale.
     let eager = d.validator("val-31");
-    let racing: Vec<Reply> = join_all((0..4).map(|_| d.post(&eager, "/reviews/next", None)).collect()).await;
+    let racing: Vec<Reply> = send_concurrently(
+        (0..4)
+            .map(|_| d.env.as_caller(&eager, "POST", "/reviews/next"))
+            .collect(),
+    )
+    .await;
     let held: HashSet<&str> = racing
         .iter()
         .map(|r| {
