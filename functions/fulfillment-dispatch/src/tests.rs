@@ -66,18 +66,37 @@ fn sale(sku: &str) -> String {
     json!({"type": "SaleConfirmed", "id": "m-1", "occurred_at": "2026-11-23T15:00:00Z", "correlation_id": "c-1", "body": sale}).to_string()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_sale_one_shipment_one_invoice_request_however_often_it_arrives() {
-    let d = dispatch();
+    let d = std::sync::Arc::new(dispatch());
     let message = sale("FIB-300");
-    let (a, b, c) = tokio::join!(d.process(&message), d.process(&message), d.process(&message));
-    let outcomes = [a.expect("a"), b.expect("b"), c.expect("c")];
+    // Eight deliveries at once, on four worker threads, released together.
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(8));
+    let deliveries: Vec<_> = (0..8)
+        .map(|_| {
+            let (d, message, start) = (d.clone(), message.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                d.process(&message).await
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for delivery in deliveries {
+        outcomes.push(delivery.await.expect("delivery task").expect("processed"));
+    }
     assert_eq!(
         outcomes
             .iter()
             .filter(|o| matches!(o, Dispatched::Scheduled(_)))
             .count(),
         1
+    );
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Dispatched::Scheduled(_) | Dispatched::AlreadyScheduled(_))),
+        "{outcomes:?}"
     );
     assert_eq!(
         d.process(&sale("FIB-300")).await.expect("again"),
