@@ -92,8 +92,15 @@ where
     M: Mailer,
     K: Clock,
 {
-    pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        queue::each_message(event, |body| async move { self.process(&body).await }).await
+    /// One batch, message by message, starting none within [`MESSAGE_MARGIN`] of `deadline`:
+    /// the rest come back untouched instead of the whole batch timing out.
+    pub async fn handle(&self, event: SqsEvent, deadline: OffsetDateTime) -> SqsBatchResponse {
+        queue::each_message_in_time(
+            event,
+            || self.clock.now() + MESSAGE_MARGIN >= deadline,
+            |body| async move { self.process(&body).await },
+        )
+        .await
     }
 
     pub async fn process(&self, body: &str) -> Result<Outcome, IssueError> {
@@ -309,6 +316,9 @@ where
         Ok(json!({"delivered": delivered, "failed": failed, "stopped_early": stopped_early}))
     }
 }
+
+/// One invoice (issue, PDF, e-mail) fits in this much of an invocation's time.
+pub const MESSAGE_MARGIN: time::Duration = time::Duration::seconds(5);
 
 /// Exponential backoff with full jitter, capped: workers that lost a race for a number spread
 /// out instead of colliding again.

@@ -36,7 +36,8 @@ async fn main() -> Result<(), Error> {
         // SQS batches carry Records; anything else is the schedule's tick.
         if event.payload.get("Records").is_some() {
             let batch: SqsEvent = serde_json::from_value(event.payload)?;
-            Ok::<Value, Error>(serde_json::to_value(issuer.handle(batch).await)?)
+            let deadline = Invocation::from_context(&event.context).deadline;
+            Ok::<Value, Error>(serde_json::to_value(issuer.handle(batch, deadline).await)?)
         } else {
             let deadline = Invocation::from_context(&event.context).deadline;
             Ok(issuer.sweep(deadline).await?)

@@ -341,7 +341,7 @@ async fn a_batch_reports_only_its_failed_messages() {
         record.body = Some(body);
         event.records.push(record);
     }
-    let response = w.issuer.handle(event).await;
+    let response = w.issuer.handle(event, w.clock.now() + time::Duration::minutes(1)).await;
     let failed: Vec<&str> = response
         .batch_item_failures
         .iter()
@@ -425,4 +425,25 @@ async fn a_client_without_a_billing_profile_logs_one_error_with_a_stable_kind() 
     assert_eq!(lines[0]["level"], "ERROR");
     assert_eq!(lines[0]["error_kind"], "billing_profile_missing");
     assert!(w.invoices.all().is_empty());
+}
+
+#[tokio::test]
+async fn a_batch_near_its_deadline_leaves_the_rest_for_a_retry_instead_of_timing_out() {
+    let w = world();
+    let mut event = SqsEvent::default();
+    for (id, presale) in [("m-1", "P-1"), ("m-2", "P-2")] {
+        let mut record = aws_lambda_events::sqs::SqsMessage::default();
+        record.message_id = Some(id.into());
+        record.body = Some(message(presale));
+        event.records.push(record);
+    }
+    // Less time left than one invoice needs: nothing is started, both come back.
+    let response = w.issuer.handle(event, w.clock.now() + time::Duration::seconds(3)).await;
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, vec!["m-1", "m-2"]);
+    assert!(w.invoices.all().is_empty(), "no invoice half made");
 }
