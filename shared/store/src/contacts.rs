@@ -34,7 +34,7 @@ use backoffice_domain::tipification::callback::{Callback, CallbackChanges, Pendi
 use backoffice_domain::tipification::{Catalog, Contact, Family, Node};
 
 use crate::counters::{CounterRow, counter_rows};
-use crate::dynamo::{Item, TransactFailure, corrupt, nanos, page_size, s, sdk_error, transact, transact_put};
+use crate::dynamo::{Item, TransactFailure, corrupt, get_item, nanos, page_size, s, sdk_error, transact, transact_put};
 use crate::{ConflictKind, Page, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -330,17 +330,7 @@ impl DynamoContactStore {
         pk: &str,
         sk: &str,
     ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(table)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(output.item)
+        get_item(&self.client, table, pk, sk).await
     }
 }
 

@@ -112,6 +112,25 @@ pub(crate) fn nanos(at: time::OffsetDateTime) -> i128 {
     at.unix_timestamp_nanos()
 }
 
+/// One item by its key, read consistently (state changes are conditioned on what it says).
+pub(crate) async fn get_item(
+    client: &Client,
+    table: &str,
+    pk: impl Into<String>,
+    sk: impl Into<String>,
+) -> Result<Option<Item>, StoreError> {
+    let output = client
+        .get_item()
+        .table_name(table)
+        .key("pk", s(pk))
+        .key("sk", s(sk))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(sdk_error)?;
+    Ok(output.item)
+}
+
 pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }

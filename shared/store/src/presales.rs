@@ -35,8 +35,8 @@ use base64::Engine;
 
 use crate::counters::{CounterDelta, CounterRow, Counters, counter_rows, counter_update};
 use crate::dynamo::{
-    Item, Order, TransactFailure, corrupt, index_page, nanos, page_size, query_all, s, sdk_error, string_attr,
-    transact, transact_put,
+    Item, Order, TransactFailure, corrupt, get_item, index_page, nanos, page_size, query_all, s, sdk_error,
+    string_attr, transact, transact_put,
 };
 use crate::outbox::{Outbox, OutboxMessage, Retry, mark_failed, mark_sent, outbox_put, parked_outbox, pending_outbox};
 use crate::{ConflictKind, Page, StoreError};
@@ -421,17 +421,9 @@ impl DynamoPresaleStore {
 #[async_trait]
 impl PresaleGet for DynamoPresaleStore {
     async fn get(&self, id: &PresaleId) -> Result<Option<StoredPresale>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(Self::presale_pk(id)))
-            .key("sk", s("META"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        let Some(item) = output.item else { return Ok(None) };
+        let Some(item) = get_item(&self.client, &self.table, Self::presale_pk(id), "META").await? else {
+            return Ok(None);
+        };
         let audit_head = string_attr(&item, "audit_head").unwrap_or_default();
         let presale: Presale = serde_dynamo::from_item(item).map_err(corrupt("reading pre-sale"))?;
         Ok(Some(StoredPresale { presale, audit_head }))
@@ -574,17 +566,8 @@ impl PresaleList for DynamoPresaleStore {
 #[async_trait]
 impl CallLookup for DynamoPresaleStore {
     async fn find_by_call(&self, client_id: &str, call_id: &str) -> Result<Option<PresaleId>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(Self::call_pk(client_id, call_id)))
-            .key("sk", s("META"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        match output.item.as_ref().and_then(|item| string_attr(item, "presale_id")) {
+        let item = get_item(&self.client, &self.table, Self::call_pk(client_id, call_id), "META").await?;
+        match item.as_ref().and_then(|item| string_attr(item, "presale_id")) {
             None => Ok(None),
             Some(id) => PresaleId::parse(&id)
                 .map(Some)
@@ -790,17 +773,9 @@ impl ReviewQueue for DynamoPresaleStore {
     }
 
     async fn held_claim(&self, validator_id: &str) -> Result<Option<HeldClaim>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(Self::validator_pk(validator_id)))
-            .key("sk", s("CLAIM"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        let Some(item) = output.item else { return Ok(None) };
+        let Some(item) = get_item(&self.client, &self.table, Self::validator_pk(validator_id), "CLAIM").await? else {
+            return Ok(None);
+        };
         let presale_id = string_attr(&item, "presale_id")
             .ok_or_else(|| StoreError::Corrupt("claim item without presale_id".into()))?;
         let lease_until = item

@@ -18,7 +18,7 @@ use backoffice_domain::audit::AuditRecord;
 use backoffice_domain::shipment::Shipment;
 
 use crate::StoreError;
-use crate::dynamo::{TransactFailure, corrupt, query_all, sdk_error, transact, transact_put};
+use crate::dynamo::{TransactFailure, corrupt, get_item, query_all, transact, transact_put};
 use crate::outbox::{Outbox, OutboxMessage, Retry, mark_failed, mark_sent, outbox_put, parked_outbox, pending_outbox};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -132,17 +132,9 @@ impl ShipmentCreate for DynamoShipmentStore {
 #[async_trait]
 impl ShipmentTracking for DynamoShipmentStore {
     async fn load(&self, shipment_id: &str) -> Result<Option<StoredShipment>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(format!("SHIPMENT#{shipment_id}")))
-            .key("sk", AttributeValue::S("META".into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        let Some(item) = output.item else { return Ok(None) };
+        let Some(item) = get_item(&self.client, &self.table, format!("SHIPMENT#{shipment_id}"), "META").await? else {
+            return Ok(None);
+        };
         let audit_head = item
             .get("audit_head")
             .and_then(|v| v.as_s().ok())
