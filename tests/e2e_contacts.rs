@@ -145,11 +145,15 @@ async fn one_customer_three_channels_one_history_then_do_not_contact() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn counters_are_exact_after_concurrent_and_duplicated_writes() {
     let f = floor().await;
     let token = f.env.token(&f.agent);
     let url = format!("{}/contacts", f.env.info.api_url);
+    // Every contact starts at the same instant, so they all fall on one campaign-local day
+    // (Lima's, not UTC's: between 00:00 and 05:00 UTC the two differ).
+    let started = time::OffsetDateTime::now_utc() - time::Duration::minutes(3);
+    let ended = started + time::Duration::minutes(2);
     let mut tasks = Vec::new();
     for task in 0..8 {
         let (http, token, url, campaign) = (f.env.http.clone(), token.clone(), url.clone(), f.campaign.clone());
@@ -157,13 +161,15 @@ async fn counters_are_exact_after_concurrent_and_duplicated_writes() {
             let mut statuses = Vec::new();
             for i in 0..25 {
                 let code = if i % 5 == 0 { "NOT_INTERESTED" } else { "NO_ANSWER" };
-                let body = contact(
+                let mut body = contact(
                     &campaign,
                     &format!("t{task}-{i}"),
                     "call",
                     &format!("doc:DNI:{:08}", task * 100 + i),
                     code,
                 );
+                body["started_at"] = json!(rfc3339(started));
+                body["ended_at"] = json!(rfc3339(ended));
                 // Every fifth one is sent twice, as a dialer retrying after a timeout would.
                 let sends = if i % 5 == 1 { 2 } else { 1 };
                 for _ in 0..sends {
@@ -202,7 +208,9 @@ async fn counters_are_exact_after_concurrent_and_duplicated_writes() {
         }
     }
     assert_eq!((created, replayed), (200, 40));
-    let day = (time::OffsetDateTime::now_utc() - time::Duration::minutes(3)).date();
+    let day = backoffice_domain::zone::CampaignZone::parse("America/Lima")
+        .expect("the campaign's zone")
+        .local_date(started);
     let counters = f
         .env
         .send(f.env.as_caller(
