@@ -1,0 +1,1 @@
+//! SUNAT billService SOAP messages (work in progress).

@@ -1,0 +1,1 @@
+//! SUNAT UBL 2.1 documents (work in progress).
