@@ -95,6 +95,36 @@ _ensure_venv() {
   printf '%s\n' "$wanted" >"$stamp"
 }
 
+# Debian packages the stack and the tests run, as "package:command": xmlsec1 (the SUNAT
+# stand-in verifies and signs XML), pdftoppm and zbarimg (an invoice PDF's page and QR code),
+# xmllint. Installs only the missing ones; `apt-get update` only when the install fails for
+# want of package lists (a fresh machine has none).
+DEBIAN_PACKAGES=(xmlsec1:xmlsec1 poppler-utils:pdftoppm zbar-tools:zbarimg libxml2-utils:xmllint)
+ensure_debian_packages() { with_lock "$ROOT/.local/apt.lock" _ensure_debian_packages; }
+_ensure_debian_packages() {
+  local entry missing=() sudo=() apt_log="$ROOT/.local/apt.log"
+  for entry in "${DEBIAN_PACKAGES[@]}"; do
+    command -v "${entry#*:}" >/dev/null 2>&1 || missing+=("${entry%%:*}")
+  done
+  ((${#missing[@]})) || return 0
+  command -v apt-get >/dev/null 2>&1 || die "missing: ${missing[*]} (no apt-get here: install them by hand)"
+  if ((EUID != 0)); then
+    command -v sudo >/dev/null 2>&1 || die "missing Debian packages ${missing[*]}: run as root, or install sudo"
+    sudo=(sudo)
+  fi
+  local install=("${sudo[@]+"${sudo[@]}"}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}")
+  log "installing Debian packages: ${missing[*]} (log in .local/apt.log)"
+  if "${install[@]}" >"$apt_log" 2>&1; then return 0; fi
+  if grep -qE 'Unable to locate package|has no installation candidate|404 +Not Found' "$apt_log"; then
+    log "apt-get install found no package lists: apt-get update, then again"
+    if "${sudo[@]+"${sudo[@]}"}" apt-get update >>"$apt_log" 2>&1 && "${install[@]}" >>"$apt_log" 2>&1; then
+      return 0
+    fi
+  fi
+  tail -n 20 "$apt_log" >&2
+  die "apt-get install ${missing[*]} failed (full log: .local/apt.log)"
+}
+
 # A free TCP port on the loopback interface.
 free_port() {
   "$VENV_PY" -c 'import socket
