@@ -5,6 +5,7 @@ pub mod audit;
 pub mod catalog;
 pub mod clock;
 pub mod contact;
+pub mod credit_note;
 pub mod events;
 pub mod fulfillment;
 pub mod holidays;
