@@ -79,6 +79,18 @@ impl Page {
         self.content.fill_nonzero();
         self.content.restore_state();
     }
+
+    /// Black boxes (`x`, `top`, `width`, `height`) filled as one path, so touching boxes
+    /// leave no anti-aliased seam between them (a QR code's modules).
+    pub(crate) fn fill_boxes(&mut self, boxes: impl IntoIterator<Item = (f32, f32, f32, f32)>) {
+        self.content.save_state();
+        self.content.set_fill_gray(0.0);
+        for (x, top, width, height) in boxes {
+            self.content.rect(x, top - height, width, height);
+        }
+        self.content.fill_nonzero();
+        self.content.restore_state();
+    }
 }
 
 /// The pages drawn so far; the last one is being drawn.

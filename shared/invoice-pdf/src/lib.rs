@@ -1,6 +1,11 @@
 //! The printed representation of an issued invoice: a PDF in Spanish laid out like a Peruvian
 //! electronic invoice (comprobante electrónico), for the buyer's e-mail and the archive.
 //!
+//! Only a document SUNAT has accepted is a "representación impresa": given its
+//! [`Acceptance`], the page names the electronic document, prints its digest ("valor
+//! resumen") and SUNAT's QR code ([`qr_payload`]). Without one, nothing on the page claims the
+//! document is electronic or valid, and every page says it is pending SUNAT's acceptance.
+//!
 //! The file is built with the standard Helvetica fonts, which every PDF reader has, so no
 //! font file ships with the function; text is encoded to WinAnsi and measured with the
 //! fonts' metrics to right-align figures, wrap descriptions and cut what cannot fit. Lines
@@ -10,6 +15,7 @@
 
 mod canvas;
 mod metrics;
+mod qr;
 mod text;
 mod winansi;
 
@@ -17,13 +23,24 @@ mod winansi;
 mod tests;
 
 use backoffice_domain::identity::Document;
-use backoffice_domain::invoice::{Invoice, InvoiceLine, TaxConfig};
+use backoffice_domain::invoice::{DocumentKind, Invoice, InvoiceLine, TaxConfig};
 use backoffice_domain::money::Money;
 use time::Date;
 
 use canvas::{Canvas, DocumentInfo, PAGE_HEIGHT, PAGE_WIDTH, Page};
 use metrics::Font;
 use winansi::encode;
+
+pub use qr::qr_payload;
+
+/// What SUNAT's acceptance of the signed electronic document gives the printed copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Acceptance<'a> {
+    /// The base64 `DigestValue` of the document's XML signature (its "hash").
+    pub digest_value: &'a str,
+    /// Accepted with observations: still valid, and the page says so.
+    pub observed: bool,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RenderError {
@@ -33,21 +50,45 @@ pub enum RenderError {
     NoLines,
     #[error("the invoice needs more than {max} pages")]
     TooManyPages { max: usize },
+    /// A digest that is not base64 would print a QR code no one can verify.
+    #[error("the digest value is empty or not base64")]
+    InvalidDigest,
+    #[error("the QR code cannot be encoded: {0}")]
+    QrCode(String),
 }
 
-/// The invoice as a PDF document (A4, one page or more). Deterministic: the same invoice
-/// always gives the same bytes (no wall-clock timestamps, no random ids), so a re-render
-/// after a crash matches what was stored.
-pub fn render(invoice: &Invoice) -> Result<Vec<u8>, RenderError> {
+/// The invoice as a PDF document (A4, one page or more): the printed representation of the
+/// electronic document SUNAT accepted, or with `None` a copy marked as not yet valid.
+/// Deterministic: the same inputs always give the same bytes (no wall-clock timestamps, no
+/// random ids), so a re-render after a crash matches what was stored.
+pub fn render(invoice: &Invoice, acceptance: Option<&Acceptance<'_>>) -> Result<Vec<u8>, RenderError> {
     if invoice.lines.is_empty() {
         return Err(RenderError::NoLines);
     }
+    let accepted = match acceptance {
+        Some(acceptance) => {
+            qr::check_digest(acceptance.digest_value)?;
+            let payload = qr_payload(invoice, acceptance.digest_value);
+            Some(Accepted {
+                modules: qr::modules(&payload)?,
+                digest_value: acceptance.digest_value,
+                observed: acceptance.observed,
+            })
+        }
+        None => None,
+    };
+    let title = document_title(invoice.kind, accepted.is_some());
     let mut layout = Layout {
         invoice,
+        accepted: accepted.as_ref(),
+        title,
         canvas: Canvas::new(),
         y: TOP,
     };
     layout.first_page_header();
+    if accepted.is_none() {
+        layout.pending_banner();
+    }
     layout.parties();
     layout.table_header();
     for line in &invoice.lines {
@@ -55,14 +96,43 @@ pub fn render(invoice: &Invoice) -> Result<Vec<u8>, RenderError> {
     }
     layout.totals()?;
     let info = DocumentInfo {
-        title: format!("{} {}", invoice.kind.title(), invoice.invoice_id),
+        title: format!("{} {}", title, invoice.invoice_id),
         author: invoice.seller.name.clone(),
     };
     let invoice_id = encode(&invoice.invoice_id);
-    layout
-        .canvas
-        .finish(&info, |page, number, count| footer(page, &invoice_id, number, count))
+    let legend = encode(&match accepted {
+        Some(_) => format!("Representación impresa de la {title}"),
+        None => PENDING_NOTICE.to_owned(),
+    });
+    layout.canvas.finish(&info, |page, number, count| {
+        footer(page, &legend, &invoice_id, number, count)
+    })
 }
+
+/// On every page of a document SUNAT has not accepted (yet).
+const PENDING_NOTICE: &str = "Pendiente de aceptación por SUNAT — no válido como comprobante";
+
+/// The document's name: "FACTURA ELECTRÓNICA" only once SUNAT accepted it, "FACTURA" before.
+fn document_title(kind: DocumentKind, electronic: bool) -> &'static str {
+    match (kind, electronic) {
+        (DocumentKind::Factura, true) => "FACTURA ELECTRÓNICA",
+        (DocumentKind::Boleta, true) => "BOLETA DE VENTA ELECTRÓNICA",
+        (DocumentKind::Factura, false) => "FACTURA",
+        (DocumentKind::Boleta, false) => "BOLETA DE VENTA",
+    }
+}
+
+/// The accepted document's QR code and digest, ready to draw.
+struct Accepted<'a> {
+    modules: qr::Modules,
+    digest_value: &'a str,
+    observed: bool,
+}
+
+/// Side of the QR code with its quiet zone, whatever its version: about 3.5 cm, modules of
+/// 2 pt for the usual payload (version 6 at level Q), well above what phone cameras and
+/// printers resolve.
+const QR_SIDE: f32 = 100.0;
 
 // Page geometry, in points from the bottom-left corner.
 const MARGIN: f32 = 40.0;
@@ -215,6 +285,8 @@ fn block_height(lines: &[Line]) -> f32 {
 /// The pages being laid out, and where the next thing goes.
 struct Layout<'a> {
     invoice: &'a Invoice,
+    accepted: Option<&'a Accepted<'a>>,
+    title: &'static str,
     canvas: Canvas,
     /// Top of the free space on the current page.
     y: f32,
@@ -236,7 +308,7 @@ impl Layout<'_> {
             11.0,
             box_inner,
         )];
-        doc_box.extend(Line::wrapped(invoice.kind.title(), Font::Bold, 11.0, box_inner, 2));
+        doc_box.extend(Line::wrapped(self.title, Font::Bold, 11.0, box_inner, 2));
         // The number is shrunk rather than cut: it is what the buyer quotes.
         let (size, codes) = text::figure(&encode(&invoice.invoice_id), Font::Bold, 12.0, box_inner);
         doc_box.push(Line {
@@ -274,6 +346,18 @@ impl Layout<'_> {
             top -= line.leading;
         }
         self.y = (TOP - box_height).min(top) - 14.0;
+    }
+
+    /// A shaded band under the header: this copy is not a valid payment document yet.
+    fn pending_banner(&mut self) {
+        const SIZE: f32 = 10.0;
+        const HEIGHT: f32 = 20.0;
+        let notice = text::one_line(&encode(PENDING_NOTICE), Font::Bold, SIZE, CONTENT_WIDTH - 16.0);
+        let page = self.canvas.page();
+        page.shade(LEFT, self.y, CONTENT_WIDTH, HEIGHT, 0.85);
+        let base = self.y - (HEIGHT + 0.72 * SIZE) / 2.0;
+        page.text_centered(Font::Bold, SIZE, LEFT + CONTENT_WIDTH / 2.0, base, &notice);
+        self.y -= HEIGHT + 10.0;
     }
 
     /// The buyer on the left, dates and currency on the right, in one frame.
@@ -413,7 +497,7 @@ impl Layout<'_> {
         self.canvas.new_page()?;
         let invoice = self.invoice;
         let document = text::one_line(
-            &encode(&format!("{} {}", invoice.kind.title(), invoice.invoice_id)),
+            &encode(&format!("{} {}", self.title, invoice.invoice_id)),
             Font::Bold,
             SIZE,
             CONTENT_WIDTH * 0.6,
@@ -473,13 +557,15 @@ impl Layout<'_> {
             3,
         );
         let note = Line::wrapped(&price_note(tax), Font::Regular, 8.0, CONTENT_WIDTH, 2);
+        let acceptance = self.accepted.map(|accepted| AcceptanceBlock::new(accepted, self.title));
         let height = GAP
             + ROW_HEIGHT * amounts.len() as f32
             + GAP
             + block_height(&words)
             + GAP
             + block_height(&references)
-            + block_height(&note);
+            + block_height(&note)
+            + acceptance.as_ref().map_or(0.0, |block| GAP + block.height());
         if self.y - height < BODY_BOTTOM {
             self.continuation_page()?;
         }
@@ -508,21 +594,100 @@ impl Layout<'_> {
             page.text(line.font, line.size, LEFT, line.baseline(top), &line.codes);
             top -= line.leading;
         }
+        if let Some(block) = &acceptance {
+            top -= GAP;
+            block.draw(page, top);
+            top -= block.height();
+        }
         self.y = top;
         Ok(())
     }
 }
 
-/// Footer of every page: what the document is, the number and the page.
-fn footer(page: &mut Page, invoice_id: &[u8], number: usize, count: usize) {
+/// SUNAT's QR code on the left; on its right what the document is, its digest and SUNAT's
+/// answer.
+struct AcceptanceBlock<'a> {
+    accepted: &'a Accepted<'a>,
+    lines: Vec<Line>,
+}
+
+impl<'a> AcceptanceBlock<'a> {
+    const TEXT_LEFT: f32 = LEFT + QR_SIDE + 8.0;
+
+    fn new(accepted: &'a Accepted<'a>, title: &str) -> AcceptanceBlock<'a> {
+        let width = RIGHT - Self::TEXT_LEFT;
+        let status = if accepted.observed {
+            "Comprobante aceptado por SUNAT con observaciones."
+        } else {
+            "Comprobante aceptado por SUNAT."
+        };
+        // The quiet zone is blank: the text starts level with the code's first modules.
+        let mut lines = vec![Line {
+            leading: Self::module(accepted) * qr::QUIET_ZONE as f32,
+            ..Line::new(Font::Regular, 8.0, Vec::new())
+        }];
+        lines.extend(Line::wrapped(
+            &format!("Representación impresa de la {title}"),
+            Font::Bold,
+            9.0,
+            width,
+            2,
+        ));
+        lines.extend(Line::wrapped(
+            &format!("Valor resumen: {}", accepted.digest_value),
+            Font::Regular,
+            8.0,
+            width,
+            3,
+        ));
+        lines.push(Line::single(status, Font::Regular, 8.0, width));
+        AcceptanceBlock { accepted, lines }
+    }
+
+    /// Side of one module: the code and its quiet zone fill [`QR_SIDE`].
+    fn module(accepted: &Accepted<'_>) -> f32 {
+        QR_SIDE / (accepted.modules.width + 2 * qr::QUIET_ZONE) as f32
+    }
+
+    fn height(&self) -> f32 {
+        block_height(&self.lines).max(QR_SIDE)
+    }
+
+    fn draw(&self, page: &mut Page, top: f32) {
+        let modules = &self.accepted.modules;
+        let module = Self::module(self.accepted);
+        let origin_x = LEFT + module * qr::QUIET_ZONE as f32;
+        let origin_top = top - module * qr::QUIET_ZONE as f32;
+        page.fill_boxes(modules.runs.iter().map(|&(row, column, length)| {
+            (
+                origin_x + module * column as f32,
+                origin_top - module * row as f32,
+                module * length as f32,
+                module,
+            )
+        }));
+        let mut line_top = top;
+        for line in &self.lines {
+            page.text(
+                line.font,
+                line.size,
+                Self::TEXT_LEFT,
+                line.baseline(line_top),
+                &line.codes,
+            );
+            line_top -= line.leading;
+        }
+    }
+}
+
+/// Footer of every page: what the document is (or that it is not valid yet), the number and
+/// the page.
+fn footer(page: &mut Page, legend: &[u8], invoice_id: &[u8], number: usize, count: usize) {
     page.rule(LEFT, RIGHT, FOOTER_RULE, 0.4, 0.6);
-    let legend = encode("Representación impresa del comprobante electrónico");
-    page.text(Font::Regular, FOOTER_SIZE, LEFT, FOOTER_BASELINE, &legend);
+    page.text(Font::Regular, FOOTER_SIZE, LEFT, FOOTER_BASELINE, legend);
     let page_label = encode(&format!(" · Página {number} de {count}"));
-    let id_width = CONTENT_WIDTH
-        - Font::Regular.width(&legend, FOOTER_SIZE)
-        - Font::Regular.width(&page_label, FOOTER_SIZE)
-        - 20.0;
+    let id_width =
+        CONTENT_WIDTH - Font::Regular.width(legend, FOOTER_SIZE) - Font::Regular.width(&page_label, FOOTER_SIZE) - 20.0;
     let mut right = text::one_line(invoice_id, Font::Regular, FOOTER_SIZE, id_width);
     right.extend_from_slice(&page_label);
     page.text_right(Font::Regular, FOOTER_SIZE, RIGHT, FOOTER_BASELINE, &right);
@@ -534,7 +699,7 @@ fn document_label(document: &Document) -> String {
 }
 
 /// "2026-11-24", whatever `time`'s display format.
-fn iso_date(date: Date) -> String {
+pub(crate) fn iso_date(date: Date) -> String {
     format!("{:04}-{:02}-{:02}", date.year(), u8::from(date.month()), date.day())
 }
 

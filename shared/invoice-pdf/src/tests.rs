@@ -1,6 +1,10 @@
 //! Renders invoices and reads the PDFs back with lopdf: what is checked is what a reader
 //! would see.
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use backoffice_domain::identity::{DocumentType, ruc_check_digit};
 use backoffice_domain::invoice::{Invoice, InvoiceDraft};
 use backoffice_domain::testing::{billing_profile, invoice_request};
 use lopdf::content::Content;
@@ -17,6 +21,33 @@ fn fixture() -> Invoice {
     )
     .and_then(|draft| draft.numbered(42))
     .unwrap()
+}
+
+/// A SHA-1 `DigestValue` as SUNAT's signatures carry (28 base64 characters).
+const DIGEST: &str = "Xk2vQ9mT0pL7sR3nB8wZ4cF6hJ+=";
+/// SHA-256 (44 characters): the code grows a version and still fits.
+const LONG_DIGEST: &str = "Yk3m9Qx0+tR2pL8sV1nB7wZ4cF6hJ5dA0eG/uI9oK2M=";
+
+fn accepted(digest_value: &str) -> Acceptance<'_> {
+    Acceptance {
+        digest_value,
+        observed: false,
+    }
+}
+
+/// The fixture sold to a company: a factura, the buyer identified by a RUC.
+fn factura() -> Invoice {
+    let mut invoice = fixture();
+    let first_ten = *b"2060123456";
+    let check = ruc_check_digit(&first_ten.map(|d| d - b'0'));
+    let ruc = format!("{}{check}", std::str::from_utf8(&first_ten).unwrap());
+    invoice.buyer.document = backoffice_domain::identity::Document::new(DocumentType::Ruc, &ruc).unwrap();
+    invoice.buyer.name = "Distribuidora Andina S.A.C.".into();
+    invoice.kind = DocumentKind::for_buyer(&invoice.buyer.document);
+    assert_eq!(invoice.kind, DocumentKind::Factura);
+    invoice.series = "F001".into();
+    invoice.invoice_id = "F001-00000042".into();
+    invoice
 }
 
 fn load(pdf: &[u8]) -> Document {
@@ -111,7 +142,7 @@ fn assert_within_page(doc: &Document) {
 #[test]
 fn renders_the_fixture_invoice() {
     let invoice = fixture();
-    let pdf = render(&invoice).unwrap();
+    let pdf = render(&invoice, Some(&accepted(DIGEST))).unwrap();
     let doc = load(&pdf);
     assert_eq!(doc.get_pages().len(), 1);
     let text = page_texts(&doc).concat();
@@ -153,7 +184,9 @@ fn renders_the_fixture_invoice() {
         "PEN 204.88",
         "SON: DOSCIENTOS CUATRO CON 88/100 SOLES",
         "Los precios unitarios incluyen el IGV (18%).",
-        "Representación impresa del comprobante electrónico",
+        "Representación impresa de la BOLETA DE VENTA ELECTRÓNICA",
+        "Valor resumen: Xk2vQ9mT0pL7sR3nB8wZ4cF6hJ+=",
+        "Comprobante aceptado por SUNAT.",
         "Página 1 de 1",
     ] {
         assert!(text.contains(expected), "{expected:?} missing from:\n{text}");
@@ -187,7 +220,7 @@ fn renders_the_fixture_invoice() {
 
 #[test]
 fn figures_are_right_aligned_in_their_columns() {
-    let doc = load(&render(&fixture()).unwrap());
+    let doc = load(&render(&fixture(), Some(&accepted(DIGEST))).unwrap());
     let page_id = *doc.get_pages().values().next().unwrap();
     let content = Content::decode(&doc.get_page_content(page_id)).unwrap();
     let (mut font, mut size, mut x) = (Font::Regular, 0.0f32, 0.0f32);
@@ -233,11 +266,32 @@ fn figures_are_right_aligned_in_their_columns() {
 #[test]
 fn rendering_is_deterministic() {
     let invoice = fixture();
-    assert_eq!(render(&invoice).unwrap(), render(&invoice).unwrap());
-    // Not a constant either: the content is the invoice's.
-    let mut other = invoice.clone();
-    other.invoice_id = "B001-00000043".into();
-    assert_ne!(render(&invoice).unwrap(), render(&other).unwrap());
+    let acceptance = accepted(DIGEST);
+    for acceptance in [None, Some(&acceptance)] {
+        assert_eq!(
+            render(&invoice, acceptance).unwrap(),
+            render(&invoice, acceptance).unwrap()
+        );
+        // Not a constant either: the content is the invoice's.
+        let mut other = invoice.clone();
+        other.invoice_id = "B001-00000043".into();
+        assert_ne!(
+            render(&invoice, acceptance).unwrap(),
+            render(&other, acceptance).unwrap()
+        );
+    }
+    // And the acceptance's.
+    let pending = render(&invoice, None).unwrap();
+    let plain = render(&invoice, Some(&accepted(DIGEST))).unwrap();
+    let longer = render(&invoice, Some(&accepted(LONG_DIGEST))).unwrap();
+    let observed = Acceptance {
+        observed: true,
+        ..accepted(DIGEST)
+    };
+    let observed = render(&invoice, Some(&observed)).unwrap();
+    for (a, b) in [(&pending, &plain), (&plain, &longer), (&plain, &observed)] {
+        assert_ne!(a, b);
+    }
 }
 
 #[test]
@@ -245,7 +299,7 @@ fn many_lines_flow_onto_further_pages() {
     let mut invoice = fixture();
     let lines = invoice.lines.clone();
     invoice.lines = lines.iter().cycle().take(120).cloned().collect();
-    let pdf = render(&invoice).unwrap();
+    let pdf = render(&invoice, Some(&accepted(DIGEST))).unwrap();
     let doc = load(&pdf);
     let texts = page_texts(&doc);
     let count = texts.len();
@@ -257,7 +311,7 @@ fn many_lines_flow_onto_further_pages() {
             index + 1
         );
         assert!(text.contains("B001-00000042"), "page {}", index + 1);
-        assert!(text.contains("Representación impresa del comprobante electrónico"));
+        assert!(text.contains("Representación impresa de la BOLETA DE VENTA ELECTRÓNICA"));
     }
     // The table header is repeated on every page holding lines; the totals are on the last.
     let with_lines: Vec<&String> = texts.iter().filter(|t| t.contains("Router Wi-Fi 6")).collect();
@@ -270,6 +324,9 @@ fn many_lines_flow_onto_further_pages() {
     }
     let last = texts.last().unwrap();
     assert!(last.contains("Importe total") && last.contains("PEN 204.88"), "{last}");
+    // The code and the digest go with the totals.
+    assert!(last.contains("Valor resumen:"), "{last}");
+    assert!(texts[..count - 1].iter().all(|t| !t.contains("Valor resumen")));
     assert!(texts[..count - 1].iter().all(|t| !t.contains("Importe total")));
     // Every line is printed once.
     let printed = texts.iter().map(|t| t.matches("Router Wi-Fi 6").count()).sum::<usize>();
@@ -309,7 +366,7 @@ fn hostile_content_renders_within_the_page() {
     invoice.lines[1].total = lowest;
     invoice.totals.total = huge;
     invoice.totals.subtotal = lowest;
-    let pdf = render(&invoice).unwrap();
+    let pdf = render(&invoice, Some(&accepted(LONG_DIGEST))).unwrap();
     let doc = load(&pdf);
     let text = page_texts(&doc).concat();
     // One `?` per character the fonts lack; the family emoji's zero-width joiners vanish.
@@ -333,16 +390,18 @@ fn hostile_content_renders_within_the_page() {
     for line in &mut blank.lines {
         line.description.clear();
     }
-    let doc = load(&render(&blank).unwrap());
-    assert!(page_texts(&doc).concat().contains("Impuesto"));
-    assert_within_page(&doc);
+    for acceptance in [None, Some(&accepted(DIGEST))] {
+        let doc = load(&render(&blank, acceptance).unwrap());
+        assert!(page_texts(&doc).concat().contains("Impuesto"));
+        assert_within_page(&doc);
+    }
 }
 
 #[test]
 fn an_invoice_without_lines_is_refused() {
     let mut invoice = fixture();
     invoice.lines.clear();
-    assert_eq!(render(&invoice), Err(RenderError::NoLines));
+    assert_eq!(render(&invoice, None), Err(RenderError::NoLines));
 }
 
 #[test]
@@ -359,12 +418,223 @@ fn rates_print_without_needless_decimals() {
 fn exempt_and_tax_exclusive_invoices_say_so() {
     let mut invoice = fixture();
     invoice.tax.prices_include_tax = false;
-    let text = page_texts(&load(&render(&invoice).unwrap())).concat();
+    let text = page_texts(&load(&render(&invoice, None).unwrap())).concat();
     assert!(
         text.contains("Los precios unitarios no incluyen el IGV (18%)"),
         "{text}"
     );
     invoice.tax.rate_bp = 0;
-    let text = page_texts(&load(&render(&invoice).unwrap())).concat();
+    let text = page_texts(&load(&render(&invoice, None).unwrap())).concat();
     assert!(text.contains("Op. exoneradas") && text.contains("IGV 0%"), "{text}");
+}
+
+#[test]
+fn the_qr_payload_follows_sunats_field_order() {
+    assert_eq!(
+        qr_payload(&fixture(), DIGEST),
+        "20100070970|03|B001|00000042|31.25|204.88|2026-11-24|1|45678912|Xk2vQ9mT0pL7sR3nB8wZ4cF6hJ+=|"
+    );
+    let factura = factura();
+    let buyer = factura.buyer.document.number();
+    assert_eq!(
+        qr_payload(&factura, LONG_DIGEST),
+        format!("20100070970|01|F001|00000042|31.25|204.88|2026-11-24|6|{buyer}|{LONG_DIGEST}|")
+    );
+}
+
+#[test]
+fn buyer_documents_map_to_sunat_catalog_06() {
+    let codes: Vec<(DocumentType, &str)> = DocumentType::ALL
+        .iter()
+        .map(|&kind| (kind, qr::identity_code(kind)))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            (DocumentType::Dni, "1"),
+            (DocumentType::Ruc, "6"),
+            (DocumentType::Ce, "4"),
+            (DocumentType::Passport, "7"),
+        ]
+    );
+}
+
+#[test]
+fn qr_amounts_have_two_decimals_whatever_the_currency() {
+    let money =
+        |minor: i64, code: &str| Money::from_minor(minor, backoffice_domain::money::Currency::parse(code).unwrap());
+    assert_eq!(qr::two_decimals(&money(20_488, "PEN")), "204.88");
+    assert_eq!(qr::two_decimals(&money(5, "PEN")), "0.05");
+    assert_eq!(qr::two_decimals(&money(0, "USD")), "0.00");
+    assert_eq!(qr::two_decimals(&money(-1_205, "PEN")), "-12.05");
+    assert_eq!(qr::two_decimals(&money(15_990, "CLP")), "15990.00");
+    assert_eq!(qr::two_decimals(&money(i64::MAX, "JPY")), "9223372036854775807.00");
+}
+
+#[test]
+fn a_digest_that_is_not_base64_is_refused() {
+    for digest_value in ["", "abc|def", "hash with spaces", "ñandú"] {
+        assert_eq!(
+            render(&fixture(), Some(&accepted(digest_value))),
+            Err(RenderError::InvalidDigest),
+            "{digest_value:?}"
+        );
+    }
+}
+
+#[test]
+fn a_pending_document_claims_nothing_electronic() {
+    let invoice = fixture();
+    let doc = load(&render(&invoice, None).unwrap());
+    let text = page_texts(&doc).concat();
+    let shown = shown_strings(&doc).concat();
+    assert!(shown.iter().any(|s| s == "BOLETA DE VENTA"), "{shown:?}");
+    assert!(
+        shown.iter().filter(|s| s.contains(PENDING_NOTICE)).count() >= 2,
+        "banner and footer: {shown:?}"
+    );
+    let lower = text.to_lowercase();
+    for claim in ["electrónic", "representación impresa", "valor resumen", "aceptado"] {
+        assert!(!lower.contains(claim), "{claim:?} in:\n{text}");
+    }
+    // No QR code: the only filled boxes are the banner and the table header.
+    let page_id = *doc.get_pages().values().next().unwrap();
+    let content = Content::decode(&doc.get_page_content(page_id)).unwrap();
+    let boxes = content.operations.iter().filter(|op| op.operator == "re").count();
+    assert!(boxes <= 4, "{boxes} boxes");
+    assert_within_page(&doc);
+
+    // Every page of a long one says so, and continuation pages do not call it electronic.
+    let mut long = invoice.clone();
+    long.lines = invoice.lines.iter().cycle().take(120).cloned().collect();
+    let texts = page_texts(&load(&render(&long, None).unwrap()));
+    assert!(texts.len() >= 3);
+    for text in &texts {
+        assert!(text.contains("no válido como comprobante"), "{text}");
+        assert!(!text.to_lowercase().contains("electrónic"), "{text}");
+    }
+}
+
+// The checks below read the PDF with Debian's poppler-utils and zbar-tools, as someone else's
+// software would: the QR code must scan from the rendered page, not just be drawn.
+
+/// Runs a command, failing the test with its error output if it does not succeed.
+fn run(program: &str, args: &[&Path], options: &[&str]) -> String {
+    let output = Command::new(program)
+        .args(options)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e} (install Debian's poppler-utils and zbar-tools)"));
+    assert!(
+        output.status.success(),
+        "{program} {options:?} {args:?}: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// A fresh folder for one test's files.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("invoice-pdf-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The QR code of the last page as zbarimg reads it from a 200 dpi rendering, and the text
+/// of the whole document as pdftotext extracts it.
+fn read_back(pdf: &[u8], name: &str) -> (String, String) {
+    let dir = scratch(name);
+    let file = dir.join("invoice.pdf");
+    std::fs::write(&file, pdf).unwrap();
+    let pages = load(pdf).get_pages().len().to_string();
+    let image = dir.join("page");
+    run(
+        "pdftoppm",
+        &[&file, &image],
+        &["-r", "200", "-png", "-singlefile", "-f", &pages, "-l", &pages],
+    );
+    let qr = run(
+        "zbarimg",
+        &[&image.with_extension("png")],
+        &["--raw", "-q", "-Sdisable", "-Sqrcode.enable"],
+    );
+    let text = run("pdftotext", &[&file, Path::new("-")], &[]);
+    let _ = std::fs::remove_dir_all(&dir);
+    (qr.trim_end_matches('\n').to_owned(), text)
+}
+
+#[test]
+fn foreign_readers_scan_the_qr_code_and_read_the_digest() {
+    let mut many = factura();
+    many.lines = many.lines.iter().cycle().take(60).cloned().collect();
+    let observed = Acceptance {
+        digest_value: LONG_DIGEST,
+        observed: true,
+    };
+    for (name, invoice, acceptance) in [
+        ("boleta", fixture(), accepted(DIGEST)),
+        ("factura", factura(), observed),
+        ("pages", many, accepted(DIGEST)),
+    ] {
+        let pdf = render(&invoice, Some(&acceptance)).unwrap();
+        let (qr, text) = read_back(&pdf, name);
+        assert_eq!(qr, qr_payload(&invoice, acceptance.digest_value), "{name}");
+        // Each field against the invoice itself, not against qr_payload.
+        let fields: Vec<&str> = qr.split('|').collect();
+        let (kind, buyer_kind) = match invoice.kind {
+            DocumentKind::Factura => ("01", "6"),
+            DocumentKind::Boleta => ("03", "1"),
+        };
+        let number = invoice.invoice_id.split_once('-').unwrap().1;
+        assert_eq!(
+            fields,
+            [
+                invoice.seller.document.number(),
+                kind,
+                invoice.series.as_str(),
+                number,
+                invoice.totals.tax.to_decimal_string().as_str(),
+                invoice.totals.total.to_decimal_string().as_str(),
+                "2026-11-24",
+                buyer_kind,
+                invoice.buyer.document.number(),
+                acceptance.digest_value,
+                "",
+            ],
+            "{name}"
+        );
+        assert!(
+            text.contains(&format!("Valor resumen: {}", acceptance.digest_value)),
+            "{name}:\n{text}"
+        );
+        assert!(text.contains("Representación impresa de la"), "{name}:\n{text}");
+        assert!(text.contains(invoice.kind.title()), "{name}:\n{text}");
+    }
+}
+
+#[test]
+fn foreign_readers_see_a_pending_document_as_not_valid() {
+    let dir = scratch("pending");
+    let file = dir.join("invoice.pdf");
+    std::fs::write(&file, render(&factura(), None).unwrap()).unwrap();
+    let text = run("pdftotext", &[&file, Path::new("-")], &[]);
+    let image = dir.join("page");
+    run("pdftoppm", &[&file, &image], &["-r", "200", "-png", "-singlefile"]);
+    // zbarimg exits with 4 when it finds no code.
+    let scan = Command::new("zbarimg")
+        .args(["--raw", "-q"])
+        .arg(image.with_extension("png"))
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        text.contains("Pendiente de aceptación por SUNAT — no válido como comprobante"),
+        "{text}"
+    );
+    assert!(text.contains("FACTURA"), "{text}");
+    assert!(!text.to_lowercase().contains("representación impresa"), "{text}");
+    assert!(!text.contains("ELECTRÓNICA"), "{text}");
+    assert!(scan.stdout.is_empty(), "{}", String::from_utf8_lossy(&scan.stdout));
 }
