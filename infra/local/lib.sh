@@ -224,38 +224,46 @@ stop_pid() {
   fi
 }
 
-# Stop the gateway, then moto, of a profile; forget its stack.json. Quiet when nothing runs.
+# Stop the gateway, the SUNAT stand-in, then moto, of a profile; forget its stack.json. Quiet when
+# nothing runs.
 stop_profile() {
   local profile="$1" dir pid stopped=0
   dir="$(state_dir "$profile")"
   [[ -d "$dir" ]] || return 0
-  local gateway_pid="" moto_pid=""
+  local gateway_pid="" moto_pid="" sunat_pid=""
   [[ -f "$dir/gateway.pid" ]] && gateway_pid="$(cat "$dir/gateway.pid" 2>/dev/null || true)"
   [[ -f "$dir/moto.pid" ]] && moto_pid="$(cat "$dir/moto.pid" 2>/dev/null || true)"
+  [[ -f "$dir/sunat.pid" ]] && sunat_pid="$(cat "$dir/sunat.pid" 2>/dev/null || true)"
   if [[ -f "$dir/stack.json" && -x "$VENV_PY" ]]; then
     pid="$(json_field "$dir/stack.json" pids.gateway 2>/dev/null || true)"; [[ -n "$pid" ]] && gateway_pid="$pid"
     pid="$(json_field "$dir/stack.json" pids.moto 2>/dev/null || true)"; [[ -n "$pid" ]] && moto_pid="$pid"
+    pid="$(json_field "$dir/stack.json" pids.sunat 2>/dev/null || true)"; [[ -n "$pid" ]] && sunat_pid="$pid"
   fi
   if pid_is "$gateway_pid" local-gateway; then
     stop_pid "$gateway_pid" "gateway" 15
+    stopped=1
+  fi
+  if pid_is "$sunat_pid" sunat/standin.py; then
+    stop_pid "$sunat_pid" "the SUNAT stand-in" 5
     stopped=1
   fi
   if pid_is "$moto_pid" moto_server.py; then
     stop_pid "$moto_pid" "moto" 5
     stopped=1
   fi
-  rm -f "$dir/stack.json" "$dir/gateway.pid" "$dir/moto.pid"
+  rm -f "$dir/stack.json" "$dir/gateway.pid" "$dir/moto.pid" "$dir/sunat.pid"
   if ((stopped)); then log "profile $profile stopped"; fi
   return 0
 }
 
 # True when the profile's stack.json exists, its processes live and the gateway answers.
 stack_alive() {
-  local dir="$1" gateway_pid moto_pid api
+  local dir="$1" gateway_pid moto_pid sunat_pid api
   [[ -f "$dir/stack.json" && -x "$VENV_PY" ]] || return 1
   gateway_pid="$(json_field "$dir/stack.json" pids.gateway 2>/dev/null)" || return 1
   moto_pid="$(json_field "$dir/stack.json" pids.moto 2>/dev/null)" || return 1
+  sunat_pid="$(json_field "$dir/stack.json" pids.sunat 2>/dev/null)" || return 1
   api="$(json_field "$dir/stack.json" api_url 2>/dev/null)" || return 1
-  pid_is "$gateway_pid" local-gateway && pid_is "$moto_pid" moto_server.py &&
+  pid_is "$gateway_pid" local-gateway && pid_is "$moto_pid" moto_server.py && pid_is "$sunat_pid" sunat/standin.py &&
     [[ "$(http_status "$api/_local/health")" == 200 ]]
 }

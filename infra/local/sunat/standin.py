@@ -175,7 +175,10 @@ def verify_signature(root: ET.Element, xml: bytes) -> tuple[bool, str]:
             ["xmlsec1", "--verify", "--insecure", "--enabled-key-data", "x509", f.name],
             capture_output=True, text=True, timeout=30,
         )
-    return run.returncode == 0, (run.stderr.strip().splitlines() or ["ok"])[-1]
+    if run.returncode == 0:
+        return True, "ok"
+    lines = run.stderr.strip().splitlines()
+    return False, next((line for line in lines if "error=" in line), lines[-1] if lines else "xmlsec1 failed")
 
 
 class Signer:
