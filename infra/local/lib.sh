@@ -4,7 +4,8 @@
 # Layout (all git-ignored, under the repository root):
 #   .local/venv/                 Python tools (moto's server, cfn-lint, boto3), from requirements.txt
 #   .local/<profile>/            one isolated stack: stack.json, resources.json, jwt_secret,
-#                                moto.pid, gateway.pid, logs/
+#                                moto.pid, gateway.pid, sunat.pid, sunat/ (the SUNAT stand-in's
+#                                credentials and certificate), logs/
 
 LOCAL_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$LOCAL_DIR/../.." && pwd)"
