@@ -23,10 +23,10 @@ fn fixture() -> Invoice {
     .unwrap()
 }
 
-/// A SHA-1 `DigestValue` as SUNAT's signatures carry (28 base64 characters).
-const DIGEST: &str = "Xk2vQ9mT0pL7sR3nB8wZ4cF6hJ+=";
+/// A SHA-1 `DigestValue` as SUNAT's signatures carry (28 base64 characters; SHA-1 of "F001-00000042").
+const DIGEST: &str = "23SdpBwgx4HTBmro/lfo8Ic1I7Q=";
 /// SHA-256 (44 characters): the code grows a version and still fits.
-const LONG_DIGEST: &str = "Yk3m9Qx0+tR2pL8sV1nB7wZ4cF6hJ5dA0eG/uI9oK2M=";
+const LONG_DIGEST: &str = "ZOjnHcuFpXbUkFS6YR0seQ0vl8/uA5/9+l0VeeXMxik=";
 
 fn accepted(digest_value: &str) -> Acceptance<'_> {
     Acceptance {
@@ -185,7 +185,7 @@ fn renders_the_fixture_invoice() {
         "SON: DOSCIENTOS CUATRO CON 88/100 SOLES",
         "Los precios unitarios incluyen el IGV (18%).",
         "Representación impresa de la BOLETA DE VENTA ELECTRÓNICA",
-        "Valor resumen: Xk2vQ9mT0pL7sR3nB8wZ4cF6hJ+=",
+        "Valor resumen: 23SdpBwgx4HTBmro/lfo8Ic1I7Q=",
         "Comprobante aceptado por SUNAT.",
         "Página 1 de 1",
     ] {
@@ -432,7 +432,7 @@ fn exempt_and_tax_exclusive_invoices_say_so() {
 fn the_qr_payload_follows_sunats_field_order() {
     assert_eq!(
         qr_payload(&fixture(), DIGEST),
-        "20100070970|03|B001|00000042|31.25|204.88|2026-11-24|1|45678912|Xk2vQ9mT0pL7sR3nB8wZ4cF6hJ+=|"
+        "20100070970|03|B001|00000042|31.25|204.88|2026-11-24|1|45678912|23SdpBwgx4HTBmro/lfo8Ic1I7Q=|"
     );
     let factura = factura();
     let buyer = factura.buyer.document.number();
