@@ -131,6 +131,9 @@ pub fn build_credit_note(note: &CreditNote) -> Result<String, UblError> {
     x.open("cac:BillingReference", &[])?;
     x.open("cac:InvoiceDocumentReference", &[])?;
     x.leaf("cbc:ID", &[], &note.invoice_id)?;
+    // Optional for SUNAT; lets a reader of the note alone date the invoice (UBL order: ID,
+    // IssueDate, DocumentTypeCode).
+    x.leaf("cbc:IssueDate", &[], &date(note.invoice_issue_date)?)?;
     x.leaf(
         "cbc:DocumentTypeCode",
         &[

@@ -394,6 +394,10 @@ fn a_credit_note_for_part_of_a_factura() {
         "F001-00000042"
     );
     assert_eq!(
+        read.one("CreditNote/BillingReference/InvoiceDocumentReference/IssueDate"),
+        "2026-12-01"
+    );
+    assert_eq!(
         read.one("CreditNote/BillingReference/InvoiceDocumentReference/DocumentTypeCode"),
         "01"
     );
