@@ -755,3 +755,112 @@ async fn an_approved_total_edited_in_the_table_is_detected() {
         tampered.body["verification"]
     );
 }
+
+#[tokio::test]
+async fn a_chain_rewritten_from_the_genesis_is_caught_by_its_locked_anchor() {
+    let d = desk().await;
+    let (id, _) = d.ready_presale(30).await;
+    d.approve(&d.validator("val-1"), &id).await;
+    let supervisor = caller("sup-1", "supervisor", &[&d.client]);
+    let audit = async |d: &Desk| {
+        d.env
+            .send(d.env.as_caller(&supervisor, "GET", &format!("/presales/{id}/audit")))
+            .await
+    };
+    let clean = audit(&d).await;
+    assert_eq!(
+        (
+            clean.body["verification"]["verified"].as_bool(),
+            clean.body["verification"]["anchors"].as_u64()
+        ),
+        (Some(true), Some(1)),
+        "{:?}",
+        clean.body["verification"]
+    );
+
+    // The anchor is in the Object Lock bucket, and S3 refuses to delete it.
+    let bucket = d.env.table("AuditAnchorsBucket");
+    let versions = d
+        .env
+        .s3
+        .list_object_versions()
+        .bucket(&bucket)
+        .prefix(format!("audit-anchors/{id}/"))
+        .send()
+        .await
+        .expect("list anchors");
+    let anchor = versions.versions().first().expect("one anchor").clone();
+    let deleted = d
+        .env
+        .s3
+        .delete_object()
+        .bucket(&bucket)
+        .key(anchor.key().expect("key"))
+        .set_version_id(anchor.version_id().map(str::to_owned))
+        .send()
+        .await;
+    assert!(deleted.is_err(), "a locked anchor was deleted");
+
+    // Someone with write access to the table rewrites the whole chain consistently: another
+    // actor on the first record, every hash recomputed from the genesis, the head moved.
+    let table = d.env.table("PresalesTable");
+    let items = d
+        .env
+        .dynamodb
+        .query()
+        .table_name(&table)
+        .key_condition_expression("pk = :pk AND begins_with(sk, :audit)")
+        .expression_attribute_values(":pk", AttributeValue::S(format!("PRESALE#{id}")))
+        .expression_attribute_values(":audit", AttributeValue::S("AUDIT#".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("read the chain")
+        .items
+        .unwrap_or_default();
+    let mut prev = backoffice_domain::audit::GENESIS_HASH.to_owned();
+    for item in items {
+        let mut record: backoffice_domain::audit::AuditRecord =
+            serde_dynamo::from_item(item.clone()).expect("an audit record");
+        if record.seq == 1 {
+            record.actor = "someone-else".into();
+        }
+        record.prev_hash = prev.clone();
+        record.hash = record.compute_hash();
+        prev = record.hash.clone();
+        d.env
+            .dynamodb
+            .update_item()
+            .table_name(&table)
+            .key("pk", item["pk"].clone())
+            .key("sk", item["sk"].clone())
+            .update_expression("SET actor = :actor, prev_hash = :prev, #hash = :hash")
+            .expression_attribute_names("#hash", "hash")
+            .expression_attribute_values(":actor", AttributeValue::S(record.actor.clone()))
+            .expression_attribute_values(":prev", AttributeValue::S(record.prev_hash.clone()))
+            .expression_attribute_values(":hash", AttributeValue::S(record.hash.clone()))
+            .send()
+            .await
+            .expect("rewrite a record");
+    }
+    d.env
+        .dynamodb
+        .update_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S(format!("PRESALE#{id}")))
+        .key("sk", AttributeValue::S("META".into()))
+        .update_expression("SET audit_head = :head")
+        .expression_attribute_values(":head", AttributeValue::S(prev))
+        .send()
+        .await
+        .expect("move the head");
+    let rewritten = audit(&d).await;
+    let verification = &rewritten.body["verification"];
+    assert_eq!(verification["verified"], false, "{verification:?}");
+    assert!(
+        verification["problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("rewritten")),
+        "{verification:?}"
+    );
+}

@@ -687,6 +687,32 @@ def apply_bucket(clients: Clients, bucket: str, props: dict[str, Any], notes: li
         if got != wanted:
             raise ProvisionError(f"bucket {bucket}: versioning is {got!r}, wanted {wanted!r}")
 
+    lock = props.get("ObjectLockConfiguration")
+    if lock:
+        # moto's CloudFormation creates the bucket without Object Lock; S3 allows enabling it on
+        # a versioned bucket, default retention included, so the emulator enforces it too.
+        rule = (lock.get("Rule") or {}).get("DefaultRetention") or {}
+        wanted_lock: dict[str, Any] = {"ObjectLockEnabled": lock.get("ObjectLockEnabled", "Enabled")}
+        if rule:
+            wanted_lock["Rule"] = {"DefaultRetention": {k: (int(v) if k in ("Days", "Years") else v) for k, v in rule.items()}}
+        def read_lock() -> dict[str, Any]:
+            try:
+                got = s3.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]
+            except ClientError:
+                return {}
+            # moto answers the unset one of Days/Years as 0.
+            retention = (got.get("Rule") or {}).get("DefaultRetention")
+            if retention:
+                got["Rule"]["DefaultRetention"] = {k: v for k, v in retention.items() if v != 0}
+            return got
+
+        current_lock = read_lock()
+        if current_lock != wanted_lock:
+            s3.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration=wanted_lock)
+            current_lock = read_lock()
+        if current_lock != wanted_lock:
+            raise ProvisionError(f"bucket {bucket}: object lock is {current_lock!r}, wanted {wanted_lock!r}")
+
     block = props.get("PublicAccessBlockConfiguration")
     if block:
         wanted_block = {k: bool(v) for k, v in block.items()}

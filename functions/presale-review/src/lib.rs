@@ -11,13 +11,14 @@ use std::time::Duration;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use backoffice_domain::Clock;
-use backoffice_domain::audit::{AuditEntry, verify_chain_and_state};
+use backoffice_domain::audit::{Anchor, AuditEntry, AuditRecord, verify_chain_state_and_anchors};
 use backoffice_domain::events::SaleConfirmed;
 use backoffice_domain::presale::{Presale, PresaleId, PresaleStatus};
 use backoffice_domain::principal::{Principal, Role};
 use backoffice_domain::review::{self, DecisionDraft, DecisionKind, REJECT_REASONS, RETURN_REASONS, ReviewError};
 use backoffice_edge::http::request::DEFAULT_BODY_LIMIT;
 use backoffice_edge::http::{ApiError, ApiRequest, ApiResponse, Invocation, respond};
+use backoffice_store::anchors::AuditAnchors;
 use backoffice_store::config::CampaignDirectory;
 use backoffice_store::counters::Counters;
 use backoffice_store::outbox::{Outbox, OutboxMessage};
@@ -44,22 +45,25 @@ pub const ROUTES: &[&str] = &[
 /// How long a playback link lives: long enough to listen, short enough not to be shared.
 pub const PLAYBACK_TTL: Duration = Duration::from_secs(5 * 60);
 
-pub struct Review<P, C, L, Q, K> {
+pub struct Review<P, C, L, Q, K, A> {
     pub presales: P,
     pub campaigns: C,
     pub links: L,
     pub publisher: Q,
     pub clock: K,
     pub lease: time::Duration,
+    /// Where decided chains' heads are anchored (S3 with Object Lock).
+    pub anchors: A,
 }
 
-impl<P, C, L, Q, K> Review<P, C, L, Q, K>
+impl<P, C, L, Q, K, A> Review<P, C, L, Q, K, A>
 where
     P: PresaleGet + PresaleWrite + ReviewQueue + RecordingVersions + AuditRead + Outbox + Counters,
     C: CampaignDirectory,
     L: RecordingLinks,
     Q: Publisher,
     K: Clock,
+    A: AuditAnchors,
 {
     pub async fn handle(&self, event: ApiGatewayV2httpRequest, invocation: &Invocation) -> ApiGatewayV2httpResponse {
         respond(event, invocation, async |request: &ApiRequest| {
@@ -359,11 +363,22 @@ where
         self.save_or_conflict(&presale, version, status, &audit, &effects)
             .await?;
         tracing::info!(presale_id = %presale.id, decision = action, "pre-sale decided");
+        self.anchor(&audit).await;
         if let Some(message) = outbox {
             // Committed already: a failed send is retried by the sweep, never lost.
             relay::send(&self.presales, &self.publisher, &message).await;
         }
         Ok(ApiResponse::json(200, &presale))
+    }
+
+    /// Anchor a decided chain's head outside the table. The decision is committed already, so a
+    /// failure does not undo it: it is logged for the alarm (`AuditAnchorFailed`), and the audit
+    /// route shows how many anchors it checked.
+    async fn anchor(&self, audit: &AuditRecord) {
+        if let Err(e) = self.anchors.anchor(&Anchor::of(audit, self.clock.now())).await {
+            // The alarm's metric filter matches `error_kind`.
+            tracing::error!(presale_id = %audit.subject, seq = audit.seq, error = %e, error_kind = "audit_anchor_failed", "audit head not anchored");
+        }
     }
 
     /// Re-send every outbox message still pending (scheduled every minute).
@@ -379,7 +394,9 @@ where
         )?;
         let stored = self.load(request, principal).await?;
         let records = self.presales.audit_trail(&stored.presale.id).await?;
-        let verification = verify_chain_and_state(&records, Some(&stored.audit_head), &stored.presale);
+        let anchors = self.anchors.anchors(stored.presale.id.as_str()).await?;
+        let verification =
+            verify_chain_state_and_anchors(&records, Some(&stored.audit_head), &stored.presale, &anchors);
         Ok(ApiResponse::json(
             200,
             &json!({"presale_id": stored.presale.id, "records": records, "verification": verification}),

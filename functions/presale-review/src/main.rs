@@ -7,6 +7,7 @@ use backoffice_domain::events::{Event, SaleConfirmed};
 use backoffice_edge::http::Invocation;
 use backoffice_edge::relay::SqsPublisher;
 use backoffice_edge::{aws, config, telemetry};
+use backoffice_store::anchors::S3AuditAnchors;
 use backoffice_store::config::DynamoCampaignDirectory;
 use backoffice_store::presales::DynamoPresaleStore;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
@@ -20,6 +21,7 @@ async fn main() -> Result<(), Error> {
     let presales_table = config::required("PRESALES_TABLE")?;
     let config_table = config::required("CONFIG_TABLE")?;
     let sales_queue_url = config::required("SALES_QUEUE_URL")?;
+    let anchors_bucket = config::required("AUDIT_ANCHORS_BUCKET")?;
     let lease_secs: i64 = config::number_or("REVIEW_LEASE_SECS", 600)?;
     let sdk = aws::sdk_config().await;
     let dynamodb = aws::dynamodb(&sdk);
@@ -27,6 +29,7 @@ async fn main() -> Result<(), Error> {
         presales: DynamoPresaleStore::new(dynamodb.clone(), presales_table),
         campaigns: DynamoCampaignDirectory::new(dynamodb, config_table),
         links: S3Links::new(aws::s3(&sdk)),
+        anchors: S3AuditAnchors::new(aws::s3(&sdk), anchors_bucket),
         publisher: SqsPublisher::new(aws::sqs(&sdk), [(SaleConfirmed::QUEUE.to_owned(), sales_queue_url)]),
         clock: SystemClock,
         lease: time::Duration::seconds(lease_secs),

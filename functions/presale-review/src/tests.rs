@@ -7,6 +7,7 @@ use backoffice_domain::presale::PresaleAction;
 use backoffice_domain::recording::{Finding, Severity};
 use backoffice_domain::testing::{FixedClock, campaign_catalog, registered_presale};
 use backoffice_edge::testing::{ApiEvent, MemoryPublisher, Reply};
+use backoffice_store::anchors::MemoryAuditAnchors;
 use backoffice_store::config::MemoryCampaignDirectory;
 use backoffice_store::presales::MemoryPresaleStore;
 use time::macros::datetime;
@@ -29,7 +30,8 @@ impl RecordingLinks for Links {
     }
 }
 
-type TestReview = Review<MemoryPresaleStore, MemoryCampaignDirectory, Links, MemoryPublisher, FixedClock>;
+type TestReview =
+    Review<MemoryPresaleStore, MemoryCampaignDirectory, Links, MemoryPublisher, FixedClock, MemoryAuditAnchors>;
 
 fn catalog() -> CampaignCatalog {
     campaign_catalog("c1", "acme")
@@ -43,6 +45,7 @@ fn service() -> TestReview {
         publisher: MemoryPublisher::default(),
         clock: FixedClock::at(datetime!(2026-11-23 16:00 UTC)),
         lease: time::Duration::minutes(10),
+        anchors: MemoryAuditAnchors::default(),
     }
 }
 
@@ -390,6 +393,13 @@ async fn decisions_are_conditional_and_approval_emits_one_sale_even_if_the_send_
         .collect();
     assert_eq!(actions, vec!["CREATED", "RECORDING_ATTACHED", "CLAIMED", "APPROVED"]);
     assert_eq!(audit["verification"]["verified"], true);
+    // The decision's head was anchored outside the table, and the audit checked it.
+    let anchors = s.anchors.anchors(&id).await.expect("anchors");
+    assert_eq!(
+        (anchors.len(), anchors[0].seq, audit["verification"]["anchors"].as_u64()),
+        (1, Some(4), Some(1))
+    );
+    assert_eq!(json!(anchors[0].hash), audit["records"][3]["hash"]);
 }
 
 #[tokio::test]

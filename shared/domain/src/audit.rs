@@ -231,6 +231,9 @@ pub struct ChainCheck {
     pub broken_at: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// How many anchors were checked, when they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anchors: Option<usize>,
 }
 
 /// Verify a chain read back in `seq` order, against the head hash kept on the subject itself
@@ -242,6 +245,7 @@ pub fn verify_chain(records: &[AuditRecord], expected_head: Option<&str>) -> Cha
         records: records.len(),
         broken_at: Some(seq),
         problem: Some(problem),
+        anchors: None,
     };
     for (i, record) in records.iter().enumerate() {
         let expected_seq = i as u64 + 1;
@@ -269,6 +273,7 @@ pub fn verify_chain(records: &[AuditRecord], expected_head: Option<&str>) -> Cha
         records: records.len(),
         broken_at: None,
         problem: None,
+        anchors: None,
     }
 }
 
@@ -289,9 +294,76 @@ pub fn verify_chain_and_state<T: Serialize>(
             records: records.len(),
             broken_at: Some(last.seq),
             problem: Some("the stored data does not match the state its last audited change recorded".into()),
+            anchors: None,
         },
         _ => check,
     }
+}
+
+/// A chain head written, once, to an append-only store outside the table (S3 with Object
+/// Lock): whoever can rewrite the table cannot rewrite the anchors, so a chain recomputed from
+/// the genesis with other content no longer contains the anchored hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anchor {
+    pub subject: String,
+    /// The record the head belonged to; absent when the writer knew only the head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    pub hash: String,
+    #[serde(with = "crate::wire::instant")]
+    pub anchored_at: OffsetDateTime,
+}
+
+impl Anchor {
+    pub fn of(record: &AuditRecord, at: OffsetDateTime) -> Self {
+        Anchor {
+            subject: record.subject.clone(),
+            seq: Some(record.seq),
+            hash: record.hash.clone(),
+            anchored_at: at,
+        }
+    }
+}
+
+/// [`verify_chain_and_state`], then every anchor of the subject: each anchored hash must still
+/// be in the chain, at its position when the anchor says it. A chain rewritten consistently
+/// from the genesis passes the first checks and fails this one.
+pub fn verify_chain_state_and_anchors<T: Serialize>(
+    records: &[AuditRecord],
+    expected_head: Option<&str>,
+    current: &T,
+    anchors: &[Anchor],
+) -> ChainCheck {
+    let mut check = verify_chain_and_state(records, expected_head, current);
+    if !check.verified {
+        return check;
+    }
+    let mut ordered: Vec<&Anchor> = anchors.iter().collect();
+    ordered.sort_by_key(|a| (a.anchored_at, a.seq));
+    for anchor in ordered {
+        let found = records
+            .iter()
+            .find(|r| r.hash == anchor.hash)
+            .filter(|r| anchor.seq.is_none_or(|seq| r.seq == seq));
+        if found.is_none() {
+            let at = anchor.seq.unwrap_or(1);
+            return ChainCheck {
+                verified: false,
+                records: records.len(),
+                broken_at: Some(at),
+                problem: Some(format!(
+                    "the chain was rewritten: the head anchored at {} is no longer in it",
+                    anchor
+                        .anchored_at
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default()
+                )),
+                anchors: Some(anchors.len()),
+            };
+        }
+    }
+    check.anchors = Some(anchors.len());
+    check
 }
 
 #[cfg(test)]
@@ -381,5 +453,41 @@ mod tests {
         assert!(json.get("state_hash").is_none());
         let back: AuditRecord = serde_json::from_value(json).expect("back");
         assert_eq!(back.compute_hash(), record.hash);
+    }
+
+    #[test]
+    fn a_chain_rewritten_from_the_genesis_is_caught_by_its_anchor() {
+        let records = chain(3);
+        let head = records[2].hash.clone();
+        let state = serde_json::json!({});
+        let anchor = Anchor::of(&records[1], datetime!(2026-11-23 11:00 UTC));
+        let check = verify_chain_state_and_anchors(&records, Some(&head), &state, std::slice::from_ref(&anchor));
+        assert_eq!((check.verified, check.anchors), (true, Some(1)));
+
+        // The same chain recomputed with another actor on record 1: every link holds.
+        let mut prev = GENESIS_HASH.to_owned();
+        let rewritten: Vec<AuditRecord> = records
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                if r.seq == 1 {
+                    r.actor = "someone-else".into();
+                }
+                r.prev_hash = prev.clone();
+                r.hash = r.compute_hash();
+                prev = r.hash.clone();
+                r
+            })
+            .collect();
+        let new_head = rewritten[2].hash.clone();
+        assert!(verify_chain_and_state(&rewritten, Some(&new_head), &state).verified);
+        let check = verify_chain_state_and_anchors(&rewritten, Some(&new_head), &state, std::slice::from_ref(&anchor));
+        assert_eq!((check.verified, check.broken_at), (false, Some(2)), "{check:?}");
+
+        // An anchor whose hash moved to another position is caught too.
+        let moved = Anchor { seq: Some(3), ..anchor };
+        assert!(!verify_chain_state_and_anchors(&records, Some(&head), &state, &[moved]).verified);
+        // No anchors yet: the chain's own checks decide.
+        assert!(verify_chain_state_and_anchors(&records, Some(&head), &state, &[]).verified);
     }
 }
