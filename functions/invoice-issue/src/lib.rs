@@ -278,7 +278,7 @@ where
         {
             return Ok(bytes);
         }
-        let bytes = invoice_pdf::render(&stored.invoice)?;
+        let bytes = invoice_pdf::render(&stored.invoice, None)?;
         let record = PdfRecord {
             key: key.clone(),
             sha256: hex::encode(Sha256::digest(&bytes)),
