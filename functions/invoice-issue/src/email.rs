@@ -1,5 +1,5 @@
-//! The invoice e-mail: a multipart MIME message (plain text and HTML alternatives, the PDF
-//! attached) built with mail-builder, and its envelope.
+//! The invoice e-mail: a multipart MIME message (plain text and HTML alternatives; the PDF,
+//! the signed XML and SUNAT's CDR attached) built with mail-builder, and its envelope.
 
 use backoffice_domain::invoice::Invoice;
 use backoffice_edge::mail::OutgoingEmail;
@@ -20,11 +20,22 @@ impl Sender {
     }
 }
 
+/// What an invoice e-mail carries: the representación impresa, the signed electronic document
+/// (`{stem}.xml`) and SUNAT's answer (`R-{stem}.zip`), which is the buyer's proof of
+/// acceptance.
+#[derive(Debug, Clone, Copy)]
+pub struct Attachments<'a> {
+    pub pdf: &'a [u8],
+    pub file_stem: &'a str,
+    pub xml: &'a [u8],
+    pub cdr: Option<&'a [u8]>,
+}
+
 /// The e-mail for `invoice`: to the buyer (when they gave an address) and, hidden from them,
 /// to the client's finance team; replies go to finance.
 pub fn build(
     invoice: &Invoice,
-    pdf: &[u8],
+    files: &Attachments<'_>,
     finance_email: &str,
     sender: &Sender,
     now: OffsetDateTime,
@@ -58,8 +69,13 @@ pub fn build(
         )
         .text_body(text_body(invoice))
         .html_body(html_body(invoice))
-        .attachment("application/pdf", format!("{}.pdf", invoice.invoice_id), pdf)
-        .write_to_vec()?;
+        .attachment("application/pdf", format!("{}.pdf", invoice.invoice_id), files.pdf)
+        .attachment("application/xml", format!("{}.xml", files.file_stem), files.xml);
+    let raw = match files.cdr {
+        Some(cdr) => raw.attachment("application/zip", format!("R-{}.zip", files.file_stem), cdr),
+        None => raw,
+    }
+    .write_to_vec()?;
     Ok(OutgoingEmail {
         from: sender.address.clone(),
         to,
@@ -97,7 +113,7 @@ fn text_body(invoice: &Invoice) -> String {
          SON: {words}\n\n\
          Venta: {sale}\n\
          Envío: {shipment} (seguimiento {tracking})\n\n\
-         El comprobante en PDF va adjunto a este mensaje. Para cualquier consulta sobre el pago, responda a este correo.\n",
+         Van adjuntos la representación impresa (PDF), el comprobante electrónico firmado (XML) y la constancia de recepción de SUNAT (CDR). Para cualquier consulta sobre el pago, responda a este correo.\n",
         buyer = invoice.buyer.name,
         kind = title_case(invoice.kind.title()).to_lowercase(),
         number = invoice.invoice_id,
@@ -139,7 +155,7 @@ fn html_body(invoice: &Invoice) -> String {
          </table>\
          <p>SON: {words}</p>\
          <p>Fecha de emisión: {issued}<br>Fecha de vencimiento: {due}<br>Venta: {sale}<br>Envío: {shipment} (seguimiento {tracking})</p>\
-         <p>El comprobante en PDF va adjunto a este mensaje.</p></body></html>",
+         <p>Van adjuntos la representación impresa (PDF), el comprobante electrónico firmado (XML) y la constancia de recepción de SUNAT (CDR).</p></body></html>",
         buyer = e(&invoice.buyer.name),
         kind = e(&title_case(invoice.kind.title()).to_lowercase()),
         number = e(&invoice.invoice_id),

@@ -2,23 +2,31 @@
 //! numbered in its client's series without gaps, rendered to PDF, stored, and e-mailed once
 //! to the buyer and the client's finance team.
 //!
-//! Three steps, each safe to repeat:
+//! Steps, each safe to repeat:
 //! 1. **issue**: the sale's invoice exists, or the next number and the invoice are written in
 //!    one transaction (a lost race for a number is retried with the next one);
-//! 2. **PDF**: rendered deterministically and stored under a key derived from the number; a
-//!    repeat reads the stored bytes back, so the attachment is always the stored file;
-//! 3. **e-mail**: sent under a lease, its message id recorded; once recorded, never sent again.
+//! 2. under a lease (one worker at a time from here on):
+//!    - **electronic document**: the UBL 2.1 XML is built, signed with the issuer's
+//!      certificate, stored (`{stem}.xml`) and recorded `PENDING_SUBMISSION`;
+//!    - **submission**: sent to SUNAT's billService; its CDR is stored (`R-{stem}.zip`) and the
+//!      answer recorded (accepted, observed, rejected) for good. Unavailable: retried on the
+//!      delivery schedule. Rejected: nothing is e-mailed; finance is alerted;
+//!    - **PDF**: rendered as the representación impresa of the accepted document (QR, digest)
+//!      and stored; a repeat reads the stored bytes back;
+//!    - **e-mail**: PDF, XML and CDR, its message id recorded; once recorded, never sent again.
 //!
-//! A failure in step 2 or 3 leaves the message for a retry and the invoice as it is; the
-//! scheduled sweep also delivers invoices whose e-mail is still pending.
+//! A failure leaves the message for a retry and the invoice as it is; the scheduled sweep also
+//! delivers invoices whose delivery is still pending.
 
 pub mod email;
+pub mod sunat;
 
 use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use backoffice_domain::Clock;
 use backoffice_domain::audit::{Actor, AuditEntry, GENESIS_HASH};
+use backoffice_domain::electronic::{self, ElectronicStatus};
 use backoffice_domain::events::InvoiceRequested;
 use backoffice_domain::invoice::{BillingProfile, InvoiceDraft, InvoiceError};
 use backoffice_domain::retry::{Retry, RetryPolicy};
@@ -29,12 +37,16 @@ use backoffice_edge::relay::SWEEP_MARGIN;
 use backoffice_store::StoreError;
 use backoffice_store::config::BillingDirectory;
 use backoffice_store::documents::DocumentStore;
-use backoffice_store::invoices::{EmailClaim, EmailRecord, InvoiceStore, IssueOutcome, PdfRecord, StoredInvoice};
+use backoffice_store::invoices::{
+    ElectronicRecord, EmailClaim, EmailRecord, InvoiceStore, IssueOutcome, PdfRecord, StoredInvoice,
+};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use sunat_soap::Outcome as SunatOutcome;
 use time::OffsetDateTime;
 
 pub use email::Sender;
+use sunat::{IssuerKeys, KeysError, Submitted, TaxAuthority};
 
 /// Who writes the invoices' audit records.
 pub const ACTOR: &str = "invoice-issue";
@@ -44,13 +56,17 @@ const NUMBER_ATTEMPTS: u32 = 60;
 /// How long a worker holds the right to send an invoice's e-mail.
 const EMAIL_LEASE: time::Duration = time::Duration::seconds(60);
 
-pub struct Issuer<S, B, D, M, K> {
+pub struct Issuer<S, B, D, M, K, T, Y> {
     pub invoices: S,
     pub billing: B,
     pub documents: D,
     pub mailer: M,
     pub clock: K,
     pub sender: Sender,
+    /// SUNAT's billService (or an OSE's).
+    pub authority: T,
+    /// Issuers' certificates and SOL credentials.
+    pub keys: Y,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +90,16 @@ pub enum IssueError {
     Mail(#[from] MailError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("electronic document: {0}")]
+    Document(#[from] sunat_ubl::UblError),
+    #[error(transparent)]
+    Keys(#[from] KeysError),
+    /// SUNAT could not take the document now: retried on the delivery schedule.
+    #[error("SUNAT is unavailable: {0}")]
+    SunatUnavailable(String),
+    /// SUNAT refused the submission itself (credentials, file): a person must act.
+    #[error("SUNAT refused the submission: {0}")]
+    SunatRefused(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,15 +108,19 @@ pub enum Outcome {
     Delivered { invoice_id: String, message_id: String },
     /// Its e-mail had gone out already: nothing to do.
     AlreadyDelivered { invoice_id: String },
+    /// SUNAT rejected the document: it is not a valid invoice and is not e-mailed.
+    Rejected { invoice_id: String, code: u16 },
 }
 
-impl<S, B, D, M, K> Issuer<S, B, D, M, K>
+impl<S, B, D, M, K, T, Y> Issuer<S, B, D, M, K, T, Y>
 where
     S: InvoiceStore,
     B: BillingDirectory,
     D: DocumentStore,
     M: Mailer,
     K: Clock,
+    T: TaxAuthority,
+    Y: IssuerKeys,
 {
     /// One batch, message by message, starting none within [`MESSAGE_MARGIN`] of `deadline`:
     /// the rest come back untouched instead of the whole batch timing out.
@@ -181,8 +211,8 @@ where
         Err(IssueError::Contention)
     }
 
-    /// Store the PDF and send the e-mail unless done already. `profile` is the client's, when
-    /// the caller has read it already.
+    /// Make the invoice an accepted electronic document, store its PDF and send the e-mail,
+    /// unless done already. `profile` is the client's, when the caller has read it already.
     pub async fn deliver(
         &self,
         client_id: &str,
@@ -199,6 +229,16 @@ where
                 invoice_id: invoice_id.to_owned(),
             });
         }
+        if let Some(e) = stored
+            .electronic
+            .as_ref()
+            .filter(|e| e.status == ElectronicStatus::Rejected)
+        {
+            return Ok(Outcome::Rejected {
+                invoice_id: invoice_id.to_owned(),
+                code: e.response_code.unwrap_or_default(),
+            });
+        }
         let loaded;
         let profile = match profile {
             Some(profile) => profile,
@@ -207,7 +247,7 @@ where
                 &loaded
             }
         };
-        let pdf = self.pdf(&stored).await?;
+        // One worker from here on: nothing leaves twice, to SUNAT or by mail.
         let now = self.clock.now();
         match self
             .invoices
@@ -222,34 +262,186 @@ where
             }
             EmailClaim::Busy => return Err(IssueError::EmailInProgress(invoice_id.to_owned())),
         }
-        let message = match email::build(&stored.invoice, &pdf, &profile.finance_email, &self.sender, now) {
-            Ok(message) => message,
+        match self.deliver_claimed(&stored, profile).await {
+            Ok(outcome) => Ok(outcome),
             Err(e) => {
                 self.release(&stored, &e.to_string()).await;
-                return Err(IssueError::Email(e.to_string()));
+                Err(e)
             }
+        }
+    }
+
+    async fn deliver_claimed(&self, stored: &StoredInvoice, profile: &BillingProfile) -> Result<Outcome, IssueError> {
+        let (client_id, invoice_id) = (&stored.invoice.client_id, &stored.invoice.invoice_id);
+        let (mut record, xml) = self.electronic_document(stored).await?;
+        let mut cdr = None;
+        if record.status == ElectronicStatus::PendingSubmission {
+            cdr = Some(self.submit(stored, &mut record, &xml).await?);
+        } else if let Some(key) = &record.cdr_key {
+            cdr = self.documents.get(key).await?;
+        }
+        if record.status == ElectronicStatus::Rejected {
+            let code = record.response_code.unwrap_or_default();
+            // Not a valid invoice: nothing is e-mailed, and the delivery leaves the pending list.
+            self.invoices
+                .release_email(client_id, invoice_id, "rejected by SUNAT", Retry::Park)
+                .await?;
+            return Ok(Outcome::Rejected {
+                invoice_id: invoice_id.clone(),
+                code,
+            });
+        }
+        let acceptance = invoice_pdf::Acceptance {
+            digest_value: &record.digest_value,
+            observed: record.status == ElectronicStatus::Observed,
         };
-        match self.mailer.send(&message).await {
-            Ok(message_id) => {
-                let record = EmailRecord {
-                    message_id: message_id.clone(),
-                    recipients: message.recipients(),
-                    sent_at: now,
+        let pdf = self.pdf(stored, &acceptance).await?;
+        let now = self.clock.now();
+        let files = email::Attachments {
+            pdf: &pdf,
+            file_stem: &record.file_stem,
+            xml: &xml,
+            cdr: cdr.as_deref(),
+        };
+        let message = email::build(&stored.invoice, &files, &profile.finance_email, &self.sender, now)
+            .map_err(|e| IssueError::Email(e.to_string()))?;
+        let message_id = self.mailer.send(&message).await?;
+        let sent = EmailRecord {
+            message_id: message_id.clone(),
+            recipients: message.recipients(),
+            sent_at: now,
+        };
+        if let Err(e) = self.invoices.record_email(client_id, invoice_id, &sent).await {
+            // Sent but not remembered: a retry after the lease would send it again.
+            tracing::error!(invoice_id = %invoice_id, message_id = %message_id, error = %e, "e-mail sent but not recorded");
+            return Err(e.into());
+        }
+        tracing::info!(invoice_id = %invoice_id, message_id = %message_id, recipients = sent.recipients.len(), "invoice e-mailed");
+        Ok(Outcome::Delivered {
+            invoice_id: invoice_id.clone(),
+            message_id,
+        })
+    }
+
+    /// The invoice's signed XML and its record: built, signed and stored the first time, read
+    /// back afterwards (the stored file is the document SUNAT knows).
+    async fn electronic_document(&self, stored: &StoredInvoice) -> Result<(ElectronicRecord, Vec<u8>), IssueError> {
+        let invoice = &stored.invoice;
+        if let Some(record) = &stored.electronic
+            && let Some(xml) = self.documents.get(&record.xml_key).await?
+        {
+            return Ok((record.clone(), xml));
+        }
+        let ruc = invoice.seller.document.number();
+        let credentials = self.keys.credentials(ruc, false).await?;
+        let xml = sunat_ubl::build_invoice(invoice)?;
+        let signed = sunat_ubl::sign(&xml, &credentials.signer)?;
+        let stem = sunat_ubl::file_stem(
+            ruc,
+            sunat_ubl::invoice_type_code(invoice.kind),
+            &invoice.series,
+            invoice.number,
+        );
+        let record = ElectronicRecord {
+            status: ElectronicStatus::PendingSubmission,
+            xml_key: invoice.document_key(&format!("{stem}.xml")),
+            xml_sha256: hex::encode(Sha256::digest(&signed.xml)),
+            file_stem: stem,
+            digest_value: signed.digest_value,
+            cdr_key: None,
+            response_code: None,
+            description: None,
+            notes: Vec::new(),
+            submissions: 0,
+            last_error: None,
+            answered_at: None,
+        };
+        self.documents
+            .put(&record.xml_key, signed.xml.clone(), "application/xml")
+            .await?;
+        self.invoices
+            .record_electronic(&invoice.client_id, &invoice.invoice_id, &record)
+            .await?;
+        tracing::info!(invoice_id = %invoice.invoice_id, file = %record.file_stem, "electronic document signed");
+        Ok((record, signed.xml))
+    }
+
+    /// Send the document to SUNAT and record its answer; the CDR's bytes when it answered.
+    async fn submit(
+        &self,
+        stored: &StoredInvoice,
+        record: &mut ElectronicRecord,
+        xml: &[u8],
+    ) -> Result<Vec<u8>, IssueError> {
+        let invoice = &stored.invoice;
+        let credentials = self.keys.credentials(invoice.seller.document.number(), false).await?;
+        let zip = sunat_ubl::zip_document(&record.file_stem, xml)?;
+        let answer = self
+            .authority
+            .send_bill(&format!("{}.zip", record.file_stem), &zip, &credentials.sol)
+            .await;
+        record.submissions = record.submissions.saturating_add(1);
+        let now = self.clock.now();
+        match answer {
+            Submitted::Answered(cdr) => {
+                let outcome = cdr.outcome();
+                let cdr_key = invoice.document_key(&format!("R-{}.zip", record.file_stem));
+                self.documents
+                    .put(&cdr_key, cdr.zip().to_vec(), "application/zip")
+                    .await?;
+                record.cdr_key = Some(cdr_key);
+                record.response_code = Some(cdr.response_code);
+                record.description = Some(cdr.description.clone());
+                record.notes = cdr
+                    .notes
+                    .iter()
+                    .map(|n| match n.code {
+                        Some(code) => format!("{code:04} - {}", n.text),
+                        None => n.text.clone(),
+                    })
+                    .collect();
+                record.answered_at = Some(now);
+                record.last_error = None;
+                record.status = match &outcome {
+                    SunatOutcome::Accepted => ElectronicStatus::Accepted,
+                    SunatOutcome::Observed(_) => ElectronicStatus::Observed,
+                    SunatOutcome::Rejected { .. } => ElectronicStatus::Rejected,
                 };
-                if let Err(e) = self.invoices.record_email(client_id, invoice_id, &record).await {
-                    // Sent but not remembered: a retry after the lease would send it again.
-                    tracing::error!(invoice_id, message_id = %message_id, error = %e, "e-mail sent but not recorded");
-                    return Err(e.into());
+                self.invoices
+                    .record_electronic(&invoice.client_id, &invoice.invoice_id, record)
+                    .await?;
+                match outcome {
+                    SunatOutcome::Rejected { code, description } => {
+                        // The alarm's metric filter matches `error_kind`; finance acts on it.
+                        tracing::error!(invoice_id = %invoice.invoice_id, code, description = %description, error_kind = "einvoice_rejected", "SUNAT rejected the invoice");
+                    }
+                    SunatOutcome::Observed(notes) => {
+                        tracing::warn!(invoice_id = %invoice.invoice_id, observations = notes.len(), "SUNAT accepted the invoice with observations");
+                    }
+                    SunatOutcome::Accepted => {
+                        tracing::info!(invoice_id = %invoice.invoice_id, "SUNAT accepted the invoice");
+                    }
                 }
-                tracing::info!(invoice_id, message_id = %message_id, recipients = record.recipients.len(), "invoice e-mailed");
-                Ok(Outcome::Delivered {
-                    invoice_id: invoice_id.to_owned(),
-                    message_id,
-                })
+                Ok(cdr.into_zip())
             }
-            Err(e) => {
-                self.release(&stored, &e.to_string()).await;
-                Err(e.into())
+            Submitted::Refused { code, message } => {
+                record.response_code = code;
+                record.last_error = Some(message.clone());
+                self.invoices
+                    .record_electronic(&invoice.client_id, &invoice.invoice_id, record)
+                    .await?;
+                tracing::error!(invoice_id = %invoice.invoice_id, code, error = %message, error_kind = "einvoice_refused", "SUNAT refused the submission");
+                Err(IssueError::SunatRefused(message))
+            }
+            Submitted::Unavailable(message) => {
+                record.last_error = Some(message.clone());
+                self.invoices
+                    .record_electronic(&invoice.client_id, &invoice.invoice_id, record)
+                    .await?;
+                if electronic::deadline_near(invoice.issued_at, now) {
+                    tracing::error!(invoice_id = %invoice.invoice_id, issue_date = %invoice.issue_date, deadline = %electronic::submission_deadline(invoice.issue_date), error_kind = "einvoice_deadline_near", "invoice still not accepted by SUNAT near its legal deadline");
+                }
+                Err(IssueError::SunatUnavailable(message))
             }
         }
     }
@@ -271,14 +463,18 @@ where
     }
 
     /// The invoice's PDF bytes, as stored.
-    async fn pdf(&self, stored: &StoredInvoice) -> Result<Vec<u8>, IssueError> {
+    async fn pdf(
+        &self,
+        stored: &StoredInvoice,
+        acceptance: &invoice_pdf::Acceptance<'_>,
+    ) -> Result<Vec<u8>, IssueError> {
         let key = stored.invoice.pdf_key();
         if stored.pdf.is_some()
             && let Some(bytes) = self.documents.get(&key).await?
         {
             return Ok(bytes);
         }
-        let bytes = invoice_pdf::render(&stored.invoice, None)?;
+        let bytes = invoice_pdf::render(&stored.invoice, Some(acceptance))?;
         let record = PdfRecord {
             key: key.clone(),
             sha256: hex::encode(Sha256::digest(&bytes)),

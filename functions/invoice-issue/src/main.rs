@@ -5,10 +5,12 @@ use aws_lambda_events::sqs::SqsEvent;
 use backoffice_domain::SystemClock;
 use backoffice_edge::http::Invocation;
 use backoffice_edge::mail::SesMailer;
+use backoffice_edge::secrets::{CachedSecret, SecretsManagerSource};
 use backoffice_edge::{aws, config, telemetry};
 use backoffice_store::config::DynamoCampaignDirectory;
 use backoffice_store::documents::S3DocumentStore;
 use backoffice_store::invoices::DynamoInvoiceStore;
+use invoice_issue::sunat::{SecretIssuerKeys, SoapTaxAuthority};
 use invoice_issue::{Issuer, Sender};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
@@ -21,6 +23,11 @@ async fn main() -> Result<(), Error> {
     let bucket = config::required("INVOICES_BUCKET")?;
     let sender = config::required("INVOICE_SENDER")?;
     let configuration_set = config::optional("SES_CONFIGURATION_SET");
+    // SUNAT's billService (production, beta) or an OSE's, and the secret (name or ARN) holding
+    // each issuer's certificate, key and SOL credentials: read at run time, never from here.
+    let sunat_endpoint = config::required("SUNAT_ENDPOINT")?;
+    let signing_secret = config::required("EINVOICE_SECRET_ID")?;
+    let sunat_timeout: u64 = config::number_or("SUNAT_TIMEOUT_SECS", 20)?;
     let sdk = aws::sdk_config().await;
     let dynamodb = aws::dynamodb(&sdk);
     let issuer = Issuer {
@@ -30,6 +37,12 @@ async fn main() -> Result<(), Error> {
         mailer: SesMailer::new(aws::sesv2(&sdk), configuration_set),
         clock: SystemClock,
         sender: Sender { address: sender },
+        authority: SoapTaxAuthority::new(sunat_endpoint, std::time::Duration::from_secs(sunat_timeout))?,
+        keys: SecretIssuerKeys::new(CachedSecret::new(
+            SecretsManagerSource::new(aws::secretsmanager(&sdk)),
+            SystemClock,
+            signing_secret,
+        )),
     };
     let issuer = &issuer;
     run(service_fn(move |event: LambdaEvent<Value>| async move {

@@ -10,8 +10,61 @@ use mail_parser::{MessageParser, MimeHeaders};
 use time::macros::datetime;
 
 use super::*;
+use crate::sunat::{FixedKeys, IssuerCredentials, ScriptedAuthority};
 
-type TestIssuer = Issuer<MemoryInvoiceStore, MemoryCampaignDirectory, MemoryDocumentStore, MemoryMailer, FixedClock>;
+type TestIssuer = Issuer<
+    MemoryInvoiceStore,
+    MemoryCampaignDirectory,
+    MemoryDocumentStore,
+    MemoryMailer,
+    FixedClock,
+    ScriptedAuthority,
+    FixedKeys,
+>;
+
+/// A throwaway signing certificate, made once per test run with openssl (never committed).
+fn credentials() -> IssuerCredentials {
+    static PEMS: std::sync::OnceLock<(Vec<u8>, Vec<u8>)> = std::sync::OnceLock::new();
+    let (cert, key) = PEMS.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("invoice-issue-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let status = std::process::Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj"])
+            .arg("/CN=ACME TELECOM S.A.C./serialNumber=20100070970")
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(status.success(), "openssl req failed");
+        (std::fs::read(cert).expect("cert"), std::fs::read(key).expect("key"))
+    });
+    IssuerCredentials {
+        signer: sunat_ubl::Signer::from_pem(cert, key).expect("signer"),
+        sol: sunat_soap::Credentials::new("20100070970MODDATOS", "moddatos"),
+    }
+}
+
+/// SUNAT's answer as a CDR zip for `file` (`{stem}.zip`).
+fn cdr(file: &str, code: u16, notes: &[&str]) -> Submitted {
+    use std::io::Write;
+    let stem = file.trim_end_matches(".zip");
+    let notes: String = notes.iter().map(|n| format!("<cbc:Note>{n}</cbc:Note>")).collect();
+    let xml = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<ar:ApplicationResponse xmlns:ar="urn:oasis:names:specification:ubl:schema:xsd:ApplicationResponse-2" xmlns:cac="urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2" xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2">
+<cbc:ID>1</cbc:ID>{notes}<cac:DocumentResponse><cac:Response><cbc:ReferenceID>{stem}</cbc:ReferenceID><cbc:ResponseCode>{code}</cbc:ResponseCode><cbc:Description>answer {code}</cbc:Description></cac:Response></cac:DocumentResponse></ar:ApplicationResponse>"#
+    );
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    zip.start_file(format!("R-{stem}.xml"), zip::write::SimpleFileOptions::default())
+        .expect("zip");
+    zip.write_all(xml.as_bytes()).expect("zip");
+    let bytes = zip.finish().expect("zip").into_inner();
+    Submitted::Answered(sunat_soap::Cdr::read(bytes).expect("a CDR"))
+}
 
 struct World {
     issuer: TestIssuer,
@@ -34,6 +87,8 @@ fn world() -> World {
         sender: Sender {
             address: "facturacion@backoffice.example.com".into(),
         },
+        authority: ScriptedAuthority::new(|file| cdr(file, 0, &[])),
+        keys: FixedKeys(credentials()),
     };
     World { issuer }
 }
@@ -97,9 +152,110 @@ async fn issues_stores_and_emails_one_invoice() {
     assert!(parsed.bcc().is_none(), "finance's copy is in the envelope only");
     assert!(parsed.body_text(0).unwrap().contains("Importe total: PEN 204.88"));
     assert!(parsed.body_html(0).unwrap().contains("<strong>B001-00000001</strong>"));
+    let names: Vec<_> = parsed.attachments().filter_map(|a| a.attachment_name()).collect();
+    assert_eq!(
+        names,
+        vec![
+            "B001-00000001.pdf",
+            "20100070970-03-B001-00000001.xml",
+            "R-20100070970-03-B001-00000001.zip"
+        ]
+    );
     let attachment = parsed.attachments().next().unwrap();
-    assert_eq!(attachment.attachment_name(), Some("B001-00000001.pdf"));
     assert_eq!(attachment.contents(), pdf.as_slice());
+    // The document SUNAT accepted, stored beside the PDF, is the one attached.
+    let electronic = stored.electronic.expect("an electronic record");
+    assert_eq!(
+        (electronic.status, electronic.response_code, electronic.submissions),
+        (ElectronicStatus::Accepted, Some(0), 1)
+    );
+    let xml = w.documents.get(&electronic.xml_key).await.unwrap().unwrap();
+    assert_eq!(parsed.attachments().nth(1).unwrap().contents(), xml.as_slice());
+    assert_eq!(
+        electronic.xml_key,
+        "invoices/acme/B001/20100070970-03-B001-00000001.xml"
+    );
+    assert!(String::from_utf8_lossy(&xml).contains(&electronic.digest_value));
+    assert_eq!(w.authority.sent(), vec!["20100070970-03-B001-00000001.zip"]);
+}
+
+#[tokio::test]
+async fn sunat_unavailable_is_retried_then_accepted_with_observations_and_sent_once() {
+    let w = world();
+    w.authority
+        .then(Submitted::Unavailable("soap-env:Server.0130: try again".into()));
+    let first = w.issuer.process(&message("P-1")).await;
+    assert!(matches!(first, Err(IssueError::SunatUnavailable(_))), "{first:?}");
+    let stored = w.invoices.load("acme", "B001-00000001").await.unwrap().unwrap();
+    let electronic = stored.electronic.expect("signed and stored before the submission");
+    assert_eq!(
+        (
+            electronic.status,
+            electronic.submissions,
+            stored.email.is_none(),
+            stored.pdf.is_none()
+        ),
+        (ElectronicStatus::PendingSubmission, 1, true, true),
+        "nothing printed or e-mailed as electronic before SUNAT answers"
+    );
+    assert!(w.mailer.sent().is_empty());
+
+    w.authority
+        .then(cdr("20100070970-03-B001-00000001.zip", 0, &["4287 - observación"]));
+    w.clock.advance(time::Duration::minutes(5));
+    let second = w.issuer.process(&message("P-1")).await.unwrap();
+    assert!(matches!(second, Outcome::Delivered { .. }), "{second:?}");
+    let stored = w.invoices.load("acme", "B001-00000001").await.unwrap().unwrap();
+    let electronic = stored.electronic.unwrap();
+    assert_eq!(
+        (electronic.status, electronic.submissions, electronic.notes.clone()),
+        (ElectronicStatus::Observed, 2, vec!["4287 - observación".to_owned()])
+    );
+    assert_eq!(w.mailer.sent().len(), 1);
+    // The same signed bytes were sent both times (read back, not signed again).
+    assert_eq!(w.authority.sent().len(), 2);
+    w.issuer.process(&message("P-1")).await.unwrap();
+    assert_eq!(w.authority.sent().len(), 2, "an answered document is never sent again");
+}
+
+#[tokio::test]
+async fn a_rejected_invoice_is_recorded_alarmed_and_never_emailed() {
+    let logs = backoffice_edge::testing::LogCapture::global();
+    let w = world();
+    w.authority.then(cdr("20100070970-03-B001-00000001.zip", 2017, &[]));
+    let outcome = w.issuer.process(&message("P-1")).await.unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Rejected {
+            invoice_id: "B001-00000001".into(),
+            code: 2017
+        }
+    );
+    let stored = w.invoices.load("acme", "B001-00000001").await.unwrap().unwrap();
+    let electronic = stored.electronic.unwrap();
+    assert_eq!(
+        (electronic.status, electronic.response_code),
+        (ElectronicStatus::Rejected, Some(2017))
+    );
+    assert!(electronic.cdr_key.is_some(), "the rejection's CDR is kept");
+    assert!(w.mailer.sent().is_empty() && stored.pdf.is_none());
+    assert!(
+        w.invoices
+            .pending_emails(w.clock.now() + time::Duration::days(1), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a rejected invoice leaves the delivery sweep"
+    );
+    assert!(
+        logs.lines()
+            .iter()
+            .any(|l| l["error_kind"] == "einvoice_rejected" && l["code"] == 2017 && l["level"] == "ERROR"),
+        "the alarm's log line"
+    );
+    // A redelivery changes nothing.
+    w.issuer.process(&message("P-1")).await.unwrap();
+    assert_eq!(w.authority.sent().len(), 1);
 }
 
 #[tokio::test]

@@ -526,7 +526,12 @@ fn format_address(customer: &Customer) -> String {
 impl Invoice {
     /// Where its PDF is kept: predictable from the invoice alone.
     pub fn pdf_key(&self) -> String {
-        format!("invoices/{}/{}/{}.pdf", self.client_id, self.series, self.invoice_id)
+        self.document_key(&format!("{}.pdf", self.invoice_id))
+    }
+
+    /// Where a file of the invoice named `name` is kept (its XML, its CDR), beside the PDF.
+    pub fn document_key(&self, name: &str) -> String {
+        format!("invoices/{}/{}/{name}", self.client_id, self.series)
     }
 }
 

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use backoffice_domain::audit::AuditRecord;
+pub use backoffice_domain::electronic::ElectronicStatus;
 use backoffice_domain::events::SaleId;
 use backoffice_domain::invoice::Invoice;
 pub use backoffice_domain::retry::Retry;
@@ -50,10 +51,45 @@ pub struct EmailRecord {
     pub sent_at: OffsetDateTime,
 }
 
+/// The invoice as an electronic document: its signed XML, and what SUNAT answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ElectronicRecord {
+    pub status: ElectronicStatus,
+    /// `{RUC}-{type}-{series}-{number}`: the XML's and the zip's name.
+    pub file_stem: String,
+    /// The signature's DigestValue (base64): the document's "hash" on the PDF and in its QR.
+    pub digest_value: String,
+    pub xml_key: String,
+    pub xml_sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cdr_key: Option<String>,
+    /// SUNAT's response code (0 accepted; 2000–3999 rejected) or the last fault's code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_code: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Observations, `"4287 - text"`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// Submissions tried so far (answered or not).
+    #[serde(default)]
+    pub submissions: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub answered_at: Option<OffsetDateTime>,
+}
+
 /// An invoice and how far its delivery got.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredInvoice {
     pub invoice: Invoice,
+    /// Absent until its XML is signed and stored.
+    pub electronic: Option<ElectronicRecord>,
     pub pdf: Option<PdfRecord>,
     pub email: Option<EmailRecord>,
     pub email_attempts: u32,
@@ -102,6 +138,15 @@ pub trait InvoiceStore: Send + Sync {
     async fn issue(&self, invoice: &Invoice, audit: &AuditRecord) -> Result<IssueOutcome, StoreError>;
     async fn load(&self, client_id: &str, invoice_id: &str) -> Result<Option<StoredInvoice>, StoreError>;
     async fn record_pdf(&self, client_id: &str, invoice_id: &str, pdf: &PdfRecord) -> Result<(), StoreError>;
+    /// Record where the electronic document stands. Once SUNAT has answered for good
+    /// (accepted, observed, rejected) the record never changes again: a late writer's
+    /// `PENDING_SUBMISSION` cannot overwrite an answer.
+    async fn record_electronic(
+        &self,
+        client_id: &str,
+        invoice_id: &str,
+        record: &ElectronicRecord,
+    ) -> Result<(), StoreError>;
     /// Take the right to send the invoice's e-mail until `lease_until`, unless it was sent or
     /// another worker's lease is still running.
     async fn claim_email(
@@ -307,6 +352,13 @@ impl InvoiceStore for DynamoInvoiceStore {
             Some(value) => Some(serde_dynamo::from_attribute_value(value).map_err(corrupt("reading invoice pdf"))?),
             None => None,
         };
+        let electronic = match item.remove("electronic") {
+            Some(value) => {
+                Some(serde_dynamo::from_attribute_value(value).map_err(corrupt("reading invoice electronic record"))?)
+            }
+            None => None,
+        };
+        item.remove("electronic_status");
         let email = match item.remove("email") {
             Some(value) => Some(serde_dynamo::from_attribute_value(value).map_err(corrupt("reading invoice email"))?),
             None => None,
@@ -320,6 +372,7 @@ impl InvoiceStore for DynamoInvoiceStore {
         let invoice = serde_dynamo::from_item(item).map_err(corrupt("reading invoice"))?;
         Ok(Some(StoredInvoice {
             invoice,
+            electronic,
             pdf,
             email,
             email_attempts,
@@ -342,6 +395,46 @@ impl InvoiceStore for DynamoInvoiceStore {
             .await
             .map_err(sdk_error)?;
         Ok(())
+    }
+
+    async fn record_electronic(
+        &self,
+        client_id: &str,
+        invoice_id: &str,
+        record: &ElectronicRecord,
+    ) -> Result<(), StoreError> {
+        let (pk, sk) = Self::invoice_key(client_id, invoice_id);
+        let value = serde_dynamo::to_attribute_value(record).map_err(corrupt("serializing electronic record"))?;
+        let status = serde_json::to_value(record.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let written = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", sk)
+            .update_expression("SET electronic = :e, electronic_status = :status")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(electronic_status) OR electronic_status = :pending)",
+            )
+            .expression_attribute_values(":e", value)
+            .expression_attribute_values(":status", s(&status))
+            .expression_attribute_values(":pending", s("PENDING_SUBMISSION"))
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::Conflict(crate::ConflictKind::StaleVersion))
+            }
+            Err(err) => Err(sdk_error(err)),
+        }
     }
 
     async fn claim_email(
@@ -560,6 +653,7 @@ mod memory {
                 (invoice.client_id.clone(), invoice.invoice_id.clone()),
                 StoredInvoice {
                     invoice: invoice.clone(),
+                    electronic: None,
                     pdf: None,
                     email: None,
                     email_attempts: 0,
@@ -581,6 +675,24 @@ mod memory {
                 .get_mut(&key(client_id, invoice_id))
                 .ok_or_else(|| StoreError::Backend(format!("no invoice {invoice_id}")))?;
             stored.pdf = Some(pdf.clone());
+            Ok(())
+        }
+
+        async fn record_electronic(
+            &self,
+            client_id: &str,
+            invoice_id: &str,
+            record: &ElectronicRecord,
+        ) -> Result<(), StoreError> {
+            let mut state = self.lock()?;
+            let stored = state
+                .invoices
+                .get_mut(&key(client_id, invoice_id))
+                .ok_or_else(|| StoreError::Backend(format!("no invoice {invoice_id}")))?;
+            if stored.electronic.as_ref().is_some_and(|e| e.status.is_final()) {
+                return Err(StoreError::Conflict(crate::ConflictKind::StaleVersion));
+            }
+            stored.electronic = Some(record.clone());
             Ok(())
         }
 
