@@ -9,12 +9,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use time::{Date, OffsetDateTime, Time, UtcOffset, Weekday};
+use time::{Date, OffsetDateTime, Time, Weekday};
 
 use super::money::{Currency, Money};
 use super::presale::Address;
 use crate::events::{SaleConfirmed, SaleId, ShipmentId};
 use crate::holidays::PublicHolidays;
+use crate::zone::{CampaignZone, LocalTime};
 
 /// No plan has more packages than this: a bound on the work and memory an absurd quantity
 /// (`u32::MAX` units) could otherwise cost, far above any call-center sale.
@@ -493,10 +494,14 @@ pub fn shipping_cost(packages: &[Package], zone: &str, table: &RateTable) -> Res
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkCalendar {
-    /// The campaign's local time as a fixed offset from UTC (−300 for America/Lima). Fixed
-    /// offsets are exact only for zones without daylight saving time, as in Peru; a campaign in a
-    /// zone with DST would need a tz database, so we store the offset per campaign instead.
-    pub utc_offset_minutes: i16,
+    /// The dispatch center's IANA zone ("America/Lima"): the cut-off, the local day of a
+    /// confirmation and the pickup dates are read on its clock, daylight saving included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<CampaignZone>,
+    /// Deprecated: a fixed offset from UTC (−300 for Lima), as calendars written before
+    /// `timezone` carry it; read only when there is no `timezone`, and exact only without DST.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utc_offset_minutes: Option<i16>,
     /// Local time ("14:00"); confirmations at or after it count as the next working day's.
     #[serde(default = "default_cutoff", with = "crate::wire::clock")]
     pub cutoff: Time,
@@ -533,13 +538,10 @@ fn default_pickup_lead() -> u8 {
 }
 
 impl WorkCalendar {
-    pub fn offset(&self) -> Result<UtcOffset, FulfillmentError> {
-        UtcOffset::from_whole_seconds(i32::from(self.utc_offset_minutes) * 60).map_err(|_| {
-            FulfillmentError::InvalidConfig(format!(
-                "utc_offset_minutes {} is out of range",
-                self.utc_offset_minutes
-            ))
-        })
+    /// The calendar's clock: its zone, else its deprecated fixed offset; neither is an error.
+    pub fn local_time(&self) -> Result<LocalTime, FulfillmentError> {
+        LocalTime::from_config(self.timezone.as_ref(), self.utc_offset_minutes)
+            .map_err(|e| FulfillmentError::InvalidConfig(format!("calendar: {}", e.detail)))
     }
 
     pub fn is_working_day(&self, date: Date) -> bool {
@@ -559,9 +561,7 @@ impl WorkCalendar {
 /// `working_days`) and holidays are skipped; if no pickup day turns up within
 /// [`PICKUP_SEARCH_DAYS`] days of today, the calendar is unusable and that is an error.
 pub fn pickup_date(now: OffsetDateTime, calendar: &WorkCalendar) -> Result<Date, FulfillmentError> {
-    let local = now
-        .checked_to_offset(calendar.offset()?)
-        .ok_or(FulfillmentError::Overflow)?;
+    let local = calendar.local_time()?.local(now).ok_or(FulfillmentError::Overflow)?;
     let today = local.date();
     let mut day = if local.time() < calendar.cutoff {
         today
@@ -639,11 +639,11 @@ pub struct FulfillmentConfig {
 impl FulfillmentConfig {
     /// Catch configuration mistakes when the config is saved, not when a sale ships: every
     /// courier the rules can pick has a rate table for itself that prices every zone it can get
-    /// (and [`DEFAULT_ZONE`]), with non-negative prices and distinct bands; the calendar's offset
-    /// and lead are in range.
+    /// (and [`DEFAULT_ZONE`]), with non-negative prices and distinct bands; the calendar has a
+    /// zone (or a legacy offset in range) and its lead is in range.
     pub fn validate(&self) -> Result<(), FulfillmentError> {
         let invalid = |detail: String| Err(FulfillmentError::InvalidConfig(detail));
-        self.calendar.offset()?;
+        self.calendar.local_time()?;
         if self.calendar.pickup_lead_working_days > MAX_PICKUP_LEAD_WORKING_DAYS {
             return invalid(format!(
                 "pickup_lead_working_days is at most {MAX_PICKUP_LEAD_WORKING_DAYS}"
@@ -848,9 +848,14 @@ mod tests {
         config.rates.remove("olva").expect("seed olva")
     }
 
+    fn zone(name: &str) -> Option<CampaignZone> {
+        Some(CampaignZone::parse(name).expect("a zone"))
+    }
+
     fn lima_calendar() -> WorkCalendar {
         WorkCalendar {
-            utc_offset_minutes: -300,
+            timezone: zone("America/Lima"),
+            utc_offset_minutes: None,
             cutoff: time!(14:00),
             working_days: default_working_days(),
             public_holidays: None,
@@ -1431,21 +1436,135 @@ mod tests {
             Ok(date!(2026 - 11 - 30))
         );
         let utc = WorkCalendar {
-            utc_offset_minutes: 0,
+            timezone: zone("UTC"),
             ..late
         };
         assert_eq!(
             pickup_date(datetime!(2026-11-28 02:00 UTC), &utc),
             Ok(date!(2026 - 12 - 01))
         );
-        let bad = WorkCalendar {
-            utc_offset_minutes: i16::MAX,
+        for bad in [
+            WorkCalendar {
+                timezone: None,
+                utc_offset_minutes: Some(i16::MAX),
+                ..lima_calendar()
+            },
+            WorkCalendar {
+                timezone: None,
+                utc_offset_minutes: None,
+                ..lima_calendar()
+            },
+        ] {
+            assert!(matches!(
+                pickup_date(datetime!(2026-11-27 18:00 UTC), &bad),
+                Err(FulfillmentError::InvalidConfig(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn lima_evenings_are_dispatched_on_lima_s_day() {
+        // An evening shift's cut-off. 19:00 to 23:59 on Monday 23 November in Lima are 00:00 to
+        // 04:59 UTC on Tuesday: before the cut-off they are Monday's sales (picked up Tuesday);
+        // a UTC reading would call them Tuesday's, picked up Wednesday.
+        let evening = WorkCalendar {
+            cutoff: time!(23:00),
             ..lima_calendar()
         };
-        assert!(matches!(
-            pickup_date(datetime!(2026-11-27 18:00 UTC), &bad),
-            Err(FulfillmentError::InvalidConfig(_))
-        ));
+        let utc = WorkCalendar {
+            timezone: zone("UTC"),
+            ..evening.clone()
+        };
+        for minutes in (0..5 * 60).step_by(15) {
+            let at = datetime!(2026-11-24 00:00 UTC) + time::Duration::minutes(minutes);
+            let expected = if minutes < 4 * 60 {
+                date!(2026 - 11 - 24)
+            } else {
+                date!(2026 - 11 - 25)
+            };
+            assert_eq!(pickup_date(at, &evening), Ok(expected), "{at}");
+            assert_eq!(pickup_date(at, &utc), Ok(date!(2026 - 11 - 25)), "{at}");
+        }
+    }
+
+    #[test]
+    fn the_cutoff_follows_daylight_saving_time() {
+        // Santiago is UTC−3 in January and UTC−4 in July; 17:30 UTC is 14:30 on a summer Monday
+        // (after the 14:00 cut-off: picked up Wednesday) but 13:30 on a winter one (before it:
+        // picked up Tuesday). Each fixed offset is an hour wrong for half the year.
+        let santiago = WorkCalendar {
+            timezone: zone("America/Santiago"),
+            ..lima_calendar()
+        };
+        let fixed = |minutes| WorkCalendar {
+            timezone: None,
+            utc_offset_minutes: Some(minutes),
+            ..lima_calendar()
+        };
+        let (summer, winter) = (datetime!(2026-01-12 17:30 UTC), datetime!(2026-07-13 17:30 UTC));
+        assert_eq!(pickup_date(summer, &santiago), Ok(date!(2026 - 01 - 14)));
+        assert_eq!(pickup_date(winter, &santiago), Ok(date!(2026 - 07 - 14)));
+        assert_eq!(pickup_date(summer, &fixed(-240)), Ok(date!(2026 - 01 - 13)), "wrong");
+        assert_eq!(pickup_date(winter, &fixed(-180)), Ok(date!(2026 - 07 - 15)), "wrong");
+
+        // New York moves to UTC−4 on Sunday 8 March 2026. 18:30 UTC is 13:30 on Friday the 6th
+        // (before the cut-off: picked up Monday) and 14:30 on Monday the 9th (after it: picked up
+        // Wednesday, where UTC−5 all year would say Tuesday).
+        let new_york = WorkCalendar {
+            timezone: zone("America/New_York"),
+            ..lima_calendar()
+        };
+        assert_eq!(
+            pickup_date(datetime!(2026-03-06 18:30 UTC), &new_york),
+            Ok(date!(2026 - 03 - 09))
+        );
+        assert_eq!(
+            pickup_date(datetime!(2026-03-09 18:30 UTC), &new_york),
+            Ok(date!(2026 - 03 - 11))
+        );
+        assert_eq!(
+            pickup_date(datetime!(2026-03-09 18:30 UTC), &fixed(-300)),
+            Ok(date!(2026 - 03 - 10)),
+            "wrong"
+        );
+    }
+
+    #[test]
+    fn a_legacy_offset_calendar_still_works_and_the_zone_wins_over_it() {
+        // Calendars stored before `timezone` carry only the offset, and still read as before.
+        let legacy: WorkCalendar = serde_json::from_value(serde_json::json!({
+            "utc_offset_minutes": -300, "cutoff": "14:00", "working_days": ["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY"]
+        }))
+        .expect("a legacy calendar");
+        assert_eq!(
+            legacy.local_time(),
+            Ok(LocalTime::FixedOffset(time::macros::offset!(-5)))
+        );
+        for at in [
+            datetime!(2026-11-23 13:59:59 -5),
+            datetime!(2026-11-23 14:00 -5),
+            datetime!(2026-11-24 03:00 UTC),
+            datetime!(2026-11-27 15:00 -5),
+        ] {
+            assert_eq!(pickup_date(at, &legacy), pickup_date(at, &lima_calendar()), "{at}");
+        }
+        // It is written back as it was read, without a zone it never had.
+        let json = serde_json::to_value(&legacy).expect("serialize");
+        assert_eq!(
+            (json["utc_offset_minutes"].as_i64(), json.get("timezone")),
+            (Some(-300), None)
+        );
+
+        // Both present: the zone decides (Santiago's summer UTC−3, not the −240 beside it).
+        let both = WorkCalendar {
+            timezone: zone("America/Santiago"),
+            utc_offset_minutes: Some(-240),
+            ..lima_calendar()
+        };
+        assert_eq!(
+            pickup_date(datetime!(2026-01-12 17:30 UTC), &both),
+            Ok(date!(2026 - 01 - 14))
+        );
     }
 
     #[test]
@@ -1483,12 +1602,14 @@ mod tests {
             pickup_date(
                 datetime!(9999-12-31 23:00 UTC),
                 &WorkCalendar {
-                    utc_offset_minutes: 0,
+                    timezone: None,
+                    utc_offset_minutes: Some(0),
                     ..lima_calendar()
                 }
             ),
             Err(FulfillmentError::NoWorkingDay)
         );
+        assert!(pickup_date(datetime!(9999-12-31 23:00 UTC), &lima_calendar()).is_err());
     }
 
     // --- tracking ------------------------------------------------------------------------------
@@ -1739,7 +1860,14 @@ mod tests {
                 max_volume_cm3: 60_000
             }
         );
-        assert_eq!(config.calendar.offset().map(|o| o.whole_minutes()), Ok(-300));
+        assert_eq!(
+            config.calendar.local_time(),
+            Ok(LocalTime::Zone(CampaignZone::parse("America/Lima").expect("a zone")))
+        );
+        assert_eq!(
+            config.calendar.utc_offset_minutes, None,
+            "no deprecated offset in the seed"
+        );
         assert!(!config.calendar.is_working_day(date!(2026 - 12 - 25)));
         assert!(
             !config.calendar.is_working_day(date!(2026 - 12 - 24)),
@@ -1750,6 +1878,20 @@ mod tests {
             "Holy Thursday 2029, by rule"
         );
         assert!(!config.calendar.working_days.contains(&Weekday::Saturday));
+    }
+
+    #[test]
+    fn the_local_seed_is_the_fixture() {
+        // The local stack's seed and the tests' fixture describe the same campaign.
+        let seed: serde_json::Value =
+            serde_json::from_str(include_str!("../../../infra/local/seed.json")).expect("seed.json parses");
+        let stored = seed["ConfigTable"]
+            .as_array()
+            .and_then(|items| items.iter().find(|item| item["sk"] == "FULFILLMENT"))
+            .and_then(|item| item["config"].as_str())
+            .expect("a FULFILLMENT item");
+        let config: FulfillmentConfig = serde_json::from_str(stored).expect("the seed's config reads");
+        assert_eq!(config, crate::testing::fulfillment_config());
     }
 
     #[test]
@@ -1786,7 +1928,23 @@ mod tests {
             })
         );
         let invalid = |result: Result<(), FulfillmentError>| matches!(result, Err(FulfillmentError::InvalidConfig(_)));
-        assert!(invalid(broken(&|c| c.calendar.utc_offset_minutes = 26 * 60)));
+        assert!(invalid(broken(&|c| {
+            c.calendar.timezone = None;
+            c.calendar.utc_offset_minutes = Some(26 * 60);
+        })));
+        assert!(
+            invalid(broken(&|c| c.calendar.timezone = None)),
+            "neither zone nor offset"
+        );
+        // A legacy offset alone is accepted; beside a zone it is ignored.
+        assert_eq!(
+            broken(&|c| {
+                c.calendar.timezone = None;
+                c.calendar.utc_offset_minutes = Some(-300);
+            }),
+            Ok(())
+        );
+        assert_eq!(broken(&|c| c.calendar.utc_offset_minutes = Some(26 * 60)), Ok(()));
         assert!(invalid(broken(&|c| c.calendar.pickup_lead_working_days = 11)));
         assert!(invalid(broken(&|c| c.calendar.working_days.clear())));
         assert!(invalid(broken(&|c| c
@@ -1821,6 +1979,8 @@ mod tests {
         let config = crate::testing::fulfillment_config();
         let json = serde_json::to_value(&config).expect("serialize");
         assert_eq!(json["calendar"]["cutoff"], "14:00");
+        assert_eq!(json["calendar"]["timezone"], "America/Lima");
+        assert!(json["calendar"].get("utc_offset_minutes").is_none());
         assert_eq!(json["calendar"]["working_days"][0], "MONDAY");
         assert_eq!(json["calendar"]["holidays"][0], "2026-12-24");
         assert_eq!(json["calendar"]["public_holidays"], "PE");
@@ -1834,7 +1994,7 @@ mod tests {
         let minimal: FulfillmentConfig = serde_json::from_value(serde_json::json!({
             "courier_rules": {"default_courier": "olva"},
             "rates": {"olva": {"courier_id": "olva", "currency": "PEN", "bands": [{"up_to_grams": 1000, "prices": {"NATIONAL": 1500}}]}},
-            "calendar": {"utc_offset_minutes": -300, "working_days": ["monday", "Tuesday", "SATURDAY"], "cutoff": "13:30:15"}
+            "calendar": {"timezone": "America/Lima", "working_days": ["monday", "Tuesday", "SATURDAY"], "cutoff": "13:30:15"}
         }))
         .expect("minimal config");
         assert_eq!(minimal.limits, PackageLimits::default());
@@ -1863,14 +2023,22 @@ mod tests {
             assert!(serde_json::from_value::<CourierRules>(bad.clone()).is_err(), "{bad}");
         }
         for bad in [
-            serde_json::json!({"utc_offset_minutes": -300, "cutoff": "2pm"}),
-            serde_json::json!({"utc_offset_minutes": -300, "working_days": ["Lunes"]}),
-            serde_json::json!({"utc_offset_minutes": -300, "holidays": ["25/12/2026"]}),
-            serde_json::json!({"utc_offset_minutes": -300, "timezone": "America/Lima"}),
-            serde_json::json!({"cutoff": "14:00"}),
+            serde_json::json!({"timezone": "America/Lima", "cutoff": "2pm"}),
+            serde_json::json!({"timezone": "America/Lima", "working_days": ["Lunes"]}),
+            serde_json::json!({"timezone": "America/Lima", "holidays": ["25/12/2026"]}),
+            serde_json::json!({"timezone": "Lima/Peru"}),
+            serde_json::json!({"timezone": -300}),
+            serde_json::json!({"utc_offset_minutes": "-05:00"}),
+            serde_json::json!({"timezone": "America/Lima", "time_zone": "America/Lima"}),
         ] {
             assert!(serde_json::from_value::<WorkCalendar>(bad.clone()).is_err(), "{bad}");
         }
+        // Neither a zone nor an offset reads, and is then a configuration error, never UTC.
+        let zoneless: WorkCalendar = serde_json::from_value(serde_json::json!({"cutoff": "14:00"})).expect("reads");
+        assert!(matches!(
+            zoneless.local_time(),
+            Err(FulfillmentError::InvalidConfig(detail)) if detail.contains("no timezone")
+        ));
         assert!(serde_json::from_value::<ShippingSpec>(serde_json::json!({"sku": "A", "weight_grams": 1, "length_mm": 1, "width_mm": 1, "height_mm": 1, "fragile": true})).is_err());
         let plain: ShippingSpec = serde_json::from_value(
             serde_json::json!({"sku": "A", "weight_grams": 1, "length_mm": 1, "width_mm": 1, "height_mm": 1}),

@@ -241,7 +241,8 @@ pub fn fulfillment_config() -> crate::fulfillment::FulfillmentConfig {
         ]),
         rates: BTreeMap::from([("olva".to_owned(), olva), ("urbano".to_owned(), urbano)]),
         calendar: WorkCalendar {
-            utc_offset_minutes: -300,
+            timezone: Some(crate::zone::CampaignZone::parse("America/Lima").unwrap_or_else(|e| unreachable!("{e:?}"))),
+            utc_offset_minutes: None,
             cutoff: time::macros::time!(14:00),
             working_days: vec![
                 time::Weekday::Monday,
