@@ -21,13 +21,14 @@
 //! `Σ line.total = total` exactly, and no line is off by a cent or more from its exact share.
 
 use serde::{Deserialize, Serialize};
-use time::{Date, Duration, OffsetDateTime, UtcOffset};
+use time::{Date, Duration, OffsetDateTime};
 
 use super::identity::{Document, DocumentType};
 use super::money::{Currency, Money};
 use super::presale::{Customer, LineItem, PresaleId};
 use super::words::amount_in_words;
 use crate::events::{InvoiceRequested, SaleId, ShipmentId};
+use crate::zone::{CampaignZone, LocalTime};
 
 /// Highest number a SUNAT series can carry (8 digits).
 pub const MAX_NUMBER: u64 = 99_999_999;
@@ -127,8 +128,14 @@ pub struct BillingProfile {
     pub tax: TaxConfig,
     pub factura_series: String,
     pub boleta_series: String,
-    /// The client's civil time offset: the issue date is the client's calendar day.
-    pub utc_offset_minutes: i16,
+    /// The client's IANA zone ("America/Lima"): the issue date is the client's calendar day
+    /// there, so a sale billed at 21:00 in Lima is dated that day, not UTC's next one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<CampaignZone>,
+    /// Deprecated: a fixed offset from UTC, as profiles written before `timezone` carry it;
+    /// read only when there is no `timezone`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utc_offset_minutes: Option<i16>,
 }
 
 impl BillingProfile {
@@ -137,6 +144,12 @@ impl BillingProfile {
             DocumentKind::Factura => &self.factura_series,
             DocumentKind::Boleta => &self.boleta_series,
         }
+    }
+
+    /// The client's clock: its zone, else its deprecated fixed offset; neither is an error.
+    pub fn local_time(&self) -> Result<LocalTime, InvoiceError> {
+        LocalTime::from_config(self.timezone.as_ref(), self.utc_offset_minutes)
+            .map_err(|e| InvoiceError::Config(format!("client {}: {}", self.client_id, e.detail)))
     }
 
     /// Checks what a person could have typed wrong in the configuration.
@@ -155,12 +168,7 @@ impl BillingProfile {
                 self.tax.rate_bp
             )));
         }
-        if !(-720..=840).contains(&self.utc_offset_minutes) {
-            return Err(InvoiceError::Config(format!(
-                "utc_offset_minutes {} is out of range",
-                self.utc_offset_minutes
-            )));
-        }
+        self.local_time()?;
         if self.legal_name.trim().is_empty() || self.finance_email.trim().is_empty() {
             return Err(InvoiceError::Config(format!(
                 "client {}: legal_name and finance_email are required",
@@ -422,13 +430,11 @@ impl InvoiceDraft {
         });
         let (lines, totals) = compute(&charges, &profile.tax, currency)?;
         let kind = DocumentKind::for_buyer(&customer.document);
-        let offset = UtcOffset::from_whole_seconds(i32::from(profile.utc_offset_minutes) * 60).map_err(|_| {
-            InvoiceError::Config(format!(
-                "utc_offset_minutes {} is out of range",
-                profile.utc_offset_minutes
-            ))
-        })?;
-        let issue_date = now.to_offset(offset).date();
+        let issue_date = profile
+            .local_time()?
+            .local(now)
+            .ok_or_else(|| InvoiceError::Invalid(format!("{now} is beyond the calendar")))?
+            .date();
         let due_date = issue_date
             .checked_add(Duration::days(i64::from(profile.payment_terms_days)))
             .ok_or_else(|| InvoiceError::Config("payment terms run past the calendar".into()))?;

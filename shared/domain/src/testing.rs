@@ -54,7 +54,8 @@ pub fn billing_profile(client_id: &str) -> crate::invoice::BillingProfile {
         tax: Default::default(),
         factura_series: "F001".into(),
         boleta_series: "B001".into(),
-        utc_offset_minutes: -300,
+        timezone: Some(crate::zone::CampaignZone::parse("America/Lima").unwrap_or_else(|e| unreachable!("{e:?}"))),
+        utc_offset_minutes: None,
     }
 }
 

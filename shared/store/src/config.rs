@@ -241,7 +241,42 @@ struct BillingRow {
     tax: backoffice_domain::invoice::TaxConfig,
     factura_series: String,
     boleta_series: String,
-    utc_offset_minutes: i16,
+    /// IANA zone of the issue date (`America/Lima`).
+    #[serde(default)]
+    timezone: Option<String>,
+    /// Deprecated: what profiles written before `timezone` carry; read only without a zone.
+    #[serde(default)]
+    utc_offset_minutes: Option<i16>,
+}
+
+impl ClientRow {
+    /// The billing profile this client's item describes, if it has a `billing` map.
+    fn billing_profile(self, client_id: &str) -> Result<Option<BillingProfile>, StoreError> {
+        let Some(billing) = self.billing else { return Ok(None) };
+        let corrupt =
+            |field: &str, detail: String| StoreError::Corrupt(format!("client {client_id}: {field}: {detail}"));
+        let ruc = backoffice_domain::identity::Document::new(backoffice_domain::identity::DocumentType::Ruc, &self.ruc)
+            .map_err(|e| corrupt("ruc", e.detail))?;
+        let timezone = billing
+            .timezone
+            .as_deref()
+            .map(CampaignZone::parse)
+            .transpose()
+            .map_err(|e| corrupt("billing.timezone", e.detail))?;
+        Ok(Some(BillingProfile {
+            client_id: self.client_id,
+            legal_name: billing.legal_name.unwrap_or(self.name),
+            ruc,
+            address: billing.address,
+            finance_email: billing.finance_email,
+            payment_terms_days: billing.payment_terms_days,
+            tax: billing.tax,
+            factura_series: billing.factura_series,
+            boleta_series: billing.boleta_series,
+            timezone,
+            utc_offset_minutes: billing.utc_offset_minutes,
+        }))
+    }
 }
 
 #[async_trait]
@@ -261,21 +296,7 @@ impl BillingDirectory for DynamoCampaignDirectory {
             .map_err(sdk_error)?;
         let Some(item) = output.item else { return Ok(None) };
         let row: ClientRow = serde_dynamo::from_item(item).map_err(corrupt("reading client configuration"))?;
-        let Some(billing) = row.billing else { return Ok(None) };
-        let ruc = backoffice_domain::identity::Document::new(backoffice_domain::identity::DocumentType::Ruc, &row.ruc)
-            .map_err(|e| StoreError::Corrupt(format!("client {client_id}: ruc: {}", e.detail)))?;
-        Ok(Some(backoffice_domain::invoice::BillingProfile {
-            client_id: row.client_id,
-            legal_name: billing.legal_name.unwrap_or(row.name),
-            ruc,
-            address: billing.address,
-            finance_email: billing.finance_email,
-            payment_terms_days: billing.payment_terms_days,
-            tax: billing.tax,
-            factura_series: billing.factura_series,
-            boleta_series: billing.boleta_series,
-            utc_offset_minutes: billing.utc_offset_minutes,
-        }))
+        row.billing_profile(client_id)
     }
 }
 
@@ -367,5 +388,153 @@ mod memory {
         async fn billing_profile(&self, client_id: &str) -> Result<Option<BillingProfile>, StoreError> {
             Ok(self.billing.lock().map_err(poisoned)?.get(client_id).cloned())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use backoffice_domain::invoice::{InvoiceDraft, InvoiceError};
+    use backoffice_domain::testing::{billing_profile, invoice_request};
+    use serde_json::{Value, json};
+    use time::macros::{date, datetime};
+
+    use super::*;
+
+    /// The seed's `CLIENT#acme` item, as the table holds it.
+    fn seed_client() -> Value {
+        let seed: Value =
+            serde_json::from_str(include_str!("../../../infra/local/seed.json")).expect("seed.json parses");
+        seed["ConfigTable"]
+            .as_array()
+            .and_then(|items| items.iter().find(|item| item["pk"] == "CLIENT#acme"))
+            .cloned()
+            .expect("the seed has CLIENT#acme")
+    }
+
+    fn profile_of(item: Value) -> Result<Option<BillingProfile>, StoreError> {
+        serde_json::from_value::<ClientRow>(item)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?
+            .billing_profile("acme")
+    }
+
+    fn with_billing(change: impl FnOnce(&mut serde_json::Map<String, Value>)) -> Value {
+        let mut item = seed_client();
+        if let Some(billing) = item["billing"].as_object_mut() {
+            change(billing);
+        }
+        item
+    }
+
+    fn issue_date(profile: &BillingProfile, at: time::OffsetDateTime) -> Result<time::Date, InvoiceError> {
+        InvoiceDraft::prepare(&invoice_request("p1", "acme"), profile, at)
+            .map(|draft| draft.numbered(1).expect("numbered").issue_date)
+    }
+
+    #[test]
+    fn the_seed_client_reads_as_the_fixture_profile() {
+        assert_eq!(profile_of(seed_client()).ok().flatten(), Some(billing_profile("acme")));
+    }
+
+    #[test]
+    fn lima_evenings_are_invoiced_on_lima_s_day() {
+        let profile = profile_of(seed_client()).ok().flatten().expect("a profile");
+        // 19:00 to 23:59 on 30 November in Lima are 00:00 to 04:59 UTC on 1 December.
+        for minutes in (0..5 * 60).step_by(20) {
+            let at = datetime!(2026-12-01 00:00 UTC) + time::Duration::minutes(minutes);
+            assert_eq!(issue_date(&profile, at), Ok(date!(2026 - 11 - 30)), "{at}");
+        }
+        assert_eq!(
+            issue_date(&profile, datetime!(2026-12-01 05:00 UTC)),
+            Ok(date!(2026 - 12 - 01))
+        );
+    }
+
+    #[test]
+    fn the_issue_date_follows_daylight_saving_time() {
+        // Santiago is UTC−3 in January, UTC−4 in July: 03:30 UTC is 00:30 on a summer night
+        // but still 23:30 the day before in winter. A fixed offset is wrong for half the year.
+        let santiago = profile_of(with_billing(|b| {
+            b.insert("timezone".into(), json!("America/Santiago"));
+        }))
+        .ok()
+        .flatten()
+        .expect("a profile");
+        assert_eq!(
+            issue_date(&santiago, datetime!(2026-01-16 03:30 UTC)),
+            Ok(date!(2026 - 01 - 16))
+        );
+        assert_eq!(
+            issue_date(&santiago, datetime!(2026-07-16 03:30 UTC)),
+            Ok(date!(2026 - 07 - 15))
+        );
+        let fixed = BillingProfile {
+            timezone: None,
+            utc_offset_minutes: Some(-240),
+            ..santiago
+        };
+        assert_eq!(
+            issue_date(&fixed, datetime!(2026-01-16 03:30 UTC)),
+            Ok(date!(2026 - 01 - 15)),
+            "wrong"
+        );
+    }
+
+    #[test]
+    fn a_profile_stored_with_an_offset_only_still_issues_as_before() {
+        let legacy = with_billing(|b| {
+            b.remove("timezone");
+            b.insert("utc_offset_minutes".into(), json!(-300));
+        });
+        let profile = profile_of(legacy).ok().flatten().expect("a legacy profile reads");
+        assert_eq!(
+            (profile.timezone.as_ref(), profile.utc_offset_minutes),
+            (None, Some(-300))
+        );
+        assert_eq!(
+            issue_date(&profile, datetime!(2026-12-01 04:30 UTC)),
+            Ok(date!(2026 - 11 - 30))
+        );
+
+        // Both present: the zone wins over the offset beside it.
+        let both = profile_of(with_billing(|b| {
+            b.insert("timezone".into(), json!("America/Santiago"));
+            b.insert("utc_offset_minutes".into(), json!(-240));
+        }))
+        .ok()
+        .flatten()
+        .expect("a profile");
+        assert_eq!(
+            issue_date(&both, datetime!(2026-01-16 03:30 UTC)),
+            Ok(date!(2026 - 01 - 16))
+        );
+    }
+
+    #[test]
+    fn a_profile_without_a_zone_or_with_an_unknown_one_is_a_clear_error() {
+        // Neither: it reads (adapters invent no default), and invoicing refuses it as config.
+        let zoneless = profile_of(with_billing(|b| {
+            b.remove("timezone");
+        }))
+        .ok()
+        .flatten()
+        .expect("reads");
+        assert!(matches!(
+            issue_date(&zoneless, datetime!(2026-12-01 04:30 UTC)),
+            Err(InvoiceError::Config(detail)) if detail.contains("no timezone")
+        ));
+        assert!(matches!(
+            profile_of(with_billing(|b| {
+                b.insert("timezone".into(), json!("Lima/Peru"));
+            })),
+            Err(StoreError::Corrupt(detail)) if detail.contains("billing.timezone")
+        ));
+        let far = profile_of(with_billing(|b| {
+            b.remove("timezone");
+            b.insert("utc_offset_minutes".into(), json!(26 * 60));
+        }))
+        .ok()
+        .flatten()
+        .expect("reads");
+        assert!(matches!(far.validate(), Err(InvoiceError::Config(_))));
     }
 }
