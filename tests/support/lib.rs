@@ -278,7 +278,7 @@ impl TestEnv {
         let items = [
             serde_json::json!({"pk": format!("CLIENT#{client}"), "sk": "CONFIG", "client_id": client, "name": format!("{client} S.A.C."), "ruc": "20100070970", "currency": "PEN",
                 "billing": {"address": "Av. Javier Prado Este 1234, San Isidro, Lima", "finance_email": finance_email(client), "payment_terms_days": 30,
-                            "tax": {"name": "IGV", "rate_bp": 1800, "prices_include_tax": true}, "factura_series": "F001", "boleta_series": "B001", "utc_offset_minutes": -300}}),
+                            "tax": {"name": "IGV", "rate_bp": 1800, "prices_include_tax": true}, "factura_series": "F001", "boleta_series": "B001", "timezone": "America/Lima"}}),
             serde_json::json!({"pk": format!("CAMPAIGN#{campaign}"), "sk": "CONFIG", "campaign_id": campaign, "client_id": client, "name": "Fibra Hogar", "currency": "PEN", "timezone": "America/Lima", "active": true, "max_attempts_per_day": 3}),
             // The demo campaign's couriers, zones, rates and calendar: seed data lives in one place.
             serde_json::json!({"pk": format!("CAMPAIGN#{campaign}"), "sk": "FULFILLMENT", "config": seed_fulfillment_config()}),
