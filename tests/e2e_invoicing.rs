@@ -13,11 +13,13 @@ use backoffice_domain::testing::invoice_request;
 use backoffice_domain::wire;
 use backoffice_edge::aws;
 use backoffice_edge::mail::SesMailer;
+use backoffice_edge::secrets::{CachedSecret, SecretsManagerSource};
 use backoffice_store::config::DynamoCampaignDirectory;
 use backoffice_store::documents::S3DocumentStore;
 use backoffice_store::invoices::DynamoInvoiceStore;
 use e2e_tests::desk::desk;
 use e2e_tests::{TestEnv, env, finance_email, send_concurrently, unique};
+use invoice_issue::sunat::{SecretIssuerKeys, SoapTaxAuthority};
 use invoice_issue::{IssueError, Issuer, Sender};
 use mail_parser::{MessageParser, MimeHeaders};
 use serde_json::Value;
@@ -175,11 +177,17 @@ async fn one_presale_from_registration_to_an_emailed_invoice() {
             .expect("an HTML body")
             .contains(&format!("<strong>{invoice_id}</strong>"))
     );
+    // The representación impresa, the signed XML and SUNAT's CDR (checked by foreign tools in
+    // e2e_einvoice).
     let attachments: Vec<_> = message.attachments().collect();
-    assert_eq!(attachments.len(), 1);
+    let stem = format!("20100070970-03-{invoice_id}");
     assert_eq!(
-        attachments[0].attachment_name(),
-        Some(format!("{invoice_id}.pdf").as_str())
+        attachments.iter().map(|a| a.attachment_name()).collect::<Vec<_>>(),
+        vec![
+            Some(format!("{invoice_id}.pdf").as_str()),
+            Some(format!("{stem}.xml").as_str()),
+            Some(format!("R-{stem}.zip").as_str())
+        ]
     );
     assert_eq!(
         attachments[0].content_type().map(|c| (c.ctype(), c.subtype())),
@@ -219,7 +227,15 @@ async fn one_presale_from_registration_to_an_emailed_invoice() {
     assert_eq!(copies, 1, "one e-mail per invoice");
 }
 
-type RealIssuer = Issuer<DynamoInvoiceStore, DynamoCampaignDirectory, S3DocumentStore, SesMailer, SystemClock>;
+type RealIssuer = Issuer<
+    DynamoInvoiceStore,
+    DynamoCampaignDirectory,
+    S3DocumentStore,
+    SesMailer,
+    SystemClock,
+    SoapTaxAuthority,
+    SecretIssuerKeys<SecretsManagerSource, SystemClock>,
+>;
 
 /// invoice-issue's handler with the same adapters its binary builds, against the emulator.
 fn issuer(env: &TestEnv) -> RealIssuer {
@@ -235,6 +251,13 @@ fn issuer(env: &TestEnv) -> RealIssuer {
         sender: Sender {
             address: env.invoice_sender(),
         },
+        authority: SoapTaxAuthority::new(env.info.sunat_url.clone(), std::time::Duration::from_secs(20))
+            .expect("an HTTP client"),
+        keys: SecretIssuerKeys::new(CachedSecret::new(
+            SecretsManagerSource::new(aws::secretsmanager(&env.sdk)),
+            SystemClock,
+            env.resource("EInvoiceSigningSecret").reference.clone(),
+        )),
     }
 }
 

@@ -62,13 +62,21 @@ ALLOWED_TYPES = [
     "AWS::S3::Bucket",
     "AWS::S3::BucketPolicy",
     "AWS::SSM::Parameter",
+    "AWS::SecretsManager::Secret",
     "AWS::SES::ConfigurationSet",
     "AWS::SES::EmailIdentity",
 ]
 
 # Types moto's CloudFormation does not implement (it skips them with a warning): provision.py
 # applies them itself after the stack, through the service APIs.
-APPLIED_AFTER_STACK = {"AWS::SQS::QueuePolicy", "AWS::S3::BucketPolicy", "AWS::SES::ConfigurationSet", "AWS::SES::EmailIdentity"}
+APPLIED_AFTER_STACK = {
+    "AWS::SQS::QueuePolicy",
+    "AWS::S3::BucketPolicy",
+    "AWS::SES::ConfigurationSet",
+    "AWS::SES::EmailIdentity",
+    # moto's CloudFormation creates it but lists it without its logical id.
+    "AWS::SecretsManager::Secret",
+}
 
 # Properties moto's CloudFormation ignores; stripped from the stack and applied after it.
 STRIPPED_PROPERTIES = {
@@ -823,6 +831,24 @@ def apply_fixups(clients: Clients, kept: dict[str, dict[str, Any]], resolver: Re
             apply_configuration_set(clients, props)
         elif rtype == "AWS::SES::EmailIdentity":
             apply_email_identity(clients, props)
+        elif rtype == "AWS::SecretsManager::Secret":
+            apply_secret(clients, props)
+
+
+def apply_secret(clients: Clients, props: dict[str, Any]) -> None:
+    """Created once with the template's placeholder; a value put since (by up) is kept."""
+    name = props["Name"]
+    try:
+        clients.secretsmanager.describe_secret(SecretId=name)
+        return
+    except ClientError as err:
+        if error_code(err) != "ResourceNotFoundException":
+            raise
+    kwargs: dict[str, Any] = {"Name": name, "Description": props.get("Description", "")}
+    if "SecretString" in props:
+        kwargs["SecretString"] = props["SecretString"]
+    clients.secretsmanager.create_secret(**kwargs)
+    log(f"secret {name} created")
 
 
 def apply_configuration_set(clients: Clients, props: dict[str, Any]) -> None:
@@ -860,6 +886,9 @@ def after_stack_ref(rtype: str, name: str, props: dict[str, Any], stack_name: st
         return str(props.get("Name", name))
     if rtype == "AWS::SES::EmailIdentity":
         return str(props.get("EmailIdentity", name))
+    if rtype == "AWS::SecretsManager::Secret":
+        # On AWS, Ref is the ARN; the name reaches the same secret through every API call.
+        return str(props.get("Name", f"{stack_name}-{name}"))
     return f"{stack_name}-{name}"
 
 

@@ -29,6 +29,12 @@ pub struct StackInfo {
     /// Couriers' webhook secrets of this stack.
     #[serde(default)]
     pub courier_secrets: HashMap<String, String>,
+    /// The SUNAT stand-in's billService URL (its control API is beside it, at `/_control`).
+    pub sunat_url: String,
+    /// The stand-in's CDR-signing certificate (PEM file).
+    pub sunat_certificate: PathBuf,
+    /// The issuers' local signing certificate (PEM file), as stored in the signing secret.
+    pub einvoice_certificate: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]

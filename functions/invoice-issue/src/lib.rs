@@ -513,8 +513,9 @@ where
     }
 }
 
-/// One invoice (issue, PDF, e-mail) fits in this much of an invocation's time.
-pub const MESSAGE_MARGIN: time::Duration = time::Duration::seconds(5);
+/// One invoice (issue, signature, SUNAT's answer within its 20 s timeout, PDF, e-mail) fits in
+/// this much of an invocation's time.
+pub const MESSAGE_MARGIN: time::Duration = time::Duration::seconds(25);
 
 /// Exponential backoff with full jitter, capped: workers that lost a race for a number spread
 /// out instead of colliding again.
