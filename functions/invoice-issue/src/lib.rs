@@ -276,7 +276,7 @@ where
         let (mut record, xml) = self.electronic_document(stored).await?;
         let mut cdr = None;
         if record.status == ElectronicStatus::PendingSubmission {
-            cdr = Some(self.submit(stored, &mut record, &xml).await?);
+            cdr = self.submit(stored, &mut record, &xml).await?;
         } else if let Some(key) = &record.cdr_key {
             cdr = self.documents.get(key).await?;
         }
@@ -366,13 +366,14 @@ where
         Ok((record, signed.xml))
     }
 
-    /// Send the document to SUNAT and record its answer; the CDR's bytes when it answered.
+    /// Send the document to SUNAT and record its answer; the CDR's bytes when it answered with
+    /// one.
     async fn submit(
         &self,
         stored: &StoredInvoice,
         record: &mut ElectronicRecord,
         xml: &[u8],
-    ) -> Result<Vec<u8>, IssueError> {
+    ) -> Result<Option<Vec<u8>>, IssueError> {
         let invoice = &stored.invoice;
         let credentials = self.keys.credentials(invoice.seller.document.number(), false).await?;
         let zip = sunat_ubl::zip_document(&record.file_stem, xml)?;
@@ -422,7 +423,19 @@ where
                         tracing::info!(invoice_id = %invoice.invoice_id, "SUNAT accepted the invoice");
                     }
                 }
-                Ok(cdr.into_zip())
+                Ok(Some(cdr.into_zip()))
+            }
+            Submitted::RejectedByFault { code, message } => {
+                record.status = ElectronicStatus::Rejected;
+                record.response_code = Some(code);
+                record.description = Some(message.clone());
+                record.answered_at = Some(now);
+                record.last_error = None;
+                self.invoices
+                    .record_electronic(&invoice.client_id, &invoice.invoice_id, record)
+                    .await?;
+                tracing::error!(invoice_id = %invoice.invoice_id, code, description = %message, error_kind = "einvoice_rejected", "SUNAT rejected the invoice");
+                Ok(None)
             }
             Submitted::Refused { code, message } => {
                 record.response_code = code;

@@ -119,6 +119,9 @@ impl<S: SecretSource, K: Clock> IssuerKeys for SecretIssuerKeys<S, K> {
 pub enum Submitted {
     /// SUNAT answered with a CDR (accepted, observed or rejected: [`Cdr::outcome`]).
     Answered(Cdr),
+    /// A rejection (2000–3999) sent as a SOAP fault instead of a CDR: final, like a rejecting
+    /// CDR, but there is no CDR to keep.
+    RejectedByFault { code: u16, message: String },
     /// A SOAP fault that is about the submission itself (credentials, zip, XML): retrying the
     /// same bytes will not help until a person fixes the cause.
     Refused { code: Option<u16>, message: String },
@@ -183,6 +186,12 @@ pub fn classify(answer: Result<Answer, sunat_soap::SoapError>) -> Submitted {
         Ok(Answer::Cdr(cdr)) => Submitted::Answered(cdr),
         Ok(Answer::Fault(fault)) if fault.is_retryable() => {
             Submitted::Unavailable(format!("{}: {}", fault.faultcode, fault.faultstring))
+        }
+        Ok(Answer::Fault(fault)) if fault.class() == Some(sunat_soap::codes::CodeClass::Rejection) => {
+            Submitted::RejectedByFault {
+                code: fault.code().unwrap_or_default(),
+                message: format!("{}: {}", fault.faultcode, fault.faultstring),
+            }
         }
         Ok(Answer::Fault(fault)) => Submitted::Refused {
             code: fault.code(),

@@ -603,3 +603,55 @@ async fn a_batch_near_its_deadline_leaves_the_rest_for_a_retry_instead_of_timing
     assert_eq!(failed, vec!["m-1", "m-2"]);
     assert!(w.invoices.all().is_empty(), "no invoice half made");
 }
+
+#[tokio::test]
+async fn a_rejection_sent_as_a_fault_is_final_and_a_refused_submission_is_retried() {
+    let w = world();
+    w.authority
+        .then(sunat::classify(Ok(sunat_soap::Answer::Fault(sunat_soap::Fault {
+            faultcode: "soap-env:Client.2017".into(),
+            faultstring: "El numero de documento de identidad del receptor debe ser RUC".into(),
+            detail: None,
+        }))));
+    let outcome = w.issuer.process(&message("P-1")).await.unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Rejected {
+            invoice_id: "B001-00000001".into(),
+            code: 2017
+        }
+    );
+    let electronic = w
+        .invoices
+        .load("acme", "B001-00000001")
+        .await
+        .unwrap()
+        .unwrap()
+        .electronic
+        .unwrap();
+    assert_eq!(
+        (electronic.status, electronic.cdr_key),
+        (ElectronicStatus::Rejected, None)
+    );
+
+    // Credentials refused (0102): not final; retried on the schedule once a person fixes them.
+    w.authority
+        .then(sunat::classify(Ok(sunat_soap::Answer::Fault(sunat_soap::Fault {
+            faultcode: "soap-env:Client.0102".into(),
+            faultstring: "Usuario o contraseña incorrectos".into(),
+            detail: None,
+        }))));
+    let refused = w.issuer.process(&message("P-2")).await;
+    assert!(matches!(refused, Err(IssueError::SunatRefused(_))), "{refused:?}");
+    let stored = w.invoices.load("acme", "B001-00000002").await.unwrap().unwrap();
+    let electronic = stored.electronic.unwrap();
+    assert_eq!(
+        (electronic.status, electronic.response_code, stored.email_attempts),
+        (ElectronicStatus::PendingSubmission, Some(102), 1)
+    );
+    w.clock.advance(time::Duration::minutes(5));
+    assert!(matches!(
+        w.issuer.process(&message("P-2")).await,
+        Ok(Outcome::Delivered { .. })
+    ));
+}
