@@ -86,6 +86,19 @@ async fn rule(d: &Desk, body: Value) {
     assert!(response.status().is_success(), "{:?}", response.text().await);
 }
 
+/// Run invoice-issue's scheduled sweep now (the test stack runs no schedules).
+async fn invoice_sweep(d: &Desk) {
+    let sweep = d
+        .env
+        .send(
+            d.env
+                .request("POST", "/_local/functions/InvoiceIssueFunction/invoke")
+                .json(&json!({"source": "aws.scheduler"})),
+        )
+        .await;
+    assert_eq!(sweep.status, 200, "{:?}", sweep.body);
+}
+
 /// The sale's invoice item once `done` says so.
 async fn wait_invoice_where(d: &Desk, sale_id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
     let started = Instant::now();
@@ -309,15 +322,7 @@ async fn a_rejected_invoice_is_recorded_with_its_cdr_and_never_emailed() {
         .await
         .expect("the CDR is stored");
     // Nothing is e-mailed, now or by the sweep.
-    let sweep = d
-        .env
-        .send(
-            d.env
-                .request("POST", "/_local/functions/InvoiceIssueFunction/invoke")
-                .json(&json!({"source": "aws.scheduler"})),
-        )
-        .await;
-    assert_eq!(sweep.status, 200, "{:?}", sweep.body);
+    invoice_sweep(&d).await;
     let after = d.env.invoice_of_sale(&sale_id).await.expect("invoice");
     assert!(after.get("email").is_none() && after.get("pdf").is_none(), "{after}");
 }
@@ -362,15 +367,7 @@ async fn sunat_unavailable_leaves_the_invoice_pending_and_the_sweep_submits_it_l
         .send()
         .await
         .expect("rewind the retry time");
-    let sweep = d
-        .env
-        .send(
-            d.env
-                .request("POST", "/_local/functions/InvoiceIssueFunction/invoke")
-                .json(&json!({"source": "aws.scheduler"})),
-        )
-        .await;
-    assert_eq!(sweep.status, 200, "{:?}", sweep.body);
+    invoice_sweep(&d).await;
     let delivered = d.wait_invoice(&sale_id).await;
     assert_eq!(
         (

@@ -15,6 +15,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use backoffice_domain::audit::Anchor;
 
 use crate::StoreError;
+use crate::documents::s3_error;
 
 #[async_trait]
 pub trait AuditAnchors: Send + Sync {
@@ -46,22 +47,6 @@ fn prefix(subject: &str) -> Result<String, StoreError> {
         return Err(StoreError::Backend(format!("{subject:?} cannot name an anchor folder")));
     }
     Ok(format!("audit-anchors/{subject}/"))
-}
-
-fn s3_error<E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug>(
-    err: aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
-) -> StoreError {
-    use aws_sdk_s3::error::ProvideErrorMetadata;
-    match &err {
-        aws_sdk_s3::error::SdkError::ServiceError(service) if service.raw().status().as_u16() < 500 => {
-            StoreError::Backend(format!(
-                "{}: {}",
-                err.code().unwrap_or("Unknown"),
-                err.message().unwrap_or_default()
-            ))
-        }
-        _ => StoreError::Unavailable(format!("{err:?}")),
-    }
 }
 
 #[async_trait]

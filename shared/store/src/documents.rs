@@ -26,7 +26,9 @@ impl S3DocumentStore {
     }
 }
 
-fn s3_error<E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug>(
+/// An S3 SDK error as a [`StoreError`]: a 4xx is the request's fault (not retried), anything
+/// else may pass.
+pub(crate) fn s3_error<E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug>(
     err: aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
 ) -> StoreError {
     use aws_sdk_s3::error::ProvideErrorMetadata;
