@@ -323,36 +323,36 @@ impl TestEnv {
         )
     }
 
-    /// Every message the emulator's SES accepted: (destinations, raw MIME, message id).
+    /// Every message the emulator's SES accepted: (destinations, raw MIME, message id). Read
+    /// from the project's moto wrapper (`infra/local/moto_server.py`), not moto's state dump,
+    /// which would hold DynamoDB for seconds while it serializes every table.
     pub async fn sent_emails(&self) -> Vec<(Vec<String>, String, String)> {
-        let url = format!("{}/moto-api/data.json", self.info.endpoint_url.trim_end_matches('/'));
-        for _ in 0..5 {
-            // The dump walks live models; a concurrent write can make one attempt fail.
-            let Ok(reply) = self.http.get(&url).send().await else {
-                continue;
-            };
-            if !reply.status().is_success() {
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                continue;
-            }
-            let data: Value = reply.json().await.unwrap_or_else(|e| panic!("{url}: not JSON: {e}"));
-            let messages = data["ses"]["RawMessage"].as_array().cloned().unwrap_or_default();
-            return messages
-                .iter()
-                .map(|m| {
-                    let destinations = m["destinations"]
-                        .as_array()
-                        .map(|d| d.iter().filter_map(Value::as_str).map(str::to_owned).collect())
-                        .unwrap_or_default();
-                    (
-                        destinations,
-                        m["raw_data"].as_str().unwrap_or_default().to_owned(),
-                        m["id"].as_str().unwrap_or_default().to_owned(),
-                    )
-                })
-                .collect();
-        }
-        panic!("{url} kept failing");
+        let url = format!("{}/_local/ses/raw-messages", self.info.endpoint_url.trim_end_matches('/'));
+        let reply = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert!(reply.status().is_success(), "{url}: {}", reply.status());
+        let data: Value = reply.json().await.unwrap_or_else(|e| panic!("{url}: not JSON: {e}"));
+        data["messages"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|m| {
+                let destinations = m["destinations"]
+                    .as_array()
+                    .map(|d| d.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                    .unwrap_or_default();
+                (
+                    destinations,
+                    m["raw_data"].as_str().unwrap_or_default().to_owned(),
+                    m["id"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
     }
 
     /// Wait until a queue has nothing visible or in flight (three quiet reads in a row): every
