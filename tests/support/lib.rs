@@ -327,7 +327,10 @@ impl TestEnv {
     /// from the project's moto wrapper (`infra/local/moto_server.py`), not moto's state dump,
     /// which would hold DynamoDB for seconds while it serializes every table.
     pub async fn sent_emails(&self) -> Vec<(Vec<String>, String, String)> {
-        let url = format!("{}/_local/ses/raw-messages", self.info.endpoint_url.trim_end_matches('/'));
+        let url = format!(
+            "{}/_local/ses/raw-messages",
+            self.info.endpoint_url.trim_end_matches('/')
+        );
         let reply = self
             .http
             .get(&url)
