@@ -177,6 +177,22 @@ pub struct CreditNote {
     pub issued_at: OffsetDateTime,
 }
 
+impl CreditNote {
+    /// Where a file of the note named `name` is kept (its XML, its CDR): under its own series,
+    /// beside its issuer's invoices.
+    pub fn document_key(&self, name: &str) -> String {
+        format!("invoices/{}/{}/{name}", self.client_id, self.series)
+    }
+}
+
+/// A quantity of one line of the invoice to credit; `line` counts from 1, as printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreditedLine {
+    pub line: u32,
+    pub quantity: u32,
+}
+
 /// Everything about a credit note except its number (see [`crate::invoice::InvoiceDraft`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreditNoteDraft {
@@ -203,6 +219,32 @@ impl CreditNoteDraft {
             invoice.lines.clone(),
             invoice.totals,
         )
+    }
+
+    /// The note a request asks for: the whole invoice when `lines` is empty, else those
+    /// quantities of those lines (numbered from 1).
+    pub fn requested(
+        invoice: &Invoice,
+        lines: &[CreditedLine],
+        series: &str,
+        reason: CreditNoteReason,
+        description: &str,
+        issue_date: Date,
+        now: OffsetDateTime,
+    ) -> Result<CreditNoteDraft, InvoiceError> {
+        if lines.is_empty() {
+            return Self::total(invoice, series, reason, description, issue_date, now);
+        }
+        let mut credited = Vec::with_capacity(lines.len());
+        for l in lines {
+            let index = l
+                .line
+                .checked_sub(1)
+                .and_then(|i| usize::try_from(i).ok())
+                .ok_or_else(|| InvoiceError::Invalid("invoice lines are numbered from 1".into()))?;
+            credited.push((index, l.quantity));
+        }
+        Self::by_lines(invoice, &credited, series, reason, description, issue_date, now)
     }
 
     /// A note crediting `quantity` of the invoice line at `line_index` (0-based) for each pair;
@@ -498,6 +540,25 @@ mod tests {
             ok.numbered(MAX_NUMBER + 1),
             Err(InvoiceError::SeriesExhausted(_))
         ));
+    }
+
+    #[test]
+    fn a_request_without_lines_credits_everything_and_lines_count_from_one() {
+        let invoice = boleta();
+        let day = invoice.issue_date;
+        let total = CreditNoteDraft::requested(&invoice, &[], "BC01", CreditNoteReason::TotalReturn, "x", day, NOW)
+            .expect("total");
+        assert_eq!(total.totals(), &invoice.totals);
+        let one = CreditedLine { line: 1, quantity: 1 };
+        let first = CreditNoteDraft::requested(&invoice, &[one], "BC01", CreditNoteReason::ItemReturn, "x", day, NOW)
+            .and_then(|d| d.numbered(1))
+            .expect("first line");
+        assert_eq!(first.lines.len(), 1);
+        assert_eq!(first.lines[0].description, invoice.lines[0].description);
+        let zero = CreditedLine { line: 0, quantity: 1 };
+        assert!(
+            CreditNoteDraft::requested(&invoice, &[zero], "BC01", CreditNoteReason::ItemReturn, "x", day, NOW).is_err()
+        );
     }
 
     #[test]

@@ -23,6 +23,16 @@ pub enum ElectronicStatus {
 }
 
 impl ElectronicStatus {
+    /// The stored and serialized name (`PENDING_SUBMISSION`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ElectronicStatus::PendingSubmission => "PENDING_SUBMISSION",
+            ElectronicStatus::Accepted => "ACCEPTED",
+            ElectronicStatus::Observed => "OBSERVED",
+            ElectronicStatus::Rejected => "REJECTED",
+        }
+    }
+
     /// Whether the document is a valid sale document (what may be printed as one).
     pub fn is_valid(self) -> bool {
         matches!(self, ElectronicStatus::Accepted | ElectronicStatus::Observed)
@@ -72,6 +82,17 @@ mod tests {
         assert!(!ElectronicStatus::Rejected.is_valid());
         assert!(ElectronicStatus::Observed.is_valid() && ElectronicStatus::Accepted.is_valid());
         assert!(ElectronicStatus::Rejected.is_final() && !ElectronicStatus::PendingSubmission.is_final());
+        for status in [
+            ElectronicStatus::PendingSubmission,
+            ElectronicStatus::Accepted,
+            ElectronicStatus::Observed,
+            ElectronicStatus::Rejected,
+        ] {
+            assert_eq!(
+                serde_json::to_value(status).ok(),
+                Some(serde_json::json!(status.as_str()))
+            );
+        }
         assert_eq!(
             serde_json::to_value(ElectronicStatus::PendingSubmission).expect("json"),
             "PENDING_SUBMISSION"

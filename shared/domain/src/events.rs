@@ -130,6 +130,28 @@ impl Event for InvoiceRequested {
     const QUEUE: &'static str = "billing";
 }
 
+/// Credit all of an issued invoice (no `lines`) or some quantities of its lines. `request_id`
+/// makes it idempotent: however often it arrives, one credit note per request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreditNoteRequested {
+    pub request_id: String,
+    pub client_id: String,
+    /// The invoice corrected, `F001-00000042`.
+    pub invoice_id: String,
+    pub reason: crate::credit_note::CreditNoteReason,
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<crate::credit_note::CreditedLine>,
+    /// Who asked (a finance user, or the courier integration for a return).
+    pub requested_by: String,
+}
+
+impl Event for CreditNoteRequested {
+    const TYPE: &'static str = "CreditNoteRequested";
+    const QUEUE: &'static str = "billing";
+}
+
 impl InvoiceRequested {
     pub fn for_shipment(sale: &SaleConfirmed, shipment: &Shipment) -> InvoiceRequested {
         InvoiceRequested {

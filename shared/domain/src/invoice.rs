@@ -128,6 +128,12 @@ pub struct BillingProfile {
     pub tax: TaxConfig,
     pub factura_series: String,
     pub boleta_series: String,
+    /// Credit notes correcting facturas (`FC01`) and boletas (`BC01`): series of their own,
+    /// starting with the letter of the document they correct.
+    #[serde(default = "default_factura_credit_note_series")]
+    pub factura_credit_note_series: String,
+    #[serde(default = "default_boleta_credit_note_series")]
+    pub boleta_credit_note_series: String,
     /// The client's IANA zone ("America/Lima"): the issue date is the client's calendar day
     /// there, so a sale billed at 21:00 in Lima is dated that day, not UTC's next one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -138,11 +144,29 @@ pub struct BillingProfile {
     pub utc_offset_minutes: Option<i16>,
 }
 
+/// The credit-note series a profile without one uses for facturas.
+pub fn default_factura_credit_note_series() -> String {
+    "FC01".into()
+}
+
+/// The credit-note series a profile without one uses for boletas.
+pub fn default_boleta_credit_note_series() -> String {
+    "BC01".into()
+}
+
 impl BillingProfile {
     pub fn series(&self, kind: DocumentKind) -> &str {
         match kind {
             DocumentKind::Factura => &self.factura_series,
             DocumentKind::Boleta => &self.boleta_series,
+        }
+    }
+
+    /// The series of the credit notes that correct documents of `kind`.
+    pub fn credit_note_series(&self, kind: DocumentKind) -> &str {
+        match kind {
+            DocumentKind::Factura => &self.factura_credit_note_series,
+            DocumentKind::Boleta => &self.boleta_credit_note_series,
         }
     }
 
@@ -162,6 +186,17 @@ impl BillingProfile {
         }
         validate_series(&self.factura_series, 'F')?;
         validate_series(&self.boleta_series, 'B')?;
+        validate_series(&self.factura_credit_note_series, 'F')?;
+        validate_series(&self.boleta_credit_note_series, 'B')?;
+        // One counter per series: a note sharing its invoices' series would leave gaps in both.
+        if self.factura_credit_note_series == self.factura_series
+            || self.boleta_credit_note_series == self.boleta_series
+        {
+            return Err(InvoiceError::Config(format!(
+                "client {}: credit notes need series of their own, apart from the invoices'",
+                self.client_id
+            )));
+        }
         if self.tax.rate_bp > 10_000 {
             return Err(InvoiceError::Config(format!(
                 "tax rate {} bp is above 100%",

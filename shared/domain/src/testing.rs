@@ -54,6 +54,8 @@ pub fn billing_profile(client_id: &str) -> crate::invoice::BillingProfile {
         tax: Default::default(),
         factura_series: "F001".into(),
         boleta_series: "B001".into(),
+        factura_credit_note_series: "FC01".into(),
+        boleta_credit_note_series: "BC01".into(),
         timezone: Some(crate::zone::CampaignZone::parse("America/Lima").unwrap_or_else(|e| unreachable!("{e:?}"))),
         utc_offset_minutes: None,
     }

@@ -208,6 +208,17 @@ pub fn open<E: crate::events::Event>(raw: &str) -> Result<Envelope<E>, WireError
     })
 }
 
+/// The `type` of a raw message, if it is an envelope: how a consumer of a queue carrying
+/// several events picks the one to open.
+pub fn peek_type(raw: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Peek {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    Some(serde_json::from_str::<Peek>(raw).ok()?.kind)
+}
+
 /// The correlation id of a raw message, if it is an envelope that has one: read before the
 /// message is opened, so that even a poison message's log line carries it.
 pub fn peek_correlation_id(raw: &str) -> Option<String> {

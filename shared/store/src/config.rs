@@ -241,6 +241,10 @@ struct BillingRow {
     tax: backoffice_domain::invoice::TaxConfig,
     factura_series: String,
     boleta_series: String,
+    #[serde(default = "backoffice_domain::invoice::default_factura_credit_note_series")]
+    factura_credit_note_series: String,
+    #[serde(default = "backoffice_domain::invoice::default_boleta_credit_note_series")]
+    boleta_credit_note_series: String,
     /// IANA zone of the issue date (`America/Lima`).
     #[serde(default)]
     timezone: Option<String>,
@@ -273,6 +277,8 @@ impl ClientRow {
             tax: billing.tax,
             factura_series: billing.factura_series,
             boleta_series: billing.boleta_series,
+            factura_credit_note_series: billing.factura_credit_note_series,
+            boleta_credit_note_series: billing.boleta_credit_note_series,
             timezone,
             utc_offset_minutes: billing.utc_offset_minutes,
         }))

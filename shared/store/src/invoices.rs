@@ -172,20 +172,30 @@ pub trait InvoiceStore: Send + Sync {
     async fn pending_emails(&self, now: OffsetDateTime, limit: u32) -> Result<Vec<(String, String)>, StoreError>;
 }
 
-const EMAIL_PENDING_INDEX: &str = "email-pending";
+pub(crate) const EMAIL_PENDING_INDEX: &str = "email-pending";
 const DATE: &[time::format_description::BorrowedFormatItem<'static>] =
     time::macros::format_description!("[year]-[month]-[day]");
 const EMAIL_PENDING: &str = "EMAIL#PENDING";
 const EMAIL_PARKED: &str = "EMAIL#PARKED";
 
-fn n(value: impl ToString) -> AttributeValue {
+pub(crate) fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
 #[derive(Clone, Debug)]
 pub struct DynamoInvoiceStore {
-    client: Client,
-    table: String,
+    pub(crate) client: Client,
+    pub(crate) table: String,
+}
+
+/// One document taking the next number of its series.
+pub(crate) struct SeriesStep<'a> {
+    pub client_id: &'a str,
+    pub series: &'a str,
+    pub number: u64,
+    pub document_id: &'a str,
+    pub issue_date: time::Date,
+    pub issued_at: OffsetDateTime,
 }
 
 impl DynamoInvoiceStore {
@@ -197,12 +207,12 @@ impl DynamoInvoiceStore {
     }
 
     /// Create only: the item must not exist yet.
-    fn put_new(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
+    pub(crate) fn put_new(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
         transact_put(&self.table, item, Some("attribute_not_exists(pk)"))
     }
 
     /// One item, read consistently: numbering decisions must see the latest write.
-    async fn get(&self, pk: AttributeValue, sk: AttributeValue) -> Result<Option<Item>, StoreError> {
+    pub(crate) async fn get(&self, pk: AttributeValue, sk: AttributeValue) -> Result<Option<Item>, StoreError> {
         let output = self
             .client
             .get_item()
@@ -216,7 +226,48 @@ impl DynamoInvoiceStore {
         Ok(output.item)
     }
 
-    fn invoice_key(client_id: &str, invoice_id: &str) -> (AttributeValue, AttributeValue) {
+    /// The series counter moving from `number − 1` to `number` (dated no earlier than the
+    /// last): the part of a numbering transaction that makes numbers gapless.
+    pub(crate) fn counter_step(&self, step: &SeriesStep<'_>) -> Result<TransactWriteItem, StoreError> {
+        let previous = step
+            .number
+            .checked_sub(1)
+            .ok_or_else(|| StoreError::Backend("document numbers start at 1".into()))?;
+        let at = step.issued_at.unix_timestamp().to_string();
+        // ISO dates compare as text, so the condition keeps a series' dates in number order.
+        let issue_date = step
+            .issue_date
+            .format(DATE)
+            .map_err(|e| StoreError::Backend(format!("formatting the issue date: {e}")))?;
+        let mut counter = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(format!("SERIES#{}#{}", step.client_id, step.series)))
+            .key("sk", s("COUNTER"))
+            .update_expression(
+                "SET last_number = :n, last_issue_date = :date, client_id = :client, series = :series, \
+                 last_invoice_id = :id, updated_at = :at",
+            )
+            .expression_attribute_values(":date", s(issue_date))
+            .expression_attribute_values(":n", n(step.number))
+            .expression_attribute_values(":client", s(step.client_id))
+            .expression_attribute_values(":series", s(step.series))
+            .expression_attribute_values(":id", s(step.document_id))
+            .expression_attribute_values(":at", AttributeValue::N(at));
+        counter = if previous == 0 {
+            counter.condition_expression("attribute_not_exists(last_number)")
+        } else {
+            counter
+                .condition_expression(
+                    "last_number = :prev AND (attribute_not_exists(last_issue_date) OR last_issue_date <= :date)",
+                )
+                .expression_attribute_values(":prev", n(previous))
+        };
+        Ok(TransactWriteItem::builder()
+            .update(counter.build().map_err(|e| StoreError::Backend(e.to_string()))?)
+            .build())
+    }
+
+    pub(crate) fn invoice_key(client_id: &str, invoice_id: &str) -> (AttributeValue, AttributeValue) {
         (s(format!("INVOICE#{client_id}#{invoice_id}")), s("META"))
     }
 }
@@ -253,42 +304,14 @@ impl InvoiceStore for DynamoInvoiceStore {
     }
 
     async fn issue(&self, invoice: &Invoice, audit: &AuditRecord) -> Result<IssueOutcome, StoreError> {
-        let previous = invoice
-            .number
-            .checked_sub(1)
-            .ok_or_else(|| StoreError::Backend("invoice numbers start at 1".into()))?;
-        let at = invoice.issued_at.unix_timestamp().to_string();
-        // ISO dates compare as text, so the condition keeps a series' dates in number order.
-        let issue_date = invoice
-            .issue_date
-            .format(DATE)
-            .map_err(|e| StoreError::Backend(format!("formatting the issue date: {e}")))?;
-        let mut counter = Update::builder()
-            .table_name(&self.table)
-            .key("pk", s(format!("SERIES#{}#{}", invoice.client_id, invoice.series)))
-            .key("sk", s("COUNTER"))
-            .update_expression(
-                "SET last_number = :n, last_issue_date = :date, client_id = :client, series = :series, \
-                 last_invoice_id = :id, updated_at = :at",
-            )
-            .expression_attribute_values(":date", s(issue_date.clone()))
-            .expression_attribute_values(":n", n(invoice.number))
-            .expression_attribute_values(":client", s(invoice.client_id.clone()))
-            .expression_attribute_values(":series", s(invoice.series.clone()))
-            .expression_attribute_values(":id", s(invoice.invoice_id.clone()))
-            .expression_attribute_values(":at", AttributeValue::N(at));
-        counter = if previous == 0 {
-            counter.condition_expression("attribute_not_exists(last_number)")
-        } else {
-            counter
-                .condition_expression(
-                    "last_number = :prev AND (attribute_not_exists(last_issue_date) OR last_issue_date <= :date)",
-                )
-                .expression_attribute_values(":prev", n(previous))
-        };
-        let counter = TransactWriteItem::builder()
-            .update(counter.build().map_err(|e| StoreError::Backend(e.to_string()))?)
-            .build();
+        let counter = self.counter_step(&SeriesStep {
+            client_id: &invoice.client_id,
+            series: &invoice.series,
+            number: invoice.number,
+            document_id: &invoice.invoice_id,
+            issue_date: invoice.issue_date,
+            issued_at: invoice.issued_at,
+        })?;
 
         let guard: Item = HashMap::from([
             ("pk".into(), s(format!("SALE#{}", invoice.sale_id))),
@@ -405,10 +428,7 @@ impl InvoiceStore for DynamoInvoiceStore {
     ) -> Result<(), StoreError> {
         let (pk, sk) = Self::invoice_key(client_id, invoice_id);
         let value = serde_dynamo::to_attribute_value(record).map_err(corrupt("serializing electronic record"))?;
-        let status = serde_json::to_value(record.status)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
+        let status = record.status.as_str();
         let written = self
             .client
             .update_item()
@@ -420,7 +440,7 @@ impl InvoiceStore for DynamoInvoiceStore {
                 "attribute_exists(pk) AND (attribute_not_exists(electronic_status) OR electronic_status = :pending)",
             )
             .expression_attribute_values(":e", value)
-            .expression_attribute_values(":status", s(&status))
+            .expression_attribute_values(":status", s(status))
             .expression_attribute_values(":pending", s("PENDING_SUBMISSION"))
             .send()
             .await;
@@ -572,6 +592,8 @@ mod memory {
     use std::sync::Mutex;
 
     use super::*;
+    use crate::credit_notes::{CreditNoteStore, CreditOutcome, StoredCreditNote};
+    use backoffice_domain::credit_note::CreditNote;
 
     /// In-memory [`InvoiceStore`] with the same conditions, for unit tests.
     #[derive(Default)]
@@ -588,6 +610,10 @@ mod memory {
         /// When a failed e-mail is due again (absent: due since issue); parked ones are gone.
         email_due: HashMap<(String, String), Option<OffsetDateTime>>,
         audits: Vec<AuditRecord>,
+        /// (client, note id) → note; (client, request) → (invoice, note); (client, invoice) → credited.
+        notes: BTreeMap<(String, String), StoredCreditNote>,
+        credit_requests: HashMap<(String, String), (String, String)>,
+        credited: HashMap<(String, String), i64>,
     }
 
     fn key(client_id: &str, invoice_id: &str) -> (String, String) {
@@ -611,6 +637,153 @@ mod memory {
 
         pub fn audits(&self) -> Vec<AuditRecord> {
             self.state.lock().map(|s| s.audits.clone()).unwrap_or_default()
+        }
+
+        /// Every credit note, by client and number.
+        pub fn credit_notes(&self) -> Vec<StoredCreditNote> {
+            self.state
+                .lock()
+                .map(|s| s.notes.values().cloned().collect())
+                .unwrap_or_default()
+        }
+    }
+
+    #[async_trait]
+    impl CreditNoteStore for MemoryInvoiceStore {
+        async fn credit_note_for_request(
+            &self,
+            client_id: &str,
+            request_id: &str,
+        ) -> Result<Option<(String, String)>, StoreError> {
+            Ok(self.lock()?.credit_requests.get(&key(client_id, request_id)).cloned())
+        }
+
+        async fn credited(&self, client_id: &str, invoice_id: &str) -> Result<i64, StoreError> {
+            Ok(self
+                .lock()?
+                .credited
+                .get(&key(client_id, invoice_id))
+                .copied()
+                .unwrap_or(0))
+        }
+
+        async fn issue_credit_note(
+            &self,
+            invoice: &Invoice,
+            note: &CreditNote,
+            request_id: &str,
+            requested_by: &str,
+            audit: &AuditRecord,
+        ) -> Result<CreditOutcome, StoreError> {
+            let mut state = self.lock()?;
+            if let Some((invoice_id, credit_note_id)) = state.credit_requests.get(&key(&note.client_id, request_id)) {
+                return Ok(CreditOutcome::AlreadyIssued {
+                    invoice_id: invoice_id.clone(),
+                    credit_note_id: credit_note_id.clone(),
+                });
+            }
+            let series = (note.client_id.clone(), note.series.clone());
+            let head = state.counters.get(&series).copied().unwrap_or_default();
+            if head.number + 1 != note.number || head.issue_date.is_some_and(|d| d > note.issue_date) {
+                return Ok(CreditOutcome::NumberTaken);
+            }
+            let invoice_key = key(&invoice.client_id, &invoice.invoice_id);
+            let valid = state
+                .invoices
+                .get(&invoice_key)
+                .and_then(|i| i.electronic.as_ref())
+                .is_some_and(|e| e.status.is_valid());
+            if !valid {
+                return Ok(CreditOutcome::NotCreditable(format!(
+                    "invoice {} is not accepted by SUNAT",
+                    invoice.invoice_id
+                )));
+            }
+            let credited = state.credited.get(&invoice_key).copied().unwrap_or(0);
+            let amount = note.totals.total.amount_minor();
+            if amount <= 0 || credited + amount > invoice.totals.total.amount_minor() {
+                return Ok(CreditOutcome::NotCreditable(format!(
+                    "invoice {}: {amount} more would exceed its total",
+                    invoice.invoice_id
+                )));
+            }
+            state.counters.insert(
+                series,
+                SeriesHead {
+                    number: note.number,
+                    issue_date: Some(note.issue_date),
+                },
+            );
+            state.credit_requests.insert(
+                key(&note.client_id, request_id),
+                (invoice.invoice_id.clone(), note.credit_note_id.clone()),
+            );
+            state.credited.insert(invoice_key, credited + amount);
+            state.notes.insert(
+                key(&note.client_id, &note.credit_note_id),
+                StoredCreditNote {
+                    note: note.clone(),
+                    request_id: request_id.to_owned(),
+                    requested_by: requested_by.to_owned(),
+                    electronic: None,
+                },
+            );
+            state.audits.push(audit.clone());
+            Ok(CreditOutcome::Issued)
+        }
+
+        async fn load_credit_note(
+            &self,
+            client_id: &str,
+            invoice_id: &str,
+            credit_note_id: &str,
+        ) -> Result<Option<StoredCreditNote>, StoreError> {
+            Ok(self
+                .lock()?
+                .notes
+                .get(&key(client_id, credit_note_id))
+                .filter(|n| n.note.invoice_id == invoice_id)
+                .cloned())
+        }
+
+        async fn record_credit_note_electronic(
+            &self,
+            client_id: &str,
+            _invoice_id: &str,
+            credit_note_id: &str,
+            record: &ElectronicRecord,
+        ) -> Result<(), StoreError> {
+            let mut state = self.lock()?;
+            let stored = state
+                .notes
+                .get_mut(&key(client_id, credit_note_id))
+                .ok_or_else(|| StoreError::Backend(format!("no credit note {credit_note_id}")))?;
+            if stored.electronic.as_ref().is_some_and(|e| e.status.is_final()) {
+                return Err(StoreError::Conflict(crate::ConflictKind::StaleVersion));
+            }
+            stored.electronic = Some(record.clone());
+            Ok(())
+        }
+
+        async fn pending_credit_notes(&self, limit: u32) -> Result<Vec<(String, String, String)>, StoreError> {
+            let state = self.lock()?;
+            let mut pending: Vec<&StoredCreditNote> = state
+                .notes
+                .values()
+                .filter(|n| !n.electronic.as_ref().is_some_and(|e| e.status.is_final()))
+                .collect();
+            pending.sort_by_key(|n| n.note.issued_at);
+            Ok(pending
+                .into_iter()
+                .take(limit as usize)
+                .map(|n| {
+                    (
+                        n.note.client_id.clone(),
+                        n.note.invoice_id.clone(),
+                        n.note.credit_note_id.clone(),
+                    )
+                })
+                .collect())
         }
     }
 

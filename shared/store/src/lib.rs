@@ -6,6 +6,7 @@ pub mod anchors;
 pub mod config;
 pub mod contacts;
 pub mod counters;
+pub mod credit_notes;
 pub mod documents;
 pub(crate) mod dynamo;
 pub mod idempotency;

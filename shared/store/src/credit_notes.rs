@@ -1,0 +1,355 @@
+//! Credit notes: the port and its DynamoDB adapter, on the invoices' table (InvoicesTable).
+//!
+//! | item           | pk                            | sk                              | index                 |
+//! |----------------|-------------------------------|---------------------------------|-----------------------|
+//! | series counter | `SERIES#{client}#{series}`    | `COUNTER`                       |                       |
+//! | request guard  | `CREDITREQ#{client}#{request}`| `CREDIT_NOTE`                   |                       |
+//! | credit note    | `INVOICE#{client}#{invoice}`  | `CREDIT_NOTE#{note}`            | email-pending, sparse |
+//! | its audit      | `INVOICE#{client}#{invoice}`  | `CREDIT_NOTE#{note}#AUDIT#{seq}`|                       |
+//!
+//! A note lives in its invoice's partition, so one query reads an invoice with its notes.
+//! Issuing writes the series counter (n−1 → n), the request guard, the note, its audit record
+//! and the invoice's running `credited_minor` in one transaction: numbers have no gaps and no
+//! repeats, a request gives at most one note, and the notes of an invoice never credit more
+//! than its total, nor an invoice SUNAT has not accepted. Until SUNAT answers for good the note
+//! sits on the pending index under `CREDIT_NOTE#PENDING`, which the sweep reads.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use serde::{Deserialize, Serialize};
+
+use backoffice_domain::audit::AuditRecord;
+use backoffice_domain::credit_note::CreditNote;
+use backoffice_domain::invoice::Invoice;
+
+use super::StoreError;
+use crate::dynamo::{Item, TransactFailure, corrupt, nanos, page_size, s, sdk_error, string_attr, transact};
+use crate::invoices::{DynamoInvoiceStore, EMAIL_PENDING_INDEX, ElectronicRecord, SeriesStep, n};
+
+const PENDING: &str = "CREDIT_NOTE#PENDING";
+
+/// A credit note and where its electronic document stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredCreditNote {
+    pub note: CreditNote,
+    pub request_id: String,
+    pub requested_by: String,
+    /// Absent until its XML is signed and stored.
+    pub electronic: Option<ElectronicRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreditOutcome {
+    Issued,
+    /// The request has its note already (a redelivery): this one.
+    AlreadyIssued {
+        invoice_id: String,
+        credit_note_id: String,
+    },
+    /// Another note took this number first: read the series again and retry.
+    NumberTaken,
+    /// The invoice cannot take this note: why, for a person.
+    NotCreditable(String),
+}
+
+#[async_trait]
+pub trait CreditNoteStore: Send + Sync {
+    /// The note a request produced, if any: (invoice id, note id).
+    async fn credit_note_for_request(
+        &self,
+        client_id: &str,
+        request_id: &str,
+    ) -> Result<Option<(String, String)>, StoreError>;
+    /// How much of the invoice earlier notes credited, in minor units.
+    async fn credited(&self, client_id: &str, invoice_id: &str) -> Result<i64, StoreError>;
+    /// Write `note` as number `note.number` of its series (see the module's table), crediting
+    /// `invoice`, for `request_id`, with its audit record.
+    async fn issue_credit_note(
+        &self,
+        invoice: &Invoice,
+        note: &CreditNote,
+        request_id: &str,
+        requested_by: &str,
+        audit: &AuditRecord,
+    ) -> Result<CreditOutcome, StoreError>;
+    async fn load_credit_note(
+        &self,
+        client_id: &str,
+        invoice_id: &str,
+        credit_note_id: &str,
+    ) -> Result<Option<StoredCreditNote>, StoreError>;
+    /// Like [`crate::invoices::InvoiceStore::record_electronic`]: a final answer never changes.
+    async fn record_credit_note_electronic(
+        &self,
+        client_id: &str,
+        invoice_id: &str,
+        credit_note_id: &str,
+        record: &ElectronicRecord,
+    ) -> Result<(), StoreError>;
+    /// Notes SUNAT has not answered for good yet, oldest first: (client, invoice, note).
+    async fn pending_credit_notes(&self, limit: u32) -> Result<Vec<(String, String, String)>, StoreError>;
+}
+
+fn note_sk(credit_note_id: &str) -> AttributeValue {
+    s(format!("CREDIT_NOTE#{credit_note_id}"))
+}
+
+fn request_key(client_id: &str, request_id: &str) -> (AttributeValue, AttributeValue) {
+    (s(format!("CREDITREQ#{client_id}#{request_id}")), s("CREDIT_NOTE"))
+}
+
+impl DynamoInvoiceStore {
+    /// Why the invoice refused a note (the transaction only says that it did).
+    async fn why_not_creditable(&self, invoice: &Invoice, amount: i64) -> Result<CreditOutcome, StoreError> {
+        let (pk, sk) = Self::invoice_key(&invoice.client_id, &invoice.invoice_id);
+        let Some(item) = self.get(pk, sk).await? else {
+            return Ok(CreditOutcome::NotCreditable(format!(
+                "invoice {} does not exist",
+                invoice.invoice_id
+            )));
+        };
+        let status = string_attr(&item, "electronic_status").unwrap_or_else(|| "PENDING_SUBMISSION".into());
+        if status != "ACCEPTED" && status != "OBSERVED" {
+            return Ok(CreditOutcome::NotCreditable(format!(
+                "invoice {} is {status} at SUNAT: only an accepted invoice can be credited",
+                invoice.invoice_id
+            )));
+        }
+        let credited = credited_of(&item)?;
+        Ok(CreditOutcome::NotCreditable(format!(
+            "invoice {} totals {} minor units and {credited} are credited already: {amount} more would exceed it",
+            invoice.invoice_id,
+            invoice.totals.total.amount_minor()
+        )))
+    }
+}
+
+fn credited_of(item: &Item) -> Result<i64, StoreError> {
+    match item.get("credited_minor") {
+        None => Ok(0),
+        Some(value) => value
+            .as_n()
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| StoreError::Corrupt("credited_minor is not a number".into())),
+    }
+}
+
+#[async_trait]
+impl CreditNoteStore for DynamoInvoiceStore {
+    async fn credit_note_for_request(
+        &self,
+        client_id: &str,
+        request_id: &str,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        let (pk, sk) = request_key(client_id, request_id);
+        Ok(self
+            .get(pk, sk)
+            .await?
+            .and_then(|item| Some((string_attr(&item, "invoice_id")?, string_attr(&item, "credit_note_id")?))))
+    }
+
+    async fn credited(&self, client_id: &str, invoice_id: &str) -> Result<i64, StoreError> {
+        let (pk, sk) = Self::invoice_key(client_id, invoice_id);
+        match self.get(pk, sk).await? {
+            Some(item) => credited_of(&item),
+            None => Ok(0),
+        }
+    }
+
+    async fn issue_credit_note(
+        &self,
+        invoice: &Invoice,
+        note: &CreditNote,
+        request_id: &str,
+        requested_by: &str,
+        audit: &AuditRecord,
+    ) -> Result<CreditOutcome, StoreError> {
+        let amount = note.totals.total.amount_minor();
+        let room = invoice.totals.total.amount_minor() - amount;
+        if amount <= 0 || room < 0 {
+            return self.why_not_creditable(invoice, amount).await;
+        }
+        let counter = self.counter_step(&SeriesStep {
+            client_id: &note.client_id,
+            series: &note.series,
+            number: note.number,
+            document_id: &note.credit_note_id,
+            issue_date: note.issue_date,
+            issued_at: note.issued_at,
+        })?;
+        let (request_pk, request_sk) = request_key(&note.client_id, request_id);
+        let guard: Item = HashMap::from([
+            ("pk".into(), request_pk),
+            ("sk".into(), request_sk),
+            ("invoice_id".into(), s(invoice.invoice_id.clone())),
+            ("credit_note_id".into(), s(note.credit_note_id.clone())),
+            ("client_id".into(), s(note.client_id.clone())),
+        ]);
+        let (pk, invoice_sk) = Self::invoice_key(&invoice.client_id, &invoice.invoice_id);
+        let mut item: Item = serde_dynamo::to_item(note).map_err(corrupt("serializing credit note"))?;
+        item.insert("pk".into(), pk.clone());
+        item.insert("sk".into(), note_sk(&note.credit_note_id));
+        item.insert("entity".into(), s("CREDIT_NOTE"));
+        item.insert("request_id".into(), s(request_id));
+        item.insert("requested_by".into(), s(requested_by));
+        item.insert("audit_head".into(), s(audit.hash.clone()));
+        item.insert("gsi2pk".into(), s(PENDING));
+        item.insert(
+            "gsi2sk".into(),
+            s(format!("{:020}#{}", nanos(note.issued_at), note.credit_note_id)),
+        );
+        let credit = Update::builder()
+            .table_name(&self.table)
+            .key("pk", pk.clone())
+            .key("sk", invoice_sk)
+            .update_expression("SET credited_minor = if_not_exists(credited_minor, :zero) + :amount")
+            .condition_expression(
+                "attribute_exists(pk) AND electronic_status IN (:accepted, :observed) \
+                 AND (attribute_not_exists(credited_minor) OR credited_minor <= :room)",
+            )
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":amount", n(amount))
+            .expression_attribute_values(":room", n(room))
+            .expression_attribute_values(":accepted", s("ACCEPTED"))
+            .expression_attribute_values(":observed", s("OBSERVED"))
+            .build()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let mut audit_item: Item = serde_dynamo::to_item(audit).map_err(corrupt("serializing audit"))?;
+        audit_item.insert("pk".into(), pk);
+        audit_item.insert(
+            "sk".into(),
+            s(format!("CREDIT_NOTE#{}#AUDIT#{:010}", note.credit_note_id, audit.seq)),
+        );
+        // Order matters: the cancellation reasons come back in this order.
+        let items = vec![
+            counter,
+            self.put_new(guard)?,
+            self.put_new(item)?,
+            TransactWriteItem::builder().update(credit).build(),
+            self.put_new(audit_item)?,
+        ];
+        match transact(&self.client, items).await {
+            Ok(()) => Ok(CreditOutcome::Issued),
+            // Items: 0 counter, 1 request guard, 2 note, 3 the invoice's credit, 4 audit.
+            Err(TransactFailure::Cancelled(c)) if c.condition_failed(1) => {
+                match self.credit_note_for_request(&note.client_id, request_id).await? {
+                    Some((invoice_id, credit_note_id)) => Ok(CreditOutcome::AlreadyIssued {
+                        invoice_id,
+                        credit_note_id,
+                    }),
+                    None => Err(StoreError::Corrupt(format!("credit request {request_id} has no note"))),
+                }
+            }
+            Err(TransactFailure::Cancelled(c)) if c.condition_failed(0) || c.conflicted() => {
+                Ok(CreditOutcome::NumberTaken)
+            }
+            Err(TransactFailure::Cancelled(c)) if c.condition_failed(3) => {
+                self.why_not_creditable(invoice, amount).await
+            }
+            Err(TransactFailure::Cancelled(c)) if c.condition_failed(2) => Err(StoreError::Corrupt(format!(
+                "credit note {} exists beyond its series' counter",
+                note.credit_note_id
+            ))),
+            Err(TransactFailure::Cancelled(c)) => Err(c.into()),
+            Err(TransactFailure::Failed(e)) => Err(e),
+        }
+    }
+
+    async fn load_credit_note(
+        &self,
+        client_id: &str,
+        invoice_id: &str,
+        credit_note_id: &str,
+    ) -> Result<Option<StoredCreditNote>, StoreError> {
+        let (pk, _) = Self::invoice_key(client_id, invoice_id);
+        let Some(mut item) = self.get(pk, note_sk(credit_note_id)).await? else {
+            return Ok(None);
+        };
+        let electronic = match item.remove("electronic") {
+            Some(value) => Some(
+                serde_dynamo::from_attribute_value(value).map_err(corrupt("reading credit note electronic record"))?,
+            ),
+            None => None,
+        };
+        let request_id = string_attr(&item, "request_id").unwrap_or_default();
+        let requested_by = string_attr(&item, "requested_by").unwrap_or_default();
+        let note = serde_dynamo::from_item(item).map_err(corrupt("reading credit note"))?;
+        Ok(Some(StoredCreditNote {
+            note,
+            request_id,
+            requested_by,
+            electronic,
+        }))
+    }
+
+    async fn record_credit_note_electronic(
+        &self,
+        client_id: &str,
+        invoice_id: &str,
+        credit_note_id: &str,
+        record: &ElectronicRecord,
+    ) -> Result<(), StoreError> {
+        let (pk, _) = Self::invoice_key(client_id, invoice_id);
+        let value = serde_dynamo::to_attribute_value(record).map_err(corrupt("serializing electronic record"))?;
+        // A final answer leaves the pending index.
+        let expression = if record.status.is_final() {
+            "SET electronic = :e, electronic_status = :status REMOVE gsi2pk, gsi2sk"
+        } else {
+            "SET electronic = :e, electronic_status = :status"
+        };
+        let written = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", note_sk(credit_note_id))
+            .update_expression(expression)
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(electronic_status) OR electronic_status = :pending)",
+            )
+            .expression_attribute_values(":e", value)
+            .expression_attribute_values(":status", s(record.status.as_str()))
+            .expression_attribute_values(":pending", s("PENDING_SUBMISSION"))
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::Conflict(crate::ConflictKind::StaleVersion))
+            }
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+
+    async fn pending_credit_notes(&self, limit: u32) -> Result<Vec<(String, String, String)>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(EMAIL_PENDING_INDEX)
+            .key_condition_expression("gsi2pk = :pk")
+            .expression_attribute_values(":pk", s(PENDING))
+            .limit(page_size(limit))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(output
+            .items()
+            .iter()
+            .filter_map(|item| {
+                Some((
+                    string_attr(item, "client_id")?,
+                    string_attr(item, "invoice_id")?,
+                    string_attr(item, "credit_note_id")?,
+                ))
+            })
+            .collect())
+    }
+}
