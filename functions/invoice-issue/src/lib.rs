@@ -18,6 +18,7 @@
 //! A failure leaves the message for a retry and the invoice as it is; the scheduled sweep also
 //! delivers invoices whose delivery is still pending.
 
+pub mod credit;
 pub mod email;
 pub mod sunat;
 
@@ -27,7 +28,7 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use backoffice_domain::Clock;
 use backoffice_domain::audit::{Actor, AuditEntry, GENESIS_HASH};
 use backoffice_domain::electronic::{self, ElectronicStatus};
-use backoffice_domain::events::InvoiceRequested;
+use backoffice_domain::events::{CreditNoteRequested, Event, InvoiceRequested};
 use backoffice_domain::invoice::{BillingProfile, InvoiceDraft, InvoiceError};
 use backoffice_domain::retry::{Retry, RetryPolicy};
 use backoffice_domain::wire::{self, WireError};
@@ -36,6 +37,7 @@ use backoffice_edge::queue;
 use backoffice_edge::relay::SWEEP_MARGIN;
 use backoffice_store::StoreError;
 use backoffice_store::config::BillingDirectory;
+use backoffice_store::credit_notes::CreditNoteStore;
 use backoffice_store::documents::DocumentStore;
 use backoffice_store::invoices::{
     ElectronicRecord, EmailClaim, EmailRecord, InvoiceStore, IssueOutcome, PdfRecord, StoredInvoice,
@@ -45,6 +47,7 @@ use sha2::{Digest, Sha256};
 use sunat_soap::Outcome as SunatOutcome;
 use time::OffsetDateTime;
 
+use credit::Paper;
 pub use email::Sender;
 use sunat::{IssuerKeys, KeysError, Submitted, TaxAuthority};
 
@@ -52,7 +55,7 @@ use sunat::{IssuerKeys, KeysError, Submitted, TaxAuthority};
 pub const ACTOR: &str = "invoice-issue";
 
 /// How many times one delivery tries for a number before leaving the message for later.
-const NUMBER_ATTEMPTS: u32 = 60;
+pub(crate) const NUMBER_ATTEMPTS: u32 = 60;
 /// How long a worker holds the right to send an invoice's e-mail.
 const EMAIL_LEASE: time::Duration = time::Duration::seconds(60);
 
@@ -100,6 +103,10 @@ pub enum IssueError {
     /// SUNAT refused the submission itself (credentials, file): a person must act.
     #[error("SUNAT refused the submission: {0}")]
     SunatRefused(String),
+    /// The credit note cannot be issued as requested (unknown or unaccepted invoice, more than
+    /// is left to credit); a retry helps only if the invoice is accepted meanwhile.
+    #[error("credit note not issued: {0}")]
+    NotCreditable(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,11 +117,16 @@ pub enum Outcome {
     AlreadyDelivered { invoice_id: String },
     /// SUNAT rejected the document: it is not a valid invoice and is not e-mailed.
     Rejected { invoice_id: String, code: u16 },
+    /// The request's credit note, and where SUNAT left it.
+    Credited {
+        credit_note_id: String,
+        status: ElectronicStatus,
+    },
 }
 
 impl<S, B, D, M, K, T, Y> Issuer<S, B, D, M, K, T, Y>
 where
-    S: InvoiceStore,
+    S: InvoiceStore + CreditNoteStore,
     B: BillingDirectory,
     D: DocumentStore,
     M: Mailer,
@@ -134,6 +146,14 @@ where
     }
 
     pub async fn process(&self, body: &str) -> Result<Outcome, IssueError> {
+        // The billing queue carries invoice requests and credit-note requests.
+        if wire::peek_type(body).as_deref() == Some(CreditNoteRequested::TYPE) {
+            let incoming = wire::open::<CreditNoteRequested>(body)?;
+            let correlation_id = incoming
+                .correlation_id
+                .unwrap_or_else(|| incoming.body.request_id.clone());
+            return self.credit(&incoming.body, &correlation_id).await;
+        }
         let incoming = wire::open::<InvoiceRequested>(body)?;
         let request = incoming.body;
         // Messages sent before correlation ids existed fall back to the pre-sale's id.
@@ -273,10 +293,11 @@ where
 
     async fn deliver_claimed(&self, stored: &StoredInvoice, profile: &BillingProfile) -> Result<Outcome, IssueError> {
         let (client_id, invoice_id) = (&stored.invoice.client_id, &stored.invoice.invoice_id);
-        let (mut record, xml) = self.electronic_document(stored).await?;
+        let paper = Paper::Invoice(&stored.invoice);
+        let (mut record, xml) = self.electronic_document(paper, stored.electronic.as_ref()).await?;
         let mut cdr = None;
         if record.status == ElectronicStatus::PendingSubmission {
-            cdr = self.submit(stored, &mut record, &xml).await?;
+            cdr = self.submit(paper, &mut record, &xml).await?;
         } else if let Some(key) = &record.cdr_key {
             cdr = self.documents.get(key).await?;
         }
@@ -323,28 +344,24 @@ where
         })
     }
 
-    /// The invoice's signed XML and its record: built, signed and stored the first time, read
+    /// The document's signed XML and its record: built, signed and stored the first time, read
     /// back afterwards (the stored file is the document SUNAT knows).
-    async fn electronic_document(&self, stored: &StoredInvoice) -> Result<(ElectronicRecord, Vec<u8>), IssueError> {
-        let invoice = &stored.invoice;
-        if let Some(record) = &stored.electronic
+    async fn electronic_document(
+        &self,
+        paper: Paper<'_>,
+        existing: Option<&ElectronicRecord>,
+    ) -> Result<(ElectronicRecord, Vec<u8>), IssueError> {
+        if let Some(record) = existing
             && let Some(xml) = self.documents.get(&record.xml_key).await?
         {
             return Ok((record.clone(), xml));
         }
-        let ruc = invoice.seller.document.number();
-        let credentials = self.keys.credentials(ruc, false).await?;
-        let xml = sunat_ubl::build_invoice(invoice)?;
-        let signed = sunat_ubl::sign(&xml, &credentials.signer)?;
-        let stem = sunat_ubl::file_stem(
-            ruc,
-            sunat_ubl::invoice_type_code(invoice.kind),
-            &invoice.series,
-            invoice.number,
-        );
+        let credentials = self.keys.credentials(paper.ruc(), false).await?;
+        let signed = sunat_ubl::sign(&paper.build_xml()?, &credentials.signer)?;
+        let stem = paper.file_stem();
         let record = ElectronicRecord {
             status: ElectronicStatus::PendingSubmission,
-            xml_key: invoice.document_key(&format!("{stem}.xml")),
+            xml_key: paper.document_key(&format!("{stem}.xml")),
             xml_sha256: hex::encode(Sha256::digest(&signed.xml)),
             file_stem: stem,
             digest_value: signed.digest_value,
@@ -359,23 +376,37 @@ where
         self.documents
             .put(&record.xml_key, signed.xml.clone(), "application/xml")
             .await?;
-        self.invoices
-            .record_electronic(&invoice.client_id, &invoice.invoice_id, &record)
-            .await?;
-        tracing::info!(invoice_id = %invoice.invoice_id, file = %record.file_stem, "electronic document signed");
+        self.record(paper, &record).await?;
+        tracing::info!(document = %paper.label(), file = %record.file_stem, "electronic document signed");
         Ok((record, signed.xml))
+    }
+
+    /// Where the document's electronic record is kept: on the invoice, or on the credit note.
+    async fn record(&self, paper: Paper<'_>, record: &ElectronicRecord) -> Result<(), StoreError> {
+        match paper {
+            Paper::Invoice(invoice) => {
+                self.invoices
+                    .record_electronic(&invoice.client_id, &invoice.invoice_id, record)
+                    .await
+            }
+            Paper::CreditNote(note) => {
+                self.invoices
+                    .record_credit_note_electronic(&note.client_id, &note.invoice_id, &note.credit_note_id, record)
+                    .await
+            }
+        }
     }
 
     /// Send the document to SUNAT and record its answer; the CDR's bytes when it answered with
     /// one.
     async fn submit(
         &self,
-        stored: &StoredInvoice,
+        paper: Paper<'_>,
         record: &mut ElectronicRecord,
         xml: &[u8],
     ) -> Result<Option<Vec<u8>>, IssueError> {
-        let invoice = &stored.invoice;
-        let credentials = self.keys.credentials(invoice.seller.document.number(), false).await?;
+        let document = paper.label();
+        let credentials = self.keys.credentials(paper.ruc(), false).await?;
         let zip = sunat_ubl::zip_document(&record.file_stem, xml)?;
         let answer = self
             .authority
@@ -386,7 +417,7 @@ where
         match answer {
             Submitted::Answered(cdr) => {
                 let outcome = cdr.outcome();
-                let cdr_key = invoice.document_key(&format!("R-{}.zip", record.file_stem));
+                let cdr_key = paper.document_key(&format!("R-{}.zip", record.file_stem));
                 self.documents
                     .put(&cdr_key, cdr.zip().to_vec(), "application/zip")
                     .await?;
@@ -408,19 +439,21 @@ where
                     SunatOutcome::Observed(_) => ElectronicStatus::Observed,
                     SunatOutcome::Rejected { .. } => ElectronicStatus::Rejected,
                 };
-                self.invoices
-                    .record_electronic(&invoice.client_id, &invoice.invoice_id, record)
-                    .await?;
+                self.record(paper, record).await?;
                 match outcome {
                     SunatOutcome::Rejected { code, description } => {
                         // The alarm's metric filter matches `error_kind`; finance acts on it.
-                        tracing::error!(invoice_id = %invoice.invoice_id, code, description = %description, error_kind = "einvoice_rejected", "SUNAT rejected the invoice");
+                        tracing::error!(document, code, description = %description, error_kind = "einvoice_rejected", "SUNAT rejected the document");
                     }
                     SunatOutcome::Observed(notes) => {
-                        tracing::warn!(invoice_id = %invoice.invoice_id, observations = notes.len(), "SUNAT accepted the invoice with observations");
+                        tracing::warn!(
+                            document,
+                            observations = notes.len(),
+                            "SUNAT accepted the document with observations"
+                        );
                     }
                     SunatOutcome::Accepted => {
-                        tracing::info!(invoice_id = %invoice.invoice_id, "SUNAT accepted the invoice");
+                        tracing::info!(document, "SUNAT accepted the document");
                     }
                 }
                 Ok(Some(cdr.into_zip()))
@@ -431,28 +464,23 @@ where
                 record.description = Some(message.clone());
                 record.answered_at = Some(now);
                 record.last_error = None;
-                self.invoices
-                    .record_electronic(&invoice.client_id, &invoice.invoice_id, record)
-                    .await?;
-                tracing::error!(invoice_id = %invoice.invoice_id, code, description = %message, error_kind = "einvoice_rejected", "SUNAT rejected the invoice");
+                self.record(paper, record).await?;
+                tracing::error!(document, code, description = %message, error_kind = "einvoice_rejected", "SUNAT rejected the document");
                 Ok(None)
             }
             Submitted::Refused { code, message } => {
                 record.response_code = code;
                 record.last_error = Some(message.clone());
-                self.invoices
-                    .record_electronic(&invoice.client_id, &invoice.invoice_id, record)
-                    .await?;
-                tracing::error!(invoice_id = %invoice.invoice_id, code, error = %message, error_kind = "einvoice_refused", "SUNAT refused the submission");
+                self.record(paper, record).await?;
+                tracing::error!(document, code, error = %message, error_kind = "einvoice_refused", "SUNAT refused the submission");
                 Err(IssueError::SunatRefused(message))
             }
             Submitted::Unavailable(message) => {
                 record.last_error = Some(message.clone());
-                self.invoices
-                    .record_electronic(&invoice.client_id, &invoice.invoice_id, record)
-                    .await?;
-                if electronic::deadline_near(invoice.issued_at, now) {
-                    tracing::error!(invoice_id = %invoice.invoice_id, issue_date = %invoice.issue_date, deadline = %electronic::submission_deadline(invoice.issue_date), error_kind = "einvoice_deadline_near", "invoice still not accepted by SUNAT near its legal deadline");
+                self.record(paper, record).await?;
+                if electronic::deadline_near(paper.issued_at(), now) {
+                    let issue_date = paper.issue_date();
+                    tracing::error!(document, issue_date = %issue_date, deadline = %electronic::submission_deadline(issue_date), error_kind = "einvoice_deadline_near", "document still not accepted by SUNAT near its legal deadline");
                 }
                 Err(IssueError::SunatUnavailable(message))
             }
@@ -521,8 +549,27 @@ where
                 }
             }
         }
-        tracing::info!(delivered, failed, stopped_early, "invoice e-mail sweep");
-        Ok(json!({"delivered": delivered, "failed": failed, "stopped_early": stopped_early}))
+        // Credit notes SUNAT has not answered yet (it was unavailable, or a worker stopped).
+        let mut credit_notes = 0;
+        if !stopped_early {
+            for (client_id, invoice_id, note_id) in self.invoices.pending_credit_notes(50).await? {
+                if self.clock.now() + SWEEP_MARGIN >= deadline {
+                    stopped_early = true;
+                    break;
+                }
+                match self.submit_credit_note(&client_id, &invoice_id, &note_id).await {
+                    Ok(_) => credit_notes += 1,
+                    Err(e) => {
+                        tracing::warn!(credit_note_id = %note_id, error = %e, "pending credit note not submitted");
+                        failed += 1;
+                    }
+                }
+            }
+        }
+        tracing::info!(delivered, credit_notes, failed, stopped_early, "invoice e-mail sweep");
+        Ok(
+            json!({"delivered": delivered, "credit_notes": credit_notes, "failed": failed, "stopped_early": stopped_early}),
+        )
     }
 }
 
@@ -532,7 +579,7 @@ pub const MESSAGE_MARGIN: time::Duration = time::Duration::seconds(25);
 
 /// Exponential backoff with full jitter, capped: workers that lost a race for a number spread
 /// out instead of colliding again.
-fn backoff(attempt: u32) -> Duration {
+pub(crate) fn backoff(attempt: u32) -> Duration {
     let cap_ms = 5u64.saturating_mul(1 << attempt.min(5)).min(100);
     let jitter = (uuid::Uuid::new_v4().as_u128() % u128::from(cap_ms + 1)) as u64;
     Duration::from_millis(jitter)

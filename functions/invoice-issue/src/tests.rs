@@ -325,16 +325,19 @@ async fn the_sweep_delivers_what_the_queue_gave_up_on() {
     let deadline = || w.clock.now() + time::Duration::minutes(5);
     assert_eq!(
         w.issuer.sweep(deadline()).await.unwrap(),
-        json!({"delivered": 0, "failed": 0, "stopped_early": false}),
+        json!({"delivered": 0, "credit_notes": 0, "failed": 0, "stopped_early": false}),
         "the failed e-mail waits for its retry time"
     );
     w.clock.advance(time::Duration::minutes(1));
     let swept = w.issuer.sweep(deadline()).await.unwrap();
-    assert_eq!(swept, json!({"delivered": 1, "failed": 0, "stopped_early": false}));
+    assert_eq!(
+        swept,
+        json!({"delivered": 1, "credit_notes": 0, "failed": 0, "stopped_early": false})
+    );
     assert_eq!(w.mailer.sent().len(), 1);
     assert_eq!(
         w.issuer.sweep(deadline()).await.unwrap(),
-        json!({"delivered": 0, "failed": 0, "stopped_early": false})
+        json!({"delivered": 0, "credit_notes": 0, "failed": 0, "stopped_early": false})
     );
 }
 
@@ -351,7 +354,7 @@ async fn an_email_that_keeps_failing_moves_behind_newer_ones_and_is_parked_after
     w.mailer.fail_next(1);
     assert_eq!(
         w.issuer.sweep(deadline()).await.unwrap(),
-        json!({"delivered": 1, "failed": 1, "stopped_early": false}),
+        json!({"delivered": 1, "credit_notes": 0, "failed": 1, "stopped_early": false}),
         "the oldest fails, the next is delivered in the same sweep"
     );
     for _ in 0..20 {
@@ -381,7 +384,10 @@ async fn the_sweep_stops_before_the_deadline() {
         .sweep(w.clock.now() + time::Duration::seconds(2))
         .await
         .unwrap();
-    assert_eq!(swept, json!({"delivered": 0, "failed": 0, "stopped_early": true}));
+    assert_eq!(
+        swept,
+        json!({"delivered": 0, "credit_notes": 0, "failed": 0, "stopped_early": true})
+    );
     assert_eq!(w.invoices.pending_emails(w.clock.now(), 10).await.unwrap().len(), 2);
 }
 
@@ -654,4 +660,148 @@ async fn a_rejection_sent_as_a_fault_is_final_and_a_refused_submission_is_retrie
         w.issuer.process(&message("P-2")).await,
         Ok(Outcome::Delivered { .. })
     ));
+}
+
+fn credit_message(
+    request_id: &str,
+    invoice_id: &str,
+    lines: Vec<backoffice_domain::credit_note::CreditedLine>,
+) -> String {
+    let request = backoffice_domain::events::CreditNoteRequested {
+        request_id: request_id.into(),
+        client_id: "acme".into(),
+        invoice_id: invoice_id.into(),
+        reason: backoffice_domain::credit_note::CreditNoteReason::ItemReturn,
+        description: "Devolución de un router".into(),
+        lines,
+        requested_by: "finance-1".into(),
+    };
+    wire::seal(
+        &request,
+        &format!("m-{request_id}"),
+        "corr-cn",
+        datetime!(2026-11-25 15:00 UTC),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_credit_note_is_numbered_in_its_own_series_signed_submitted_and_never_exceeds_its_invoice() {
+    use backoffice_domain::credit_note::CreditedLine;
+    use backoffice_store::credit_notes::CreditNoteStore;
+    let w = world();
+    w.issuer.process(&message("P-1")).await.unwrap();
+    w.clock.advance(time::Duration::days(1));
+    let router = vec![CreditedLine { line: 2, quantity: 1 }];
+    let outcome = w
+        .issuer
+        .process(&credit_message("r-1", "B001-00000001", router.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Credited {
+            credit_note_id: "BC01-00000001".into(),
+            status: ElectronicStatus::Accepted
+        }
+    );
+    // Redelivered: the same note, not submitted again.
+    let again = w
+        .issuer
+        .process(&credit_message("r-1", "B001-00000001", router.clone()))
+        .await
+        .unwrap();
+    assert_eq!(again, outcome);
+    assert_eq!(
+        w.authority.sent(),
+        vec!["20100070970-03-B001-00000001.zip", "20100070970-07-BC01-00000001.zip"]
+    );
+    let stored = w
+        .invoices
+        .load_credit_note("acme", "B001-00000001", "BC01-00000001")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (stored.note.totals.total.amount_minor(), stored.requested_by.as_str()),
+        (1999, "finance-1")
+    );
+    let electronic = stored.electronic.expect("signed");
+    assert_eq!(
+        electronic.xml_key,
+        "invoices/acme/BC01/20100070970-07-BC01-00000001.xml"
+    );
+    let xml = String::from_utf8(w.documents.get(&electronic.xml_key).await.unwrap().unwrap()).unwrap();
+    assert!(
+        xml.contains("<cbc:ReferenceID>B001-00000001</cbc:ReferenceID>"),
+        "{xml}"
+    );
+    assert!(xml.contains(&electronic.digest_value));
+    assert_eq!(w.invoices.credited("acme", "B001-00000001").await.unwrap(), 1999);
+
+    // The rest of the invoice can be credited once; then nothing more.
+    let total = w.issuer.process(&credit_message("r-2", "B001-00000001", vec![])).await;
+    assert!(matches!(total, Err(IssueError::NotCreditable(_))), "{total:?}");
+    let rest = vec![
+        CreditedLine { line: 1, quantity: 1 },
+        CreditedLine { line: 2, quantity: 1 },
+        CreditedLine { line: 3, quantity: 1 },
+    ];
+    let second = w
+        .issuer
+        .process(&credit_message("r-3", "B001-00000001", rest))
+        .await
+        .unwrap();
+    assert!(
+        matches!(second, Outcome::Credited { ref credit_note_id, .. } if credit_note_id == "BC01-00000002"),
+        "{second:?}"
+    );
+    assert_eq!(w.invoices.credited("acme", "B001-00000001").await.unwrap(), 20488);
+    let more = w.issuer.process(&credit_message("r-4", "B001-00000001", router)).await;
+    assert!(matches!(more, Err(IssueError::NotCreditable(_))), "{more:?}");
+    let unknown = w.issuer.process(&credit_message("r-5", "B001-00000099", vec![])).await;
+    assert!(matches!(unknown, Err(IssueError::NotCreditable(_))), "{unknown:?}");
+    // Refusals took no number: the series has no gap.
+    assert_eq!(w.invoices.last_number("acme", "BC01").await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn a_credit_note_waits_for_its_invoice_and_the_sweep_submits_it_after_an_outage() {
+    use backoffice_store::credit_notes::CreditNoteStore;
+    let w = world();
+    w.authority.then(Submitted::Unavailable("down".into()));
+    assert!(w.issuer.process(&message("P-1")).await.is_err());
+    // The invoice is not accepted yet: no note, no number.
+    let early = w.issuer.process(&credit_message("r-1", "B001-00000001", vec![])).await;
+    assert!(matches!(early, Err(IssueError::NotCreditable(_))), "{early:?}");
+    assert_eq!(w.invoices.last_number("acme", "BC01").await.unwrap(), 0);
+    w.issuer.process(&message("P-1")).await.unwrap();
+    w.authority.then(Submitted::Unavailable("down again".into()));
+    let pending = w.issuer.process(&credit_message("r-1", "B001-00000001", vec![])).await;
+    assert!(matches!(pending, Err(IssueError::SunatUnavailable(_))), "{pending:?}");
+    assert_eq!(
+        w.invoices.pending_credit_notes(10).await.unwrap(),
+        vec![(
+            "acme".to_owned(),
+            "B001-00000001".to_owned(),
+            "BC01-00000001".to_owned()
+        )]
+    );
+    let swept = w
+        .issuer
+        .sweep(w.clock.now() + time::Duration::minutes(5))
+        .await
+        .unwrap();
+    assert_eq!(swept["credit_notes"], 1, "{swept}");
+    assert!(w.invoices.pending_credit_notes(10).await.unwrap().is_empty());
+    let stored = w
+        .invoices
+        .load_credit_note("acme", "B001-00000001", "BC01-00000001")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.electronic.map(|e| (e.status, e.submissions)),
+        Some((ElectronicStatus::Accepted, 2))
+    );
 }

@@ -1,0 +1,221 @@
+//! Credit notes (type 07): each `CreditNoteRequested` on the billing queue becomes at most one
+//! note, numbered without gaps in its own series (`FC01`, `BC01`), signed and submitted to
+//! SUNAT exactly like an invoice. The store refuses a note that would credit more than its
+//! invoice's total or credit an invoice SUNAT has not accepted.
+//!
+//! Steps, each safe to repeat: **issue** (the request's note exists, or the next number, the
+//! note, the request guard and the invoice's credited amount are written in one transaction),
+//! then the **electronic document** and its **submission** as for invoices. A note SUNAT has
+//! not answered stays on the pending index for the sweep.
+
+use backoffice_domain::Clock;
+use backoffice_domain::audit::{Actor, AuditEntry, GENESIS_HASH};
+use backoffice_domain::credit_note::{CreditNote, CreditNoteDraft};
+use backoffice_domain::electronic::ElectronicStatus;
+use backoffice_domain::events::CreditNoteRequested;
+use backoffice_domain::invoice::{Invoice, InvoiceError};
+use backoffice_edge::mail::Mailer;
+use backoffice_store::StoreError;
+use backoffice_store::config::BillingDirectory;
+use backoffice_store::credit_notes::{CreditNoteStore, CreditOutcome};
+use backoffice_store::documents::DocumentStore;
+use backoffice_store::invoices::InvoiceStore;
+use serde_json::json;
+use time::{Date, OffsetDateTime};
+
+use crate::sunat::{IssuerKeys, TaxAuthority};
+use crate::{ACTOR, IssueError, Issuer, NUMBER_ATTEMPTS, Outcome, backoff};
+
+/// The document being made electronic.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Paper<'a> {
+    Invoice(&'a Invoice),
+    CreditNote(&'a CreditNote),
+}
+
+impl<'a> Paper<'a> {
+    /// Its legal number (`F001-00000042`, `FC01-00000001`).
+    pub(crate) fn label(self) -> &'a str {
+        match self {
+            Paper::Invoice(i) => &i.invoice_id,
+            Paper::CreditNote(n) => &n.credit_note_id,
+        }
+    }
+
+    pub(crate) fn ruc(self) -> &'a str {
+        match self {
+            Paper::Invoice(i) => i.seller.document.number(),
+            Paper::CreditNote(n) => n.seller.document.number(),
+        }
+    }
+
+    pub(crate) fn issued_at(self) -> OffsetDateTime {
+        match self {
+            Paper::Invoice(i) => i.issued_at,
+            Paper::CreditNote(n) => n.issued_at,
+        }
+    }
+
+    pub(crate) fn issue_date(self) -> Date {
+        match self {
+            Paper::Invoice(i) => i.issue_date,
+            Paper::CreditNote(n) => n.issue_date,
+        }
+    }
+
+    pub(crate) fn document_key(self, name: &str) -> String {
+        match self {
+            Paper::Invoice(i) => i.document_key(name),
+            Paper::CreditNote(n) => n.document_key(name),
+        }
+    }
+
+    /// `{RUC}-{type}-{series}-{number}`.
+    pub(crate) fn file_stem(self) -> String {
+        match self {
+            Paper::Invoice(i) => {
+                sunat_ubl::file_stem(self.ruc(), sunat_ubl::invoice_type_code(i.kind), &i.series, i.number)
+            }
+            Paper::CreditNote(n) => sunat_ubl::file_stem(self.ruc(), sunat_ubl::CREDIT_NOTE, &n.series, n.number),
+        }
+    }
+
+    pub(crate) fn build_xml(self) -> Result<String, sunat_ubl::UblError> {
+        match self {
+            Paper::Invoice(i) => sunat_ubl::build_invoice(i),
+            Paper::CreditNote(n) => sunat_ubl::build_credit_note(n),
+        }
+    }
+}
+
+impl<S, B, D, M, K, T, Y> Issuer<S, B, D, M, K, T, Y>
+where
+    S: InvoiceStore + CreditNoteStore,
+    B: BillingDirectory,
+    D: DocumentStore,
+    M: Mailer,
+    K: Clock,
+    T: TaxAuthority,
+    Y: IssuerKeys,
+{
+    /// The request's credit note: issued now or by an earlier delivery, then submitted unless
+    /// SUNAT has answered for good.
+    pub async fn credit(&self, request: &CreditNoteRequested, correlation_id: &str) -> Result<Outcome, IssueError> {
+        let client_id = &request.client_id;
+        let (invoice_id, credit_note_id) = match self
+            .invoices
+            .credit_note_for_request(client_id, &request.request_id)
+            .await?
+        {
+            Some(ids) => ids,
+            None => self.issue_credit_note(request, correlation_id).await?,
+        };
+        self.submit_credit_note(client_id, &invoice_id, &credit_note_id).await
+    }
+
+    async fn issue_credit_note(
+        &self,
+        request: &CreditNoteRequested,
+        correlation_id: &str,
+    ) -> Result<(String, String), IssueError> {
+        let client_id = &request.client_id;
+        let Some(stored) = self.invoices.load(client_id, &request.invoice_id).await? else {
+            return Err(refused(
+                request,
+                format!("client {client_id} has no invoice {}", request.invoice_id),
+            ));
+        };
+        let invoice = &stored.invoice;
+        let profile = self.profile(client_id).await?;
+        let series = profile.credit_note_series(invoice.kind);
+        let now = self.clock.now();
+        let today = profile
+            .local_time()?
+            .local(now)
+            .ok_or_else(|| InvoiceError::Invalid(format!("{now} is beyond the calendar")))?
+            .date();
+        for attempt in 0..NUMBER_ATTEMPTS {
+            let head = self.invoices.series_head(client_id, series).await?;
+            // A note is never dated before the last of its series, nor before its invoice.
+            let issue_date = head.issue_date.map_or(today, |last| last.max(today));
+            let draft = CreditNoteDraft::requested(
+                invoice,
+                &request.lines,
+                series,
+                request.reason,
+                &request.description,
+                issue_date,
+                now,
+            )
+            .map_err(|e| refused(request, e.to_string()))?;
+            let note = draft.numbered(head.number + 1)?;
+            let audit = AuditEntry::new(
+                &note.credit_note_id,
+                1,
+                note.issued_at,
+                &Actor::system(ACTOR),
+                "ISSUED",
+                "ISSUED",
+            )
+            .details(json!({
+                "invoice_id": note.invoice_id,
+                "reason": note.reason,
+                "total": note.totals.total,
+                "request_id": request.request_id,
+                "requested_by": request.requested_by,
+                "correlation_id": correlation_id,
+            }))
+            .seal(GENESIS_HASH);
+            match self
+                .invoices
+                .issue_credit_note(invoice, &note, &request.request_id, &request.requested_by, &audit)
+                .await?
+            {
+                CreditOutcome::Issued => {
+                    tracing::info!(credit_note_id = %note.credit_note_id, invoice_id = %note.invoice_id, total = %note.totals.total, "credit note issued");
+                    return Ok((note.invoice_id, note.credit_note_id));
+                }
+                CreditOutcome::AlreadyIssued {
+                    invoice_id,
+                    credit_note_id,
+                } => return Ok((invoice_id, credit_note_id)),
+                CreditOutcome::NumberTaken => tokio::time::sleep(backoff(attempt)).await,
+                CreditOutcome::NotCreditable(why) => return Err(refused(request, why)),
+            }
+        }
+        Err(IssueError::Contention)
+    }
+
+    /// Sign and submit the note unless SUNAT has answered for good.
+    pub async fn submit_credit_note(
+        &self,
+        client_id: &str,
+        invoice_id: &str,
+        credit_note_id: &str,
+    ) -> Result<Outcome, IssueError> {
+        let stored = self
+            .invoices
+            .load_credit_note(client_id, invoice_id, credit_note_id)
+            .await?
+            .ok_or_else(|| {
+                IssueError::Store(StoreError::Corrupt(format!(
+                    "credit note {credit_note_id} is referenced but missing"
+                )))
+            })?;
+        let paper = Paper::CreditNote(&stored.note);
+        let (mut record, xml) = self.electronic_document(paper, stored.electronic.as_ref()).await?;
+        if record.status == ElectronicStatus::PendingSubmission {
+            self.submit(paper, &mut record, &xml).await?;
+        }
+        Ok(Outcome::Credited {
+            credit_note_id: credit_note_id.to_owned(),
+            status: record.status,
+        })
+    }
+}
+
+/// A request no retry can satisfy as it stands; logged for the alarm and for finance.
+fn refused(request: &CreditNoteRequested, why: String) -> IssueError {
+    tracing::error!(request_id = %request.request_id, invoice_id = %request.invoice_id, error = %why, error_kind = "credit_note_refused", "credit note not issued");
+    IssueError::NotCreditable(why)
+}
