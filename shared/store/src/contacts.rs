@@ -23,7 +23,7 @@
 //! Disposition catalogs live in ConfigTable: `CAMPAIGN#{id}` / `DISPOSITIONS#v{version:06}`, and
 //! `DISPOSITIONS#ACTIVE` pointing at the active version.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -34,7 +34,10 @@ use backoffice_domain::tipification::callback::{Callback, CallbackChanges, Pendi
 use backoffice_domain::tipification::{Catalog, Contact, Family, Node};
 
 use crate::counters::{CounterRow, counter_rows};
-use crate::dynamo::{Item, TransactFailure, corrupt, get_item, nanos, page_size, s, sdk_error, transact, transact_put};
+use crate::dynamo::{
+    Item, TransactFailure, corrupt, decode_cursor, encode_cursor, get_item, nanos, page_size, s, sdk_error, transact,
+    transact_put,
+};
 use crate::{ConflictKind, Page, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -435,48 +438,6 @@ fn callback_close(table: &str, closed: &Callback) -> Result<Vec<TransactWriteIte
         TransactWriteItem::builder().put(put).build(),
         TransactWriteItem::builder().delete(delete).build(),
     ])
-}
-
-/// An index position as an opaque cursor: the last item's table and index keys.
-fn encode_cursor(key: &Item) -> Option<String> {
-    use base64::Engine;
-    let plain: BTreeMap<&str, &str> = key
-        .iter()
-        .filter(|(k, _)| matches!(k.as_str(), "pk" | "sk") || k.starts_with("gsi"))
-        .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.as_str(), v.as_str())))
-        .collect();
-    let json = serde_json::to_vec(&plain).ok()?;
-    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json))
-}
-
-/// A cursor is only valid for the partition it came from, and within the query's range
-/// (`sk_max`): anything else is refused here, before DynamoDB would refuse it as a bad request.
-fn decode_cursor(
-    raw: &str,
-    pk_name: &str,
-    pk_value: &str,
-    sk_name: &str,
-    sk_max: Option<&str>,
-) -> Result<Item, StoreError> {
-    use base64::Engine;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(raw.as_bytes())
-        .map_err(|_| StoreError::InvalidCursor)?;
-    let plain: BTreeMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| StoreError::InvalidCursor)?;
-    let expected = ["pk", "sk", pk_name, sk_name];
-    let in_range = plain
-        .get(sk_name)
-        .is_some_and(|sk| sk_max.is_none_or(|max| sk.as_str() <= max));
-    if plain.len() != expected.len()
-        || !expected
-            .iter()
-            .all(|k| plain.get(*k).is_some_and(|v| !v.is_empty() && v.len() <= 1024))
-        || plain.get(pk_name).map(String::as_str) != Some(pk_value)
-        || !in_range
-    {
-        return Err(StoreError::InvalidCursor);
-    }
-    Ok(plain.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect())
 }
 
 /// The upper bound of a due-time range on the index (inclusive).

@@ -1,7 +1,7 @@
 //! What every DynamoDB adapter shares: error classification, attribute helpers, one-partition
 //! index pages. Each table's module has its own key layout.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -210,4 +210,46 @@ pub(crate) async fn query_all(query: QueryFluentBuilder) -> Result<Vec<Item>, St
             _ => return Ok(items),
         }
     }
+}
+
+/// An index position as an opaque cursor: the last item's table and index keys.
+pub(crate) fn encode_cursor(key: &Item) -> Option<String> {
+    use base64::Engine;
+    let plain: BTreeMap<&str, &str> = key
+        .iter()
+        .filter(|(k, _)| matches!(k.as_str(), "pk" | "sk") || k.starts_with("gsi"))
+        .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.as_str(), v.as_str())))
+        .collect();
+    let json = serde_json::to_vec(&plain).ok()?;
+    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json))
+}
+
+/// A cursor is only valid for the partition it came from, and within the query's range
+/// (`sk_max`): anything else is refused here, before DynamoDB would refuse it as a bad request.
+pub(crate) fn decode_cursor(
+    raw: &str,
+    pk_name: &str,
+    pk_value: &str,
+    sk_name: &str,
+    sk_max: Option<&str>,
+) -> Result<Item, StoreError> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(raw.as_bytes())
+        .map_err(|_| StoreError::InvalidCursor)?;
+    let plain: BTreeMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| StoreError::InvalidCursor)?;
+    let expected = ["pk", "sk", pk_name, sk_name];
+    let in_range = plain
+        .get(sk_name)
+        .is_some_and(|sk| sk_max.is_none_or(|max| sk.as_str() <= max));
+    if plain.len() != expected.len()
+        || !expected
+            .iter()
+            .all(|k| plain.get(*k).is_some_and(|v| !v.is_empty() && v.len() <= 1024))
+        || plain.get(pk_name).map(String::as_str) != Some(pk_value)
+        || !in_range
+    {
+        return Err(StoreError::InvalidCursor);
+    }
+    Ok(plain.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect())
 }

@@ -22,8 +22,6 @@
 //! depends only on what it calls; [`DynamoPresaleStore`] implements them all, and so does its
 //! in-memory twin for handler tests.
 
-use std::collections::BTreeMap;
-
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
@@ -31,7 +29,6 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use backoffice_domain::audit::AuditRecord;
 use backoffice_domain::presale::{Presale, PresaleId, PresaleStatus};
 use backoffice_domain::recording::{CustomerHistory, Recording};
-use base64::Engine;
 
 use crate::counters::{CounterDelta, CounterRow, Counters, counter_rows, counter_update};
 use crate::dynamo::{
@@ -389,33 +386,6 @@ impl DynamoPresaleStore {
     fn put(&self, item: Item, condition: &str) -> Result<TransactWriteItem, StoreError> {
         transact_put(&self.table, item, Some(condition))
     }
-
-    /// Which of the transaction's items failed its condition, if the service said.
-    fn encode_cursor(key: &Item) -> Option<String> {
-        let plain: BTreeMap<&str, &str> = key
-            .iter()
-            .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.as_str(), v.as_str())))
-            .collect();
-        let json = serde_json::to_vec(&plain).ok()?;
-        Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json))
-    }
-
-    /// A cursor is only valid for the partition it came from: anything else is refused here,
-    /// before DynamoDB would reject it with a 500-looking validation error.
-    fn decode_cursor(raw: &str, pk_name: &str, pk_value: &str, sk_name: &str) -> Result<Item, StoreError> {
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(raw.as_bytes())
-            .map_err(|_| StoreError::InvalidCursor)?;
-        let plain: BTreeMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| StoreError::InvalidCursor)?;
-        let expected: [&str; 4] = ["pk", "sk", pk_name, sk_name];
-        if plain.len() != 4
-            || !expected.iter().all(|k| plain.contains_key(*k))
-            || plain.get(pk_name).map(String::as_str) != Some(pk_value)
-        {
-            return Err(StoreError::InvalidCursor);
-        }
-        Ok(plain.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect())
-    }
 }
 
 #[async_trait]
@@ -524,7 +494,7 @@ impl PresaleList for DynamoPresaleStore {
             ),
         };
         let start = match &query.cursor {
-            Some(raw) => Some(Self::decode_cursor(raw, pk_name, &pk_value, sk_name)?),
+            Some(raw) => Some(crate::dynamo::decode_cursor(raw, pk_name, &pk_value, sk_name, None)?),
             None => None,
         };
         let mut request = self
@@ -558,7 +528,10 @@ impl PresaleList for DynamoPresaleStore {
             .into_iter()
             .map(|item| serde_dynamo::from_item::<_, Presale>(item).map_err(corrupt("reading pre-sale")))
             .collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = output.last_evaluated_key.as_ref().and_then(Self::encode_cursor);
+        let next_cursor = output
+            .last_evaluated_key
+            .as_ref()
+            .and_then(crate::dynamo::encode_cursor);
         Ok(Page { items, next_cursor })
     }
 }
