@@ -13,6 +13,7 @@ fn handler_routes() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("presale-review", presale_review::ROUTES),
         ("contact-tipify", contact_tipify::ROUTES),
         ("shipment-tracking", shipment_tracking::ROUTES),
+        ("receivables", receivables::ROUTES),
     ])
 }
 

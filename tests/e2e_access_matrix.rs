@@ -352,6 +352,19 @@ const TABLE: &[Row] = &[
     ("POST /shipments/{id}/events", Admin, OtherClient, AnyRecord, 401),
     // Finance, supervisors, admins and the sale's agent read a shipment; anyone else, as if it
     // did not exist.
+    // Finance's invoice list: finance, supervisors and admins of the client; another client
+    // reads as unknown. No record.
+    ("GET /invoices", Anon, AnyClient, AnyRecord, 401),
+    ("GET /invoices", Agent, OwnClient, AnyRecord, 403),
+    ("GET /invoices", Agent, OtherClient, AnyRecord, 403),
+    ("GET /invoices", Validator, OwnClient, AnyRecord, 403),
+    ("GET /invoices", Validator, OtherClient, AnyRecord, 403),
+    ("GET /invoices", Supervisor, OwnClient, AnyRecord, 200),
+    ("GET /invoices", Supervisor, OtherClient, AnyRecord, 404),
+    ("GET /invoices", Finance, OwnClient, AnyRecord, 200),
+    ("GET /invoices", Finance, OtherClient, AnyRecord, 404),
+    ("GET /invoices", Admin, OwnClient, AnyRecord, 200),
+    ("GET /invoices", Admin, OtherClient, AnyRecord, 404),
     ("GET /shipments/{id}", Anon, AnyClient, AnyRecord, 401),
     ("GET /shipments/{id}", Agent, OwnClient, OwnRecord, 200),
     ("GET /shipments/{id}", Agent, OwnClient, OtherRecord, 404),
@@ -809,6 +822,7 @@ impl Fixture {
                 target
             }
             "GET /shipments/{id}" => Target::new(&self.ship.client, format!("/shipments/{}", self.shipment)),
+            "GET /invoices" => Target::new(&self.ship.client, format!("/invoices?client={}", self.ship.client)),
             _ => return None,
         })
     }

@@ -592,7 +592,9 @@ mod memory {
     use std::sync::Mutex;
 
     use super::*;
+    use crate::Page;
     use crate::credit_notes::{CreditNoteStore, CreditOutcome, StoredCreditNote};
+    use crate::ledger::{InvoiceLedger, InvoiceQuery, InvoiceSummary, summarize};
     use backoffice_domain::credit_note::CreditNote;
 
     /// In-memory [`InvoiceStore`] with the same conditions, for unit tests.
@@ -645,6 +647,47 @@ mod memory {
                 .lock()
                 .map(|s| s.notes.values().cloned().collect())
                 .unwrap_or_default()
+        }
+    }
+
+    #[async_trait]
+    impl InvoiceLedger for MemoryInvoiceStore {
+        async fn invoices(&self, query: &InvoiceQuery) -> Result<Page<InvoiceSummary>, StoreError> {
+            let state = self.lock()?;
+            let mut matching: Vec<InvoiceSummary> = state
+                .invoices
+                .values()
+                .filter(|i| i.invoice.client_id == query.client_id)
+                .filter(|i| query.issued_from.is_none_or(|d| i.invoice.issue_date >= d))
+                .filter(|i| query.issued_to.is_none_or(|d| i.invoice.issue_date <= d))
+                .filter(|i| query.series.as_ref().is_none_or(|s| &i.invoice.series == s))
+                .filter(|i| {
+                    query
+                        .buyer_document
+                        .as_ref()
+                        .is_none_or(|d| i.invoice.buyer.document.number() == d)
+                })
+                .map(|i| {
+                    let k = key(&i.invoice.client_id, &i.invoice.invoice_id);
+                    let parked = matches!(state.email_due.get(&k), Some(None));
+                    let credited = state.credited.get(&k).copied().unwrap_or(0);
+                    summarize(&i.invoice, i.electronic.as_ref(), i.email.is_some(), parked, credited)
+                })
+                .filter(|s| query.electronic_status.is_none_or(|e| s.electronic_status == e))
+                .filter(|s| query.email_status.is_none_or(|e| s.email_status == e))
+                .collect();
+            // Newest first, as the index reads backwards.
+            matching.sort_by(|a, b| (b.issue_date, &b.invoice_id).cmp(&(a.issue_date, &a.invoice_id)));
+            let start = match &query.cursor {
+                None => 0,
+                Some(cursor) => cursor.parse::<usize>().map_err(|_| StoreError::InvalidCursor)?,
+            };
+            let limit = query.limit.clamp(1, 100) as usize;
+            let next = start + limit;
+            Ok(Page {
+                next_cursor: (next < matching.len()).then(|| next.to_string()),
+                items: matching.into_iter().skip(start).take(limit).collect(),
+            })
         }
     }
 

@@ -11,6 +11,7 @@ pub mod documents;
 pub(crate) mod dynamo;
 pub mod idempotency;
 pub mod invoices;
+pub mod ledger;
 pub mod outbox;
 pub mod presales;
 pub mod reconciliation;

@@ -32,6 +32,29 @@ impl ApiResponse {
         }
     }
 
+    /// A CSV table that opens in Excel as it is: UTF-8 with a byte-order mark (without it Excel
+    /// reads the bytes as the system's code page and breaks every "ñ"), a header row, RFC 4180
+    /// quoting, CRLF line ends; `filename` for the download.
+    pub fn csv(status: u16, header: &[&str], rows: &[Vec<String>], filename: &str) -> Self {
+        let mut writer = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::CRLF)
+            .from_writer(Vec::new());
+        let written = writer
+            .write_record(header)
+            .and_then(|()| rows.iter().try_for_each(|row| writer.write_record(row)));
+        let bytes = match written
+            .map_err(|e| e.to_string())
+            .and_then(|()| writer.into_inner().map_err(|e| e.to_string()))
+        {
+            Ok(bytes) => bytes,
+            Err(e) => return super::ApiError::Internal(format!("writing CSV: {e}")).to_response(None, None),
+        };
+        let body = format!("\u{feff}{}", String::from_utf8_lossy(&bytes));
+        Self::new(status, body)
+            .header("content-type", "text/csv; charset=utf-8")
+            .header("content-disposition", format!("attachment; filename=\"{filename}\""))
+    }
+
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.headers.push((name.to_ascii_lowercase(), value.into()));
         self

@@ -1,0 +1,214 @@
+//! receivables: what finance reads of the invoices. `GET /invoices` lists a client's invoices,
+//! newest first, a page at a time, filtered by issue date, series, buyer, SUNAT status (the
+//! rejected and still-pending documents finance must act on) and e-mail status; as JSON, or as
+//! CSV that opens in Excel (`Accept: text/csv`).
+//!
+//! Finance, supervisors and admins of the client only; another client's invoices read as an
+//! unknown client.
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use backoffice_domain::electronic::ElectronicStatus;
+use backoffice_domain::principal::{Principal, Role};
+use backoffice_edge::http::{ApiError, ApiRequest, ApiResponse, Invocation, respond};
+use backoffice_store::ledger::{EmailStatus, InvoiceLedger, InvoiceQuery, InvoiceSummary};
+use serde_json::json;
+
+pub const ROUTES: &[&str] = &["GET /invoices"];
+
+const DEFAULT_PAGE_SIZE: u32 = 50;
+const MAX_PAGE_SIZE: u32 = 100;
+
+pub struct Receivables<L> {
+    pub ledger: L,
+}
+
+impl<L: InvoiceLedger> Receivables<L> {
+    pub async fn handle(&self, event: ApiGatewayV2httpRequest, invocation: &Invocation) -> ApiGatewayV2httpResponse {
+        respond(event, invocation, async |request: &ApiRequest| {
+            self.route(request).await
+        })
+        .await
+    }
+
+    async fn route(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
+        match request.route_key.as_str() {
+            "GET /invoices" => self.list(request, &request.principal()?).await,
+            other => Err(ApiError::NotFound(format!("no route {other}"))),
+        }
+    }
+
+    async fn list(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
+        if !principal.is_any(&[Role::Finance, Role::Supervisor, Role::Admin]) {
+            return Err(ApiError::Forbidden(
+                "invoices are listed for finance, supervisors and admins".into(),
+            ));
+        }
+        request.only_query_params(&[
+            "client",
+            "from",
+            "to",
+            "series",
+            "electronic_status",
+            "email_status",
+            "buyer_document",
+            "limit",
+            "cursor",
+        ])?;
+        let client_id = match (request.query_param("client")?, principal.clients.as_slice()) {
+            (Some(client), _) => client.to_owned(),
+            // One client on the token: it is the one meant.
+            (None, [only]) => only.clone(),
+            (None, _) => {
+                return Err(ApiError::InvalidParameter {
+                    field: "client".into(),
+                    detail: "client is required: your token lists several clients".into(),
+                });
+            }
+        };
+        if !principal.acts_for(&client_id) {
+            return Err(ApiError::NotFound(format!("no client {client_id}")));
+        }
+        let invalid = |field: &str, detail: &str| ApiError::InvalidParameter {
+            field: field.into(),
+            detail: detail.into(),
+        };
+        let (from, to) = (request.date_param("from")?, request.date_param("to")?);
+        if let (Some(from), Some(to)) = (from, to)
+            && from > to
+        {
+            return Err(invalid("to", "to is on or after from"));
+        }
+        let electronic_status = request
+            .query_param("electronic_status")?
+            .map(|raw| {
+                parse_electronic(raw).ok_or_else(|| {
+                    invalid(
+                        "electronic_status",
+                        "electronic_status is PENDING_SUBMISSION, ACCEPTED, OBSERVED or REJECTED",
+                    )
+                })
+            })
+            .transpose()?;
+        let email_status = request
+            .query_param("email_status")?
+            .map(|raw| {
+                EmailStatus::parse(raw)
+                    .ok_or_else(|| invalid("email_status", "email_status is PENDING, SENT or PARKED"))
+            })
+            .transpose()?;
+        let series = request
+            .query_param("series")?
+            .map(|raw| {
+                let well_formed = raw.len() == 4 && raw.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+                well_formed
+                    .then(|| raw.to_owned())
+                    .ok_or_else(|| invalid("series", "a series is 4 upper-case letters or digits (F001, B001)"))
+            })
+            .transpose()?;
+        let buyer_document = request
+            .query_param("buyer_document")?
+            .map(|raw| {
+                let number: String = raw.chars().filter(|c| !matches!(c, ' ' | '-' | '.')).collect();
+                (!number.is_empty() && number.len() <= 20 && number.chars().all(|c| c.is_ascii_alphanumeric()))
+                    .then(|| number.to_ascii_uppercase())
+                    .ok_or_else(|| invalid("buyer_document", "a document number is letters and digits"))
+            })
+            .transpose()?;
+        let limit = match request.query_param("limit")? {
+            None => DEFAULT_PAGE_SIZE,
+            Some(raw) => raw
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
+                .ok_or_else(|| invalid("limit", "limit is a whole number from 1 to 100"))?,
+        };
+        let query = InvoiceQuery {
+            client_id,
+            issued_from: from,
+            issued_to: to,
+            series,
+            electronic_status,
+            email_status,
+            buyer_document,
+            limit,
+            cursor: request.query_param("cursor")?.map(str::to_owned),
+        };
+        let page = self.ledger.invoices(&query).await?;
+        if wants_csv(request) {
+            let rows: Vec<Vec<String>> = page.items.iter().map(csv_row).collect();
+            let mut response = ApiResponse::csv(200, &CSV_HEADER, &rows, &format!("invoices-{}.csv", query.client_id));
+            if let Some(cursor) = &page.next_cursor {
+                response = response.header("x-next-cursor", cursor.clone());
+            }
+            return Ok(response);
+        }
+        Ok(ApiResponse::json(
+            200,
+            &json!({"client": query.client_id, "items": page.items, "next_cursor": page.next_cursor}),
+        ))
+    }
+}
+
+fn parse_electronic(raw: &str) -> Option<ElectronicStatus> {
+    [
+        ElectronicStatus::PendingSubmission,
+        ElectronicStatus::Accepted,
+        ElectronicStatus::Observed,
+        ElectronicStatus::Rejected,
+    ]
+    .into_iter()
+    .find(|s| s.as_str() == raw)
+}
+
+/// `Accept: text/csv` (a browser's or Excel's download) asks for the CSV.
+fn wants_csv(request: &ApiRequest) -> bool {
+    request
+        .header("accept")
+        .is_some_and(|accept| accept.split(',').any(|t| t.trim().starts_with("text/csv")))
+}
+
+const CSV_HEADER: [&str; 16] = [
+    "invoice_id",
+    "kind",
+    "issue_date",
+    "due_date",
+    "buyer_document_type",
+    "buyer_document",
+    "buyer_name",
+    "currency",
+    "taxable",
+    "igv",
+    "total",
+    "credited",
+    "electronic_status",
+    "sunat_code",
+    "sunat_description",
+    "email_status",
+];
+
+/// Amounts as decimals with a dot (`204.88`), as Excel and Power BI read them.
+fn csv_row(invoice: &InvoiceSummary) -> Vec<String> {
+    let amount = |m: &backoffice_domain::money::Money| m.to_decimal_string();
+    let enum_text = |v: serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    vec![
+        invoice.invoice_id.clone(),
+        enum_text(json!(invoice.kind)),
+        invoice.issue_date.to_string(),
+        invoice.due_date.to_string(),
+        invoice.buyer.document.kind().as_str().to_owned(),
+        invoice.buyer.document.number().to_owned(),
+        invoice.buyer.name.clone(),
+        invoice.currency.code().to_owned(),
+        amount(&invoice.totals.subtotal),
+        amount(&invoice.totals.tax),
+        amount(&invoice.totals.total),
+        amount(&invoice.credited),
+        invoice.electronic_status.as_str().to_owned(),
+        invoice.sunat_code.map(|c| c.to_string()).unwrap_or_default(),
+        invoice.sunat_description.clone().unwrap_or_default(),
+        enum_text(json!(invoice.email_status)),
+    ]
+}
+
+#[cfg(test)]
+mod tests;

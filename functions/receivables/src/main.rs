@@ -1,0 +1,26 @@
+//! Wiring only: the invoices table's client is built once at init.
+
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use backoffice_edge::http::Invocation;
+use backoffice_edge::{aws, config, telemetry};
+use backoffice_store::invoices::DynamoInvoiceStore;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use receivables::Receivables;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let invoices_table = config::required("INVOICES_TABLE")?;
+    let sdk = aws::sdk_config().await;
+    let receivables = Receivables {
+        ledger: DynamoInvoiceStore::new(aws::dynamodb(&sdk), invoices_table),
+    };
+    let receivables = &receivables;
+    run(service_fn(
+        move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
+            let invocation = Invocation::from_context(&event.context);
+            Ok::<_, Error>(receivables.handle(event.payload, &invocation).await)
+        },
+    ))
+    .await
+}

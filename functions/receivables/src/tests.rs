@@ -1,0 +1,166 @@
+//! Handler tests with the in-memory ledger: who may list, the filters, the pages, the CSV.
+
+use backoffice_domain::audit::{Actor, AuditEntry, GENESIS_HASH};
+use backoffice_domain::invoice::InvoiceDraft;
+use backoffice_domain::testing::{billing_profile, invoice_request};
+use backoffice_edge::testing::{ApiEvent, Reply};
+use backoffice_store::invoices::{ElectronicRecord, InvoiceStore, MemoryInvoiceStore};
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+use super::*;
+
+const NOW: OffsetDateTime = datetime!(2026-11-24 15:00 UTC);
+
+/// Three boletas of acme (B001-1..3, issued a day apart; the second rejected by SUNAT) and one
+/// of globex.
+async fn service() -> Receivables<MemoryInvoiceStore> {
+    let store = MemoryInvoiceStore::default();
+    for (n, client, day) in [(1, "acme", 0), (2, "acme", 1), (3, "acme", 2), (1, "globex", 0)] {
+        let at = NOW + time::Duration::days(day);
+        let invoice = InvoiceDraft::prepare(
+            &invoice_request(&format!("p-{client}-{n}"), client),
+            &billing_profile(client),
+            at,
+        )
+        .and_then(|d| d.numbered(n))
+        .expect("invoice");
+        let audit =
+            AuditEntry::new(&invoice.invoice_id, 1, at, &Actor::system("test"), "ISSUED", "ISSUED").seal(GENESIS_HASH);
+        store.issue(&invoice, &audit).await.expect("issued");
+        let rejected = n == 2;
+        let record = ElectronicRecord {
+            status: if rejected {
+                ElectronicStatus::Rejected
+            } else {
+                ElectronicStatus::Accepted
+            },
+            file_stem: "stem".into(),
+            digest_value: "d".into(),
+            xml_key: "k".into(),
+            xml_sha256: "h".into(),
+            cdr_key: None,
+            response_code: Some(if rejected { 2800 } else { 0 }),
+            description: Some(
+                if rejected {
+                    "Documento, \"tipo\" inválido"
+                } else {
+                    "Aceptada"
+                }
+                .into(),
+            ),
+            notes: Vec::new(),
+            submissions: 1,
+            last_error: None,
+            answered_at: Some(at),
+        };
+        store
+            .record_electronic(client, &invoice.invoice_id, &record)
+            .await
+            .expect("recorded");
+    }
+    Receivables { ledger: store }
+}
+
+async fn list(s: &Receivables<MemoryInvoiceStore>, who: (&str, &str), query: &[(&str, &str)], csv: bool) -> Reply {
+    let mut event = ApiEvent::new("GET /invoices").who(who.0, who.1, "acme");
+    for (name, value) in query {
+        event = event.query(name, value);
+    }
+    if csv {
+        event = event.header("accept", "text/csv");
+    }
+    Reply::from(s.handle(event.build(), &Invocation::ending_after(NOW, 10)).await)
+}
+
+fn ids(reply: &Reply) -> Vec<&str> {
+    reply.body["items"]
+        .as_array()
+        .map(|items| items.iter().filter_map(|i| i["invoice_id"].as_str()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn finance_lists_its_clients_invoices_newest_first_and_nobody_else_does() {
+    let s = service().await;
+    let all = list(&s, ("fin-1", "finance"), &[], false).await;
+    assert_eq!(all.status, 200, "{}", all.text);
+    assert_eq!(ids(&all), vec!["B001-00000003", "B001-00000002", "B001-00000001"]);
+    assert_eq!(all.body["items"][1]["electronic_status"], "REJECTED");
+    assert_eq!(all.body["items"][1]["sunat_code"], 2800);
+    for role in ["supervisor", "admin"] {
+        assert_eq!(list(&s, ("u-1", role), &[], false).await.status, 200, "{role}");
+    }
+    for role in ["agent", "validator"] {
+        assert_eq!(list(&s, ("u-1", role), &[], false).await.status, 403, "{role}");
+    }
+    let other = list(&s, ("fin-1", "finance"), &[("client", "globex")], false).await;
+    assert_eq!(other.status, 404, "another client's invoices read as an unknown client");
+}
+
+#[tokio::test]
+async fn the_rejected_documents_are_one_filter_away_and_pages_follow_their_cursor() {
+    let s = service().await;
+    let rejected = list(&s, ("fin-1", "finance"), &[("electronic_status", "REJECTED")], false).await;
+    assert_eq!(ids(&rejected), vec!["B001-00000002"]);
+    let dated = list(
+        &s,
+        ("fin-1", "finance"),
+        &[("from", "2026-11-25"), ("to", "2026-11-25")],
+        false,
+    )
+    .await;
+    assert_eq!(ids(&dated), vec!["B001-00000002"]);
+    let first = list(&s, ("fin-1", "finance"), &[("limit", "2")], false).await;
+    assert_eq!(ids(&first).len(), 2);
+    let cursor = first.body["next_cursor"].as_str().expect("a next page").to_owned();
+    let second = list(&s, ("fin-1", "finance"), &[("limit", "2"), ("cursor", &cursor)], false).await;
+    assert_eq!(ids(&second), vec!["B001-00000001"]);
+    assert!(second.body["next_cursor"].is_null());
+}
+
+#[tokio::test]
+async fn bad_filters_are_named_in_the_problem() {
+    let s = service().await;
+    for (name, value) in [
+        ("electronic_status", "LOST"),
+        ("email_status", "x"),
+        ("from", "25/11/2026"),
+        ("limit", "0"),
+        ("series", "b001"),
+        ("buyer_document", "<script>"),
+        ("stauts", "PAID"),
+    ] {
+        let reply = list(&s, ("fin-1", "finance"), &[(name, value)], false).await;
+        assert_eq!(reply.status, 400, "{name}={value}: {}", reply.text);
+        assert!(reply.text.contains(name), "{name}: {}", reply.text);
+    }
+    let reversed = list(
+        &s,
+        ("fin-1", "finance"),
+        &[("from", "2026-11-26"), ("to", "2026-11-24")],
+        false,
+    )
+    .await;
+    assert_eq!(reversed.status, 400);
+}
+
+#[tokio::test]
+async fn the_csv_opens_in_excel_with_a_bom_a_header_and_quoted_text() {
+    let s = service().await;
+    let reply = list(&s, ("fin-1", "finance"), &[("limit", "2")], true).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), Some("text/csv; charset=utf-8"));
+    assert!(reply.header("x-next-cursor").is_some());
+    assert!(reply.text.starts_with('\u{feff}'), "UTF-8 BOM for Excel");
+    let lines: Vec<&str> = reply.text.trim_start_matches('\u{feff}').split("\r\n").collect();
+    assert_eq!(lines[0], CSV_HEADER.join(","));
+    assert!(lines[1].starts_with("B001-00000003,BOLETA,2026-11-26,"), "{}", lines[1]);
+    assert!(lines[1].contains(",204.88,0.00,ACCEPTED,0,Aceptada,"), "{}", lines[1]);
+    // A description with a comma and quotes stays one field.
+    assert!(
+        lines[2].contains(",\"Documento, \"\"tipo\"\" inválido\","),
+        "{}",
+        lines[2]
+    );
+}
