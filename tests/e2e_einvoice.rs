@@ -325,6 +325,68 @@ async fn a_rejected_invoice_is_recorded_with_its_cdr_and_never_emailed() {
     invoice_sweep(&d).await;
     let after = d.env.invoice_of_sale(&sale_id).await.expect("invoice");
     assert!(after.get("email").is_none() && after.get("pdf").is_none(), "{after}");
+
+    // Finance finds it among the rejected documents, as JSON and as CSV for Excel.
+    let invoice_id = invoice["invoice_id"].as_str().expect("id");
+    let finance = e2e_tests::caller("fin-1", "finance", &[d.client.as_str()]);
+    let path = format!("/invoices?client={}&electronic_status=REJECTED", d.client);
+    let listed = d.env.send(d.env.as_caller(&finance, "GET", &path)).await;
+    assert_eq!(listed.status, 200, "{:?}", listed.body);
+    let items = listed.body["items"].as_array().expect("items");
+    assert_eq!(
+        items
+            .iter()
+            .map(|i| (
+                i["invoice_id"].as_str(),
+                i["sunat_code"].as_u64(),
+                i["email_status"].as_str()
+            ))
+            .collect::<Vec<_>>(),
+        vec![(Some(invoice_id), Some(2800), Some("PARKED"))],
+        "{items:?}"
+    );
+    let accepted = format!("/invoices?client={}&electronic_status=ACCEPTED", d.client);
+    let none = d.env.send(d.env.as_caller(&finance, "GET", &accepted)).await;
+    assert_eq!(none.body["items"], json!([]), "{:?}", none.body);
+    let csv = d
+        .env
+        .as_caller(&finance, "GET", &path)
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .expect("CSV")
+        .bytes()
+        .await
+        .expect("bytes");
+    // Python's csv module reads it as Excel would (utf-8-sig: the BOM is the encoding's mark).
+    let csv_file = temp_file("invoices.csv", &csv);
+    let python = repo_root().join(".local/venv/bin/python");
+    let read = Command::new(python)
+        .args([
+            "-c",
+            "import csv, json, sys; rows = list(csv.DictReader(open(sys.argv[1], encoding='utf-8-sig', newline=''))); print(json.dumps(rows))",
+        ])
+        .arg(&csv_file)
+        .output()
+        .expect("python");
+    let rows: Value =
+        serde_json::from_slice(&read.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&read.stderr)));
+    assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
+    assert_eq!(
+        (
+            rows[0]["invoice_id"].as_str(),
+            rows[0]["electronic_status"].as_str(),
+            rows[0]["sunat_code"].as_str(),
+            rows[0]["total"].as_str()
+        ),
+        (
+            Some(invoice_id),
+            Some("REJECTED"),
+            Some("2800"),
+            Some(money(&invoice["totals"]["total"]).as_str())
+        ),
+        "{rows}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -377,4 +439,212 @@ async fn sunat_unavailable_leaves_the_invoice_pending_and_the_sweep_submits_it_l
         (Some("ACCEPTED"), Some(2)),
         "{delivered}"
     );
+}
+
+/// The credit note item `note_id` of an invoice, as JSON, once `done` says so.
+async fn wait_credit_note(d: &Desk, invoice_id: &str, note_id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    loop {
+        let found = d
+            .env
+            .partition("InvoicesTable", &format!("INVOICE#{}#{invoice_id}", d.client))
+            .await
+            .into_iter()
+            .find(|item| item.get("sk").and_then(|v| v.as_s().ok()) == Some(&format!("CREDIT_NOTE#{note_id}")))
+            .map(|item| serde_dynamo::from_item::<_, Value>(item).expect("credit note as JSON"));
+        if let Some(note) = found.filter(|n| done(n)) {
+            return note;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{note_id}: never done");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Hand invoice-issue one CreditNoteRequested as the billing queue would; the ids of the
+/// messages it reports failed.
+async fn request_credit(d: &Desk, request_id: &str, invoice_id: &str, lines: Value) -> Vec<Value> {
+    let body = json!({
+        "type": "CreditNoteRequested", "id": format!("m-{request_id}"), "version": 1,
+        "occurred_at": "2026-11-30T15:00:00Z", "correlation_id": request_id,
+        "body": {"request_id": request_id, "client_id": d.client, "invoice_id": invoice_id, "reason": "07",
+                 "description": "Devolución de un router", "lines": lines, "requested_by": "finance-1"},
+    });
+    let reply = d
+        .env
+        .send(
+            d.env
+                .deliver_sqs("InvoiceIssueFunction", "BillingQueue", &body.to_string()),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    reply.body["batchItemFailures"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_credit_note_corrects_an_accepted_invoice_in_its_own_series_and_foreign_tools_accept_it() {
+    let d = desk().await;
+    let (id, _) = d.ready_presale(20).await;
+    let document = buyer_document(&d, &id).await;
+    let sale_id = d.approve(&d.validator("val-1"), &id).await;
+    let invoice = d.wait_invoice(&sale_id).await;
+    let invoice_id = invoice["invoice_id"].as_str().expect("id").to_owned();
+    assert_eq!(invoice["electronic"]["status"], "ACCEPTED", "{invoice}");
+
+    // One router returned: a note in the boletas' credit series, delivered twice, issued once.
+    let router = json!([{"line": 2, "quantity": 1}]);
+    assert!(request_credit(&d, "cn-1", &invoice_id, router.clone()).await.is_empty());
+    assert!(request_credit(&d, "cn-1", &invoice_id, router).await.is_empty());
+    let note = wait_credit_note(&d, &invoice_id, "BC01-00000001", |n| {
+        n["electronic"]["status"] == "ACCEPTED"
+    })
+    .await;
+    assert_eq!(
+        (
+            note["invoice_id"].as_str(),
+            note["reason"].as_str(),
+            money(&note["totals"]["total"])
+        ),
+        (Some(invoice_id.as_str()), Some("07"), "19.99".to_owned()),
+        "{note}"
+    );
+    let series = d
+        .env
+        .partition("InvoicesTable", &format!("SERIES#{}#BC01", d.client))
+        .await;
+    assert_eq!(
+        series[0]
+            .get("last_number")
+            .and_then(|v| v.as_n().ok())
+            .map(String::as_str),
+        Some("1"),
+        "a redelivered request takes no second number"
+    );
+
+    // Its signed XML, as stored: xmlsec1 and the official CreditNote-2.1 XSD accept it.
+    let xml_key = note["electronic"]["xml_key"].as_str().expect("xml key");
+    let stem = "20100070970-07-BC01-00000001";
+    assert_eq!(xml_key, format!("invoices/{}/BC01/{stem}.xml", d.client));
+    let xml = d
+        .env
+        .s3
+        .get_object()
+        .bucket(d.env.resource("InvoicesBucket").reference.clone())
+        .key(xml_key)
+        .send()
+        .await
+        .expect("the XML is stored")
+        .body
+        .collect()
+        .await
+        .expect("bytes")
+        .into_bytes();
+    let xml_file = temp_file(&format!("{stem}.xml"), &xml);
+    let cert = d.env.info.einvoice_certificate.to_str().expect("path").to_owned();
+    let (ok, out) = run(
+        "xmlsec1",
+        &[
+            "--verify",
+            "--pubkey-cert-pem",
+            &cert,
+            "--id-attr:Id",
+            "Signature",
+            xml_file.to_str().expect("path"),
+        ],
+    );
+    assert!(ok, "xmlsec1 rejects the signed credit note: {out}");
+    let (valid, report) = venv_python("validate_ubl.py", &xml_file);
+    assert!(
+        valid && report["valid"] == true && report["schema"]["file"] == "maindoc/UBL-CreditNote-2.1.xsd",
+        "{report}"
+    );
+    let text = String::from_utf8(xml.to_vec()).expect("UTF-8");
+    assert!(
+        text.contains(&format!("<cbc:ReferenceID>{invoice_id}</cbc:ReferenceID>")),
+        "{text}"
+    );
+
+    // The stand-in received it, verified its signature and accepted it.
+    let received: Value = d
+        .env
+        .http
+        .get(control(&d, "received"))
+        .send()
+        .await
+        .expect("received")
+        .json()
+        .await
+        .expect("JSON");
+    let mine: Vec<&Value> = received
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|r| r["file_name"] == format!("{stem}.zip").as_str() && r["buyer_document"] == document.as_str())
+        .collect();
+    assert_eq!(mine.len(), 1, "submitted once: {mine:?}");
+    assert_eq!(
+        (mine[0]["signature_valid"].as_bool(), mine[0]["outcome"].as_str()),
+        (Some(true), Some("accepted"))
+    );
+
+    // Crediting the whole invoice now would credit the router twice: refused, no number taken.
+    let failures = request_credit(&d, "cn-2", &invoice_id, json!([])).await;
+    assert_eq!(failures.len(), 1, "the request is refused");
+    let series = d
+        .env
+        .partition("InvoicesTable", &format!("SERIES#{}#BC01", d.client))
+        .await;
+    assert_eq!(
+        series[0]
+            .get("last_number")
+            .and_then(|v| v.as_n().ok())
+            .map(String::as_str),
+        Some("1")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_invoice_accepted_with_observations_is_recorded_with_them_and_printed_as_observed() {
+    let d = desk().await;
+    let (id, _) = d.ready_presale(20).await;
+    let document = buyer_document(&d, &id).await;
+    rule(
+        &d,
+        json!({"buyer_document": document, "outcome": "observe", "code": "4287", "times": 1}),
+    )
+    .await;
+    let sale_id = d.approve(&d.validator("val-1"), &id).await;
+    let invoice = d.wait_invoice(&sale_id).await;
+    let electronic = &invoice["electronic"];
+    assert_eq!(
+        (electronic["status"].as_str(), electronic["response_code"].as_u64()),
+        (Some("OBSERVED"), Some(0)),
+        "{invoice}"
+    );
+    let notes = electronic["notes"].as_array().expect("the observations are kept");
+    assert!(
+        notes.iter().any(|n| n.as_str().is_some_and(|n| n.starts_with("4287"))),
+        "{notes:?}"
+    );
+    // Valid, so e-mailed; its printed page says accepted with observations (poppler reads it).
+    let message_id = invoice["email"]["message_id"].as_str().expect("e-mailed");
+    let emails = d.env.sent_emails().await;
+    let raw = emails
+        .iter()
+        .find(|(_, _, id)| id == message_id)
+        .map(|(_, raw, _)| raw.clone())
+        .expect("the recorded message is in SES");
+    let message = MessageParser::default().parse(raw.as_bytes()).expect("MIME");
+    let invoice_id = invoice["invoice_id"].as_str().expect("id");
+    let pdf = message
+        .attachments()
+        .find(|a| a.attachment_name() == Some(&format!("{invoice_id}.pdf")))
+        .expect("the PDF")
+        .contents()
+        .to_vec();
+    let pdf_file = temp_file("observed.pdf", &pdf);
+    let (ok, text) = run("pdftotext", &["-layout", pdf_file.to_str().expect("path"), "-"]);
+    assert!(ok, "{text}");
+    // Words, whatever the line breaks of the layout.
+    let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(words.contains("aceptado por SUNAT con observaciones"), "{text}");
 }
