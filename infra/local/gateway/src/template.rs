@@ -87,6 +87,9 @@ pub struct SqsSource {
     pub batch_size: u32,
     pub batching_window_secs: u64,
     pub report_batch_item_failures: bool,
+    /// `ScalingConfig.MaximumConcurrency` (2..=1000), if set. Locally each source is polled
+    /// and delivered one batch at a time, which is within any maximum.
+    pub maximum_concurrency: Option<u32>,
 }
 
 /// A `Schedule`/`ScheduleV2` event: not run locally (invoke through the admin endpoint).
@@ -612,6 +615,20 @@ fn parse_function(
                         .any(|t| t == "ReportBatchItemFailures"),
                     None => false,
                 };
+                let maximum_concurrency = match ep.get("ScalingConfig").and_then(|c| c.get("MaximumConcurrency")) {
+                    Some(v) => Some(
+                        resolve(&field("ScalingConfig.MaximumConcurrency"), v)?
+                            .parse::<u32>()
+                            .ok()
+                            .filter(|n| (2..=1000).contains(n))
+                            .ok_or_else(|| {
+                                invalid(format!(
+                                    "SQS event {name}: ScalingConfig.MaximumConcurrency must be 2..=1000"
+                                ))
+                            })?,
+                    ),
+                    None => None,
+                };
                 spec.sqs_sources.push(SqsSource {
                     event: name,
                     queue_url,
@@ -619,6 +636,7 @@ fn parse_function(
                     batch_size,
                     batching_window_secs,
                     report_batch_item_failures,
+                    maximum_concurrency,
                 });
             }
             "Schedule" | "ScheduleV2" => {
@@ -739,6 +757,7 @@ Resources:
             BatchSize: 5
             MaximumBatchingWindowInSeconds: 1
             FunctionResponseTypes: [ReportBatchItemFailures]
+            ScalingConfig: {MaximumConcurrency: 10}
         Sales:
           Type: SQS
           Properties: {Queue: !GetAtt [SalesQueue, Arn]}
@@ -839,15 +858,17 @@ Resources:
                 batch_size: 5,
                 batching_window_secs: 1,
                 report_batch_item_failures: true,
+                maximum_concurrency: Some(10),
             }
         );
         assert_eq!(
             (
                 r.sqs_sources[1].queue_url.as_str(),
                 r.sqs_sources[1].batch_size,
-                r.sqs_sources[1].report_batch_item_failures
+                r.sqs_sources[1].report_batch_item_failures,
+                r.sqs_sources[1].maximum_concurrency
             ),
-            ("http://q/sales", 10, false)
+            ("http://q/sales", 10, false, None)
         );
         assert_eq!(r.unsupported_events, vec![("Bucket".to_owned(), "S3".to_owned())]);
         let b = function(&t, "ClientBillingFunction");
