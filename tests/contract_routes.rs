@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use e2e_tests::repo_root;
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 /// Handlers' own route tables, by the binary that serves them.
 fn handler_routes() -> BTreeMap<&'static str, &'static [&'static str]> {
@@ -19,7 +19,7 @@ fn handler_routes() -> BTreeMap<&'static str, &'static [&'static str]> {
 
 fn load(path: &str) -> Value {
     let text = std::fs::read_to_string(repo_root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+    yaml_serde::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 /// `(binary, "METHOD /path")` for every HttpApi event in the template.

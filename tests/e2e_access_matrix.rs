@@ -397,7 +397,7 @@ fn refusal_mark(route: &str, tenant: Tenant, record: Record, status: u16) -> Opt
 fn template_routes() -> BTreeSet<String> {
     let path = repo_root().join("infra/template.yaml");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let template: serde_yaml::Value = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("template: {e}"));
+    let template: yaml_serde::Value = yaml_serde::from_str(&text).unwrap_or_else(|e| panic!("template: {e}"));
     let mut routes = BTreeSet::new();
     for (_, resource) in template["Resources"].as_mapping().expect("Resources") {
         let Some(events) = resource["Properties"]["Events"].as_mapping() else {

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use base64::Engine as _;
 use serde::Deserialize;
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 /// The API id of the (only) HTTP API the gateway plays.
 pub const LOCAL_API_ID: &str = "local";
@@ -482,7 +482,7 @@ impl<'a> Resolver<'a> {
 }
 
 fn short(value: &Value) -> String {
-    let text = serde_yaml::to_string(value).unwrap_or_default();
+    let text = yaml_serde::to_string(value).unwrap_or_default();
     let text = text.trim();
     if text.chars().count() > 60 {
         format!("{}…", text.chars().take(60).collect::<String>())
@@ -523,13 +523,13 @@ Resources:
 
     fn with<T>(f: impl FnOnce(&Resolver) -> T) -> T {
         let resources = Resources::from_json(RESOURCES).expect("fixture");
-        let template: Value = serde_yaml::from_str(TEMPLATE).expect("fixture");
+        let template: Value = yaml_serde::from_str(TEMPLATE).expect("fixture");
         let resolver = Resolver::new(&resources, &template);
         f(&resolver)
     }
 
     fn yaml(text: &str) -> Value {
-        serde_yaml::from_str(text).expect("test yaml")
+        yaml_serde::from_str(text).expect("test yaml")
     }
 
     fn resolve(text: &str) -> Result<String, ResolveError> {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Serialize;
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 use crate::resources::{ResolveError, Resolver, Resources, ResourcesError, as_intrinsic, scalar_text};
 
@@ -19,7 +19,7 @@ pub enum TemplateError {
     #[error("cannot read template {path}: {source}")]
     Read { path: String, source: std::io::Error },
     #[error("template {path} is not valid YAML: {source}")]
-    Yaml { path: String, source: serde_yaml::Error },
+    Yaml { path: String, source: yaml_serde::Error },
     #[error(transparent)]
     Resources(#[from] ResourcesError),
     #[error("the template has no Resources map")]
@@ -144,7 +144,7 @@ fn read_yaml(path: &Path) -> Result<Value, TemplateError> {
         path: path.display().to_string(),
         source,
     })?;
-    serde_yaml::from_str(&text).map_err(|source| TemplateError::Yaml {
+    yaml_serde::from_str(&text).map_err(|source| TemplateError::Yaml {
         path: path.display().to_string(),
         source,
     })
@@ -778,7 +778,7 @@ Resources:
 
     fn parsed(template: &str) -> Result<Template, TemplateError> {
         let resources = Resources::from_json(RESOURCES).expect("fixture");
-        let doc: Value = serde_yaml::from_str(template).expect("yaml");
+        let doc: Value = yaml_serde::from_str(template).expect("yaml");
         parse(&doc, &resources)
     }
 
