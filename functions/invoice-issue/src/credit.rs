@@ -20,11 +20,12 @@ use backoffice_store::config::BillingDirectory;
 use backoffice_store::credit_notes::{CreditNoteStore, CreditOutcome};
 use backoffice_store::documents::DocumentStore;
 use backoffice_store::invoices::InvoiceStore;
+use backon::Retryable;
 use serde_json::json;
 use time::{Date, OffsetDateTime};
 
 use crate::sunat::{IssuerKeys, TaxAuthority};
-use crate::{ACTOR, IssueError, Issuer, NUMBER_ATTEMPTS, Outcome, backoff};
+use crate::{ACTOR, IssueError, Issuer, Numbering, Outcome, numbering_backoff};
 
 /// The document being made electronic.
 #[derive(Debug, Clone, Copy)]
@@ -134,7 +135,7 @@ where
             .local(now)
             .ok_or_else(|| InvoiceError::Invalid(format!("{now} is beyond the calendar")))?
             .date();
-        for attempt in 0..NUMBER_ATTEMPTS {
+        let take_next = || async {
             let head = self.invoices.series_head(client_id, series).await?;
             // A note is never dated before the last of its series, nor before its invoice.
             let issue_date = head.issue_date.map_or(today, |last| last.max(today));
@@ -173,17 +174,21 @@ where
             {
                 CreditOutcome::Issued => {
                     tracing::info!(credit_note_id = %note.credit_note_id, invoice_id = %note.invoice_id, total = %note.totals.total, "credit note issued");
-                    return Ok((note.invoice_id, note.credit_note_id));
+                    Ok((note.invoice_id, note.credit_note_id))
                 }
                 CreditOutcome::AlreadyIssued {
                     invoice_id,
                     credit_note_id,
-                } => return Ok((invoice_id, credit_note_id)),
-                CreditOutcome::NumberTaken => tokio::time::sleep(backoff(attempt)).await,
-                CreditOutcome::NotCreditable(why) => return Err(refused(request, why)),
+                } => Ok((invoice_id, credit_note_id)),
+                CreditOutcome::NumberTaken => Err(Numbering::Taken),
+                CreditOutcome::NotCreditable(why) => Err(refused(request, why).into()),
             }
-        }
-        Err(IssueError::Contention)
+        };
+        take_next
+            .retry(numbering_backoff())
+            .when(Numbering::is_taken)
+            .await
+            .map_err(IssueError::from)
     }
 
     /// Sign and submit the note unless SUNAT has answered for good.

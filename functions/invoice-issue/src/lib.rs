@@ -24,6 +24,8 @@ pub mod sunat;
 
 use std::time::Duration;
 
+use backon::Retryable;
+
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use backoffice_domain::Clock;
 use backoffice_domain::audit::{Actor, AuditEntry, GENESIS_HASH};
@@ -55,7 +57,7 @@ use sunat::{IssuerKeys, KeysError, Submitted, TaxAuthority};
 pub const ACTOR: &str = "invoice-issue";
 
 /// How many times one delivery tries for a number before leaving the message for later.
-pub(crate) const NUMBER_ATTEMPTS: u32 = 60;
+pub(crate) const NUMBER_ATTEMPTS: usize = 60;
 /// How long a worker holds the right to send an invoice's e-mail.
 const EMAIL_LEASE: time::Duration = time::Duration::seconds(60);
 
@@ -195,7 +197,7 @@ where
         correlation_id: &str,
     ) -> Result<String, IssueError> {
         let draft = InvoiceDraft::prepare(request, profile, self.clock.now())?;
-        for attempt in 0..NUMBER_ATTEMPTS {
+        let take_next = || async {
             let head = self.invoices.series_head(&request.client_id, draft.series()).await?;
             let invoice = draft.numbered_not_before(head.number + 1, head.issue_date)?;
             let audit = AuditEntry::new(
@@ -215,20 +217,24 @@ where
             match self.invoices.issue(&invoice, &audit).await? {
                 IssueOutcome::Issued => {
                     tracing::info!(invoice_id = %invoice.invoice_id, sale_id = %invoice.sale_id, total = %invoice.totals.total, "invoice issued");
-                    return Ok(invoice.invoice_id);
+                    Ok(invoice.invoice_id)
                 }
                 IssueOutcome::SaleAlreadyInvoiced => {
-                    return self.invoices.invoice_for_sale(&request.sale_id).await?.ok_or_else(|| {
+                    Ok(self.invoices.invoice_for_sale(&request.sale_id).await?.ok_or_else(|| {
                         IssueError::Store(StoreError::Corrupt(format!(
                             "sale {} is invoiced but has no invoice id",
                             request.sale_id
                         )))
-                    });
+                    })?)
                 }
-                IssueOutcome::NumberTaken => tokio::time::sleep(backoff(attempt)).await,
+                IssueOutcome::NumberTaken => Err(Numbering::Taken),
             }
-        }
-        Err(IssueError::Contention)
+        };
+        take_next
+            .retry(numbering_backoff())
+            .when(Numbering::is_taken)
+            .await
+            .map_err(IssueError::from)
     }
 
     /// Make the invoice an accepted electronic document, store its PDF and send the e-mail,
@@ -577,12 +583,54 @@ where
 /// this much of an invocation's time.
 pub const MESSAGE_MARGIN: time::Duration = time::Duration::seconds(25);
 
-/// Exponential backoff with full jitter, capped: workers that lost a race for a number spread
-/// out instead of colliding again.
-pub(crate) fn backoff(attempt: u32) -> Duration {
-    let cap_ms = 5u64.saturating_mul(1 << attempt.min(5)).min(100);
-    let jitter = (uuid::Uuid::new_v4().as_u128() % u128::from(cap_ms + 1)) as u64;
-    Duration::from_millis(jitter)
+/// Workers that lost a race for a number try the next one after an exponential backoff with
+/// jitter (5 ms to 100 ms), so they spread out instead of colliding again.
+pub(crate) fn numbering_backoff() -> backon::ExponentialBuilder {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(5))
+        .with_max_delay(Duration::from_millis(100))
+        .with_max_times(NUMBER_ATTEMPTS)
+        .with_jitter()
+}
+
+/// One attempt at taking a series' next number: lost to another worker (tried again), or failed.
+#[derive(Debug)]
+pub(crate) enum Numbering {
+    Taken,
+    Failed(IssueError),
+}
+
+impl Numbering {
+    pub(crate) fn is_taken(&self) -> bool {
+        matches!(self, Numbering::Taken)
+    }
+}
+
+impl From<IssueError> for Numbering {
+    fn from(error: IssueError) -> Self {
+        Numbering::Failed(error)
+    }
+}
+
+impl From<StoreError> for Numbering {
+    fn from(error: StoreError) -> Self {
+        Numbering::Failed(error.into())
+    }
+}
+
+impl From<InvoiceError> for Numbering {
+    fn from(error: InvoiceError) -> Self {
+        Numbering::Failed(error.into())
+    }
+}
+
+impl From<Numbering> for IssueError {
+    fn from(numbering: Numbering) -> Self {
+        match numbering {
+            Numbering::Taken => IssueError::Contention,
+            Numbering::Failed(e) => e,
+        }
+    }
 }
 
 #[cfg(test)]

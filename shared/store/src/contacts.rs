@@ -36,7 +36,7 @@ use backoffice_domain::tipification::{Catalog, Contact, Family, Node};
 use crate::counters::{CounterRow, counter_rows};
 use crate::dynamo::{
     Item, TransactFailure, corrupt, decode_cursor, encode_cursor, get_item, nanos, page_size, s, sdk_error, transact,
-    transact_put,
+    transact_put, transact_retrying,
 };
 use crate::{ConflictKind, Page, StoreError};
 
@@ -520,24 +520,11 @@ impl ContactStore for DynamoContactStore {
         // all but one of such transactions (TransactionConflict). Retry those with backoff; a
         // failed condition on the external id means this interaction was already recorded, any
         // other failed condition that the customer's callbacks changed since they were read.
-        for attempt in 0..6u32 {
-            // Items: 0 the contact, 1 its external-id guard, then counters, customer state and
-            // callbacks.
-            let duplicate = match transact(&self.client, items.clone()).await {
-                Ok(()) => return Ok(Recorded::Created),
-                Err(TransactFailure::Cancelled(c)) if c.condition_failed(1) => true,
-                Err(TransactFailure::Cancelled(c)) if c.any_condition_failed() => {
-                    return Err(StoreError::Conflict(ConflictKind::StaleVersion));
-                }
-                Err(TransactFailure::Cancelled(c)) if c.conflicted() => false,
-                Err(TransactFailure::Cancelled(c)) => return Err(c.into()),
-                Err(TransactFailure::Failed(e @ StoreError::Unavailable(_))) => {
-                    tracing::debug!(error = %e, "contact transaction unavailable; retrying");
-                    false
-                }
-                Err(TransactFailure::Failed(e)) => return Err(e),
-            };
-            if duplicate {
+        // Items: 0 the contact, 1 its external-id guard, then counters, customer state and
+        // callbacks.
+        match transact_retrying(&self.client, &items, 5).await {
+            Ok(()) => Ok(Recorded::Created),
+            Err(TransactFailure::Cancelled(c)) if c.condition_failed(1) => {
                 let ext = self
                     .get(&self.contacts_table, &ext_pk(contact), "META")
                     .await?
@@ -551,18 +538,19 @@ impl ContactStore for DynamoContactStore {
                     .get(&self.contacts_table, &format!("CONTACT#{id}"), "META")
                     .await?
                     .ok_or(StoreError::Conflict(ConflictKind::AlreadyExists))?;
-                return Ok(Recorded::Duplicate(Box::new(
+                Ok(Recorded::Duplicate(Box::new(
                     serde_dynamo::from_item(existing).map_err(corrupt("reading contact"))?,
-                )));
+                )))
             }
-            tokio::time::sleep(std::time::Duration::from_millis(
-                20 * u64::from(attempt + 1) + u64::from(attempt) * 13,
-            ))
-            .await;
+            Err(TransactFailure::Cancelled(c)) if c.any_condition_failed() => {
+                Err(StoreError::Conflict(ConflictKind::StaleVersion))
+            }
+            Err(TransactFailure::Cancelled(c)) if c.conflicted() => Err(StoreError::Unavailable(
+                "too many concurrent updates of the same counters; retry".into(),
+            )),
+            Err(TransactFailure::Cancelled(c)) => Err(c.into()),
+            Err(TransactFailure::Failed(e)) => Err(e),
         }
-        Err(StoreError::Unavailable(
-            "too many concurrent updates of the same counters; retry".into(),
-        ))
     }
 
     async fn history(
@@ -690,21 +678,17 @@ impl CallbackStore for DynamoContactStore {
                 ..Change::default()
             },
         )?);
-        for attempt in 0..5u32 {
-            match transact(&self.client, items.clone()).await {
-                Ok(()) => return Ok(()),
-                Err(TransactFailure::Cancelled(c)) if c.any_condition_failed() => {
-                    return Err(StoreError::Conflict(ConflictKind::StaleVersion));
-                }
-                Err(TransactFailure::Cancelled(c)) if c.conflicted() => {}
-                Err(TransactFailure::Cancelled(c)) => return Err(c.into()),
-                Err(TransactFailure::Failed(e)) => return Err(e),
+        match transact_retrying(&self.client, &items, 4).await {
+            Ok(()) => Ok(()),
+            Err(TransactFailure::Cancelled(c)) if c.any_condition_failed() => {
+                Err(StoreError::Conflict(ConflictKind::StaleVersion))
             }
-            tokio::time::sleep(std::time::Duration::from_millis(20 * u64::from(attempt + 1))).await;
+            Err(TransactFailure::Cancelled(c)) if c.conflicted() => Err(StoreError::Unavailable(
+                "the customer's callbacks are changing concurrently; retry".into(),
+            )),
+            Err(TransactFailure::Cancelled(c)) => Err(c.into()),
+            Err(TransactFailure::Failed(e)) => Err(e),
         }
-        Err(StoreError::Unavailable(
-            "the customer's callbacks are changing concurrently; retry".into(),
-        ))
     }
 
     async fn callbacks(&self, query: &CallbackQuery) -> Result<Page<Callback>, StoreError> {

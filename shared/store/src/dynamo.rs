@@ -107,6 +107,35 @@ pub(crate) async fn transact(client: &Client, items: Vec<TransactWriteItem>) -> 
     Err(TransactFailure::Failed(sdk_error(err)))
 }
 
+/// How a transaction is tried again after losing a race: exponential backoff from 20 ms to
+/// 400 ms with jitter, so workers that collided spread out instead of colliding again.
+pub(crate) fn contention_backoff(retries: usize) -> backon::ExponentialBuilder {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_millis(20))
+        .with_max_delay(std::time::Duration::from_millis(400))
+        .with_max_times(retries)
+        .with_jitter()
+}
+
+/// `transact`, run again up to `retries` times while it fails only because another transaction
+/// touched the same items (no condition failed) or DynamoDB was unavailable. What is left is
+/// the caller's to read: a failed condition, or a conflict that outlasted the retries.
+pub(crate) async fn transact_retrying(
+    client: &Client,
+    items: &[TransactWriteItem],
+    retries: usize,
+) -> Result<(), TransactFailure> {
+    use backon::Retryable;
+    (|| transact(client, items.to_vec()))
+        .retry(contention_backoff(retries))
+        .when(|failure| match failure {
+            TransactFailure::Cancelled(c) => c.conflicted() && !c.any_condition_failed(),
+            TransactFailure::Failed(StoreError::Unavailable(_)) => true,
+            TransactFailure::Failed(_) => false,
+        })
+        .await
+}
+
 /// An instant as a sortable integer (Unix nanoseconds), for keys and numeric conditions.
 pub(crate) fn nanos(at: time::OffsetDateTime) -> i128 {
     at.unix_timestamp_nanos()
