@@ -365,3 +365,60 @@ async fn bad_input_gets_exact_problems_and_writes_nothing() {
             .is_empty()
     );
 }
+
+/// The EMF documents presale-intake wrote that count registrations (one per invocation that
+/// registered one).
+fn registration_metrics(env: &TestEnv) -> Vec<Value> {
+    let path = env.info.log_dir.join("PresaleIntakeFunction.log");
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|doc| doc.get("_aws").is_some() && doc.get("PresalesRegistered").is_some())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_registration_is_counted_in_an_embedded_metric_format_document() {
+    let env = env().await;
+    let t = tenant(&env).await;
+    let agent = caller("agent-emf", "agent", &[&t.client]);
+    let before = registration_metrics(&env).len();
+    let created = post(&env, &agent, &presale_body(&t.campaign, &unique("call")), None).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    // Written when the invocation ends; the gateway appends the function's stdout to its log.
+    let started = std::time::Instant::now();
+    let docs = loop {
+        let docs = registration_metrics(&env);
+        if docs.len() > before {
+            break docs;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "no new EMF document after a registration"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let doc = docs.last().expect("a document");
+    let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+    let stage = env
+        .resources
+        .parameters
+        .get("Stage")
+        .and_then(Value::as_str)
+        .unwrap_or("dev");
+    assert_eq!(directive["Namespace"], format!("Backoffice/{stage}").as_str(), "{doc}");
+    assert_eq!(directive["Dimensions"], json!([["Function"]]), "{doc}");
+    assert!(
+        directive["Metrics"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["Name"] == "PresalesRegistered")),
+        "{doc}"
+    );
+    assert_eq!(
+        (doc["Function"].as_str(), doc["PresalesRegistered"].as_u64()),
+        (Some("presale-intake"), Some(1)),
+        "{doc}"
+    );
+    assert!(doc["_aws"]["Timestamp"].as_u64().is_some(), "{doc}");
+}

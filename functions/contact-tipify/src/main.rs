@@ -25,11 +25,12 @@ async fn main() -> Result<(), Error> {
         clock: SystemClock,
     };
     let tipify = &tipify;
-    run(service_fn(
-        move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
+    let metrics = &telemetry::Metrics::init("contact-tipify");
+    run(service_fn(move |event: LambdaEvent<ApiGatewayV2httpRequest>| {
+        metrics.around(async move {
             let invocation = Invocation::from_context(&event.context);
             Ok::<_, Error>(tipify.handle(event.payload, &invocation).await)
-        },
-    ))
+        })
+    }))
     .await
 }

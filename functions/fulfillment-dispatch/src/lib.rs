@@ -92,6 +92,7 @@ where
         match self.shipments.create(&shipment, &audit, &outbox).await? {
             Created::Created => {
                 tracing::info!(sale_id = %sale.sale_id, shipment_id = %shipment.shipment_id, courier = %shipment.plan.courier_id, "shipment scheduled");
+                metrics::counter!("ShipmentsScheduled").increment(1);
                 relay::send(&self.shipments, &self.publisher, &outbox).await;
                 Ok(Dispatched::Scheduled(shipment.shipment_id))
             }

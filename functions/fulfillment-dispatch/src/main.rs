@@ -31,15 +31,18 @@ async fn main() -> Result<(), Error> {
         clock: SystemClock,
     };
     let dispatch = &dispatch;
-    run(service_fn(move |event: LambdaEvent<Value>| async move {
-        // SQS batches carry Records; anything else is the schedule's tick.
-        if event.payload.get("Records").is_some() {
-            let batch: SqsEvent = serde_json::from_value(event.payload)?;
-            Ok::<Value, Error>(serde_json::to_value(dispatch.handle(batch).await)?)
-        } else {
-            let deadline = Invocation::from_context(&event.context).deadline;
-            Ok(serde_json::to_value(dispatch.sweep(deadline).await?)?)
-        }
+    let metrics = &telemetry::Metrics::init("fulfillment-dispatch");
+    run(service_fn(move |event: LambdaEvent<Value>| {
+        metrics.around(async move {
+            // SQS batches carry Records; anything else is the schedule's tick.
+            if event.payload.get("Records").is_some() {
+                let batch: SqsEvent = serde_json::from_value(event.payload)?;
+                Ok::<Value, Error>(serde_json::to_value(dispatch.handle(batch).await)?)
+            } else {
+                let deadline = Invocation::from_context(&event.context).deadline;
+                Ok(serde_json::to_value(dispatch.sweep(deadline).await?)?)
+            }
+        })
     }))
     .await
 }

@@ -174,6 +174,7 @@ where
             {
                 CreditOutcome::Issued => {
                     tracing::info!(credit_note_id = %note.credit_note_id, invoice_id = %note.invoice_id, total = %note.totals.total, "credit note issued");
+                    metrics::counter!("CreditNotesIssued").increment(1);
                     Ok((note.invoice_id, note.credit_note_id))
                 }
                 CreditOutcome::AlreadyIssued {

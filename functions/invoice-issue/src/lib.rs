@@ -217,6 +217,7 @@ where
             match self.invoices.issue(&invoice, &audit).await? {
                 IssueOutcome::Issued => {
                     tracing::info!(invoice_id = %invoice.invoice_id, sale_id = %invoice.sale_id, total = %invoice.totals.total, "invoice issued");
+                    metrics::counter!("InvoicesIssued").increment(1);
                     Ok(invoice.invoice_id)
                 }
                 IssueOutcome::SaleAlreadyInvoiced => {
@@ -344,6 +345,7 @@ where
             return Err(e.into());
         }
         tracing::info!(invoice_id = %invoice_id, message_id = %message_id, recipients = sent.recipients.len(), "invoice e-mailed");
+        metrics::counter!("InvoicesEmailed").increment(1);
         Ok(Outcome::Delivered {
             invoice_id: invoice_id.clone(),
             message_id,
@@ -446,6 +448,7 @@ where
                     SunatOutcome::Rejected { .. } => ElectronicStatus::Rejected,
                 };
                 self.record(paper, record).await?;
+                metrics::counter!("SunatAnswers", "Status" => record.status.as_str()).increment(1);
                 match outcome {
                     SunatOutcome::Rejected { code, description } => {
                         // The alarm's metric filter matches `error_kind`; finance acts on it.

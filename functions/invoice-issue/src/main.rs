@@ -45,16 +45,19 @@ async fn main() -> Result<(), Error> {
         )),
     };
     let issuer = &issuer;
-    run(service_fn(move |event: LambdaEvent<Value>| async move {
-        // SQS batches carry Records; anything else is the schedule's tick.
-        if event.payload.get("Records").is_some() {
-            let batch: SqsEvent = serde_json::from_value(event.payload)?;
-            let deadline = Invocation::from_context(&event.context).deadline;
-            Ok::<Value, Error>(serde_json::to_value(issuer.handle(batch, deadline).await)?)
-        } else {
-            let deadline = Invocation::from_context(&event.context).deadline;
-            Ok(issuer.sweep(deadline).await?)
-        }
+    let metrics = &telemetry::Metrics::init("invoice-issue");
+    run(service_fn(move |event: LambdaEvent<Value>| {
+        metrics.around(async move {
+            // SQS batches carry Records; anything else is the schedule's tick.
+            if event.payload.get("Records").is_some() {
+                let batch: SqsEvent = serde_json::from_value(event.payload)?;
+                let deadline = Invocation::from_context(&event.context).deadline;
+                Ok::<Value, Error>(serde_json::to_value(issuer.handle(batch, deadline).await)?)
+            } else {
+                let deadline = Invocation::from_context(&event.context).deadline;
+                Ok(issuer.sweep(deadline).await?)
+            }
+        })
     }))
     .await
 }

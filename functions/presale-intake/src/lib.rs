@@ -135,6 +135,7 @@ where
                     Err(e) => return Err(e.into()),
                 }
                 tracing::info!(presale_id = %presale.id, campaign_id = %presale.campaign_id, "pre-sale registered");
+                metrics::counter!("PresalesRegistered").increment(1);
                 let presale = self.attach_waiting_recording(presale, now).await;
                 Ok(presale_response(201, &presale).header("location", format!("/presales/{}", presale.id)))
             },

@@ -24,11 +24,12 @@ async fn main() -> Result<(), Error> {
         clock: SystemClock,
     };
     let intake = &intake;
-    run(service_fn(
-        move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
+    let metrics = &telemetry::Metrics::init("presale-intake");
+    run(service_fn(move |event: LambdaEvent<ApiGatewayV2httpRequest>| {
+        metrics.around(async move {
             let invocation = Invocation::from_context(&event.context);
             Ok::<_, Error>(intake.handle(event.payload, &invocation).await)
-        },
-    ))
+        })
+    }))
     .await
 }

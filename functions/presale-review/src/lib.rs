@@ -363,6 +363,7 @@ where
         self.save_or_conflict(&presale, version, status, &audit, &effects)
             .await?;
         tracing::info!(presale_id = %presale.id, decision = action, "pre-sale decided");
+        ::metrics::counter!("Decisions", "Decision" => action).increment(1);
         self.anchor(&audit).await;
         if let Some(message) = outbox {
             // Committed already: a failed send is retried by the sweep, never lost.

@@ -35,16 +35,19 @@ async fn main() -> Result<(), Error> {
         lease: time::Duration::seconds(lease_secs),
     };
     let review = &review;
-    run(service_fn(move |event: LambdaEvent<Value>| async move {
-        // HTTP API events carry a requestContext; anything else is the schedule's tick.
-        if event.payload.get("requestContext").is_some() {
-            let request: ApiGatewayV2httpRequest = serde_json::from_value(event.payload)?;
-            let invocation = Invocation::from_context(&event.context);
-            Ok::<Value, Error>(serde_json::to_value(review.handle(request, &invocation).await)?)
-        } else {
-            let deadline = Invocation::from_context(&event.context).deadline;
-            Ok(serde_json::to_value(review.sweep(deadline).await?)?)
-        }
+    let metrics = &telemetry::Metrics::init("presale-review");
+    run(service_fn(move |event: LambdaEvent<Value>| {
+        metrics.around(async move {
+            // HTTP API events carry a requestContext; anything else is the schedule's tick.
+            if event.payload.get("requestContext").is_some() {
+                let request: ApiGatewayV2httpRequest = serde_json::from_value(event.payload)?;
+                let invocation = Invocation::from_context(&event.context);
+                Ok::<Value, Error>(serde_json::to_value(review.handle(request, &invocation).await)?)
+            } else {
+                let deadline = Invocation::from_context(&event.context).deadline;
+                Ok(serde_json::to_value(review.sweep(deadline).await?)?)
+            }
+        })
     }))
     .await
 }

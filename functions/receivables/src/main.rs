@@ -16,11 +16,12 @@ async fn main() -> Result<(), Error> {
         ledger: DynamoInvoiceStore::new(aws::dynamodb(&sdk), invoices_table),
     };
     let receivables = &receivables;
-    run(service_fn(
-        move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
+    let metrics = &telemetry::Metrics::init("receivables");
+    run(service_fn(move |event: LambdaEvent<ApiGatewayV2httpRequest>| {
+        metrics.around(async move {
             let invocation = Invocation::from_context(&event.context);
             Ok::<_, Error>(receivables.handle(event.payload, &invocation).await)
-        },
-    ))
+        })
+    }))
     .await
 }

@@ -30,11 +30,14 @@ async fn main() -> Result<(), Error> {
         settings,
     };
     let (reconcile, namespace) = (&reconcile, namespace.as_str());
-    run(service_fn(move |_: LambdaEvent<Value>| async move {
-        let report = reconcile.run().await?;
-        // A line of its own on stdout: CloudWatch Logs extracts the metrics from it.
-        println!("{}", emf(&report, namespace, SystemClock.now()));
-        Ok::<Value, Error>(serde_json::to_value(report)?)
+    let metrics = &telemetry::Metrics::init("reconciliation");
+    run(service_fn(move |_: LambdaEvent<Value>| {
+        metrics.around(async move {
+            let report = reconcile.run().await?;
+            // A line of its own on stdout: CloudWatch Logs extracts the metrics from it.
+            println!("{}", emf(&report, namespace, SystemClock.now()));
+            Ok::<Value, Error>(serde_json::to_value(report)?)
+        })
     }))
     .await
 }

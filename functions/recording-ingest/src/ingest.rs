@@ -193,6 +193,7 @@ where
             tracing::Span::current().record("correlation_id", p.correlation_id());
         }
         tracing::info!(presale_id = %presale_id, outcome = ?outcome_name(&outcome), "recording bound");
+        metrics::counter!("RecordingsBound", "Outcome" => outcome_name(&outcome)).increment(1);
         Ok(match outcome {
             AttachOutcome::Attached(p) => Processed::Attached {
                 risk_score: p.risk_score,

@@ -29,15 +29,18 @@ async fn main() -> Result<(), Error> {
         max_object_bytes: config::number_or("RECORDING_MAX_BYTES", DEFAULT_MAX_OBJECT_BYTES)?,
     };
     let ingest = &ingest;
-    run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let deadline = Invocation::from_context(&event.context).deadline;
-        // SQS batches carry Records; anything else is the schedule's tick.
-        if event.payload.get("Records").is_some() {
-            let batch: SqsEvent = serde_json::from_value(event.payload)?;
-            Ok::<Value, Error>(serde_json::to_value(ingest.handle(batch, deadline).await)?)
-        } else {
-            Ok(serde_json::to_value(ingest.bind_waiting(deadline).await?)?)
-        }
+    let metrics = &telemetry::Metrics::init("recording-ingest");
+    run(service_fn(move |event: LambdaEvent<Value>| {
+        metrics.around(async move {
+            let deadline = Invocation::from_context(&event.context).deadline;
+            // SQS batches carry Records; anything else is the schedule's tick.
+            if event.payload.get("Records").is_some() {
+                let batch: SqsEvent = serde_json::from_value(event.payload)?;
+                Ok::<Value, Error>(serde_json::to_value(ingest.handle(batch, deadline).await)?)
+            } else {
+                Ok(serde_json::to_value(ingest.bind_waiting(deadline).await?)?)
+            }
+        })
     }))
     .await
 }

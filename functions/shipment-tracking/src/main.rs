@@ -30,11 +30,12 @@ async fn main() -> Result<(), Error> {
         },
     };
     let tracking = &tracking;
-    run(service_fn(
-        move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
+    let metrics = &telemetry::Metrics::init("shipment-tracking");
+    run(service_fn(move |event: LambdaEvent<ApiGatewayV2httpRequest>| {
+        metrics.around(async move {
             let invocation = Invocation::from_context(&event.context);
             Ok::<_, Error>(tracking.handle(event.payload, &invocation).await)
-        },
-    ))
+        })
+    }))
     .await
 }

@@ -58,6 +58,9 @@ where
             correlation_id = wire::peek_correlation_id(&body).as_deref().unwrap_or_default(),
         );
         let outcome = process(body).instrument(span.clone()).await;
+        // Failures are what ends in the dead-letter queue once their receives are spent.
+        let result = if outcome.is_ok() { "processed" } else { "failed" };
+        metrics::counter!("Messages", "Result" => result).increment(1);
         if let Err(error) = outcome {
             span.in_scope(|| tracing::error!(error = %error, "message not processed; it stays for a retry"));
             // An empty identifier would fail the whole batch: only report real ids.

@@ -1,4 +1,6 @@
-//! Structured JSON logs (one object per line, as CloudWatch Logs Insights reads them).
+//! Structured JSON logs (one object per line, as CloudWatch Logs Insights reads them), and
+//! metrics as CloudWatch Embedded Metric Format documents on stdout (one per invocation, which
+//! CloudWatch Logs turns into metrics without an API call; ADR 0019).
 //!
 //! Personal data never goes into a log: document numbers, phones and e-mails have masking
 //! `Debug` implementations, and handlers log ids, never customers.
@@ -8,10 +10,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tracing_subscriber::EnvFilter;
 
 static COLD: AtomicBool = AtomicBool::new(true);
+/// The cold start as the metrics count it (the logs take theirs from [`take_cold_start`]).
+static COLD_METRIC: AtomicBool = AtomicBool::new(true);
 
-/// Install the JSON subscriber; `RUST_LOG` (default `info`) filters. Safe to call twice.
+/// Install the JSON subscriber. The level is `RUST_LOG` when set (a developer's filter), else
+/// the function's `LoggingConfig.ApplicationLogLevel` as Lambda passes it
+/// (`AWS_LAMBDA_LOG_LEVEL`), else `info`. Safe to call twice.
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(level_of_lambda(std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref()))
+    });
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
@@ -24,7 +32,91 @@ pub fn init() {
         .try_init();
 }
 
+/// Lambda's log levels as `tracing` directives (`FATAL` has no equivalent: `error`).
+pub fn level_of_lambda(level: Option<&str>) -> &'static str {
+    match level.map(str::trim).map(str::to_ascii_uppercase).as_deref() {
+        Some("TRACE") => "trace",
+        Some("DEBUG") => "debug",
+        Some("WARN") => "warn",
+        Some("ERROR" | "FATAL") => "error",
+        _ => "info",
+    }
+}
+
+/// The metrics of one function: `metrics::counter!` anywhere in it records into this
+/// process's collector; [`Metrics::flush`] after each invocation writes them as one EMF
+/// document (namespace `METRICS_NAMESPACE`, dimension `Function`) and starts again from zero.
+pub struct Metrics {
+    collector: Option<&'static metrics_cloudwatch_embedded::Collector>,
+}
+
+impl Metrics {
+    /// The collector for `function` (its binary name, stable across stages). Without
+    /// `METRICS_NAMESPACE`, or when a collector is installed already, metrics are not recorded.
+    pub fn init(function: &'static str) -> Metrics {
+        let collector = std::env::var("METRICS_NAMESPACE").ok().and_then(|namespace| {
+            metrics_cloudwatch_embedded::Builder::new()
+                .cloudwatch_namespace(namespace)
+                .with_dimension("Function", function)
+                .init()
+                .map_err(|e| tracing::warn!(error = %e, "metrics not recorded"))
+                .ok()
+        });
+        if collector.is_some() {
+            metrics::describe_histogram!(
+                "RequestDuration",
+                metrics::Unit::Milliseconds,
+                "HTTP request, arrival to answer, by route"
+            );
+        }
+        Metrics { collector }
+    }
+
+    /// Run one invocation's `work`, then [`Metrics::flush`] whatever it returned.
+    pub async fn around<T>(&self, work: impl std::future::Future<Output = T>) -> T {
+        let out = work.await;
+        self.flush();
+        out
+    }
+
+    /// Count this invocation (and the process's first as a cold start), then write what the
+    /// invocation recorded to stdout as one EMF line.
+    pub fn flush(&self) {
+        let Some(collector) = self.collector else { return };
+        if COLD_METRIC.swap(false, Ordering::Relaxed) {
+            metrics::counter!("ColdStart").increment(1);
+        }
+        metrics::counter!("Invocations").increment(1);
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = collector.flush(&mut out) {
+            tracing::warn!(error = %e, "metrics not written");
+        }
+    }
+}
+
 /// True for the first invocation of this process only (a cold start).
 pub fn take_cold_start() -> bool {
     COLD.swap(false, Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lambdas_log_levels_become_tracing_directives() {
+        let cases = [
+            (Some("DEBUG"), "debug"),
+            (Some("warn"), "warn"),
+            (Some("FATAL"), "error"),
+            (Some("ERROR"), "error"),
+            (Some("TRACE"), "trace"),
+            (Some("INFO"), "info"),
+            (Some("nonsense"), "info"),
+            (None, "info"),
+        ];
+        for (level, directive) in cases {
+            assert_eq!(level_of_lambda(level), directive, "{level:?}");
+        }
+    }
 }

@@ -72,11 +72,17 @@ where
             }
         };
         let response = response.header("x-correlation-id", correlation_id.clone());
-        tracing::info!(
-            status = response.status,
-            duration_ms = started.elapsed().as_millis() as u64,
-            "request done"
-        );
+        let elapsed = started.elapsed();
+        tracing::info!(status = response.status, duration_ms = elapsed.as_millis() as u64, "request done");
+        // By route and status class: the dashboard's latency and error graphs, the 5xx alarm.
+        let class = match response.status {
+            500.. => "5xx",
+            400..=499 => "4xx",
+            _ => "2xx",
+        };
+        metrics::histogram!("RequestDuration", "Route" => request.route_key.clone())
+            .record(elapsed.as_secs_f64() * 1000.0);
+        metrics::counter!("Responses", "Route" => request.route_key.clone(), "Status" => class).increment(1);
         response.into_apigw()
     }
     .instrument(span)
