@@ -17,9 +17,8 @@ static COLD_METRIC: AtomicBool = AtomicBool::new(true);
 /// the function's `LoggingConfig.ApplicationLogLevel` as Lambda passes it
 /// (`AWS_LAMBDA_LOG_LEVEL`), else `info`. Safe to call twice.
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(level_of_lambda(std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref()))
-    });
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(level_of_lambda(std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref())));
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)

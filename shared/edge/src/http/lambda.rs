@@ -73,7 +73,11 @@ where
         };
         let response = response.header("x-correlation-id", correlation_id.clone());
         let elapsed = started.elapsed();
-        tracing::info!(status = response.status, duration_ms = elapsed.as_millis() as u64, "request done");
+        tracing::info!(
+            status = response.status,
+            duration_ms = elapsed.as_millis() as u64,
+            "request done"
+        );
         // By route and status class: the dashboard's latency and error graphs, the 5xx alarm.
         let class = match response.status {
             500.. => "5xx",
