@@ -178,11 +178,12 @@ async fn approved_sales_without_a_shipment_or_an_invoice_are_reported_by_id() {
         "{result}"
     );
 
-    // The counts went out as an Embedded Metric Format document, on a line of its own.
+    // The counts went out as an Embedded Metric Format document, on a line of its own (beside
+    // the invocation's own metrics document).
     let emf = log_lines(&env)
         .into_iter()
         .rev()
-        .find(|line| line.get("_aws").is_some())
+        .find(|line| line.get("_aws").is_some() && line.get("ApprovedSalesWithoutShipment").is_some())
         .expect("an EMF line");
     let directive = &emf["_aws"]["CloudWatchMetrics"][0];
     assert!(

@@ -209,13 +209,31 @@ where
                 )))
             })?;
         let paper = Paper::CreditNote(&stored.note);
-        let (mut record, xml) = self.electronic_document(paper, stored.electronic.as_ref()).await?;
-        if record.status == ElectronicStatus::PendingSubmission {
-            self.submit(paper, &mut record, &xml).await?;
-        }
+        let submitted = async {
+            let (mut record, xml) = self.electronic_document(paper, stored.electronic.as_ref()).await?;
+            if record.status == ElectronicStatus::PendingSubmission {
+                self.submit(paper, &mut record, &xml).await?;
+            }
+            Ok::<_, IssueError>(record.status)
+        };
+        let status = match submitted.await {
+            Ok(status) => status,
+            // Another worker (a redelivery, the sweep) recorded SUNAT's answer meanwhile: it stands.
+            Err(IssueError::Store(StoreError::Conflict(_))) => self
+                .invoices
+                .load_credit_note(client_id, invoice_id, credit_note_id)
+                .await?
+                .and_then(|n| n.electronic)
+                .map(|e| e.status)
+                .filter(|s| s.is_final())
+                .ok_or(IssueError::Store(StoreError::Conflict(
+                    backoffice_store::ConflictKind::StaleVersion,
+                )))?,
+            Err(e) => return Err(e),
+        };
         Ok(Outcome::Credited {
             credit_note_id: credit_note_id.to_owned(),
-            status: record.status,
+            status,
         })
     }
 }

@@ -58,6 +58,8 @@ pub const ACTOR: &str = "invoice-issue";
 
 /// How many times one delivery tries for a number before leaving the message for later.
 pub(crate) const NUMBER_ATTEMPTS: usize = 60;
+/// How long a credit note is left to the message that issued it before the sweep submits it.
+const CREDIT_NOTE_GRACE: time::Duration = time::Duration::minutes(2);
 /// How long a worker holds the right to send an invoice's e-mail.
 const EMAIL_LEASE: time::Duration = time::Duration::seconds(60);
 
@@ -561,7 +563,9 @@ where
         // Credit notes SUNAT has not answered yet (it was unavailable, or a worker stopped).
         let mut credit_notes = 0;
         if !stopped_early {
-            for (client_id, invoice_id, note_id) in self.invoices.pending_credit_notes(50).await? {
+            // Only notes left pending for a while: a note just issued is its message's to submit.
+            let issued_before = self.clock.now() - CREDIT_NOTE_GRACE;
+            for (client_id, invoice_id, note_id) in self.invoices.pending_credit_notes(issued_before, 50).await? {
                 if self.clock.now() + SWEEP_MARGIN >= deadline {
                     stopped_early = true;
                     break;

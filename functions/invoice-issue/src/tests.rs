@@ -779,8 +779,16 @@ async fn a_credit_note_waits_for_its_invoice_and_the_sweep_submits_it_after_an_o
     w.authority.then(Submitted::Unavailable("down again".into()));
     let pending = w.issuer.process(&credit_message("r-1", "B001-00000001", vec![])).await;
     assert!(matches!(pending, Err(IssueError::SunatUnavailable(_))), "{pending:?}");
+    // Just issued: its message's to submit, not the sweep's yet.
+    let swept = w
+        .issuer
+        .sweep(w.clock.now() + time::Duration::minutes(5))
+        .await
+        .unwrap();
+    assert_eq!(swept["credit_notes"], 0, "{swept}");
+    w.clock.advance(time::Duration::minutes(3));
     assert_eq!(
-        w.invoices.pending_credit_notes(10).await.unwrap(),
+        w.invoices.pending_credit_notes(w.clock.now(), 10).await.unwrap(),
         vec![(
             "acme".to_owned(),
             "B001-00000001".to_owned(),
@@ -793,7 +801,13 @@ async fn a_credit_note_waits_for_its_invoice_and_the_sweep_submits_it_after_an_o
         .await
         .unwrap();
     assert_eq!(swept["credit_notes"], 1, "{swept}");
-    assert!(w.invoices.pending_credit_notes(10).await.unwrap().is_empty());
+    assert!(
+        w.invoices
+            .pending_credit_notes(w.clock.now(), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let stored = w
         .invoices
         .load_credit_note("acme", "B001-00000001", "BC01-00000001")

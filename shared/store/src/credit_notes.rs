@@ -88,8 +88,13 @@ pub trait CreditNoteStore: Send + Sync {
         credit_note_id: &str,
         record: &ElectronicRecord,
     ) -> Result<(), StoreError>;
-    /// Notes SUNAT has not answered for good yet, oldest first: (client, invoice, note).
-    async fn pending_credit_notes(&self, limit: u32) -> Result<Vec<(String, String, String)>, StoreError>;
+    /// Notes issued before `issued_before` that SUNAT has not answered for good yet, oldest
+    /// first: (client, invoice, note).
+    async fn pending_credit_notes(
+        &self,
+        issued_before: time::OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<(String, String, String)>, StoreError>;
 }
 
 fn note_sk(credit_note_id: &str) -> AttributeValue {
@@ -328,14 +333,20 @@ impl CreditNoteStore for DynamoInvoiceStore {
         }
     }
 
-    async fn pending_credit_notes(&self, limit: u32) -> Result<Vec<(String, String, String)>, StoreError> {
+    async fn pending_credit_notes(
+        &self,
+        issued_before: time::OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        // `{issued:020}#{id}` < `{before:020}` exactly when issued < before.
         let output = self
             .client
             .query()
             .table_name(&self.table)
             .index_name(EMAIL_PENDING_INDEX)
-            .key_condition_expression("gsi2pk = :pk")
+            .key_condition_expression("gsi2pk = :pk AND gsi2sk < :bound")
             .expression_attribute_values(":pk", s(PENDING))
+            .expression_attribute_values(":bound", s(format!("{:020}", nanos(issued_before))))
             .limit(page_size(limit))
             .send()
             .await

@@ -808,11 +808,16 @@ mod memory {
             Ok(())
         }
 
-        async fn pending_credit_notes(&self, limit: u32) -> Result<Vec<(String, String, String)>, StoreError> {
+        async fn pending_credit_notes(
+            &self,
+            issued_before: OffsetDateTime,
+            limit: u32,
+        ) -> Result<Vec<(String, String, String)>, StoreError> {
             let state = self.lock()?;
             let mut pending: Vec<&StoredCreditNote> = state
                 .notes
                 .values()
+                .filter(|n| n.note.issued_at < issued_before)
                 .filter(|n| !n.electronic.as_ref().is_some_and(|e| e.status.is_final()))
                 .collect();
             pending.sort_by_key(|n| n.note.issued_at);
