@@ -44,6 +44,34 @@ fn run(program: &str, args: &[&str]) -> (bool, String) {
     (output.status.success(), text)
 }
 
+/// `xmlsec1 --verify` of `file` with the certificate at `cert`; `id_attr` names the attribute
+/// the signature's reference points at (UBL's `Id` on `Signature`), when there is one.
+fn xmlsec_verify(cert: &Path, file: &Path, id_attr: bool) -> (bool, String) {
+    let (cert, file) = (cert.to_str().expect("path"), file.to_str().expect("path"));
+    let mut args = vec!["--verify", "--pubkey-cert-pem", cert];
+    if id_attr {
+        args.extend(["--id-attr:Id", "Signature"]);
+    }
+    args.push(file);
+    run("xmlsec1", &args)
+}
+
+/// Every call the SUNAT stand-in received, oldest first.
+async fn received(d: &Desk) -> Vec<Value> {
+    d.env
+        .http
+        .get(control(d, "received"))
+        .send()
+        .await
+        .expect("received")
+        .json::<Value>()
+        .await
+        .expect("JSON")
+        .as_array()
+        .cloned()
+        .expect("a list")
+}
+
 fn venv_python(script: &str, file: &Path) -> (bool, Value) {
     let python = repo_root().join(".local/venv/bin/python");
     let script = repo_root().join("infra/local/checks").join(script);
@@ -152,37 +180,16 @@ async fn an_accepted_invoice_reaches_the_buyer_as_pdf_xml_and_cdr_that_foreign_t
     let cdr = attachment(&format!("R-{stem}.zip"));
 
     // 1. xmlsec1 verifies the signature with the issuer's certificate; one changed cent breaks it.
-    let cert = d.env.info.einvoice_certificate.to_str().expect("path").to_owned();
+    let cert = &d.env.info.einvoice_certificate;
     let xml_file = temp_file(&format!("{stem}.xml"), &xml);
-    let xml_path = xml_file.to_str().expect("path");
-    let (ok, out) = run(
-        "xmlsec1",
-        &[
-            "--verify",
-            "--pubkey-cert-pem",
-            &cert,
-            "--id-attr:Id",
-            "Signature",
-            xml_path,
-        ],
-    );
+    let (ok, out) = xmlsec_verify(cert, &xml_file, true);
     assert!(ok, "xmlsec1 rejects the signed XML: {out}");
     let total = money(&invoice["totals"]["total"]);
     let text = String::from_utf8(xml.clone()).expect("UTF-8 XML");
     let forged = text.replacen(&format!(">{total}</cbc:PayableAmount>"), ">0.01</cbc:PayableAmount>", 1);
     assert_ne!(forged, text, "the payable amount is in the XML");
     let forged_file = temp_file("forged.xml", forged.as_bytes());
-    let (ok, _) = run(
-        "xmlsec1",
-        &[
-            "--verify",
-            "--pubkey-cert-pem",
-            &cert,
-            "--id-attr:Id",
-            "Signature",
-            forged_file.to_str().expect("path"),
-        ],
-    );
+    let (ok, _) = xmlsec_verify(cert, &forged_file, true);
     assert!(!ok, "xmlsec1 accepted a document changed after signing");
 
     // 2. The official UBL 2.1 XSDs (shipped by a PyPI package) validate it.
@@ -216,16 +223,7 @@ async fn an_accepted_invoice_reaches_the_buyer_as_pdf_xml_and_cdr_that_foreign_t
         "{cdr_xml}"
     );
     let cdr_file = temp_file("cdr.xml", cdr_xml.as_bytes());
-    let sunat_cert = d.env.info.sunat_certificate.to_str().expect("path").to_owned();
-    let (ok, out) = run(
-        "xmlsec1",
-        &[
-            "--verify",
-            "--pubkey-cert-pem",
-            &sunat_cert,
-            cdr_file.to_str().expect("path"),
-        ],
-    );
+    let (ok, out) = xmlsec_verify(&d.env.info.sunat_certificate, &cdr_file, false);
     assert!(ok, "the CDR's signature does not verify: {out}");
 
     // 5. The printed page carries SUNAT's QR code, which zbar decodes to the document's fields.
@@ -275,19 +273,8 @@ async fn an_accepted_invoice_reaches_the_buyer_as_pdf_xml_and_cdr_that_foreign_t
     );
 
     // The stand-in verified the signature on its side too.
-    let received: Value = d
-        .env
-        .http
-        .get(control(&d, "received"))
-        .send()
-        .await
-        .expect("received")
-        .json()
-        .await
-        .expect("JSON");
+    let received = received(&d).await;
     let mine = received
-        .as_array()
-        .expect("a list")
         .iter()
         .find(|r| r["file_name"] == format!("{stem}.zip").as_str() && r["buyer_document"] == document.as_str())
         .expect("the stand-in received the file");
@@ -539,18 +526,7 @@ async fn a_credit_note_corrects_an_accepted_invoice_in_its_own_series_and_foreig
         .expect("bytes")
         .into_bytes();
     let xml_file = temp_file(&format!("{stem}.xml"), &xml);
-    let cert = d.env.info.einvoice_certificate.to_str().expect("path").to_owned();
-    let (ok, out) = run(
-        "xmlsec1",
-        &[
-            "--verify",
-            "--pubkey-cert-pem",
-            &cert,
-            "--id-attr:Id",
-            "Signature",
-            xml_file.to_str().expect("path"),
-        ],
-    );
+    let (ok, out) = xmlsec_verify(&d.env.info.einvoice_certificate, &xml_file, true);
     assert!(ok, "xmlsec1 rejects the signed credit note: {out}");
     let (valid, report) = venv_python("validate_ubl.py", &xml_file);
     assert!(
@@ -564,19 +540,8 @@ async fn a_credit_note_corrects_an_accepted_invoice_in_its_own_series_and_foreig
     );
 
     // The stand-in received it, verified its signature and accepted it.
-    let received: Value = d
-        .env
-        .http
-        .get(control(&d, "received"))
-        .send()
-        .await
-        .expect("received")
-        .json()
-        .await
-        .expect("JSON");
+    let received = received(&d).await;
     let mine: Vec<&Value> = received
-        .as_array()
-        .expect("a list")
         .iter()
         .filter(|r| r["file_name"] == format!("{stem}.zip").as_str() && r["buyer_document"] == document.as_str())
         .collect();

@@ -298,39 +298,7 @@ impl CreditNoteStore for DynamoInvoiceStore {
         record: &ElectronicRecord,
     ) -> Result<(), StoreError> {
         let (pk, _) = Self::invoice_key(client_id, invoice_id);
-        let value = serde_dynamo::to_attribute_value(record).map_err(corrupt("serializing electronic record"))?;
-        // A final answer leaves the pending index.
-        let expression = if record.status.is_final() {
-            "SET electronic = :e, electronic_status = :status REMOVE gsi2pk, gsi2sk"
-        } else {
-            "SET electronic = :e, electronic_status = :status"
-        };
-        let written = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", pk)
-            .key("sk", note_sk(credit_note_id))
-            .update_expression(expression)
-            .condition_expression(
-                "attribute_exists(pk) AND (attribute_not_exists(electronic_status) OR electronic_status = :pending)",
-            )
-            .expression_attribute_values(":e", value)
-            .expression_attribute_values(":status", s(record.status.as_str()))
-            .expression_attribute_values(":pending", s("PENDING_SUBMISSION"))
-            .send()
-            .await;
-        match written {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::Conflict(crate::ConflictKind::StaleVersion))
-            }
-            Err(err) => Err(sdk_error(err)),
-        }
+        self.write_electronic(pk, note_sk(credit_note_id), record, true).await
     }
 
     async fn pending_credit_notes(

@@ -48,6 +48,14 @@ pub(crate) fn classify<E: ProvideErrorMetadata + std::fmt::Debug>(err: &SdkError
     }
 }
 
+/// An UpdateItem refused by its condition expression (what that means is the caller's).
+pub(crate) fn update_condition_failed(
+    err: &SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError, Response>,
+) -> bool {
+    err.as_service_error()
+        .is_some_and(|e| e.is_conditional_check_failed_exception())
+}
+
 /// Why a transaction did not commit: cancelled with a reason per item, or not run at all.
 #[derive(Debug)]
 pub(crate) enum TransactFailure {

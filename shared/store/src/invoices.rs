@@ -32,6 +32,7 @@ pub use backoffice_domain::retry::Retry;
 use super::StoreError;
 use crate::dynamo::{
     Item, TransactFailure, corrupt, nanos, page_size, s, sdk_error, string_attr, transact, transact_put,
+    update_condition_failed,
 };
 
 /// The stored PDF of an invoice.
@@ -267,6 +268,44 @@ impl DynamoInvoiceStore {
             .build())
     }
 
+    /// Record where a document (invoice or credit note, at `pk`/`sk`) stands at SUNAT, unless
+    /// SUNAT's answer is recorded already: a final answer never changes (`Conflict`).
+    /// `leave_index_when_final` takes the item off the pending index with a final answer.
+    pub(crate) async fn write_electronic(
+        &self,
+        pk: AttributeValue,
+        sk: AttributeValue,
+        record: &ElectronicRecord,
+        leave_index_when_final: bool,
+    ) -> Result<(), StoreError> {
+        let value = serde_dynamo::to_attribute_value(record).map_err(corrupt("serializing electronic record"))?;
+        let expression = if leave_index_when_final && record.status.is_final() {
+            "SET electronic = :e, electronic_status = :status REMOVE gsi2pk, gsi2sk"
+        } else {
+            "SET electronic = :e, electronic_status = :status"
+        };
+        let written = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", sk)
+            .update_expression(expression)
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(electronic_status) OR electronic_status = :pending)",
+            )
+            .expression_attribute_values(":e", value)
+            .expression_attribute_values(":status", s(record.status.as_str()))
+            .expression_attribute_values(":pending", s(ElectronicStatus::PendingSubmission.as_str()))
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(()),
+            Err(err) if update_condition_failed(&err) => Err(StoreError::Conflict(crate::ConflictKind::StaleVersion)),
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+
     pub(crate) fn invoice_key(client_id: &str, invoice_id: &str) -> (AttributeValue, AttributeValue) {
         (s(format!("INVOICE#{client_id}#{invoice_id}")), s("META"))
     }
@@ -427,34 +466,8 @@ impl InvoiceStore for DynamoInvoiceStore {
         record: &ElectronicRecord,
     ) -> Result<(), StoreError> {
         let (pk, sk) = Self::invoice_key(client_id, invoice_id);
-        let value = serde_dynamo::to_attribute_value(record).map_err(corrupt("serializing electronic record"))?;
-        let status = record.status.as_str();
-        let written = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", pk)
-            .key("sk", sk)
-            .update_expression("SET electronic = :e, electronic_status = :status")
-            .condition_expression(
-                "attribute_exists(pk) AND (attribute_not_exists(electronic_status) OR electronic_status = :pending)",
-            )
-            .expression_attribute_values(":e", value)
-            .expression_attribute_values(":status", s(status))
-            .expression_attribute_values(":pending", s("PENDING_SUBMISSION"))
-            .send()
-            .await;
-        match written {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::Conflict(crate::ConflictKind::StaleVersion))
-            }
-            Err(err) => Err(sdk_error(err)),
-        }
+        // The invoice stays on the e-mail index: its e-mail is still to go out.
+        self.write_electronic(pk, sk, record, false).await
     }
 
     async fn claim_email(
@@ -479,17 +492,11 @@ impl InvoiceStore for DynamoInvoiceStore {
             .await;
         match result {
             Ok(_) => Ok(EmailClaim::Claimed),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                match self.load(client_id, invoice_id).await? {
-                    Some(StoredInvoice { email: Some(email), .. }) => Ok(EmailClaim::AlreadySent(email)),
-                    Some(_) => Ok(EmailClaim::Busy),
-                    None => Err(StoreError::Backend(format!("invoice {invoice_id} does not exist"))),
-                }
-            }
+            Err(err) if update_condition_failed(&err) => match self.load(client_id, invoice_id).await? {
+                Some(StoredInvoice { email: Some(email), .. }) => Ok(EmailClaim::AlreadySent(email)),
+                Some(_) => Ok(EmailClaim::Busy),
+                None => Err(StoreError::Backend(format!("invoice {invoice_id} does not exist"))),
+            },
             Err(err) => Err(sdk_error(err)),
         }
     }
@@ -514,13 +521,7 @@ impl InvoiceStore for DynamoInvoiceStore {
         match result {
             Ok(_) => Ok(()),
             // Recorded already (by this worker's earlier attempt): the first record stands.
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
+            Err(err) if update_condition_failed(&err) => Ok(()),
             Err(err) => Err(sdk_error(err)),
         }
     }
