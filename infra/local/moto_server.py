@@ -26,7 +26,9 @@ SDK runs with `AWS_EXECUTION_ENV` set and says `exec-env/AWS_Lambda…` in its u
 ("function"); the gateway's SQS pollers — Lambda's event source mappings, whose requests AWS
 bills too — sign with a session token ("event-source"); anything else is the tests, provisioning
 or a person ("other"). A ReceiveMessage that returned nothing is counted as `empty_receives`:
-an idle poll costs by the hour, not by the sale.
+an idle poll costs by the hour, not by the sale. The report's `journal` lists the last 2,000
+counted requests in order, each with the function that made it (the SDK's `app/<name>`
+user-agent token, which every function sets to its own name) and its units.
 
 The units follow https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html
 and read moto's own tables before and after each call — consistent because DynamoDB calls are
@@ -592,8 +594,28 @@ def _received_nothing(body: bytes) -> bool:
         return b"<Message>" not in body
 
 
-def _record(caller, service, operation, resource, status, units=None, empty=False) -> None:
+_JOURNAL_LIMIT = 2000
+_journal: list = []
+_APP = re.compile(r"\bapp/([A-Za-z0-9!#$%&'*+\-.^_`|~]+)")
+
+
+def _app(environ) -> str:
+    """The SDK's `app/<name>` user-agent token: each function names itself (backoffice_edge::aws)."""
+    agent = f'{environ.get("HTTP_USER_AGENT", "")} {environ.get("HTTP_X_AMZ_USER_AGENT", "")}'
+    found = _APP.search(agent)
+    return found.group(1) if found else ""
+
+
+def _record(caller, service, operation, resource, status, units=None, empty=False, app="") -> None:
     with _ledger_lock:
+        if not empty:
+            # The last requests in order, with who made them: which call of which function to cut.
+            read, write, index = (sum(u[i] for u in (units or {}).values()) for i in range(3))
+            _journal.append(
+                {"app": app or caller, "service": service, "operation": operation, "resource": resource,
+                 "status": status.split(" ")[0], "read_units": read, "write_units": write, "index_write_units": index}
+            )
+            del _journal[:-_JOURNAL_LIMIT]
         row = _ledger.setdefault(
             (caller, service, operation),
             {"requests": 0, "errors": 0, "empty_receives": 0, "read_units": 0.0, "write_units": 0, "index_write_units": 0, "by_resource": {}},
@@ -620,17 +642,19 @@ def requests_report() -> dict:
             for (caller, service, operation), row in sorted(_ledger.items())
         ]
         since = _ledger_since[0]
+        journal = copy.deepcopy(_journal)
     totals = {
         name: sum(r[name] for r in rows)
         for name in ("requests", "errors", "empty_receives", "read_units", "write_units", "index_write_units")
     }
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since))
-    return {"since": stamp, "totals": totals, "rows": rows}
+    return {"since": stamp, "totals": totals, "rows": rows, "journal": journal}
 
 
 def reset_requests() -> None:
     with _ledger_lock:
         _ledger.clear()
+        _journal.clear()
         _ledger_since[0] = time.time()
 
 
@@ -643,6 +667,7 @@ def count_requests(app):
             return app(environ, start_response)
         service = scope[3]
         caller = _caller(environ)
+        app_name = _app(environ)
         try:
             operation, resource, body = _operation(environ, service)
         except Exception:
@@ -659,14 +684,14 @@ def count_requests(app):
 
         if service == "dynamodb":
             status, response, units = _dynamodb_units(environ, scope, operation, body, run)
-            _record(caller, service, operation, resource, status, units=units)
+            _record(caller, service, operation, resource, status, units=units, app=app_name)
             return [response]
         if service == "sqs" and operation == "ReceiveMessage":
             status, response = run()
-            _record(caller, service, operation, resource, status, empty=_received_nothing(response))
+            _record(caller, service, operation, resource, status, empty=_received_nothing(response), app=app_name)
             return [response]
         result = app(environ, capture)
-        _record(caller, service, operation, resource, seen[-1] if seen else "200")
+        _record(caller, service, operation, resource, seen[-1] if seen else "200", app=app_name)
         return result
 
     return wrapper

@@ -16,7 +16,7 @@ async fn main() -> Result<(), Error> {
     let contacts_table = config::required("CONTACTS_TABLE")?;
     let config_table = config::required("CONFIG_TABLE")?;
     let presales_table = config::required("PRESALES_TABLE")?;
-    let sdk = aws::sdk_config().await;
+    let sdk = aws::sdk_config()?;
     let dynamodb = aws::dynamodb(&sdk);
     let tipify = Tipify {
         contacts: DynamoContactStore::new(dynamodb.clone(), contacts_table, config_table.clone()),

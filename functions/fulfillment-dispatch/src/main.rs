@@ -19,7 +19,7 @@ async fn main() -> Result<(), Error> {
     let shipments_table = config::required("SHIPMENTS_TABLE")?;
     let config_table = config::required("CONFIG_TABLE")?;
     let billing_queue_url = config::required("BILLING_QUEUE_URL")?;
-    let sdk = aws::sdk_config().await;
+    let sdk = aws::sdk_config()?;
     let dynamodb = aws::dynamodb(&sdk);
     let dispatch = Dispatch {
         shipments: DynamoShipmentStore::new(dynamodb.clone(), shipments_table),

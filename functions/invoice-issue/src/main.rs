@@ -28,7 +28,7 @@ async fn main() -> Result<(), Error> {
     let sunat_endpoint = config::required("SUNAT_ENDPOINT")?;
     let signing_secret = config::required("EINVOICE_SECRET_ID")?;
     let sunat_timeout: u64 = config::number_or("SUNAT_TIMEOUT_SECS", 20)?;
-    let sdk = aws::sdk_config().await;
+    let sdk = aws::sdk_config()?;
     let dynamodb = aws::dynamodb(&sdk);
     let issuer = Issuer {
         invoices: DynamoInvoiceStore::new(dynamodb.clone(), invoices_table),

@@ -15,7 +15,7 @@ use presale_intake::Intake;
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let tables = Tables::from_env()?;
-    let sdk = aws::sdk_config().await;
+    let sdk = aws::sdk_config()?;
     let dynamodb = aws::dynamodb(&sdk);
     let intake = Intake {
         presales: DynamoPresaleStore::new(dynamodb.clone(), tables.presales),

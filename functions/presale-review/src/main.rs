@@ -23,7 +23,7 @@ async fn main() -> Result<(), Error> {
     let sales_queue_url = config::required("SALES_QUEUE_URL")?;
     let anchors_bucket = config::required("AUDIT_ANCHORS_BUCKET")?;
     let lease_secs: i64 = config::number_or("REVIEW_LEASE_SECS", 600)?;
-    let sdk = aws::sdk_config().await;
+    let sdk = aws::sdk_config()?;
     let dynamodb = aws::dynamodb(&sdk);
     let review = Review {
         presales: DynamoPresaleStore::new(dynamodb.clone(), presales_table),

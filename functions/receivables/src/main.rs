@@ -11,7 +11,7 @@ use receivables::Receivables;
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let invoices_table = config::required("INVOICES_TABLE")?;
-    let sdk = aws::sdk_config().await;
+    let sdk = aws::sdk_config()?;
     let receivables = Receivables {
         ledger: DynamoInvoiceStore::new(aws::dynamodb(&sdk), invoices_table),
     };

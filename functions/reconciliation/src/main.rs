@@ -20,7 +20,7 @@ async fn main() -> Result<(), Error> {
         config::number_or("RECONCILE_UNINVOICED_AFTER_MINUTES", 30)?,
         config::number_or("RECONCILE_LOOKBACK_HOURS", 168)?,
     )?;
-    let sdk = aws::sdk_config().await;
+    let sdk = aws::sdk_config()?;
     let dynamodb = aws::dynamodb(&sdk);
     let reconcile = Reconcile {
         approved: DynamoApprovedSales::new(dynamodb.clone(), presales_table),

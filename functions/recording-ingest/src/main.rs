@@ -18,7 +18,7 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let presales_table = config::required("PRESALES_TABLE")?;
     let config_table = config::required("CONFIG_TABLE")?;
-    let sdk = aws::sdk_config().await;
+    let sdk = aws::sdk_config()?;
     let dynamodb = aws::dynamodb(&sdk);
     let ingest = Ingest {
         presales: DynamoPresaleStore::new(dynamodb.clone(), presales_table),

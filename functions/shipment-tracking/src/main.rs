@@ -17,7 +17,7 @@ async fn main() -> Result<(), Error> {
     // The secret's name or ARN; its value is {"olva": "…", "urbano": ["current", "next"]}: one
     // secret per courier, or two while it rotates.
     let secrets_id = config::required("COURIER_SECRETS_ID")?;
-    let sdk = aws::sdk_config().await;
+    let sdk = aws::sdk_config()?;
     let tracking = Tracking {
         shipments: DynamoShipmentStore::new(aws::dynamodb(&sdk), shipments_table),
         clock: SystemClock,
