@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use aws_sdk_sqs::types::{MessageSystemAttributeNameForSends, MessageSystemAttributeValue};
 use backoffice_domain::Clock;
 use backoffice_domain::retry::{Retry, RetryPolicy};
 use backoffice_store::StoreError;
@@ -43,13 +44,19 @@ impl Publisher for SqsPublisher {
             .queues
             .get(&message.destination)
             .ok_or_else(|| PublishError(format!("no queue for destination {}", message.destination)))?;
-        self.client
-            .send_message()
-            .queue_url(url)
-            .message_body(&message.body)
-            .send()
-            .await
-            .map_err(|e| PublishError(format!("{e}")))?;
+        let mut send = self.client.send_message().queue_url(url).message_body(&message.body);
+        // The consumer's invocation joins this trace: X-Ray links SQS → Lambda by this header.
+        // It overrides the invocation-wide one the SDK sends as `X-Amzn-Trace-Id`, naming the
+        // request's or message's subsegment as the parent.
+        if let Some(header) = crate::xray::current_trace_header() {
+            let value = MessageSystemAttributeValue::builder()
+                .data_type("String")
+                .string_value(header)
+                .build()
+                .map_err(|e| PublishError(format!("trace header: {e}")))?;
+            send = send.message_system_attributes(MessageSystemAttributeNameForSends::AwsTraceHeader, value);
+        }
+        send.send().await.map_err(|e| PublishError(format!("{e}")))?;
         Ok(())
     }
 }
@@ -227,6 +234,116 @@ mod tests {
     }
 
     const START: OffsetDateTime = datetime!(2026-11-30 12:00 UTC);
+
+    /// A stand-in SQS endpoint on 127.0.0.1: answers one request and hands back its body.
+    async fn one_sqs_request() -> (String, tokio::task::JoinHandle<String>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.expect("accept");
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 8192];
+            loop {
+                let n = stream.read(&mut buffer).await.expect("read");
+                request.extend_from_slice(&buffer[..n]);
+                let text = String::from_utf8_lossy(&request).into_owned();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().to_owned())
+                        })
+                        .and_then(|v| v.parse::<usize>().ok())
+                        .unwrap_or_default();
+                    if body.len() >= length || n == 0 {
+                        let answer = r#"{"MessageId":"m-1","MD5OfMessageBody":"x"}"#;
+                        let response = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                            answer.len()
+                        );
+                        stream.write_all(response.as_bytes()).await.expect("write");
+                        return body.to_owned();
+                    }
+                }
+            }
+        });
+        (url, server)
+    }
+
+    #[tokio::test]
+    async fn a_message_sent_in_a_traced_invocation_carries_its_trace_header() {
+        use tracing::Instrument;
+        use tracing_subscriber::Layer;
+        use tracing_subscriber::filter::{LevelFilter, filter_fn};
+        use tracing_subscriber::layer::SubscriberExt;
+
+        let daemon = std::net::UdpSocket::bind("127.0.0.1:0").expect("daemon");
+        daemon
+            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .expect("timeout");
+        let layer = crate::xray::XrayLayer::new(daemon.local_addr().expect("address"), None).expect("layer");
+        let subscriber = tracing_subscriber::registry()
+            .with(layer.with_filter(filter_fn(crate::xray::reads).with_max_level_hint(LevelFilter::DEBUG)));
+        let _traced = tracing::subscriber::set_default(subscriber);
+
+        let (endpoint, server) = one_sqs_request().await;
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "AKID", "secret", None, None, "test",
+            ))
+            .endpoint_url(&endpoint)
+            .http_client(http)
+            .build();
+        let publisher = SqsPublisher::new(
+            aws_sdk_sqs::Client::from_conf(config),
+            [(
+                SaleConfirmed::QUEUE.to_owned(),
+                format!("{endpoint}/000000000000/sales"),
+            )],
+        );
+        let root = "1-5759e988-bd862e3fe1be46a994272793";
+        let invoke = tracing::info_span!("Lambda runtime invoke", xrayTraceId = %format!("Root={root};Parent=53995c3f42cd8ad8;Sampled=1"));
+        let request = tracing::info_span!(parent: &invoke, "request", correlation_id = "corr-9");
+        publisher
+            .publish(&message(1, START))
+            .instrument(request)
+            .instrument(invoke)
+            .await
+            .expect("sent");
+
+        let body: serde_json::Value = serde_json::from_str(&server.await.expect("server")).expect("json body");
+        let header = body["MessageSystemAttributes"]["AWSTraceHeader"]["StringValue"]
+            .as_str()
+            .expect("an AWSTraceHeader")
+            .to_owned();
+        let mut buffer = [0u8; 65_536];
+        let mut documents = Vec::new();
+        while documents.len() < 2 {
+            let n = daemon.recv(&mut buffer).expect("two subsegments");
+            let text = std::str::from_utf8(&buffer[..n]).expect("utf-8");
+            let (_, document) = text.split_once('\n').expect("header line");
+            documents.push(serde_json::from_str::<serde_json::Value>(document).expect("document"));
+        }
+        // The SDK's own span (SQS.SendMessage) closes first, then the request's.
+        let (call, request) = (&documents[0], &documents[1]);
+        assert_eq!(call["name"], "SQS");
+        assert_eq!(call["aws"]["operation"], "SendMessage");
+        assert_eq!(call["parent_id"], request["id"]);
+        assert_eq!(call["annotations"]["correlation_id"], "corr-9");
+        assert_eq!(request["trace_id"], root);
+        let request_id = request["id"].as_str().expect("id");
+        assert_eq!(header, format!("Root={root};Parent={request_id};Sampled=1"));
+    }
 
     #[tokio::test]
     async fn failures_move_behind_newer_messages_instead_of_blocking_them() {

@@ -4,10 +4,18 @@
 //!
 //! Personal data never goes into a log: document numbers, phones and e-mails have masking
 //! `Debug` implementations, and handlers log ids, never customers.
+//!
+//! Traces: on Lambda, spans also become X-Ray subsegments carrying the correlation id
+//! ([`crate::xray`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, filter_fn};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::xray::{self, XrayLayer};
 
 static COLD: AtomicBool = AtomicBool::new(true);
 /// The cold start as the metrics count it (the logs take theirs from [`take_cold_start`]).
@@ -15,20 +23,29 @@ static COLD_METRIC: AtomicBool = AtomicBool::new(true);
 
 /// Install the JSON subscriber. The level is `RUST_LOG` when set (a developer's filter), else
 /// the function's `LoggingConfig.ApplicationLogLevel` as Lambda passes it
-/// (`AWS_LAMBDA_LOG_LEVEL`), else `info`. Safe to call twice.
+/// (`AWS_LAMBDA_LOG_LEVEL`), else `info`. With `AWS_XRAY_DAEMON_ADDRESS` (on Lambda), spans
+/// also go to X-Ray, whatever the log level: each output filters on its own. Safe to call twice.
 pub fn init() {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(level_of_lambda(std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref())));
-    let _ = tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt::layer()
         .json()
-        .with_env_filter(filter)
         .with_current_span(true)
         .with_span_list(false)
         .flatten_event(true)
         .with_target(false)
         .without_time()
         .with_ansi(false)
-        .try_init();
+        .with_filter(filter);
+    let (traces, refused) = match XrayLayer::from_env() {
+        Ok(layer) => (layer, None),
+        Err(e) => (None, Some(e)),
+    };
+    let traces = traces.map(|layer| layer.with_filter(filter_fn(xray::reads).with_max_level_hint(LevelFilter::DEBUG)));
+    let installed = tracing_subscriber::registry().with(logs).with(traces).try_init();
+    if let (Ok(()), Some(e)) = (installed, refused) {
+        tracing::warn!(error = %e, "no X-Ray subsegments: spans are only logged");
+    }
 }
 
 /// Lambda's log levels as `tracing` directives (`FATAL` has no equivalent: `error`).
