@@ -23,7 +23,7 @@ async fn main() -> Result<(), Error> {
     let dynamodb = aws::dynamodb(&sdk);
     let dispatch = Dispatch {
         shipments: DynamoShipmentStore::new(dynamodb.clone(), shipments_table),
-        campaigns: DynamoCampaignDirectory::new(dynamodb, config_table),
+        campaigns: DynamoCampaignDirectory::new(dynamodb, config_table).cached_for(config::config_cache_ttl()?),
         publisher: SqsPublisher::new(
             aws::sqs(&sdk),
             [(InvoiceRequested::QUEUE.to_owned(), billing_queue_url)],

@@ -164,15 +164,18 @@ where
         let correlation_id = incoming
             .correlation_id
             .unwrap_or_else(|| request.presale_id.to_string());
-        let (invoice_id, profile) = match self.invoices.invoice_for_sale(&request.sale_id).await? {
+        match self.invoices.invoice_for_sale(&request.sale_id).await? {
             // A redelivery: the profile is read only if the e-mail is still to be sent.
-            Some(existing) => (existing, None),
+            Some(existing) => self.deliver(&request.client_id, &existing, None).await,
             None => {
                 let profile = self.profile(&request.client_id).await?;
-                (self.issue(&request, &profile, &correlation_id).await?, Some(profile))
+                match self.issue(&request, &profile, &correlation_id).await? {
+                    // Just written by this worker: delivered from memory, not read back.
+                    Issued::Now(invoice) => self.deliver_stored(StoredInvoice::issued(invoice), &profile).await,
+                    Issued::Before(invoice_id) => self.deliver(&request.client_id, &invoice_id, Some(&profile)).await,
+                }
             }
-        };
-        self.deliver(&request.client_id, &invoice_id, profile.as_ref()).await
+        }
     }
 
     async fn profile(&self, client_id: &str) -> Result<BillingProfile, IssueError> {
@@ -191,13 +194,13 @@ where
         }
     }
 
-    /// The sale's invoice number: allocated now, or the one a concurrent delivery allocated.
+    /// The sale's invoice: numbered now, or the one a concurrent delivery numbered.
     async fn issue(
         &self,
         request: &InvoiceRequested,
         profile: &BillingProfile,
         correlation_id: &str,
-    ) -> Result<String, IssueError> {
+    ) -> Result<Issued, IssueError> {
         let draft = InvoiceDraft::prepare(request, profile, self.clock.now())?;
         let take_next = || async {
             let head = self.invoices.series_head(&request.client_id, draft.series()).await?;
@@ -220,16 +223,16 @@ where
                 IssueOutcome::Issued => {
                     tracing::info!(invoice_id = %invoice.invoice_id, sale_id = %invoice.sale_id, total = %invoice.totals.total, "invoice issued");
                     metrics::counter!("InvoicesIssued").increment(1);
-                    Ok(invoice.invoice_id)
+                    Ok(Issued::Now(Box::new(invoice)))
                 }
-                IssueOutcome::SaleAlreadyInvoiced => {
-                    Ok(self.invoices.invoice_for_sale(&request.sale_id).await?.ok_or_else(|| {
+                IssueOutcome::SaleAlreadyInvoiced => Ok(Issued::Before(
+                    self.invoices.invoice_for_sale(&request.sale_id).await?.ok_or_else(|| {
                         IssueError::Store(StoreError::Corrupt(format!(
                             "sale {} is invoiced but has no invoice id",
                             request.sale_id
                         )))
-                    })?)
-                }
+                    })?,
+                )),
                 IssueOutcome::NumberTaken => Err(Numbering::Taken),
             }
         };
@@ -258,6 +261,25 @@ where
                 invoice_id: invoice_id.to_owned(),
             });
         }
+        let loaded;
+        let profile = match profile {
+            Some(profile) => profile,
+            None => {
+                loaded = self.profile(client_id).await?;
+                &loaded
+            }
+        };
+        self.deliver_stored(stored, profile).await
+    }
+
+    /// `deliver`, for an invoice in hand.
+    async fn deliver_stored(&self, stored: StoredInvoice, profile: &BillingProfile) -> Result<Outcome, IssueError> {
+        let (client_id, invoice_id) = (stored.invoice.client_id.as_str(), stored.invoice.invoice_id.as_str());
+        if stored.email.is_some() {
+            return Ok(Outcome::AlreadyDelivered {
+                invoice_id: invoice_id.to_owned(),
+            });
+        }
         if let Some(e) = stored
             .electronic
             .as_ref()
@@ -268,14 +290,6 @@ where
                 code: e.response_code.unwrap_or_default(),
             });
         }
-        let loaded;
-        let profile = match profile {
-            Some(profile) => profile,
-            None => {
-                loaded = self.profile(client_id).await?;
-                &loaded
-            }
-        };
         // One worker from here on: nothing leaves twice, to SUNAT or by mail.
         let now = self.clock.now();
         match self
@@ -638,6 +652,14 @@ impl From<Numbering> for IssueError {
             Numbering::Failed(e) => e,
         }
     }
+}
+
+/// The invoice of a sale, as `issue` found it.
+enum Issued {
+    /// Numbered by this worker.
+    Now(Box<backoffice_domain::invoice::Invoice>),
+    /// Numbered by another delivery of the same request.
+    Before(String),
 }
 
 #[cfg(test)]

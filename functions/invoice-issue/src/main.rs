@@ -32,7 +32,7 @@ async fn main() -> Result<(), Error> {
     let dynamodb = aws::dynamodb(&sdk);
     let issuer = Issuer {
         invoices: DynamoInvoiceStore::new(dynamodb.clone(), invoices_table),
-        billing: DynamoCampaignDirectory::new(dynamodb, config_table),
+        billing: DynamoCampaignDirectory::new(dynamodb, config_table).cached_for(config::config_cache_ttl()?),
         documents: S3DocumentStore::new(aws::s3(&sdk), bucket),
         mailer: SesMailer::new(aws::sesv2(&sdk), configuration_set),
         clock: SystemClock,

@@ -4,7 +4,7 @@ use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use backoffice_domain::SystemClock;
 use backoffice_edge::config::Tables;
 use backoffice_edge::http::Invocation;
-use backoffice_edge::{aws, telemetry};
+use backoffice_edge::{aws, config, telemetry};
 use backoffice_store::config::DynamoCampaignDirectory;
 use backoffice_store::idempotency::DynamoIdempotencyStore;
 use backoffice_store::presales::DynamoPresaleStore;
@@ -19,7 +19,8 @@ async fn main() -> Result<(), Error> {
     let dynamodb = aws::dynamodb(&sdk);
     let intake = Intake {
         presales: DynamoPresaleStore::new(dynamodb.clone(), tables.presales),
-        campaigns: DynamoCampaignDirectory::new(dynamodb.clone(), tables.config),
+        campaigns: DynamoCampaignDirectory::new(dynamodb.clone(), tables.config)
+            .cached_for(config::config_cache_ttl()?),
         idempotency: DynamoIdempotencyStore::new(dynamodb, tables.idempotency),
         clock: SystemClock,
     };

@@ -23,7 +23,7 @@ use backoffice_store::config::CampaignDirectory;
 use backoffice_store::counters::Counters;
 use backoffice_store::outbox::{Outbox, OutboxMessage};
 use backoffice_store::presales::{
-    AuditRead, ClaimLock, Effects, PresaleGet, PresaleWrite, RecordingVersions, ReviewQueue, StoredPresale,
+    AuditRead, ClaimLock, Effects, PresaleGet, PresaleWrite, QueueEntry, RecordingVersions, ReviewQueue, StoredPresale,
 };
 use backoffice_store::{ConflictKind, StoreError};
 use serde_json::{Value, json};
@@ -132,23 +132,15 @@ where
         for client in &principal.clients {
             candidates.extend(self.presales.review_queue(client, now, 25).await?);
         }
-        candidates.sort_by_key(|p| {
-            (
-                std::cmp::Reverse(p.risk_score.unwrap_or(0)),
-                p.ready_at.unwrap_or(p.updated_at),
-                p.id.clone(),
-            )
-        });
-        for candidate in candidates {
-            let mut presale = candidate.clone();
-            if review::claim(&mut presale, &principal.user_id, now, self.lease).is_err() {
-                continue;
-            }
-            // Re-read the head: the queue index is eventually consistent, the claim must not be.
-            let Some(stored) = self.presales.get(&presale.id).await? else {
+        candidates.sort_by_key(QueueEntry::priority);
+        for entry in candidates {
+            // Read the head itself: the queue index is eventually consistent, the claim must not be.
+            let Some(stored) = self.presales.get(&entry.presale_id).await? else {
                 continue;
             };
-            if stored.presale.version != candidate.version {
+            let candidate = &stored.presale;
+            let mut presale = candidate.clone();
+            if review::claim(&mut presale, &principal.user_id, now, self.lease).is_err() {
                 continue;
             }
             let lease_until = now + self.lease;

@@ -27,7 +27,7 @@ async fn main() -> Result<(), Error> {
     let dynamodb = aws::dynamodb(&sdk);
     let review = Review {
         presales: DynamoPresaleStore::new(dynamodb.clone(), presales_table),
-        campaigns: DynamoCampaignDirectory::new(dynamodb, config_table),
+        campaigns: DynamoCampaignDirectory::new(dynamodb, config_table).cached_for(config::config_cache_ttl()?),
         links: S3Links::new(aws::s3(&sdk)),
         anchors: S3AuditAnchors::new(aws::s3(&sdk), anchors_bucket),
         publisher: SqsPublisher::new(aws::sqs(&sdk), [(SaleConfirmed::QUEUE.to_owned(), sales_queue_url)]),

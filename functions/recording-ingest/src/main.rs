@@ -22,7 +22,7 @@ async fn main() -> Result<(), Error> {
     let dynamodb = aws::dynamodb(&sdk);
     let ingest = Ingest {
         presales: DynamoPresaleStore::new(dynamodb.clone(), presales_table),
-        campaigns: DynamoCampaignDirectory::new(dynamodb, config_table),
+        campaigns: DynamoCampaignDirectory::new(dynamodb, config_table).cached_for(config::config_cache_ttl()?),
         source: S3Source::new(aws::s3(&sdk)),
         clock: SystemClock,
         analysis: AnalysisConfig::default(),

@@ -50,3 +50,9 @@ impl Tables {
         })
     }
 }
+
+/// How long a warm instance keeps the configuration it read (`CONFIG_CACHE_SECONDS`, default
+/// 60; 0 reads it every time): see `DynamoCampaignDirectory::cached_for`.
+pub fn config_cache_ttl() -> Result<std::time::Duration, ConfigError> {
+    number_or("CONFIG_CACHE_SECONDS", 60u64).map(std::time::Duration::from_secs)
+}

@@ -11,11 +11,12 @@
 //! | disposition catalogs | `CAMPAIGN#{id}`   | `DISPOSITIONS#…` (see `contacts`) |
 //! | client company       | `CLIENT#{id}`     | `CONFIG` (with its `billing` map) |
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use backoffice_domain::catalog::{Campaign, CampaignCatalog, CatalogItem};
 use backoffice_domain::fulfillment::{FulfillmentConfig, ShippingSpec};
 use backoffice_domain::invoice::BillingProfile;
@@ -25,7 +26,7 @@ use backoffice_domain::zone::CampaignZone;
 use serde::Deserialize;
 
 use crate::StoreError;
-use crate::dynamo::{corrupt, query_all, s, sdk_error, string_attr};
+use crate::dynamo::{Item, corrupt, query_all, s, sdk_error, string_attr};
 
 /// What dispatch needs from a campaign's configuration.
 #[async_trait]
@@ -59,6 +60,38 @@ pub trait CampaignDirectory: Send + Sync {
 pub struct DynamoCampaignDirectory {
     client: Client,
     table: String,
+    cache: Option<Arc<ReadCache>>,
+}
+
+/// Configuration changes a few times a day and is read on every step of every sale: a warm
+/// instance keeps the items it read for a while (ADR 0020). Only what exists is kept, so a
+/// campaign or client configured a moment ago is found at once; a change to an existing one
+/// reaches each warm instance within the time to live.
+#[derive(Debug)]
+struct ReadCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, Kept>>,
+}
+
+/// When the items of one key were read, and the items.
+type Kept = (Instant, Arc<Vec<Item>>);
+
+impl ReadCache {
+    fn fresh(&self, key: &str) -> Option<Arc<Vec<Item>>> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(key)
+            .filter(|(read_at, _)| read_at.elapsed() < self.ttl)
+            .map(|(_, rows)| Arc::clone(rows))
+    }
+
+    fn keep(&self, key: String, rows: Arc<Vec<Item>>) {
+        if let Ok(mut entries) = self.entries.lock() {
+            // Bounded by the campaigns and clients an instance serves; drop the stale ones.
+            entries.retain(|_, (read_at, _)| read_at.elapsed() < self.ttl);
+            entries.insert(key, (Instant::now(), rows));
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -95,26 +128,74 @@ impl DynamoCampaignDirectory {
         Self {
             client,
             table: table.into(),
+            cache: None,
         }
     }
 
-    /// Every item of a campaign: its configuration, catalog, shipping data and fulfillment.
-    fn campaign_partition(&self, campaign_id: &str) -> QueryFluentBuilder {
-        self.client
+    /// Keeps what it reads for `ttl` (zero: reads every time).
+    pub fn cached_for(mut self, ttl: Duration) -> Self {
+        self.cache = (!ttl.is_zero()).then(|| {
+            Arc::new(ReadCache {
+                ttl,
+                entries: Mutex::new(HashMap::new()),
+            })
+        });
+        self
+    }
+
+    /// Every item of a campaign: its configuration, catalog, shipping data and fulfillment —
+    /// one read serves the catalog and the fulfillment data alike.
+    async fn campaign_partition(&self, campaign_id: &str) -> Result<Arc<Vec<Item>>, StoreError> {
+        let pk = format!("CAMPAIGN#{campaign_id}");
+        if let Some(rows) = self.cache.as_ref().and_then(|c| c.fresh(&pk)) {
+            return Ok(rows);
+        }
+        let query = self
+            .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(format!("CAMPAIGN#{campaign_id}")))
+            .expression_attribute_values(":pk", s(&pk));
+        // Read whole: a campaign with many catalog versions spans several pages.
+        let rows = Arc::new(query_all(query).await?);
+        self.remember(pk, &rows);
+        Ok(rows)
+    }
+
+    /// `CLIENT#{id}` / `CONFIG`, if it exists.
+    async fn client_item(&self, client_id: &str) -> Result<Arc<Vec<Item>>, StoreError> {
+        let pk = format!("CLIENT#{client_id}");
+        if let Some(rows) = self.cache.as_ref().and_then(|c| c.fresh(&pk)) {
+            return Ok(rows);
+        }
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(&pk))
+            .key("sk", s("CONFIG"))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let rows = Arc::new(output.item.into_iter().collect::<Vec<_>>());
+        self.remember(pk, &rows);
+        Ok(rows)
+    }
+
+    fn remember(&self, pk: String, rows: &Arc<Vec<Item>>) {
+        if let Some(cache) = self.cache.as_ref().filter(|_| !rows.is_empty()) {
+            cache.keep(pk, Arc::clone(rows));
+        }
     }
 }
 
 #[async_trait]
 impl CampaignDirectory for DynamoCampaignDirectory {
     async fn catalog(&self, campaign_id: &str) -> Result<Option<CampaignCatalog>, StoreError> {
-        let rows = query_all(self.campaign_partition(campaign_id)).await?;
+        let rows = self.campaign_partition(campaign_id).await?;
         let mut campaign = None;
         let mut skus = Vec::new();
-        for row in rows {
+        for row in rows.iter().cloned() {
             match string_attr(&row, "sk").as_deref() {
                 Some("CONFIG") => {
                     campaign =
@@ -185,11 +266,10 @@ impl FulfillmentDirectory for DynamoCampaignDirectory {
         ),
         StoreError,
     > {
-        // Read whole: a campaign with many catalog versions spans several pages.
-        let rows = query_all(self.campaign_partition(campaign_id)).await?;
+        let rows = self.campaign_partition(campaign_id).await?;
         let mut specs = BTreeMap::new();
         let mut config = None;
-        for row in rows {
+        for row in rows.iter().cloned() {
             match string_attr(&row, "sk").as_deref() {
                 Some(sk) if sk.starts_with("SKU#") && row.contains_key("weight_grams") => {
                     let r: ShippingRow = serde_dynamo::from_item(row).map_err(corrupt("reading shipping data"))?;
@@ -291,16 +371,10 @@ impl BillingDirectory for DynamoCampaignDirectory {
         &self,
         client_id: &str,
     ) -> Result<Option<backoffice_domain::invoice::BillingProfile>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("CLIENT#{client_id}")))
-            .key("sk", s("CONFIG"))
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        let Some(item) = output.item else { return Ok(None) };
+        let rows = self.client_item(client_id).await?;
+        let Some(item) = rows.first().cloned() else {
+            return Ok(None);
+        };
         let row: ClientRow = serde_dynamo::from_item(item).map_err(corrupt("reading client configuration"))?;
         row.billing_profile(client_id)
     }
@@ -315,8 +389,6 @@ pub use memory::MemoryCampaignDirectory;
 
 #[cfg(any(test, feature = "testing"))]
 mod memory {
-    use std::collections::HashMap;
-    use std::sync::Mutex;
 
     use super::*;
 
@@ -394,6 +466,24 @@ mod memory {
         async fn billing_profile(&self, client_id: &str) -> Result<Option<BillingProfile>, StoreError> {
             Ok(self.billing.lock().map_err(poisoned)?.get(client_id).cloned())
         }
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    #[test]
+    fn the_read_cache_keeps_what_exists_for_its_time_to_live_only() {
+        let cache = ReadCache {
+            ttl: Duration::from_millis(40),
+            entries: Mutex::new(HashMap::new()),
+        };
+        cache.keep("CAMPAIGN#c".into(), Arc::new(vec![Item::new()]));
+        assert_eq!(cache.fresh("CAMPAIGN#c").map(|rows| rows.len()), Some(1));
+        assert!(cache.fresh("CAMPAIGN#other").is_none());
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(cache.fresh("CAMPAIGN#c").is_none(), "expired rows are read again");
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
 
 use crate::StoreError;
 
@@ -289,4 +289,55 @@ pub(crate) fn decode_cursor(
         return Err(StoreError::InvalidCursor);
     }
     Ok(plain.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect())
+}
+
+/// BatchGetItem takes at most 100 keys.
+const BATCH: usize = 100;
+/// Rounds of unprocessed keys (throttling) retried before the read gives up.
+const BATCH_ROUNDS: u32 = 8;
+
+/// Every item of `table` under `keys` (pk + sk), with only `projection` (every attribute without one), in batches of 100;
+/// keys the service leaves unprocessed (throttling) are asked again a few times.
+pub(crate) async fn batch_get(
+    client: &Client,
+    table: &str,
+    keys: Vec<Item>,
+    projection: Option<&str>,
+) -> Result<Vec<Item>, StoreError> {
+    let mut found = Vec::new();
+    for chunk in keys.chunks(BATCH) {
+        let mut pending = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(chunk.to_vec()))
+                .set_projection_expression(projection.map(str::to_owned))
+                .build()
+                .map_err(|e| StoreError::Backend(e.to_string()))?,
+        );
+        let mut round = 0;
+        while let Some(request) = pending.take() {
+            if round == BATCH_ROUNDS {
+                return Err(StoreError::Unavailable(format!(
+                    "{table}: keys still unprocessed after {BATCH_ROUNDS} rounds"
+                )));
+            }
+            if round > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(50 << round.min(5))).await;
+            }
+            round += 1;
+            let mut output = client
+                .batch_get_item()
+                .request_items(table, request)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            if let Some(items) = output.responses.as_mut().and_then(|r| r.remove(table)) {
+                found.extend(items);
+            }
+            pending = output
+                .unprocessed_keys
+                .and_then(|mut left| left.remove(table))
+                .filter(|left| !left.keys().is_empty());
+        }
+    }
+    Ok(found)
 }

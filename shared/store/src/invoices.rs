@@ -97,6 +97,20 @@ pub struct StoredInvoice {
     pub email_last_error: Option<String>,
 }
 
+impl StoredInvoice {
+    /// An invoice as its issuing transaction wrote it: nothing signed, printed or sent yet.
+    pub fn issued(invoice: impl Into<Box<Invoice>>) -> Self {
+        Self {
+            invoice: *invoice.into(),
+            electronic: None,
+            pdf: None,
+            email: None,
+            email_attempts: 0,
+            email_last_error: None,
+        }
+    }
+}
+
 /// Where a series stands: its last number and that invoice's issue date.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SeriesHead {

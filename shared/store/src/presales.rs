@@ -22,6 +22,8 @@
 //! depends only on what it calls; [`DynamoPresaleStore`] implements them all, and so does its
 //! in-memory twin for handler tests.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
@@ -32,7 +34,7 @@ use backoffice_domain::recording::{CustomerHistory, Recording};
 
 use crate::counters::{CounterDelta, CounterRow, Counters, counter_rows, counter_update};
 use crate::dynamo::{
-    Item, Order, TransactFailure, corrupt, get_item, index_page, nanos, page_size, query_all, s, sdk_error,
+    Item, Order, TransactFailure, batch_get, corrupt, get_item, index_page, nanos, page_size, query_all, s, sdk_error,
     string_attr, transact, transact_put,
 };
 use crate::outbox::{Outbox, OutboxMessage, Retry, mark_failed, mark_sent, outbox_put, parked_outbox, pending_outbox};
@@ -93,6 +95,40 @@ pub enum ClaimLock {
 pub struct HeldClaim {
     pub presale_id: PresaleId,
     pub lease_until: time::OffsetDateTime,
+}
+
+/// A pre-sale waiting in the review queue: what orders it, not the pre-sale (the index carries
+/// only this; the claim reads the pre-sale itself, consistently).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct QueueEntry {
+    #[serde(rename = "id")]
+    pub presale_id: PresaleId,
+    #[serde(default)]
+    pub risk_score: Option<u8>,
+    #[serde(default, with = "backoffice_domain::wire::instant::option")]
+    pub ready_at: Option<time::OffsetDateTime>,
+    #[serde(with = "backoffice_domain::wire::instant")]
+    pub updated_at: time::OffsetDateTime,
+}
+
+impl QueueEntry {
+    pub fn of(presale: &Presale) -> Self {
+        Self {
+            presale_id: presale.id.clone(),
+            risk_score: presale.risk_score,
+            ready_at: presale.ready_at,
+            updated_at: presale.updated_at,
+        }
+    }
+
+    /// Highest risk first, then longest waiting.
+    pub fn priority(&self) -> (std::cmp::Reverse<u8>, time::OffsetDateTime, PresaleId) {
+        (
+            std::cmp::Reverse(self.risk_score.unwrap_or(0)),
+            self.ready_at.unwrap_or(self.updated_at),
+            self.presale_id.clone(),
+        )
+    }
 }
 
 #[async_trait]
@@ -198,7 +234,7 @@ pub trait ReviewQueue: Send + Sync {
         client_id: &str,
         now: time::OffsetDateTime,
         limit: u32,
-    ) -> Result<Vec<Presale>, StoreError>;
+    ) -> Result<Vec<QueueEntry>, StoreError>;
 
     /// The pre-sale the validator's claim item points to, if any (its lease may have ended).
     async fn held_claim(&self, validator_id: &str) -> Result<Option<HeldClaim>, StoreError>;
@@ -358,7 +394,8 @@ impl DynamoPresaleStore {
         format!("RECORDING#{client_id}#{call_id}")
     }
 
-    async fn query_index(&self, index: &str, pk_name: &str, pk_value: String) -> Result<Vec<Presale>, StoreError> {
+    /// The `pk`s an index query found, newest first (the fraud indexes carry keys only).
+    async fn index_pks(&self, index: &str, pk_name: &str, pk_value: String) -> Result<Vec<String>, StoreError> {
         let items = index_page(
             &self.client,
             &self.table,
@@ -369,9 +406,29 @@ impl DynamoPresaleStore {
             50,
         )
         .await?;
-        items
+        Ok(items.iter().filter_map(|item| string_attr(item, "pk")).collect())
+    }
+
+    /// The pre-sales under `pks`, read whole in one batch: the indexes project keys (and what
+    /// their filters need) only, so a pre-sale's updates do not rewrite six copies of it (ADR 0020).
+    async fn whole(&self, pks: &[String]) -> Result<HashMap<String, Presale>, StoreError> {
+        let unique: std::collections::BTreeSet<&String> = pks.iter().collect();
+        if unique.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let keys = unique
             .into_iter()
-            .map(|item| serde_dynamo::from_item(item).map_err(corrupt("reading pre-sale")))
+            .map(|pk| HashMap::from([("pk".to_owned(), s(pk.clone())), ("sk".to_owned(), s("META"))]))
+            .collect();
+        batch_get(&self.client, &self.table, keys, None)
+            .await?
+            .into_iter()
+            .map(|item| {
+                let pk = string_attr(&item, "pk").unwrap_or_default();
+                serde_dynamo::from_item(item)
+                    .map(|presale| (pk, presale))
+                    .map_err(corrupt("reading pre-sale"))
+            })
             .collect()
     }
 
@@ -522,12 +579,15 @@ impl PresaleList for DynamoPresaleStore {
                 .expression_attribute_values(":agent", s(agent));
         }
         let output = request.send().await.map_err(sdk_error)?;
-        let items = output
+        let pks: Vec<String> = output
             .items
             .unwrap_or_default()
-            .into_iter()
-            .map(|item| serde_dynamo::from_item::<_, Presale>(item).map_err(corrupt("reading pre-sale")))
-            .collect::<Result<Vec<_>, _>>()?;
+            .iter()
+            .filter_map(|item| string_attr(item, "pk"))
+            .collect();
+        let mut whole = self.whole(&pks).await?;
+        // In the index's order; one deleted meanwhile is simply not listed.
+        let items = pks.iter().filter_map(|pk| whole.remove(pk)).collect();
         let next_cursor = output
             .last_evaluated_key
             .as_ref()
@@ -686,19 +746,25 @@ impl WaitingRecordings for DynamoPresaleStore {
 #[async_trait]
 impl CustomerHistoryLookup for DynamoPresaleStore {
     async fn customer_history(&self, presale: &Presale) -> Result<CustomerHistory, StoreError> {
-        let same_document = self
-            .query_index(BY_CUSTOMER_DOCUMENT, "gsi3pk", Self::document_key(presale))
+        let document = self
+            .index_pks(BY_CUSTOMER_DOCUMENT, "gsi3pk", Self::document_key(presale))
             .await?;
-        let same_phone = self
-            .query_index(
+        let phone = self
+            .index_pks(
                 BY_CUSTOMER_PHONE,
                 "gsi4pk",
                 format!("PHONE#{}#{}", presale.client_id, presale.customer.phone.as_str()),
             )
             .await?;
+        // The pre-sale itself is no history of its own: a first purchase reads nothing more.
+        let own = Self::presale_pk(&presale.id);
+        let others = |pks: Vec<String>| pks.into_iter().filter(|pk| *pk != own).collect::<Vec<_>>();
+        let (document, phone) = (others(document), others(phone));
+        let whole = self.whole(&[document.as_slice(), phone.as_slice()].concat()).await?;
+        let pick = |pks: &[String]| pks.iter().filter_map(|pk| whole.get(pk).cloned()).collect::<Vec<_>>();
         Ok(CustomerHistory {
-            same_document,
-            same_phone,
+            same_document: pick(&document),
+            same_phone: pick(&phone),
         })
     }
 }
@@ -710,7 +776,7 @@ impl ReviewQueue for DynamoPresaleStore {
         client_id: &str,
         now: time::OffsetDateTime,
         limit: u32,
-    ) -> Result<Vec<Presale>, StoreError> {
+    ) -> Result<Vec<QueueEntry>, StoreError> {
         let waiting = self
             .client
             .query()
@@ -741,7 +807,7 @@ impl ReviewQueue for DynamoPresaleStore {
         }
         items
             .into_iter()
-            .map(|item| serde_dynamo::from_item(item).map_err(corrupt("reading pre-sale")))
+            .map(|item| serde_dynamo::from_item(item).map_err(corrupt("reading review queue entry")))
             .collect()
     }
 
@@ -1126,7 +1192,7 @@ mod memory {
             client_id: &str,
             now: time::OffsetDateTime,
             limit: u32,
-        ) -> Result<Vec<Presale>, StoreError> {
+        ) -> Result<Vec<QueueEntry>, StoreError> {
             let state = self.state.lock().map_err(poisoned)?;
             let ready = || {
                 state
@@ -1150,7 +1216,7 @@ mod memory {
             lapsed.sort_by_key(|p| (p.claim.as_ref().map(|c| c.lease_until), p.id.clone()));
             waiting.extend(lapsed);
             waiting.truncate(limit as usize);
-            Ok(waiting)
+            Ok(waiting.iter().map(QueueEntry::of).collect())
         }
 
         async fn held_claim(&self, validator_id: &str) -> Result<Option<HeldClaim>, StoreError> {

@@ -16,14 +16,13 @@ use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::KeysAndAttributes;
 use backoffice_domain::events::{SaleId, ShipmentId};
 use backoffice_domain::presale::{PresaleId, PresaleStatus};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
 use crate::StoreError;
-use crate::dynamo::{Item, nanos, query_all, s, sdk_error, string_attr};
+use crate::dynamo::{Item, batch_get, nanos, query_all, s, string_attr};
 
 /// An approved pre-sale: a sale that must be shipped, then invoiced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,10 +67,6 @@ pub trait InvoiceLookup: Send + Sync {
 // ---------------------------------------------------------------------------------------------
 
 const BY_STATUS: &str = "by-status";
-/// BatchGetItem takes at most 100 keys.
-const BATCH: usize = 100;
-/// Rounds of unprocessed keys (throttling) retried before the read gives up.
-const BATCH_ROUNDS: u32 = 8;
 
 /// PresalesTable's `by-status` index.
 #[derive(Clone, Debug)]
@@ -162,47 +157,6 @@ impl ApprovedSales for DynamoApprovedSales {
     }
 }
 
-/// Every item of `table` under `keys` (pk + sk), with only `projection`, in batches of 100;
-/// keys the service leaves unprocessed (throttling) are asked again a few times.
-async fn batch_get(client: &Client, table: &str, keys: Vec<Item>, projection: &str) -> Result<Vec<Item>, StoreError> {
-    let mut found = Vec::new();
-    for chunk in keys.chunks(BATCH) {
-        let mut pending = Some(
-            KeysAndAttributes::builder()
-                .set_keys(Some(chunk.to_vec()))
-                .projection_expression(projection)
-                .build()
-                .map_err(|e| StoreError::Backend(e.to_string()))?,
-        );
-        let mut round = 0;
-        while let Some(request) = pending.take() {
-            if round == BATCH_ROUNDS {
-                return Err(StoreError::Unavailable(format!(
-                    "{table}: keys still unprocessed after {BATCH_ROUNDS} rounds"
-                )));
-            }
-            if round > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(50 << round.min(5))).await;
-            }
-            round += 1;
-            let mut output = client
-                .batch_get_item()
-                .request_items(table, request)
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            if let Some(items) = output.responses.as_mut().and_then(|r| r.remove(table)) {
-                found.extend(items);
-            }
-            pending = output
-                .unprocessed_keys
-                .and_then(|mut left| left.remove(table))
-                .filter(|left| !left.keys().is_empty());
-        }
-    }
-    Ok(found)
-}
-
 fn key(pk: String, sk: &str) -> Item {
     HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
 }
@@ -232,7 +186,7 @@ impl ShipmentLookup for DynamoShipmentLookup {
             .collect();
         let keys = by_pk.keys().map(|pk| key(pk.clone(), "META")).collect();
         let mut created = HashMap::new();
-        for item in batch_get(&self.client, &self.table, keys, "pk, created_at").await? {
+        for item in batch_get(&self.client, &self.table, keys, Some("pk, created_at")).await? {
             let pk = string_attr(&item, "pk").unwrap_or_default();
             let Some(sale) = by_pk.get(&pk) else { continue };
             let at = string_attr(&item, "created_at")
@@ -265,7 +219,7 @@ impl InvoiceLookup for DynamoInvoiceLookup {
     async fn invoiced(&self, sales: &[SaleId]) -> Result<HashSet<SaleId>, StoreError> {
         let by_pk: HashMap<String, &SaleId> = sales.iter().map(|sale| (format!("SALE#{sale}"), sale)).collect();
         let keys = by_pk.keys().map(|pk| key(pk.clone(), "INVOICE")).collect();
-        let items = batch_get(&self.client, &self.table, keys, "pk").await?;
+        let items = batch_get(&self.client, &self.table, keys, Some("pk")).await?;
         Ok(items
             .iter()
             .filter_map(|item| by_pk.get(&string_attr(item, "pk")?).map(|sale| (*sale).clone()))
