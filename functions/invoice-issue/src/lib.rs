@@ -171,7 +171,10 @@ where
                 let profile = self.profile(&request.client_id).await?;
                 match self.issue(&request, &profile, &correlation_id).await? {
                     // Just written by this worker: delivered from memory, not read back.
-                    Issued::Now(invoice) => self.deliver_stored(StoredInvoice::issued(invoice), &profile).await,
+                    Issued::Now(invoice) => {
+                        let stored = StoredInvoice::issued(invoice);
+                        self.deliver_stored(stored, &profile, Lease::Held).await
+                    }
                     Issued::Before(invoice_id) => self.deliver(&request.client_id, &invoice_id, Some(&profile)).await,
                 }
             }
@@ -219,7 +222,13 @@ where
                 "correlation_id": correlation_id,
             }))
             .seal(GENESIS_HASH);
-            match self.invoices.issue(&invoice, &audit).await? {
+            // The e-mail's lease rides on the issuing write: this worker delivers what it issued.
+            let lease_until = invoice.issued_at + EMAIL_LEASE;
+            match self
+                .invoices
+                .issue_with_email_lease(&invoice, &audit, lease_until)
+                .await?
+            {
                 IssueOutcome::Issued => {
                     tracing::info!(invoice_id = %invoice.invoice_id, sale_id = %invoice.sale_id, total = %invoice.totals.total, "invoice issued");
                     metrics::counter!("InvoicesIssued").increment(1);
@@ -269,11 +278,16 @@ where
                 &loaded
             }
         };
-        self.deliver_stored(stored, profile).await
+        self.deliver_stored(stored, profile, Lease::ToTake).await
     }
 
     /// `deliver`, for an invoice in hand.
-    async fn deliver_stored(&self, stored: StoredInvoice, profile: &BillingProfile) -> Result<Outcome, IssueError> {
+    async fn deliver_stored(
+        &self,
+        stored: StoredInvoice,
+        profile: &BillingProfile,
+        lease: Lease,
+    ) -> Result<Outcome, IssueError> {
         let (client_id, invoice_id) = (stored.invoice.client_id.as_str(), stored.invoice.invoice_id.as_str());
         if stored.email.is_some() {
             return Ok(Outcome::AlreadyDelivered {
@@ -292,11 +306,15 @@ where
         }
         // One worker from here on: nothing leaves twice, to SUNAT or by mail.
         let now = self.clock.now();
-        match self
-            .invoices
-            .claim_email(client_id, invoice_id, now, now + EMAIL_LEASE)
-            .await?
-        {
+        let claim = match lease {
+            Lease::Held => EmailClaim::Claimed,
+            Lease::ToTake => {
+                self.invoices
+                    .claim_email(client_id, invoice_id, now, now + EMAIL_LEASE)
+                    .await?
+            }
+        };
+        match claim {
             EmailClaim::Claimed => {}
             EmailClaim::AlreadySent(_) => {
                 return Ok(Outcome::AlreadyDelivered {
@@ -652,6 +670,12 @@ impl From<Numbering> for IssueError {
             Numbering::Failed(e) => e,
         }
     }
+}
+
+/// Whether the worker holds the invoice's e-mail lease already (it issued the invoice).
+enum Lease {
+    Held,
+    ToTake,
 }
 
 /// The invoice of a sale, as `issue` found it.
