@@ -21,9 +21,9 @@
 # `cold-start`) and brings the stack down on exit. Prints figures; never fails on one.
 set -euo pipefail
 
-# shellcheck source=../local/lib.sh
+# shellcheck source-path=SCRIPTDIR source=../local/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../local/lib.sh"
-LOG_PREFIX="cold-start"
+LOG_PREFIX="cold-start"  # read by lib.sh's log
 
 usage() { sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
@@ -93,4 +93,4 @@ fi
 log "measuring $bin_dir ($build_label)"
 "$harness" --stack "$STATE/stack.json" run --seed "$STATE/bench-seed.json" --bin-dir "$bin_dir" \
   --build "$build_label" --log-dir "$STATE/bench-logs" "${run_args[@]+"${run_args[@]}"}"
-echo "machine: $(nproc) CPU(s), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -sr)"
+echo "machine: $(nproc) CPU(s), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -sr), load average $(cut -d' ' -f1-3 /proc/loadavg)"
