@@ -251,8 +251,7 @@ fn issuer(env: &TestEnv) -> RealIssuer {
         sender: Sender {
             address: env.invoice_sender(),
         },
-        authority: SoapTaxAuthority::new(env.info.sunat_url.clone(), std::time::Duration::from_secs(20))
-            .expect("an HTTP client"),
+        authority: SoapTaxAuthority::new(env.info.sunat_url.clone(), std::time::Duration::from_secs(20)),
         keys: SecretIssuerKeys::new(CachedSecret::new(
             SecretsManagerSource::new(aws::secretsmanager(&env.sdk)),
             SystemClock,

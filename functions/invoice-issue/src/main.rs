@@ -37,7 +37,7 @@ async fn main() -> Result<(), Error> {
         mailer: SesMailer::new(aws::sesv2(&sdk), configuration_set),
         clock: SystemClock,
         sender: Sender { address: sender },
-        authority: SoapTaxAuthority::new(sunat_endpoint, std::time::Duration::from_secs(sunat_timeout))?,
+        authority: SoapTaxAuthority::new(sunat_endpoint, std::time::Duration::from_secs(sunat_timeout)),
         keys: SecretIssuerKeys::new(CachedSecret::new(
             SecretsManagerSource::new(aws::secretsmanager(&sdk)),
             SystemClock,

@@ -137,21 +137,33 @@ pub trait TaxAuthority: Send + Sync {
 
 /// [`TaxAuthority`] over SOAP 1.1 and HTTPS.
 pub struct SoapTaxAuthority {
-    http: reqwest::Client,
+    /// Built at the first submission, not at init: its TLS configuration parses ~150 public
+    /// roots, a cost most invocations (redeliveries, e-mail retries, sweeps) never need.
+    http: std::sync::OnceLock<reqwest::Client>,
     endpoint: String,
+    timeout: Duration,
 }
 
 impl SoapTaxAuthority {
     /// `timeout` bounds one submission: SUNAT answers sendBill synchronously, usually in
     /// seconds; a longer wait is treated as unavailable and retried.
-    pub fn new(endpoint: impl Into<String>, timeout: Duration) -> Result<Self, reqwest::Error> {
-        Ok(Self {
-            http: reqwest::Client::builder()
-                .timeout(timeout)
-                .connect_timeout(Duration::from_secs(5))
-                .build()?,
+    pub fn new(endpoint: impl Into<String>, timeout: Duration) -> Self {
+        Self {
+            http: std::sync::OnceLock::new(),
             endpoint: endpoint.into(),
-        })
+            timeout,
+        }
+    }
+
+    fn http(&self) -> Result<&reqwest::Client, reqwest::Error> {
+        if let Some(client) = self.http.get() {
+            return Ok(client);
+        }
+        let client = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .connect_timeout(Duration::from_secs(5))
+            .build()?;
+        Ok(self.http.get_or_init(|| client))
     }
 }
 
@@ -159,8 +171,11 @@ impl SoapTaxAuthority {
 impl TaxAuthority for SoapTaxAuthority {
     async fn send_bill(&self, file_name: &str, zip: &[u8], credentials: &Credentials) -> Submitted {
         let envelope = sunat_soap::send_bill(file_name, zip, credentials);
-        let response = self
-            .http
+        let http = match self.http() {
+            Ok(http) => http,
+            Err(e) => return Submitted::Unavailable(format!("HTTPS client: {e}")),
+        };
+        let response = http
             .post(&self.endpoint)
             .header("Content-Type", sunat_soap::CONTENT_TYPE)
             .header("SOAPAction", sunat_soap::SOAP_ACTION_SEND_BILL)

@@ -25,11 +25,12 @@ async fn main() -> Result<(), Error> {
     let lease_secs: i64 = config::number_or("REVIEW_LEASE_SECS", 600)?;
     let sdk = aws::sdk_config()?;
     let dynamodb = aws::dynamodb(&sdk);
+    let s3 = aws::s3(&sdk);
     let review = Review {
         presales: DynamoPresaleStore::new(dynamodb.clone(), presales_table),
         campaigns: DynamoCampaignDirectory::new(dynamodb, config_table).cached_for(config::config_cache_ttl()?),
-        links: S3Links::new(aws::s3(&sdk)),
-        anchors: S3AuditAnchors::new(aws::s3(&sdk), anchors_bucket),
+        links: S3Links::new(s3.clone()),
+        anchors: S3AuditAnchors::new(s3, anchors_bucket),
         publisher: SqsPublisher::new(aws::sqs(&sdk), [(SaleConfirmed::QUEUE.to_owned(), sales_queue_url)]),
         clock: SystemClock,
         lease: time::Duration::seconds(lease_secs),
