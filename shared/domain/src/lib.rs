@@ -15,6 +15,7 @@ pub mod invoice;
 pub mod money;
 pub mod presale;
 pub mod principal;
+pub mod receivable;
 pub mod recording;
 pub mod retry;
 pub mod review;
