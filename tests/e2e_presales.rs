@@ -422,3 +422,61 @@ async fn a_registration_is_counted_in_an_embedded_metric_format_document() {
     );
     assert!(doc["_aws"]["Timestamp"].as_u64().is_some(), "{doc}");
 }
+
+/// X-Ray as the local gateway's daemon receives it (what Lambda's daemon forwards on AWS): a
+/// registration's subsegments carry the caller's correlation id, and its DynamoDB write is one
+/// of them, under the request's subsegment and Lambda's trace.
+#[tokio::test]
+async fn a_registration_is_traced_under_its_correlation_id() {
+    let env = env().await;
+    let t = tenant(&env).await;
+    let agent = caller("agent-traced", "agent", &[&t.client]);
+    let correlation = unique("trace");
+    let request = env
+        .as_caller(&agent, "POST", "/presales")
+        .header("X-Correlation-Id", &correlation)
+        .json(&presale_body(&t.campaign, &unique("call")));
+    let created = env.send(request).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+
+    let mut ours: Vec<Value> = Vec::new();
+    for _ in 0..50 {
+        let all: Vec<Value> = env
+            .request("GET", "/_local/xray/segments")
+            .send()
+            .await
+            .expect("the gateway answers")
+            .json()
+            .await
+            .expect("a JSON list");
+        ours = all
+            .into_iter()
+            .filter(|d| d["annotations"]["correlation_id"] == correlation.as_str())
+            .collect();
+        if ours.iter().any(|d| d["name"] == "DynamoDB") && ours.iter().any(|d| d["name"] == "request") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let request = ours
+        .iter()
+        .find(|d| d["name"] == "request")
+        .expect("the request's subsegment");
+    let write = ours
+        .iter()
+        .find(|d| d["name"] == "DynamoDB" && d["aws"]["operation"] == "TransactWriteItems")
+        .unwrap_or_else(|| panic!("the registration's transaction among {ours:#?}"));
+    assert_eq!(request["type"], "subsegment");
+    assert_eq!(write["namespace"], "aws");
+    assert_eq!(write["trace_id"], request["trace_id"], "one trace");
+    assert_eq!(write["parent_id"], request["id"], "the write under the request");
+    let trace = request["trace_id"].as_str().unwrap_or_default();
+    assert!(
+        trace.starts_with("1-") && trace.len() == 35,
+        "an X-Ray trace id: {trace}"
+    );
+    for d in &ours {
+        let (start, end) = (d["start_time"].as_f64(), d["end_time"].as_f64());
+        assert!(start.is_some_and(|s| end.is_some_and(|e| s <= e)), "{d}");
+    }
+}

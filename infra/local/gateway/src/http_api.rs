@@ -68,6 +68,7 @@ pub struct ApiState {
     pub cors: Option<CorsConfig>,
     pub jwt_secret: String,
     pub account_id: String,
+    pub xray: Arc<crate::xray::Segments>,
 }
 
 /// The gateway's router; serve it with `into_make_service_with_connect_info::<SocketAddr>()`.
@@ -76,6 +77,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/_local/health", get(health))
         .route("/_local/routes", get(list_routes))
         .route("/_local/functions/{function}/invoke", post(admin_invoke))
+        .route("/_local/xray/segments", get(xray_segments).delete(clear_xray_segments))
         .fallback(api)
         .with_state(state)
 }
@@ -106,6 +108,24 @@ async fn health(State(state): State<Arc<ApiState>>, ConnectInfo(peer): ConnectIn
         },
         &body,
     )
+}
+
+async fn xray_segments(State(state): State<Arc<ApiState>>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response {
+    if let Some(denied) = loopback_only(peer) {
+        return denied;
+    }
+    json_response(StatusCode::OK, &Value::Array(state.xray.list()))
+}
+
+async fn clear_xray_segments(
+    State(state): State<Arc<ApiState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
+    if let Some(denied) = loopback_only(peer) {
+        return denied;
+    }
+    state.xray.clear();
+    json_response(StatusCode::OK, &json!({ "cleared": true }))
 }
 
 async fn list_routes(State(state): State<Arc<ApiState>>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response {

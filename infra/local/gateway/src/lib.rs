@@ -15,6 +15,7 @@ pub mod runtime_api;
 pub mod schedule;
 pub mod sqs;
 pub mod template;
+pub mod xray;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -41,6 +42,8 @@ pub enum GatewayError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("cannot create the log directory {path}: {source}")]
     LogDir { path: String, source: std::io::Error },
+    #[error("cannot bind the local X-Ray daemon's UDP port: {0}")]
+    XrayDaemon(std::io::Error),
 }
 
 /// How to run the gateway (the `serve` command's options).
@@ -71,6 +74,7 @@ pub struct Gateway {
     server: JoinHandle<()>,
     pollers: Vec<JoinHandle<()>>,
     startup: Option<JoinHandle<Vec<(String, String)>>>,
+    xray: xray::Daemon,
 }
 
 impl Gateway {
@@ -116,6 +120,11 @@ impl Gateway {
         }
 
         let mut settings = RuntimeSettings::new(&resources, &config.bin_dir, &config.log_dir, config.max_instances);
+        // Every invocation is traced (sampled) and its segments land in the local daemon.
+        let xray = xray::Daemon::bind().await.map_err(GatewayError::XrayDaemon)?;
+        settings
+            .extra_env
+            .insert("AWS_XRAY_DAEMON_ADDRESS".into(), xray.addr.to_string());
         settings.extra_env.extend(config.function_env.clone());
         let runtime = Arc::new(Runtime::new(&parsed.functions, settings));
         let state = Arc::new(ApiState {
@@ -125,6 +134,7 @@ impl Gateway {
             cors: parsed.cors.clone(),
             jwt_secret: config.jwt_secret.clone(),
             account_id: resources.account_id.clone(),
+            xray: xray.segments.clone(),
         });
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -207,6 +217,7 @@ impl Gateway {
             server,
             pollers,
             startup: Some(startup),
+            xray,
         })
     }
 
@@ -241,6 +252,7 @@ impl Gateway {
             }
         }
         self.runtime.shutdown().await;
+        self.xray.stop();
         if tokio::time::timeout(Duration::from_secs(3), &mut self.server)
             .await
             .is_err()

@@ -639,11 +639,12 @@ fn open_log(path: &Path, banner: &str) -> std::io::Result<std::fs::File> {
     Ok(file)
 }
 
+/// Sampled: every local invocation is traced into the gateway's X-Ray daemon (`xray.rs`).
 fn trace_id() -> String {
     let secs = now_ms() / 1000;
     let random = uuid::Uuid::new_v4().simple().to_string();
     format!(
-        "Root=1-{secs:08x}-{};Parent={};Sampled=0",
+        "Root=1-{secs:08x}-{};Parent={};Sampled=1",
         &random[..24],
         &random[16..32]
     )
@@ -963,7 +964,7 @@ mod tests {
     fn trace_ids_look_like_xray() {
         let t = trace_id();
         assert!(
-            t.starts_with("Root=1-") && t.contains(";Parent=") && t.ends_with(";Sampled=0"),
+            t.starts_with("Root=1-") && t.contains(";Parent=") && t.ends_with(";Sampled=1"),
             "{t}"
         );
     }
