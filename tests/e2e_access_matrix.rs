@@ -365,6 +365,19 @@ const TABLE: &[Row] = &[
     ("GET /invoices", Finance, OtherClient, AnyRecord, 404),
     ("GET /invoices", Admin, OwnClient, AnyRecord, 200),
     ("GET /invoices", Admin, OtherClient, AnyRecord, 404),
+    // Payments: recorded by finance and admins of the invoice's client (supervisors read, they
+    // do not record); another client's invoice reads as missing.
+    ("POST /invoices/{id}/payments", Anon, AnyClient, AnyRecord, 401),
+    ("POST /invoices/{id}/payments", Agent, OwnClient, AnyRecord, 403),
+    ("POST /invoices/{id}/payments", Agent, OtherClient, AnyRecord, 403),
+    ("POST /invoices/{id}/payments", Validator, OwnClient, AnyRecord, 403),
+    ("POST /invoices/{id}/payments", Validator, OtherClient, AnyRecord, 403),
+    ("POST /invoices/{id}/payments", Supervisor, OwnClient, AnyRecord, 403),
+    ("POST /invoices/{id}/payments", Supervisor, OtherClient, AnyRecord, 403),
+    ("POST /invoices/{id}/payments", Finance, OwnClient, AnyRecord, 201),
+    ("POST /invoices/{id}/payments", Finance, OtherClient, AnyRecord, 404),
+    ("POST /invoices/{id}/payments", Admin, OwnClient, AnyRecord, 201),
+    ("POST /invoices/{id}/payments", Admin, OtherClient, AnyRecord, 404),
     ("GET /shipments/{id}", Anon, AnyClient, AnyRecord, 401),
     ("GET /shipments/{id}", Agent, OwnClient, OwnRecord, 200),
     ("GET /shipments/{id}", Agent, OwnClient, OtherRecord, 404),
@@ -543,6 +556,8 @@ struct Fixture {
     ship: Desk,
     shipment: String,
     courier: String,
+    /// That sale's invoice.
+    invoice: String,
 }
 
 const AGENT: &str = "agent-7";
@@ -705,7 +720,9 @@ impl Fixture {
                 .and_then(|c| c.as_s().ok())
                 .cloned()
                 .expect("the shipment's courier");
-            (d, format!("SH-S-{id}"), courier)
+            let invoice = d.wait_invoice(&format!("S-{id}")).await;
+            let invoice = invoice["invoice_id"].as_str().expect("the invoice's id").to_owned();
+            (d, format!("SH-S-{id}"), courier, invoice)
         };
         let (
             other,
@@ -714,7 +731,7 @@ impl Fixture {
             (release, release_presale),
             (decide, decide_presale, decide_version),
             (next, _),
-            (ship, shipment, courier),
+            (ship, shipment, courier, invoice),
         ) = tokio::join!(desk(), read, patch, release, decide_world, ready_world(), ship);
         Fixture {
             presale_body: presale_body(&read.campaign),
@@ -738,6 +755,7 @@ impl Fixture {
             ship,
             shipment,
             courier,
+            invoice,
         }
     }
 
@@ -823,6 +841,11 @@ impl Fixture {
             }
             "GET /shipments/{id}" => Target::new(&self.ship.client, format!("/shipments/{}", self.shipment)),
             "GET /invoices" => Target::new(&self.ship.client, format!("/invoices?client={}", self.ship.client)),
+            "POST /invoices/{id}/payments" => {
+                Target::new(&self.ship.client, format!("/invoices/{}/payments", self.invoice)).body(json!({
+                    "amount": "0.01", "currency": "PEN", "method": "TRANSFER", "reference": unique("op"),
+                    "paid_at": rfc3339(time::OffsetDateTime::now_utc() - time::Duration::minutes(1))}))
+            }
             _ => return None,
         })
     }

@@ -1,40 +1,148 @@
-//! receivables: what finance reads of the invoices. `GET /invoices` lists a client's invoices,
-//! newest first, a page at a time, filtered by issue date, series, buyer, SUNAT status (the
-//! rejected and still-pending documents finance must act on) and e-mail status; as JSON, or as
-//! CSV that opens in Excel (`Accept: text/csv`).
+//! receivables: what finance reads and records of the invoices. `GET /invoices` lists a
+//! client's invoices, newest first, a page at a time, filtered by issue date, series, buyer,
+//! SUNAT status (the rejected and still-pending documents finance must act on) and e-mail
+//! status; as JSON, or as CSV that opens in Excel (`Accept: text/csv`).
+//! `POST /invoices/{id}/payments` records a payment: partial ones leave the invoice
+//! PARTIALLY_PAID, the last one PAID; an overpayment, another currency or a payment on an
+//! invoice nothing is owed on is a 422 naming the field (Idempotency-Key honoured; one
+//! reference per method is one payment).
 //!
-//! Finance, supervisors and admins of the client only; another client's invoices read as an
-//! unknown client.
+//! Finance, supervisors and admins of the client read; finance and admins record. Another
+//! client's invoices read as an unknown client.
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use backoffice_domain::Clock;
 use backoffice_domain::electronic::ElectronicStatus;
 use backoffice_domain::principal::{Principal, Role};
+use backoffice_domain::receivable::{Payment, PaymentRequest};
+use backoffice_edge::http::idempotency;
+use backoffice_edge::http::request::DEFAULT_BODY_LIMIT;
 use backoffice_edge::http::{ApiError, ApiRequest, ApiResponse, Invocation, respond};
+use backoffice_store::idempotency::IdempotencyStore;
 use backoffice_store::ledger::{EmailStatus, InvoiceLedger, InvoiceQuery, InvoiceSummary};
+use backoffice_store::payments::{InvoiceAccount, PaymentLedger, PaymentOutcome};
 use serde_json::json;
 
-pub const ROUTES: &[&str] = &["GET /invoices"];
+pub const ROUTES: &[&str] = &["GET /invoices", "POST /invoices/{id}/payments"];
+
+/// Reads of the account before a payment gives up to a busy invoice (each lost race means
+/// another payment or credit note landed in between).
+const PAYMENT_ATTEMPTS: usize = 3;
 
 const DEFAULT_PAGE_SIZE: u32 = 50;
 const MAX_PAGE_SIZE: u32 = 100;
 
-pub struct Receivables<L> {
+pub struct Receivables<L, I, C> {
     pub ledger: L,
+    pub idempotency: I,
+    pub clock: C,
 }
 
-impl<L: InvoiceLedger> Receivables<L> {
+impl<L: InvoiceLedger + PaymentLedger, I: IdempotencyStore, C: Clock> Receivables<L, I, C> {
     pub async fn handle(&self, event: ApiGatewayV2httpRequest, invocation: &Invocation) -> ApiGatewayV2httpResponse {
         respond(event, invocation, async |request: &ApiRequest| {
-            self.route(request).await
+            self.route(request, invocation).await
         })
         .await
     }
 
-    async fn route(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
+    async fn route(&self, request: &ApiRequest, invocation: &Invocation) -> Result<ApiResponse, ApiError> {
         match request.route_key.as_str() {
             "GET /invoices" => self.list(request, &request.principal()?).await,
+            "POST /invoices/{id}/payments" => self.pay(request, &request.principal()?, invocation).await,
             other => Err(ApiError::NotFound(format!("no route {other}"))),
         }
+    }
+
+    /// The client the request is about: `?client=`, or the token's only client.
+    fn client_of(request: &ApiRequest, principal: &Principal) -> Result<String, ApiError> {
+        let client_id = match (request.query_param("client")?, principal.clients.as_slice()) {
+            (Some(client), _) => client.to_owned(),
+            (None, [only]) => only.clone(),
+            (None, _) => {
+                return Err(ApiError::InvalidParameter {
+                    field: "client".into(),
+                    detail: "client is required: your token lists several clients".into(),
+                });
+            }
+        };
+        if principal.acts_for(&client_id) {
+            Ok(client_id)
+        } else {
+            Err(ApiError::NotFound(format!("no client {client_id}")))
+        }
+    }
+
+    async fn pay(
+        &self,
+        request: &ApiRequest,
+        principal: &Principal,
+        invocation: &Invocation,
+    ) -> Result<ApiResponse, ApiError> {
+        if !principal.is_any(&[Role::Finance, Role::Admin]) {
+            return Err(ApiError::Forbidden(
+                "payments are recorded by finance and admins".into(),
+            ));
+        }
+        request.only_query_params(&["client"])?;
+        let client_id = Self::client_of(request, principal)?;
+        let invoice_id = request.path_param("id")?.to_owned();
+        let now = self.clock.now();
+        idempotency::run(&self.idempotency, request, principal, now, invocation.deadline, async || {
+            let body: PaymentRequest = request.json_body(DEFAULT_BODY_LIMIT)?;
+            let payment = Payment::from_request(&body, &principal.user_id, now).map_err(ApiError::Validation)?;
+            for _ in 0..PAYMENT_ATTEMPTS {
+                let Some(InvoiceAccount { invoice, account }) = self.ledger.account(&client_id, &invoice_id).await?
+                else {
+                    return Err(ApiError::NotFound(format!("no invoice {invoice_id}")));
+                };
+                let after = account.pay(&payment.amount).map_err(|e| ApiError::Validation(vec![e]))?;
+                match self
+                    .ledger
+                    .record_payment(&client_id, &invoice_id, &payment, &account, &after)
+                    .await?
+                {
+                    PaymentOutcome::Recorded => {
+                        // The audit line: who recorded which payment on which invoice, when.
+                        tracing::info!(
+                            invoice_id = %invoice.invoice_id, client_id = %client_id, recorded_by = %principal.user_id,
+                            amount = %payment.amount, method = ?payment.method, reference = %payment.reference,
+                            status = ?after.status(), "payment recorded"
+                        );
+                        metrics::counter!("PaymentsRecorded").increment(1);
+                        return Ok(ApiResponse::json(
+                            201,
+                            &json!({
+                                "invoice_id": invoice.invoice_id,
+                                "payment": payment,
+                                "collection_status": after.status(),
+                                "total": invoice.totals.total,
+                                "credited": backoffice_domain::money::Money::from_minor(after.credited_minor, after.currency),
+                                "paid": backoffice_domain::money::Money::from_minor(after.paid_minor, after.currency),
+                                "outstanding": after.outstanding(),
+                            }),
+                        ));
+                    }
+                    PaymentOutcome::AlreadyRecorded(existing) => {
+                        return Err(ApiError::Conflict {
+                            slug: "payment-already-recorded",
+                            detail: format!(
+                                "a {:?} payment with reference {} is recorded on this invoice already",
+                                existing.method, existing.reference
+                            ),
+                            current: Some(json!({ "payment": existing })),
+                        });
+                    }
+                    PaymentOutcome::Stale => continue,
+                }
+            }
+            Err(ApiError::Conflict {
+                slug: "invoice-busy",
+                detail: "other payments or credit notes kept changing this invoice; try again".into(),
+                current: None,
+            })
+        })
+        .await
     }
 
     async fn list(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
@@ -54,20 +162,7 @@ impl<L: InvoiceLedger> Receivables<L> {
             "limit",
             "cursor",
         ])?;
-        let client_id = match (request.query_param("client")?, principal.clients.as_slice()) {
-            (Some(client), _) => client.to_owned(),
-            // One client on the token: it is the one meant.
-            (None, [only]) => only.clone(),
-            (None, _) => {
-                return Err(ApiError::InvalidParameter {
-                    field: "client".into(),
-                    detail: "client is required: your token lists several clients".into(),
-                });
-            }
-        };
-        if !principal.acts_for(&client_id) {
-            return Err(ApiError::NotFound(format!("no client {client_id}")));
-        }
+        let client_id = Self::client_of(request, principal)?;
         let invalid = |field: &str, detail: &str| ApiError::InvalidParameter {
             field: field.into(),
             detail: detail.into(),

@@ -1,8 +1,10 @@
-//! Wiring only: the invoices table's client is built once at init.
+//! Wiring only: the tables' clients are built once at init.
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use backoffice_domain::SystemClock;
 use backoffice_edge::http::Invocation;
 use backoffice_edge::{aws, config, telemetry};
+use backoffice_store::idempotency::DynamoIdempotencyStore;
 use backoffice_store::invoices::DynamoInvoiceStore;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use receivables::Receivables;
@@ -11,9 +13,13 @@ use receivables::Receivables;
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let invoices_table = config::required("INVOICES_TABLE")?;
+    let idempotency_table = config::required("IDEMPOTENCY_TABLE")?;
     let sdk = aws::sdk_config()?;
+    let dynamodb = aws::dynamodb(&sdk);
     let receivables = Receivables {
-        ledger: DynamoInvoiceStore::new(aws::dynamodb(&sdk), invoices_table),
+        ledger: DynamoInvoiceStore::new(dynamodb.clone(), invoices_table),
+        idempotency: DynamoIdempotencyStore::new(dynamodb, idempotency_table),
+        clock: SystemClock,
     };
     let receivables = &receivables;
     let metrics = &telemetry::Metrics::init("receivables");

@@ -2,8 +2,10 @@
 
 use backoffice_domain::audit::{Actor, AuditEntry, GENESIS_HASH};
 use backoffice_domain::invoice::InvoiceDraft;
+use backoffice_domain::testing::FixedClock;
 use backoffice_domain::testing::{billing_profile, invoice_request};
 use backoffice_edge::testing::{ApiEvent, Reply};
+use backoffice_store::idempotency::MemoryIdempotencyStore;
 use backoffice_store::invoices::{ElectronicRecord, InvoiceStore, MemoryInvoiceStore};
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -14,7 +16,9 @@ const NOW: OffsetDateTime = datetime!(2026-11-24 15:00 UTC);
 
 /// Three boletas of acme (B001-1..3, issued a day apart; the second rejected by SUNAT) and one
 /// of globex.
-async fn service() -> Receivables<MemoryInvoiceStore> {
+type Service = Receivables<MemoryInvoiceStore, MemoryIdempotencyStore, FixedClock>;
+
+async fn service() -> Service {
     let store = MemoryInvoiceStore::default();
     for (n, client, day) in [(1, "acme", 0), (2, "acme", 1), (3, "acme", 2), (1, "globex", 0)] {
         let at = NOW + time::Duration::days(day);
@@ -59,10 +63,14 @@ async fn service() -> Receivables<MemoryInvoiceStore> {
             .await
             .expect("recorded");
     }
-    Receivables { ledger: store }
+    Receivables {
+        ledger: store,
+        idempotency: MemoryIdempotencyStore::new(),
+        clock: FixedClock::at(NOW + time::Duration::days(3)),
+    }
 }
 
-async fn list(s: &Receivables<MemoryInvoiceStore>, who: (&str, &str), query: &[(&str, &str)], csv: bool) -> Reply {
+async fn list(s: &Service, who: (&str, &str), query: &[(&str, &str)], csv: bool) -> Reply {
     let mut event = ApiEvent::new("GET /invoices").who(who.0, who.1, "acme");
     for (name, value) in query {
         event = event.query(name, value);
@@ -163,4 +171,92 @@ async fn the_csv_opens_in_excel_with_a_bom_a_header_and_quoted_text() {
         "{}",
         lines[2]
     );
+}
+
+async fn pay(s: &Service, who: (&str, &str), invoice_id: &str, body: serde_json::Value, key: Option<&str>) -> Reply {
+    let mut event = ApiEvent::new("POST /invoices/{id}/payments")
+        .who(who.0, who.1, "acme")
+        .param("id", invoice_id)
+        .json(&body);
+    if let Some(key) = key {
+        event = event.header("idempotency-key", key);
+    }
+    Reply::from(s.handle(event.build(), &Invocation::ending_after(NOW, 10)).await)
+}
+
+fn payment(amount: &str, reference: &str) -> serde_json::Value {
+    serde_json::json!({"amount": amount, "currency": "PEN", "method": "TRANSFER", "reference": reference,
+                       "paid_at": "2026-11-26T10:00:00-05:00"})
+}
+
+#[tokio::test]
+async fn partial_payments_then_the_last_one_settle_an_invoice_and_overpaying_is_refused() {
+    let s = service().await;
+    let first = list(&s, ("fin-1", "finance"), &[], false).await;
+    let invoice = &first.body["items"][0];
+    let (id, total) = (
+        invoice["invoice_id"].as_str().unwrap_or_default().to_owned(),
+        invoice["totals"]["total"]["amount"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    );
+    let part = pay(&s, ("fin-1", "finance"), &id, payment("10.00", "OP-1"), Some("k-1")).await;
+    assert_eq!(part.status, 201, "{:?}", part.body);
+    assert_eq!(part.body["collection_status"], "PARTIALLY_PAID");
+    assert_eq!(part.body["payment"]["recorded_by"], "fin-1");
+    // The same key replays the first answer; nothing is counted twice.
+    let replay = pay(&s, ("fin-1", "finance"), &id, payment("10.00", "OP-1"), Some("k-1")).await;
+    assert_eq!((replay.status, &replay.body), (201, &part.body));
+    // The same operation entered again without a key is a conflict, not a second payment.
+    let twice = pay(&s, ("fin-1", "finance"), &id, payment("10.00", "OP-1"), None).await;
+    assert_eq!((twice.status, twice.problem()), (409, "payment-already-recorded"));
+
+    let rest = part.body["outstanding"]["amount"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let over = pay(&s, ("fin-1", "finance"), &id, payment(&total, "OP-2"), None).await;
+    assert_eq!(over.status, 422, "{:?}", over.body);
+    assert_eq!(over.body["errors"][0]["field"], "amount");
+    assert_eq!(over.body["errors"][0]["code"], "overpayment");
+    let usd = serde_json::json!({"amount": "1.00", "currency": "USD", "method": "CARD", "reference": "X", "paid_at": "2026-11-26T10:00:00Z"});
+    let wrong = pay(&s, ("fin-1", "finance"), &id, usd, None).await;
+    assert_eq!(
+        (wrong.status, &wrong.body["errors"][0]["field"]),
+        (422, &serde_json::json!("currency"))
+    );
+
+    let last = pay(&s, ("fin-1", "finance"), &id, payment(&rest, "OP-3"), None).await;
+    assert_eq!(last.status, 201, "{:?}", last.body);
+    assert_eq!(last.body["collection_status"], "PAID");
+    assert_eq!(last.body["outstanding"]["amount"], "0.00");
+    let after = pay(&s, ("fin-1", "finance"), &id, payment("0.01", "OP-4"), None).await;
+    assert_eq!(
+        (after.status, &after.body["errors"][0]["code"]),
+        (422, &serde_json::json!("nothing_owed"))
+    );
+}
+
+#[tokio::test]
+async fn only_finance_and_admins_record_payments_and_only_on_their_clients_invoices() {
+    let s = service().await;
+    let first = list(&s, ("fin-1", "finance"), &[], false).await;
+    let id = first.body["items"][0]["invoice_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    for role in ["agent", "validator", "supervisor"] {
+        let refused = pay(&s, ("u-1", role), &id, payment("1.00", "R"), None).await;
+        assert_eq!(refused.status, 403, "{role}");
+    }
+    let unknown = pay(&s, ("fin-1", "finance"), "B001-99999999", payment("1.00", "R"), None).await;
+    assert_eq!(unknown.status, 404);
+    let event = ApiEvent::new("POST /invoices/{id}/payments")
+        .who("fin-1", "finance", "acme")
+        .param("id", &id)
+        .query("client", "globex")
+        .json(&payment("1.00", "R"));
+    let other = Reply::from(s.handle(event.build(), &Invocation::ending_after(NOW, 10)).await);
+    assert_eq!(other.status, 404, "another client's invoice reads as missing");
 }

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use time::Date;
+use time::{Date, OffsetDateTime};
 
 use crate::money::{Currency, Money};
 use crate::validation::{FieldError, Invalid};
@@ -23,6 +23,99 @@ pub enum PaymentMethod {
     CashOnDelivery,
     /// Yape, Plin and the like.
     Wallet,
+}
+
+/// What finance sends to record a payment (`POST /invoices/{id}/payments`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentRequest {
+    /// A decimal string in the currency's minor digits: `"50.00"`.
+    pub amount: String,
+    pub currency: String,
+    pub method: PaymentMethod,
+    /// The bank operation, card authorization, courier's receipt or wallet transaction.
+    pub reference: String,
+    /// When the money was received (RFC 3339 with offset).
+    pub paid_at: String,
+}
+
+/// A recorded payment: immutable, audited by who recorded it and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    pub amount: Money,
+    pub method: PaymentMethod,
+    pub reference: String,
+    #[serde(with = "crate::wire::instant")]
+    pub paid_at: OffsetDateTime,
+    pub recorded_by: String,
+    #[serde(with = "crate::wire::instant")]
+    pub recorded_at: OffsetDateTime,
+}
+
+/// How far ahead of the clock a `paid_at` may be (clocks of banks and couriers drift).
+const FUTURE_SLACK: time::Duration = time::Duration::minutes(5);
+const MAX_REFERENCE: usize = 100;
+
+impl Payment {
+    /// The payment `request` describes, recorded by `recorded_by` at `now`; every field error
+    /// at once.
+    pub fn from_request(
+        request: &PaymentRequest,
+        recorded_by: &str,
+        now: OffsetDateTime,
+    ) -> Result<Payment, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let currency = Currency::parse(request.currency.trim()).map_err(|e| e.at("currency"));
+        let amount = match &currency {
+            Ok(currency) => Money::parse(request.amount.trim(), *currency).map_err(|e| e.at("amount")),
+            Err(e) => Err(e.clone()),
+        };
+        let reference = request.reference.trim();
+        if reference.is_empty() || reference.chars().count() > MAX_REFERENCE || reference.chars().any(char::is_control)
+        {
+            errors.push(
+                Invalid::new(
+                    "invalid_reference",
+                    format!("reference is 1 to {MAX_REFERENCE} printable characters"),
+                )
+                .at("reference"),
+            );
+        }
+        let paid_at = OffsetDateTime::parse(request.paid_at.trim(), &time::format_description::well_known::Rfc3339)
+            .map_err(|_| {
+                Invalid::new("invalid_instant", "paid_at is an RFC 3339 instant with its offset").at("paid_at")
+            })
+            .and_then(|at| {
+                if at > now + FUTURE_SLACK {
+                    Err(Invalid::new("in_the_future", "paid_at is in the future").at("paid_at"))
+                } else {
+                    Ok(at)
+                }
+            });
+        let amount = match (currency, amount) {
+            (Err(e), _) => {
+                errors.push(e);
+                None
+            }
+            (Ok(_), Err(e)) => {
+                errors.push(e);
+                None
+            }
+            (Ok(_), Ok(amount)) => Some(amount),
+        };
+        let paid_at = paid_at.map_err(|e| errors.push(e)).ok();
+        match (amount, paid_at) {
+            (Some(amount), Some(paid_at)) if errors.is_empty() => Ok(Payment {
+                amount,
+                method: request.method,
+                reference: reference.to_owned(),
+                paid_at,
+                recorded_by: recorded_by.to_owned(),
+                recorded_at: now,
+            }),
+            _ => Err(errors),
+        }
+    }
 }
 
 /// Where an invoice's collection stands.
@@ -216,6 +309,49 @@ mod tests {
 
     fn usd(minor: i64) -> Money {
         Money::from_minor(minor, Currency::parse("USD").unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    fn request(amount: &str, currency: &str, reference: &str, paid_at: &str) -> PaymentRequest {
+        PaymentRequest {
+            amount: amount.into(),
+            currency: currency.into(),
+            method: PaymentMethod::Transfer,
+            reference: reference.into(),
+            paid_at: paid_at.into(),
+        }
+    }
+
+    #[test]
+    fn a_payment_request_is_read_with_every_field_error_at_once() {
+        let now = time::macros::datetime!(2026-12-01 15:00 UTC);
+        let ok = Payment::from_request(
+            &request(" 50.00 ", "PEN", "OP-123", "2026-12-01T09:30:00-05:00"),
+            "fin-1",
+            now,
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(ok.amount, pen(5_000));
+        assert_eq!(ok.reference, "OP-123");
+        assert_eq!(ok.recorded_by, "fin-1");
+        let fields = |r: PaymentRequest| -> Vec<(String, &'static str)> {
+            Payment::from_request(&r, "fin-1", now)
+                .err()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| (e.field, e.code))
+                .collect()
+        };
+        let bad = fields(request("50.001", "PEN", "", "2026-12-02T09:30:00-05:00"));
+        let named: Vec<&str> = bad.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(named, vec!["reference", "amount", "paid_at"], "{bad:?}");
+        assert_eq!(
+            fields(request("50.00", "XYZ", "r", "2026-12-01T09:30:00Z"))[0].0,
+            "currency"
+        );
+        assert_eq!(
+            fields(request("50.00", "PEN", "r", "yesterday"))[0].1,
+            "invalid_instant"
+        );
     }
 
     #[test]

@@ -676,6 +676,8 @@ mod memory {
         notes: BTreeMap<(String, String), StoredCreditNote>,
         credit_requests: HashMap<(String, String), (String, String)>,
         credited: HashMap<(String, String), i64>,
+        /// (client, invoice) → (payment key, payment), in key order.
+        payments: HashMap<(String, String), BTreeMap<String, backoffice_domain::receivable::Payment>>,
     }
 
     fn key(client_id: &str, invoice_id: &str) -> (String, String) {
@@ -1062,6 +1064,75 @@ mod memory {
                 .take(limit as usize)
                 .map(|(_, i)| (i.invoice.client_id.clone(), i.invoice.invoice_id.clone()))
                 .collect())
+        }
+    }
+
+    #[async_trait]
+    impl crate::payments::PaymentLedger for MemoryInvoiceStore {
+        async fn account(
+            &self,
+            client_id: &str,
+            invoice_id: &str,
+        ) -> Result<Option<crate::payments::InvoiceAccount>, StoreError> {
+            let state = self.lock()?;
+            let k = key(client_id, invoice_id);
+            let Some(stored) = state.invoices.get(&k) else {
+                return Ok(None);
+            };
+            let paid_minor = state
+                .payments
+                .get(&k)
+                .map(|p| p.values().map(|p| p.amount.amount_minor()).sum())
+                .unwrap_or(0);
+            let account = backoffice_domain::receivable::Account {
+                credited_minor: state.credited.get(&k).copied().unwrap_or(0),
+                paid_minor,
+                ..backoffice_domain::receivable::Account::issued(&stored.invoice.totals.total)
+            };
+            Ok(Some(crate::payments::InvoiceAccount {
+                invoice: stored.invoice.clone(),
+                account,
+            }))
+        }
+
+        async fn record_payment(
+            &self,
+            client_id: &str,
+            invoice_id: &str,
+            payment: &backoffice_domain::receivable::Payment,
+            seen: &backoffice_domain::receivable::Account,
+            _after: &backoffice_domain::receivable::Account,
+        ) -> Result<crate::payments::PaymentOutcome, StoreError> {
+            let current = self.account(client_id, invoice_id).await?;
+            let mut state = self.lock()?;
+            let payment_key = format!("{:?}#{}", payment.method, payment.reference);
+            let payments = state.payments.entry(key(client_id, invoice_id)).or_default();
+            if let Some(existing) = payments.get(&payment_key) {
+                return Ok(crate::payments::PaymentOutcome::AlreadyRecorded(Box::new(
+                    existing.clone(),
+                )));
+            }
+            match current {
+                Some(c) if c.account == *seen => {
+                    payments.insert(payment_key, payment.clone());
+                    Ok(crate::payments::PaymentOutcome::Recorded)
+                }
+                Some(_) => Ok(crate::payments::PaymentOutcome::Stale),
+                None => Err(StoreError::Corrupt(format!("no invoice {invoice_id}"))),
+            }
+        }
+
+        async fn payments(
+            &self,
+            client_id: &str,
+            invoice_id: &str,
+        ) -> Result<Vec<backoffice_domain::receivable::Payment>, StoreError> {
+            Ok(self
+                .lock()?
+                .payments
+                .get(&key(client_id, invoice_id))
+                .map(|p| p.values().cloned().collect())
+                .unwrap_or_default())
         }
     }
 }

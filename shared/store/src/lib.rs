@@ -13,6 +13,7 @@ pub mod idempotency;
 pub mod invoices;
 pub mod ledger;
 pub mod outbox;
+pub mod payments;
 pub mod presales;
 pub mod reconciliation;
 pub mod shipments;
