@@ -138,7 +138,7 @@ impl PaymentLedger for DynamoInvoiceStore {
                 let existing = self
                     .get(pk, s(payment_sk))
                     .await?
-                    .ok_or_else(|| StoreError::Conflict(crate::ConflictKind::StaleVersion))?;
+                    .ok_or(StoreError::Conflict(crate::ConflictKind::StaleVersion))?;
                 let existing: Payment = serde_dynamo::from_item(existing).map_err(corrupt("reading payment"))?;
                 Ok(PaymentOutcome::AlreadyRecorded(Box::new(existing)))
             }
