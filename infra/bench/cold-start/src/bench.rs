@@ -49,23 +49,12 @@ pub fn lambda_env(stack: &Stack, name: &str, spec: Option<&FunctionSpec>) -> BTr
     let resources = &stack.resources;
     let mut env = spec.map(|s| s.env.clone()).unwrap_or_default();
     let memory = spec.map_or(128, |s| s.memory_mb);
-    let fixed = [
-        ("AWS_LAMBDA_FUNCTION_NAME", name.to_owned()),
-        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory.to_string()),
-        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
-        ("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/30/[$LATEST]coldstart".to_owned()),
-        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}")),
-        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned()),
-        ("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023".to_owned()),
-        ("_HANDLER", "bootstrap".to_owned()),
-        ("AWS_REGION", resources.region.clone()),
-        ("AWS_DEFAULT_REGION", resources.region.clone()),
-        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
-        ("AWS_SESSION_TOKEN", "testing".to_owned()),
-        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-    ];
-    env.extend(fixed.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    env.extend(local_gateway::runtime_api::lambda_env(
+        name,
+        memory,
+        &resources.region,
+        "2026/11/30/[$LATEST]coldstart",
+    ));
     if let Some(format) = spec.and_then(|s| s.log_format.clone()) {
         env.insert("AWS_LAMBDA_LOG_FORMAT".into(), format);
     }

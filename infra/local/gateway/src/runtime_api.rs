@@ -474,27 +474,8 @@ impl Pool {
                 .unwrap_or_default(),
             uuid::Uuid::new_v4().simple()
         );
-        let fixed = [
-            ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_string()),
-            ("AWS_LAMBDA_FUNCTION_NAME", self.function_name.clone()),
-            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", self.spec.memory_mb.to_string()),
-            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
-            ("AWS_LAMBDA_LOG_STREAM_NAME", stream),
-            (
-                "AWS_LAMBDA_LOG_GROUP_NAME",
-                format!("/aws/lambda/{}", self.function_name),
-            ),
-            ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned()),
-            ("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023".to_owned()),
-            ("_HANDLER", "bootstrap".to_owned()),
-            ("AWS_REGION", s.region.clone()),
-            ("AWS_DEFAULT_REGION", s.region.clone()),
-            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
-            ("AWS_SESSION_TOKEN", "testing".to_owned()),
-            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-        ];
-        env.extend(fixed.into_iter().map(|(k, v)| (k.to_owned(), v)));
+        env.insert("AWS_LAMBDA_RUNTIME_API".into(), runtime_api.to_string());
+        env.extend(lambda_env(&self.function_name, self.spec.memory_mb, &s.region, &stream));
         if let Some(format) = &self.spec.log_format {
             env.insert("AWS_LAMBDA_LOG_FORMAT".into(), format.clone());
         }
@@ -913,6 +894,31 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
     };
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The variables Lambda sets for every provided.al2023 function (besides the Runtime API's
+/// address), with the emulator's throwaway credentials: one list for the gateway and the
+/// cold-start benchmark.
+pub fn lambda_env(function_name: &str, memory_mb: u64, region: &str, log_stream: &str) -> BTreeMap<String, String> {
+    [
+        ("AWS_LAMBDA_FUNCTION_NAME", function_name.to_owned()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory_mb.to_string()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", log_stream.to_owned()),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{function_name}")),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned()),
+        ("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023".to_owned()),
+        ("_HANDLER", "bootstrap".to_owned()),
+        ("AWS_REGION", region.to_owned()),
+        ("AWS_DEFAULT_REGION", region.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+        ("AWS_SESSION_TOKEN", "testing".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
 }
 
 #[cfg(test)]
