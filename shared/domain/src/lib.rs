@@ -19,6 +19,7 @@ pub mod receivable;
 pub mod recording;
 pub mod retry;
 pub mod review;
+pub mod sales_register;
 pub mod shipment;
 pub mod tipification;
 pub mod validation;
