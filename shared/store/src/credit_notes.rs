@@ -4,7 +4,7 @@
 //! |----------------|-------------------------------|---------------------------------|-----------------------|
 //! | series counter | `SERIES#{client}#{series}`    | `COUNTER`                       |                       |
 //! | request guard  | `CREDITREQ#{client}#{request}`| `CREDIT_NOTE`                   |                       |
-//! | credit note    | `INVOICE#{client}#{invoice}`  | `CREDIT_NOTE#{note}`            | email-pending, sparse |
+//! | credit note    | `INVOICE#{client}#{invoice}`  | `CREDIT_NOTE#{note}`            | email-pending, sparse; by-client (`CREDITNOTES#{client}`, `{issue date}#{note}`) |
 //! | its audit      | `INVOICE#{client}#{invoice}`  | `CREDIT_NOTE#{note}#AUDIT#{seq}`|                       |
 //!
 //! A note lives in its invoice's partition, so one query reads an invoice with its notes.
@@ -205,6 +205,13 @@ impl CreditNoteStore for DynamoInvoiceStore {
         item.insert(
             "gsi2sk".into(),
             s(format!("{:020}#{}", nanos(note.issued_at), note.credit_note_id)),
+        );
+        // The sales register's month of notes (crate::register): by the note's own issue date,
+        // apart from the invoices' `CLIENT#` partition so listings and ageing never read notes.
+        item.insert("gsi1pk".into(), s(format!("CREDITNOTES#{}", note.client_id)));
+        item.insert(
+            "gsi1sk".into(),
+            s(format!("{}#{}", note.issue_date, note.credit_note_id)),
         );
         let credit = Update::builder()
             .table_name(&self.table)

@@ -16,6 +16,7 @@ pub mod outbox;
 pub mod payments;
 pub mod presales;
 pub mod reconciliation;
+pub mod register;
 pub mod shipments;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
