@@ -2,7 +2,7 @@
 //! the signed XML and SUNAT's CDR attached) built with mail-builder, and its envelope.
 
 use backoffice_domain::invoice::Invoice;
-use backoffice_edge::mail::OutgoingEmail;
+use backoffice_edge::mail::{EmailTag, OutgoingEmail};
 use mail_builder::MessageBuilder;
 use mail_builder::headers::address::Address;
 use time::OffsetDateTime;
@@ -81,8 +81,29 @@ pub fn build(
         to,
         bcc,
         raw,
+        tags: tags(invoice),
     })
 }
+
+/// The tags the configuration set's bounce and complaint events carry back to email-events,
+/// which finds the invoice by them. A client id SES would refuse as a tag value leaves both out:
+/// the e-mail still goes, only its bounces go unmarked (and logged there as untagged).
+pub fn tags(invoice: &Invoice) -> Vec<EmailTag> {
+    match (
+        EmailTag::new(TAG_CLIENT, &invoice.client_id),
+        EmailTag::new(TAG_INVOICE, &invoice.invoice_id),
+    ) {
+        (Some(client), Some(number)) => vec![client, number],
+        _ => {
+            tracing::warn!(invoice_id = %invoice.invoice_id, "ids not valid as SES tags: the e-mail goes untagged");
+            Vec::new()
+        }
+    }
+}
+
+/// Tag names, as email-events reads them from SES events.
+pub const TAG_CLIENT: &str = "client_id";
+pub const TAG_INVOICE: &str = "invoice_id";
 
 pub fn subject(invoice: &Invoice) -> String {
     format!(

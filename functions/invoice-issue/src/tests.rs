@@ -136,6 +136,12 @@ async fn issues_stores_and_emails_one_invoice() {
     assert_eq!(sent[0].from, "facturacion@backoffice.example.com");
     assert_eq!(sent[0].to, vec!["maria.quispe@example.com".to_owned()]);
     assert_eq!(sent[0].bcc, vec!["finanzas@acme.example.com".to_owned()]);
+    let tags: Vec<(&str, &str)> = sent[0].tags.iter().map(|t| (t.name(), t.value())).collect();
+    assert_eq!(
+        tags,
+        vec![("client_id", "acme"), ("invoice_id", "B001-00000001")],
+        "bounces find the invoice by its tags"
+    );
     let parsed = MessageParser::default().parse(&sent[0].raw).unwrap();
     assert_eq!(
         parsed.subject(),

@@ -3,16 +3,52 @@
 
 use async_trait::async_trait;
 use aws_sdk_sesv2::primitives::Blob;
-use aws_sdk_sesv2::types::{Destination, EmailContent, RawMessage};
+use aws_sdk_sesv2::types::{Destination, EmailContent, MessageTag, RawMessage};
 
 /// A built message and its envelope: `bcc` recipients are in no header.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OutgoingEmail {
     pub from: String,
     pub to: Vec<String>,
     pub bcc: Vec<String>,
     /// The whole RFC 5322 message.
     pub raw: Vec<u8>,
+    /// SES message tags: they come back in the configuration set's bounce and complaint
+    /// events (`mail.tags`), which is how those events find the document they are about.
+    pub tags: Vec<EmailTag>,
+}
+
+/// A message tag SES accepts: name and value of 1–256 ASCII letters, digits, `_`, `-`, `.`
+/// or `@` (SES refuses the whole send for one bad tag, so bad ones are never built).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailTag {
+    name: String,
+    value: String,
+}
+
+impl EmailTag {
+    /// `None` when SES would refuse the name or the value.
+    pub fn new(name: &str, value: &str) -> Option<EmailTag> {
+        (Self::valid(name) && Self::valid(value)).then(|| EmailTag {
+            name: name.to_owned(),
+            value: value.to_owned(),
+        })
+    }
+
+    fn valid(text: &str) -> bool {
+        (1..=256).contains(&text.len())
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@'))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn value(&self) -> &str {
+        &self.value
+    }
 }
 
 impl OutgoingEmail {
@@ -64,6 +100,13 @@ impl Mailer for SesMailer {
             .set_to_addresses(Some(email.to.clone()))
             .set_bcc_addresses(Some(email.bcc.clone()))
             .build();
+        let tags = email
+            .tags
+            .iter()
+            .map(|tag| MessageTag::builder().name(tag.name()).value(tag.value()).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| MailError::Rejected(e.to_string()))?;
+        let tags = (!tags.is_empty()).then_some(tags);
         let output = self
             .client
             .send_email()
@@ -71,6 +114,7 @@ impl Mailer for SesMailer {
             .destination(destination)
             .content(EmailContent::builder().raw(raw).build())
             .set_configuration_set_name(self.configuration_set.clone())
+            .set_email_tags(tags)
             .send()
             .await
             .map_err(|err| {
@@ -88,5 +132,21 @@ impl Mailer for SesMailer {
         output
             .message_id
             .ok_or_else(|| MailError::Unavailable("the service returned no message id".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EmailTag;
+
+    #[test]
+    fn tags_take_only_what_ses_accepts() {
+        assert!(EmailTag::new("invoice_id", "F001-00000042").is_some());
+        assert!(EmailTag::new("client_id", "acme.pe@lima_1").is_some());
+        assert!(EmailTag::new("client_id", "").is_none());
+        assert!(EmailTag::new("client_id", "acme sac").is_none());
+        assert!(EmailTag::new("client_id", "compañía").is_none());
+        assert!(EmailTag::new("client id", "acme").is_none());
+        assert!(EmailTag::new("client_id", &"a".repeat(257)).is_none());
     }
 }

@@ -678,6 +678,8 @@ mod memory {
         credited: HashMap<(String, String), i64>,
         /// (client, invoice) → (payment key, payment), in key order.
         payments: HashMap<(String, String), BTreeMap<String, backoffice_domain::receivable::Payment>>,
+        /// (client, invoice) → its e-mail's bounce or complaint.
+        email_feedback: HashMap<(String, String), crate::email_feedback::EmailFeedback>,
     }
 
     fn key(client_id: &str, invoice_id: &str) -> (String, String) {
@@ -733,7 +735,10 @@ mod memory {
                     let k = key(&i.invoice.client_id, &i.invoice.invoice_id);
                     let parked = matches!(state.email_due.get(&k), Some(None));
                     let credited = state.credited.get(&k).copied().unwrap_or(0);
-                    summarize(&i.invoice, i.electronic.as_ref(), i.email.is_some(), parked, credited)
+                    crate::ledger::with_feedback(
+                        summarize(&i.invoice, i.electronic.as_ref(), i.email.is_some(), parked, credited),
+                        state.email_feedback.get(&k).map(|f| f.status),
+                    )
                 })
                 .filter(|s| query.electronic_status.is_none_or(|e| s.electronic_status == e))
                 .filter(|s| query.email_status.is_none_or(|e| s.email_status == e))
@@ -1064,6 +1069,45 @@ mod memory {
                 .take(limit as usize)
                 .map(|(_, i)| (i.invoice.client_id.clone(), i.invoice.invoice_id.clone()))
                 .collect())
+        }
+    }
+
+    impl MemoryInvoiceStore {
+        /// The bounce or complaint recorded on an invoice's e-mail.
+        pub fn email_feedback(
+            &self,
+            client_id: &str,
+            invoice_id: &str,
+        ) -> Option<crate::email_feedback::EmailFeedback> {
+            self.lock()
+                .ok()?
+                .email_feedback
+                .get(&key(client_id, invoice_id))
+                .cloned()
+        }
+    }
+
+    #[async_trait]
+    impl crate::email_feedback::EmailFeedbackStore for MemoryInvoiceStore {
+        async fn mark_email(
+            &self,
+            client_id: &str,
+            invoice_id: &str,
+            feedback: &crate::email_feedback::EmailFeedback,
+        ) -> Result<crate::email_feedback::FeedbackOutcome, StoreError> {
+            use crate::email_feedback::{FeedbackOutcome, may_mark};
+            let mut state = self.lock()?;
+            let k = key(client_id, invoice_id);
+            let Some(stored) = state.invoices.get(&k) else {
+                return Ok(FeedbackOutcome::UnknownInvoice);
+            };
+            let sent_message_id = stored.email.as_ref().map(|e| e.message_id.clone());
+            let current = state.email_feedback.get(&k).map(|f| f.status);
+            if let Some(current) = current.filter(|_| !may_mark(current, feedback.status)) {
+                return Ok(FeedbackOutcome::AlreadyMarked(current));
+            }
+            state.email_feedback.insert(k, feedback.clone());
+            Ok(FeedbackOutcome::Marked { sent_message_id })
         }
     }
 

@@ -13,6 +13,7 @@ use backoffice_domain::money::{Currency, Money};
 
 use super::{Page, StoreError};
 use crate::dynamo::{Item, corrupt, decode_cursor, encode_cursor, s, sdk_error, string_attr};
+use crate::email_feedback::FeedbackStatus;
 use crate::invoices::{DynamoInvoiceStore, ElectronicRecord, EmailRecord};
 
 const BY_CLIENT_INDEX: &str = "by-client";
@@ -43,6 +44,10 @@ pub enum EmailStatus {
     Sent,
     /// Its attempts are spent, or SUNAT rejected the invoice: nobody will send it.
     Parked,
+    /// Sent, and a recipient's server refused it for good (a permanent bounce).
+    Bounced,
+    /// Sent, and a recipient marked it as spam.
+    Complained,
 }
 
 impl EmailStatus {
@@ -51,6 +56,8 @@ impl EmailStatus {
             "PENDING" => Some(EmailStatus::Pending),
             "SENT" => Some(EmailStatus::Sent),
             "PARKED" => Some(EmailStatus::Parked),
+            "BOUNCED" => Some(EmailStatus::Bounced),
+            "COMPLAINED" => Some(EmailStatus::Complained),
             _ => None,
         }
     }
@@ -95,6 +102,14 @@ fn summary(mut item: Item) -> Result<InvoiceSummary, StoreError> {
         Some(value) => Some(serde_dynamo::from_attribute_value(value).map_err(corrupt("reading invoice email"))?),
         None => None,
     };
+    let feedback = string_attr(&item, "email_feedback_status");
+    let feedback = match feedback.as_deref() {
+        None => None,
+        Some(raw) => Some(
+            FeedbackStatus::parse(raw).ok_or_else(|| StoreError::Corrupt(format!("email_feedback_status {raw:?}")))?,
+        ),
+    };
+    item.remove("email_feedback");
     let parked = item.get("email_parked").and_then(|v| v.as_bool().ok()).copied() == Some(true)
         || string_attr(&item, "gsi2pk").as_deref() == Some("EMAIL#PARKED");
     let credited_minor = match item.get("credited_minor") {
@@ -107,13 +122,20 @@ fn summary(mut item: Item) -> Result<InvoiceSummary, StoreError> {
     };
     let invoice: backoffice_domain::invoice::Invoice =
         serde_dynamo::from_item(item).map_err(corrupt("reading invoice"))?;
-    Ok(summarize(
-        &invoice,
-        electronic.as_ref(),
-        email.is_some(),
-        parked,
-        credited_minor,
+    Ok(with_feedback(
+        summarize(&invoice, electronic.as_ref(), email.is_some(), parked, credited_minor),
+        feedback,
     ))
+}
+
+/// A bounce or a complaint outranks whatever the sending side says (the e-mail went out).
+pub(crate) fn with_feedback(mut summary: InvoiceSummary, feedback: Option<FeedbackStatus>) -> InvoiceSummary {
+    match feedback {
+        Some(FeedbackStatus::Bounced) => summary.email_status = EmailStatus::Bounced,
+        Some(FeedbackStatus::Complained) => summary.email_status = EmailStatus::Complained,
+        None => {}
+    }
+    summary
 }
 
 pub(crate) fn summarize(
@@ -176,11 +198,18 @@ impl InvoiceLedger for DynamoInvoiceStore {
         }
         match query.email_status {
             None => {}
-            Some(EmailStatus::Sent) => filters.push("attribute_exists(email)"),
-            Some(EmailStatus::Parked) => filters.push("attribute_not_exists(email) AND gsi2pk = :parked"),
-            Some(EmailStatus::Pending) => {
-                filters.push("attribute_not_exists(email) AND (attribute_not_exists(gsi2pk) OR gsi2pk <> :parked)")
+            // Each invoice is in exactly one: a bounce or complaint takes it out of the others.
+            Some(EmailStatus::Sent) => {
+                filters.push("attribute_exists(email) AND attribute_not_exists(email_feedback_status)")
             }
+            Some(EmailStatus::Parked) => filters.push(
+                "attribute_not_exists(email) AND attribute_not_exists(email_feedback_status) AND gsi2pk = :parked",
+            ),
+            Some(EmailStatus::Pending) => filters.push(
+                "attribute_not_exists(email) AND attribute_not_exists(email_feedback_status) \
+                 AND (attribute_not_exists(gsi2pk) OR gsi2pk <> :parked)",
+            ),
+            Some(EmailStatus::Bounced | EmailStatus::Complained) => filters.push("email_feedback_status = :feedback"),
         }
         if query.buyer_document.is_some() {
             filters.push("#buyer.#document.#number = :document");
@@ -214,6 +243,15 @@ impl InvoiceLedger for DynamoInvoiceStore {
             }
             if matches!(query.email_status, Some(EmailStatus::Parked | EmailStatus::Pending)) {
                 call = call.expression_attribute_values(":parked", s("EMAIL#PARKED"));
+            }
+            match query.email_status {
+                Some(EmailStatus::Bounced) => {
+                    call = call.expression_attribute_values(":feedback", s(FeedbackStatus::Bounced.as_str()));
+                }
+                Some(EmailStatus::Complained) => {
+                    call = call.expression_attribute_values(":feedback", s(FeedbackStatus::Complained.as_str()));
+                }
+                _ => {}
             }
             if let Some(document) = &query.buyer_document {
                 call = call

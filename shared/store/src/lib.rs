@@ -9,6 +9,7 @@ pub mod counters;
 pub mod credit_notes;
 pub mod documents;
 pub(crate) mod dynamo;
+pub mod email_feedback;
 pub mod idempotency;
 pub mod invoices;
 pub mod ledger;
