@@ -181,7 +181,8 @@ where
                     invoice_id,
                     credit_note_id,
                 } => Ok((invoice_id, credit_note_id)),
-                CreditOutcome::NumberTaken => Err(Numbering::Taken),
+                // Both mean: read the series and the account again, and decide again.
+                CreditOutcome::NumberTaken | CreditOutcome::Stale => Err(Numbering::Taken),
                 CreditOutcome::NotCreditable(why) => Err(refused(request, why).into()),
             }
         };

@@ -9,9 +9,10 @@
 //!
 //! A note lives in its invoice's partition, so one query reads an invoice with its notes.
 //! Issuing writes the series counter (n−1 → n), the request guard, the note, its audit record
-//! and the invoice's running `credited_minor` in one transaction: numbers have no gaps and no
-//! repeats, a request gives at most one note, and the notes of an invoice never credit more
-//! than its total, nor an invoice SUNAT has not accepted. Until SUNAT answers for good the note
+//! and the invoice's running `credited_minor` in one transaction, conditioned on the credited
+//! and paid amounts the note was decided on: numbers have no gaps and no repeats, a request
+//! gives at most one note, a note never credits more than is still owed (the balance never
+//! goes below zero), nor an invoice SUNAT has not accepted. Until SUNAT answers for good the note
 //! sits on the pending index under `CREDIT_NOTE#PENDING`, which the sweep reads.
 
 use std::collections::HashMap;
@@ -23,9 +24,13 @@ use serde::{Deserialize, Serialize};
 use backoffice_domain::audit::AuditRecord;
 use backoffice_domain::credit_note::CreditNote;
 use backoffice_domain::invoice::Invoice;
+use backoffice_domain::money::Money;
+use backoffice_domain::receivable::Account;
 
 use super::StoreError;
-use crate::dynamo::{Item, TransactFailure, corrupt, nanos, page_size, s, sdk_error, string_attr, transact};
+use crate::dynamo::{
+    Item, TransactFailure, corrupt, nanos, number_attr, page_size, s, sdk_error, string_attr, transact, unchanged,
+};
 use crate::invoices::{DynamoInvoiceStore, EMAIL_PENDING_INDEX, ElectronicRecord, SeriesStep, n};
 
 const PENDING: &str = "CREDIT_NOTE#PENDING";
@@ -52,6 +57,8 @@ pub enum CreditOutcome {
     NumberTaken,
     /// The invoice cannot take this note: why, for a person.
     NotCreditable(String),
+    /// A payment or another note changed the invoice's account meanwhile: read it again.
+    Stale,
 }
 
 #[async_trait]
@@ -97,6 +104,25 @@ pub trait CreditNoteStore: Send + Sync {
     ) -> Result<Vec<(String, String, String)>, StoreError>;
 }
 
+/// A credit note item as the table holds it, read back.
+pub(crate) fn stored_credit_note(mut item: Item) -> Result<StoredCreditNote, StoreError> {
+    let electronic = match item.remove("electronic") {
+        Some(value) => {
+            Some(serde_dynamo::from_attribute_value(value).map_err(corrupt("reading credit note electronic record"))?)
+        }
+        None => None,
+    };
+    let request_id = string_attr(&item, "request_id").unwrap_or_default();
+    let requested_by = string_attr(&item, "requested_by").unwrap_or_default();
+    let note = serde_dynamo::from_item(item).map_err(corrupt("reading credit note"))?;
+    Ok(StoredCreditNote {
+        note,
+        request_id,
+        requested_by,
+        electronic,
+    })
+}
+
 fn note_sk(credit_note_id: &str) -> AttributeValue {
     s(format!("CREDIT_NOTE#{credit_note_id}"))
 }
@@ -106,40 +132,55 @@ fn request_key(client_id: &str, request_id: &str) -> (AttributeValue, AttributeV
 }
 
 impl DynamoInvoiceStore {
-    /// Why the invoice refused a note (the transaction only says that it did).
-    async fn why_not_creditable(&self, invoice: &Invoice, amount: i64) -> Result<CreditOutcome, StoreError> {
+    /// The invoice's account as the table holds it, with the attributes a note conditions on.
+    async fn account_item(&self, invoice: &Invoice) -> Result<Option<(Item, Account)>, StoreError> {
         let (pk, sk) = Self::invoice_key(&invoice.client_id, &invoice.invoice_id);
         let Some(item) = self.get(pk, sk).await? else {
+            return Ok(None);
+        };
+        let account = Account {
+            credited_minor: number_attr(&item, "credited_minor")?,
+            paid_minor: number_attr(&item, "paid_minor")?,
+            ..Account::issued(&invoice.totals.total)
+        };
+        Ok(Some((item, account)))
+    }
+
+    /// Whether the invoice can take a note of `amount` now: the reason it cannot, or `Stale`
+    /// when it can (the transaction lost a race with a payment or another note).
+    async fn why_not_creditable(&self, invoice: &Invoice, amount: &Money) -> Result<CreditOutcome, StoreError> {
+        let Some((item, account)) = self.account_item(invoice).await? else {
             return Ok(CreditOutcome::NotCreditable(format!(
                 "invoice {} does not exist",
                 invoice.invoice_id
             )));
         };
-        let status = string_attr(&item, "electronic_status").unwrap_or_else(|| "PENDING_SUBMISSION".into());
-        if status != "ACCEPTED" && status != "OBSERVED" {
-            return Ok(CreditOutcome::NotCreditable(format!(
-                "invoice {} is {status} at SUNAT: only an accepted invoice can be credited",
-                invoice.invoice_id
-            )));
+        if let Some(why) = not_creditable(&item, &account, amount) {
+            return Ok(CreditOutcome::NotCreditable(why));
         }
-        let credited = credited_of(&item)?;
-        Ok(CreditOutcome::NotCreditable(format!(
-            "invoice {} totals {} minor units and {credited} are credited already: {amount} more would exceed it",
-            invoice.invoice_id,
-            invoice.totals.total.amount_minor()
-        )))
+        Ok(CreditOutcome::Stale)
     }
 }
 
-fn credited_of(item: &Item) -> Result<i64, StoreError> {
-    match item.get("credited_minor") {
-        None => Ok(0),
-        Some(value) => value
-            .as_n()
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| StoreError::Corrupt("credited_minor is not a number".into())),
+/// Why `account` (of the invoice `item`) cannot take a note of `amount`, if it cannot: SUNAT
+/// has not accepted the invoice, or the note is more than what is still owed.
+fn not_creditable(item: &Item, account: &Account, amount: &Money) -> Option<String> {
+    let status = string_attr(item, "electronic_status").unwrap_or_else(|| "PENDING_SUBMISSION".into());
+    let invoice_id = string_attr(item, "invoice_id").unwrap_or_default();
+    if status != "ACCEPTED" && status != "OBSERVED" {
+        return Some(format!(
+            "invoice {invoice_id} is {status} at SUNAT: only an accepted invoice can be credited"
+        ));
     }
+    account.credit(amount).err().map(|e| {
+        format!(
+            "invoice {invoice_id} totals {}, {} credited and {} paid: {}",
+            Money::from_minor(account.total_minor, account.currency),
+            Money::from_minor(account.credited_minor, account.currency),
+            Money::from_minor(account.paid_minor, account.currency),
+            e.detail
+        )
+    })
 }
 
 #[async_trait]
@@ -159,7 +200,7 @@ impl CreditNoteStore for DynamoInvoiceStore {
     async fn credited(&self, client_id: &str, invoice_id: &str) -> Result<i64, StoreError> {
         let (pk, sk) = Self::invoice_key(client_id, invoice_id);
         match self.get(pk, sk).await? {
-            Some(item) => credited_of(&item),
+            Some(item) => number_attr(&item, "credited_minor"),
             None => Ok(0),
         }
     }
@@ -172,11 +213,16 @@ impl CreditNoteStore for DynamoInvoiceStore {
         requested_by: &str,
         audit: &AuditRecord,
     ) -> Result<CreditOutcome, StoreError> {
-        let amount = note.totals.total.amount_minor();
-        let room = invoice.totals.total.amount_minor() - amount;
-        if amount <= 0 || room < 0 {
+        let amount = &note.totals.total;
+        // The note is decided on the account as read, and written only if neither payments
+        // nor other notes moved it since: credited + paid never exceed the total.
+        let Some((current, seen)) = self.account_item(invoice).await? else {
             return self.why_not_creditable(invoice, amount).await;
+        };
+        if let Some(why) = not_creditable(&current, &seen, amount) {
+            return Ok(CreditOutcome::NotCreditable(why));
         }
+        let after = seen.credit(amount).map_err(|e| StoreError::Corrupt(e.detail))?;
         let counter = self.counter_step(&SeriesStep {
             client_id: &note.client_id,
             series: &note.series,
@@ -217,14 +263,16 @@ impl CreditNoteStore for DynamoInvoiceStore {
             .table_name(&self.table)
             .key("pk", pk.clone())
             .key("sk", invoice_sk)
-            .update_expression("SET credited_minor = if_not_exists(credited_minor, :zero) + :amount")
-            .condition_expression(
-                "attribute_exists(pk) AND electronic_status IN (:accepted, :observed) \
-                 AND (attribute_not_exists(credited_minor) OR credited_minor <= :room)",
-            )
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":amount", n(amount))
-            .expression_attribute_values(":room", n(room))
+            .update_expression(crate::payments::settling_update("credited_minor = :credited", &after)?)
+            .condition_expression(format!(
+                "attribute_exists(pk) AND electronic_status IN (:accepted, :observed) AND {} AND {}",
+                unchanged("credited_minor", seen.credited_minor),
+                unchanged("paid_minor", seen.paid_minor)
+            ))
+            .expression_attribute_values(":credited", n(after.credited_minor))
+            .expression_attribute_values(":status", s(crate::payments::status_name(&after)?))
+            .expression_attribute_values(":seen_credited_minor", n(seen.credited_minor))
+            .expression_attribute_values(":seen_paid_minor", n(seen.paid_minor))
             .expression_attribute_values(":accepted", s("ACCEPTED"))
             .expression_attribute_values(":observed", s("OBSERVED"))
             .build()
@@ -277,24 +325,10 @@ impl CreditNoteStore for DynamoInvoiceStore {
         credit_note_id: &str,
     ) -> Result<Option<StoredCreditNote>, StoreError> {
         let (pk, _) = Self::invoice_key(client_id, invoice_id);
-        let Some(mut item) = self.get(pk, note_sk(credit_note_id)).await? else {
-            return Ok(None);
-        };
-        let electronic = match item.remove("electronic") {
-            Some(value) => Some(
-                serde_dynamo::from_attribute_value(value).map_err(corrupt("reading credit note electronic record"))?,
-            ),
-            None => None,
-        };
-        let request_id = string_attr(&item, "request_id").unwrap_or_default();
-        let requested_by = string_attr(&item, "requested_by").unwrap_or_default();
-        let note = serde_dynamo::from_item(item).map_err(corrupt("reading credit note"))?;
-        Ok(Some(StoredCreditNote {
-            note,
-            request_id,
-            requested_by,
-            electronic,
-        }))
+        match self.get(pk, note_sk(credit_note_id)).await? {
+            Some(item) => stored_credit_note(item).map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn record_credit_note_electronic(

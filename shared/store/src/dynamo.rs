@@ -176,6 +176,28 @@ pub(crate) fn string_attr(item: &Item, name: &str) -> Option<String> {
     item.get(name).and_then(|v| v.as_s().ok()).cloned()
 }
 
+/// A whole number attribute of `item`; an absent one is zero (running amounts start at nothing).
+pub(crate) fn number_attr(item: &Item, name: &str) -> Result<i64, StoreError> {
+    match item.get(name) {
+        None => Ok(0),
+        Some(value) => value
+            .as_n()
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| StoreError::Corrupt(format!("{name} is not a number"))),
+    }
+}
+
+/// A condition that the number attribute `name` still holds `seen` (an absent one holds
+/// zero), with `:seen_{name}` as its value placeholder.
+pub(crate) fn unchanged(name: &str, seen: i64) -> String {
+    if seen == 0 {
+        format!("(attribute_not_exists({name}) OR {name} = :seen_{name})")
+    } else {
+        format!("{name} = :seen_{name}")
+    }
+}
+
 pub(crate) fn corrupt(what: &str) -> impl Fn(serde_dynamo::Error) -> StoreError + '_ {
     move |e| StoreError::Corrupt(format!("{what}: {e}"))
 }

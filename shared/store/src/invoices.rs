@@ -4,7 +4,7 @@
 //! |----------------|-----------------------------|-------------------|----------------------------|
 //! | series counter | `SERIES#{client}#{series}`  | `COUNTER`         |                            |
 //! | sale guard     | `SALE#{sale id}`            | `INVOICE`         |                            |
-//! | invoice        | `INVOICE#{client}#{number}` | `META`            | by-client; email-pending (sparse) |
+//! | invoice        | `INVOICE#{client}#{number}` | `META`            | by-client; email-pending, open (sparse) |
 //! | audit          | `INVOICE#{client}#{number}` | `AUDIT#{seq:010}` |                            |
 //!
 //! A number is unique within its issuer's series: two clients both have a `B001-00000001`, so
@@ -208,6 +208,16 @@ pub trait InvoiceStore: Send + Sync {
 }
 
 pub(crate) const EMAIL_PENDING_INDEX: &str = "email-pending";
+/// Sparse: the invoices something is still owed on, by client and due date (ageing, dunning).
+pub(crate) const OPEN_INDEX: &str = "open";
+
+/// An open invoice's key on [`OPEN_INDEX`]: `OPEN#{client}`, `{due date}#{invoice}`.
+pub(crate) fn open_key(invoice: &Invoice) -> (AttributeValue, AttributeValue) {
+    (
+        s(format!("OPEN#{}", invoice.client_id)),
+        s(format!("{}#{}", invoice.due_date, invoice.invoice_id)),
+    )
+}
 const DATE: &[time::format_description::BorrowedFormatItem<'static>] =
     time::macros::format_description!("[year]-[month]-[day]");
 const EMAIL_PENDING: &str = "EMAIL#PENDING";
@@ -313,11 +323,19 @@ impl DynamoInvoiceStore {
         leave_index_when_final: bool,
     ) -> Result<(), StoreError> {
         let value = serde_dynamo::to_attribute_value(record).map_err(corrupt("serializing electronic record"))?;
-        let expression = if leave_index_when_final && record.status.is_final() {
-            "SET electronic = :e, electronic_status = :status REMOVE gsi2pk, gsi2sk"
-        } else {
-            "SET electronic = :e, electronic_status = :status"
-        };
+        let mut remove = Vec::new();
+        if leave_index_when_final && record.status.is_final() {
+            remove.extend(["gsi2pk", "gsi2sk"]);
+        }
+        // A rejected document is void: nothing is owed on it, so it leaves the open index.
+        if record.status == ElectronicStatus::Rejected {
+            remove.extend(["gsi3pk", "gsi3sk"]);
+        }
+        let mut expression = String::from("SET electronic = :e, electronic_status = :status");
+        if !remove.is_empty() {
+            expression.push_str(" REMOVE ");
+            expression.push_str(&remove.join(", "));
+        }
         let written = self
             .client
             .update_item()
@@ -343,6 +361,40 @@ impl DynamoInvoiceStore {
     pub(crate) fn invoice_key(client_id: &str, invoice_id: &str) -> (AttributeValue, AttributeValue) {
         (s(format!("INVOICE#{client_id}#{invoice_id}")), s("META"))
     }
+}
+
+/// An invoice item as the table holds it (`META`), read back.
+pub(crate) fn stored_invoice(mut item: Item) -> Result<StoredInvoice, StoreError> {
+    let pdf = match item.remove("pdf") {
+        Some(value) => Some(serde_dynamo::from_attribute_value(value).map_err(corrupt("reading invoice pdf"))?),
+        None => None,
+    };
+    let electronic = match item.remove("electronic") {
+        Some(value) => {
+            Some(serde_dynamo::from_attribute_value(value).map_err(corrupt("reading invoice electronic record"))?)
+        }
+        None => None,
+    };
+    item.remove("electronic_status");
+    let email = match item.remove("email") {
+        Some(value) => Some(serde_dynamo::from_attribute_value(value).map_err(corrupt("reading invoice email"))?),
+        None => None,
+    };
+    let email_attempts = item
+        .get("email_attempts")
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let email_last_error = string_attr(&item, "email_last_error");
+    let invoice = serde_dynamo::from_item(item).map_err(corrupt("reading invoice"))?;
+    Ok(StoredInvoice {
+        invoice,
+        electronic,
+        pdf,
+        email,
+        email_attempts,
+        email_last_error,
+    })
 }
 
 impl DynamoInvoiceStore {
@@ -390,6 +442,12 @@ impl DynamoInvoiceStore {
             "gsi2sk".into(),
             s(format!("{:020}#{}", nanos(invoice.issued_at), invoice.invoice_id)),
         );
+        if invoice.totals.total.amount_minor() > 0 {
+            item.insert("collection_status".into(), s("OPEN"));
+            let (gsi3pk, gsi3sk) = open_key(invoice);
+            item.insert("gsi3pk".into(), gsi3pk);
+            item.insert("gsi3sk".into(), gsi3sk);
+        }
 
         let mut audit_item: Item = serde_dynamo::to_item(audit).map_err(corrupt("serializing audit"))?;
         audit_item.insert("pk".into(), pk);
@@ -466,39 +524,10 @@ impl InvoiceStore for DynamoInvoiceStore {
 
     async fn load(&self, client_id: &str, invoice_id: &str) -> Result<Option<StoredInvoice>, StoreError> {
         let (pk, sk) = Self::invoice_key(client_id, invoice_id);
-        let Some(mut item) = self.get(pk, sk).await? else {
-            return Ok(None);
-        };
-        let pdf = match item.remove("pdf") {
-            Some(value) => Some(serde_dynamo::from_attribute_value(value).map_err(corrupt("reading invoice pdf"))?),
-            None => None,
-        };
-        let electronic = match item.remove("electronic") {
-            Some(value) => {
-                Some(serde_dynamo::from_attribute_value(value).map_err(corrupt("reading invoice electronic record"))?)
-            }
-            None => None,
-        };
-        item.remove("electronic_status");
-        let email = match item.remove("email") {
-            Some(value) => Some(serde_dynamo::from_attribute_value(value).map_err(corrupt("reading invoice email"))?),
-            None => None,
-        };
-        let email_attempts = item
-            .get("email_attempts")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let email_last_error = string_attr(&item, "email_last_error");
-        let invoice = serde_dynamo::from_item(item).map_err(corrupt("reading invoice"))?;
-        Ok(Some(StoredInvoice {
-            invoice,
-            electronic,
-            pdf,
-            email,
-            email_attempts,
-            email_last_error,
-        }))
+        match self.get(pk, sk).await? {
+            Some(item) => stored_invoice(item).map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn record_pdf(&self, client_id: &str, invoice_id: &str, pdf: &PdfRecord) -> Result<(), StoreError> {
@@ -653,9 +682,11 @@ mod memory {
 
     use super::*;
     use crate::Page;
+    use crate::accounts::{AccountsView, InvoiceFile, OpenInvoice};
     use crate::credit_notes::{CreditNoteStore, CreditOutcome, StoredCreditNote};
     use crate::ledger::{InvoiceLedger, InvoiceQuery, InvoiceSummary, summarize};
     use backoffice_domain::credit_note::CreditNote;
+    use backoffice_domain::receivable::Account;
 
     /// In-memory [`InvoiceStore`] with the same conditions, for unit tests.
     #[derive(Default)]
@@ -810,10 +841,15 @@ mod memory {
                 )));
             }
             let credited = state.credited.get(&invoice_key).copied().unwrap_or(0);
+            let paid: i64 = state
+                .payments
+                .get(&invoice_key)
+                .map(|p| p.values().map(|p| p.amount.amount_minor()).sum())
+                .unwrap_or(0);
             let amount = note.totals.total.amount_minor();
-            if amount <= 0 || credited + amount > invoice.totals.total.amount_minor() {
+            if amount <= 0 || credited + paid + amount > invoice.totals.total.amount_minor() {
                 return Ok(CreditOutcome::NotCreditable(format!(
-                    "invoice {}: {amount} more would exceed its total",
+                    "invoice {}: {amount} more would exceed what is still owed",
                     invoice.invoice_id
                 )));
             }
@@ -1177,6 +1213,140 @@ mod memory {
                 .get(&key(client_id, invoice_id))
                 .map(|p| p.values().cloned().collect())
                 .unwrap_or_default())
+        }
+    }
+
+    impl MemoryInvoiceStore {
+        fn account_of(state: &MemoryInvoices, k: &(String, String), stored: &StoredInvoice) -> Account {
+            Account {
+                credited_minor: state.credited.get(k).copied().unwrap_or(0),
+                paid_minor: state
+                    .payments
+                    .get(k)
+                    .map(|p| p.values().map(|p| p.amount.amount_minor()).sum())
+                    .unwrap_or(0),
+                ..Account::issued(&stored.invoice.totals.total)
+            }
+        }
+
+        /// The client's invoices something is owed on (what the open index holds).
+        fn open(&self, client_id: &str) -> Result<Vec<(StoredInvoice, Account)>, StoreError> {
+            let state = self.lock()?;
+            Ok(state
+                .invoices
+                .iter()
+                .filter(|((c, _), _)| c == client_id)
+                .map(|(k, i)| (i.clone(), Self::account_of(&state, k, i)))
+                .filter(|(i, a)| {
+                    a.outstanding_minor() > 0
+                        && i.electronic
+                            .as_ref()
+                            .is_none_or(|e| e.status != ElectronicStatus::Rejected)
+                })
+                .collect())
+        }
+    }
+
+    fn open_invoice(stored: &StoredInvoice, account: Account) -> OpenInvoice {
+        let i = &stored.invoice;
+        OpenInvoice {
+            invoice_id: i.invoice_id.clone(),
+            series: i.series.clone(),
+            number: i.number,
+            issue_date: i.issue_date,
+            due_date: i.due_date,
+            buyer: i.buyer.clone(),
+            account,
+        }
+    }
+
+    #[async_trait]
+    impl AccountsView for MemoryInvoiceStore {
+        async fn invoice_file(&self, client_id: &str, invoice_id: &str) -> Result<Option<InvoiceFile>, StoreError> {
+            let state = self.lock()?;
+            let k = key(client_id, invoice_id);
+            let Some(stored) = state.invoices.get(&k) else {
+                return Ok(None);
+            };
+            let account = Self::account_of(&state, &k, stored);
+            let parked = matches!(state.email_due.get(&k), Some(None));
+            let summary = summarize(
+                &stored.invoice,
+                stored.electronic.as_ref(),
+                stored.email.is_some(),
+                parked,
+                account.credited_minor,
+            );
+            let mut payments: Vec<_> = state
+                .payments
+                .get(&k)
+                .map(|p| p.values().cloned().collect())
+                .unwrap_or_default();
+            payments.sort_by_key(|p: &backoffice_domain::receivable::Payment| p.paid_at);
+            let credit_notes = state
+                .notes
+                .iter()
+                .filter(|((c, _), n)| c == client_id && n.note.invoice_id == invoice_id)
+                .map(|(_, n)| n.clone())
+                .collect();
+            Ok(Some(InvoiceFile {
+                stored: stored.clone(),
+                summary,
+                account,
+                payments,
+                credit_notes,
+            }))
+        }
+
+        async fn open_invoices(&self, client_id: &str, issued_by: time::Date) -> Result<Vec<OpenInvoice>, StoreError> {
+            Ok(self
+                .open(client_id)?
+                .into_iter()
+                .filter(|(i, _)| i.invoice.issue_date <= issued_by)
+                .map(|(i, a)| open_invoice(&i, a))
+                .collect())
+        }
+
+        async fn open_invoices_due(
+            &self,
+            client_id: &str,
+            due_date: time::Date,
+        ) -> Result<Vec<OpenInvoice>, StoreError> {
+            Ok(self
+                .open(client_id)?
+                .into_iter()
+                .filter(|(i, _)| i.invoice.due_date == due_date)
+                .map(|(i, a)| open_invoice(&i, a))
+                .collect())
+        }
+
+        async fn overdue(
+            &self,
+            client_id: &str,
+            today: time::Date,
+            limit: u32,
+            _cursor: Option<&str>,
+        ) -> Result<Page<InvoiceSummary>, StoreError> {
+            let state_parked: Vec<_> = self.open(client_id)?;
+            let mut items: Vec<InvoiceSummary> = state_parked
+                .into_iter()
+                .filter(|(i, _)| i.invoice.due_date < today)
+                .map(|(i, a)| {
+                    summarize(
+                        &i.invoice,
+                        i.electronic.as_ref(),
+                        i.email.is_some(),
+                        false,
+                        a.credited_minor,
+                    )
+                })
+                .collect();
+            items.sort_by(|a, b| (a.due_date, &a.invoice_id).cmp(&(b.due_date, &b.invoice_id)));
+            items.truncate(limit as usize);
+            Ok(Page {
+                items,
+                next_cursor: None,
+            })
         }
     }
 }

@@ -93,7 +93,7 @@ pub trait InvoiceLedger: Send + Sync {
 }
 
 /// The summary of a stored invoice item (as the table holds it).
-fn summary(mut item: Item) -> Result<InvoiceSummary, StoreError> {
+pub(crate) fn summary(mut item: Item) -> Result<InvoiceSummary, StoreError> {
     let electronic: Option<ElectronicRecord> = match item.remove("electronic") {
         Some(value) => Some(serde_dynamo::from_attribute_value(value).map_err(corrupt("reading electronic record"))?),
         None => None,

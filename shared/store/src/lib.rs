@@ -2,6 +2,7 @@
 //! ports, its AWS adapter and its in-memory twin (behind the `testing` feature), in that order.
 //! Ports speak domain types only; no SDK type crosses them.
 
+pub mod accounts;
 pub mod anchors;
 pub mod config;
 pub mod contacts;

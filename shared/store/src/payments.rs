@@ -15,7 +15,7 @@ use backoffice_domain::invoice::Invoice;
 use backoffice_domain::receivable::{Account, Payment, PaymentMethod};
 
 use crate::StoreError;
-use crate::dynamo::{Item, TransactFailure, corrupt, s, sdk_error, transact, transact_put};
+use crate::dynamo::{Item, TransactFailure, corrupt, number_attr, s, sdk_error, transact, transact_put, unchanged};
 use crate::invoices::{DynamoInvoiceStore, n};
 
 /// An invoice and where its account stands.
@@ -58,23 +58,23 @@ fn payment_sk(method: PaymentMethod, reference: &str) -> Result<String, StoreErr
     Ok(format!("PAYMENT#{}#{reference}", method.as_str().unwrap_or_default()))
 }
 
-fn minor(item: &Item, name: &str) -> Result<i64, StoreError> {
-    match item.get(name) {
-        None => Ok(0),
-        Some(v) => v
-            .as_n()
-            .ok()
-            .and_then(|n| n.parse::<i64>().ok())
-            .ok_or_else(|| StoreError::Corrupt(format!("{name} is not a number"))),
+/// The update of an invoice's account to `after`: `set` (the amount that moved), its
+/// collection status, and off the open-invoices index once nothing is owed.
+pub(crate) fn settling_update(set: &str, after: &Account) -> Result<String, StoreError> {
+    let mut update = format!("SET {set}, collection_status = :status");
+    if after.outstanding_minor() <= 0 {
+        update.push_str(" REMOVE gsi3pk, gsi3sk");
     }
+    Ok(update)
 }
 
-/// `name` still holds `seen` (an absent attribute holds zero).
-fn unchanged(name: &str, seen: i64) -> String {
-    if seen == 0 {
-        format!("(attribute_not_exists({name}) OR {name} = :seen_{name})")
-    } else {
-        format!("{name} = :seen_{name}")
+/// `after`'s collection status as the table stores it (`PARTIALLY_PAID`).
+pub(crate) fn status_name(after: &Account) -> Result<String, StoreError> {
+    match serde_json::to_value(after.status()) {
+        Ok(serde_json::Value::String(name)) => Ok(name),
+        other => Err(StoreError::Corrupt(format!(
+            "collection status serialized as {other:?}"
+        ))),
     }
 }
 
@@ -85,7 +85,7 @@ impl PaymentLedger for DynamoInvoiceStore {
         let Some(item) = self.get(pk, sk).await? else {
             return Ok(None);
         };
-        let (credited_minor, paid_minor) = (minor(&item, "credited_minor")?, minor(&item, "paid_minor")?);
+        let (credited_minor, paid_minor) = (number_attr(&item, "credited_minor")?, number_attr(&item, "paid_minor")?);
         let invoice: Invoice = serde_dynamo::from_item(item).map_err(corrupt("reading invoice"))?;
         let account = Account {
             credited_minor,
@@ -110,19 +110,18 @@ impl PaymentLedger for DynamoInvoiceStore {
         item.insert("sk".into(), s(&payment_sk));
         item.insert("entity".into(), s("PAYMENT"));
         item.insert("invoice_id".into(), s(invoice_id));
-        let status = serde_json::to_value(after.status()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let update = Update::builder()
             .table_name(&self.table)
             .key("pk", pk.clone())
             .key("sk", sk)
-            .update_expression("SET paid_minor = :paid, collection_status = :status")
+            .update_expression(settling_update("paid_minor = :paid", after)?)
             .condition_expression(format!(
                 "attribute_exists(pk) AND {} AND {}",
                 unchanged("paid_minor", seen.paid_minor),
                 unchanged("credited_minor", seen.credited_minor)
             ))
             .expression_attribute_values(":paid", n(after.paid_minor))
-            .expression_attribute_values(":status", s(status.as_str().unwrap_or_default()))
+            .expression_attribute_values(":status", s(status_name(after)?))
             .expression_attribute_values(":seen_paid_minor", n(seen.paid_minor))
             .expression_attribute_values(":seen_credited_minor", n(seen.credited_minor))
             .build()
