@@ -142,6 +142,9 @@ pub struct BillingProfile {
     /// read only when there is no `timezone`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub utc_offset_minutes: Option<i16>,
+    /// Days from the due date the payment reminders go out (dunning); absent: −3, +1, +15, +30.
+    #[serde(default)]
+    pub dunning_offsets: crate::dunning::DunningOffsets,
 }
 
 /// The credit-note series a profile without one uses for facturas.

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod clock;
 pub mod contact;
 pub mod credit_note;
+pub mod dunning;
 pub mod electronic;
 pub mod events;
 pub mod fulfillment;

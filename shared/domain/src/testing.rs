@@ -58,6 +58,7 @@ pub fn billing_profile(client_id: &str) -> crate::invoice::BillingProfile {
         boleta_credit_note_series: "BC01".into(),
         timezone: Some(crate::zone::CampaignZone::parse("America/Lima").unwrap_or_else(|e| unreachable!("{e:?}"))),
         utc_offset_minutes: None,
+        dunning_offsets: Default::default(),
     }
 }
 

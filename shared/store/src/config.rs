@@ -10,6 +10,7 @@
 //! | fulfillment config   | `CAMPAIGN#{id}`   | `FULFILLMENT`       |
 //! | disposition catalogs | `CAMPAIGN#{id}`   | `DISPOSITIONS#…` (see `contacts`) |
 //! | client company       | `CLIENT#{id}`     | `CONFIG` (with its `billing` map) |
+//! | client directory     | `CLIENTS`         | `CLIENT#{id}` (one per client: who the dunning visits) |
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -44,6 +45,13 @@ pub trait FulfillmentDirectory: Send + Sync {
 pub trait BillingDirectory: Send + Sync {
     /// The client's billing profile; `None` if the client has none configured.
     async fn billing_profile(&self, client_id: &str) -> Result<Option<BillingProfile>, StoreError>;
+}
+
+/// The client companies, for jobs that visit each of them (the dunning).
+#[async_trait]
+pub trait ClientDirectory: Send + Sync {
+    /// Every client listed in the directory partition (`CLIENTS`), by id.
+    async fn clients(&self) -> Result<Vec<String>, StoreError>;
 }
 
 #[async_trait]
@@ -331,6 +339,9 @@ struct BillingRow {
     /// Deprecated: what profiles written before `timezone` carry; read only without a zone.
     #[serde(default)]
     utc_offset_minutes: Option<i16>,
+    /// Days from the due date of the payment reminders (validated as they are read).
+    #[serde(default)]
+    dunning_offsets: backoffice_domain::dunning::DunningOffsets,
 }
 
 impl ClientRow {
@@ -361,6 +372,7 @@ impl ClientRow {
             boleta_credit_note_series: billing.boleta_credit_note_series,
             timezone,
             utc_offset_minutes: billing.utc_offset_minutes,
+            dunning_offsets: billing.dunning_offsets,
         }))
     }
 }
@@ -377,6 +389,29 @@ impl BillingDirectory for DynamoCampaignDirectory {
         };
         let row: ClientRow = serde_dynamo::from_item(item).map_err(corrupt("reading client configuration"))?;
         row.billing_profile(client_id)
+    }
+}
+
+#[async_trait]
+impl ClientDirectory for DynamoCampaignDirectory {
+    async fn clients(&self) -> Result<Vec<String>, StoreError> {
+        // One small partition (a row per client company), not a scan of the table.
+        let rows = query_all(
+            self.client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :client)")
+                .expression_attribute_values(":pk", s("CLIENTS"))
+                .expression_attribute_values(":client", s("CLIENT#")),
+        )
+        .await?;
+        let mut clients: Vec<String> = rows
+            .iter()
+            .filter_map(|row| string_attr(row, "sk")?.strip_prefix("CLIENT#").map(str::to_owned))
+            .filter(|id| !id.is_empty())
+            .collect();
+        clients.sort();
+        Ok(clients)
     }
 }
 
@@ -458,6 +493,16 @@ mod memory {
                 .get(campaign_id)
                 .cloned()
                 .unwrap_or_default())
+        }
+    }
+
+    /// The directory lists every client with a billing profile.
+    #[async_trait]
+    impl ClientDirectory for MemoryCampaignDirectory {
+        async fn clients(&self) -> Result<Vec<String>, StoreError> {
+            let mut clients: Vec<String> = self.billing.lock().map_err(poisoned)?.keys().cloned().collect();
+            clients.sort();
+            Ok(clients)
         }
     }
 
@@ -632,5 +677,30 @@ mod tests {
         .flatten()
         .expect("reads");
         assert!(matches!(far.validate(), Err(InvoiceError::Config(_))));
+    }
+
+    #[test]
+    fn dunning_offsets_are_read_from_the_profile_and_checked() {
+        let seeded = profile_of(seed_client()).ok().flatten().expect("a profile");
+        assert_eq!(
+            seeded.dunning_offsets,
+            backoffice_domain::dunning::DunningOffsets::default()
+        );
+        let custom = profile_of(with_billing(|b| {
+            b.insert("dunning_offsets".into(), json!([7, -1]));
+        }))
+        .ok()
+        .flatten()
+        .expect("a profile");
+        assert_eq!(custom.dunning_offsets.as_slice(), &[-1, 7]);
+        for bad in [json!([1, 1]), json!([200]), json!("1")] {
+            assert!(
+                profile_of(with_billing(|b| {
+                    b.insert("dunning_offsets".into(), bad.clone());
+                }))
+                .is_err(),
+                "{bad}"
+            );
+        }
     }
 }

@@ -19,6 +19,7 @@ pub mod payments;
 pub mod presales;
 pub mod reconciliation;
 pub mod register;
+pub mod reminders;
 pub mod shipments;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
