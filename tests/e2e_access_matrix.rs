@@ -378,6 +378,30 @@ const TABLE: &[Row] = &[
     ("POST /invoices/{id}/payments", Finance, OtherClient, AnyRecord, 404),
     ("POST /invoices/{id}/payments", Admin, OwnClient, AnyRecord, 201),
     ("POST /invoices/{id}/payments", Admin, OtherClient, AnyRecord, 404),
+    // The sales register: finance and admins only. POST generates this month's; GET asks for a
+    // month nobody generated (its 404 to the client's own finance says so, see refusal_mark).
+    ("POST /receivables/sales-register", Anon, AnyClient, AnyRecord, 401),
+    ("POST /receivables/sales-register", Agent, OwnClient, AnyRecord, 403),
+    ("POST /receivables/sales-register", Agent, OtherClient, AnyRecord, 403),
+    ("POST /receivables/sales-register", Validator, OwnClient, AnyRecord, 403),
+    ("POST /receivables/sales-register", Validator, OtherClient, AnyRecord, 403),
+    ("POST /receivables/sales-register", Supervisor, OwnClient, AnyRecord, 403),
+    ("POST /receivables/sales-register", Supervisor, OtherClient, AnyRecord, 403),
+    ("POST /receivables/sales-register", Finance, OwnClient, AnyRecord, 201),
+    ("POST /receivables/sales-register", Finance, OtherClient, AnyRecord, 404),
+    ("POST /receivables/sales-register", Admin, OwnClient, AnyRecord, 201),
+    ("POST /receivables/sales-register", Admin, OtherClient, AnyRecord, 404),
+    ("GET /receivables/sales-register", Anon, AnyClient, AnyRecord, 401),
+    ("GET /receivables/sales-register", Agent, OwnClient, AnyRecord, 403),
+    ("GET /receivables/sales-register", Agent, OtherClient, AnyRecord, 403),
+    ("GET /receivables/sales-register", Validator, OwnClient, AnyRecord, 403),
+    ("GET /receivables/sales-register", Validator, OtherClient, AnyRecord, 403),
+    ("GET /receivables/sales-register", Supervisor, OwnClient, AnyRecord, 403),
+    ("GET /receivables/sales-register", Supervisor, OtherClient, AnyRecord, 403),
+    ("GET /receivables/sales-register", Finance, OwnClient, AnyRecord, 404),
+    ("GET /receivables/sales-register", Finance, OtherClient, AnyRecord, 404),
+    ("GET /receivables/sales-register", Admin, OwnClient, AnyRecord, 404),
+    ("GET /receivables/sales-register", Admin, OtherClient, AnyRecord, 404),
     ("GET /shipments/{id}", Anon, AnyClient, AnyRecord, 401),
     ("GET /shipments/{id}", Agent, OwnClient, OwnRecord, 200),
     ("GET /shipments/{id}", Agent, OwnClient, OtherRecord, 404),
@@ -393,11 +417,18 @@ const TABLE: &[Row] = &[
     ("GET /shipments/{id}", Admin, OtherClient, AnyRecord, 404),
 ];
 
+/// This month in Lima (UTC−5 all year), `YYYY-MM`: the latest the sales register takes.
+fn lima_month() -> String {
+    let today = (time::OffsetDateTime::now_utc() - time::Duration::hours(5)).date();
+    format!("{:04}-{:02}", today.year(), u8::from(today.month()))
+}
+
 /// What a refusal other than a plain 401/403/404 must say, so that it is the authorization
 /// check answering and not some other validation: a piece of the problem body.
 fn refusal_mark(route: &str, tenant: Tenant, record: Record, status: u16) -> Option<&'static str> {
     match (route, status) {
         ("POST /presales", 422) => Some("unknown_campaign"),
+        ("GET /receivables/sales-register", 404) if tenant == OwnClient => Some("POST generates it"),
         ("POST /contacts", 422) if tenant == OtherClient => Some("unknown_campaign"),
         ("POST /contacts", 422) => Some("presale_other_agent"),
         ("POST /reviews/{id}/release" | "POST /presales/{id}/review", 409) => Some("claimed-by-other"),
@@ -841,6 +872,18 @@ impl Fixture {
             }
             "GET /shipments/{id}" => Target::new(&self.ship.client, format!("/shipments/{}", self.shipment)),
             "GET /invoices" => Target::new(&self.ship.client, format!("/invoices?client={}", self.ship.client)),
+            "POST /receivables/sales-register" => Target::new(
+                &self.ship.client,
+                format!(
+                    "/receivables/sales-register?client={}&month={}",
+                    self.ship.client,
+                    lima_month()
+                ),
+            ),
+            "GET /receivables/sales-register" => Target::new(
+                &self.ship.client,
+                format!("/receivables/sales-register?client={}&month=2020-01", self.ship.client),
+            ),
             "POST /invoices/{id}/payments" => {
                 Target::new(&self.ship.client, format!("/invoices/{}/payments", self.invoice)).body(json!({
                     "amount": "0.01", "currency": "PEN", "method": "TRANSFER", "reference": unique("op"),

@@ -23,7 +23,15 @@ use backoffice_store::ledger::{EmailStatus, InvoiceLedger, InvoiceQuery, Invoice
 use backoffice_store::payments::{InvoiceAccount, PaymentLedger, PaymentOutcome};
 use serde_json::json;
 
-pub const ROUTES: &[&str] = &["GET /invoices", "POST /invoices/{id}/payments"];
+/// The sales register export (its own handler: main.rs routes its ROUTES to it).
+pub mod register;
+
+pub const ROUTES: &[&str] = &[
+    "GET /invoices",
+    "POST /invoices/{id}/payments",
+    "POST /receivables/sales-register",
+    "GET /receivables/sales-register",
+];
 
 /// Reads of the account before a payment gives up to a busy invoice (each lost race means
 /// another payment or credit note landed in between).

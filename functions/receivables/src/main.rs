@@ -2,20 +2,32 @@
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use backoffice_domain::SystemClock;
+use backoffice_domain::zone::CampaignZone;
 use backoffice_edge::http::Invocation;
 use backoffice_edge::{aws, config, telemetry};
 use backoffice_store::idempotency::DynamoIdempotencyStore;
 use backoffice_store::invoices::DynamoInvoiceStore;
+use backoffice_store::register::S3RegisterFiles;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use receivables::Receivables;
+use receivables::register::{self, SalesRegisterApi};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let invoices_table = config::required("INVOICES_TABLE")?;
     let idempotency_table = config::required("IDEMPOTENCY_TABLE")?;
+    let invoices_bucket = config::required("INVOICES_BUCKET")?;
+    let zone = CampaignZone::parse(&config::optional("BUSINESS_TIME_ZONE").unwrap_or_else(|| "America/Lima".into()))
+        .map_err(|e| format!("BUSINESS_TIME_ZONE: {}", e.detail))?;
     let sdk = aws::sdk_config()?;
     let dynamodb = aws::dynamodb(&sdk);
+    let registers = &SalesRegisterApi {
+        source: DynamoInvoiceStore::new(dynamodb.clone(), invoices_table.clone()),
+        files: S3RegisterFiles::new(aws::s3(&sdk), invoices_bucket.clone()),
+        clock: SystemClock,
+        zone: zone.clone(),
+    };
     let receivables = Receivables {
         ledger: DynamoInvoiceStore::new(dynamodb.clone(), invoices_table),
         idempotency: DynamoIdempotencyStore::new(dynamodb, idempotency_table),
@@ -26,7 +38,16 @@ async fn main() -> Result<(), Error> {
     run(service_fn(move |event: LambdaEvent<ApiGatewayV2httpRequest>| {
         metrics.around(async move {
             let invocation = Invocation::from_context(&event.context);
-            Ok::<_, Error>(receivables.handle(event.payload, &invocation).await)
+            let on_register = event
+                .payload
+                .route_key
+                .as_deref()
+                .is_some_and(|route| register::ROUTES.contains(&route));
+            Ok::<_, Error>(if on_register {
+                registers.handle(event.payload, &invocation).await
+            } else {
+                receivables.handle(event.payload, &invocation).await
+            })
         })
     }))
     .await

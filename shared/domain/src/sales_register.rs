@@ -19,7 +19,8 @@
 //! UTF-8 with a byte-order mark (Excel reads accents right only with it), a header row, CRLF
 //! line ends, fields quoted only when they need it (RFC 4180: a comma, a quote or a line break;
 //! quotes doubled). Amounts are decimals with a dot and the currency's digits (`-179.80`),
-//! never floats. Dates are `dd/mm/yyyy`, as PLE files and Peruvian accountants write them.
+//! never floats. Dates are `dd/mm/yyyy`, as PLE files and Peruvian accountants write them. A
+//! buyer's name that Excel would run as a formula (`=…`, `+…`, `-…`, `@…`) gets a leading `'`.
 //!
 //! | column                   | 14.1 field | content                                          |
 //! |--------------------------|-----------:|--------------------------------------------------|
@@ -410,7 +411,7 @@ impl SalesRegister {
                     row.number.to_string(),
                     identity_code(&row.buyer_document).to_owned(),
                     row.buyer_document.number().to_owned(),
-                    row.buyer_name.clone(),
+                    spreadsheet_text(&row.buyer_name),
                     row.currency.code().to_owned(),
                     amounts.taxable.to_decimal_string(),
                     amounts.exempt.to_decimal_string(),
@@ -444,6 +445,17 @@ impl SalesRegister {
         writer.flush().map_err(|e| RegisterError::Csv(e.to_string()))?;
         drop(writer);
         Ok(out)
+    }
+}
+
+/// Free text as a spreadsheet shows it and never runs it: a name an agent typed as
+/// `=HYPERLINK(…)` or `+51…` would be a formula in Excel, so such text gets a leading `'`
+/// (OWASP's advice for CSV injection). Only the buyer's name is free text in a row.
+pub fn spreadsheet_text(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
     }
 }
 

@@ -230,3 +230,20 @@ fn a_note_with_an_unreadable_reference_is_an_error_not_a_row() {
     ));
     assert_eq!(file_name("acme", period()), "registro-ventas-acme-2026-11.csv");
 }
+
+#[test]
+fn a_name_excel_would_run_as_a_formula_is_shown_as_text() {
+    assert_eq!(
+        spreadsheet_text("=HYPERLINK(\"http://x\")"),
+        "'=HYPERLINK(\"http://x\")"
+    );
+    assert_eq!(spreadsheet_text("@SUM(A1)"), "'@SUM(A1)");
+    assert_eq!(spreadsheet_text("María Quispe"), "María Quispe");
+    let mut invoice = factura(3, datetime!(2026-11-04 15:00 UTC));
+    invoice.buyer.name = "+51 Comercial".into();
+    let records = SalesRegister::build(period(), [accepted(&invoice)])
+        .records()
+        .expect("records");
+    assert_eq!(records[0][8], "'+51 Comercial");
+    assert_eq!(records[0][13], "204.88", "amounts are numbers, never prefixed");
+}
