@@ -60,7 +60,7 @@ impl DunningOffsets {
     /// (`today − due_date ≥ offset`) at most `catch_up_days` ago. With no catch-up that is the
     /// offset equal to `today − due_date`; with some, a run missed (or cut short) yesterday still
     /// sends yesterday's reminder today, and a later offset reached since supersedes it (one
-    /// reminder per invoice and day, never an overdue one sent as "vence en…").
+    /// reminder per invoice and day; its words say the real distance to the due date).
     pub fn due(&self, due_date: Date, today: Date, catch_up_days: u16) -> Option<Offset> {
         let past_due = (today - due_date).whole_days();
         let offset = self.0.iter().rev().find(|o| i64::from(**o) <= past_due)?;
