@@ -378,6 +378,42 @@ const TABLE: &[Row] = &[
     ("POST /invoices/{id}/payments", Finance, OtherClient, AnyRecord, 404),
     ("POST /invoices/{id}/payments", Admin, OwnClient, AnyRecord, 201),
     ("POST /invoices/{id}/payments", Admin, OtherClient, AnyRecord, 404),
+    // An invoice's file and the ageing: read like the list.
+    ("GET /invoices/{id}", Anon, AnyClient, AnyRecord, 401),
+    ("GET /invoices/{id}", Agent, OwnClient, AnyRecord, 403),
+    ("GET /invoices/{id}", Agent, OtherClient, AnyRecord, 403),
+    ("GET /invoices/{id}", Validator, OwnClient, AnyRecord, 403),
+    ("GET /invoices/{id}", Validator, OtherClient, AnyRecord, 403),
+    ("GET /invoices/{id}", Supervisor, OwnClient, AnyRecord, 200),
+    ("GET /invoices/{id}", Supervisor, OtherClient, AnyRecord, 404),
+    ("GET /invoices/{id}", Finance, OwnClient, AnyRecord, 200),
+    ("GET /invoices/{id}", Finance, OtherClient, AnyRecord, 404),
+    ("GET /invoices/{id}", Admin, OwnClient, AnyRecord, 200),
+    ("GET /invoices/{id}", Admin, OtherClient, AnyRecord, 404),
+    ("GET /receivables/aging", Anon, AnyClient, AnyRecord, 401),
+    ("GET /receivables/aging", Agent, OwnClient, AnyRecord, 403),
+    ("GET /receivables/aging", Agent, OtherClient, AnyRecord, 403),
+    ("GET /receivables/aging", Validator, OwnClient, AnyRecord, 403),
+    ("GET /receivables/aging", Validator, OtherClient, AnyRecord, 403),
+    ("GET /receivables/aging", Supervisor, OwnClient, AnyRecord, 200),
+    ("GET /receivables/aging", Supervisor, OtherClient, AnyRecord, 404),
+    ("GET /receivables/aging", Finance, OwnClient, AnyRecord, 200),
+    ("GET /receivables/aging", Finance, OtherClient, AnyRecord, 404),
+    ("GET /receivables/aging", Admin, OwnClient, AnyRecord, 200),
+    ("GET /receivables/aging", Admin, OtherClient, AnyRecord, 404),
+    // Credit notes: asked for by finance and admins of the invoice's client. The cell's body
+    // has an empty description: a 422 naming it shows the caller got past authorization.
+    ("POST /invoices/{id}/credit-notes", Anon, AnyClient, AnyRecord, 401),
+    ("POST /invoices/{id}/credit-notes", Agent, OwnClient, AnyRecord, 403),
+    ("POST /invoices/{id}/credit-notes", Agent, OtherClient, AnyRecord, 403),
+    ("POST /invoices/{id}/credit-notes", Validator, OwnClient, AnyRecord, 403),
+    ("POST /invoices/{id}/credit-notes", Validator, OtherClient, AnyRecord, 403),
+    ("POST /invoices/{id}/credit-notes", Supervisor, OwnClient, AnyRecord, 403),
+    ("POST /invoices/{id}/credit-notes", Supervisor, OtherClient, AnyRecord, 403),
+    ("POST /invoices/{id}/credit-notes", Finance, OwnClient, AnyRecord, 422),
+    ("POST /invoices/{id}/credit-notes", Finance, OtherClient, AnyRecord, 404),
+    ("POST /invoices/{id}/credit-notes", Admin, OwnClient, AnyRecord, 422),
+    ("POST /invoices/{id}/credit-notes", Admin, OtherClient, AnyRecord, 404),
     // The sales register: finance and admins only. POST generates this month's; GET asks for a
     // month nobody generated (its 404 to the client's own finance says so, see refusal_mark).
     ("POST /receivables/sales-register", Anon, AnyClient, AnyRecord, 401),
@@ -428,6 +464,7 @@ fn lima_month() -> String {
 fn refusal_mark(route: &str, tenant: Tenant, record: Record, status: u16) -> Option<&'static str> {
     match (route, status) {
         ("POST /presales", 422) => Some("unknown_campaign"),
+        ("POST /invoices/{id}/credit-notes", 422) => Some("description_length"),
         ("GET /receivables/sales-register", 404) if tenant == OwnClient => Some("POST generates it"),
         ("POST /contacts", 422) if tenant == OtherClient => Some("unknown_campaign"),
         ("POST /contacts", 422) => Some("presale_other_agent"),
@@ -872,6 +909,20 @@ impl Fixture {
             }
             "GET /shipments/{id}" => Target::new(&self.ship.client, format!("/shipments/{}", self.shipment)),
             "GET /invoices" => Target::new(&self.ship.client, format!("/invoices?client={}", self.ship.client)),
+            "GET /invoices/{id}" => Target::new(
+                &self.ship.client,
+                format!("/invoices/{}?client={}", self.invoice, self.ship.client),
+            ),
+            "GET /receivables/aging" => Target::new(
+                &self.ship.client,
+                format!("/receivables/aging?client={}", self.ship.client),
+            ),
+            "POST /invoices/{id}/credit-notes" => {
+                let mut target = Target::new(&self.ship.client, format!("/invoices/{}/credit-notes", self.invoice))
+                    .body(json!({"reason": "07", "description": ""}));
+                target.headers.push(("idempotency-key", unique("cn")));
+                target
+            }
             "POST /receivables/sales-register" => Target::new(
                 &self.ship.client,
                 format!(

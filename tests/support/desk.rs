@@ -299,6 +299,42 @@ impl Desk {
         format!("S-{id}")
     }
 
+    /// A courier event about the sale's shipment, signed as its courier signs (with the
+    /// secret the stack gave it).
+    pub async fn courier_report(&self, sale_id: &str, body: &Value) -> Reply {
+        let item = self.wait_shipment(sale_id).await;
+        let courier = item
+            .get("plan")
+            .and_then(|p| p.as_m().ok())
+            .and_then(|p| p.get("courier_id"))
+            .and_then(|c| c.as_s().ok())
+            .cloned()
+            .expect("the shipment's courier");
+        let secret = self
+            .env
+            .info
+            .courier_secrets
+            .get(&courier)
+            .cloned()
+            .expect("the stack has this courier's secret");
+        let path = format!("/shipments/SH-{sale_id}/events");
+        let raw = body.to_string();
+        let signed_at = time::OffsetDateTime::now_utc().unix_timestamp();
+        let signature =
+            backoffice_edge::http::webhook::sign(secret.as_bytes(), signed_at, "POST", &path, raw.as_bytes())
+                .expect("sign");
+        self.env
+            .send(
+                self.env
+                    .request("POST", &path)
+                    .header("content-type", "application/json")
+                    .header("x-courier-id", &courier)
+                    .header("x-courier-signature", signature)
+                    .body(raw),
+            )
+            .await
+    }
+
     /// The sale's invoice once its e-mail has gone out (the invoice item as JSON).
     pub async fn wait_invoice(&self, sale_id: &str) -> Value {
         let table = self.env.table("InvoicesTable");

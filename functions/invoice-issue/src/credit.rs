@@ -20,6 +20,7 @@ use backoffice_store::config::BillingDirectory;
 use backoffice_store::credit_notes::{CreditNoteStore, CreditOutcome};
 use backoffice_store::documents::DocumentStore;
 use backoffice_store::invoices::InvoiceStore;
+use backoffice_store::payments::PaymentLedger;
 use backon::Retryable;
 use serde_json::json;
 use time::{Date, OffsetDateTime};
@@ -91,7 +92,7 @@ impl<'a> Paper<'a> {
 
 impl<S, B, D, M, K, T, Y> Issuer<S, B, D, M, K, T, Y>
 where
-    S: InvoiceStore + CreditNoteStore,
+    S: InvoiceStore + CreditNoteStore + PaymentLedger,
     B: BillingDirectory,
     D: DocumentStore,
     M: Mailer,

@@ -18,6 +18,7 @@
 //! A failure leaves the message for a retry and the invoice as it is; the scheduled sweep also
 //! delivers invoices whose delivery is still pending.
 
+pub mod courier;
 pub mod credit;
 pub mod email;
 pub mod sunat;
@@ -30,7 +31,7 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use backoffice_domain::Clock;
 use backoffice_domain::audit::{Actor, AuditEntry, GENESIS_HASH};
 use backoffice_domain::electronic::{self, ElectronicStatus};
-use backoffice_domain::events::{CreditNoteRequested, Event, InvoiceRequested};
+use backoffice_domain::events::{CashCollected, CreditNoteRequested, Event, InvoiceRequested, ShipmentReturned};
 use backoffice_domain::invoice::{BillingProfile, InvoiceDraft, InvoiceError};
 use backoffice_domain::retry::{Retry, RetryPolicy};
 use backoffice_domain::wire::{self, WireError};
@@ -44,6 +45,7 @@ use backoffice_store::documents::DocumentStore;
 use backoffice_store::invoices::{
     ElectronicRecord, EmailClaim, EmailRecord, InvoiceStore, IssueOutcome, PdfRecord, StoredInvoice,
 };
+use backoffice_store::payments::PaymentLedger;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use sunat_soap::Outcome as SunatOutcome;
@@ -111,6 +113,12 @@ pub enum IssueError {
     /// is left to credit); a retry helps only if the invoice is accepted meanwhile.
     #[error("credit note not issued: {0}")]
     NotCreditable(String),
+    /// A courier reported a return or a collection before the sale's invoice exists.
+    #[error("sale {0} has no invoice yet")]
+    NotInvoicedYet(String),
+    /// Cash collected on delivery that the invoice cannot take: finance reconciles it.
+    #[error("payment not recorded: {0}")]
+    PaymentRefused(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,11 +134,16 @@ pub enum Outcome {
         credit_note_id: String,
         status: ElectronicStatus,
     },
+    /// Cash on delivery recorded (now or by an earlier delivery).
+    Paid {
+        invoice_id: String,
+        status: backoffice_domain::receivable::CollectionStatus,
+    },
 }
 
 impl<S, B, D, M, K, T, Y> Issuer<S, B, D, M, K, T, Y>
 where
-    S: InvoiceStore + CreditNoteStore,
+    S: InvoiceStore + CreditNoteStore + PaymentLedger,
     B: BillingDirectory,
     D: DocumentStore,
     M: Mailer,
@@ -150,13 +163,28 @@ where
     }
 
     pub async fn process(&self, body: &str) -> Result<Outcome, IssueError> {
-        // The billing queue carries invoice requests and credit-note requests.
-        if wire::peek_type(body).as_deref() == Some(CreditNoteRequested::TYPE) {
-            let incoming = wire::open::<CreditNoteRequested>(body)?;
-            let correlation_id = incoming
-                .correlation_id
-                .unwrap_or_else(|| incoming.body.request_id.clone());
-            return self.credit(&incoming.body, &correlation_id).await;
+        // The billing queue carries invoice requests, credit-note requests, and the couriers'
+        // returns and cash collections.
+        match wire::peek_type(body).as_deref() {
+            Some(CreditNoteRequested::TYPE) => {
+                let incoming = wire::open::<CreditNoteRequested>(body)?;
+                let correlation_id = incoming
+                    .correlation_id
+                    .unwrap_or_else(|| incoming.body.request_id.clone());
+                return self.credit(&incoming.body, &correlation_id).await;
+            }
+            Some(ShipmentReturned::TYPE) => {
+                let incoming = wire::open::<ShipmentReturned>(body)?;
+                let correlation_id = incoming
+                    .correlation_id
+                    .unwrap_or_else(|| incoming.body.shipment_id.to_string());
+                return self.returned(&incoming.body, &correlation_id).await;
+            }
+            Some(CashCollected::TYPE) => {
+                let incoming = wire::open::<CashCollected>(body)?;
+                return self.collected(&incoming.body).await;
+            }
+            _ => {}
         }
         let incoming = wire::open::<InvoiceRequested>(body)?;
         let request = incoming.body;

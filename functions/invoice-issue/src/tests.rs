@@ -825,3 +825,96 @@ async fn a_credit_note_waits_for_its_invoice_and_the_sweep_submits_it_after_an_o
         Some((ElectronicStatus::Accepted, 2))
     );
 }
+
+fn courier_message<E: backoffice_domain::events::Event + serde::Serialize>(event: &E, id: &str) -> String {
+    wire::seal(event, id, "corr-courier", datetime!(2026-11-25 15:00 UTC)).unwrap()
+}
+
+#[tokio::test]
+async fn a_return_credits_its_invoice_once_and_cash_on_delivery_pays_it_once() {
+    use backoffice_domain::events::{CashCollected, ShipmentReturned};
+    use backoffice_domain::receivable::CollectionStatus;
+    use backoffice_store::payments::PaymentLedger;
+    let w = world();
+    w.issuer.process(&message("P-1")).await.unwrap();
+    w.issuer.process(&message("P-2")).await.unwrap();
+    w.clock.advance(time::Duration::days(1));
+    let first = invoice_request("P-1", "acme");
+    let returned = ShipmentReturned {
+        shipment_id: first.shipment_id.clone(),
+        sale_id: first.sale_id.clone(),
+        client_id: "acme".into(),
+        courier_id: "olva".into(),
+        returned_at: datetime!(2026-11-25 14:00 UTC),
+    };
+    let message_1 = courier_message(&returned, "m-ret-1");
+    let credited = w.issuer.process(&message_1).await.unwrap();
+    assert_eq!(
+        credited,
+        Outcome::Credited {
+            credit_note_id: "BC01-00000001".into(),
+            status: ElectronicStatus::Accepted
+        }
+    );
+    // The same return delivered again (another message id): the same note, nothing more.
+    let again = w.issuer.process(&courier_message(&returned, "m-ret-2")).await.unwrap();
+    assert_eq!(again, credited);
+    let account = w
+        .invoices
+        .account("acme", "B001-00000001")
+        .await
+        .unwrap()
+        .unwrap()
+        .account;
+    assert_eq!(account.status(), CollectionStatus::Credited);
+    assert_eq!(account.outstanding_minor(), 0);
+
+    let second = invoice_request("P-2", "acme");
+    let owed = w
+        .invoices
+        .account("acme", "B001-00000002")
+        .await
+        .unwrap()
+        .unwrap()
+        .account;
+    let collected = CashCollected {
+        shipment_id: second.shipment_id.clone(),
+        sale_id: second.sale_id.clone(),
+        client_id: "acme".into(),
+        courier_id: "olva".into(),
+        amount: owed.outstanding(),
+        collected_at: datetime!(2026-11-25 14:00 UTC),
+    };
+    for id in ["m-cod-1", "m-cod-2"] {
+        let paid = w.issuer.process(&courier_message(&collected, id)).await.unwrap();
+        assert_eq!(
+            paid,
+            Outcome::Paid {
+                invoice_id: "B001-00000002".into(),
+                status: CollectionStatus::Paid
+            }
+        );
+    }
+    let payments = w.invoices.payments("acme", "B001-00000002").await.unwrap();
+    assert_eq!(payments.len(), 1, "one payment per shipment");
+    assert_eq!(payments[0].reference, second.shipment_id.to_string());
+    assert_eq!(payments[0].recorded_by, "courier:olva");
+
+    // Cash for a credited invoice is refused (finance reconciles it); a sale without an invoice
+    // yet comes back later.
+    let on_credited = CashCollected {
+        shipment_id: first.shipment_id.clone(),
+        sale_id: first.sale_id.clone(),
+        ..collected.clone()
+    };
+    let refused = w.issuer.process(&courier_message(&on_credited, "m-cod-3")).await;
+    assert!(matches!(refused, Err(IssueError::PaymentRefused(_))), "{refused:?}");
+    let early = invoice_request("P-9", "acme");
+    let not_yet = CashCollected {
+        shipment_id: early.shipment_id.clone(),
+        sale_id: early.sale_id.clone(),
+        ..collected
+    };
+    let later = w.issuer.process(&courier_message(&not_yet, "m-cod-4")).await;
+    assert!(matches!(later, Err(IssueError::NotInvoicedYet(_))), "{later:?}");
+}

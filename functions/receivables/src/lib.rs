@@ -18,17 +18,28 @@ use backoffice_domain::receivable::{Payment, PaymentRequest};
 use backoffice_edge::http::idempotency;
 use backoffice_edge::http::request::DEFAULT_BODY_LIMIT;
 use backoffice_edge::http::{ApiError, ApiRequest, ApiResponse, Invocation, respond};
+use backoffice_store::Page;
+use backoffice_store::accounts::AccountsView;
 use backoffice_store::idempotency::IdempotencyStore;
 use backoffice_store::ledger::{EmailStatus, InvoiceLedger, InvoiceQuery, InvoiceSummary};
 use backoffice_store::payments::{InvoiceAccount, PaymentLedger, PaymentOutcome};
 use serde_json::json;
+use std::sync::Arc;
 
+use accounts::DocumentLinks;
+use backoffice_domain::zone::CampaignZone;
+use backoffice_edge::relay::Publisher;
+
+pub mod accounts;
 /// The sales register export (its own handler: main.rs routes its ROUTES to it).
 pub mod register;
 
 pub const ROUTES: &[&str] = &[
     "GET /invoices",
+    "GET /invoices/{id}",
     "POST /invoices/{id}/payments",
+    "POST /invoices/{id}/credit-notes",
+    "GET /receivables/aging",
     "POST /receivables/sales-register",
     "GET /receivables/sales-register",
 ];
@@ -44,9 +55,15 @@ pub struct Receivables<L, I, C> {
     pub ledger: L,
     pub idempotency: I,
     pub clock: C,
+    /// Links to invoices' PDFs and XMLs.
+    pub links: Arc<dyn DocumentLinks>,
+    /// The billing queue, for credit-note requests.
+    pub publisher: Arc<dyn Publisher>,
+    /// Where "today" is (due dates, overdue, the ageing's default date).
+    pub zone: CampaignZone,
 }
 
-impl<L: InvoiceLedger + PaymentLedger, I: IdempotencyStore, C: Clock> Receivables<L, I, C> {
+impl<L: InvoiceLedger + PaymentLedger + AccountsView, I: IdempotencyStore, C: Clock> Receivables<L, I, C> {
     pub async fn handle(&self, event: ApiGatewayV2httpRequest, invocation: &Invocation) -> ApiGatewayV2httpResponse {
         respond(event, invocation, async |request: &ApiRequest| {
             self.route(request, invocation).await
@@ -58,6 +75,9 @@ impl<L: InvoiceLedger + PaymentLedger, I: IdempotencyStore, C: Clock> Receivable
         match request.route_key.as_str() {
             "GET /invoices" => self.list(request, &request.principal()?).await,
             "POST /invoices/{id}/payments" => self.pay(request, &request.principal()?, invocation).await,
+            "GET /invoices/{id}" => self.read(request, &request.principal()?).await,
+            "POST /invoices/{id}/credit-notes" => self.credit(request, &request.principal()?, invocation).await,
+            "GET /receivables/aging" => self.aging(request, &request.principal()?).await,
             other => Err(ApiError::NotFound(format!("no route {other}"))),
         }
     }
@@ -153,6 +173,108 @@ impl<L: InvoiceLedger + PaymentLedger, I: IdempotencyStore, C: Clock> Receivable
         .await
     }
 
+    async fn read(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
+        accounts::may_read(principal)?;
+        request.only_query_params(&["client"])?;
+        let client_id = Self::client_of(request, principal)?;
+        let invoice_id = request.path_param("id")?;
+        let Some(file) = self.ledger.invoice_file(&client_id, invoice_id).await? else {
+            return Err(ApiError::NotFound(format!("no invoice {invoice_id}")));
+        };
+        let mut body = accounts::file_json(&file);
+        // A missing link is not worth failing the read: the rest is what finance came for.
+        let link = async |key: Option<&str>| match key {
+            Some(key) => match self.links.link(key, accounts::LINK_TTL).await {
+                Ok(url) => Some(url),
+                Err(e) => {
+                    tracing::warn!(error = %e, key, "could not presign an invoice document");
+                    None
+                }
+            },
+            None => None,
+        };
+        let pdf = link(file.stored.pdf.as_ref().map(|p| p.key.as_str())).await;
+        let xml = link(file.stored.electronic.as_ref().map(|e| e.xml_key.as_str())).await;
+        body["links"] = json!({"pdf": pdf, "xml": xml, "expires_in_seconds": accounts::LINK_TTL.as_secs()});
+        Ok(ApiResponse::json(200, &body))
+    }
+
+    async fn credit(
+        &self,
+        request: &ApiRequest,
+        principal: &Principal,
+        invocation: &Invocation,
+    ) -> Result<ApiResponse, ApiError> {
+        accounts::may_credit(principal)?;
+        request.only_query_params(&["client"])?;
+        let client_id = Self::client_of(request, principal)?;
+        let invoice_id = request.path_param("id")?.to_owned();
+        // The request's identity is its Idempotency-Key: a retried request asks for the same
+        // note, and invoice-issue issues at most one per request.
+        let Some(key) = request.header(idempotency::HEADER) else {
+            return Err(ApiError::InvalidParameter {
+                field: idempotency::HEADER.into(),
+                detail: "a credit note is asked for with an Idempotency-Key header".into(),
+            });
+        };
+        let request_id = format!("api-{}-{}", principal.user_id, key);
+        let now = self.clock.now();
+        idempotency::run(
+            &self.idempotency,
+            request,
+            principal,
+            now,
+            invocation.deadline,
+            async || {
+                let body = accounts::credit_body(request)?;
+                let Some(file) = self.ledger.invoice_file(&client_id, &invoice_id).await? else {
+                    return Err(ApiError::NotFound(format!("no invoice {invoice_id}")));
+                };
+                let credit = accounts::credit_request(&file, &body, &request_id, &principal.user_id, now)?;
+                let message = accounts::credit_message(&credit, request.correlation_id(), now)?;
+                self.publisher
+                    .publish(&message)
+                    .await
+                    .map_err(|e| ApiError::Unavailable(format!("the billing queue is unavailable: {e}")))?;
+                tracing::info!(
+                    invoice_id = %invoice_id, client_id = %client_id, requested_by = %principal.user_id,
+                    request_id = %request_id, reason = ?credit.reason, "credit note requested"
+                );
+                Ok(ApiResponse::json(
+                    202,
+                    &json!({
+                        "request_id": request_id,
+                        "invoice_id": invoice_id,
+                        "status": "REQUESTED",
+                        "detail": "invoice-issue numbers, signs and submits the note; it shows on GET /invoices/{id}",
+                    }),
+                )
+                .header("location", format!("/invoices/{invoice_id}")))
+            },
+        )
+        .await
+    }
+
+    async fn aging(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
+        accounts::may_read(principal)?;
+        request.only_query_params(&["client", "as_of"])?;
+        let client_id = Self::client_of(request, principal)?;
+        let today = self.zone.local_date(self.clock.now());
+        let as_of = request.date_param("as_of")?.unwrap_or(today);
+        if as_of > today {
+            return Err(ApiError::InvalidParameter {
+                field: "as_of".into(),
+                detail: format!("as_of is today ({today}) or earlier"),
+            });
+        }
+        let open = self.ledger.open_invoices(&client_id, as_of).await?;
+        let ageing = accounts::ageing(&open, as_of);
+        Ok(ApiResponse::json(
+            200,
+            &accounts::ageing_json(&client_id, as_of, &ageing, open.len()),
+        ))
+    }
+
     async fn list(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
         if !principal.is_any(&[Role::Finance, Role::Supervisor, Role::Admin]) {
             return Err(ApiError::Forbidden(
@@ -167,6 +289,7 @@ impl<L: InvoiceLedger + PaymentLedger, I: IdempotencyStore, C: Clock> Receivable
             "electronic_status",
             "email_status",
             "buyer_document",
+            "overdue",
             "limit",
             "cursor",
         ])?;
@@ -195,8 +318,12 @@ impl<L: InvoiceLedger + PaymentLedger, I: IdempotencyStore, C: Clock> Receivable
         let email_status = request
             .query_param("email_status")?
             .map(|raw| {
-                EmailStatus::parse(raw)
-                    .ok_or_else(|| invalid("email_status", "email_status is PENDING, SENT or PARKED"))
+                EmailStatus::parse(raw).ok_or_else(|| {
+                    invalid(
+                        "email_status",
+                        "email_status is PENDING, SENT, PARKED, BOUNCED or COMPLAINED",
+                    )
+                })
             })
             .transpose()?;
         let series = request
@@ -225,6 +352,33 @@ impl<L: InvoiceLedger + PaymentLedger, I: IdempotencyStore, C: Clock> Receivable
                 .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
                 .ok_or_else(|| invalid("limit", "limit is a whole number from 1 to 100"))?,
         };
+        match request.query_param("overdue")? {
+            None | Some("false") => {}
+            Some("true") => {
+                // Past due and still owed: the open index, by due date (other filters do not
+                // combine with it).
+                for other in [
+                    "from",
+                    "to",
+                    "series",
+                    "electronic_status",
+                    "email_status",
+                    "buyer_document",
+                ] {
+                    if request.query_param(other)?.is_some() {
+                        return Err(invalid(
+                            other,
+                            "overdue=true lists every overdue invoice: leave out other filters",
+                        ));
+                    }
+                }
+                let today = self.zone.local_date(self.clock.now());
+                let cursor = request.query_param("cursor")?;
+                let page = self.ledger.overdue(&client_id, today, limit, cursor).await?;
+                return Ok(self.page_response(request, &client_id, page));
+            }
+            Some(_) => return Err(invalid("overdue", "overdue is true or false")),
+        }
         let query = InvoiceQuery {
             client_id,
             issued_from: from,
@@ -237,18 +391,23 @@ impl<L: InvoiceLedger + PaymentLedger, I: IdempotencyStore, C: Clock> Receivable
             cursor: request.query_param("cursor")?.map(str::to_owned),
         };
         let page = self.ledger.invoices(&query).await?;
+        Ok(self.page_response(request, &query.client_id, page))
+    }
+
+    /// A page of the listing as JSON, or as CSV (`Accept: text/csv`) with the cursor in a header.
+    fn page_response(&self, request: &ApiRequest, client_id: &str, page: Page<InvoiceSummary>) -> ApiResponse {
         if wants_csv(request) {
             let rows: Vec<Vec<String>> = page.items.iter().map(csv_row).collect();
-            let mut response = ApiResponse::csv(200, &CSV_HEADER, &rows, &format!("invoices-{}.csv", query.client_id));
+            let mut response = ApiResponse::csv(200, &CSV_HEADER, &rows, &format!("invoices-{client_id}.csv"));
             if let Some(cursor) = &page.next_cursor {
                 response = response.header("x-next-cursor", cursor.clone());
             }
-            return Ok(response);
+            return response;
         }
-        Ok(ApiResponse::json(
+        ApiResponse::json(
             200,
-            &json!({"client": query.client_id, "items": page.items, "next_cursor": page.next_cursor}),
-        ))
+            &json!({"client": client_id, "items": page.items, "next_cursor": page.next_cursor}),
+        )
     }
 }
 

@@ -2,15 +2,19 @@
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use backoffice_domain::SystemClock;
+use backoffice_domain::events::{CreditNoteRequested, Event};
 use backoffice_domain::zone::CampaignZone;
 use backoffice_edge::http::Invocation;
+use backoffice_edge::relay::SqsPublisher;
 use backoffice_edge::{aws, config, telemetry};
 use backoffice_store::idempotency::DynamoIdempotencyStore;
 use backoffice_store::invoices::DynamoInvoiceStore;
 use backoffice_store::register::S3RegisterFiles;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use receivables::Receivables;
+use receivables::accounts::S3Links;
 use receivables::register::{self, SalesRegisterApi};
+use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -18,6 +22,7 @@ async fn main() -> Result<(), Error> {
     let invoices_table = config::required("INVOICES_TABLE")?;
     let idempotency_table = config::required("IDEMPOTENCY_TABLE")?;
     let invoices_bucket = config::required("INVOICES_BUCKET")?;
+    let billing_queue_url = config::required("BILLING_QUEUE_URL")?;
     let zone = CampaignZone::parse(&config::optional("BUSINESS_TIME_ZONE").unwrap_or_else(|| "America/Lima".into()))
         .map_err(|e| format!("BUSINESS_TIME_ZONE: {}", e.detail))?;
     let sdk = aws::sdk_config()?;
@@ -32,6 +37,15 @@ async fn main() -> Result<(), Error> {
         ledger: DynamoInvoiceStore::new(dynamodb.clone(), invoices_table),
         idempotency: DynamoIdempotencyStore::new(dynamodb, idempotency_table),
         clock: SystemClock,
+        links: Arc::new(S3Links {
+            client: aws::s3(&sdk),
+            bucket: invoices_bucket,
+        }),
+        publisher: Arc::new(SqsPublisher::new(
+            aws::sqs(&sdk),
+            [(CreditNoteRequested::QUEUE.to_owned(), billing_queue_url)],
+        )),
+        zone,
     };
     let receivables = &receivables;
     let metrics = &telemetry::Metrics::init("receivables");

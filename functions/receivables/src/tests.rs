@@ -4,7 +4,7 @@ use backoffice_domain::audit::{Actor, AuditEntry, GENESIS_HASH};
 use backoffice_domain::invoice::InvoiceDraft;
 use backoffice_domain::testing::FixedClock;
 use backoffice_domain::testing::{billing_profile, invoice_request};
-use backoffice_edge::testing::{ApiEvent, Reply};
+use backoffice_edge::testing::{ApiEvent, MemoryPublisher, Reply};
 use backoffice_store::idempotency::MemoryIdempotencyStore;
 use backoffice_store::invoices::{ElectronicRecord, InvoiceStore, MemoryInvoiceStore};
 use time::OffsetDateTime;
@@ -19,6 +19,20 @@ const NOW: OffsetDateTime = datetime!(2026-11-24 15:00 UTC);
 type Service = Receivables<MemoryInvoiceStore, MemoryIdempotencyStore, FixedClock>;
 
 async fn service() -> Service {
+    service_at(NOW + time::Duration::days(3), Arc::new(MemoryPublisher::default())).await
+}
+
+/// Links that name the key they sign.
+struct FakeLinks;
+
+#[async_trait::async_trait]
+impl DocumentLinks for FakeLinks {
+    async fn link(&self, key: &str, ttl: std::time::Duration) -> Result<String, accounts::PortError> {
+        Ok(format!("https://signed.example/{key}?ttl={}", ttl.as_secs()))
+    }
+}
+
+async fn service_at(now: OffsetDateTime, queue: Arc<MemoryPublisher>) -> Service {
     let store = MemoryInvoiceStore::default();
     for (n, client, day) in [(1, "acme", 0), (2, "acme", 1), (3, "acme", 2), (1, "globex", 0)] {
         let at = NOW + time::Duration::days(day);
@@ -66,7 +80,10 @@ async fn service() -> Service {
     Receivables {
         ledger: store,
         idempotency: MemoryIdempotencyStore::new(),
-        clock: FixedClock::at(NOW + time::Duration::days(3)),
+        clock: FixedClock::at(now),
+        links: Arc::new(FakeLinks),
+        publisher: queue,
+        zone: CampaignZone::parse("America/Lima").expect("zone"),
     }
 }
 
@@ -259,4 +276,227 @@ async fn only_finance_and_admins_record_payments_and_only_on_their_clients_invoi
         .json(&payment("1.00", "R"));
     let other = Reply::from(s.handle(event.build(), &Invocation::ending_after(NOW, 10)).await);
     assert_eq!(other.status, 404, "another client's invoice reads as missing");
+}
+
+// ---------------------------------------------------------------------------------------------
+// One invoice's account, credit notes, the ageing.
+// ---------------------------------------------------------------------------------------------
+
+async fn get(s: &Service, who: (&str, &str), route: &str, path: &[(&str, &str)], query: &[(&str, &str)]) -> Reply {
+    let mut event = ApiEvent::new(route).who(who.0, who.1, "acme");
+    for (name, value) in path {
+        event = event.param(name, value);
+    }
+    for (name, value) in query {
+        event = event.query(name, value);
+    }
+    Reply::from(s.handle(event.build(), &Invocation::ending_after(NOW, 10)).await)
+}
+
+async fn ask_credit(
+    s: &Service,
+    who: (&str, &str),
+    invoice_id: &str,
+    body: serde_json::Value,
+    key: Option<&str>,
+) -> Reply {
+    let mut event = ApiEvent::new("POST /invoices/{id}/credit-notes")
+        .who(who.0, who.1, "acme")
+        .param("id", invoice_id)
+        .json(&body);
+    if let Some(key) = key {
+        event = event.header("idempotency-key", key);
+    }
+    Reply::from(s.handle(event.build(), &Invocation::ending_after(NOW, 10)).await)
+}
+
+#[tokio::test]
+async fn an_invoice_reads_with_its_payments_balance_and_links() {
+    let s = service().await;
+    assert_eq!(
+        pay(
+            &s,
+            ("fin-1", "finance"),
+            "B001-00000001",
+            payment("50.00", "OP-1"),
+            None
+        )
+        .await
+        .status,
+        201
+    );
+    let reply = get(
+        &s,
+        ("sup-1", "supervisor"),
+        "GET /invoices/{id}",
+        &[("id", "B001-00000001")],
+        &[],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let body = &reply.body;
+    assert_eq!(body["collection_status"], "PARTIALLY_PAID");
+    assert_eq!(body["paid"]["amount"], "50.00");
+    assert_eq!(body["payments"].as_array().map(Vec::len), Some(1));
+    assert_eq!(body["electronic_status"], "ACCEPTED");
+    assert_eq!(body["links"]["xml"], "https://signed.example/k?ttl=900");
+    assert_eq!(body["links"]["pdf"], serde_json::Value::Null, "no PDF stored yet");
+    let total = body["total"]["amount"].as_str().unwrap_or_default().to_owned();
+    let outstanding = body["outstanding"]["amount"].as_str().unwrap_or_default().to_owned();
+    assert_ne!(total, outstanding);
+
+    let unknown = get(
+        &s,
+        ("fin-1", "finance"),
+        "GET /invoices/{id}",
+        &[("id", "B001-00000099")],
+        &[],
+    )
+    .await;
+    assert_eq!(unknown.status, 404);
+    let agent = get(
+        &s,
+        ("ag-1", "agent"),
+        "GET /invoices/{id}",
+        &[("id", "B001-00000001")],
+        &[],
+    )
+    .await;
+    assert_eq!(agent.status, 403);
+}
+
+#[tokio::test]
+async fn a_credit_note_is_asked_for_once_per_key_and_never_beyond_the_balance() {
+    let queue = Arc::new(MemoryPublisher::default());
+    let s = service_at(NOW + time::Duration::days(3), queue.clone()).await;
+    let whole = serde_json::json!({"reason": "07", "description": "Devolución total"});
+
+    let no_key = ask_credit(&s, ("fin-1", "finance"), "B001-00000001", whole.clone(), None).await;
+    assert_eq!(no_key.status, 400, "{}", no_key.body);
+
+    let agent = ask_credit(&s, ("ag-1", "agent"), "B001-00000001", whole.clone(), Some("k-0")).await;
+    assert_eq!(agent.status, 403);
+
+    // SUNAT rejected B001-2: nothing to credit.
+    let rejected = ask_credit(&s, ("fin-1", "finance"), "B001-00000002", whole.clone(), Some("k-1")).await;
+    assert_eq!(rejected.status, 422, "{}", rejected.body);
+    assert_eq!(rejected.body["errors"][0]["field"], "invoice_id");
+
+    // Once something is paid, a total note no longer fits: the balance would go below zero.
+    assert_eq!(
+        pay(
+            &s,
+            ("fin-1", "finance"),
+            "B001-00000001",
+            payment("10.00", "OP-9"),
+            None
+        )
+        .await
+        .status,
+        201
+    );
+    let too_much = ask_credit(&s, ("fin-1", "finance"), "B001-00000001", whole.clone(), Some("k-2")).await;
+    assert_eq!(too_much.status, 422, "{}", too_much.body);
+    assert_eq!(too_much.body["errors"][0]["code"], "credit_exceeds_balance");
+
+    let bad_line =
+        serde_json::json!({"reason": "07", "description": "Devolución", "lines": [{"line": 9, "quantity": 1}]});
+    let reply = ask_credit(&s, ("fin-1", "finance"), "B001-00000001", bad_line, Some("k-3")).await;
+    assert_eq!(reply.status, 422, "{}", reply.body);
+    assert_eq!(reply.body["errors"][0]["field"], "lines");
+    assert!(queue.sent().is_empty(), "nothing refused reaches the queue");
+
+    let one_line = serde_json::json!({"reason": "07", "description": "Devolución de un equipo", "lines": [{"line": 1, "quantity": 1}]});
+    let first = ask_credit(&s, ("fin-1", "finance"), "B001-00000003", one_line.clone(), Some("k-4")).await;
+    assert_eq!(first.status, 202, "{}", first.body);
+    let again = ask_credit(&s, ("fin-1", "finance"), "B001-00000003", one_line, Some("k-4")).await;
+    assert_eq!(again.status, 202);
+    assert_eq!(again.body["request_id"], first.body["request_id"]);
+    let sent = queue.sent_json();
+    assert_eq!(sent.len(), 1, "a retried request is answered from its first outcome");
+    assert_eq!(sent[0]["type"], "CreditNoteRequested");
+    assert_eq!(sent[0]["body"]["invoice_id"], "B001-00000003");
+    assert_eq!(sent[0]["body"]["requested_by"], "fin-1");
+
+    queue.set_down(true);
+    let down = ask_credit(
+        &s,
+        ("fin-1", "finance"),
+        "B001-00000001",
+        serde_json::json!({"reason": "07", "description": "x", "lines": [{"line": 1, "quantity": 1}]}),
+        Some("k-5"),
+    )
+    .await;
+    assert_eq!(down.status, 503, "{}", down.body);
+}
+
+#[tokio::test]
+async fn the_ageing_adds_up_and_overdue_lists_what_is_past_due() {
+    // Ninety days on, every accepted boleta is past due; the rejected one owes nothing.
+    let s = service_at(NOW + time::Duration::days(90), Arc::new(MemoryPublisher::default())).await;
+    assert_eq!(
+        pay(
+            &s,
+            ("fin-1", "finance"),
+            "B001-00000001",
+            payment("20.00", "OP-1"),
+            None
+        )
+        .await
+        .status,
+        201
+    );
+    let reply = get(&s, ("fin-1", "finance"), "GET /receivables/aging", &[], &[]).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["open_invoices"], 2, "{}", reply.body);
+    let pen = &reply.body["currencies"][0];
+    let minor = |v: &serde_json::Value| {
+        let text = v["amount"].as_str().unwrap_or("0").replace('.', "");
+        text.parse::<i64>().unwrap_or(i64::MIN)
+    };
+    let total = &pen["total"];
+    let sum: i64 = ["not_due", "days_1_30", "days_31_60", "days_61_90", "over_90"]
+        .iter()
+        .map(|b| minor(&total[*b]))
+        .sum();
+    assert_eq!(sum, minor(&total["total"]));
+    let by_buyer: i64 = pen["by_buyer"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|b| minor(&b["total"]))
+        .sum();
+    assert_eq!(by_buyer, minor(&total["total"]));
+
+    let early = get(
+        &s,
+        ("fin-1", "finance"),
+        "GET /receivables/aging",
+        &[],
+        &[("as_of", "2026-11-01")],
+    )
+    .await;
+    assert_eq!(early.status, 200);
+    assert_eq!(early.body["open_invoices"], 0, "nothing was issued by then");
+    let future = get(
+        &s,
+        ("fin-1", "finance"),
+        "GET /receivables/aging",
+        &[],
+        &[("as_of", "2031-01-01")],
+    )
+    .await;
+    assert_eq!(future.status, 400);
+
+    let overdue = list(&s, ("fin-1", "finance"), &[("overdue", "true")], false).await;
+    assert_eq!(overdue.status, 200, "{}", overdue.body);
+    assert_eq!(ids(&overdue), ["B001-00000001", "B001-00000003"]);
+    let mixed = list(
+        &s,
+        ("fin-1", "finance"),
+        &[("overdue", "true"), ("series", "B001")],
+        false,
+    )
+    .await;
+    assert_eq!(mixed.status, 400);
 }

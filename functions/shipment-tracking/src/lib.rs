@@ -8,12 +8,15 @@ use async_trait::async_trait;
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use backoffice_domain::Clock;
 use backoffice_domain::audit::{Actor, AuditEntry};
+use backoffice_domain::events::billing_event_of;
 use backoffice_domain::principal::Role;
 use backoffice_domain::shipment::{Applied, TrackingEvent};
 use backoffice_domain::validation::Invalid;
 use backoffice_edge::http::{ApiError, ApiRequest, ApiResponse, Invocation, respond, webhook};
+use backoffice_edge::relay::{self, Publisher};
 use backoffice_edge::secrets::{CachedSecret, SecretError, SecretSource};
 use backoffice_store::StoreError;
+use backoffice_store::outbox::Outbox;
 use backoffice_store::shipments::{EventRecorded, ShipmentTracking};
 use serde_json::json;
 
@@ -75,13 +78,15 @@ pub const ROUTES: &[&str] = &["POST /shipments/{id}/events", "GET /shipments/{id
 /// Events are small; anything larger is not a courier's event.
 const EVENT_BODY_LIMIT: usize = 16 * 1024;
 
-pub struct Tracking<S, K, C> {
+pub struct Tracking<S, K, C, P> {
     pub shipments: S,
     pub clock: K,
     pub secrets: C,
+    /// The billing queue: returns and cash collected on delivery.
+    pub publisher: P,
 }
 
-impl<S: ShipmentTracking, K: Clock, C: CourierSecrets> Tracking<S, K, C> {
+impl<S: ShipmentTracking + Outbox, K: Clock, C: CourierSecrets, P: Publisher> Tracking<S, K, C, P> {
     pub async fn handle(&self, event: ApiGatewayV2httpRequest, invocation: &Invocation) -> ApiGatewayV2httpResponse {
         respond(event, invocation, async |request: &ApiRequest| {
             self.route(request).await
@@ -148,6 +153,12 @@ impl<S: ShipmentTracking, K: Clock, C: CourierSecrets> Tracking<S, K, C> {
             stored.last_event_at = Some(event.occurred_at);
         }
         let shipment = &stored.shipment;
+        // A return credits the invoice, cash collected pays it: committed with the event, sent
+        // after (the relay's sweep sends what a crash left behind).
+        let billing = billing_event_of(shipment, &event, matches!(applied, Applied::Moved { .. }))
+            .map(|b| b.seal(request.correlation_id(), now))
+            .transpose()
+            .map_err(|e| ApiError::Internal(format!("billing message: {e}")))?;
         let action = format!("{:?}", event.kind).to_uppercase();
         let audit = AuditEntry::new(&shipment.shipment_id, shipment.version, now, &Actor::new(&courier, "courier"), &action, format!("{:?}", shipment.status))
             .from_status(format!("{from:?}"))
@@ -156,13 +167,18 @@ impl<S: ShipmentTracking, K: Clock, C: CourierSecrets> Tracking<S, K, C> {
             .seal(&stored.audit_head);
         match self
             .shipments
-            .record_event(&stored, expected_version, &event, &audit)
+            .record_event(&stored, expected_version, &event, &audit, billing.as_ref())
             .await
         {
-            Ok(EventRecorded::Recorded) => Ok(ApiResponse::json(
-                200,
-                &json!({"status": stored.shipment.status, "applied": matches!(applied, Applied::Moved { .. })}),
-            )),
+            Ok(EventRecorded::Recorded) => {
+                if let Some(message) = &billing {
+                    relay::send(&self.shipments, &self.publisher, message).await;
+                }
+                Ok(ApiResponse::json(
+                    200,
+                    &json!({"status": stored.shipment.status, "applied": matches!(applied, Applied::Moved { .. })}),
+                ))
+            }
             Ok(EventRecorded::Duplicate) => Ok(ApiResponse::json(200, &json!({"status": from, "duplicate": true}))),
             Ok(EventRecorded::IdTaken) => Err(ApiError::Conflict {
                 slug: "event-id-reused",

@@ -3,7 +3,9 @@
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use backoffice_domain::SystemClock;
+use backoffice_domain::events::{Event, ShipmentReturned};
 use backoffice_edge::http::Invocation;
+use backoffice_edge::relay::SqsPublisher;
 use backoffice_edge::secrets::{CachedSecret, SecretsManagerSource};
 use backoffice_edge::{aws, config, telemetry};
 use backoffice_store::shipments::DynamoShipmentStore;
@@ -17,6 +19,7 @@ async fn main() -> Result<(), Error> {
     // The secret's name or ARN; its value is {"olva": "…", "urbano": ["current", "next"]}: one
     // secret per courier, or two while it rotates.
     let secrets_id = config::required("COURIER_SECRETS_ID")?;
+    let billing_queue_url = config::required("BILLING_QUEUE_URL")?;
     let sdk = aws::sdk_config()?;
     let tracking = Tracking {
         shipments: DynamoShipmentStore::new(aws::dynamodb(&sdk), shipments_table),
@@ -28,6 +31,10 @@ async fn main() -> Result<(), Error> {
                 secrets_id,
             ),
         },
+        publisher: SqsPublisher::new(
+            aws::sqs(&sdk),
+            [(ShipmentReturned::QUEUE.to_owned(), billing_queue_url)],
+        ),
     };
     let tracking = &tracking;
     let metrics = &telemetry::Metrics::init("shipment-tracking");

@@ -8,7 +8,7 @@ use backoffice_domain::money::{Currency, Money};
 use backoffice_domain::presale::LineItem;
 use backoffice_domain::shipment::Shipment;
 use backoffice_domain::testing::{FixedClock, customer, fulfillment_config, presale_id, shipping_specs};
-use backoffice_edge::testing::{ApiEvent, Reply};
+use backoffice_edge::testing::{ApiEvent, MemoryPublisher, Reply};
 use backoffice_store::shipments::{MemoryShipmentStore, ShipmentCreate};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -21,7 +21,7 @@ use std::collections::HashMap;
 const NOW: OffsetDateTime = datetime!(2026-11-24 15:00 UTC);
 const SECRET: &str = "urbano-webhook-secret";
 
-type Service = Tracking<MemoryShipmentStore, FixedClock, HashMap<String, Vec<String>>>;
+type Service = Tracking<MemoryShipmentStore, FixedClock, HashMap<String, Vec<String>>, MemoryPublisher>;
 
 /// The sale of agent-7 (client acme) the shipments of these tests carry.
 fn sale() -> SaleConfirmed {
@@ -72,6 +72,7 @@ async fn service() -> (Service, Shipment) {
         shipments,
         clock: FixedClock::at(NOW),
         secrets: HashMap::from([("urbano".to_owned(), vec![SECRET.to_owned()])]),
+        publisher: MemoryPublisher::default(),
     };
     (service, shipment)
 }
@@ -82,7 +83,7 @@ fn event(id: &str, kind: &str, at: &str) -> String {
 
 /// The courier's webhook call, signed with `secret` at `signed_at`.
 async fn post<C: CourierSecrets>(
-    s: &Tracking<MemoryShipmentStore, FixedClock, C>,
+    s: &Tracking<MemoryShipmentStore, FixedClock, C, MemoryPublisher>,
     shipment: &str,
     courier: &str,
     secret: &str,
@@ -325,6 +326,7 @@ async fn secrets_are_read_at_run_time_and_a_rotation_is_picked_up_without_a_rest
         secrets: ManagedCourierSecrets {
             secret: CachedSecret::new(source.clone(), FixedClock::at(NOW), "couriers"),
         },
+        publisher: s.publisher,
     };
     let id = shipment.shipment_id.as_str();
     let now = NOW.unix_timestamp();
@@ -345,4 +347,47 @@ async fn secrets_are_read_at_run_time_and_a_rotation_is_picked_up_without_a_rest
         401,
         "the old one is gone"
     );
+}
+
+#[tokio::test]
+async fn a_return_and_cash_collected_reach_billing_once_when_they_move_the_shipment() {
+    let now = NOW.unix_timestamp();
+    // Returned: one ShipmentReturned; a resend of the event, or a later report, sends nothing.
+    let (s, shipment) = service().await;
+    let id = shipment.shipment_id.as_str();
+    let returned = event("ev-r", "RETURNED", "2026-11-24T14:00:00Z");
+    assert_eq!(post(&s, id, "urbano", SECRET, now, &returned).await.status, 200);
+    assert_eq!(post(&s, id, "urbano", SECRET, now, &returned).await.status, 200);
+    let late = event("ev-d", "DELIVERED", "2026-11-24T14:30:00Z");
+    assert_eq!(post(&s, id, "urbano", SECRET, now, &late).await.status, 200);
+    let sent = s.publisher.sent_json();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["type"], "ShipmentReturned");
+    assert_eq!(sent[0]["body"]["sale_id"], shipment.sale_id.to_string());
+
+    // Delivered with cash collected: one CashCollected with the amount.
+    let (s, shipment) = service().await;
+    let id = shipment.shipment_id.as_str();
+    let cod = json!({"event_id": "ev-c", "type": "DELIVERED", "occurred_at": "2026-11-24T14:00:00Z",
+                     "collected": {"amount": "19.99", "currency": "PEN"}})
+    .to_string();
+    assert_eq!(post(&s, id, "urbano", SECRET, now, &cod).await.status, 200);
+    let sent = s.publisher.sent_json();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["type"], "CashCollected");
+    assert_eq!(sent[0]["body"]["amount"]["amount"], "19.99");
+
+    // Cash is collected on delivery only, and is more than nothing.
+    let (s, shipment) = service().await;
+    let id = shipment.shipment_id.as_str();
+    for bad in [
+        json!({"event_id": "ev-x", "type": "IN_TRANSIT", "occurred_at": "2026-11-24T14:00:00Z",
+               "collected": {"amount": "19.99", "currency": "PEN"}}),
+        json!({"event_id": "ev-y", "type": "DELIVERED", "occurred_at": "2026-11-24T14:00:00Z",
+               "collected": {"amount": "0.00", "currency": "PEN"}}),
+    ] {
+        let reply = post(&s, id, "urbano", SECRET, now, &bad.to_string()).await;
+        assert_eq!(reply.status, 422, "{}", reply.body);
+    }
+    assert!(s.publisher.sent().is_empty());
 }

@@ -152,6 +152,87 @@ impl Event for CreditNoteRequested {
     const QUEUE: &'static str = "billing";
 }
 
+/// A courier returned a shipment: its invoice is credited in full, once (billing queue).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShipmentReturned {
+    pub shipment_id: ShipmentId,
+    pub sale_id: SaleId,
+    pub client_id: String,
+    pub courier_id: String,
+    #[serde(with = "crate::wire::instant")]
+    pub returned_at: OffsetDateTime,
+}
+
+impl Event for ShipmentReturned {
+    const TYPE: &'static str = "ShipmentReturned";
+    const QUEUE: &'static str = "billing";
+}
+
+/// A courier collected cash on delivery: a payment of the shipment's invoice, once (billing
+/// queue).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CashCollected {
+    pub shipment_id: ShipmentId,
+    pub sale_id: SaleId,
+    pub client_id: String,
+    pub courier_id: String,
+    pub amount: Money,
+    #[serde(with = "crate::wire::instant")]
+    pub collected_at: OffsetDateTime,
+}
+
+impl Event for CashCollected {
+    const TYPE: &'static str = "CashCollected";
+    const QUEUE: &'static str = "billing";
+}
+
+/// What the courier's event means for billing, if anything: a return or collected cash, when
+/// the event moved the shipment to that status (a late or repeated report means nothing new).
+pub fn billing_event_of(
+    shipment: &Shipment,
+    event: &crate::shipment::TrackingEvent,
+    moved: bool,
+) -> Option<BillingEvent> {
+    use crate::shipment::TrackingEventKind;
+    if !moved {
+        return None;
+    }
+    match (event.kind, event.collected) {
+        (TrackingEventKind::Returned, _) => Some(BillingEvent::Returned(ShipmentReturned {
+            shipment_id: shipment.shipment_id.clone(),
+            sale_id: shipment.sale_id.clone(),
+            client_id: shipment.client_id.clone(),
+            courier_id: shipment.plan.courier_id.clone(),
+            returned_at: event.occurred_at,
+        })),
+        (TrackingEventKind::Delivered, Some(amount)) => Some(BillingEvent::Collected(CashCollected {
+            shipment_id: shipment.shipment_id.clone(),
+            sale_id: shipment.sale_id.clone(),
+            client_id: shipment.client_id.clone(),
+            courier_id: shipment.plan.courier_id.clone(),
+            amount,
+            collected_at: event.occurred_at,
+        })),
+        _ => None,
+    }
+}
+
+/// The billing consequences of a courier event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BillingEvent {
+    Returned(ShipmentReturned),
+    Collected(CashCollected),
+}
+
+impl BillingEvent {
+    pub fn seal(&self, correlation_id: &str, now: OffsetDateTime) -> Result<OutboxMessage, serde_json::Error> {
+        match self {
+            BillingEvent::Returned(e) => OutboxMessage::seal(e, correlation_id, now),
+            BillingEvent::Collected(e) => OutboxMessage::seal(e, correlation_id, now),
+        }
+    }
+}
+
 impl InvoiceRequested {
     pub fn for_shipment(sale: &SaleConfirmed, shipment: &Shipment) -> InvoiceRequested {
         InvoiceRequested {

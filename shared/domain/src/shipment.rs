@@ -101,6 +101,9 @@ pub struct TrackingEvent {
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
+    /// Cash on delivery: what the courier collected, reported with DELIVERED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collected: Option<Money>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +124,9 @@ pub enum TrackingError {
     /// Beyond the clocks' tolerance: it would pin the status against every real event after it.
     #[error("occurred_at is in the future")]
     InTheFuture,
+    /// Money changes hands on delivery only, and is more than nothing.
+    #[error("collected is a positive amount reported with DELIVERED")]
+    InvalidCollection,
 }
 
 /// How far ahead of our clock a courier's clock may run.
@@ -144,6 +150,11 @@ impl Shipment {
         if event.kind == TrackingEventKind::FailedAttempt && event.reason.as_deref().is_none_or(|r| r.trim().is_empty())
         {
             return Err(TrackingError::ReasonRequired);
+        }
+        if let Some(collected) = &event.collected
+            && (event.kind != TrackingEventKind::Delivered || collected.amount_minor() <= 0)
+        {
+            return Err(TrackingError::InvalidCollection);
         }
         let terminal = matches!(self.status, ShipmentStatus::Delivered | ShipmentStatus::Returned);
         let older = last_event_at.is_some_and(|last| event.occurred_at < last);
@@ -170,6 +181,7 @@ mod tests {
             occurred_at: at,
             reason: None,
             location: None,
+            collected: None,
         }
     }
 

@@ -63,14 +63,16 @@ pub trait ShipmentCreate: Send + Sync {
 pub trait ShipmentTracking: Send + Sync {
     /// The shipment with its audit head and the time of its latest event.
     async fn load(&self, shipment_id: &str) -> Result<Option<StoredShipment>, StoreError>;
-    /// The event (once per event id), the shipment at `expected_version + 1` and its audit
-    /// record, in one transaction.
+    /// The event (once per event id), the shipment at `expected_version + 1`, its audit
+    /// record and the event's billing message if any (a return, cash collected), in one
+    /// transaction.
     async fn record_event(
         &self,
         stored: &StoredShipment,
         expected_version: u64,
         event: &backoffice_domain::shipment::TrackingEvent,
         audit: &AuditRecord,
+        outbox: Option<&OutboxMessage>,
     ) -> Result<EventRecorded, StoreError>;
     async fn events(&self, shipment_id: &str) -> Result<Vec<backoffice_domain::shipment::TrackingEvent>, StoreError>;
     async fn get(&self, shipment_id: &str) -> Result<Option<Shipment>, StoreError>;
@@ -159,6 +161,7 @@ impl ShipmentTracking for DynamoShipmentStore {
         expected_version: u64,
         event: &backoffice_domain::shipment::TrackingEvent,
         audit: &AuditRecord,
+        outbox: Option<&OutboxMessage>,
     ) -> Result<EventRecorded, StoreError> {
         let shipment = &stored.shipment;
         let pk = format!("SHIPMENT#{}", shipment.shipment_id);
@@ -208,12 +211,15 @@ impl ShipmentTracking for DynamoShipmentStore {
             .expression_attribute_values(":s", AttributeValue::S(shipment.shipment_id.to_string()))
             .build()
             .map_err(|e| StoreError::Backend(e.to_string()))?;
-        let items = vec![
+        let mut items = vec![
             TransactWriteItem::builder().put(meta).build(),
             self.put(event_item)?,
             self.put(audit_item)?,
             TransactWriteItem::builder().put(guard).build(),
         ];
+        if let Some(message) = outbox {
+            items.push(outbox_put(&self.table, message)?);
+        }
         match transact(&self.client, items).await {
             Ok(()) => Ok(EventRecorded::Recorded),
             Err(TransactFailure::Cancelled(c)) if c.condition_failed(1) => Ok(EventRecorded::Duplicate),
@@ -340,6 +346,7 @@ mod memory {
             expected_version: u64,
             event: &backoffice_domain::shipment::TrackingEvent,
             _audit: &AuditRecord,
+            outbox: Option<&OutboxMessage>,
         ) -> Result<EventRecorded, StoreError> {
             let mut shipments = self.shipments.lock().map_err(poisoned)?;
             let mut events = self.events.lock().map_err(poisoned)?;
@@ -359,6 +366,9 @@ mod memory {
                 return Err(StoreError::Conflict(crate::ConflictKind::StaleVersion));
             }
             history.push(event.clone());
+            if let Some(message) = outbox {
+                self.outbox.lock().map_err(poisoned)?.insert(message);
+            }
             event_ids.insert(id_key, stored.shipment.shipment_id.to_string());
             shipments.insert(stored.shipment.shipment_id.to_string(), stored.shipment.clone());
             if let Some(at) = stored.last_event_at {
