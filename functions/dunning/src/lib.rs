@@ -379,7 +379,7 @@ where
                     recipients = outgoing.recipients().len(),
                     message_id = %message_id,
                     attempt,
-                    sent_at = %sent_at,
+                    sent_at = %sent_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
                     "dunning: reminder sent"
                 );
                 if report.reminders.len() < LISTED {
