@@ -184,8 +184,14 @@ pub fn credit_message(
     OutboxMessage::seal(request, correlation_id, now).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
-/// The ageing as JSON: amounts as decimals, buckets that add up to each total.
-pub fn ageing_json(client_id: &str, as_of: time::Date, ageings: &[Ageing], invoices: usize) -> Value {
+/// Buyers listed per currency unless asked otherwise: the largest debts first (a client with
+/// tens of thousands of buyers would otherwise outgrow a Lambda response).
+pub const DEFAULT_BUYERS: usize = 100;
+pub const MAX_BUYERS: usize = 1000;
+
+/// The ageing as JSON: amounts as decimals, buckets that add up to each total, the `buyers`
+/// largest debtors of each currency (all of them count in the total).
+pub fn ageing_json(client_id: &str, as_of: time::Date, ageings: &[Ageing], invoices: usize, buyers: usize) -> Value {
     let buckets = |b: &Buckets, currency| {
         let m = |minor| Money::from_minor(minor, currency);
         json!({
@@ -200,10 +206,13 @@ pub fn ageing_json(client_id: &str, as_of: time::Date, ageings: &[Ageing], invoi
     let currencies: Vec<Value> = ageings
         .iter()
         .map(|a| {
+            let mut largest: Vec<(&String, &Buckets)> = a.by_buyer.iter().collect();
+            largest.sort_by(|x, y| y.1.total().cmp(&x.1.total()).then_with(|| x.0.cmp(y.0)));
             json!({
                 "currency": a.currency.code(),
                 "total": buckets(&a.total, a.currency),
-                "by_buyer": a.by_buyer.iter().map(|(buyer, b)| {
+                "buyers": a.by_buyer.len(),
+                "by_buyer": largest.into_iter().take(buyers).map(|(buyer, b)| {
                     let mut row = buckets(b, a.currency);
                     row["buyer_document"] = json!(buyer);
                     row

@@ -257,8 +257,19 @@ impl<L: InvoiceLedger + PaymentLedger + AccountsView, I: IdempotencyStore, C: Cl
 
     async fn aging(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
         accounts::may_read(principal)?;
-        request.only_query_params(&["client", "as_of"])?;
+        request.only_query_params(&["client", "as_of", "buyers"])?;
         let client_id = Self::client_of(request, principal)?;
+        let buyers = match request.query_param("buyers")? {
+            None => accounts::DEFAULT_BUYERS,
+            Some(raw) => raw
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=accounts::MAX_BUYERS).contains(n))
+                .ok_or_else(|| ApiError::InvalidParameter {
+                    field: "buyers".into(),
+                    detail: format!("buyers is a whole number from 1 to {}", accounts::MAX_BUYERS),
+                })?,
+        };
         let today = self.zone.local_date(self.clock.now());
         let as_of = request.date_param("as_of")?.unwrap_or(today);
         if as_of > today {
@@ -271,7 +282,7 @@ impl<L: InvoiceLedger + PaymentLedger + AccountsView, I: IdempotencyStore, C: Cl
         let ageing = accounts::ageing(&open, as_of);
         Ok(ApiResponse::json(
             200,
-            &accounts::ageing_json(&client_id, as_of, &ageing, open.len()),
+            &accounts::ageing_json(&client_id, as_of, &ageing, open.len(), buyers),
         ))
     }
 

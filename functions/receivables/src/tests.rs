@@ -468,6 +468,16 @@ async fn the_ageing_adds_up_and_overdue_lists_what_is_past_due() {
         .sum();
     assert_eq!(by_buyer, minor(&total["total"]));
 
+    assert_eq!(pen["buyers"], 1, "one buyer owes both");
+    let none = get(
+        &s,
+        ("fin-1", "finance"),
+        "GET /receivables/aging",
+        &[],
+        &[("buyers", "0")],
+    )
+    .await;
+    assert_eq!(none.status, 400);
     let early = get(
         &s,
         ("fin-1", "finance"),

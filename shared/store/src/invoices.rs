@@ -358,6 +358,49 @@ impl DynamoInvoiceStore {
         }
     }
 
+    /// Benchmarks only: write issued invoices as the issuing transaction writes them, 25 to a
+    /// BatchWriteItem (no counter, guard or audit record); the settled ones (`false`) paid in
+    /// full and off the open index, as their last payment leaves them.
+    #[cfg(any(test, feature = "testing"))]
+    pub async fn seed_issued(&self, invoices: &[(Invoice, bool)]) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+        for chunk in invoices.chunks(25) {
+            let mut requests = Vec::with_capacity(chunk.len());
+            for (invoice, open) in chunk {
+                let mut item = invoice_item(invoice, "seed", None)?;
+                // Long delivered: not waiting for the e-mail sweep.
+                item.remove("gsi2pk");
+                item.remove("gsi2sk");
+                if !open {
+                    item.remove("gsi3pk");
+                    item.remove("gsi3sk");
+                    item.insert("paid_minor".into(), n(invoice.totals.total.amount_minor()));
+                    item.insert("collection_status".into(), s("PAID"));
+                }
+                let put = PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(|e| StoreError::Backend(e.to_string()))?;
+                requests.push(WriteRequest::builder().put_request(put).build());
+            }
+            let mut pending = Some(requests);
+            while let Some(batch) = pending.take() {
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, batch)
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
+                pending = output
+                    .unprocessed_items
+                    .and_then(|mut left| left.remove(&self.table))
+                    .filter(|left| !left.is_empty());
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn invoice_key(client_id: &str, invoice_id: &str) -> (AttributeValue, AttributeValue) {
         (s(format!("INVOICE#{client_id}#{invoice_id}")), s("META"))
     }
@@ -397,6 +440,37 @@ pub(crate) fn stored_invoice(mut item: Item) -> Result<StoredInvoice, StoreError
     })
 }
 
+/// The invoice item the issuing transaction writes (with the e-mail lease, if held).
+fn invoice_item(invoice: &Invoice, audit_hash: &str, email_lease_until: Option<OffsetDateTime>) -> Result<Item, StoreError> {
+    let mut item: Item = serde_dynamo::to_item(invoice).map_err(corrupt("serializing invoice"))?;
+    let (pk, sk) = DynamoInvoiceStore::invoice_key(&invoice.client_id, &invoice.invoice_id);
+    item.insert("pk".into(), pk);
+    item.insert("sk".into(), sk);
+    item.insert("entity".into(), s("INVOICE"));
+    item.insert("audit_head".into(), s(audit_hash));
+    item.insert("email_attempts".into(), n(0));
+    if let Some(until) = email_lease_until {
+        item.insert("email_lease_until".into(), n(nanos(until)));
+    }
+    item.insert("gsi1pk".into(), s(format!("CLIENT#{}", invoice.client_id)));
+    item.insert(
+        "gsi1sk".into(),
+        s(format!("{}#{}", invoice.issue_date, invoice.invoice_id)),
+    );
+    item.insert("gsi2pk".into(), s(EMAIL_PENDING));
+    item.insert(
+        "gsi2sk".into(),
+        s(format!("{:020}#{}", nanos(invoice.issued_at), invoice.invoice_id)),
+    );
+    if invoice.totals.total.amount_minor() > 0 {
+        item.insert("collection_status".into(), s("OPEN"));
+        let (gsi3pk, gsi3sk) = open_key(invoice);
+        item.insert("gsi3pk".into(), gsi3pk);
+        item.insert("gsi3sk".into(), gsi3sk);
+    }
+    Ok(item)
+}
+
 impl DynamoInvoiceStore {
     /// The issuing transaction; with `email_lease_until`, the issuing worker holds the e-mail's
     /// lease from the start (the invoice is new: nobody else can hold it).
@@ -422,32 +496,8 @@ impl DynamoInvoiceStore {
             ("client_id".into(), s(invoice.client_id.clone())),
         ]);
 
-        let mut item: Item = serde_dynamo::to_item(invoice).map_err(corrupt("serializing invoice"))?;
-        let (pk, sk) = Self::invoice_key(&invoice.client_id, &invoice.invoice_id);
-        item.insert("pk".into(), pk.clone());
-        item.insert("sk".into(), sk);
-        item.insert("entity".into(), s("INVOICE"));
-        item.insert("audit_head".into(), s(audit.hash.clone()));
-        item.insert("email_attempts".into(), n(0));
-        if let Some(until) = email_lease_until {
-            item.insert("email_lease_until".into(), n(nanos(until)));
-        }
-        item.insert("gsi1pk".into(), s(format!("CLIENT#{}", invoice.client_id)));
-        item.insert(
-            "gsi1sk".into(),
-            s(format!("{}#{}", invoice.issue_date, invoice.invoice_id)),
-        );
-        item.insert("gsi2pk".into(), s(EMAIL_PENDING));
-        item.insert(
-            "gsi2sk".into(),
-            s(format!("{:020}#{}", nanos(invoice.issued_at), invoice.invoice_id)),
-        );
-        if invoice.totals.total.amount_minor() > 0 {
-            item.insert("collection_status".into(), s("OPEN"));
-            let (gsi3pk, gsi3sk) = open_key(invoice);
-            item.insert("gsi3pk".into(), gsi3pk);
-            item.insert("gsi3sk".into(), gsi3sk);
-        }
+        let item = invoice_item(invoice, &audit.hash, email_lease_until)?;
+        let (pk, _) = Self::invoice_key(&invoice.client_id, &invoice.invoice_id);
 
         let mut audit_item: Item = serde_dynamo::to_item(audit).map_err(corrupt("serializing audit"))?;
         audit_item.insert("pk".into(), pk);
