@@ -1,7 +1,8 @@
 //! Dunning end to end: a sale invoiced and e-mailed through the whole flow, then the daily
 //! dunning invoked through the local gateway as its schedule would, for chosen days (the event's
 //! `date`): one reminder the day after the due date, to the invoice's recipients and naming it
-//! (the MIME read by Python's `email` module); none on a second run; none once it is paid.
+//! (the MIME read by Python's `email` module); none on a second run; a claim left by a dead run
+//! waits for its lease, then is taken over and sent once; none once the invoice is paid.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use e2e_tests::desk::desk;
@@ -191,7 +192,66 @@ async fn an_unpaid_invoice_is_reminded_once_per_offset_and_a_paid_one_never() {
     assert!(again["already_done"].as_u64().is_some_and(|n| n >= 1), "{again}");
     assert_eq!(reminders_of(&d.env, &d.client, &invoice_id).await.len(), 1);
 
-    // Paid in full: the +15 reminder never goes.
+    // A run that died after claiming the +15 reminder: while its lease runs nobody sends it;
+    // once the lease is over, the next run takes the claim over and sends it, once.
+    let pk = format!("INVOICE#{}#{invoice_id}", d.client);
+    let nanos = |at: time::OffsetDateTime| AttributeValue::N(at.unix_timestamp_nanos().to_string());
+    let day_15 = due + Duration::days(15);
+    let dead_claim = |lease_until: time::OffsetDateTime| {
+        d.env
+            .dynamodb
+            .put_item()
+            .table_name(d.env.table("InvoicesTable"))
+            .item("pk", AttributeValue::S(pk.clone()))
+            .item("sk", AttributeValue::S("REMINDER#+015".into()))
+            .item("client_id", AttributeValue::S(d.client.clone()))
+            .item("invoice_id", AttributeValue::S(invoice_id.clone()))
+            .item("offset_days", AttributeValue::N("15".into()))
+            .item("due_date", AttributeValue::S(due.to_string()))
+            .item("run_date", AttributeValue::S(day_15.to_string()))
+            .item("reminder_state", AttributeValue::S("CLAIMED".into()))
+            .item("lease_until", nanos(lease_until))
+            .item("claimed_at", AttributeValue::S("2026-12-01T13:00:00Z".into()))
+            .item("attempts", AttributeValue::N("1".into()))
+            .send()
+    };
+    let now = time::OffsetDateTime::now_utc();
+    dead_claim(now + Duration::hours(1)).await.expect("a live claim");
+    let busy = dun(&d.env, day_15).await;
+    assert!(busy["busy"].as_u64().is_some_and(|n| n >= 1), "{busy}");
+    assert_eq!(reminders_of(&d.env, &d.client, &invoice_id).await.len(), 1);
+    dead_claim(now - Duration::minutes(1))
+        .await
+        .expect("a claim whose lease is over");
+    let retaken = dun(&d.env, day_15).await;
+    assert!(
+        retaken["reminders"].as_array().is_some_and(|r| r
+            .iter()
+            .any(|r| r["invoice_id"] == invoice_id.as_str() && r["offset"] == 15)),
+        "{retaken}"
+    );
+    let mails = reminders_of(&d.env, &d.client, &invoice_id).await;
+    assert_eq!(
+        mails.iter().map(|m| m.offset_header.as_str()).collect::<Vec<_>>(),
+        vec!["+001", "+015"]
+    );
+    let items = d.env.partition("InvoicesTable", &pk).await;
+    let claim = items
+        .iter()
+        .find(|i| i.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("REMINDER#+015"))
+        .expect("the +15 reminder");
+    assert_eq!(
+        (
+            claim
+                .get("reminder_state")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str),
+            claim.get("attempts").and_then(|v| v.as_n().ok()).map(String::as_str)
+        ),
+        (Some("SENT"), Some("2"))
+    );
+
+    // Paid in full: the +30 reminder never goes.
     let total = invoice["totals"]["total"]["amount"].as_str().expect("total");
     let finance = caller("fin-1", "finance", &[&d.client]);
     let paid_at = time::OffsetDateTime::now_utc()
@@ -212,10 +272,10 @@ async fn an_unpaid_invoice_is_reminded_once_per_offset_and_a_paid_one_never() {
         "{:?}",
         paid.body
     );
-    dun(&d.env, due + Duration::days(15)).await;
+    dun(&d.env, due + Duration::days(30)).await;
     assert_eq!(
         reminders_of(&d.env, &d.client, &invoice_id).await.len(),
-        1,
+        2,
         "no reminder once paid"
     );
     let items = d
@@ -225,7 +285,7 @@ async fn an_unpaid_invoice_is_reminded_once_per_offset_and_a_paid_one_never() {
     assert!(
         !items
             .iter()
-            .any(|i| i.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("REMINDER#+015")),
+            .any(|i| i.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("REMINDER#+030")),
         "nothing claimed for a paid invoice"
     );
 }
