@@ -89,7 +89,10 @@ async fn main() {
             }
         }
     }
-    println!("seeded {total} invoices ({open} open) in {:.0} s", started.elapsed().as_secs_f64());
+    println!(
+        "seeded {total} invoices ({open} open) in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
 
     // One ageing, from the store, as the function computes it.
     reset(&env).await;
@@ -110,7 +113,11 @@ async fn main() {
     let store_time = started.elapsed();
     let (requests, read_units) = ledger(&env, &table).await;
     let buckets = ageing.first().map(|a| a.total).unwrap_or_default();
-    assert_eq!(invoices.len() as u64, open, "the open index holds exactly the open invoices");
+    assert_eq!(
+        invoices.len() as u64,
+        open,
+        "the open index holds exactly the open invoices"
+    );
     println!();
     println!("ageing from the store ({} open invoices read):", invoices.len());
     println!("  DynamoDB requests  {requests}");
@@ -145,7 +152,10 @@ async fn main() {
             reply.status(),
             api_time.as_secs_f64()
         ),
-        Err(e) => println!("GET /receivables/aging failed after {:.2} s: {e}", api_time.as_secs_f64()),
+        Err(e) => println!(
+            "GET /receivables/aging failed after {:.2} s: {e}",
+            api_time.as_secs_f64()
+        ),
     }
 
     // The first page of the listing (by-client index): independent of the client's size.
@@ -168,13 +178,21 @@ async fn main() {
     }
 
     // How it scales: one 1 MB page per ~N entries, half a read unit per 4 KB read.
-    let per_entry = if open > 0 { read_units * 2.0 * 4096.0 / open as f64 } else { 0.0 };
+    let per_entry = if open > 0 {
+        read_units * 2.0 * 4096.0 / open as f64
+    } else {
+        0.0
+    };
     println!();
     println!("scaling: the ageing reads only the open index; about {per_entry:.0} bytes per open invoice,");
     println!(
         "  so {:.0} open invoices per 1 MB query page and {:.2} read units per 1,000 open invoices",
         if per_entry > 0.0 { 1_048_576.0 / per_entry } else { 0.0 },
-        if open > 0 { read_units * 1000.0 / open as f64 } else { 0.0 }
+        if open > 0 {
+            read_units * 1000.0 / open as f64
+        } else {
+            0.0
+        }
     );
     println!("  (settled invoices cost nothing: they are not on the index).");
 }

@@ -11,39 +11,7 @@ use serde_json::{Value, json};
 use crate::{Caller, Reply, TestEnv, caller, env, unique};
 
 /// A stereo 16-bit WAV of `seconds` with alternating speakers (agent left, customer right).
-pub fn wav(seconds: u32, seed: u32) -> Vec<u8> {
-    let rate = 8000u32;
-    let mut state = 0x2545_f491u32 ^ seed;
-    let mut data = Vec::with_capacity((rate * seconds * 4) as usize);
-    for i in 0..rate * seconds {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        let n = f64::from(state) / f64::from(u32::MAX) * 2.0 - 1.0;
-        let t = f64::from(i) / f64::from(rate);
-        let turn = (t / 4.0) as u32 % 2;
-        let syllable = (t * 4.0).fract() < 0.6;
-        for channel in 0..2 {
-            let level = if turn == channel && syllable { 9000.0 } else { 20.0 };
-            data.extend_from_slice(&((n * level) as i16).to_le_bytes());
-        }
-    }
-    let mut out = Vec::new();
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&rate.to_le_bytes());
-    out.extend_from_slice(&(rate * 4).to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    out.extend_from_slice(&data);
-    out
-}
+pub use recording_analysis::testing::conversation_wav as wav;
 
 /// One tenant's desk: a seeded client and campaign, and their agent.
 pub struct Desk {

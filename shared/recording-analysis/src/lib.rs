@@ -394,3 +394,6 @@ fn decode<R: Read + Send + Sync + 'static>(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
