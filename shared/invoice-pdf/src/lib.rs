@@ -1,4 +1,4 @@
-//! The printed representation of an issued invoice: a PDF in Spanish laid out like a Peruvian
+//! The printed representation of an issued invoice or credit note: a PDF in Spanish laid out like a Peruvian
 //! electronic invoice (comprobante electrónico), for the buyer's e-mail and the archive.
 //!
 //! Only a document SUNAT has accepted is a "representación impresa": given its
@@ -22,16 +22,17 @@ mod winansi;
 #[cfg(test)]
 mod tests;
 
+use backoffice_domain::credit_note::CreditNote;
 use backoffice_domain::identity::Document;
-use backoffice_domain::invoice::{DocumentKind, Invoice, InvoiceLine, TaxConfig};
-use backoffice_domain::money::Money;
+use backoffice_domain::invoice::{DocumentKind, Invoice, InvoiceLine, Party, TaxConfig, Totals};
+use backoffice_domain::money::{Currency, Money};
 use time::Date;
 
 use canvas::{Canvas, DocumentInfo, PAGE_HEIGHT, PAGE_WIDTH, Page};
 use metrics::Font;
 use winansi::encode;
 
-pub use qr::qr_payload;
+pub use qr::{credit_note_qr_payload, qr_payload};
 
 /// What SUNAT's acceptance of the signed electronic document gives the printed copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,24 +63,142 @@ pub enum RenderError {
 /// Deterministic: the same inputs always give the same bytes (no wall-clock timestamps, no
 /// random ids), so a re-render after a crash matches what was stored.
 pub fn render(invoice: &Invoice, acceptance: Option<&Acceptance<'_>>) -> Result<Vec<u8>, RenderError> {
-    if invoice.lines.is_empty() {
+    let sheet = Sheet {
+        id: &invoice.invoice_id,
+        seller: &invoice.seller,
+        buyer: &invoice.buyer,
+        currency: invoice.currency,
+        tax: &invoice.tax,
+        lines: &invoice.lines,
+        totals: &invoice.totals,
+        total_in_words: &invoice.total_in_words,
+        dates: vec![
+            format!("Fecha de emisión: {}", iso_date(invoice.issue_date)),
+            format!("Fecha de vencimiento: {}", iso_date(invoice.due_date)),
+        ],
+        modifies: Vec::new(),
+        references: Some(format!(
+            "Venta: {}  Pre-venta: {}  Envío: {}  Seguimiento: {}",
+            invoice.sale_id, invoice.presale_id, invoice.shipment_id, invoice.tracking_reference
+        )),
+    };
+    let payload = |digest: &str| qr_payload(invoice, digest);
+    lay_out(
+        &sheet,
+        document_title(invoice.kind, acceptance.is_some()),
+        acceptance,
+        payload,
+    )
+}
+
+/// The credit note (type 07) as a PDF document, like [`render`]: its own number, the document
+/// it modifies (type, number, date) and why (SUNAT's catalog 09), the lines and totals it
+/// credits, and once SUNAT accepted it the digest and the QR code for type 07.
+pub fn render_credit_note(note: &CreditNote, acceptance: Option<&Acceptance<'_>>) -> Result<Vec<u8>, RenderError> {
+    let sheet = Sheet {
+        id: &note.credit_note_id,
+        seller: &note.seller,
+        buyer: &note.buyer,
+        currency: note.currency,
+        tax: &note.tax,
+        lines: &note.lines,
+        totals: &note.totals,
+        total_in_words: &note.total_in_words,
+        dates: vec![format!("Fecha de emisión: {}", iso_date(note.issue_date))],
+        modifies: vec![
+            Field::from((
+                "Documento que modifica:",
+                format!(
+                    "{} {} (tipo {})",
+                    note.invoice_kind.title(),
+                    note.invoice_id,
+                    qr::document_type_code(note.invoice_kind)
+                ),
+                2,
+            )),
+            Field::from(("Fecha del documento:", iso_date(note.invoice_issue_date))),
+            Field::from((
+                "Motivo:",
+                format!("{} - {}", note.reason.code(), note.reason.description()),
+            )),
+            Field::from(("Sustento:", note.description.clone())),
+        ],
+        references: None,
+    };
+    let title = if acceptance.is_some() {
+        "NOTA DE CRÉDITO ELECTRÓNICA"
+    } else {
+        "NOTA DE CRÉDITO"
+    };
+    let payload = |digest: &str| credit_note_qr_payload(note, digest);
+    lay_out(&sheet, title, acceptance, payload)
+}
+
+/// What the page prints, whatever the document.
+struct Sheet<'a> {
+    /// The legal number: `F001-00000042`, `FC01-00000001`.
+    id: &'a str,
+    seller: &'a Party,
+    buyer: &'a Party,
+    currency: Currency,
+    tax: &'a TaxConfig,
+    lines: &'a [InvoiceLine],
+    totals: &'a Totals,
+    total_in_words: &'a str,
+    /// Beside the buyer: "Fecha de emisión: …"; the currency follows.
+    dates: Vec<String>,
+    /// A note's framed block under the parties: label, value, at most so many lines.
+    modifies: Vec<Field>,
+    /// Under the totals: the sale's references.
+    references: Option<String>,
+}
+
+/// A labelled value in a frame, wrapped to at most `max_lines`.
+struct Field {
+    label: &'static str,
+    value: String,
+    max_lines: usize,
+}
+
+impl From<(&'static str, String, usize)> for Field {
+    fn from((label, value, max_lines): (&'static str, String, usize)) -> Field {
+        Field {
+            label,
+            value,
+            max_lines,
+        }
+    }
+}
+
+impl From<(&'static str, String)> for Field {
+    fn from((label, value): (&'static str, String)) -> Field {
+        (label, value, 3).into()
+    }
+}
+
+/// Lays `sheet` out under `title`; `payload` gives the QR code's text for the digest.
+fn lay_out(
+    sheet: &Sheet<'_>,
+    title: &'static str,
+    acceptance: Option<&Acceptance<'_>>,
+    payload: impl Fn(&str) -> String,
+) -> Result<Vec<u8>, RenderError> {
+    if sheet.lines.is_empty() {
         return Err(RenderError::NoLines);
     }
     let accepted = match acceptance {
         Some(acceptance) => {
             qr::check_digest(acceptance.digest_value)?;
-            let payload = qr_payload(invoice, acceptance.digest_value);
             Some(Accepted {
-                modules: qr::modules(&payload)?,
+                modules: qr::modules(&payload(acceptance.digest_value))?,
                 digest_value: acceptance.digest_value,
                 observed: acceptance.observed,
             })
         }
         None => None,
     };
-    let title = document_title(invoice.kind, accepted.is_some());
     let mut layout = Layout {
-        invoice,
+        sheet,
         accepted: accepted.as_ref(),
         title,
         canvas: Canvas::new(),
@@ -90,22 +209,23 @@ pub fn render(invoice: &Invoice, acceptance: Option<&Acceptance<'_>>) -> Result<
         layout.pending_banner();
     }
     layout.parties();
+    layout.modifies();
     layout.table_header();
-    for line in &invoice.lines {
+    for line in sheet.lines {
         layout.row(line)?;
     }
     layout.totals()?;
     let info = DocumentInfo {
-        title: format!("{} {}", title, invoice.invoice_id),
-        author: invoice.seller.name.clone(),
+        title: format!("{} {}", title, sheet.id),
+        author: sheet.seller.name.clone(),
     };
-    let invoice_id = encode(&invoice.invoice_id);
+    let document_id = encode(sheet.id);
     let legend = encode(&match accepted {
         Some(_) => format!("Representación impresa de la {title}"),
         None => PENDING_NOTICE.to_owned(),
     });
     layout.canvas.finish(&info, |page, number, count| {
-        footer(page, &legend, &invoice_id, number, count)
+        footer(page, &legend, &document_id, number, count)
     })
 }
 
@@ -284,7 +404,7 @@ fn block_height(lines: &[Line]) -> f32 {
 
 /// The pages being laid out, and where the next thing goes.
 struct Layout<'a> {
-    invoice: &'a Invoice,
+    sheet: &'a Sheet<'a>,
     accepted: Option<&'a Accepted<'a>>,
     title: &'static str,
     canvas: Canvas,
@@ -298,19 +418,19 @@ impl Layout<'_> {
     fn first_page_header(&mut self) {
         const BOX_WIDTH: f32 = 210.0;
         const BOX_PAD: f32 = 10.0;
-        let invoice = self.invoice;
+        let sheet = self.sheet;
         let box_left = RIGHT - BOX_WIDTH;
         let box_inner = BOX_WIDTH - 2.0 * BOX_PAD;
 
         let mut doc_box = vec![Line::single(
-            &document_label(&invoice.seller.document),
+            &document_label(&sheet.seller.document),
             Font::Bold,
             11.0,
             box_inner,
         )];
         doc_box.extend(Line::wrapped(self.title, Font::Bold, 11.0, box_inner, 2));
         // The number is shrunk rather than cut: it is what the buyer quotes.
-        let (size, codes) = text::figure(&encode(&invoice.invoice_id), Font::Bold, 12.0, box_inner);
+        let (size, codes) = text::figure(&encode(sheet.id), Font::Bold, 12.0, box_inner);
         doc_box.push(Line {
             leading: 12.0 * 1.3,
             ..Line::new(Font::Bold, size, codes)
@@ -318,17 +438,17 @@ impl Layout<'_> {
         let box_height = block_height(&doc_box) + 2.0 * BOX_PAD;
 
         let seller_width = box_left - 16.0 - LEFT;
-        let mut seller = Line::wrapped(&invoice.seller.name, Font::Bold, 14.0, seller_width, 2);
+        let mut seller = Line::wrapped(&sheet.seller.name, Font::Bold, 14.0, seller_width, 2);
         seller.push(Line::single(
-            &document_label(&invoice.seller.document),
+            &document_label(&sheet.seller.document),
             Font::Regular,
             9.0,
             seller_width,
         ));
-        if let Some(address) = &invoice.seller.address {
+        if let Some(address) = &sheet.seller.address {
             seller.extend(Line::wrapped(address, Font::Regular, 9.0, seller_width, 3));
         }
-        if let Some(email) = &invoice.seller.email {
+        if let Some(email) = &sheet.seller.email {
             seller.push(Line::single(email, Font::Regular, 9.0, seller_width));
         }
 
@@ -366,8 +486,8 @@ impl Layout<'_> {
         const SIZE: f32 = 9.0;
         const LEADING: f32 = 12.0;
         const SPLIT: f32 = LEFT + 330.0;
-        let invoice = self.invoice;
-        let buyer = &invoice.buyer;
+        let sheet = self.sheet;
+        let buyer = sheet.buyer;
         let present = |value: &Option<String>| {
             value
                 .as_deref()
@@ -394,11 +514,8 @@ impl Layout<'_> {
         let value_width = SPLIT - PAD - value_left;
         let dates_left = SPLIT + PAD;
         let dates_width = RIGHT - PAD - dates_left;
-        let dates = [
-            format!("Fecha de emisión: {}", iso_date(invoice.issue_date)),
-            format!("Fecha de vencimiento: {}", iso_date(invoice.due_date)),
-            format!("Moneda: {}", invoice.currency.code()),
-        ];
+        let mut dates = sheet.dates.clone();
+        dates.push(format!("Moneda: {}", sheet.currency.code()));
 
         let page = self.canvas.page();
         let mut top = self.y - PAD;
@@ -425,6 +542,40 @@ impl Layout<'_> {
         self.y -= height + 12.0;
     }
 
+    /// What a credit note modifies and why, framed under the parties; nothing for an invoice.
+    fn modifies(&mut self) {
+        const PAD: f32 = 8.0;
+        const SIZE: f32 = 9.0;
+        const LEADING: f32 = 12.0;
+        let fields = &self.sheet.modifies;
+        if fields.is_empty() {
+            return;
+        }
+        let label_width = fields
+            .iter()
+            .map(|f| Font::Bold.width(&encode(f.label), SIZE))
+            .fold(0.0, f32::max)
+            + 6.0;
+        let value_left = LEFT + PAD + label_width;
+        let value_width = RIGHT - PAD - value_left;
+        let page = self.canvas.page();
+        let mut top = self.y - PAD;
+        for field in fields {
+            page.text(Font::Bold, SIZE, LEFT + PAD, baseline(top, SIZE), &encode(field.label));
+            let lines = text::wrap_at_most(&encode(&field.value), Font::Regular, SIZE, value_width, field.max_lines);
+            for line in &lines {
+                page.text(Font::Regular, SIZE, value_left, baseline(top, SIZE), line);
+                top -= LEADING;
+            }
+            if lines.is_empty() {
+                top -= LEADING;
+            }
+        }
+        let height = self.y - top + PAD;
+        page.frame(LEFT, self.y, CONTENT_WIDTH, height, 0.6);
+        self.y -= height + 12.0;
+    }
+
     fn table_header(&mut self) {
         let top = self.y;
         let page = self.canvas.page();
@@ -435,7 +586,7 @@ impl Layout<'_> {
         let base = top - (HEADER_ROW_HEIGHT + 0.72 * TABLE_SIZE) / 2.0;
         for column in Column::ALL {
             let title = text::one_line(
-                &encode(&column.title(&self.invoice.tax)),
+                &encode(&column.title(self.sheet.tax)),
                 Font::Bold,
                 TABLE_SIZE,
                 column.inner_width(),
@@ -495,15 +646,15 @@ impl Layout<'_> {
     fn continuation_page(&mut self) -> Result<(), RenderError> {
         const SIZE: f32 = 9.0;
         self.canvas.new_page()?;
-        let invoice = self.invoice;
+        let sheet = self.sheet;
         let document = text::one_line(
-            &encode(&format!("{} {}", self.title, invoice.invoice_id)),
+            &encode(&format!("{} {}", self.title, sheet.id)),
             Font::Bold,
             SIZE,
             CONTENT_WIDTH * 0.6,
         );
         let seller_width = CONTENT_WIDTH - Font::Bold.width(&document, SIZE) - 12.0;
-        let seller = text::one_line(&encode(&invoice.seller.name), Font::Bold, SIZE, seller_width);
+        let seller = text::one_line(&encode(&sheet.seller.name), Font::Bold, SIZE, seller_width);
         let page = self.canvas.page();
         page.text(Font::Bold, SIZE, LEFT, baseline(TOP, SIZE), &seller);
         page.text_right(Font::Bold, SIZE, RIGHT, baseline(TOP, SIZE), &document);
@@ -519,8 +670,8 @@ impl Layout<'_> {
         const VALUE_WIDTH: f32 = 110.0;
         const LABEL_WIDTH: f32 = 200.0;
         const GAP: f32 = 8.0;
-        let invoice = self.invoice;
-        let tax = &invoice.tax;
+        let sheet = self.sheet;
+        let tax = sheet.tax;
         let value_right = Column::Total.left() + Column::Total.width() - CELL_PAD_X;
         let label_right = value_right - VALUE_WIDTH - 10.0;
         self.close_table();
@@ -530,32 +681,27 @@ impl Layout<'_> {
             "Op. gravadas"
         };
         let amounts = [
-            (Font::Regular, 9.0, subtotal_label.to_owned(), &invoice.totals.subtotal),
+            (Font::Regular, 9.0, subtotal_label.to_owned(), &sheet.totals.subtotal),
             (
                 Font::Regular,
                 9.0,
                 format!("{} {}", tax_name(tax), percent(tax.rate_bp)),
-                &invoice.totals.tax,
+                &sheet.totals.tax,
             ),
-            (Font::Bold, 10.0, "Importe total".to_owned(), &invoice.totals.total),
+            (Font::Bold, 10.0, "Importe total".to_owned(), &sheet.totals.total),
         ];
         let words = Line::wrapped(
-            &format!("SON: {}", invoice.total_in_words),
+            &format!("SON: {}", sheet.total_in_words),
             Font::Bold,
             9.0,
             CONTENT_WIDTH,
             3,
         );
-        let references = Line::wrapped(
-            &format!(
-                "Venta: {}  Pre-venta: {}  Envío: {}  Seguimiento: {}",
-                invoice.sale_id, invoice.presale_id, invoice.shipment_id, invoice.tracking_reference
-            ),
-            Font::Regular,
-            8.0,
-            CONTENT_WIDTH,
-            3,
-        );
+        let references = sheet
+            .references
+            .as_deref()
+            .map(|references| Line::wrapped(references, Font::Regular, 8.0, CONTENT_WIDTH, 3))
+            .unwrap_or_default();
         let note = Line::wrapped(&price_note(tax), Font::Regular, 8.0, CONTENT_WIDTH, 2);
         let acceptance = self.accepted.map(|accepted| AcceptanceBlock::new(accepted, self.title));
         let height = GAP
@@ -579,7 +725,7 @@ impl Layout<'_> {
             }
             let label = text::one_line(&encode(label), *font, *size, LABEL_WIDTH);
             page.text_right(*font, *size, label_right, baseline(top, 10.0), &label);
-            let value = format!("{} {}", invoice.currency.code(), amount_text(amount));
+            let value = format!("{} {}", sheet.currency.code(), amount_text(amount));
             let (value_size, value) = text::figure(value.as_bytes(), *font, *size, VALUE_WIDTH);
             page.text_right(*font, value_size, value_right, baseline(top, 10.0), &value);
             top -= ROW_HEIGHT;
@@ -682,13 +828,13 @@ impl<'a> AcceptanceBlock<'a> {
 
 /// Footer of every page: what the document is (or that it is not valid yet), the number and
 /// the page.
-fn footer(page: &mut Page, legend: &[u8], invoice_id: &[u8], number: usize, count: usize) {
+fn footer(page: &mut Page, legend: &[u8], document_id: &[u8], number: usize, count: usize) {
     page.rule(LEFT, RIGHT, FOOTER_RULE, 0.4, 0.6);
     page.text(Font::Regular, FOOTER_SIZE, LEFT, FOOTER_BASELINE, legend);
     let page_label = encode(&format!(" · Página {number} de {count}"));
     let id_width =
         CONTENT_WIDTH - Font::Regular.width(legend, FOOTER_SIZE) - Font::Regular.width(&page_label, FOOTER_SIZE) - 20.0;
-    let mut right = text::one_line(invoice_id, Font::Regular, FOOTER_SIZE, id_width);
+    let mut right = text::one_line(document_id, Font::Regular, FOOTER_SIZE, id_width);
     right.extend_from_slice(&page_label);
     page.text_right(Font::Regular, FOOTER_SIZE, RIGHT, FOOTER_BASELINE, &right);
 }

@@ -12,10 +12,12 @@
 //! the optional signature value is left out) and the same in the `sunat_cpe` crate's
 //! `cpe_qr.rs` (docs.rs), which formats amounts with two decimals.
 
-use backoffice_domain::identity::DocumentType;
+use backoffice_domain::credit_note::CreditNote;
+use backoffice_domain::identity::{Document, DocumentType};
 use backoffice_domain::invoice::{DocumentKind, Invoice};
 use backoffice_domain::money::Money;
 use qrcode::{Color, EcLevel, QrCode};
+use time::Date;
 
 use crate::{RenderError, iso_date};
 
@@ -43,17 +45,61 @@ pub(crate) fn identity_code(kind: DocumentType) -> &'static str {
 /// The text the QR code carries; `digest_value` is the signature's base64 `DigestValue`.
 /// The number is printed with its 8 digits, as in the document's legal number.
 pub fn qr_payload(invoice: &Invoice, digest_value: &str) -> String {
+    payload(&Fields {
+        ruc: invoice.seller.document.number(),
+        type_code: document_type_code(invoice.kind),
+        series: &invoice.series,
+        number: invoice.number,
+        tax: &invoice.totals.tax,
+        total: &invoice.totals.total,
+        issue_date: invoice.issue_date,
+        buyer: &invoice.buyer.document,
+        digest_value,
+    })
+}
+
+/// The same fields for a credit note: type 07, its own series, number, amounts and date.
+pub fn credit_note_qr_payload(note: &CreditNote, digest_value: &str) -> String {
+    payload(&Fields {
+        ruc: note.seller.document.number(),
+        type_code: CREDIT_NOTE,
+        series: &note.series,
+        number: note.number,
+        tax: &note.totals.tax,
+        total: &note.totals.total,
+        issue_date: note.issue_date,
+        buyer: &note.buyer.document,
+        digest_value,
+    })
+}
+
+/// SUNAT's code for a credit note (catalog 01).
+const CREDIT_NOTE: &str = "07";
+
+struct Fields<'a> {
+    ruc: &'a str,
+    type_code: &'a str,
+    series: &'a str,
+    number: u64,
+    tax: &'a Money,
+    total: &'a Money,
+    issue_date: Date,
+    buyer: &'a Document,
+    digest_value: &'a str,
+}
+
+fn payload(f: &Fields<'_>) -> String {
     let fields = [
-        invoice.seller.document.number().to_owned(),
-        document_type_code(invoice.kind).to_owned(),
-        invoice.series.clone(),
-        format!("{:08}", invoice.number),
-        two_decimals(&invoice.totals.tax),
-        two_decimals(&invoice.totals.total),
-        iso_date(invoice.issue_date),
-        identity_code(invoice.buyer.document.kind()).to_owned(),
-        invoice.buyer.document.number().to_owned(),
-        digest_value.to_owned(),
+        f.ruc.to_owned(),
+        f.type_code.to_owned(),
+        f.series.to_owned(),
+        format!("{:08}", f.number),
+        two_decimals(f.tax),
+        two_decimals(f.total),
+        iso_date(f.issue_date),
+        identity_code(f.buyer.kind()).to_owned(),
+        f.buyer.number().to_owned(),
+        f.digest_value.to_owned(),
     ];
     let mut payload = fields.join("|");
     payload.push('|');

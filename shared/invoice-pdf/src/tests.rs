@@ -638,3 +638,81 @@ fn foreign_readers_see_a_pending_document_as_not_valid() {
     assert!(!text.contains("ELECTRÓNICA"), "{text}");
     assert!(scan.stdout.is_empty(), "{}", String::from_utf8_lossy(&scan.stdout));
 }
+
+/// A total credit note of the fixture factura, in its own series.
+fn credit_note() -> backoffice_domain::credit_note::CreditNote {
+    use backoffice_domain::credit_note::{CreditNoteDraft, CreditNoteReason};
+    CreditNoteDraft::total(
+        &factura(),
+        "FC01",
+        CreditNoteReason::TotalReturn,
+        "Devolución del envío por el courier",
+        time::macros::date!(2026 - 11 - 26),
+        datetime!(2026-11-26 10:00 UTC),
+    )
+    .and_then(|draft| draft.numbered(3))
+    .unwrap()
+}
+
+#[test]
+fn foreign_readers_read_a_credit_note_and_scan_its_type_07_qr_code() {
+    let note = credit_note();
+    let pdf = render_credit_note(&note, Some(&accepted(DIGEST))).unwrap();
+    assert_eq!(
+        pdf,
+        render_credit_note(&note, Some(&accepted(DIGEST))).unwrap(),
+        "deterministic"
+    );
+    let (qr, text) = read_back(&pdf, "credit-note");
+    assert_eq!(qr, credit_note_qr_payload(&note, DIGEST));
+    let fields: Vec<&str> = qr.split('|').collect();
+    assert_eq!(
+        fields,
+        [
+            note.seller.document.number(),
+            "07",
+            "FC01",
+            "00000003",
+            note.totals.tax.to_decimal_string().as_str(),
+            note.totals.total.to_decimal_string().as_str(),
+            "2026-11-26",
+            "6",
+            note.buyer.document.number(),
+            DIGEST,
+            "",
+        ]
+    );
+    for expected in [
+        "NOTA DE CRÉDITO ELECTRÓNICA",
+        "FC01-00000003",
+        "Documento que modifica:",
+        "FACTURA ELECTRÓNICA F001-00000042 (tipo 01)",
+        "Fecha del documento:",
+        "2026-11-24",
+        "Motivo:",
+        "06 - Devolución total",
+        "Devolución del envío por el courier",
+        "Importe total",
+        &note.totals.total.to_decimal_string(),
+        &note.lines[0].description,
+        &format!("Valor resumen: {DIGEST}"),
+        "Representación impresa de la NOTA DE CRÉDITO ELECTRÓNICA",
+    ] {
+        assert!(text.contains(expected), "{expected:?} not in:\n{text}");
+    }
+    // A note is not an invoice: none of the sale's invoice-only fields.
+    assert!(!text.contains("Fecha de vencimiento"), "{text}");
+}
+
+#[test]
+fn a_pending_credit_note_claims_nothing_electronic() {
+    let dir = scratch("pending-note");
+    let file = dir.join("note.pdf");
+    std::fs::write(&file, render_credit_note(&credit_note(), None).unwrap()).unwrap();
+    let text = run("pdftotext", &[&file, Path::new("-")], &[]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(text.contains("NOTA DE CRÉDITO"), "{text}");
+    assert!(text.contains("Pendiente de aceptación por SUNAT"), "{text}");
+    assert!(!text.contains("NOTA DE CRÉDITO ELECTRÓNICA"), "{text}");
+    assert!(!text.to_lowercase().contains("representación impresa"), "{text}");
+}
