@@ -96,6 +96,13 @@ pub fn file_json(file: &InvoiceFile) -> Value {
         "outstanding": account.outstanding(),
         "payments": file.payments,
         "credit_notes": notes,
+        "reminders": file.reminders.iter().map(|r| json!({
+            "offset_days": r.offset,
+            "state": r.state,
+            "sent_at": r.sent_at.map(|at| at.to_string()),
+            "message_id": r.message_id,
+            "recipients": r.recipients,
+        })).collect::<Vec<_>>(),
         "electronic_status": file.summary.electronic_status.as_str(),
         "sunat_code": file.summary.sunat_code,
         "sunat_description": file.summary.sunat_description,

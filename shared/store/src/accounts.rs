@@ -22,6 +22,7 @@ use crate::dynamo::{
 };
 use crate::invoices::{DynamoInvoiceStore, OPEN_INDEX, StoredInvoice, stored_invoice};
 use crate::ledger::{InvoiceSummary, summary};
+use crate::reminders::{ReminderRecord, reminder_record};
 use crate::{Page, StoreError};
 
 /// The attributes the open index carries (its INCLUDE projection in the template).
@@ -52,6 +53,8 @@ pub struct InvoiceFile {
     pub account: Account,
     pub payments: Vec<Payment>,
     pub credit_notes: Vec<StoredCreditNote>,
+    /// The payment reminders the dunning sent (or is sending), by offset.
+    pub reminders: Vec<ReminderRecord>,
 }
 
 #[async_trait]
@@ -144,6 +147,7 @@ impl AccountsView for DynamoInvoiceStore {
         let mut meta = None;
         let mut payments = Vec::new();
         let mut credit_notes = Vec::new();
+        let mut reminders = Vec::new();
         for item in items {
             let Some(sk) = string_attr(&item, "sk") else { continue };
             if sk == "META" {
@@ -152,6 +156,8 @@ impl AccountsView for DynamoInvoiceStore {
                 payments.push(serde_dynamo::from_item(item).map_err(corrupt("reading payment"))?);
             } else if sk.starts_with("CREDIT_NOTE#") && !sk.contains("#AUDIT#") {
                 credit_notes.push(stored_credit_note(item)?);
+            } else if sk.starts_with("REMINDER#") {
+                reminders.push(reminder_record(item)?);
             }
         }
         let Some(meta) = meta else { return Ok(None) };
@@ -171,6 +177,7 @@ impl AccountsView for DynamoInvoiceStore {
             account,
             payments,
             credit_notes,
+            reminders,
         }))
     }
 

@@ -97,7 +97,9 @@ pub trait EmailFeedbackStore: Send + Sync {
     ) -> Result<FeedbackOutcome, StoreError>;
 }
 
-/// The condition that lets `status` be written: it only moves forward.
+/// The condition that lets `status` be written: it only moves forward (the in-memory twin's
+/// rule; DynamoDB's is the update's condition expression).
+#[cfg(any(test, feature = "testing"))]
 pub(crate) fn may_mark(current: Option<FeedbackStatus>, status: FeedbackStatus) -> bool {
     current.is_none_or(|current| current < status)
 }

@@ -441,7 +441,11 @@ pub(crate) fn stored_invoice(mut item: Item) -> Result<StoredInvoice, StoreError
 }
 
 /// The invoice item the issuing transaction writes (with the e-mail lease, if held).
-fn invoice_item(invoice: &Invoice, audit_hash: &str, email_lease_until: Option<OffsetDateTime>) -> Result<Item, StoreError> {
+fn invoice_item(
+    invoice: &Invoice,
+    audit_hash: &str,
+    email_lease_until: Option<OffsetDateTime>,
+) -> Result<Item, StoreError> {
     let mut item: Item = serde_dynamo::to_item(invoice).map_err(corrupt("serializing invoice"))?;
     let (pk, sk) = DynamoInvoiceStore::invoice_key(&invoice.client_id, &invoice.invoice_id);
     item.insert("pk".into(), pk);
@@ -1345,6 +1349,8 @@ mod memory {
                 account,
                 payments,
                 credit_notes,
+                // Reminders live in the reminder store's twin.
+                reminders: Vec::new(),
             }))
         }
 
