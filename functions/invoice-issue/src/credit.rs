@@ -5,8 +5,10 @@
 //!
 //! Steps, each safe to repeat: **issue** (the request's note exists, or the next number, the
 //! note, the request guard and the invoice's credited amount are written in one transaction),
-//! then the **electronic document** and its **submission** as for invoices. A note SUNAT has
-//! not answered stays on the pending index for the sweep.
+//! then the **electronic document** and its **submission** as for invoices; once SUNAT accepts
+//! (or observes) it, its **PDF** (the representación impresa) is stored and it is **e-mailed**
+//! like an invoice, under a lease on the note and recorded once. A note SUNAT has not answered,
+//! or whose e-mail has not gone out, stays on the pending index for the sweep.
 
 use backoffice_domain::Clock;
 use backoffice_domain::audit::{Actor, AuditEntry, GENESIS_HASH};
@@ -14,19 +16,21 @@ use backoffice_domain::credit_note::{CreditNote, CreditNoteDraft};
 use backoffice_domain::electronic::ElectronicStatus;
 use backoffice_domain::events::CreditNoteRequested;
 use backoffice_domain::invoice::{Invoice, InvoiceError};
+use backoffice_domain::retry::{Retry, RetryPolicy};
 use backoffice_edge::mail::Mailer;
 use backoffice_store::StoreError;
 use backoffice_store::config::BillingDirectory;
-use backoffice_store::credit_notes::{CreditNoteStore, CreditOutcome};
+use backoffice_store::credit_notes::{CreditNoteStore, CreditOutcome, StoredCreditNote};
 use backoffice_store::documents::DocumentStore;
-use backoffice_store::invoices::InvoiceStore;
+use backoffice_store::invoices::{ElectronicRecord, EmailClaim, EmailRecord, InvoiceStore, PdfRecord};
 use backoffice_store::payments::PaymentLedger;
 use backon::Retryable;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use time::{Date, OffsetDateTime};
 
 use crate::sunat::{IssuerKeys, TaxAuthority};
-use crate::{ACTOR, IssueError, Issuer, Numbering, Outcome, numbering_backoff};
+use crate::{ACTOR, EMAIL_LEASE, IssueError, Issuer, Numbering, Outcome, email, numbering_backoff};
 
 /// The document being made electronic.
 #[derive(Debug, Clone, Copy)]
@@ -194,49 +198,208 @@ where
             .map_err(IssueError::from)
     }
 
-    /// Sign and submit the note unless SUNAT has answered for good.
+    /// Sign and submit the note unless SUNAT has answered for good; once it accepted (or
+    /// observed) the note, store its PDF and e-mail it unless that was done.
     pub async fn submit_credit_note(
         &self,
         client_id: &str,
         invoice_id: &str,
         credit_note_id: &str,
     ) -> Result<Outcome, IssueError> {
-        let stored = self
-            .invoices
+        let mut stored = self.load_note(client_id, invoice_id, credit_note_id).await?;
+        let paper = Paper::CreditNote(&stored.note);
+        let submitted = async {
+            let (mut record, xml) = self.electronic_document(paper, stored.electronic.as_ref()).await?;
+            let mut cdr = None;
+            if record.status == ElectronicStatus::PendingSubmission {
+                cdr = self.submit(paper, &mut record, &xml).await?;
+            }
+            Ok::<_, IssueError>((record, Some(xml), cdr))
+        };
+        let (record, xml, cdr) = match submitted.await {
+            Ok(done) => done,
+            // Another worker (a redelivery, the sweep) recorded SUNAT's answer meanwhile: it stands.
+            Err(IssueError::Store(StoreError::Conflict(_))) => {
+                stored = self.load_note(client_id, invoice_id, credit_note_id).await?;
+                let record = stored
+                    .electronic
+                    .clone()
+                    .filter(|e| e.status.is_final())
+                    .ok_or(IssueError::Store(StoreError::Conflict(
+                        backoffice_store::ConflictKind::StaleVersion,
+                    )))?;
+                (record, None, None)
+            }
+            Err(e) => return Err(e),
+        };
+        if record.status.is_valid() {
+            self.deliver_credit_note(&stored, &record, xml, cdr).await?;
+        }
+        Ok(Outcome::Credited {
+            credit_note_id: credit_note_id.to_owned(),
+            status: record.status,
+        })
+    }
+
+    async fn load_note(
+        &self,
+        client_id: &str,
+        invoice_id: &str,
+        credit_note_id: &str,
+    ) -> Result<StoredCreditNote, IssueError> {
+        self.invoices
             .load_credit_note(client_id, invoice_id, credit_note_id)
             .await?
             .ok_or_else(|| {
                 IssueError::Store(StoreError::Corrupt(format!(
                     "credit note {credit_note_id} is referenced but missing"
                 )))
-            })?;
-        let paper = Paper::CreditNote(&stored.note);
-        let submitted = async {
-            let (mut record, xml) = self.electronic_document(paper, stored.electronic.as_ref()).await?;
-            if record.status == ElectronicStatus::PendingSubmission {
-                self.submit(paper, &mut record, &xml).await?;
+            })
+    }
+
+    /// E-mail the accepted note under its lease, unless it went out already: a redelivery or
+    /// the sweep sends nothing more. `xml` and `cdr` when the caller has them in hand; read
+    /// back from the archive otherwise. Failures give the lease back for the sweep's retry.
+    async fn deliver_credit_note(
+        &self,
+        stored: &StoredCreditNote,
+        record: &ElectronicRecord,
+        xml: Option<Vec<u8>>,
+        cdr: Option<Vec<u8>>,
+    ) -> Result<(), IssueError> {
+        let note = &stored.note;
+        if stored.email.is_some() {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        match self
+            .invoices
+            .claim_credit_note_email(
+                &note.client_id,
+                &note.invoice_id,
+                &note.credit_note_id,
+                now,
+                now + EMAIL_LEASE,
+            )
+            .await?
+        {
+            EmailClaim::Claimed => {}
+            EmailClaim::AlreadySent(_) => return Ok(()),
+            EmailClaim::Busy => return Err(IssueError::EmailInProgress(note.credit_note_id.clone())),
+        }
+        match self.deliver_claimed_note(stored, record, xml, cdr).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let attempts = stored.email_attempts.saturating_add(1);
+                let retry = RetryPolicy::DELIVERY.after_failure(attempts, self.clock.now());
+                if retry == Retry::Park {
+                    // The alarm's metric filter matches this message, as for invoices.
+                    tracing::error!(credit_note_id = %note.credit_note_id, attempts, "invoice e-mail parked: its attempts are spent");
+                }
+                if let Err(release) = self
+                    .invoices
+                    .release_credit_note_email(
+                        &note.client_id,
+                        &note.invoice_id,
+                        &note.credit_note_id,
+                        &e.to_string(),
+                        retry,
+                    )
+                    .await
+                {
+                    // The lease then simply runs out before the next attempt.
+                    tracing::warn!(credit_note_id = %note.credit_note_id, error = %release, "could not release the e-mail lease");
+                }
+                Err(e)
             }
-            Ok::<_, IssueError>(record.status)
+        }
+    }
+
+    async fn deliver_claimed_note(
+        &self,
+        stored: &StoredCreditNote,
+        record: &ElectronicRecord,
+        xml: Option<Vec<u8>>,
+        cdr: Option<Vec<u8>>,
+    ) -> Result<(), IssueError> {
+        let note = &stored.note;
+        let profile = self.profile(&note.client_id).await?;
+        let xml = match xml {
+            Some(xml) => xml,
+            None => self.archived(&record.xml_key).await?,
         };
-        let status = match submitted.await {
-            Ok(status) => status,
-            // Another worker (a redelivery, the sweep) recorded SUNAT's answer meanwhile: it stands.
-            Err(IssueError::Store(StoreError::Conflict(_))) => self
-                .invoices
-                .load_credit_note(client_id, invoice_id, credit_note_id)
-                .await?
-                .and_then(|n| n.electronic)
-                .map(|e| e.status)
-                .filter(|s| s.is_final())
-                .ok_or(IssueError::Store(StoreError::Conflict(
-                    backoffice_store::ConflictKind::StaleVersion,
-                )))?,
-            Err(e) => return Err(e),
+        let cdr = match (cdr, &record.cdr_key) {
+            (Some(cdr), _) => Some(cdr),
+            (None, Some(key)) => self.documents.get(key).await?,
+            (None, None) => None,
         };
-        Ok(Outcome::Credited {
-            credit_note_id: credit_note_id.to_owned(),
-            status,
-        })
+        let pdf = self.credit_note_pdf(stored, record).await?;
+        let files = email::Attachments {
+            pdf: &pdf,
+            file_stem: &record.file_stem,
+            xml: &xml,
+            cdr: cdr.as_deref(),
+        };
+        let now = self.clock.now();
+        let message = email::build_credit_note(note, &files, &profile.finance_email, &self.sender, now)
+            .map_err(|e| IssueError::Email(e.to_string()))?;
+        let message_id = self.mailer.send(&message).await?;
+        let sent = EmailRecord {
+            message_id: message_id.clone(),
+            recipients: message.recipients(),
+            sent_at: now,
+        };
+        if let Err(e) = self
+            .invoices
+            .record_credit_note_email(&note.client_id, &note.invoice_id, &note.credit_note_id, &sent)
+            .await
+        {
+            // Sent but not remembered: a retry after the lease would send it again.
+            tracing::error!(credit_note_id = %note.credit_note_id, message_id = %message_id, error = %e, "e-mail sent but not recorded");
+            return Err(e.into());
+        }
+        tracing::info!(credit_note_id = %note.credit_note_id, invoice_id = %note.invoice_id, message_id = %message_id, recipients = sent.recipients.len(), "credit note e-mailed");
+        metrics::counter!("CreditNotesEmailed").increment(1);
+        Ok(())
+    }
+
+    /// A stored document's bytes; missing means the archive lost what the record points at.
+    async fn archived(&self, key: &str) -> Result<Vec<u8>, IssueError> {
+        self.documents
+            .get(key)
+            .await?
+            .ok_or_else(|| IssueError::Store(StoreError::Corrupt(format!("document {key} is recorded but missing"))))
+    }
+
+    /// The note's representación impresa, as stored (`{note}.pdf` beside its XML); rendered
+    /// and stored the first time.
+    async fn credit_note_pdf(
+        &self,
+        stored: &StoredCreditNote,
+        record: &ElectronicRecord,
+    ) -> Result<Vec<u8>, IssueError> {
+        let note = &stored.note;
+        let key = note.document_key(&format!("{}.pdf", note.credit_note_id));
+        if stored.pdf.is_some()
+            && let Some(bytes) = self.documents.get(&key).await?
+        {
+            return Ok(bytes);
+        }
+        let acceptance = invoice_pdf::Acceptance {
+            digest_value: &record.digest_value,
+            observed: record.status == ElectronicStatus::Observed,
+        };
+        let bytes = invoice_pdf::render_credit_note(note, Some(&acceptance))?;
+        let pdf = PdfRecord {
+            key: key.clone(),
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            size: bytes.len() as u64,
+        };
+        self.documents.put(&key, bytes.clone(), "application/pdf").await?;
+        self.invoices
+            .record_credit_note_pdf(&note.client_id, &note.invoice_id, &note.credit_note_id, &pdf)
+            .await?;
+        Ok(bytes)
     }
 }
 

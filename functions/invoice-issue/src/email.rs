@@ -1,7 +1,8 @@
-//! The invoice e-mail: a multipart MIME message (plain text and HTML alternatives; the PDF,
+//! The invoice (and credit note) e-mail: a multipart MIME message (plain text and HTML alternatives; the PDF,
 //! the signed XML and SUNAT's CDR attached) built with mail-builder, and its envelope.
 
-use backoffice_domain::invoice::Invoice;
+use backoffice_domain::credit_note::CreditNote;
+use backoffice_domain::invoice::{Invoice, Party};
 use backoffice_edge::mail::{EmailTag, OutgoingEmail};
 use mail_builder::MessageBuilder;
 use mail_builder::headers::address::Address;
@@ -40,7 +41,76 @@ pub fn build(
     sender: &Sender,
     now: OffsetDateTime,
 ) -> std::io::Result<OutgoingEmail> {
-    let buyer_email = invoice.buyer.email.clone().filter(|e| !e.trim().is_empty());
+    envelope(
+        &Letter {
+            seller: &invoice.seller,
+            buyer: &invoice.buyer,
+            document_id: &invoice.invoice_id,
+            subject: subject(invoice),
+            headers: vec![("X-Invoice-Id", &invoice.invoice_id)],
+            text: text_body(invoice),
+            html: html_body(invoice),
+            tags: tags(invoice),
+        },
+        files,
+        finance_email,
+        sender,
+        now,
+    )
+}
+
+/// The e-mail for a credit note, sent like its invoice's (same recipients, same attachments),
+/// naming the note and the invoice it corrects; its tags lead bounces to that invoice.
+pub fn build_credit_note(
+    note: &CreditNote,
+    files: &Attachments<'_>,
+    finance_email: &str,
+    sender: &Sender,
+    now: OffsetDateTime,
+) -> std::io::Result<OutgoingEmail> {
+    envelope(
+        &Letter {
+            seller: &note.seller,
+            buyer: &note.buyer,
+            document_id: &note.credit_note_id,
+            subject: credit_note_subject(note),
+            headers: vec![
+                ("X-Invoice-Id", &note.invoice_id),
+                ("X-Credit-Note-Id", &note.credit_note_id),
+            ],
+            text: credit_note_text(note),
+            html: credit_note_html(note),
+            tags: credit_note_tags(note),
+        },
+        files,
+        finance_email,
+        sender,
+        now,
+    )
+}
+
+/// What differs between an invoice's e-mail and a credit note's.
+struct Letter<'a> {
+    seller: &'a Party,
+    buyer: &'a Party,
+    /// The attached document's number: the PDF's name and the Message-ID's.
+    document_id: &'a str,
+    subject: String,
+    headers: Vec<(&'static str, &'a str)>,
+    text: String,
+    html: String,
+    tags: Vec<EmailTag>,
+}
+
+fn envelope(
+    letter: &Letter<'_>,
+    files: &Attachments<'_>,
+    finance_email: &str,
+    sender: &Sender,
+    now: OffsetDateTime,
+) -> std::io::Result<OutgoingEmail> {
+    let (seller, buyer) = (letter.seller, letter.buyer);
+    let buyer_email = buyer.email.clone().filter(|e| !e.trim().is_empty());
     let (to, bcc) = match &buyer_email {
         Some(buyer) if !buyer.eq_ignore_ascii_case(finance_email) => {
             (vec![buyer.clone()], vec![finance_email.to_owned()])
@@ -48,28 +118,28 @@ pub fn build(
         _ => (vec![finance_email.to_owned()], vec![]),
     };
     let to_header: Address<'_> = match &buyer_email {
-        Some(buyer) => Address::new_address(Some(invoice.buyer.name.as_str()), buyer.as_str()),
-        None => Address::new_address(Some(invoice.seller.name.as_str()), finance_email),
+        Some(address) => Address::new_address(Some(buyer.name.as_str()), address.as_str()),
+        None => Address::new_address(Some(seller.name.as_str()), finance_email),
     };
-    let raw = MessageBuilder::new()
-        .from((invoice.seller.name.as_str(), sender.address.as_str()))
+    let mut raw = MessageBuilder::new()
+        .from((seller.name.as_str(), sender.address.as_str()))
         .to(to_header)
-        .reply_to((invoice.seller.name.as_str(), finance_email))
-        .subject(subject(invoice))
+        .reply_to((seller.name.as_str(), finance_email))
+        .subject(letter.subject.as_str())
         .message_id(format!(
             "{}.{}@{}",
-            invoice.invoice_id,
+            letter.document_id,
             now.unix_timestamp(),
             sender.domain()
         ))
-        .date(now.unix_timestamp())
-        .header(
-            "X-Invoice-Id",
-            mail_builder::headers::raw::Raw::new(invoice.invoice_id.as_str()),
-        )
-        .text_body(text_body(invoice))
-        .html_body(html_body(invoice))
-        .attachment("application/pdf", format!("{}.pdf", invoice.invoice_id), files.pdf)
+        .date(now.unix_timestamp());
+    for (name, value) in &letter.headers {
+        raw = raw.header(*name, mail_builder::headers::raw::Raw::new(*value));
+    }
+    let raw = raw
+        .text_body(letter.text.as_str())
+        .html_body(letter.html.as_str())
+        .attachment("application/pdf", format!("{}.pdf", letter.document_id), files.pdf)
         .attachment("application/xml", format!("{}.xml", files.file_stem), files.xml);
     let raw = match files.cdr {
         Some(cdr) => raw.attachment("application/zip", format!("R-{}.zip", files.file_stem), cdr),
@@ -81,7 +151,7 @@ pub fn build(
         to,
         bcc,
         raw,
-        tags: tags(invoice),
+        tags: letter.tags.clone(),
     })
 }
 
@@ -104,6 +174,81 @@ pub fn tags(invoice: &Invoice) -> Vec<EmailTag> {
 /// Tag names, as email-events reads them from SES events.
 pub const TAG_CLIENT: &str = "client_id";
 pub const TAG_INVOICE: &str = "invoice_id";
+pub const TAG_CREDIT_NOTE: &str = "credit_note_id";
+
+/// A note's e-mail carries the corrected invoice's tags (a bounce is that buyer's address) and
+/// its own number.
+pub fn credit_note_tags(note: &CreditNote) -> Vec<EmailTag> {
+    match (
+        EmailTag::new(TAG_CLIENT, &note.client_id),
+        EmailTag::new(TAG_INVOICE, &note.invoice_id),
+        EmailTag::new(TAG_CREDIT_NOTE, &note.credit_note_id),
+    ) {
+        (Some(client), Some(invoice), Some(number)) => vec![client, invoice, number],
+        _ => {
+            tracing::warn!(credit_note_id = %note.credit_note_id, "ids not valid as SES tags: the e-mail goes untagged");
+            Vec::new()
+        }
+    }
+}
+
+/// "Nota de crédito electrónica FC01-00000001 (modifica F001-00000042) - Seller".
+pub fn credit_note_subject(note: &CreditNote) -> String {
+    format!(
+        "Nota de crédito electrónica {} (modifica {}) - {}",
+        note.credit_note_id, note.invoice_id, note.seller.name
+    )
+}
+
+fn credit_note_text(note: &CreditNote) -> String {
+    format!(
+        "Estimado(a) {buyer}:\n\n\
+         Adjuntamos la nota de crédito electrónica {number} emitida por {seller} (RUC {ruc}), que modifica su {kind} {invoice} del {invoice_date}.\n\n\
+         Motivo: {code} - {reason}\n\
+         Sustento: {description}\n\
+         Fecha de emisión: {issued}\n\
+         Importe total: {total}\n\
+         SON: {words}\n\n\
+         Van adjuntos la representación impresa (PDF), el comprobante electrónico firmado (XML) y la constancia de recepción de SUNAT (CDR). Para cualquier consulta, responda a este correo.\n",
+        buyer = note.buyer.name,
+        number = note.credit_note_id,
+        seller = note.seller.name,
+        ruc = note.seller.document.number(),
+        kind = title_case(note.invoice_kind.title()).to_lowercase(),
+        invoice = note.invoice_id,
+        invoice_date = note.invoice_issue_date,
+        code = note.reason.code(),
+        reason = note.reason.description(),
+        description = note.description,
+        issued = note.issue_date,
+        total = note.totals.total,
+        words = note.total_in_words,
+    )
+}
+
+fn credit_note_html(note: &CreditNote) -> String {
+    let e = |s: &str| escape(s);
+    format!(
+        "<!DOCTYPE html><html lang=\"es\"><body style=\"font-family:Arial,sans-serif\">\
+         <p>Estimado(a) {buyer}:</p>\
+         <p>Adjuntamos la nota de crédito electrónica <strong>{number}</strong> emitida por {seller} (RUC {ruc}), que modifica su {kind} <strong>{invoice}</strong> del {invoice_date}.</p>\
+         <p>Motivo: {code} - {reason}<br>Sustento: {description}<br>Fecha de emisión: {issued}<br>Importe total: <strong>{total}</strong><br>SON: {words}</p>\
+         <p>Van adjuntos la representación impresa (PDF), el comprobante electrónico firmado (XML) y la constancia de recepción de SUNAT (CDR).</p></body></html>",
+        buyer = e(&note.buyer.name),
+        number = e(&note.credit_note_id),
+        seller = e(&note.seller.name),
+        ruc = e(note.seller.document.number()),
+        kind = e(&title_case(note.invoice_kind.title()).to_lowercase()),
+        invoice = e(&note.invoice_id),
+        invoice_date = note.invoice_issue_date,
+        code = e(note.reason.code()),
+        reason = e(note.reason.description()),
+        description = e(&note.description),
+        issued = note.issue_date,
+        total = e(&note.totals.total.to_string()),
+        words = e(&note.total_in_words),
+    )
+}
 
 pub fn subject(invoice: &Invoice) -> String {
     format!(

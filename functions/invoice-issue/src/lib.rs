@@ -16,7 +16,8 @@
 //!    - **e-mail**: PDF, XML and CDR, its message id recorded; once recorded, never sent again.
 //!
 //! A failure leaves the message for a retry and the invoice as it is; the scheduled sweep also
-//! delivers invoices whose delivery is still pending.
+//! delivers invoices whose delivery is still pending. Credit notes ([`credit`]) take the same
+//! steps: submitted, printed (`{note}.pdf`) and e-mailed once, the sweep retrying what is left.
 
 pub mod courier;
 pub mod credit;
@@ -63,7 +64,7 @@ pub(crate) const NUMBER_ATTEMPTS: usize = 60;
 /// How long a credit note is left to the message that issued it before the sweep submits it.
 const CREDIT_NOTE_GRACE: time::Duration = time::Duration::minutes(2);
 /// How long a worker holds the right to send an invoice's e-mail.
-const EMAIL_LEASE: time::Duration = time::Duration::seconds(60);
+pub(crate) const EMAIL_LEASE: time::Duration = time::Duration::seconds(60);
 
 pub struct Issuer<S, B, D, M, K, T, Y> {
     pub invoices: S,
@@ -620,7 +621,8 @@ where
                 }
             }
         }
-        // Credit notes SUNAT has not answered yet (it was unavailable, or a worker stopped).
+        // Credit notes SUNAT has not answered yet (it was unavailable, or a worker stopped), or
+        // accepted but not e-mailed yet (a failed send due again, or a crash in between).
         let mut credit_notes = 0;
         if !stopped_early {
             // Only notes left pending for a while: a note just issued is its message's to submit.
@@ -632,6 +634,8 @@ where
                 }
                 match self.submit_credit_note(&client_id, &invoice_id, &note_id).await {
                     Ok(_) => credit_notes += 1,
+                    // A live lease: its worker is on the note's e-mail.
+                    Err(IssueError::EmailInProgress(_)) => {}
                     Err(e) => {
                         tracing::warn!(credit_note_id = %note_id, error = %e, "pending credit note not submitted");
                         failed += 1;

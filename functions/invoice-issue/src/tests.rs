@@ -918,3 +918,155 @@ async fn a_return_credits_its_invoice_once_and_cash_on_delivery_pays_it_once() {
     let later = w.issuer.process(&courier_message(&not_yet, "m-cod-4")).await;
     assert!(matches!(later, Err(IssueError::NotInvoicedYet(_))), "{later:?}");
 }
+
+#[tokio::test]
+async fn an_accepted_credit_note_is_printed_and_emailed_once_like_its_invoice() {
+    use backoffice_domain::credit_note::CreditedLine;
+    use backoffice_store::credit_notes::CreditNoteStore;
+    let w = world();
+    w.issuer.process(&message("P-1")).await.unwrap();
+    w.clock.advance(time::Duration::days(1));
+    let router = vec![CreditedLine { line: 2, quantity: 1 }];
+    w.issuer
+        .process(&credit_message("r-1", "B001-00000001", router.clone()))
+        .await
+        .unwrap();
+    let sent = w.mailer.sent();
+    assert_eq!(sent.len(), 2, "the invoice's e-mail, then the note's");
+    let email = &sent[1];
+    assert_eq!(email.to, vec!["maria.quispe@example.com".to_owned()]);
+    assert_eq!(email.bcc, vec!["finanzas@acme.example.com".to_owned()]);
+    let tags: Vec<(&str, &str)> = email.tags.iter().map(|t| (t.name(), t.value())).collect();
+    assert_eq!(
+        tags,
+        vec![
+            ("client_id", "acme"),
+            ("invoice_id", "B001-00000001"),
+            ("credit_note_id", "BC01-00000001")
+        ]
+    );
+    let parsed = MessageParser::default().parse(&email.raw).unwrap();
+    assert_eq!(
+        parsed.subject(),
+        Some("Nota de crédito electrónica BC01-00000001 (modifica B001-00000001) - ACME Telecom S.A.C.")
+    );
+    assert_eq!(
+        parsed.reply_to().and_then(|a| a.first()).and_then(|a| a.address()),
+        Some("finanzas@acme.example.com")
+    );
+    let text = parsed.body_text(0).unwrap();
+    assert!(text.contains("07 - Devolución por ítem"), "{text}");
+    assert!(text.contains("B001-00000001"), "{text}");
+    let names: Vec<_> = parsed.attachments().filter_map(|a| a.attachment_name()).collect();
+    assert_eq!(
+        names,
+        vec![
+            "BC01-00000001.pdf",
+            "20100070970-07-BC01-00000001.xml",
+            "R-20100070970-07-BC01-00000001.zip"
+        ]
+    );
+    // The PDF, XML and CDR attached are the stored ones.
+    let stored = w
+        .invoices
+        .load_credit_note("acme", "B001-00000001", "BC01-00000001")
+        .await
+        .unwrap()
+        .unwrap();
+    let pdf_record = stored.pdf.clone().expect("a stored PDF");
+    assert_eq!(pdf_record.key, "invoices/acme/BC01/BC01-00000001.pdf");
+    let pdf = w.documents.get(&pdf_record.key).await.unwrap().unwrap();
+    assert_eq!(pdf_record.sha256, hex::encode(Sha256::digest(&pdf)));
+    let attached: Vec<&[u8]> = parsed.attachments().map(|a| a.contents()).collect();
+    assert_eq!(attached[0], pdf.as_slice());
+    let electronic = stored.electronic.clone().unwrap();
+    let xml = w.documents.get(&electronic.xml_key).await.unwrap().unwrap();
+    assert_eq!(attached[1], xml.as_slice());
+    let cdr = w
+        .documents
+        .get(electronic.cdr_key.as_deref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(attached[2], cdr.as_slice());
+    let record = stored.email.expect("recorded");
+    assert_eq!(
+        record.recipients,
+        vec![
+            "maria.quispe@example.com".to_owned(),
+            "finanzas@acme.example.com".to_owned()
+        ]
+    );
+
+    // A redelivered request and the sweep send nothing more.
+    w.issuer
+        .process(&credit_message("r-1", "B001-00000001", router))
+        .await
+        .unwrap();
+    w.clock.advance(time::Duration::hours(1));
+    let swept = w
+        .issuer
+        .sweep(w.clock.now() + time::Duration::minutes(5))
+        .await
+        .unwrap();
+    assert_eq!(swept["credit_notes"], 0, "{swept}");
+    assert!(
+        w.invoices
+            .pending_credit_notes(w.clock.now(), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(w.mailer.sent().len(), 2);
+}
+
+#[tokio::test]
+async fn a_credit_note_whose_email_failed_is_sent_by_the_sweep_once() {
+    use backoffice_store::credit_notes::CreditNoteStore;
+    let w = world();
+    w.issuer.process(&message("P-1")).await.unwrap();
+    w.clock.advance(time::Duration::days(1));
+    w.mailer.fail_next(1);
+    let failed = w.issuer.process(&credit_message("r-1", "B001-00000001", vec![])).await;
+    assert!(
+        matches!(failed, Err(IssueError::Mail(MailError::Unavailable(_)))),
+        "{failed:?}"
+    );
+    let stored = w
+        .invoices
+        .load_credit_note("acme", "B001-00000001", "BC01-00000001")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (stored.email.is_none(), stored.email_attempts),
+        (true, 1),
+        "accepted, not e-mailed"
+    );
+    assert_eq!(stored.electronic.map(|e| e.status), Some(ElectronicStatus::Accepted));
+    let deadline = || w.clock.now() + time::Duration::minutes(5);
+    assert_eq!(
+        w.issuer.sweep(deadline()).await.unwrap()["credit_notes"],
+        0,
+        "the failed e-mail waits for its retry time"
+    );
+    assert_eq!(w.mailer.sent().len(), 1);
+    w.clock.advance(time::Duration::minutes(4));
+    let swept = w.issuer.sweep(deadline()).await.unwrap();
+    assert_eq!(
+        swept,
+        json!({"delivered": 0, "credit_notes": 1, "failed": 0, "stopped_early": false})
+    );
+    let sent = w.mailer.sent();
+    assert_eq!(sent.len(), 2);
+    let parsed = MessageParser::default().parse(&sent[1].raw).unwrap();
+    assert_eq!(parsed.attachments().count(), 3);
+    // SUNAT was asked once; nothing is left for the sweep or a redelivery.
+    assert_eq!(w.authority.sent().len(), 2);
+    assert_eq!(w.issuer.sweep(deadline()).await.unwrap()["credit_notes"], 0);
+    w.issuer
+        .process(&credit_message("r-1", "B001-00000001", vec![]))
+        .await
+        .unwrap();
+    assert_eq!(w.mailer.sent().len(), 2);
+}

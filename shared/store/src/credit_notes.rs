@@ -12,8 +12,11 @@
 //! and the invoice's running `credited_minor` in one transaction, conditioned on the credited
 //! and paid amounts the note was decided on: numbers have no gaps and no repeats, a request
 //! gives at most one note, a note never credits more than is still owed (the balance never
-//! goes below zero), nor an invoice SUNAT has not accepted. Until SUNAT answers for good the note
-//! sits on the pending index under `CREDIT_NOTE#PENDING`, which the sweep reads.
+//! goes below zero), nor an invoice SUNAT has not accepted. Until SUNAT accepts the note and its
+//! e-mail is recorded, the note sits on the pending index under `CREDIT_NOTE#PENDING`, which the
+//! sweep reads (a failed send moves it behind to its retry time; spent attempts park it under
+//! `CREDIT_NOTE#PARKED`); a rejected note leaves it. Its e-mail is sent under a lease
+//! (`email_lease_until`) and recorded once (`email`), like an invoice's.
 
 use std::collections::HashMap;
 
@@ -30,10 +33,16 @@ use backoffice_domain::receivable::Account;
 use super::StoreError;
 use crate::dynamo::{
     Item, TransactFailure, corrupt, nanos, number_attr, page_size, s, sdk_error, string_attr, transact, unchanged,
+    update_condition_failed,
 };
-use crate::invoices::{DynamoInvoiceStore, EMAIL_PENDING_INDEX, ElectronicRecord, SeriesStep, n};
+use crate::invoices::{
+    DynamoInvoiceStore, EMAIL_PENDING_INDEX, ElectronicRecord, ElectronicStatus, EmailClaim, EmailRecord, PdfRecord,
+    Retry, SeriesStep, n,
+};
 
 const PENDING: &str = "CREDIT_NOTE#PENDING";
+/// Notes whose e-mail spent its attempts: off the sweep's way, for a person.
+const PARKED: &str = "CREDIT_NOTE#PARKED";
 
 /// A credit note and where its electronic document stands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +52,14 @@ pub struct StoredCreditNote {
     pub requested_by: String,
     /// Absent until its XML is signed and stored.
     pub electronic: Option<ElectronicRecord>,
+    /// Its representación impresa, once stored.
+    #[serde(default)]
+    pub pdf: Option<PdfRecord>,
+    /// The e-mail that carried it; once recorded, never sent again.
+    #[serde(default)]
+    pub email: Option<EmailRecord>,
+    #[serde(default)]
+    pub email_attempts: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,13 +112,49 @@ pub trait CreditNoteStore: Send + Sync {
         credit_note_id: &str,
         record: &ElectronicRecord,
     ) -> Result<(), StoreError>;
-    /// Notes issued before `issued_before` that SUNAT has not answered for good yet, oldest
-    /// first: (client, invoice, note).
+    /// Notes due before `issued_before` with something still to do, oldest first: SUNAT has not
+    /// answered for good, or it accepted the note and its e-mail has not gone out (due at its
+    /// issue, or at the retry time of a failed send): (client, invoice, note).
     async fn pending_credit_notes(
         &self,
         issued_before: time::OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<(String, String, String)>, StoreError>;
+    /// Remember the note's stored PDF.
+    async fn record_credit_note_pdf(
+        &self,
+        client_id: &str,
+        invoice_id: &str,
+        credit_note_id: &str,
+        pdf: &PdfRecord,
+    ) -> Result<(), StoreError>;
+    /// Like [`crate::invoices::InvoiceStore::claim_email`], for the note's own e-mail.
+    async fn claim_credit_note_email(
+        &self,
+        client_id: &str,
+        invoice_id: &str,
+        credit_note_id: &str,
+        now: time::OffsetDateTime,
+        lease_until: time::OffsetDateTime,
+    ) -> Result<EmailClaim, StoreError>;
+    /// Remember the accepted e-mail (the first record stands); the note leaves the pending index.
+    async fn record_credit_note_email(
+        &self,
+        client_id: &str,
+        invoice_id: &str,
+        credit_note_id: &str,
+        email: &EmailRecord,
+    ) -> Result<(), StoreError>;
+    /// Give the lease back after a failed send: due again at the retry's time, or parked (off
+    /// the pending index) when its attempts are spent.
+    async fn release_credit_note_email(
+        &self,
+        client_id: &str,
+        invoice_id: &str,
+        credit_note_id: &str,
+        error: &str,
+        retry: Retry,
+    ) -> Result<(), StoreError>;
 }
 
 /// A credit note item as the table holds it, read back.
@@ -112,6 +165,19 @@ pub(crate) fn stored_credit_note(mut item: Item) -> Result<StoredCreditNote, Sto
         }
         None => None,
     };
+    let pdf = match item.remove("pdf") {
+        Some(value) => Some(serde_dynamo::from_attribute_value(value).map_err(corrupt("reading credit note pdf"))?),
+        None => None,
+    };
+    let email = match item.remove("email") {
+        Some(value) => Some(serde_dynamo::from_attribute_value(value).map_err(corrupt("reading credit note email"))?),
+        None => None,
+    };
+    let email_attempts = item
+        .get("email_attempts")
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let request_id = string_attr(&item, "request_id").unwrap_or_default();
     let requested_by = string_attr(&item, "requested_by").unwrap_or_default();
     let note = serde_dynamo::from_item(item).map_err(corrupt("reading credit note"))?;
@@ -120,6 +186,9 @@ pub(crate) fn stored_credit_note(mut item: Item) -> Result<StoredCreditNote, Sto
         request_id,
         requested_by,
         electronic,
+        pdf,
+        email,
+        email_attempts,
     })
 }
 
@@ -339,7 +408,11 @@ impl CreditNoteStore for DynamoInvoiceStore {
         record: &ElectronicRecord,
     ) -> Result<(), StoreError> {
         let (pk, _) = Self::invoice_key(client_id, invoice_id);
-        self.write_electronic(pk, note_sk(credit_note_id), record, true).await
+        // An accepted note stays on the pending index until its e-mail is recorded (a crash in
+        // between leaves it for the sweep); a rejected one is void and leaves it.
+        let leave_index = record.status == ElectronicStatus::Rejected;
+        self.write_electronic(pk, note_sk(credit_note_id), record, leave_index)
+            .await
     }
 
     async fn pending_credit_notes(
@@ -371,5 +444,140 @@ impl CreditNoteStore for DynamoInvoiceStore {
                 ))
             })
             .collect())
+    }
+
+    async fn record_credit_note_pdf(
+        &self,
+        client_id: &str,
+        invoice_id: &str,
+        credit_note_id: &str,
+        pdf: &PdfRecord,
+    ) -> Result<(), StoreError> {
+        let (pk, _) = Self::invoice_key(client_id, invoice_id);
+        let value = serde_dynamo::to_attribute_value(pdf).map_err(corrupt("serializing pdf record"))?;
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", note_sk(credit_note_id))
+            .update_expression("SET pdf = :pdf")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":pdf", value)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    async fn claim_credit_note_email(
+        &self,
+        client_id: &str,
+        invoice_id: &str,
+        credit_note_id: &str,
+        now: time::OffsetDateTime,
+        lease_until: time::OffsetDateTime,
+    ) -> Result<EmailClaim, StoreError> {
+        let (pk, _) = Self::invoice_key(client_id, invoice_id);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", note_sk(credit_note_id))
+            .update_expression("SET email_lease_until = :until")
+            .condition_expression(
+                "attribute_exists(pk) AND attribute_not_exists(email) \
+                 AND (attribute_not_exists(email_lease_until) OR email_lease_until < :now)",
+            )
+            .expression_attribute_values(":until", n(nanos(lease_until)))
+            .expression_attribute_values(":now", n(nanos(now)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(EmailClaim::Claimed),
+            Err(err) if update_condition_failed(&err) => {
+                match self.load_credit_note(client_id, invoice_id, credit_note_id).await? {
+                    Some(StoredCreditNote { email: Some(email), .. }) => Ok(EmailClaim::AlreadySent(email)),
+                    Some(_) => Ok(EmailClaim::Busy),
+                    None => Err(StoreError::Backend(format!(
+                        "credit note {credit_note_id} does not exist"
+                    ))),
+                }
+            }
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+
+    async fn record_credit_note_email(
+        &self,
+        client_id: &str,
+        invoice_id: &str,
+        credit_note_id: &str,
+        email: &EmailRecord,
+    ) -> Result<(), StoreError> {
+        let (pk, _) = Self::invoice_key(client_id, invoice_id);
+        let value = serde_dynamo::to_attribute_value(email).map_err(corrupt("serializing email record"))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", note_sk(credit_note_id))
+            .update_expression(
+                "SET email = :email ADD email_attempts :one REMOVE email_lease_until, email_last_error, gsi2pk, gsi2sk",
+            )
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(email)")
+            .expression_attribute_values(":email", value)
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Recorded already (by this worker's earlier attempt): the first record stands.
+            Err(err) if update_condition_failed(&err) => Ok(()),
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+
+    async fn release_credit_note_email(
+        &self,
+        client_id: &str,
+        invoice_id: &str,
+        credit_note_id: &str,
+        error: &str,
+        retry: Retry,
+    ) -> Result<(), StoreError> {
+        let (pk, _) = Self::invoice_key(client_id, invoice_id);
+        let reason: String = error.chars().take(500).collect();
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", note_sk(credit_note_id))
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(email)")
+            .expression_attribute_values(":e", s(reason))
+            .expression_attribute_values(":one", n(1));
+        let update = match retry {
+            // Behind newer notes until its retry time (the sweep reads the index in due order).
+            Retry::At(due) => update
+                .update_expression(
+                    "SET email_last_error = :e, gsi2sk = :due ADD email_attempts :one REMOVE email_lease_until",
+                )
+                .expression_attribute_values(":due", s(format!("{:020}#{credit_note_id}", nanos(due)))),
+            Retry::Park => update
+                .update_expression(
+                    "SET email_last_error = :e, gsi2pk = :parked, email_parked = :yes \
+                     ADD email_attempts :one REMOVE email_lease_until",
+                )
+                .expression_attribute_values(":parked", s(PARKED))
+                .expression_attribute_values(":yes", AttributeValue::Bool(true)),
+        };
+        match update.send().await {
+            Ok(_) => Ok(()),
+            // Sent meanwhile: nothing to give back.
+            Err(err) if update_condition_failed(&err) => Ok(()),
+            Err(err) => Err(sdk_error(err)),
+        }
     }
 }

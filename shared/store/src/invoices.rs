@@ -759,6 +759,9 @@ mod memory {
         audits: Vec<AuditRecord>,
         /// (client, note id) → note; (client, request) → (invoice, note); (client, invoice) → credited.
         notes: BTreeMap<(String, String), StoredCreditNote>,
+        /// (client, note id) → its e-mail's lease; when a failed send is due again (None: parked).
+        note_leases: HashMap<(String, String), OffsetDateTime>,
+        note_email_due: HashMap<(String, String), Option<OffsetDateTime>>,
         credit_requests: HashMap<(String, String), (String, String)>,
         credited: HashMap<(String, String), i64>,
         /// (client, invoice) → (payment key, payment), in key order.
@@ -926,6 +929,9 @@ mod memory {
                     request_id: request_id.to_owned(),
                     requested_by: requested_by.to_owned(),
                     electronic: None,
+                    pdf: None,
+                    email: None,
+                    email_attempts: 0,
                 },
             );
             state.audits.push(audit.clone());
@@ -971,17 +977,33 @@ mod memory {
             limit: u32,
         ) -> Result<Vec<(String, String, String)>, StoreError> {
             let state = self.lock()?;
-            let mut pending: Vec<&StoredCreditNote> = state
+            // As the index: off it once e-mailed, rejected or parked; a failed send is due later.
+            let mut pending: Vec<(OffsetDateTime, &StoredCreditNote)> = state
                 .notes
                 .values()
-                .filter(|n| n.note.issued_at < issued_before)
-                .filter(|n| !n.electronic.as_ref().is_some_and(|e| e.status.is_final()))
+                .filter(|n| n.email.is_none())
+                .filter(|n| {
+                    !n.electronic
+                        .as_ref()
+                        .is_some_and(|e| e.status == ElectronicStatus::Rejected)
+                })
+                .filter_map(|n| {
+                    match state
+                        .note_email_due
+                        .get(&key(&n.note.client_id, &n.note.credit_note_id))
+                    {
+                        None => Some((n.note.issued_at, n)),
+                        Some(Some(due)) => Some((*due, n)),
+                        Some(None) => None,
+                    }
+                })
+                .filter(|(due, _)| *due < issued_before)
                 .collect();
-            pending.sort_by_key(|n| n.note.issued_at);
+            pending.sort_by_key(|(due, n)| (*due, n.note.credit_note_id.clone()));
             Ok(pending
                 .into_iter()
                 .take(limit as usize)
-                .map(|n| {
+                .map(|(_, n)| {
                     (
                         n.note.client_id.clone(),
                         n.note.invoice_id.clone(),
@@ -989,6 +1011,94 @@ mod memory {
                     )
                 })
                 .collect())
+        }
+
+        async fn record_credit_note_pdf(
+            &self,
+            client_id: &str,
+            _invoice_id: &str,
+            credit_note_id: &str,
+            pdf: &PdfRecord,
+        ) -> Result<(), StoreError> {
+            let mut state = self.lock()?;
+            let stored = state
+                .notes
+                .get_mut(&key(client_id, credit_note_id))
+                .ok_or_else(|| StoreError::Backend(format!("no credit note {credit_note_id}")))?;
+            stored.pdf = Some(pdf.clone());
+            Ok(())
+        }
+
+        async fn claim_credit_note_email(
+            &self,
+            client_id: &str,
+            _invoice_id: &str,
+            credit_note_id: &str,
+            now: OffsetDateTime,
+            lease_until: OffsetDateTime,
+        ) -> Result<EmailClaim, StoreError> {
+            let mut state = self.lock()?;
+            let k = key(client_id, credit_note_id);
+            let stored = state
+                .notes
+                .get(&k)
+                .ok_or_else(|| StoreError::Backend(format!("no credit note {credit_note_id}")))?;
+            if let Some(email) = &stored.email {
+                return Ok(EmailClaim::AlreadySent(email.clone()));
+            }
+            if state.note_leases.get(&k).is_some_and(|until| *until >= now) {
+                return Ok(EmailClaim::Busy);
+            }
+            state.note_leases.insert(k, lease_until);
+            Ok(EmailClaim::Claimed)
+        }
+
+        async fn record_credit_note_email(
+            &self,
+            client_id: &str,
+            _invoice_id: &str,
+            credit_note_id: &str,
+            email: &EmailRecord,
+        ) -> Result<(), StoreError> {
+            let mut state = self.lock()?;
+            let k = key(client_id, credit_note_id);
+            state.note_leases.remove(&k);
+            let stored = state
+                .notes
+                .get_mut(&k)
+                .ok_or_else(|| StoreError::Backend(format!("no credit note {credit_note_id}")))?;
+            if stored.email.is_none() {
+                stored.email = Some(email.clone());
+                stored.email_attempts += 1;
+            }
+            Ok(())
+        }
+
+        async fn release_credit_note_email(
+            &self,
+            client_id: &str,
+            _invoice_id: &str,
+            credit_note_id: &str,
+            _error: &str,
+            retry: Retry,
+        ) -> Result<(), StoreError> {
+            let mut state = self.lock()?;
+            let k = key(client_id, credit_note_id);
+            state.note_leases.remove(&k);
+            let stored = state
+                .notes
+                .get_mut(&k)
+                .ok_or_else(|| StoreError::Backend(format!("no credit note {credit_note_id}")))?;
+            if stored.email.is_some() {
+                return Ok(());
+            }
+            stored.email_attempts += 1;
+            let due = match retry {
+                Retry::At(due) => Some(due),
+                Retry::Park => None,
+            };
+            state.note_email_due.insert(k, due);
+            Ok(())
         }
     }
 
