@@ -13,6 +13,7 @@ pub mod fulfillment;
 pub mod holidays;
 pub mod identity;
 pub mod invoice;
+pub mod kpi;
 pub mod money;
 pub mod presale;
 pub mod principal;

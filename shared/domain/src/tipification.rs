@@ -249,7 +249,7 @@ impl Catalog {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
     Call,
@@ -346,7 +346,19 @@ pub struct ContactDraft {
     pub presale_id: Option<String>,
     #[serde(default)]
     pub callback_at: Option<String>,
+    /// Seconds talking, on hold and in wrap-up (after-call work), as the dialer or platform
+    /// measured them; the KPIs' AHT and talk hours come from these (see `kpi`).
+    /// Signed on the wire so a negative value gets a field-named 422, not a type error.
+    #[serde(default)]
+    pub talk_seconds: Option<i64>,
+    #[serde(default)]
+    pub hold_seconds: Option<i64>,
+    #[serde(default)]
+    pub wrap_seconds: Option<i64>,
 }
+
+/// A timing field may not exceed a day: longer is a platform's clock error, not a call.
+pub const MAX_TIMING_SECONDS: u32 = 24 * 60 * 60;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contact {
@@ -376,6 +388,13 @@ pub struct Contact {
     pub callback_at: Option<OffsetDateTime>,
     #[serde(with = "crate::wire::instant")]
     pub recorded_at: OffsetDateTime,
+    /// Timing, when the platform reported it (contacts recorded before it was kept have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub talk_seconds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_seconds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrap_seconds: Option<u32>,
     /// The campaign-local day the contact started on: the day its attempt and counters count
     /// for (absent on contacts recorded before it was kept; see [`Contact::day`]).
     #[serde(default, with = "crate::wire::date_option", skip_serializing_if = "Option::is_none")]
@@ -386,6 +405,26 @@ impl Contact {
     /// The campaign-local day this contact counts for.
     pub fn day(&self) -> time::Date {
         self.local_day.unwrap_or_else(|| self.started_at.date())
+    }
+}
+
+/// One timing field: a whole number of seconds from 0 to [`MAX_TIMING_SECONDS`].
+fn seconds(field: &str, raw: Option<i64>) -> Result<Option<u32>, Invalid> {
+    let Some(raw) = raw else { return Ok(None) };
+    match u32::try_from(raw) {
+        Ok(value) if value <= MAX_TIMING_SECONDS => Ok(Some(value)),
+        Ok(_) => Err(Invalid::new(
+            "too_long",
+            format!("{field} is at most {MAX_TIMING_SECONDS} seconds (24 h), got {raw}"),
+        )),
+        Err(_) if raw < 0 => Err(Invalid::new(
+            "negative",
+            format!("{field} cannot be negative, got {raw}"),
+        )),
+        Err(_) => Err(Invalid::new(
+            "too_long",
+            format!("{field} is at most {MAX_TIMING_SECONDS} seconds (24 h), got {raw}"),
+        )),
     }
 }
 
@@ -441,6 +480,34 @@ pub fn record(draft: &ContactDraft, ctx: ContactContext<'_>) -> Result<Contact, 
         }
         if s > ctx.now + time::Duration::minutes(5) {
             errors.push(Invalid::new("timestamp_in_future", "the contact cannot start in the future").at("started_at"));
+        }
+    }
+    let talk = errors
+        .check("talk_seconds", seconds("talk_seconds", draft.talk_seconds))
+        .flatten();
+    let hold = errors
+        .check("hold_seconds", seconds("hold_seconds", draft.hold_seconds))
+        .flatten();
+    let wrap = errors
+        .check("wrap_seconds", seconds("wrap_seconds", draft.wrap_seconds))
+        .flatten();
+    if let (Some(s), Some(e)) = (started, ended)
+        && e > s
+    {
+        // Talk and hold happen inside the interaction; wrap-up comes after it ends, so it is
+        // not bounded by the duration. Whole seconds, rounded up: platforms round too.
+        let span = e - s;
+        let duration = span.whole_seconds() + i64::from(span.subsec_nanoseconds() > 0);
+        let in_call = i64::from(talk.unwrap_or(0)) + i64::from(hold.unwrap_or(0));
+        if in_call > duration {
+            let field = if talk.is_some() { "talk_seconds" } else { "hold_seconds" };
+            errors.push(
+                Invalid::new(
+                    "exceeds_duration",
+                    format!("talk_seconds + hold_seconds ({in_call}) exceed the contact's duration from started_at to ended_at ({duration} s)"),
+                )
+                .at(field),
+            );
         }
     }
     let callback_at = match &draft.callback_at {
@@ -527,6 +594,9 @@ pub fn record(draft: &ContactDraft, ctx: ContactContext<'_>) -> Result<Contact, 
         presale_id: draft.presale_id.clone(),
         callback_at,
         recorded_at: ctx.now,
+        talk_seconds: talk,
+        hold_seconds: hold,
+        wrap_seconds: wrap,
         local_day: Some(ctx.zone.local_date(started_at)),
     })
 }
@@ -630,6 +700,9 @@ mod tests {
             notes: None,
             presale_id: None,
             callback_at: None,
+            talk_seconds: None,
+            hold_seconds: None,
+            wrap_seconds: None,
         }
     }
 
@@ -692,6 +765,63 @@ mod tests {
                 ("ended_at".into(), "end_before_start")
             ]
         );
+    }
+
+    #[test]
+    fn timing_is_whole_seconds_within_the_contact_and_a_day() {
+        let c = catalog();
+        // The draft lasts 4 minutes: 240 s.
+        let timed = |talk: Option<i64>, hold: Option<i64>, wrap: Option<i64>| {
+            let mut d = draft("NOT_INTERESTED");
+            (d.talk_seconds, d.hold_seconds, d.wrap_seconds) = (talk, hold, wrap);
+            record(&d, ctx(&c, None))
+        };
+        let ok = timed(Some(200), Some(40), Some(600)).expect("valid");
+        assert_eq!(
+            (ok.talk_seconds, ok.hold_seconds, ok.wrap_seconds),
+            (Some(200), Some(40), Some(600)),
+            "wrap-up follows the call, so it may exceed its duration"
+        );
+        let none = timed(None, None, None).expect("valid");
+        assert_eq!(
+            (none.talk_seconds, none.hold_seconds, none.wrap_seconds),
+            (None, None, None)
+        );
+        assert_eq!(timed(Some(0), Some(0), Some(0)).map(|c| c.talk_seconds), Ok(Some(0)));
+        assert_eq!(
+            codes(timed(Some(-1), None, None)),
+            vec![("talk_seconds".into(), "negative")]
+        );
+        assert_eq!(
+            codes(timed(None, None, Some(86_401))),
+            vec![("wrap_seconds".into(), "too_long")]
+        );
+        assert!(timed(None, None, Some(86_400)).is_ok());
+        assert_eq!(
+            codes(timed(None, Some(i64::MAX), None)),
+            vec![("hold_seconds".into(), "too_long")]
+        );
+        assert_eq!(
+            codes(timed(Some(200), Some(41), None)),
+            vec![("talk_seconds".into(), "exceeds_duration")]
+        );
+        assert_eq!(
+            codes(timed(None, Some(241), None)),
+            vec![("hold_seconds".into(), "exceeds_duration")]
+        );
+        // A fraction of a second of duration rounds up rather than refusing the platform's rounding.
+        let mut d = draft("NOT_INTERESTED");
+        d.ended_at = "2026-11-23T10:04:00.400-05:00".into();
+        d.talk_seconds = Some(241);
+        assert!(record(&d, ctx(&c, None)).is_ok());
+        // Timing is stored with the contact and omitted when absent.
+        let json = serde_json::to_value(&ok).expect("json");
+        assert_eq!(
+            (json["talk_seconds"].as_u64(), json["wrap_seconds"].as_u64()),
+            (Some(200), Some(600))
+        );
+        assert!(serde_json::to_value(&none).expect("json").get("talk_seconds").is_none());
+        assert_eq!(serde_json::from_value::<Contact>(json).ok(), Some(ok));
     }
 
     #[test]

@@ -299,6 +299,9 @@ mod tests {
             presale_id: None,
             callback_at: callback_in.map(|d| NOW + d),
             recorded_at: NOW,
+            talk_seconds: None,
+            hold_seconds: None,
+            wrap_seconds: None,
             local_day: None,
         }
     }
