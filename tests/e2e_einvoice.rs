@@ -428,6 +428,46 @@ async fn sunat_unavailable_leaves_the_invoice_pending_and_the_sweep_submits_it_l
     );
 }
 
+/// A message as Python's standard `email` package reads it: subject, To, the X-Invoice-Id and
+/// X-Credit-Note-Id headers, and its attachments (name, type), each written into `folder`.
+fn python_mime(raw: &str, folder: &Path) -> Value {
+    use std::io::Write;
+    const READ: &str = r#"
+import email, json, pathlib, sys
+from email import policy
+m = email.message_from_bytes(sys.stdin.buffer.read(), policy=policy.default)
+attachments = []
+for part in m.iter_attachments():
+    name = part.get_filename()
+    pathlib.Path(sys.argv[1], name).write_bytes(part.get_payload(decode=True))
+    attachments.append([name, part.get_content_type()])
+print(json.dumps({"subject": str(m["subject"] or ""), "to": str(m["To"] or ""),
+                  "invoice": str(m["X-Invoice-Id"] or ""), "note": str(m["X-Credit-Note-Id"] or ""),
+                  "attachments": attachments}))
+"#;
+    let mut python = Command::new("python3")
+        .args(["-c", READ])
+        .arg(folder)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    python
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(raw.as_bytes())
+        .expect("MIME to python");
+    let output = python.wait_with_output().expect("python's answer");
+    assert!(
+        output.status.success(),
+        "python could not read the message: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON from python")
+}
+
 /// The credit note item `note_id` of an invoice, as JSON, once `done` says so.
 async fn wait_credit_note(d: &Desk, invoice_id: &str, note_id: &str, done: impl Fn(&Value) -> bool) -> Value {
     let started = Instant::now();
@@ -555,6 +595,124 @@ async fn a_credit_note_corrects_an_accepted_invoice_in_its_own_series_and_foreig
     assert_eq!(
         (mine[0]["signature_valid"].as_bool(), mine[0]["outcome"].as_str()),
         (Some(true), Some("accepted"))
+    );
+
+    // E-mailed like an invoice, once: to the buyer with finance in copy, PDF, XML and CDR.
+    let note = wait_credit_note(&d, &invoice_id, "BC01-00000001", |n| {
+        n["email"]["message_id"].is_string()
+    })
+    .await;
+    invoice_sweep(&d).await;
+    let finance = e2e_tests::finance_email(&d.client);
+    let notes_sent: Vec<(Vec<String>, String, String)> = d
+        .env
+        .sent_emails()
+        .await
+        .into_iter()
+        .filter(|(to, raw, _)| to.contains(&finance) && raw.contains("X-Credit-Note-Id"))
+        .collect();
+    assert_eq!(
+        notes_sent.len(),
+        1,
+        "one e-mail for the note, whatever the redelivery and the sweep"
+    );
+    let (destinations, raw, message_id) = &notes_sent[0];
+    assert_eq!(note["email"]["message_id"].as_str(), Some(message_id.as_str()));
+    let buyer = invoice["buyer"]["email"].as_str().expect("the buyer's address");
+    assert!(destinations.iter().any(|a| a == buyer), "{destinations:?}");
+    let folder = temp_file("note.eml", raw.as_bytes()).with_file_name("");
+    let mime = python_mime(raw, &folder);
+    assert_eq!(
+        mime["subject"].as_str(),
+        Some(
+            format!(
+                "Nota de crédito electrónica BC01-00000001 (modifica {invoice_id}) - {}",
+                invoice["seller"]["name"].as_str().expect("the seller's name")
+            )
+            .as_str()
+        ),
+        "{mime}"
+    );
+    assert_eq!(
+        (
+            mime["invoice"].as_str(),
+            mime["note"].as_str(),
+            mime["to"].as_str().map(|to| to.contains(buyer))
+        ),
+        (Some(invoice_id.as_str()), Some("BC01-00000001"), Some(true)),
+        "{mime}"
+    );
+    assert_eq!(
+        mime["attachments"],
+        json!([
+            ["BC01-00000001.pdf", "application/pdf"],
+            [format!("{stem}.xml"), "application/xml"],
+            [format!("R-{stem}.zip"), "application/zip"]
+        ]),
+        "{mime}"
+    );
+    assert_eq!(
+        std::fs::read(folder.join(format!("{stem}.xml"))).expect("the XML"),
+        xml.to_vec()
+    );
+    let pdf_key = note["pdf"]["key"].as_str().expect("the PDF is recorded");
+    assert_eq!(pdf_key, format!("invoices/{}/BC01/BC01-00000001.pdf", d.client));
+    let stored_pdf = d
+        .env
+        .s3
+        .get_object()
+        .bucket(d.env.resource("InvoicesBucket").reference.clone())
+        .key(pdf_key)
+        .send()
+        .await
+        .expect("the PDF is stored")
+        .body
+        .collect()
+        .await
+        .expect("bytes")
+        .into_bytes();
+    let pdf_file = folder.join("BC01-00000001.pdf");
+    assert_eq!(std::fs::read(&pdf_file).expect("the PDF"), stored_pdf.to_vec());
+    // What poppler reads on the page, and the QR code zbar decodes from it.
+    let (ok, text) = run("pdftotext", &[pdf_file.to_str().expect("path"), "-"]);
+    assert!(ok, "{text}");
+    let digest = note["electronic"]["digest_value"].as_str().expect("digest");
+    for expected in [
+        "NOTA DE CRÉDITO ELECTRÓNICA",
+        "BC01-00000001",
+        &format!("BOLETA DE VENTA ELECTRÓNICA {invoice_id} (tipo 03)"),
+        invoice["issue_date"].as_str().expect("date"),
+        "07 - Devolución por ítem",
+        "Devolución de un router",
+        "19.99",
+        &format!("Valor resumen: {digest}"),
+    ] {
+        assert!(text.contains(expected), "{expected:?} not in:\n{text}");
+    }
+    let png = folder.join("note");
+    let (ok, out) = run(
+        "pdftoppm",
+        &[
+            "-r",
+            "200",
+            "-png",
+            "-singlefile",
+            pdf_file.to_str().expect("path"),
+            png.to_str().expect("path"),
+        ],
+    );
+    assert!(ok, "{out}");
+    let (ok, qr) = run(
+        "zbarimg",
+        &["--raw", "-q", png.with_extension("png").to_str().expect("path")],
+    );
+    assert!(ok, "{qr}");
+    let fields: Vec<&str> = qr.trim().split('|').collect();
+    assert_eq!(&fields[..4], &["20100070970", "07", "BC01", "00000001"], "{qr}");
+    assert_eq!(
+        (fields[5], fields[8], fields[9]),
+        ("19.99", document.as_str(), digest),
+        "{qr}"
     );
 
     // Crediting the whole invoice now would credit the router twice: refused, no number taken.
