@@ -919,3 +919,100 @@ async fn supervisors_list_a_campaigns_overdue_callbacks_oldest_first() {
 }
 
 const SUPERVISOR_ACME: (&str, &str, &str) = ("sup-1", "supervisor", "acme");
+
+#[tokio::test]
+async fn timing_is_stored_with_the_contact_and_bad_values_name_their_field() {
+    let s = service();
+    // The contact lasts 3 minutes: 180 s.
+    let timed = |external: &str, timing: Value| {
+        let mut body = contact(external, "call", "NOT_INTERESTED");
+        if let (Some(body), Some(timing)) = (body.as_object_mut(), timing.as_object()) {
+            body.extend(timing.clone());
+        }
+        body
+    };
+    let (status, created) = call(
+        &s,
+        "POST /contacts",
+        "/contacts",
+        &[],
+        AGENT,
+        Some(timed(
+            "t-1",
+            json!({"talk_seconds": 150, "hold_seconds": 30, "wrap_seconds": 400}),
+        )),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(
+        (
+            &created["talk_seconds"],
+            &created["hold_seconds"],
+            &created["wrap_seconds"]
+        ),
+        (&json!(150), &json!(30), &json!(400))
+    );
+    let (status, untimed) = call(
+        &s,
+        "POST /contacts",
+        "/contacts",
+        &[],
+        AGENT,
+        Some(timed("t-2", json!({}))),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 201, "{untimed}");
+    assert!(untimed.get("talk_seconds").is_none(), "absent, not 0: {untimed}");
+    let (_, history) = call(
+        &s,
+        "GET /customers/{key}/contacts",
+        "/customers/x/contacts",
+        &[("key", "phone:+51987654321")],
+        AGENT,
+        None,
+        &[],
+    )
+    .await;
+    let stored: Vec<(Option<&str>, Option<u64>)> = history["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|c| (c["external_id"].as_str(), c["wrap_seconds"].as_u64()))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(stored.contains(&(Some("t-1"), Some(400))), "{history}");
+    assert!(stored.contains(&(Some("t-2"), None)), "{history}");
+
+    for (n, (timing, field, code)) in [
+        (json!({"talk_seconds": -1}), "talk_seconds", Some("negative")),
+        (json!({"hold_seconds": 90_000}), "hold_seconds", Some("too_long")),
+        (json!({"wrap_seconds": 86_401}), "wrap_seconds", Some("too_long")),
+        (
+            json!({"talk_seconds": 170, "hold_seconds": 11}),
+            "talk_seconds",
+            Some("exceeds_duration"),
+        ),
+        (json!({"hold_seconds": 181}), "hold_seconds", Some("exceeds_duration")),
+        // Not an integer: the body's shape, still a 422 naming the field.
+        (json!({"talk_seconds": 1.5}), "talk_seconds", None),
+        (json!({"wrap_seconds": "60"}), "wrap_seconds", None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let body = timed(&format!("bad-{n}"), timing.clone());
+        let (status, problem) = call(&s, "POST /contacts", "/contacts", &[], AGENT, Some(body), &[]).await;
+        assert_eq!(
+            (status, problem["field"].as_str()),
+            (422, Some(field)),
+            "{timing}: {problem}"
+        );
+        if let Some(code) = code {
+            assert!(problem.to_string().contains(code), "{timing}: {problem}");
+        }
+    }
+}
