@@ -207,6 +207,15 @@ where
         credit_note_id: &str,
     ) -> Result<Outcome, IssueError> {
         let mut stored = self.load_note(client_id, invoice_id, credit_note_id).await?;
+        // Accepted and e-mailed: a redelivery has nothing left to do, not even a read of the XML.
+        if stored.email.is_some()
+            && let Some(done) = stored.electronic.as_ref().filter(|e| e.status.is_final())
+        {
+            return Ok(Outcome::Credited {
+                credit_note_id: credit_note_id.to_owned(),
+                status: done.status,
+            });
+        }
         let paper = Paper::CreditNote(&stored.note);
         let submitted = async {
             let (mut record, xml) = self.electronic_document(paper, stored.electronic.as_ref()).await?;
