@@ -367,6 +367,62 @@ pub fn fold(campaign: &CampaignKpis<'_>, contacts: &[Contact], sales: &[Sale]) -
         .collect()
 }
 
+/// How `GET /reports/kpis` groups a day's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupBy {
+    /// The campaign's total per day.
+    Day,
+    /// Per agent, all channels together.
+    Agent,
+    /// Per channel, all agents together.
+    Channel,
+}
+
+/// Regroup the rows of [`fold`] (agent × channel rows and day totals): counts and catalog
+/// versions add up, rates are recomputed from the sums (a rate is never averaged).
+/// Rows of different campaigns, days or definition versions are never merged.
+pub fn rollup(rows: &[KpiRow], by: GroupBy) -> Vec<KpiRow> {
+    type GroupKey = (String, String, Date, u32, Option<String>, Option<Channel>);
+    let mut groups: BTreeMap<GroupKey, (Acc, Option<u64>)> = BTreeMap::new();
+    for row in rows.iter().filter(|r| r.agent_id.is_some() && r.channel.is_some()) {
+        let (agent, channel) = match by {
+            GroupBy::Day => (None, None),
+            GroupBy::Agent => (row.agent_id.clone(), None),
+            GroupBy::Channel => (None, row.channel),
+        };
+        let key = (
+            row.client_id.clone(),
+            row.campaign_id.clone(),
+            row.day,
+            row.definitions_version,
+            agent,
+            channel,
+        );
+        let (acc, base) = groups.entry(key).or_insert_with(|| (Acc::default(), row.base_records));
+        acc.counts.add(&row.counts);
+        acc.catalog_versions.extend(row.catalog_versions.iter().copied());
+        *base = (*base).or(row.base_records);
+    }
+    groups
+        .into_iter()
+        .map(
+            |((client_id, campaign_id, day, definitions_version, agent_id, channel), (acc, base))| KpiRow {
+                definitions_version,
+                catalog_versions: acc.catalog_versions.into_iter().collect(),
+                client_id,
+                campaign_id,
+                day,
+                agent_id,
+                channel,
+                base_records: base,
+                rates: Rates::of(&acc.counts, base),
+                counts: acc.counts,
+            },
+        )
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -607,6 +663,52 @@ mod tests {
         assert!(fold(&campaign(None), &[], &[]).is_empty());
     }
 
+    #[test]
+    fn rollups_add_counts_and_recompute_rates() {
+        let at = datetime!(2026-12-01 15:00 UTC);
+        let mut talked = contact("k2", "ana", Channel::Whatsapp, Family::Effective, at);
+        talked.catalog_version = 2;
+        let contacts = vec![
+            contact("k1", "ana", Channel::Call, Family::NoContact, at),
+            talked,
+            contact("k3", "bea", Channel::Call, Family::Effective, at),
+            contact(
+                "k4",
+                "bea",
+                Channel::Call,
+                Family::Effective,
+                at + time::Duration::days(1),
+            ),
+        ];
+        let rows = fold(&campaign(Some(10)), &contacts, &[sale("p1", "bea", at, true)]);
+        let by_agent = rollup(&rows, GroupBy::Agent);
+        let keys: Vec<(Date, Option<&str>, Option<Channel>, u64)> = by_agent
+            .iter()
+            .map(|r| (r.day, r.agent_id.as_deref(), r.channel, r.counts.attempts))
+            .collect();
+        let (first, second) = (date!(2026 - 12 - 01), date!(2026 - 12 - 02));
+        assert_eq!(
+            keys,
+            vec![
+                (first, Some("ana"), None, 2),
+                (first, Some("bea"), None, 1),
+                (second, Some("bea"), None, 1)
+            ]
+        );
+        assert_eq!(by_agent[0].rates.contact_rate, ratio(1, 2), "recomputed, not averaged");
+        assert_eq!(by_agent[0].catalog_versions, vec![1, 2]);
+        assert_eq!(by_agent[1].rates.penetration, ratio(1, 10));
+        let by_channel = rollup(&rows, GroupBy::Channel);
+        let calls = by_channel
+            .iter()
+            .find(|r| r.day == first && r.channel == Some(Channel::Call));
+        assert_eq!(calls.map(|r| (r.counts.attempts, r.counts.effective)), Some((2, 1)));
+        // By day, the rollup is the fold's own total row.
+        let totals: Vec<&KpiRow> = rows.iter().filter(|r| r.agent_id.is_none()).collect();
+        let by_day = rollup(&rows, GroupBy::Day);
+        assert_eq!(by_day.iter().collect::<Vec<_>>(), totals);
+    }
+
     fn family() -> impl Strategy<Value = Family> {
         prop_oneof![
             Just(Family::Effective),
@@ -674,6 +776,9 @@ mod tests {
                 // Ids are unique per generated start only by chance: the first copy decides the day.
                 prop_assert!(totals[0].counts.attempts <= distinct.len() as u64);
             }
+            let totals: Vec<&KpiRow> = rows.iter().filter(|r| r.agent_id.is_none()).collect();
+            let by_day = rollup(&rows, GroupBy::Day);
+            prop_assert_eq!(by_day.iter().collect::<Vec<_>>(), totals);
             let ids: BTreeSet<&str> = contacts.iter().map(|c| c.id.as_str()).collect();
             let attempts: u64 = rows.iter().filter(|r| r.agent_id.is_none()).map(|r| r.counts.attempts).sum();
             prop_assert_eq!(attempts, ids.len() as u64, "each contact id once");
