@@ -182,9 +182,9 @@ impl Counts {
         }
     }
 
-    fn add_sale(&mut self, sale: &Sale) {
+    fn add_sale(&mut self, verified: bool) {
         self.presales += 1;
-        self.verified_sales += u64::from(sale.verified);
+        self.verified_sales += u64::from(verified);
     }
 }
 
@@ -342,12 +342,8 @@ pub fn fold(campaign: &CampaignKpis<'_>, contacts: &[Contact], sales: &[Sale]) -
     for (id, (sale, verified)) in &unique_sales {
         let day = campaign.zone.local_date(sale.sold_at);
         let channel = sale_channel.get(id).map_or(Channel::Call, |(_, channel)| *channel);
-        let sale = Sale {
-            verified: *verified,
-            ..(*sale).clone()
-        };
         add(day, &sale.agent_id, channel, &|acc: &mut Acc| {
-            acc.counts.add_sale(&sale)
+            acc.counts.add_sale(*verified)
         });
     }
 
