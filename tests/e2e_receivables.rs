@@ -202,11 +202,17 @@ async fn payments_credit_notes_a_return_and_cash_on_delivery_reconcile_with_the_
         (202, &asked.body),
         "a retry asks for nothing new"
     );
-    let noted = wait_file(&d, paid, "the partial credit note", |f| {
-        f["credit_notes"][0]["electronic_status"] == "ACCEPTED"
+    let noted = wait_file(&d, paid, "the partial credit note, printed and e-mailed", |f| {
+        f["credit_notes"][0]["electronic_status"] == "ACCEPTED" && f["credit_notes"][0]["email_status"] == "SENT"
     })
     .await;
     assert_eq!(noted["credit_notes"].as_array().map(Vec::len), Some(1));
+    let note_pdf = noted["credit_notes"][0]["links"]["pdf"]
+        .as_str()
+        .expect("the note's PDF link");
+    let pdf = reqwest::get(note_pdf).await.expect("download the note's PDF");
+    assert_eq!(pdf.status(), 200);
+    assert!(pdf.bytes().await.expect("pdf").starts_with(b"%PDF"));
     assert_eq!(noted["collection_status"], "PARTIALLY_PAID");
     assert_eq!(
         amount(&noted["outstanding"]),

@@ -84,6 +84,8 @@ pub fn file_json(file: &InvoiceFile) -> Value {
                 "total": n.note.totals.total,
                 "electronic_status": n.electronic.as_ref().map(|e| e.status.as_str()).unwrap_or("PENDING_SUBMISSION"),
                 "requested_by": n.requested_by,
+                "email_status": if n.email.is_some() { "SENT" } else { "PENDING" },
+                "email": n.email,
             })
         })
         .collect();

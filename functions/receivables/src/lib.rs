@@ -196,6 +196,12 @@ impl<L: InvoiceLedger + PaymentLedger + AccountsView, I: IdempotencyStore, C: Cl
         let pdf = link(file.stored.pdf.as_ref().map(|p| p.key.as_str())).await;
         let xml = link(file.stored.electronic.as_ref().map(|e| e.xml_key.as_str())).await;
         body["links"] = json!({"pdf": pdf, "xml": xml, "expires_in_seconds": accounts::LINK_TTL.as_secs()});
+        // Each credit note's own documents, linked the same way.
+        for (index, note) in file.credit_notes.iter().enumerate() {
+            let pdf = link(note.pdf.as_ref().map(|p| p.key.as_str())).await;
+            let xml = link(note.electronic.as_ref().map(|e| e.xml_key.as_str())).await;
+            body["credit_notes"][index]["links"] = json!({"pdf": pdf, "xml": xml});
+        }
         Ok(ApiResponse::json(200, &body))
     }
 
