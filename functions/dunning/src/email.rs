@@ -5,15 +5,14 @@
 use backoffice_domain::dunning::{Offset, reminder_text};
 use backoffice_domain::invoice::Invoice;
 use backoffice_domain::receivable::Account;
-use backoffice_edge::mail::{EmailTag, OutgoingEmail};
+use backoffice_edge::mail::{EmailTag, OutgoingEmail, invoice_tags};
 use mail_builder::MessageBuilder;
 use mail_builder::headers::address::Address;
 use mail_builder::headers::raw::Raw;
 use time::{Date, OffsetDateTime};
 
 /// Tag names email-events reads (the invoice e-mail's, functions/invoice-issue/src/email.rs).
-pub const TAG_CLIENT: &str = "client_id";
-pub const TAG_INVOICE: &str = "invoice_id";
+pub use backoffice_edge::mail::{TAG_CLIENT, TAG_INVOICE};
 /// Tells a reminder's feedback from the invoice e-mail's in SES's events.
 pub const TAG_PURPOSE: &str = "purpose";
 
@@ -94,15 +93,5 @@ pub fn build(
 /// The invoice's tags and the purpose; none when SES would refuse an id as a tag value (the
 /// reminder still goes, its bounces go unmarked).
 pub fn tags(invoice: &Invoice) -> Vec<EmailTag> {
-    match (
-        EmailTag::new(TAG_CLIENT, &invoice.client_id),
-        EmailTag::new(TAG_INVOICE, &invoice.invoice_id),
-        EmailTag::new(TAG_PURPOSE, "dunning"),
-    ) {
-        (Some(client), Some(number), Some(purpose)) => vec![client, number, purpose],
-        _ => {
-            tracing::warn!(invoice_id = %invoice.invoice_id, "ids not valid as SES tags: the reminder goes untagged");
-            Vec::new()
-        }
-    }
+    invoice_tags(&invoice.client_id, &invoice.invoice_id, &[(TAG_PURPOSE, "dunning")])
 }

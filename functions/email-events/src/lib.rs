@@ -19,8 +19,7 @@ use backoffice_store::email_feedback::{EmailFeedback, EmailFeedbackStore, Feedba
 use notification::{Event, Notification, NotificationError};
 
 /// The tags invoice-issue sends every invoice e-mail with (`invoice_issue::email::tags`).
-pub const TAG_CLIENT: &str = "client_id";
-pub const TAG_INVOICE: &str = "invoice_id";
+pub use backoffice_edge::mail::{TAG_CLIENT, TAG_INVOICE};
 
 pub struct EmailEvents<S, K> {
     pub invoices: S,

@@ -3,7 +3,7 @@
 
 use backoffice_domain::credit_note::CreditNote;
 use backoffice_domain::invoice::{Invoice, Party};
-use backoffice_edge::mail::{EmailTag, OutgoingEmail};
+use backoffice_edge::mail::{EmailTag, OutgoingEmail, invoice_tags};
 use mail_builder::MessageBuilder;
 use mail_builder::headers::address::Address;
 use time::OffsetDateTime;
@@ -156,40 +156,23 @@ fn envelope(
 }
 
 /// The tags the configuration set's bounce and complaint events carry back to email-events,
-/// which finds the invoice by them. A client id SES would refuse as a tag value leaves both out:
-/// the e-mail still goes, only its bounces go unmarked (and logged there as untagged).
+/// which finds the invoice by them.
 pub fn tags(invoice: &Invoice) -> Vec<EmailTag> {
-    match (
-        EmailTag::new(TAG_CLIENT, &invoice.client_id),
-        EmailTag::new(TAG_INVOICE, &invoice.invoice_id),
-    ) {
-        (Some(client), Some(number)) => vec![client, number],
-        _ => {
-            tracing::warn!(invoice_id = %invoice.invoice_id, "ids not valid as SES tags: the e-mail goes untagged");
-            Vec::new()
-        }
-    }
+    invoice_tags(&invoice.client_id, &invoice.invoice_id, &[])
 }
 
 /// Tag names, as email-events reads them from SES events.
-pub const TAG_CLIENT: &str = "client_id";
-pub const TAG_INVOICE: &str = "invoice_id";
+pub use backoffice_edge::mail::{TAG_CLIENT, TAG_INVOICE};
 pub const TAG_CREDIT_NOTE: &str = "credit_note_id";
 
 /// A note's e-mail carries the corrected invoice's tags (a bounce is that buyer's address) and
 /// its own number.
 pub fn credit_note_tags(note: &CreditNote) -> Vec<EmailTag> {
-    match (
-        EmailTag::new(TAG_CLIENT, &note.client_id),
-        EmailTag::new(TAG_INVOICE, &note.invoice_id),
-        EmailTag::new(TAG_CREDIT_NOTE, &note.credit_note_id),
-    ) {
-        (Some(client), Some(invoice), Some(number)) => vec![client, invoice, number],
-        _ => {
-            tracing::warn!(credit_note_id = %note.credit_note_id, "ids not valid as SES tags: the e-mail goes untagged");
-            Vec::new()
-        }
-    }
+    invoice_tags(
+        &note.client_id,
+        &note.invoice_id,
+        &[(TAG_CREDIT_NOTE, &note.credit_note_id)],
+    )
 }
 
 /// "Nota de crédito electrónica FC01-00000001 (modifica F001-00000042) - Seller".

@@ -18,6 +18,30 @@ pub struct OutgoingEmail {
     pub tags: Vec<EmailTag>,
 }
 
+/// Tag names every e-mail about an invoice carries: email-events finds the invoice by them in
+/// SES's bounce and complaint events.
+pub const TAG_CLIENT: &str = "client_id";
+pub const TAG_INVOICE: &str = "invoice_id";
+
+/// The tags of an e-mail about invoice `invoice_id` of `client_id`, and the `extra` pairs; none
+/// at all when SES would refuse one of them (the e-mail still goes, only its bounces go
+/// unmarked, and email-events logs them as untagged).
+pub fn invoice_tags(client_id: &str, invoice_id: &str, extra: &[(&str, &str)]) -> Vec<EmailTag> {
+    let pairs = [(TAG_CLIENT, client_id), (TAG_INVOICE, invoice_id)]
+        .into_iter()
+        .chain(extra.iter().copied());
+    match pairs
+        .map(|(name, value)| EmailTag::new(name, value))
+        .collect::<Option<Vec<_>>>()
+    {
+        Some(tags) => tags,
+        None => {
+            tracing::warn!(invoice_id, "ids not valid as SES tags: the e-mail goes untagged");
+            Vec::new()
+        }
+    }
+}
+
 /// A message tag SES accepts: name and value of 1–256 ASCII letters, digits, `_`, `-`, `.`
 /// or `@` (SES refuses the whole send for one bad tag, so bad ones are never built).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,7 +161,25 @@ impl Mailer for SesMailer {
 
 #[cfg(test)]
 mod tests {
-    use super::EmailTag;
+    use super::{EmailTag, invoice_tags};
+
+    #[test]
+    fn an_invoice_e_mail_is_tagged_whole_or_not_at_all() {
+        let tags = invoice_tags("acme", "B001-00000042", &[("purpose", "dunning")]);
+        let pairs: Vec<(&str, &str)> = tags.iter().map(|t| (t.name(), t.value())).collect();
+        assert_eq!(
+            pairs,
+            [
+                ("client_id", "acme"),
+                ("invoice_id", "B001-00000042"),
+                ("purpose", "dunning")
+            ]
+        );
+        assert!(
+            invoice_tags("acme corp", "B001-00000042", &[]).is_empty(),
+            "a space is refused by SES"
+        );
+    }
 
     #[test]
     fn tags_take_only_what_ses_accepts() {
