@@ -500,26 +500,6 @@ async fn last_credit_number(d: &Desk) -> Option<String> {
         .cloned()
 }
 
-/// Hand invoice-issue one CreditNoteRequested as the billing queue would; the ids of the
-/// messages it reports failed.
-async fn request_credit(d: &Desk, request_id: &str, invoice_id: &str, lines: Value) -> Vec<Value> {
-    let body = json!({
-        "type": "CreditNoteRequested", "id": format!("m-{request_id}"), "version": 1,
-        "occurred_at": "2026-11-30T15:00:00Z", "correlation_id": request_id,
-        "body": {"request_id": request_id, "client_id": d.client, "invoice_id": invoice_id, "reason": "07",
-                 "description": "Devolución de un router", "lines": lines, "requested_by": "finance-1"},
-    });
-    let reply = d
-        .env
-        .send(
-            d.env
-                .deliver_sqs("InvoiceIssueFunction", "BillingQueue", &body.to_string()),
-        )
-        .await;
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-    reply.body["batchItemFailures"].as_array().cloned().unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_credit_note_corrects_an_accepted_invoice_in_its_own_series_and_foreign_tools_accept_it() {
     let d = desk().await;
@@ -532,8 +512,8 @@ async fn a_credit_note_corrects_an_accepted_invoice_in_its_own_series_and_foreig
 
     // One router returned: a note in the boletas' credit series, delivered twice, issued once.
     let router = json!([{"line": 2, "quantity": 1}]);
-    assert!(request_credit(&d, "cn-1", &invoice_id, router.clone()).await.is_empty());
-    assert!(request_credit(&d, "cn-1", &invoice_id, router).await.is_empty());
+    assert!(d.request_credit("cn-1", &invoice_id, router.clone()).await.is_empty());
+    assert!(d.request_credit("cn-1", &invoice_id, router).await.is_empty());
     let note = wait_credit_note(&d, &invoice_id, "BC01-00000001", |n| {
         n["electronic"]["status"] == "ACCEPTED"
     })
@@ -716,7 +696,7 @@ async fn a_credit_note_corrects_an_accepted_invoice_in_its_own_series_and_foreig
     );
 
     // Crediting the whole invoice now would credit the router twice: refused, no number taken.
-    let failures = request_credit(&d, "cn-2", &invoice_id, json!([])).await;
+    let failures = d.request_credit("cn-2", &invoice_id, json!([])).await;
     assert_eq!(failures.len(), 1, "the request is refused");
     assert_eq!(last_credit_number(&d).await.as_deref(), Some("1"));
 }

@@ -14,25 +14,6 @@ use e2e_tests::caller;
 use e2e_tests::desk::{Desk, desk};
 use serde_json::{Value, json};
 
-/// Hand invoice-issue one CreditNoteRequested as the billing queue would.
-async fn request_credit(d: &Desk, request_id: &str, invoice_id: &str, lines: Value) {
-    let body = json!({
-        "type": "CreditNoteRequested", "id": format!("m-{request_id}"), "version": 1,
-        "occurred_at": "2026-11-30T15:00:00Z", "correlation_id": request_id,
-        "body": {"request_id": request_id, "client_id": d.client, "invoice_id": invoice_id, "reason": "07",
-                 "description": "Devolución de un router", "lines": lines, "requested_by": "fin-1"},
-    });
-    let reply = d
-        .env
-        .send(
-            d.env
-                .deliver_sqs("InvoiceIssueFunction", "BillingQueue", &body.to_string()),
-        )
-        .await;
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-    assert_eq!(reply.body["batchItemFailures"], json!([]), "{:?}", reply.body);
-}
-
 /// The credit note item `note_id` of an invoice, as JSON, once SUNAT accepted it.
 async fn accepted_note(d: &Desk, invoice_id: &str, note_id: &str) -> Value {
     let started = Instant::now();
@@ -112,7 +93,10 @@ async fn finance_downloads_a_register_with_the_invoice_and_its_credit_note_that_
     let invoice_id = invoice["invoice_id"].as_str().expect("id").to_owned();
     let (series, number) = invoice_id.split_once('-').expect("SERIES-NUMBER");
     let number = number.trim_start_matches('0');
-    request_credit(&d, "reg-cn-1", &invoice_id, json!([{"line": 2, "quantity": 1}])).await;
+    let failures = d
+        .request_credit("reg-cn-1", &invoice_id, json!([{"line": 2, "quantity": 1}]))
+        .await;
+    assert_eq!(failures, Vec::<Value>::new(), "the credit request was processed");
     let note = accepted_note(&d, &invoice_id, "BC01-00000001").await;
 
     let finance = caller("fin-1", "finance", &[&d.client]);

@@ -267,6 +267,26 @@ impl Desk {
         format!("S-{id}")
     }
 
+    /// Hand invoice-issue one CreditNoteRequested as the billing queue would; the ids of the
+    /// messages it reports failed.
+    pub async fn request_credit(&self, request_id: &str, invoice_id: &str, lines: Value) -> Vec<Value> {
+        let body = json!({
+            "type": "CreditNoteRequested", "id": format!("m-{request_id}"), "version": 1,
+            "occurred_at": "2026-11-30T15:00:00Z", "correlation_id": request_id,
+            "body": {"request_id": request_id, "client_id": self.client, "invoice_id": invoice_id, "reason": "07",
+                     "description": "Devolución de un router", "lines": lines, "requested_by": "finance-1"},
+        });
+        let reply = self
+            .env
+            .send(
+                self.env
+                    .deliver_sqs("InvoiceIssueFunction", "BillingQueue", &body.to_string()),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        reply.body["batchItemFailures"].as_array().cloned().unwrap_or_default()
+    }
+
     /// A courier event about the sale's shipment, signed as its courier signs (with the
     /// secret the stack gave it).
     pub async fn courier_report(&self, sale_id: &str, body: &Value) -> Reply {
