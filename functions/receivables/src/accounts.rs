@@ -10,13 +10,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use backoffice_domain::credit_note::{CreditNoteDraft, CreditNoteReason, CreditedLine, MAX_DESCRIPTION_CHARS};
-use backoffice_domain::events::{CreditNoteRequested, OutboxMessage};
+use backoffice_domain::events::CreditNoteRequested;
 use backoffice_domain::money::Money;
 use backoffice_domain::principal::{Principal, Role};
 use backoffice_domain::receivable::{Ageing, Buckets, Receivable, age};
 use backoffice_domain::validation::Invalid;
-use backoffice_edge::http::request::DEFAULT_BODY_LIMIT;
-use backoffice_edge::http::{ApiError, ApiRequest, ApiResponse};
+use backoffice_edge::http::ApiError;
 use backoffice_store::accounts::InvoiceFile;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -184,15 +183,6 @@ pub fn credit_request(
     })
 }
 
-/// The billing-queue message of a credit request.
-pub fn credit_message(
-    request: &CreditNoteRequested,
-    correlation_id: &str,
-    now: time::OffsetDateTime,
-) -> Result<OutboxMessage, ApiError> {
-    OutboxMessage::seal(request, correlation_id, now).map_err(|e| ApiError::Internal(e.to_string()))
-}
-
 /// Buyers listed per currency unless asked otherwise: the largest debts first (a client with
 /// tens of thousands of buyers would otherwise outgrow a Lambda response).
 pub const DEFAULT_BUYERS: usize = 100;
@@ -253,11 +243,6 @@ pub fn ageing(open: &[backoffice_store::accounts::OpenInvoice], as_of: time::Dat
     age(as_of, &receivables(open))
 }
 
-/// The body as a credit-note request, or a 422 naming the field.
-pub fn credit_body(request: &ApiRequest) -> Result<CreditNoteBody, ApiError> {
-    request.json_body(DEFAULT_BODY_LIMIT)
-}
-
 /// Finance and admins ask for credit notes.
 pub fn may_credit(principal: &Principal) -> Result<(), ApiError> {
     if principal.is_any(&[Role::Finance, Role::Admin]) {
@@ -267,8 +252,4 @@ pub fn may_credit(principal: &Principal) -> Result<(), ApiError> {
             "credit notes are asked for by finance and admins".into(),
         ))
     }
-}
-
-pub fn response(status: u16, body: &Value) -> ApiResponse {
-    ApiResponse::json(status, body)
 }

@@ -82,25 +82,6 @@ impl<L: InvoiceLedger + PaymentLedger + AccountsView, I: IdempotencyStore, C: Cl
         }
     }
 
-    /// The client the request is about: `?client=`, or the token's only client.
-    fn client_of(request: &ApiRequest, principal: &Principal) -> Result<String, ApiError> {
-        let client_id = match (request.query_param("client")?, principal.clients.as_slice()) {
-            (Some(client), _) => client.to_owned(),
-            (None, [only]) => only.clone(),
-            (None, _) => {
-                return Err(ApiError::InvalidParameter {
-                    field: "client".into(),
-                    detail: "client is required: your token lists several clients".into(),
-                });
-            }
-        };
-        if principal.acts_for(&client_id) {
-            Ok(client_id)
-        } else {
-            Err(ApiError::NotFound(format!("no client {client_id}")))
-        }
-    }
-
     async fn pay(
         &self,
         request: &ApiRequest,
@@ -113,7 +94,7 @@ impl<L: InvoiceLedger + PaymentLedger + AccountsView, I: IdempotencyStore, C: Cl
             ));
         }
         request.only_query_params(&["client"])?;
-        let client_id = Self::client_of(request, principal)?;
+        let client_id = client_of(request, principal)?;
         let invoice_id = request.path_param("id")?.to_owned();
         let now = self.clock.now();
         idempotency::run(&self.idempotency, request, principal, now, invocation.deadline, async || {
@@ -176,7 +157,7 @@ impl<L: InvoiceLedger + PaymentLedger + AccountsView, I: IdempotencyStore, C: Cl
     async fn read(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
         accounts::may_read(principal)?;
         request.only_query_params(&["client"])?;
-        let client_id = Self::client_of(request, principal)?;
+        let client_id = client_of(request, principal)?;
         let invoice_id = request.path_param("id")?;
         let Some(file) = self.ledger.invoice_file(&client_id, invoice_id).await? else {
             return Err(ApiError::NotFound(format!("no invoice {invoice_id}")));
@@ -213,7 +194,7 @@ impl<L: InvoiceLedger + PaymentLedger + AccountsView, I: IdempotencyStore, C: Cl
     ) -> Result<ApiResponse, ApiError> {
         accounts::may_credit(principal)?;
         request.only_query_params(&["client"])?;
-        let client_id = Self::client_of(request, principal)?;
+        let client_id = client_of(request, principal)?;
         let invoice_id = request.path_param("id")?.to_owned();
         // The request's identity is its Idempotency-Key: a retried request asks for the same
         // note, and invoice-issue issues at most one per request.
@@ -232,12 +213,13 @@ impl<L: InvoiceLedger + PaymentLedger + AccountsView, I: IdempotencyStore, C: Cl
             now,
             invocation.deadline,
             async || {
-                let body = accounts::credit_body(request)?;
+                let body: accounts::CreditNoteBody = request.json_body(DEFAULT_BODY_LIMIT)?;
                 let Some(file) = self.ledger.invoice_file(&client_id, &invoice_id).await? else {
                     return Err(ApiError::NotFound(format!("no invoice {invoice_id}")));
                 };
                 let credit = accounts::credit_request(&file, &body, &request_id, &principal.user_id, now)?;
-                let message = accounts::credit_message(&credit, request.correlation_id(), now)?;
+                let message = backoffice_domain::events::OutboxMessage::seal(&credit, request.correlation_id(), now)
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
                 self.publisher
                     .publish(&message)
                     .await
@@ -264,7 +246,7 @@ impl<L: InvoiceLedger + PaymentLedger + AccountsView, I: IdempotencyStore, C: Cl
     async fn aging(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
         accounts::may_read(principal)?;
         request.only_query_params(&["client", "as_of", "buyers"])?;
-        let client_id = Self::client_of(request, principal)?;
+        let client_id = client_of(request, principal)?;
         let buyers = match request.query_param("buyers")? {
             None => accounts::DEFAULT_BUYERS,
             Some(raw) => raw
@@ -310,7 +292,7 @@ impl<L: InvoiceLedger + PaymentLedger + AccountsView, I: IdempotencyStore, C: Cl
             "limit",
             "cursor",
         ])?;
-        let client_id = Self::client_of(request, principal)?;
+        let client_id = client_of(request, principal)?;
         let invalid = |field: &str, detail: &str| ApiError::InvalidParameter {
             field: field.into(),
             detail: detail.into(),
@@ -425,6 +407,26 @@ impl<L: InvoiceLedger + PaymentLedger + AccountsView, I: IdempotencyStore, C: Cl
             200,
             &json!({"client": client_id, "items": page.items, "next_cursor": page.next_cursor}),
         )
+    }
+}
+
+/// The client the request is about: `?client=`, or the token's only client; another client's
+/// reads as unknown (every receivables route, the sales register's too).
+pub fn client_of(request: &ApiRequest, principal: &Principal) -> Result<String, ApiError> {
+    let client_id = match (request.query_param("client")?, principal.clients.as_slice()) {
+        (Some(client), _) => client.to_owned(),
+        (None, [only]) => only.clone(),
+        (None, _) => {
+            return Err(ApiError::InvalidParameter {
+                field: "client".into(),
+                detail: "client is required: your token lists several clients".into(),
+            });
+        }
+    };
+    if principal.acts_for(&client_id) {
+        Ok(client_id)
+    } else {
+        Err(ApiError::NotFound(format!("no client {client_id}")))
     }
 }
 

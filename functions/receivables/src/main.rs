@@ -27,9 +27,11 @@ async fn main() -> Result<(), Error> {
         .map_err(|e| format!("BUSINESS_TIME_ZONE: {}", e.detail))?;
     let sdk = aws::sdk_config()?;
     let dynamodb = aws::dynamodb(&sdk);
+    // One S3 client for the register files and the documents' links.
+    let s3 = aws::s3(&sdk);
     let registers = &SalesRegisterApi {
         source: DynamoInvoiceStore::new(dynamodb.clone(), invoices_table.clone()),
-        files: S3RegisterFiles::new(aws::s3(&sdk), invoices_bucket.clone()),
+        files: S3RegisterFiles::new(s3.clone(), invoices_bucket.clone()),
         clock: SystemClock,
         zone: zone.clone(),
     };
@@ -38,7 +40,7 @@ async fn main() -> Result<(), Error> {
         idempotency: DynamoIdempotencyStore::new(dynamodb, idempotency_table),
         clock: SystemClock,
         links: Arc::new(S3Links {
-            client: aws::s3(&sdk),
+            client: s3,
             bucket: invoices_bucket,
         }),
         publisher: Arc::new(SqsPublisher::new(

@@ -25,6 +25,8 @@ use backoffice_edge::http::{ApiError, ApiRequest, ApiResponse, Invocation, respo
 use backoffice_store::register::{RegisterFiles, RegisterSource, register_key};
 use serde_json::json;
 
+use crate::client_of;
+
 pub const ROUTES: &[&str] = &["POST /receivables/sales-register", "GET /receivables/sales-register"];
 
 /// How long a download link works: long enough to click, short enough not to be passed around.
@@ -162,26 +164,6 @@ impl<S: RegisterSource, F: RegisterFiles, C: Clock> SalesRegisterApi<S, F, C> {
                 "expires_in": LINK_TTL.as_secs(),
             }),
         ))
-    }
-}
-
-/// The client the request is about: `?client=`, or the token's only client (as for the
-/// invoice listing).
-fn client_of(request: &ApiRequest, principal: &Principal) -> Result<String, ApiError> {
-    let client_id = match (request.query_param("client")?, principal.clients.as_slice()) {
-        (Some(client), _) => client.to_owned(),
-        (None, [only]) => only.clone(),
-        (None, _) => {
-            return Err(ApiError::InvalidParameter {
-                field: "client".into(),
-                detail: "client is required: your token lists several clients".into(),
-            });
-        }
-    };
-    if principal.acts_for(&client_id) {
-        Ok(client_id)
-    } else {
-        Err(ApiError::NotFound(format!("no client {client_id}")))
     }
 }
 
