@@ -516,27 +516,7 @@ impl CreditNoteStore for DynamoInvoiceStore {
         email: &EmailRecord,
     ) -> Result<(), StoreError> {
         let (pk, _) = Self::invoice_key(client_id, invoice_id);
-        let value = serde_dynamo::to_attribute_value(email).map_err(corrupt("serializing email record"))?;
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", pk)
-            .key("sk", note_sk(credit_note_id))
-            .update_expression(
-                "SET email = :email ADD email_attempts :one REMOVE email_lease_until, email_last_error, gsi2pk, gsi2sk",
-            )
-            .condition_expression("attribute_exists(pk) AND attribute_not_exists(email)")
-            .expression_attribute_values(":email", value)
-            .expression_attribute_values(":one", n(1))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Recorded already (by this worker's earlier attempt): the first record stands.
-            Err(err) if update_condition_failed(&err) => Ok(()),
-            Err(err) => Err(sdk_error(err)),
-        }
+        self.write_email_record(pk, note_sk(credit_note_id), email).await
     }
 
     async fn release_credit_note_email(
@@ -548,36 +528,7 @@ impl CreditNoteStore for DynamoInvoiceStore {
         retry: Retry,
     ) -> Result<(), StoreError> {
         let (pk, _) = Self::invoice_key(client_id, invoice_id);
-        let reason: String = error.chars().take(500).collect();
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", pk)
-            .key("sk", note_sk(credit_note_id))
-            .condition_expression("attribute_exists(pk) AND attribute_not_exists(email)")
-            .expression_attribute_values(":e", s(reason))
-            .expression_attribute_values(":one", n(1));
-        let update = match retry {
-            // Behind newer notes until its retry time (the sweep reads the index in due order).
-            Retry::At(due) => update
-                .update_expression(
-                    "SET email_last_error = :e, gsi2sk = :due ADD email_attempts :one REMOVE email_lease_until",
-                )
-                .expression_attribute_values(":due", s(format!("{:020}#{credit_note_id}", nanos(due)))),
-            Retry::Park => update
-                .update_expression(
-                    "SET email_last_error = :e, gsi2pk = :parked, email_parked = :yes \
-                     ADD email_attempts :one REMOVE email_lease_until",
-                )
-                .expression_attribute_values(":parked", s(PARKED))
-                .expression_attribute_values(":yes", AttributeValue::Bool(true)),
-        };
-        match update.send().await {
-            Ok(_) => Ok(()),
-            // Sent meanwhile: nothing to give back.
-            Err(err) if update_condition_failed(&err) => Ok(()),
-            Err(err) => Err(sdk_error(err)),
-        }
+        self.release_email_lease(pk, note_sk(credit_note_id), credit_note_id, error, retry, PARKED)
+            .await
     }
 }

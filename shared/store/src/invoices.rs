@@ -401,6 +401,79 @@ impl DynamoInvoiceStore {
         Ok(())
     }
 
+    /// Remember the e-mail that carried a document (invoice or credit note, at `pk`/`sk`): it
+    /// leaves the pending index, and the first record stands (a worker's retry changes nothing).
+    pub(crate) async fn write_email_record(
+        &self,
+        pk: AttributeValue,
+        sk: AttributeValue,
+        email: &EmailRecord,
+    ) -> Result<(), StoreError> {
+        let value = serde_dynamo::to_attribute_value(email).map_err(corrupt("serializing email record"))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", sk)
+            .update_expression(
+                "SET email = :email ADD email_attempts :one REMOVE email_lease_until, email_last_error, gsi2pk, gsi2sk",
+            )
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(email)")
+            .expression_attribute_values(":email", value)
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if update_condition_failed(&err) => Ok(()),
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+
+    /// Give back a document's e-mail lease after a failed send: due again at the retry's time
+    /// (behind newer documents on the pending index, `{due:020}#{document_id}`), or moved to
+    /// `parked` when its attempts are spent. Sent meanwhile: nothing to give back.
+    pub(crate) async fn release_email_lease(
+        &self,
+        pk: AttributeValue,
+        sk: AttributeValue,
+        document_id: &str,
+        error: &str,
+        retry: Retry,
+        parked: &str,
+    ) -> Result<(), StoreError> {
+        let reason: String = error.chars().take(500).collect();
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", sk)
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(email)")
+            .expression_attribute_values(":e", s(reason))
+            .expression_attribute_values(":one", n(1));
+        let update = match retry {
+            Retry::At(due) => update
+                .update_expression(
+                    "SET email_last_error = :e, gsi2sk = :due ADD email_attempts :one REMOVE email_lease_until",
+                )
+                .expression_attribute_values(":due", s(format!("{:020}#{document_id}", nanos(due)))),
+            Retry::Park => update
+                .update_expression(
+                    "SET email_last_error = :e, gsi2pk = :parked, email_parked = :yes \
+                     ADD email_attempts :one REMOVE email_lease_until",
+                )
+                .expression_attribute_values(":parked", s(parked))
+                .expression_attribute_values(":yes", AttributeValue::Bool(true)),
+        };
+        match update.send().await {
+            Ok(_) => Ok(()),
+            Err(err) if update_condition_failed(&err) => Ok(()),
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+
     pub(crate) fn invoice_key(client_id: &str, invoice_id: &str) -> (AttributeValue, AttributeValue) {
         (s(format!("INVOICE#{client_id}#{invoice_id}")), s("META"))
     }
@@ -645,27 +718,7 @@ impl InvoiceStore for DynamoInvoiceStore {
 
     async fn record_email(&self, client_id: &str, invoice_id: &str, email: &EmailRecord) -> Result<(), StoreError> {
         let (pk, sk) = Self::invoice_key(client_id, invoice_id);
-        let value = serde_dynamo::to_attribute_value(email).map_err(corrupt("serializing email record"))?;
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", pk)
-            .key("sk", sk)
-            .update_expression(
-                "SET email = :email ADD email_attempts :one REMOVE email_lease_until, email_last_error, gsi2pk, gsi2sk",
-            )
-            .condition_expression("attribute_exists(pk) AND attribute_not_exists(email)")
-            .expression_attribute_values(":email", value)
-            .expression_attribute_values(":one", n(1))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Recorded already (by this worker's earlier attempt): the first record stands.
-            Err(err) if update_condition_failed(&err) => Ok(()),
-            Err(err) => Err(sdk_error(err)),
-        }
+        self.write_email_record(pk, sk, email).await
     }
 
     async fn release_email(
@@ -676,28 +729,8 @@ impl InvoiceStore for DynamoInvoiceStore {
         retry: Retry,
     ) -> Result<(), StoreError> {
         let (pk, sk) = Self::invoice_key(client_id, invoice_id);
-        let reason: String = error.chars().take(500).collect();
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", pk)
-            .key("sk", sk)
-            .condition_expression("attribute_exists(pk) AND attribute_not_exists(email)")
-            .expression_attribute_values(":e", s(reason))
-            .expression_attribute_values(":one", n(1));
-        let update = match retry {
-            // The e-mail moves behind newer ones until its retry time.
-            Retry::At(due) => update
-                .update_expression("SET email_last_error = :e, gsi2sk = :due ADD email_attempts :one REMOVE email_lease_until")
-                .expression_attribute_values(":due", s(format!("{:020}#{invoice_id}", nanos(due)))),
-            Retry::Park => update
-                .update_expression("SET email_last_error = :e, gsi2pk = :parked, email_parked = :yes ADD email_attempts :one REMOVE email_lease_until")
-                .expression_attribute_values(":parked", s(EMAIL_PARKED))
-                .expression_attribute_values(":yes", AttributeValue::Bool(true)),
-        };
-        update.send().await.map_err(sdk_error)?;
-        Ok(())
+        self.release_email_lease(pk, sk, invoice_id, error, retry, EMAIL_PARKED)
+            .await
     }
 
     async fn pending_emails(&self, now: OffsetDateTime, limit: u32) -> Result<Vec<(String, String)>, StoreError> {
