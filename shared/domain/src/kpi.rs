@@ -70,6 +70,16 @@ impl Ratio {
         self.denominator
     }
 
+    /// The value times 10^`decimals`, rounded half up: the unscaled integer of the decimal that
+    /// [`Ratio::to_fixed`] prints (1/3 with 4 decimals is 3333, "0.3333"). `decimals` is capped
+    /// at 18, as there.
+    pub fn scaled(self, decimals: u32) -> u128 {
+        // u128: numerator (≤ u64) × 10^18 × 2 + denominator cannot overflow.
+        let scale = 10u128.pow(decimals.min(18));
+        let den = u128::from(self.denominator);
+        (u128::from(self.numerator) * scale * 2 + den) / (den * 2)
+    }
+
     /// The value with exactly `decimals` decimals, rounded half up ("0.3333", "2.5000").
     pub fn to_fixed(self, decimals: u32) -> String {
         // u128: numerator (≤ u64) × 10^decimals × 2 cannot overflow for decimals ≤ 18.
@@ -519,6 +529,29 @@ mod tests {
             // "1." reads as 1: an empty fraction is just no decimals.
             assert_eq!(read.is_ok(), bad == "1.", "{bad}");
         }
+    }
+
+    #[test]
+    fn scaled_is_the_unscaled_integer_of_to_fixed() {
+        for (n, d) in [
+            (1, 3),
+            (2, 3),
+            (1, 20_000),
+            (1, 20_001),
+            (7, 2),
+            (0, 5),
+            (u64::MAX, 1),
+            (u64::MAX, 7),
+        ] {
+            let r = Ratio::new(n, d).expect("a ratio");
+            for decimals in [0, 4, 18, 30] {
+                let printed = r.to_fixed(decimals).replace('.', "").parse::<u128>();
+                assert_eq!(Ok(r.scaled(decimals)), printed, "{n}/{d} with {decimals} decimals");
+            }
+        }
+        assert_eq!(ratio(1, 3).map(|r| r.scaled(4)), Some(3333));
+        assert_eq!(ratio(1, 20_000).map(|r| r.scaled(4)), Some(1), "half up");
+        assert_eq!(ratio(7, 2).map(|r| r.scaled(4)), Some(35_000));
     }
 
     #[test]
