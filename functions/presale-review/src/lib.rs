@@ -234,15 +234,25 @@ where
     }
 
     /// The campaign-local day of `now`: the day a decision counts for in the metrics.
-    async fn campaign_day(&self, campaign_id: &str, now: OffsetDateTime) -> Result<time::Date, ApiError> {
-        match self.campaigns.catalog(campaign_id).await? {
-            Some(catalog) => Ok(catalog.campaign.timezone.local_date(now)),
+    /// The campaign-local days of `now` (the decision) and of the pre-sale's sale (the KPI
+    /// reports' day it counts on, `kpi::Sale::sold_at`).
+    async fn campaign_days(
+        &self,
+        presale: &Presale,
+        now: OffsetDateTime,
+    ) -> Result<(time::Date, time::Date), ApiError> {
+        let sold_at = backoffice_domain::kpi::Sale::from_presale(presale).sold_at;
+        match self.campaigns.catalog(&presale.campaign_id).await? {
+            Some(catalog) => Ok((
+                catalog.campaign.timezone.local_date(now),
+                catalog.campaign.timezone.local_date(sold_at),
+            )),
             None => {
                 tracing::warn!(
-                    campaign_id,
+                    campaign_id = presale.campaign_id,
                     "the pre-sale's campaign has no configuration: metrics count the UTC day"
                 );
-                Ok(now.date())
+                Ok((now.date(), sold_at.to_offset(time::UtcOffset::UTC).date()))
             }
         }
     }
@@ -346,7 +356,10 @@ where
         };
         let effects = Effects {
             outbox: outbox.clone(),
-            counters: metrics::decision_counters(&presale, self.campaign_day(&presale.campaign_id, now).await?),
+            counters: {
+                let (day, sale_day) = self.campaign_days(&presale, now).await?;
+                metrics::decision_counters(&presale, day, sale_day)
+            },
             claim: Some(ClaimLock::Free {
                 validator_id: principal.user_id.clone(),
                 presale_id: presale.id.clone(),

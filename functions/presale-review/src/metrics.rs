@@ -25,8 +25,10 @@ fn bucket_name(secs: i64) -> String {
     }
 }
 
-/// What a decision adds to the metrics of `day` (the campaign-local day it was taken).
-pub fn decision_counters(presale: &Presale, day: Date) -> Vec<CounterDelta> {
+/// What a decision adds to the metrics of `day` (the campaign-local day it was taken). The
+/// `REVIEW` item also counts decisions per sale day (`sold_{yyyymmdd}`): the KPI reports re-open
+/// the day a decided pre-sale was sold on (`backoffice_store::kpis`).
+pub fn decision_counters(presale: &Presale, day: Date, sale_day: Date) -> Vec<CounterDelta> {
     let Some(decision) = &presale.decision else {
         return vec![];
     };
@@ -40,6 +42,7 @@ pub fn decision_counters(presale: &Presale, day: Date) -> Vec<CounterDelta> {
         ("reviewed".to_owned(), 1),
         (outcome.to_owned(), 1),
         (bucket_name(decision.review_secs), 1),
+        (backoffice_store::kpis::decisions_counter(sale_day), 1),
     ];
     if decision.kind == DecisionKind::Reject {
         review.extend(decision.reasons.iter().map(|r| (format!("reject_{r}"), 1)));

@@ -395,7 +395,7 @@ impl<L: InvoiceLedger + PaymentLedger + AccountsView, I: IdempotencyStore, C: Cl
 
     /// A page of the listing as JSON, or as CSV (`Accept: text/csv`) with the cursor in a header.
     fn page_response(&self, request: &ApiRequest, client_id: &str, page: Page<InvoiceSummary>) -> ApiResponse {
-        if wants_csv(request) {
+        if request.wants_csv() {
             let rows: Vec<Vec<String>> = page.items.iter().map(csv_row).collect();
             let mut response = ApiResponse::csv(200, &CSV_HEADER, &rows, &format!("invoices-{client_id}.csv"));
             if let Some(cursor) = &page.next_cursor {
@@ -439,13 +439,6 @@ fn parse_electronic(raw: &str) -> Option<ElectronicStatus> {
     ]
     .into_iter()
     .find(|s| s.as_str() == raw)
-}
-
-/// `Accept: text/csv` (a browser's or Excel's download) asks for the CSV.
-fn wants_csv(request: &ApiRequest) -> bool {
-    request
-        .header("accept")
-        .is_some_and(|accept| accept.split(',').any(|t| t.trim().starts_with("text/csv")))
 }
 
 const CSV_HEADER: [&str; 16] = [

@@ -20,6 +20,8 @@ pub struct Campaign {
     pub checks: CheckThresholds,
     /// Contact attempts per customer and day before a dialer must stop.
     pub max_attempts_per_day: u32,
+    /// B: records in the campaign's base (the KPIs' penetration), when configured.
+    pub base_records: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -186,6 +186,24 @@ impl Event for CashCollected {
     const QUEUE: &'static str = "billing";
 }
 
+/// Compute (or recompute) one campaign-local day's KPI report (the reports queue): the hourly
+/// tick asks for days that changed, an admin's rebuild for a range (`forced`: even if unchanged).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KpiDayRequested {
+    pub campaign_id: String,
+    #[serde(with = "crate::wire::date")]
+    pub day: time::Date,
+    #[serde(default)]
+    pub forced: bool,
+    /// Why: `day_ended`, `late_contacts`, `verifications`, `rebuild`.
+    pub reason: String,
+}
+
+impl Event for KpiDayRequested {
+    const TYPE: &'static str = "KpiDayRequested";
+    const QUEUE: &'static str = "reports";
+}
+
 /// What the courier's event means for billing, if anything: a return or collected cash, when
 /// the event moved the shipment to that status (a late or repeated report means nothing new).
 pub fn billing_event_of(

@@ -793,6 +793,7 @@ mod tests {
                 active: true,
                 checks: Default::default(),
                 max_attempts_per_day: 3,
+                base_records: None,
             },
             items,
         }

@@ -34,6 +34,7 @@ pub fn campaign_catalog(campaign_id: &str, client_id: &str) -> CampaignCatalog {
             active: true,
             checks: Default::default(),
             max_attempts_per_day: 3,
+            base_records: None,
         },
         items: BTreeMap::from([item("FIB-300", "Fibra 300", 14990), item("ROUTER", "Router", 1999)]),
     }

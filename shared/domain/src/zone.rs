@@ -45,6 +45,20 @@ impl CampaignZone {
         at.checked_to_offset(offset)
     }
 
+    /// The first instant of the local `day` in this zone (later than midnight only where a
+    /// clock change skips it). `None` only at the ends of the calendar.
+    pub fn start_of(&self, day: Date) -> Option<OffsetDateTime> {
+        let civil = jiff::civil::Date::new(
+            i16::try_from(day.year()).ok()?,
+            i8::try_from(u8::from(day.month())).ok()?,
+            i8::try_from(day.day()).ok()?,
+        )
+        .ok()?;
+        // "Compatible": a skipped midnight resolves to the first moment after the gap.
+        let start = self.tz.to_ambiguous_timestamp(civil.at(0, 0, 0, 0)).compatible().ok()?;
+        OffsetDateTime::from_unix_timestamp_nanos(start.as_nanosecond()).ok()
+    }
+
     /// The local calendar day of `at` in this zone.
     pub fn local_date(&self, at: OffsetDateTime) -> Date {
         let local = jiff::Timestamp::from_nanosecond(at.unix_timestamp_nanos())
@@ -147,6 +161,21 @@ mod tests {
         assert_eq!(lima.local_date(datetime!(2026-12-01 00:00 -5)), date!(2026 - 12 - 01));
         // The caller's offset does not matter, only the instant.
         assert_eq!(lima.local_date(datetime!(2026-12-01 10:00 +9)), date!(2026 - 11 - 30));
+    }
+
+    #[test]
+    fn a_local_day_starts_at_its_zone_s_midnight_or_the_first_moment_after_a_skipped_one() {
+        let lima = CampaignZone::parse("America/Lima").expect("a zone");
+        assert_eq!(
+            lima.start_of(date!(2026 - 11 - 30)),
+            Some(datetime!(2026-11-30 05:00 UTC))
+        );
+        // Santiago's clocks went from 00:00 to 01:00 on 2026-09-06: that day starts at 01:00 -3.
+        let santiago = CampaignZone::parse("America/Santiago").expect("a zone");
+        assert_eq!(
+            santiago.start_of(date!(2026 - 09 - 06)),
+            Some(datetime!(2026-09-06 04:00 UTC))
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! | disposition catalogs | `CAMPAIGN#{id}`   | `DISPOSITIONS#…` (see `contacts`) |
 //! | client company       | `CLIENT#{id}`     | `CONFIG` (with its `billing` map) |
 //! | client directory     | `CLIENTS`         | `CLIENT#{id}` (one per client: who the dunning visits) |
+//! | campaign directory   | `CAMPAIGNS`       | `CAMPAIGN#{id}` (one per campaign: whose KPIs are reported) |
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -54,6 +55,14 @@ pub trait ClientDirectory: Send + Sync {
     async fn clients(&self) -> Result<Vec<String>, StoreError>;
 }
 
+/// The campaigns, for jobs that visit each of them (the KPI reports).
+#[async_trait]
+pub trait CampaignList: Send + Sync {
+    /// Every campaign of the `CAMPAIGNS` directory, sorted.
+    async fn campaigns(&self) -> Result<Vec<String>, StoreError>;
+}
+
+/// A campaign's configuration and price list.
 #[async_trait]
 pub trait CampaignDirectory: Send + Sync {
     /// The campaign's configuration and price list; `None` if no such campaign.
@@ -115,6 +124,8 @@ struct CampaignRow {
     #[serde(default)]
     checks: Option<CheckThresholds>,
     max_attempts_per_day: u32,
+    #[serde(default)]
+    base_records: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -246,6 +257,7 @@ impl CampaignDirectory for DynamoCampaignDirectory {
             active: row.active,
             checks: row.checks.unwrap_or_default(),
             max_attempts_per_day: row.max_attempts_per_day,
+            base_records: row.base_records,
         };
         Ok(Some(CampaignCatalog { campaign, items }))
     }
@@ -415,6 +427,28 @@ impl ClientDirectory for DynamoCampaignDirectory {
     }
 }
 
+#[async_trait]
+impl CampaignList for DynamoCampaignDirectory {
+    async fn campaigns(&self) -> Result<Vec<String>, StoreError> {
+        let rows = query_all(
+            self.client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :campaign)")
+                .expression_attribute_values(":pk", s("CAMPAIGNS"))
+                .expression_attribute_values(":campaign", s("CAMPAIGN#")),
+        )
+        .await?;
+        let mut campaigns: Vec<String> = rows
+            .iter()
+            .filter_map(|row| string_attr(row, "sk")?.strip_prefix("CAMPAIGN#").map(str::to_owned))
+            .filter(|id| !id.is_empty())
+            .collect();
+        campaigns.sort();
+        Ok(campaigns)
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // In-memory twin
 // ---------------------------------------------------------------------------------------------
@@ -493,6 +527,16 @@ mod memory {
                 .get(campaign_id)
                 .cloned()
                 .unwrap_or_default())
+        }
+    }
+
+    /// The directory lists every configured campaign.
+    #[async_trait]
+    impl CampaignList for MemoryCampaignDirectory {
+        async fn campaigns(&self) -> Result<Vec<String>, StoreError> {
+            let mut campaigns: Vec<String> = self.catalogs.lock().map_err(poisoned)?.keys().cloned().collect();
+            campaigns.sort();
+            Ok(campaigns)
         }
     }
 

@@ -8,6 +8,8 @@
 //! | external id (dedupe)   | `EXT#{client}#{channel}#{ext id}`| `META`                  |       |
 //! | customer state         | `CUSTOMER#{client}#{key}`        | `CLIENT` / `CAMPAIGN#{id}` |    |
 //! | KPI counters           | `COUNTERS#{campaign}#{day}`      | `TOTAL` / `AGENT#{id}`  |       |
+//! | day attempt (KPIs)     | `ATTEMPTS#{campaign}#{day}`      | `{contact id}`          |       |
+//! | KPI report rows        | `KPI#{campaign}`                 | `{day}#0` / `{day}#1#…` |       |
 //! | callback               | `CALLBACK#{id}`                  | `META`                  | callbacks (gsi2, sparse): `CB#AGENT#{client}#{agent}` |
 //! | callback, by campaign  | `CALLBACK#{id}`                  | `CAMPAIGN`              | callbacks (gsi2): `CB#CAMPAIGN#{campaign}` |
 //!
@@ -234,8 +236,9 @@ impl DynamoContactStore {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    /// Every item of a contact's transaction: 0 the contact, 1 its external-id guard, 2 and 3
-    /// the counters, 4 the customer's campaign state (conditioned on the pending callback read),
+    /// Every item of a contact's transaction: 0 the contact, 1 its external-id guard, 2 its day
+    /// attempt for the KPI reports, 3 and 4 the counters, 5 the customer's campaign state
+    /// (conditioned on the pending callback read),
     /// then do-not-contact and the callbacks' changes.
     fn record_items(
         &self,
@@ -277,6 +280,8 @@ impl DynamoContactStore {
         let mut items = vec![
             transact_put(table, item, Some("attribute_not_exists(pk)"))?,
             transact_put(table, ext, Some("attribute_not_exists(pk)"))?,
+            // The KPI reports read a day's attempts as one partition (kpis.rs).
+            transact_put(table, crate::kpis::attempt_item(contact, day)?, None)?,
             Self::update(
                 table,
                 counters_pk.clone(),

@@ -363,3 +363,42 @@ pub(crate) async fn batch_get(
     }
     Ok(found)
 }
+
+/// Requests a `BatchWriteItem` may carry.
+const WRITE_BATCH: usize = 25;
+
+/// Every put and delete of `writes` on `table`, in batches of 25; requests the service leaves
+/// unprocessed (throttling) are sent again a few times, then the call fails (the caller redoes
+/// the whole idempotent write).
+pub(crate) async fn batch_write(
+    client: &Client,
+    table: &str,
+    writes: Vec<aws_sdk_dynamodb::types::WriteRequest>,
+) -> Result<(), StoreError> {
+    for chunk in writes.chunks(WRITE_BATCH) {
+        let mut pending = chunk.to_vec();
+        let mut round = 0;
+        while !pending.is_empty() {
+            if round == BATCH_ROUNDS {
+                return Err(StoreError::Unavailable(format!(
+                    "{table}: writes still unprocessed after {BATCH_ROUNDS} rounds"
+                )));
+            }
+            if round > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(50 << round.min(5))).await;
+            }
+            round += 1;
+            let output = client
+                .batch_write_item()
+                .request_items(table, std::mem::take(&mut pending))
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            pending = output
+                .unprocessed_items
+                .and_then(|mut left| left.remove(table))
+                .unwrap_or_default();
+        }
+    }
+    Ok(())
+}

@@ -13,6 +13,7 @@ pub(crate) mod dynamo;
 pub mod email_feedback;
 pub mod idempotency;
 pub mod invoices;
+pub mod kpis;
 pub mod ledger;
 pub mod outbox;
 pub mod payments;

@@ -148,6 +148,12 @@ impl ApiRequest {
             })
     }
 
+    /// `Accept: text/csv` (a browser's or Excel's download) asks for a CSV instead of JSON.
+    pub fn wants_csv(&self) -> bool {
+        self.header("accept")
+            .is_some_and(|accept| accept.split(',').any(|t| t.trim().starts_with("text/csv")))
+    }
+
     /// A single-valued query parameter; repeating it is an error rather than a silent pick.
     pub fn query_param(&self, name: &str) -> Result<Option<&str>, ApiError> {
         match self.query.get(name).map(Vec::as_slice) {
