@@ -14,6 +14,7 @@ fn handler_routes() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("contact-tipify", contact_tipify::ROUTES),
         ("shipment-tracking", shipment_tracking::ROUTES),
         ("receivables", receivables::ROUTES),
+        ("kpi-reports", kpi_reports::ROUTES),
     ])
 }
 

@@ -438,6 +438,30 @@ const TABLE: &[Row] = &[
     ("GET /receivables/sales-register", Finance, OtherClient, AnyRecord, 404),
     ("GET /receivables/sales-register", Admin, OwnClient, AnyRecord, 404),
     ("GET /receivables/sales-register", Admin, OtherClient, AnyRecord, 404),
+    // KPI reports: supervisors and admins of the campaign's client read, admins rebuild (ended
+    // days; the default range is yesterday). Another client's campaign reads as unknown.
+    ("GET /reports/kpis", Anon, AnyClient, AnyRecord, 401),
+    ("GET /reports/kpis", Agent, OwnClient, AnyRecord, 403),
+    ("GET /reports/kpis", Agent, OtherClient, AnyRecord, 403),
+    ("GET /reports/kpis", Validator, OwnClient, AnyRecord, 403),
+    ("GET /reports/kpis", Validator, OtherClient, AnyRecord, 403),
+    ("GET /reports/kpis", Supervisor, OwnClient, AnyRecord, 200),
+    ("GET /reports/kpis", Supervisor, OtherClient, AnyRecord, 404),
+    ("GET /reports/kpis", Finance, OwnClient, AnyRecord, 403),
+    ("GET /reports/kpis", Finance, OtherClient, AnyRecord, 403),
+    ("GET /reports/kpis", Admin, OwnClient, AnyRecord, 200),
+    ("GET /reports/kpis", Admin, OtherClient, AnyRecord, 404),
+    ("POST /reports/kpis/rebuild", Anon, AnyClient, AnyRecord, 401),
+    ("POST /reports/kpis/rebuild", Agent, OwnClient, AnyRecord, 403),
+    ("POST /reports/kpis/rebuild", Agent, OtherClient, AnyRecord, 403),
+    ("POST /reports/kpis/rebuild", Validator, OwnClient, AnyRecord, 403),
+    ("POST /reports/kpis/rebuild", Validator, OtherClient, AnyRecord, 403),
+    ("POST /reports/kpis/rebuild", Supervisor, OwnClient, AnyRecord, 403),
+    ("POST /reports/kpis/rebuild", Supervisor, OtherClient, AnyRecord, 403),
+    ("POST /reports/kpis/rebuild", Finance, OwnClient, AnyRecord, 403),
+    ("POST /reports/kpis/rebuild", Finance, OtherClient, AnyRecord, 403),
+    ("POST /reports/kpis/rebuild", Admin, OwnClient, AnyRecord, 202),
+    ("POST /reports/kpis/rebuild", Admin, OtherClient, AnyRecord, 404),
     ("GET /shipments/{id}", Anon, AnyClient, AnyRecord, 401),
     ("GET /shipments/{id}", Agent, OwnClient, OwnRecord, 200),
     ("GET /shipments/{id}", Agent, OwnClient, OtherRecord, 404),
@@ -935,6 +959,10 @@ impl Fixture {
                 &self.ship.client,
                 format!("/receivables/sales-register?client={}&month=2020-01", self.ship.client),
             ),
+            "GET /reports/kpis" => Target::new(&r.client, format!("/reports/kpis?campaign={}", r.campaign)),
+            "POST /reports/kpis/rebuild" => {
+                Target::new(&r.client, format!("/reports/kpis/rebuild?campaign={}", r.campaign))
+            }
             "POST /invoices/{id}/payments" => {
                 Target::new(&self.ship.client, format!("/invoices/{}/payments", self.invoice)).body(json!({
                     "amount": "0.01", "currency": "PEN", "method": "TRANSFER", "reference": unique("op"),

@@ -43,11 +43,21 @@ impl Desk {
 
     /// Register a pre-sale and upload its recording; returns (id, recording bytes).
     pub async fn ready_presale(&self, seconds: u32) -> (String, Vec<u8>) {
+        self.ready_presale_called_at(seconds, time::OffsetDateTime::now_utc())
+            .await
+    }
+
+    /// [`Desk::ready_presale`] of a call that started at `call_started_at`.
+    pub async fn ready_presale_called_at(
+        &self,
+        seconds: u32,
+        call_started_at: time::OffsetDateTime,
+    ) -> (String, Vec<u8>) {
         let call_id = unique("call");
         let now = time::OffsetDateTime::now_utc();
         let body = json!({
             "campaign_id": self.campaign, "call_id": call_id,
-            "call_started_at": now.format(&time::format_description::well_known::Rfc3339).expect("format"),
+            "call_started_at": call_started_at.format(&time::format_description::well_known::Rfc3339).expect("format"),
             "customer": {"document": {"type": "DNI", "number": format!("{:08}", uuid::Uuid::new_v4().as_u128() % 100_000_000)},
                          "full_name": "Rosa Mamani Flores", "email": "rosa.mamani@example.com", "phone": format!("+5197{:07}", uuid::Uuid::new_v4().as_u128() % 10_000_000),
                          "address": {"line1": "Jr. Junín 455", "district": "Cercado", "province": "Lima", "region": "Lima"}},
@@ -246,13 +256,19 @@ pub async fn join_all<T, F: std::future::Future<Output = T>>(futures: Vec<F>) ->
 impl Desk {
     /// Claim and approve pre-sale `id` as `validator`; the sale's id.
     pub async fn approve(&self, validator: &Caller, id: &str) -> String {
+        let approved = self.approve_next(validator).await;
+        assert_eq!(approved, id, "the validator was given another pre-sale");
+        format!("S-{id}")
+    }
+
+    /// Claim the next waiting pre-sale as `validator` and approve it; its id.
+    pub async fn approve_next(&self, validator: &Caller) -> String {
         let claimed = self.post(validator, "/reviews/next", None).await;
-        assert_eq!(
-            (claimed.status, claimed.body["presale"]["id"].as_str()),
-            (200, Some(id)),
-            "{:?}",
-            claimed.body
-        );
+        assert_eq!(claimed.status, 200, "{:?}", claimed.body);
+        let id = claimed.body["presale"]["id"]
+            .as_str()
+            .expect("a claimed pre-sale")
+            .to_owned();
         let version = claimed.body["presale"]["version"].as_u64().expect("version");
         let decision = json!({"decision": "approve", "version": version, "override_reason": "revisado"});
         let approved = self
@@ -264,7 +280,7 @@ impl Desk {
             "{:?}",
             approved.body
         );
-        format!("S-{id}")
+        id
     }
 
     /// Hand invoice-issue one CreditNoteRequested as the billing queue would; the ids of the
