@@ -25,7 +25,7 @@ use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use backoffice_domain::catalog::CampaignCatalog;
 use backoffice_domain::events::{KpiDayRequested, OutboxMessage};
-use backoffice_domain::kpi::{self, CampaignKpis, GroupBy, KpiRow, Rates};
+use backoffice_domain::kpi::{self, CampaignKpis, GroupBy, KpiRow};
 use backoffice_domain::principal::{Principal, Role};
 use backoffice_domain::{Clock, wire};
 use backoffice_edge::http::{ApiError, ApiRequest, ApiResponse, Invocation, respond};
@@ -373,7 +373,7 @@ where
         if request.wants_csv() {
             let body: Vec<Vec<String>> = rows.iter().map(csv_row).collect();
             let filename = format!("kpis-{}-{from}-{to}.csv", catalog.campaign.campaign_id);
-            return Ok(ApiResponse::csv(200, &CSV_HEADER, &body, &filename));
+            return Ok(ApiResponse::csv(200, &csv_header(), &body, &filename));
         }
         Ok(ApiResponse::json(
             200,
@@ -455,86 +455,29 @@ fn range(request: &ApiRequest, default_to: Date, max_days: i64) -> Result<(Date,
     Ok((from, to))
 }
 
-const CSV_HEADER: [&str; 27] = [
-    "day",
-    "agent_id",
-    "channel",
-    "attempts",
-    "contacts",
-    "effective",
-    "non_effective",
-    "no_contact",
-    "presales",
-    "verified_sales",
-    "handled",
-    "talk_seconds",
-    "hold_seconds",
-    "wrap_seconds",
-    "base_records",
-    "contact_rate",
-    "effective_rate",
-    "presale_conversion",
-    "verified_conversion",
-    "verification_pass_rate",
-    "penetration",
-    "presales_per_talk_hour",
-    "verified_sales_per_talk_hour",
-    "aht_seconds",
-    "definitions_version",
-    "catalog_versions",
-    "campaign_id",
-];
+/// The CSV's columns: where the row is, its counts, B, its rates, then what it was computed with.
+fn csv_header() -> Vec<&'static str> {
+    let mut header = vec!["day", "agent_id", "channel"];
+    header.extend(kpi::Counts::NAMES);
+    header.push("base_records");
+    header.extend(kpi::Rates::NAMES);
+    header.extend(["definitions_version", "catalog_versions", "campaign_id"]);
+    header
+}
 
 /// One CSV line: rates with a dot and four decimals, empty when undefined (a zero denominator).
 fn csv_row(row: &KpiRow) -> Vec<String> {
-    let c = &row.counts;
-    let Rates {
-        contact_rate,
-        effective_rate,
-        presale_conversion,
-        verified_conversion,
-        verification_pass_rate,
-        penetration,
-        presales_per_talk_hour,
-        verified_sales_per_talk_hour,
-        aht_seconds,
-    } = row.rates;
-    let rate = |r: Option<kpi::Ratio>| r.map(|r| r.to_fixed(kpi::DECIMALS)).unwrap_or_default();
     let mut line = vec![
         row.day.to_string(),
         row.agent_id.clone().unwrap_or_default(),
         row.channel.map(|c| c.as_str().to_owned()).unwrap_or_default(),
     ];
-    line.extend(
-        [
-            c.attempts,
-            c.contacts,
-            c.effective,
-            c.non_effective,
-            c.no_contact,
-            c.presales,
-            c.verified_sales,
-            c.handled,
-            c.talk_seconds,
-            c.hold_seconds,
-            c.wrap_seconds,
-        ]
-        .map(|n| n.to_string()),
-    );
+    line.extend(row.counts.values().map(|n| n.to_string()));
     line.push(row.base_records.map(|b| b.to_string()).unwrap_or_default());
     line.extend(
-        [
-            contact_rate,
-            effective_rate,
-            presale_conversion,
-            verified_conversion,
-            verification_pass_rate,
-            penetration,
-            presales_per_talk_hour,
-            verified_sales_per_talk_hour,
-            aht_seconds,
-        ]
-        .map(rate),
+        row.rates
+            .values()
+            .map(|r| r.map(|r| r.to_fixed(kpi::DECIMALS)).unwrap_or_default()),
     );
     line.push(row.definitions_version.to_string());
     line.push(

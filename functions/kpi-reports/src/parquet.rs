@@ -370,44 +370,17 @@ fn columns(rows: &[KpiRow], computed_at: OffsetDateTime) -> Result<Vec<Column>, 
         ),
     ];
 
-    type CountOf = fn(&kpi::Counts) -> u64;
-    let counts: [(&'static str, CountOf); 11] = [
-        ("attempts", |c| c.attempts),
-        ("contacts", |c| c.contacts),
-        ("effective", |c| c.effective),
-        ("non_effective", |c| c.non_effective),
-        ("no_contact", |c| c.no_contact),
-        ("presales", |c| c.presales),
-        ("verified_sales", |c| c.verified_sales),
-        ("handled", |c| c.handled),
-        ("talk_seconds", |c| c.talk_seconds),
-        ("hold_seconds", |c| c.hold_seconds),
-        ("wrap_seconds", |c| c.wrap_seconds),
-    ];
-    for (name, count) in counts {
+    for (i, name) in kpi::Counts::NAMES.into_iter().enumerate() {
         let cells = rows
             .iter()
-            .map(|r| int64(name, count(&r.counts)).map(Some))
+            .map(|r| int64(name, r.counts.values()[i]).map(Some))
             .collect::<Result<_, _>>()?;
         columns.push(required(name, Kind::Int64, Cells::Int64(cells)));
     }
-
-    type RateOf = fn(&kpi::Rates) -> Option<Ratio>;
-    let rates: [(&'static str, RateOf); 9] = [
-        ("contact_rate", |r| r.contact_rate),
-        ("effective_rate", |r| r.effective_rate),
-        ("presale_conversion", |r| r.presale_conversion),
-        ("verified_conversion", |r| r.verified_conversion),
-        ("verification_pass_rate", |r| r.verification_pass_rate),
-        ("penetration", |r| r.penetration),
-        ("presales_per_talk_hour", |r| r.presales_per_talk_hour),
-        ("verified_sales_per_talk_hour", |r| r.verified_sales_per_talk_hour),
-        ("aht_seconds", |r| r.aht_seconds),
-    ];
-    for (name, rate) in rates {
+    for (i, name) in kpi::Rates::NAMES.into_iter().enumerate() {
         let cells = rows
             .iter()
-            .map(|r| decimal(name, rate(&r.rates)))
+            .map(|r| decimal(name, r.rates.values()[i]))
             .collect::<Result<_, _>>()?;
         columns.push(optional(name, Kind::Decimal, Cells::Int64(cells)));
     }

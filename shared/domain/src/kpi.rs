@@ -157,6 +157,38 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// The counts' names, in the order every report and export lists them (CSV, Parquet).
+    pub const NAMES: [&'static str; 11] = [
+        "attempts",
+        "contacts",
+        "effective",
+        "non_effective",
+        "no_contact",
+        "presales",
+        "verified_sales",
+        "handled",
+        "talk_seconds",
+        "hold_seconds",
+        "wrap_seconds",
+    ];
+
+    /// The counts in the order of [`Counts::NAMES`].
+    pub fn values(&self) -> [u64; 11] {
+        [
+            self.attempts,
+            self.contacts,
+            self.effective,
+            self.non_effective,
+            self.no_contact,
+            self.presales,
+            self.verified_sales,
+            self.handled,
+            self.talk_seconds,
+            self.hold_seconds,
+            self.wrap_seconds,
+        ]
+    }
+
     /// Counts add up across rows (agents, channels, days); rates never do, recompute them.
     pub fn add(&mut self, other: &Counts) {
         self.attempts += other.attempts;
@@ -222,6 +254,34 @@ pub struct Rates {
 }
 
 impl Rates {
+    /// The rates' names, in the order every report and export lists them (CSV, Parquet).
+    pub const NAMES: [&'static str; 9] = [
+        "contact_rate",
+        "effective_rate",
+        "presale_conversion",
+        "verified_conversion",
+        "verification_pass_rate",
+        "penetration",
+        "presales_per_talk_hour",
+        "verified_sales_per_talk_hour",
+        "aht_seconds",
+    ];
+
+    /// The rates in the order of [`Rates::NAMES`].
+    pub fn values(&self) -> [Option<Ratio>; 9] {
+        [
+            self.contact_rate,
+            self.effective_rate,
+            self.presale_conversion,
+            self.verified_conversion,
+            self.verification_pass_rate,
+            self.penetration,
+            self.presales_per_talk_hour,
+            self.verified_sales_per_talk_hour,
+            self.aht_seconds,
+        ]
+    }
+
     /// `base` is B, the records in the campaign's base; unknown or zero makes penetration null.
     pub fn of(counts: &Counts, base: Option<u64>) -> Rates {
         let c = counts;

@@ -88,6 +88,11 @@ pub fn compact_day(day: Date) -> String {
     format!("{:04}{:02}{:02}", day.year(), u8::from(day.month()), day.day())
 }
 
+/// `YYYY-MM-DD`, as days are written in keys.
+fn iso_day(raw: &str) -> Option<Date> {
+    Date::parse(raw, time::macros::format_description!("[year]-[month]-[day]")).ok()
+}
+
 fn parse_compact_day(raw: &str) -> Option<Date> {
     let year = raw.get(0..4)?.parse().ok()?;
     let month = time::Month::try_from(raw.get(4..6)?.parse::<u8>().ok()?).ok()?;
@@ -237,9 +242,7 @@ impl KpiInputs for DynamoKpiStore {
         Ok(items
             .iter()
             .filter_map(|item| {
-                let pk = string_attr(item, "pk")?;
-                let day = pk.rsplit('#').next()?;
-                let day = Date::parse(day, time::macros::format_description!("[year]-[month]-[day]")).ok()?;
+                let day = iso_day(string_attr(item, "pk")?.rsplit('#').next()?)?;
                 Some((day, number(item, "attempts")?))
             })
             .collect())
@@ -258,12 +261,7 @@ impl KpiInputs for DynamoKpiStore {
         Ok(items
             .iter()
             .filter_map(|item| {
-                let pk = string_attr(item, "pk")?;
-                let day = Date::parse(
-                    pk.rsplit('#').next()?,
-                    time::macros::format_description!("[year]-[month]-[day]"),
-                )
-                .ok()?;
+                let day = iso_day(string_attr(item, "pk")?.rsplit('#').next()?)?;
                 let sold = item
                     .iter()
                     .filter_map(|(name, value)| {
@@ -362,12 +360,7 @@ impl KpiReports for DynamoKpiStore {
         Ok(items
             .iter()
             .filter_map(|item| {
-                let sk = string_attr(item, "sk")?;
-                let day = Date::parse(
-                    sk.strip_suffix("#0")?,
-                    time::macros::format_description!("[year]-[month]-[day]"),
-                )
-                .ok()?;
+                let day = iso_day(string_attr(item, "sk")?.strip_suffix("#0")?)?;
                 Some((day, read_source(item)?))
             })
             .collect())
