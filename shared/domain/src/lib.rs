@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod client_billing;
 pub mod clock;
 pub mod contact;
 pub mod credit_note;
