@@ -15,6 +15,7 @@ fn handler_routes() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("shipment-tracking", shipment_tracking::ROUTES),
         ("receivables", receivables::ROUTES),
         ("kpi-reports", kpi_reports::ROUTES),
+        ("client-billing", client_billing::ROUTES),
     ])
 }
 

@@ -440,6 +440,41 @@ const TABLE: &[Row] = &[
     ("GET /receivables/sales-register", Admin, OtherClient, AnyRecord, 404),
     // KPI reports: supervisors and admins of the campaign's client read, admins rebuild (ended
     // days; the default range is yesterday). Another client's campaign reads as unknown.
+    // Client billing: admins close a month of their client (last month, the tenant's first run),
+    // finance and admins read the runs and a run (closed, or the month's preview).
+    ("POST /billing/runs", Anon, AnyClient, AnyRecord, 401),
+    ("POST /billing/runs", Agent, OwnClient, AnyRecord, 403),
+    ("POST /billing/runs", Agent, OtherClient, AnyRecord, 403),
+    ("POST /billing/runs", Validator, OwnClient, AnyRecord, 403),
+    ("POST /billing/runs", Validator, OtherClient, AnyRecord, 403),
+    ("POST /billing/runs", Supervisor, OwnClient, AnyRecord, 403),
+    ("POST /billing/runs", Supervisor, OtherClient, AnyRecord, 403),
+    ("POST /billing/runs", Finance, OwnClient, AnyRecord, 403),
+    ("POST /billing/runs", Finance, OtherClient, AnyRecord, 403),
+    ("POST /billing/runs", Admin, OwnClient, AnyRecord, 201),
+    ("POST /billing/runs", Admin, OtherClient, AnyRecord, 404),
+    ("GET /billing/runs", Anon, AnyClient, AnyRecord, 401),
+    ("GET /billing/runs", Agent, OwnClient, AnyRecord, 403),
+    ("GET /billing/runs", Agent, OtherClient, AnyRecord, 403),
+    ("GET /billing/runs", Validator, OwnClient, AnyRecord, 403),
+    ("GET /billing/runs", Validator, OtherClient, AnyRecord, 403),
+    ("GET /billing/runs", Supervisor, OwnClient, AnyRecord, 403),
+    ("GET /billing/runs", Supervisor, OtherClient, AnyRecord, 403),
+    ("GET /billing/runs", Finance, OwnClient, AnyRecord, 200),
+    ("GET /billing/runs", Finance, OtherClient, AnyRecord, 404),
+    ("GET /billing/runs", Admin, OwnClient, AnyRecord, 200),
+    ("GET /billing/runs", Admin, OtherClient, AnyRecord, 404),
+    ("GET /billing/runs/{id}", Anon, AnyClient, AnyRecord, 401),
+    ("GET /billing/runs/{id}", Agent, OwnClient, AnyRecord, 403),
+    ("GET /billing/runs/{id}", Agent, OtherClient, AnyRecord, 403),
+    ("GET /billing/runs/{id}", Validator, OwnClient, AnyRecord, 403),
+    ("GET /billing/runs/{id}", Validator, OtherClient, AnyRecord, 403),
+    ("GET /billing/runs/{id}", Supervisor, OwnClient, AnyRecord, 403),
+    ("GET /billing/runs/{id}", Supervisor, OtherClient, AnyRecord, 403),
+    ("GET /billing/runs/{id}", Finance, OwnClient, AnyRecord, 200),
+    ("GET /billing/runs/{id}", Finance, OtherClient, AnyRecord, 404),
+    ("GET /billing/runs/{id}", Admin, OwnClient, AnyRecord, 200),
+    ("GET /billing/runs/{id}", Admin, OtherClient, AnyRecord, 404),
     ("GET /reports/kpis", Anon, AnyClient, AnyRecord, 401),
     ("GET /reports/kpis", Agent, OwnClient, AnyRecord, 403),
     ("GET /reports/kpis", Agent, OtherClient, AnyRecord, 403),
@@ -478,6 +513,17 @@ const TABLE: &[Row] = &[
 ];
 
 /// This month in Lima (UTC−5 all year), `YYYY-MM`: the latest the sales register takes.
+/// The month before this one in Lima: the last one a billing run may close.
+fn lima_last_month() -> String {
+    let today = (time::OffsetDateTime::now_utc() - time::Duration::hours(5)).date();
+    let last = today
+        .replace_day(1)
+        .ok()
+        .and_then(|first| first.previous_day())
+        .unwrap_or(today);
+    format!("{:04}-{:02}", last.year(), u8::from(last.month()))
+}
+
 fn lima_month() -> String {
     let today = (time::OffsetDateTime::now_utc() - time::Duration::hours(5)).date();
     format!("{:04}-{:02}", today.year(), u8::from(today.month()))
@@ -959,6 +1005,14 @@ impl Fixture {
                 &self.ship.client,
                 format!("/receivables/sales-register?client={}&month=2020-01", self.ship.client),
             ),
+            "POST /billing/runs" => Target::new(
+                &r.client,
+                format!("/billing/runs?client={}&month={}", r.client, lima_last_month()),
+            ),
+            "GET /billing/runs" => Target::new(&r.client, format!("/billing/runs?client={}", r.client)),
+            "GET /billing/runs/{id}" => {
+                Target::new(&r.client, format!("/billing/runs/{}-{}", r.client, lima_last_month()))
+            }
             "GET /reports/kpis" => Target::new(&r.client, format!("/reports/kpis?campaign={}", r.campaign)),
             "POST /reports/kpis/rebuild" => {
                 Target::new(&r.client, format!("/reports/kpis/rebuild?campaign={}", r.campaign))

@@ -278,11 +278,14 @@ impl TestEnv {
             .json(&event)
     }
 
-    /// A campaign of `client` selling FIB-300 (149.90) and ROUTER (19.99) in PEN.
+    /// A campaign of `client` selling FIB-300 (149.90) and ROUTER (19.99) in PEN, whose client
+    /// pays the call center 30.00 per verified sale, 1.50 per effective contact and 12.00 per
+    /// talk hour ([`seed_contract`]).
     pub async fn seed_campaign(&self, client: &str, campaign: &str) {
         let table = self.table("ConfigTable");
         let items = [
             serde_json::json!({"pk": format!("CLIENT#{client}"), "sk": "CONFIG", "client_id": client, "name": format!("{client} S.A.C."), "ruc": "20100070970", "currency": "PEN",
+                "contract": seed_contract(client, campaign),
                 "billing": {"address": "Av. Javier Prado Este 1234, San Isidro, Lima", "finance_email": finance_email(client), "payment_terms_days": 30,
                             "tax": {"name": "IGV", "rate_bp": 1800, "prices_include_tax": true}, "factura_series": "F001", "boleta_series": "B001", "timezone": "America/Lima"}}),
             serde_json::json!({"pk": format!("CAMPAIGN#{campaign}"), "sk": "CONFIG", "campaign_id": campaign, "client_id": client, "name": "Fibra Hogar", "currency": "PEN", "timezone": "America/Lima", "active": true, "max_attempts_per_day": 3}),
@@ -412,4 +415,20 @@ fn seed_fulfillment_config() -> String {
         .and_then(|item| item["config"].as_str())
         .expect("seed.json has a FULFILLMENT item")
         .to_owned()
+}
+
+/// The client's contract with the call center for `campaign` (client billing, ADR 0027).
+pub fn seed_contract(client: &str, campaign: &str) -> Value {
+    let pen = |amount: &str| serde_json::json!({"unit_price": {"amount": amount, "currency": "PEN"}});
+    serde_json::json!({
+        "client_id": client,
+        "versions": [{
+            "version": 1, "valid_from": "2026-01-01", "currency": "PEN", "payment_terms_days": 30,
+            "campaigns": {campaign: {
+                "verified_sale": {"price": pen("30.00")},
+                "effective_contact": pen("1.50"),
+                "talk_hour": pen("12.00"),
+            }}
+        }]
+    })
 }

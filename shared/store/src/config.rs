@@ -9,7 +9,7 @@
 //! | shipping data        | `CAMPAIGN#{id}`   | `SHIPPING#{sku}`    |
 //! | fulfillment config   | `CAMPAIGN#{id}`   | `FULFILLMENT`       |
 //! | disposition catalogs | `CAMPAIGN#{id}`   | `DISPOSITIONS#…` (see `contacts`) |
-//! | client company       | `CLIENT#{id}`     | `CONFIG` (with its `billing` map) |
+//! | client company       | `CLIENT#{id}`     | `CONFIG` (with its `billing` map and its `contract` with the call center) |
 //! | client directory     | `CLIENTS`         | `CLIENT#{id}` (one per client: who the dunning visits) |
 //! | campaign directory   | `CAMPAIGNS`       | `CAMPAIGN#{id}` (one per campaign: whose KPIs are reported) |
 
@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use backoffice_domain::catalog::{Campaign, CampaignCatalog, CatalogItem};
+use backoffice_domain::client_billing::Contract;
 use backoffice_domain::fulfillment::{FulfillmentConfig, ShippingSpec};
 use backoffice_domain::invoice::BillingProfile;
 use backoffice_domain::money::{Currency, Money};
@@ -53,6 +54,13 @@ pub trait BillingDirectory: Send + Sync {
 pub trait ClientDirectory: Send + Sync {
     /// Every client listed in the directory partition (`CLIENTS`), by id.
     async fn clients(&self) -> Result<Vec<String>, StoreError>;
+}
+
+/// A client company's contract with the call center: what each month of its campaigns is billed
+/// (client billing). Stored as the `contract` map of `CLIENT#{id}` / `CONFIG`.
+#[async_trait]
+pub trait ContractDirectory: Send + Sync {
+    async fn contract(&self, client_id: &str) -> Result<Option<Contract>, StoreError>;
 }
 
 /// The campaigns, for jobs that visit each of them (the KPI reports).
@@ -428,6 +436,23 @@ impl ClientDirectory for DynamoCampaignDirectory {
 }
 
 #[async_trait]
+impl ContractDirectory for DynamoCampaignDirectory {
+    async fn contract(&self, client_id: &str) -> Result<Option<Contract>, StoreError> {
+        let rows = self.client_item(client_id).await?;
+        let Some(map) = rows
+            .first()
+            .and_then(|item| item.get("contract"))
+            .and_then(|c| c.as_m().ok())
+        else {
+            return Ok(None);
+        };
+        serde_dynamo::from_item(map.clone())
+            .map(Some)
+            .map_err(corrupt("reading the client's contract"))
+    }
+}
+
+#[async_trait]
 impl CampaignList for DynamoCampaignDirectory {
     async fn campaigns(&self) -> Result<Vec<String>, StoreError> {
         let rows = query_all(
@@ -473,6 +498,7 @@ mod memory {
         catalogs: Mutex<HashMap<String, CampaignCatalog>>,
         fulfillment: Mutex<HashMap<String, Fulfillment>>,
         billing: Mutex<HashMap<String, BillingProfile>>,
+        contracts: Mutex<HashMap<String, Contract>>,
     }
 
     impl MemoryCampaignDirectory {
@@ -497,6 +523,14 @@ mod memory {
             let specs = specs.into_iter().map(|s| (s.sku.clone(), s)).collect();
             if let Ok(mut map) = self.fulfillment.lock() {
                 map.insert(campaign_id.to_owned(), (specs, config));
+            }
+            self
+        }
+
+        /// A client's contract with the call center.
+        pub fn with_contract(self, contract: Contract) -> Self {
+            if let Ok(mut map) = self.contracts.lock() {
+                map.insert(contract.client_id.clone(), contract);
             }
             self
         }
@@ -527,6 +561,13 @@ mod memory {
                 .get(campaign_id)
                 .cloned()
                 .unwrap_or_default())
+        }
+    }
+
+    #[async_trait]
+    impl ContractDirectory for MemoryCampaignDirectory {
+        async fn contract(&self, client_id: &str) -> Result<Option<Contract>, StoreError> {
+            Ok(self.contracts.lock().map_err(poisoned)?.get(client_id).cloned())
         }
     }
 

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod anchors;
+pub mod billing;
 pub mod config;
 pub mod contacts;
 pub mod counters;

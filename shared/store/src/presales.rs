@@ -136,6 +136,13 @@ pub trait PresaleGet: Send + Sync {
     async fn get(&self, id: &PresaleId) -> Result<Option<StoredPresale>, StoreError>;
 }
 
+/// Many pre-sales read by id at once (client billing: the sales a month bills or reverses).
+#[async_trait]
+pub trait PresaleBatch: Send + Sync {
+    /// The pre-sales of `ids` that exist.
+    async fn presales(&self, ids: &[PresaleId]) -> Result<Vec<Presale>, StoreError>;
+}
+
 #[async_trait]
 pub trait PresaleWrite: Send + Sync {
     /// Insert a new pre-sale with its first audit record; fails if the id or the client's
@@ -454,6 +461,14 @@ impl PresaleGet for DynamoPresaleStore {
         let audit_head = string_attr(&item, "audit_head").unwrap_or_default();
         let presale: Presale = serde_dynamo::from_item(item).map_err(corrupt("reading pre-sale"))?;
         Ok(Some(StoredPresale { presale, audit_head }))
+    }
+}
+
+#[async_trait]
+impl PresaleBatch for DynamoPresaleStore {
+    async fn presales(&self, ids: &[PresaleId]) -> Result<Vec<Presale>, StoreError> {
+        let pks: Vec<String> = ids.iter().map(Self::presale_pk).collect();
+        Ok(self.whole(&pks).await?.into_values().collect())
     }
 }
 
@@ -949,6 +964,17 @@ mod memory {
     impl PresaleGet for MemoryPresaleStore {
         async fn get(&self, id: &PresaleId) -> Result<Option<StoredPresale>, StoreError> {
             Ok(self.state.lock().map_err(poisoned)?.presales.get(id).cloned())
+        }
+    }
+
+    #[async_trait]
+    impl PresaleBatch for MemoryPresaleStore {
+        async fn presales(&self, ids: &[PresaleId]) -> Result<Vec<Presale>, StoreError> {
+            let state = self.state.lock().map_err(poisoned)?;
+            Ok(ids
+                .iter()
+                .filter_map(|id| state.presales.get(id).map(|s| s.presale.clone()))
+                .collect())
         }
     }
 

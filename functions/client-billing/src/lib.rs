@@ -1,0 +1,542 @@
+//! client-billing: each month, each client company is billed for what the operation verifiably
+//! did in its campaigns, priced by its contract (ADR 0027) and closed once (ADR 0028).
+//!
+//! - `POST /billing/runs?client=&month=YYYY-MM` (admins) and the schedule on the 1st close a
+//!   month that has ended: its billable events (verified sales by approval day, effective
+//!   contacts and talk time by contact day, late ones recorded since the previous close, and
+//!   reversals of billed sales no longer approved) priced, the evidence CSV written beside the
+//!   client's documents, the run stored. A month closed already answers as stored.
+//! - `GET /billing/runs?client=` (finance, admins): the closed runs; `GET /billing/runs/{id}`
+//!   (`{client}-{YYYY-MM}`): one, with a 15-minute link to its evidence, or, for a month not
+//!   closed yet, a preview computed now.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use backoffice_domain::Clock;
+use backoffice_domain::client_billing::{
+    self, BillableEvent, BillableKind, BilledItem, Contract, MonthPricing, PricingError,
+};
+use backoffice_domain::events::SaleId;
+use backoffice_domain::presale::{PresaleId, PresaleStatus};
+use backoffice_domain::principal::{Principal, Role};
+use backoffice_domain::sales_register::Period;
+use backoffice_domain::tipification::Family;
+use backoffice_domain::zone::CampaignZone;
+use backoffice_edge::http::{ApiError, ApiRequest, ApiResponse, Invocation, respond};
+use backoffice_store::billing::{BilledSale, BillingRuns, ClosedRun, run_id};
+use backoffice_store::config::{ClientDirectory, ContractDirectory};
+use backoffice_store::kpis::KpiInputs;
+use backoffice_store::presales::PresaleBatch;
+use backoffice_store::reconciliation::ApprovedSales;
+use backoffice_store::register::RegisterFiles;
+use backoffice_store::{ConflictKind, StoreError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use time::{Date, Duration, OffsetDateTime};
+
+pub const ROUTES: &[&str] = &["POST /billing/runs", "GET /billing/runs", "GET /billing/runs/{id}"];
+
+/// How long before its month's start a pre-sale approved in the month may have been registered.
+const REGISTRATION_WINDOW: Duration = Duration::days(120);
+/// How long the evidence link works.
+const LINK_TTL: StdDuration = StdDuration::from_secs(15 * 60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BillingError {
+    #[error("{0}")]
+    Refused(String),
+    #[error("client {0} has no contract")]
+    NoContract(String),
+    #[error(transparent)]
+    Pricing(#[from] PricingError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<BillingError> for ApiError {
+    fn from(error: BillingError) -> Self {
+        match error {
+            BillingError::Refused(detail) => ApiError::InvalidParameter {
+                field: "month".into(),
+                detail,
+            },
+            BillingError::NoContract(client) => ApiError::NotFound(format!("client {client} has no contract")),
+            BillingError::Pricing(e) => ApiError::InvalidBody {
+                field: "contract".into(),
+                detail: format!("the client's contract cannot price this month: {e}"),
+            },
+            BillingError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// The schedule's `{}` closes last month for every client with a contract; `client_id` and
+/// `month` narrow a run started by hand.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloseRequest {
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub month: Option<String>,
+}
+
+impl CloseRequest {
+    pub fn from_event(payload: &Value) -> Result<CloseRequest, BillingError> {
+        if payload.get("detail-type").is_some() {
+            return Ok(CloseRequest::default());
+        }
+        serde_json::from_value(payload.clone()).map_err(|e| BillingError::Refused(e.to_string()))
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CloseReport {
+    pub closed: Vec<String>,
+    pub failed: Vec<String>,
+}
+
+pub struct Billing<R, K, A, P, D, C> {
+    pub runs: R,
+    /// The contacts of a campaign-day (the KPI day attempts).
+    pub contacts: K,
+    pub approved: A,
+    pub presales: P,
+    pub directory: D,
+    /// The invoices bucket: evidence CSVs beside the client's documents.
+    pub files: Arc<dyn RegisterFiles>,
+    pub clock: C,
+    /// The call center's zone: its months.
+    pub zone: CampaignZone,
+}
+
+impl<R, K, A, P, D, C> Billing<R, K, A, P, D, C>
+where
+    R: BillingRuns,
+    K: KpiInputs,
+    A: ApprovedSales,
+    P: PresaleBatch,
+    D: ContractDirectory + ClientDirectory,
+    C: Clock,
+{
+    fn this_month(&self) -> Period {
+        Period::containing(self.zone.local_date(self.clock.now()))
+    }
+
+    // ----- the schedule -----------------------------------------------------------------------
+
+    /// Close last month (or the request's) for every client with a contract; one client's
+    /// failure is logged and does not stop the others.
+    pub async fn close_all(&self, request: &CloseRequest) -> Result<CloseReport, BillingError> {
+        let month = match &request.month {
+            Some(raw) => Period::parse(raw).map_err(|e| BillingError::Refused(e.to_string()))?,
+            None => previous(self.this_month()),
+        };
+        let clients = match &request.client_id {
+            Some(id) => vec![id.clone()],
+            None => self.directory.clients().await?,
+        };
+        let mut report = CloseReport::default();
+        for client_id in clients {
+            if self.directory.contract(&client_id).await?.is_none() {
+                continue;
+            }
+            match self.close(&client_id, month).await {
+                Ok(run) => report.closed.push(run.id()),
+                Err(error) => {
+                    tracing::error!(client_id, %month, error_kind = "billing_run_failed", %error, "the month could not be closed");
+                    report.failed.push(run_id(&client_id, &month.to_string()));
+                }
+            }
+        }
+        metrics::counter!("BillingRunsClosed").increment(report.closed.len() as u64);
+        Ok(report)
+    }
+
+    // ----- one run ----------------------------------------------------------------------------
+
+    /// Close `month` for `client_id`: priced from what is recorded now, stored once.
+    pub async fn close(&self, client_id: &str, month: Period) -> Result<ClosedRun, BillingError> {
+        let runs = self.runs.runs(client_id).await?;
+        if let Some(run) = runs.iter().find(|r| r.month == month.to_string()) {
+            return Ok(run.clone());
+        }
+        if month >= self.this_month() {
+            return Err(BillingError::Refused(format!(
+                "{month} has not ended: only ended months are closed (a preview is at GET /billing/runs/{})",
+                run_id(client_id, &month.to_string())
+            )));
+        }
+        let previous_run = runs.last();
+        if let Some(last) = previous_run {
+            let expected = next(Period::parse(&last.month).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+            if month != expected {
+                return Err(BillingError::Refused(format!(
+                    "months close in order: {expected} is the next one for {client_id}"
+                )));
+            }
+        }
+        let contract = self.contract(client_id).await?;
+        let now = self.clock.now();
+        let (pricing, reversed) = self
+            .price(client_id, &contract, month, previous_run.map(|r| r.closed_at), now)
+            .await?;
+        let csv = client_billing::evidence_csv(&pricing)?;
+        let evidence_key = format!("billing/{client_id}/{month}/evidencia-{client_id}-{month}.csv");
+        self.files
+            .put_register(&evidence_key, csv.into_bytes(), "client-billing")
+            .await?;
+        let mut sales: Vec<BilledSale> = pricing
+            .billed
+            .iter()
+            .filter(|item| item.event.kind == BillableKind::VerifiedSale)
+            .map(|item| BilledSale {
+                item: item.clone(),
+                reversed_in: None,
+            })
+            .collect();
+        sales.extend(reversed.into_iter().map(|item| BilledSale {
+            item,
+            reversed_in: Some(month.to_string()),
+        }));
+        let run = ClosedRun {
+            client_id: client_id.to_owned(),
+            month: month.to_string(),
+            closed_at: now,
+            pricing,
+            evidence_key,
+            invoice_request: None,
+        };
+        match self.runs.close(&run, &sales).await {
+            Ok(()) => {
+                tracing::info!(client_id, %month, charges = %run.pricing.charges, "billing run closed");
+                Ok(run)
+            }
+            // Closed meanwhile by another caller: theirs is the run.
+            Err(StoreError::Conflict(ConflictKind::AlreadyExists)) => self
+                .runs
+                .runs(client_id)
+                .await?
+                .into_iter()
+                .find(|r| r.month == month.to_string())
+                .ok_or(BillingError::Store(StoreError::Conflict(ConflictKind::AlreadyExists))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn contract(&self, client_id: &str) -> Result<Contract, BillingError> {
+        self.directory
+            .contract(client_id)
+            .await?
+            .ok_or_else(|| BillingError::NoContract(client_id.to_owned()))
+    }
+
+    /// The month priced as of `until`: its events recorded before `until`, the late ones
+    /// recorded since `previous_close`, and reversals of billed sales no longer approved (which
+    /// it returns, to be marked).
+    async fn price(
+        &self,
+        client_id: &str,
+        contract: &Contract,
+        month: Period,
+        previous_close: Option<OffsetDateTime>,
+        until: OffsetDateTime,
+    ) -> Result<(MonthPricing, Vec<BilledItem>), BillingError> {
+        // Late events can only come from the month before, and only once a run closed it.
+        let late_from = previous_close.map(|_| previous(month).first_day());
+        let first_day = late_from.unwrap_or(month.first_day());
+        let belongs = |day: Date, recorded: OffsetDateTime| {
+            recorded < until
+                && (month.contains(day)
+                    || (day >= first_day && day < month.first_day() && previous_close.is_some_and(|c| recorded >= c)))
+        };
+        let campaigns: BTreeSet<&String> = contract.versions.iter().flat_map(|v| v.campaigns.keys()).collect();
+        let mut events = Vec::new();
+        for campaign_id in &campaigns {
+            let mut day = first_day;
+            while day <= month.last_day() {
+                for contact in self.contacts.attempts(campaign_id, day).await? {
+                    if contact.client_id != client_id || !belongs(day, contact.recorded_at) {
+                        continue;
+                    }
+                    let event = |kind, key: String, quantity| BillableEvent {
+                        key,
+                        kind,
+                        client_id: client_id.to_owned(),
+                        campaign_id: contact.campaign_id.clone(),
+                        day,
+                        presale_id: contact.presale_id.clone(),
+                        sale_id: None,
+                        contact_id: Some(contact.id.clone()),
+                        agent_id: contact.agent_id.clone(),
+                        sku_family: None,
+                        quantity,
+                    };
+                    let terms = contract.version_on(day).and_then(|v| v.campaigns.get(*campaign_id));
+                    if contact.disposition.family == Family::Effective
+                        && terms.is_some_and(|t| t.effective_contact.is_some())
+                    {
+                        events.push(event(
+                            BillableKind::EffectiveContact,
+                            format!("CONTACT#{}", contact.id),
+                            1,
+                        ));
+                    }
+                    let talk = u64::from(contact.talk_seconds.unwrap_or(0));
+                    if talk > 0 && terms.is_some_and(|t| t.talk_hour.is_some()) {
+                        events.push(event(BillableKind::TalkTime, format!("TALK#{}", contact.id), talk));
+                    }
+                }
+                let Some(next_day) = day.next_day() else { break };
+                day = next_day;
+            }
+        }
+        // Verified sales, by approval day.
+        let window_start = self.zone.start_of(first_day).unwrap_or(until) - REGISTRATION_WINDOW;
+        let approved: Vec<PresaleId> = self
+            .approved
+            .approved_created_between(window_start, until)
+            .await?
+            .into_iter()
+            .filter(|sale| sale.client_id == client_id && campaigns.contains(&sale.campaign_id))
+            .filter(|sale| belongs(self.zone.local_date(sale.approved_at), sale.approved_at))
+            .map(|sale| sale.presale_id)
+            .collect();
+        for presale in self.presales.presales(&approved).await? {
+            let Some(decision) = presale
+                .decision
+                .as_ref()
+                .filter(|_| presale.status == PresaleStatus::Approved)
+            else {
+                continue;
+            };
+            events.push(BillableEvent {
+                key: format!("SALE#{}", presale.id),
+                kind: BillableKind::VerifiedSale,
+                client_id: client_id.to_owned(),
+                campaign_id: presale.campaign_id.clone(),
+                day: self.zone.local_date(decision.at),
+                presale_id: Some(presale.id.to_string()),
+                sale_id: Some(SaleId::of(&presale.id).as_str().to_owned()),
+                contact_id: None,
+                agent_id: presale.agent_id.clone(),
+                // Priced by the SKU of its first line (ADR 0028).
+                sku_family: presale.items.first().map(|item| item.sku.clone()),
+                quantity: 1,
+            });
+        }
+        // Billed sales that are no longer approved are reversed, once.
+        let billed: Vec<BilledItem> = self
+            .runs
+            .billed_sales(client_id)
+            .await?
+            .into_iter()
+            .filter(|sale| sale.reversed_in.is_none())
+            .map(|sale| sale.item)
+            .collect();
+        let ids: Vec<PresaleId> = billed
+            .iter()
+            .filter_map(|item| {
+                item.event
+                    .presale_id
+                    .as_deref()
+                    .and_then(|id| PresaleId::parse(id).ok())
+            })
+            .collect();
+        let still_approved: BTreeSet<String> = self
+            .presales
+            .presales(&ids)
+            .await?
+            .into_iter()
+            .filter(|p| p.status == PresaleStatus::Approved)
+            .map(|p| p.id.to_string())
+            .collect();
+        let reversed: Vec<BilledItem> = billed
+            .into_iter()
+            .filter(|item| {
+                item.event
+                    .presale_id
+                    .as_ref()
+                    .is_some_and(|id| !still_approved.contains(id))
+            })
+            .collect();
+        let pricing = client_billing::price_month(contract, month, &events, &reversed)?;
+        Ok((pricing, reversed))
+    }
+
+    // ----- HTTP -------------------------------------------------------------------------------
+
+    pub async fn handle(&self, event: ApiGatewayV2httpRequest, invocation: &Invocation) -> ApiGatewayV2httpResponse {
+        respond(event, invocation, async |request: &ApiRequest| {
+            self.route(request).await
+        })
+        .await
+    }
+
+    async fn route(&self, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
+        let principal = request.principal()?;
+        match request.route_key.as_str() {
+            "POST /billing/runs" => self.post_run(request, &principal).await,
+            "GET /billing/runs" => self.list(request, &principal).await,
+            "GET /billing/runs/{id}" => self.read(request, &principal).await,
+            other => Err(ApiError::NotFound(format!("no route {other}"))),
+        }
+    }
+
+    /// The client the caller asks about: `client`, or the only one its token lists.
+    fn client<'a>(&self, request: &'a ApiRequest, principal: &'a Principal) -> Result<&'a str, ApiError> {
+        let client = match request.query_param("client")? {
+            Some(client) => client,
+            None => match principal.clients.as_slice() {
+                [only] => only.as_str(),
+                _ => {
+                    return Err(ApiError::InvalidParameter {
+                        field: "client".into(),
+                        detail: "client is required when your token lists several clients".into(),
+                    });
+                }
+            },
+        };
+        if !principal.acts_for(client) {
+            return Err(ApiError::NotFound(format!("no client {client}")));
+        }
+        Ok(client)
+    }
+
+    async fn post_run(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
+        if !principal.is(Role::Admin) {
+            return Err(ApiError::Forbidden("closing a billing month is for admins".into()));
+        }
+        request.only_query_params(&["client", "month"])?;
+        let client = self.client(request, principal)?;
+        let raw = request
+            .query_param("month")?
+            .ok_or_else(|| ApiError::InvalidParameter {
+                field: "month".into(),
+                detail: "month is required, YYYY-MM".into(),
+            })?;
+        let month = Period::parse(raw).map_err(|e| ApiError::InvalidParameter {
+            field: "month".into(),
+            detail: e.to_string(),
+        })?;
+        let existed = self.runs.runs(client).await?.iter().any(|r| r.month == raw);
+        let run = self.close(client, month).await?;
+        let status = if existed { 200 } else { 201 };
+        Ok(ApiResponse::json(status, &self.run_json(&run).await?))
+    }
+
+    async fn list(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
+        if !principal.is_any(&[Role::Finance, Role::Admin]) {
+            return Err(ApiError::Forbidden("billing runs are for finance and admins".into()));
+        }
+        request.only_query_params(&["client"])?;
+        let client = self.client(request, principal)?;
+        let runs: Vec<Value> = self
+            .runs
+            .runs(client)
+            .await?
+            .iter()
+            .rev()
+            .map(|run| summary(run, "CLOSED"))
+            .collect();
+        let current = run_id(client, &self.this_month().to_string());
+        Ok(ApiResponse::json(
+            200,
+            &json!({"client": client, "runs": runs, "preview": current}),
+        ))
+    }
+
+    async fn read(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
+        if !principal.is_any(&[Role::Finance, Role::Admin]) {
+            return Err(ApiError::Forbidden("billing runs are for finance and admins".into()));
+        }
+        request.only_query_params(&[])?;
+        let id = request.path_param("id")?;
+        let unknown = || ApiError::NotFound(format!("no billing run {id}"));
+        // `{client}-{YYYY-MM}`: the month is the last seven characters.
+        let split = id
+            .len()
+            .checked_sub(8)
+            .filter(|at| id.get(*at..*at + 1) == Some("-"))
+            .ok_or_else(unknown)?;
+        let (client, month) = (&id[..split], &id[split + 1..]);
+        let month = Period::parse(month).map_err(|_| unknown())?;
+        if !principal.acts_for(client) {
+            return Err(unknown());
+        }
+        if let Some(run) = self
+            .runs
+            .runs(client)
+            .await?
+            .into_iter()
+            .find(|r| r.month == month.to_string())
+        {
+            return Ok(ApiResponse::json(200, &self.run_json(&run).await?));
+        }
+        // Not closed: what it would bill if it closed now.
+        let contract = self.directory.contract(client).await?.ok_or_else(unknown)?;
+        let runs = self.runs.runs(client).await?;
+        let previous_close = runs
+            .iter()
+            .find(|r| r.month == previous(month).to_string())
+            .map(|r| r.closed_at);
+        let (pricing, _) = self
+            .price(client, &contract, month, previous_close, self.clock.now())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(ApiResponse::json(
+            200,
+            &json!({
+                "id": id, "client": client, "month": month.to_string(), "status": "PREVIEW",
+                "as_of": instant(self.clock.now()),
+                "currency": pricing.currency.code(), "charges": pricing.charges.to_decimal_string(),
+                "reversals": pricing.reversals.to_decimal_string(), "total": pricing.total.to_decimal_string(),
+                "lines": pricing.lines, "unpriced": pricing.unpriced.len(), "events": pricing.evidence.len(),
+            }),
+        ))
+    }
+
+    async fn run_json(&self, run: &ClosedRun) -> Result<Value, ApiError> {
+        let mut body = summary(run, "CLOSED");
+        body["lines"] = json!(run.pricing.lines);
+        body["unpriced"] = json!(run.pricing.unpriced);
+        body["evidence_url"] = json!(
+            self.files
+                .download_url(&run.evidence_key, &format!("evidencia-{}.csv", run.id()), LINK_TTL)
+                .await?
+        );
+        body["evidence_expires_in"] = json!(LINK_TTL.as_secs());
+        Ok(body)
+    }
+}
+
+fn summary(run: &ClosedRun, status: &str) -> Value {
+    let p = &run.pricing;
+    json!({
+        "id": run.id(), "client": run.client_id, "month": run.month, "status": status,
+        "closed_at": instant(run.closed_at),
+        "currency": p.currency.code(), "charges": p.charges.to_decimal_string(),
+        "reversals": p.reversals.to_decimal_string(), "total": p.total.to_decimal_string(),
+        "events": p.evidence.len(), "evidence_key": run.evidence_key,
+        "invoice_request": run.invoice_request,
+    })
+}
+
+fn instant(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.to_string())
+}
+
+fn previous(month: Period) -> Period {
+    Period::containing(month.first_day().previous_day().unwrap_or(month.first_day()))
+}
+
+fn next(month: Period) -> Period {
+    Period::containing(month.last_day().next_day().unwrap_or(month.last_day()))
+}
+
+#[cfg(test)]
+mod tests;

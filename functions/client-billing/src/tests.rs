@@ -1,0 +1,300 @@
+use std::sync::Arc;
+
+use backoffice_domain::client_billing::Contract;
+use backoffice_domain::presale::{Presale, PresaleStatus};
+use backoffice_domain::review::{Decision, DecisionKind};
+use backoffice_domain::testing::{FixedClock, billing_profile, campaign_catalog, registered_presale};
+use backoffice_domain::tipification::{Channel, Contact, CustomerKey, Direction, Family, Flags, Leaf};
+use backoffice_edge::testing::{ApiEvent, Reply};
+use backoffice_store::billing::MemoryBillingRuns;
+use backoffice_store::config::MemoryCampaignDirectory;
+use backoffice_store::kpis::MemoryKpiStore;
+use backoffice_store::presales::{MemoryPresaleStore, StoredPresale};
+use backoffice_store::reconciliation::{ApprovedSale, MemorySaleTrail};
+use backoffice_store::register::MemoryRegisterFiles;
+use serde_json::json;
+use time::macros::datetime;
+
+use super::*;
+
+type Subject = Billing<
+    MemoryBillingRuns,
+    MemoryKpiStore,
+    MemorySaleTrail,
+    MemoryPresaleStore,
+    MemoryCampaignDirectory,
+    FixedClock,
+>;
+
+fn lima() -> CampaignZone {
+    CampaignZone::parse("America/Lima").expect("a zone")
+}
+
+/// Two soles per effective contact, 50 per verified sale, 12 per talk hour, in campaign c1.
+fn contract() -> Contract {
+    serde_json::from_value(json!({
+        "client_id": "acme",
+        "versions": [{
+            "version": 1, "valid_from": "2026-01-01", "currency": "PEN", "payment_terms_days": 30,
+            "campaigns": {"c1": {
+                "verified_sale": {"price": {"unit_price": {"amount": "50.00", "currency": "PEN"}}},
+                "effective_contact": {"unit_price": {"amount": "2.00", "currency": "PEN"}},
+                "talk_hour": {"unit_price": {"amount": "12.00", "currency": "PEN"}}
+            }}
+        }]
+    }))
+    .expect("a contract")
+}
+
+fn contact(id: &str, family: Family, started_at: OffsetDateTime, recorded_at: OffsetDateTime, talk: u32) -> Contact {
+    Contact {
+        id: id.into(),
+        client_id: "acme".into(),
+        campaign_id: "c1".into(),
+        agent_id: "agent-7".into(),
+        channel: Channel::Call,
+        direction: Direction::Outbound,
+        external_id: format!("ext-{id}"),
+        customer_key: CustomerKey::parse("phone:987654321").expect("a key"),
+        disposition: Leaf {
+            code: format!("{family:?}"),
+            path: "…".into(),
+            family,
+            flags: Flags::default(),
+        },
+        catalog_version: 1,
+        started_at,
+        ended_at: started_at + Duration::minutes(10),
+        notes: None,
+        presale_id: None,
+        callback_at: None,
+        recorded_at,
+        talk_seconds: Some(talk),
+        hold_seconds: None,
+        wrap_seconds: None,
+        local_day: Some(lima().local_date(started_at)),
+    }
+}
+
+/// A pre-sale of c1 approved at `approved_at`.
+fn approved(call: &str, approved_at: OffsetDateTime) -> Presale {
+    let mut presale = registered_presale(
+        &campaign_catalog("c1", "acme"),
+        call,
+        None,
+        approved_at - Duration::hours(2),
+    );
+    presale.status = PresaleStatus::Approved;
+    presale.decision = Some(Decision {
+        kind: DecisionKind::Approve,
+        by: "val-1".into(),
+        at: approved_at,
+        reasons: vec![],
+        comment: None,
+        override_reason: None,
+        review_secs: 60,
+    });
+    presale
+}
+
+struct Harness {
+    billing: Subject,
+    files: Arc<MemoryRegisterFiles>,
+    sale: Presale,
+}
+
+/// October: two effective contacts (one of 30 min), one non-effective, one sale approved on
+/// the 31st at 23:00 in Lima (already November in UTC).
+fn harness(now: OffsetDateTime) -> Harness {
+    let contacts = MemoryKpiStore::default();
+    let recorded = datetime!(2026-10-20 12:00 -5);
+    for c in [
+        contact("k1", Family::Effective, datetime!(2026-10-05 10:00 -5), recorded, 1800),
+        contact(
+            "k2",
+            Family::Effective,
+            datetime!(2026-10-31 23:30 -5),
+            recorded + Duration::days(11),
+            0,
+        ),
+        contact(
+            "k3",
+            Family::NonEffective,
+            datetime!(2026-10-06 10:00 -5),
+            recorded,
+            600,
+        ),
+    ] {
+        contacts.add_contact(c).expect("added");
+    }
+    let sale = approved("call-1", datetime!(2026-10-31 23:00 -5));
+    let presales = MemoryPresaleStore::new();
+    presales.put_raw(StoredPresale {
+        presale: sale.clone(),
+        audit_head: "h".into(),
+    });
+    let trail = MemorySaleTrail::default().with_approved(ApprovedSale {
+        presale_id: sale.id.clone(),
+        client_id: "acme".into(),
+        campaign_id: "c1".into(),
+        created_at: sale.created_at,
+        approved_at: datetime!(2026-10-31 23:00 -5),
+    });
+    let files = Arc::new(MemoryRegisterFiles::default());
+    Harness {
+        billing: Billing {
+            runs: MemoryBillingRuns::default(),
+            contacts,
+            approved: trail,
+            presales,
+            directory: MemoryCampaignDirectory::with([campaign_catalog("c1", "acme")])
+                .with_billing(billing_profile("acme"))
+                .with_contract(contract()),
+            files: files.clone(),
+            clock: FixedClock::at(now),
+            zone: lima(),
+        },
+        files,
+        sale,
+    }
+}
+
+fn month(raw: &str) -> Period {
+    Period::parse(raw).expect("a month")
+}
+
+#[tokio::test]
+async fn a_month_closes_once_with_its_contacts_talk_time_and_sales_priced_by_the_contract() {
+    let h = harness(datetime!(2026-11-01 03:00 -5));
+    let run = h.billing.close("acme", month("2026-10")).await.expect("closed");
+    // 2 effective contacts × 2.00 + 0.5 h × 12.00 + 10 min × 12.00/h + 1 sale × 50.00.
+    assert_eq!(run.pricing.charges.to_decimal_string(), "62.00");
+    assert_eq!(run.pricing.evidence.len(), 5, "{:?}", run.pricing.evidence);
+    let csv = String::from_utf8(h.files.bytes(&run.evidence_key).expect("the evidence file")).expect("UTF-8");
+    assert!(csv.starts_with('\u{feff}'));
+    assert_eq!(csv.lines().count(), 6, "a header and five rows: {csv}");
+
+    // Again, by anyone: the run as it was closed.
+    let again = h.billing.close("acme", month("2026-10")).await.expect("the same run");
+    assert_eq!(again, run);
+}
+
+#[tokio::test]
+async fn late_contacts_go_to_the_next_run_and_a_sale_no_longer_approved_is_reversed() {
+    let h = harness(datetime!(2026-11-01 03:00 -5));
+    let october = h.billing.close("acme", month("2026-10")).await.expect("closed");
+    assert_eq!(october.pricing.charges.to_decimal_string(), "62.00");
+
+    // After October closed: a contact of October recorded late, one of November, and the
+    // October sale rejected on re-review.
+    h.billing
+        .contacts
+        .add_contact(contact(
+            "k4",
+            Family::Effective,
+            datetime!(2026-10-30 10:00 -5),
+            datetime!(2026-11-03 09:00 -5),
+            0,
+        ))
+        .expect("added");
+    h.billing
+        .contacts
+        .add_contact(contact(
+            "k5",
+            Family::Effective,
+            datetime!(2026-11-10 10:00 -5),
+            datetime!(2026-11-10 10:10 -5),
+            0,
+        ))
+        .expect("added");
+    let mut rejected = h.sale.clone();
+    rejected.status = PresaleStatus::Rejected;
+    h.billing.presales.put_raw(StoredPresale {
+        presale: rejected,
+        audit_head: "h2".into(),
+    });
+    h.billing.clock.set(datetime!(2026-12-01 03:00 -5));
+    let november = h.billing.close("acme", month("2026-11")).await.expect("closed");
+    let late: Vec<&str> = november
+        .pricing
+        .evidence
+        .iter()
+        .filter(|row| row.late)
+        .map(|row| row.key.as_str())
+        .collect();
+    assert_eq!(late, vec!["CONTACT#k4"]);
+    assert_eq!(november.pricing.charges.to_decimal_string(), "4.00");
+    assert_eq!(november.pricing.reversals.to_decimal_string(), "-50.00");
+    // Reversed once: December reverses nothing more.
+    h.billing.clock.set(datetime!(2027-01-01 03:00 -5));
+    let december = h.billing.close("acme", month("2026-12")).await.expect("closed");
+    assert_eq!(december.pricing.reversals.to_decimal_string(), "0.00");
+}
+
+#[tokio::test]
+async fn only_ended_months_close_and_in_order() {
+    let h = harness(datetime!(2026-12-15 10:00 -5));
+    let open = h.billing.close("acme", month("2026-12")).await;
+    assert!(matches!(open, Err(BillingError::Refused(_))), "{open:?}");
+    h.billing.close("acme", month("2026-10")).await.expect("closed");
+    let skipped = h.billing.close("acme", month("2026-12")).await;
+    assert!(matches!(skipped, Err(BillingError::Refused(_))), "{skipped:?}");
+    let no_contract = h.billing.close("globex", month("2026-10")).await;
+    assert!(
+        matches!(no_contract, Err(BillingError::NoContract(_))),
+        "{no_contract:?}"
+    );
+}
+
+async fn call(h: &Harness, event: ApiEvent) -> Reply {
+    h.billing
+        .handle(event.build(), &Invocation::ending_after(h.billing.clock.now(), 30))
+        .await
+        .into()
+}
+
+#[tokio::test]
+async fn admins_close_finance_reads_and_the_current_month_is_a_preview() {
+    let h = harness(datetime!(2026-11-20 10:00 -5));
+    let post = |role: &str| {
+        ApiEvent::new("POST /billing/runs")
+            .who("u-1", role, "acme")
+            .query("month", "2026-10")
+    };
+    assert_eq!(call(&h, post("finance")).await.status, 403);
+    let created = call(&h, post("admin")).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!(created.body["id"], "acme-2026-10");
+    assert_eq!(created.body["charges"], "62.00");
+    assert!(created.body["evidence_url"].is_string());
+    assert_eq!(
+        call(&h, post("admin")).await.status,
+        200,
+        "closed already: the same run"
+    );
+
+    let list = call(&h, ApiEvent::new("GET /billing/runs").who("u-2", "finance", "acme")).await;
+    assert_eq!(list.status, 200, "{}", list.text);
+    assert_eq!(list.body["runs"][0]["month"], "2026-10");
+    assert_eq!(list.body["preview"], "acme-2026-11");
+
+    let read = |id: &str, clients: &str| {
+        ApiEvent::new("GET /billing/runs/{id}")
+            .who("u-2", "finance", clients)
+            .param("id", id)
+    };
+    let closed = call(&h, read("acme-2026-10", "acme")).await;
+    assert_eq!((closed.status, closed.body["status"].as_str()), (200, Some("CLOSED")));
+    let preview = call(&h, read("acme-2026-11", "acme")).await;
+    assert_eq!(preview.status, 200, "{}", preview.text);
+    assert_eq!(preview.body["status"], "PREVIEW");
+    assert_eq!(call(&h, read("acme-2026-10", "globex")).await.status, 404);
+    assert_eq!(call(&h, read("nonsense", "acme")).await.status, 404);
+    let agent = ApiEvent::new("GET /billing/runs").who("u-3", "agent", "acme");
+    assert_eq!(call(&h, agent).await.status, 403);
+    let open = ApiEvent::new("POST /billing/runs")
+        .who("u-1", "admin", "acme")
+        .query("month", "2026-11");
+    let refused = call(&h, open).await;
+    assert_eq!((refused.status, refused.body["field"].as_str()), (400, Some("month")));
+}
