@@ -542,6 +542,37 @@ mod memory {
     }
 }
 
+/// Seed a day's attempts for benchmarks: each contact's day attempt item exactly as the contact's
+/// transaction puts it ([`attempt_item`]), with `BatchWriteItem`, then the number seeded added to
+/// each campaign-day's counters (`COUNTERS#{campaign}#{day}` / `TOTAL`, `attempts`: what the
+/// report job compares), so seeding in chunks sums up. Nothing else of a contact is written.
+#[cfg(any(test, feature = "testing"))]
+pub async fn seed_attempts(client: &Client, contacts_table: &str, contacts: &[Contact]) -> Result<(), StoreError> {
+    let mut seeded: BTreeMap<(&str, Date), u64> = BTreeMap::new();
+    let mut writes = Vec::with_capacity(contacts.len());
+    for contact in contacts {
+        let day = contact.day();
+        writes.push(put(attempt_item(contact, day)?)?);
+        *seeded.entry((contact.campaign_id.as_str(), day)).or_default() += 1;
+    }
+    batch_write(client, contacts_table, writes).await?;
+    for ((campaign_id, day), n) in seeded {
+        client
+            .update_item()
+            .table_name(contacts_table)
+            .set_key(Some(DynamoKpiStore::key(
+                format!("COUNTERS#{campaign_id}#{day}"),
+                "TOTAL",
+            )))
+            .update_expression("ADD attempts :n")
+            .expression_attribute_values(":n", AttributeValue::N(n.to_string()))
+            .send()
+            .await
+            .map_err(crate::dynamo::sdk_error)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
