@@ -274,7 +274,18 @@ where
         let start = zone
             .start_of(day)
             .ok_or_else(|| ReportError::Unreadable(format!("no day {day} in {}", zone.name())))?;
-        let contacts = self.store.attempts(campaign_id, day).await?;
+        let campaign = CampaignKpis {
+            client_id: &catalog.campaign.client_id,
+            campaign_id,
+            zone,
+            base_records: catalog.campaign.base_records,
+        };
+        // Folded page by page: a day's contacts are never all in memory (docs/bench/kpis.md).
+        let mut fold = kpi::Fold::new(campaign);
+        let contacts = self
+            .store
+            .each_attempt(campaign_id, day, &mut |contact| fold.add_contact(&contact))
+            .await?;
         let sales = self
             .store
             .sales(
@@ -283,16 +294,7 @@ where
                 start + Duration::days(1) + self.settings.registration_lag,
             )
             .await?;
-        let campaign = CampaignKpis {
-            client_id: &catalog.campaign.client_id,
-            campaign_id,
-            zone,
-            base_records: catalog.campaign.base_records,
-        };
-        let rows: Vec<KpiRow> = kpi::fold(&campaign, &contacts, &sales)
-            .into_iter()
-            .filter(|row| row.day == day)
-            .collect();
+        let rows: Vec<KpiRow> = fold.finish(&sales).into_iter().filter(|row| row.day == day).collect();
         // A day without data has no file (its rows never shrink: contacts are never deleted).
         if !rows.is_empty() {
             let file = parquet::encode(&rows, now).map_err(|e| ReportError::Export(e.to_string()))?;
@@ -306,7 +308,7 @@ where
         }
         self.store.replace_day(campaign_id, day, &rows, &source, now).await?;
         metrics::counter!("KpiDaysComputed", "Reason" => request.reason.clone()).increment(1);
-        tracing::info!(campaign_id, %day, contacts = contacts.len(), rows = rows.len(), reason = request.reason, "day computed");
+        tracing::info!(campaign_id, %day, contacts, rows = rows.len(), reason = request.reason, "day computed");
         Ok(DayOutcome::Computed { rows: rows.len() })
     }
 

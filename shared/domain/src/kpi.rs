@@ -373,64 +373,99 @@ struct Acc {
 /// that of the contact that links it (a sale disposition first), else `call`: a pre-sale is
 /// registered on a call.
 pub fn fold(campaign: &CampaignKpis<'_>, contacts: &[Contact], sales: &[Sale]) -> Vec<KpiRow> {
-    let ours = |client: &str, id: &str| client == campaign.client_id && id == campaign.campaign_id;
-    let mut seen = BTreeSet::new();
-    let contacts: Vec<&Contact> = contacts
-        .iter()
-        .filter(|c| ours(&c.client_id, &c.campaign_id))
-        .filter(|c| seen.insert(c.id.as_str()))
-        .collect();
+    let mut fold = Fold::new(*campaign);
+    for contact in contacts {
+        fold.add_contact(contact);
+    }
+    fold.finish(sales)
+}
 
-    let mut sale_channel: BTreeMap<&str, (bool, Channel)> = BTreeMap::new();
-    for contact in &contacts {
+/// [`fold`] one contact at a time, so a day of 200,000 contacts is never held in memory: what
+/// it keeps is the rows, the contact ids seen (duplicates count once) and the channel of each
+/// linked pre-sale. Add every contact, then [`Fold::finish`] with the sales.
+pub struct Fold<'a> {
+    campaign: CampaignKpis<'a>,
+    seen: BTreeSet<String>,
+    sale_channel: BTreeMap<String, (bool, Channel)>,
+    rows: BTreeMap<Key, Acc>,
+}
+
+impl<'a> Fold<'a> {
+    pub fn new(campaign: CampaignKpis<'a>) -> Fold<'a> {
+        Fold {
+            campaign,
+            seen: BTreeSet::new(),
+            sale_channel: BTreeMap::new(),
+            rows: BTreeMap::new(),
+        }
+    }
+
+    fn ours(&self, client: &str, id: &str) -> bool {
+        client == self.campaign.client_id && id == self.campaign.campaign_id
+    }
+
+    fn add(&mut self, day: Date, agent: &str, channel: Channel, f: impl Fn(&mut Acc)) {
+        f(self
+            .rows
+            .entry((day, Some(agent.to_owned()), Some(channel)))
+            .or_default());
+        f(self.rows.entry((day, None, None)).or_default());
+    }
+
+    /// Count a contact (of another campaign, or seen before: ignored).
+    pub fn add_contact(&mut self, contact: &Contact) {
+        if !self.ours(&contact.client_id, &contact.campaign_id) || !self.seen.insert(contact.id.clone()) {
+            return;
+        }
         if let Some(id) = contact.presale_id.as_deref() {
             let candidate = (contact.disposition.flags.sale, contact.channel);
-            let entry = sale_channel.entry(id).or_insert(candidate);
+            let entry = self.sale_channel.entry(id.to_owned()).or_insert(candidate);
             if candidate.0 && !entry.0 {
                 *entry = candidate;
             }
         }
-    }
-    let mut unique_sales: BTreeMap<&str, (&Sale, bool)> = BTreeMap::new();
-    for sale in sales.iter().filter(|s| ours(&s.client_id, &s.campaign_id)) {
-        let entry = unique_sales.entry(sale.presale_id.as_str()).or_insert((sale, false));
-        entry.1 |= sale.verified;
-    }
-
-    let mut rows: BTreeMap<Key, Acc> = BTreeMap::new();
-    let mut add = |day: Date, agent: &str, channel: Channel, f: &dyn Fn(&mut Acc)| {
-        f(rows.entry((day, Some(agent.to_owned()), Some(channel))).or_default());
-        f(rows.entry((day, None, None)).or_default());
-    };
-    for contact in &contacts {
-        let day = campaign.zone.local_date(contact.started_at);
-        add(day, &contact.agent_id, contact.channel, &|acc: &mut Acc| {
+        let day = self.campaign.zone.local_date(contact.started_at);
+        self.add(day, &contact.agent_id, contact.channel, |acc: &mut Acc| {
             acc.counts.add_contact(contact);
             acc.catalog_versions.insert(contact.catalog_version);
         });
     }
-    for (id, (sale, verified)) in &unique_sales {
-        let day = campaign.zone.local_date(sale.sold_at);
-        let channel = sale_channel.get(id).map_or(Channel::Call, |(_, channel)| *channel);
-        add(day, &sale.agent_id, channel, &|acc: &mut Acc| {
-            acc.counts.add_sale(*verified)
-        });
-    }
 
-    rows.into_iter()
-        .map(|((day, agent_id, channel), acc)| KpiRow {
-            definitions_version: DEFINITIONS_VERSION,
-            catalog_versions: acc.catalog_versions.into_iter().collect(),
-            client_id: campaign.client_id.to_owned(),
-            campaign_id: campaign.campaign_id.to_owned(),
-            day,
-            agent_id,
-            channel,
-            base_records: campaign.base_records,
-            rates: Rates::of(&acc.counts, campaign.base_records),
-            counts: acc.counts,
-        })
-        .collect()
+    /// Count the sales and give the rows of every day present, ordered by day, total first,
+    /// then agent and channel.
+    pub fn finish(mut self, sales: &[Sale]) -> Vec<KpiRow> {
+        let mut unique_sales: BTreeMap<&str, (&Sale, bool)> = BTreeMap::new();
+        for sale in sales.iter().filter(|s| self.ours(&s.client_id, &s.campaign_id)) {
+            let entry = unique_sales.entry(sale.presale_id.as_str()).or_insert((sale, false));
+            entry.1 |= sale.verified;
+        }
+        for (id, (sale, verified)) in &unique_sales {
+            let day = self.campaign.zone.local_date(sale.sold_at);
+            let channel = self
+                .sale_channel
+                .get(*id)
+                .map_or(Channel::Call, |(_, channel)| *channel);
+            self.add(day, &sale.agent_id, channel, |acc: &mut Acc| {
+                acc.counts.add_sale(*verified)
+            });
+        }
+        let campaign = self.campaign;
+        self.rows
+            .into_iter()
+            .map(|((day, agent_id, channel), acc)| KpiRow {
+                definitions_version: DEFINITIONS_VERSION,
+                catalog_versions: acc.catalog_versions.into_iter().collect(),
+                client_id: campaign.client_id.to_owned(),
+                campaign_id: campaign.campaign_id.to_owned(),
+                day,
+                agent_id,
+                channel,
+                base_records: campaign.base_records,
+                rates: Rates::of(&acc.counts, campaign.base_records),
+                counts: acc.counts,
+            })
+            .collect()
+    }
 }
 
 /// How `GET /reports/kpis` groups a day's rows.

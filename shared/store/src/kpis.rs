@@ -48,8 +48,21 @@ pub struct DaySource {
 /// What a campaign-day's report is computed from.
 #[async_trait]
 pub trait KpiInputs: Send + Sync {
-    /// Every contact recorded for the campaign's local `day`.
-    async fn attempts(&self, campaign_id: &str, day: Date) -> Result<Vec<Contact>, StoreError>;
+    /// Every contact recorded for the campaign's local `day`, handed to `each` a page at a time:
+    /// a day can hold 200,000, which are never all in memory at once. How many there were.
+    async fn each_attempt(
+        &self,
+        campaign_id: &str,
+        day: Date,
+        each: &mut (dyn FnMut(Contact) + Send),
+    ) -> Result<u64, StoreError>;
+    /// Every contact recorded for the campaign's local `day`, in one list.
+    async fn attempts(&self, campaign_id: &str, day: Date) -> Result<Vec<Contact>, StoreError> {
+        let mut all = Vec::new();
+        self.each_attempt(campaign_id, day, &mut |contact| all.push(contact))
+            .await?;
+        Ok(all)
+    }
     /// The campaign's pre-sales registered in `[from, to)`, as the KPIs see them.
     async fn sales(&self, campaign_id: &str, from: OffsetDateTime, to: OffsetDateTime)
     -> Result<Vec<Sale>, StoreError>;
@@ -186,19 +199,36 @@ impl DynamoKpiStore {
 
 #[async_trait]
 impl KpiInputs for DynamoKpiStore {
-    async fn attempts(&self, campaign_id: &str, day: Date) -> Result<Vec<Contact>, StoreError> {
-        let items = query_all(
-            self.client
-                .query()
-                .table_name(&self.contacts_table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(attempts_pk(campaign_id, day))),
-        )
-        .await?;
-        items
-            .into_iter()
-            .map(|item| serde_dynamo::from_item(item).map_err(corrupt("reading a day attempt")))
-            .collect()
+    async fn each_attempt(
+        &self,
+        campaign_id: &str,
+        day: Date,
+        each: &mut (dyn FnMut(Contact) + Send),
+    ) -> Result<u64, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.contacts_table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(attempts_pk(campaign_id, day)));
+        let (mut start, mut count) = (None, 0);
+        loop {
+            let output = query
+                .clone()
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(crate::dynamo::sdk_error)?;
+            // One 1 MB page at a time: its items are dropped once read.
+            for item in output.items.unwrap_or_default() {
+                each(serde_dynamo::from_item(item).map_err(corrupt("reading a day attempt"))?);
+                count += 1;
+            }
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(count),
+            }
+        }
     }
 
     async fn sales(
@@ -457,13 +487,23 @@ mod memory {
 
     #[async_trait]
     impl KpiInputs for MemoryKpiStore {
-        async fn attempts(&self, campaign_id: &str, day: Date) -> Result<Vec<Contact>, StoreError> {
-            let state = self.state.lock().map_err(poisoned)?;
-            Ok(state
-                .attempts
-                .get(&(campaign_id.to_owned(), day))
-                .cloned()
-                .unwrap_or_default())
+        async fn each_attempt(
+            &self,
+            campaign_id: &str,
+            day: Date,
+            each: &mut (dyn FnMut(Contact) + Send),
+        ) -> Result<u64, StoreError> {
+            let contacts = {
+                let state = self.state.lock().map_err(poisoned)?;
+                state
+                    .attempts
+                    .get(&(campaign_id.to_owned(), day))
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let count = contacts.len() as u64;
+            contacts.into_iter().for_each(each);
+            Ok(count)
         }
 
         async fn sales(
