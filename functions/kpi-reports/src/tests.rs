@@ -2,8 +2,8 @@ use std::sync::Arc;
 
 use backoffice_domain::events::KpiDayRequested;
 use backoffice_domain::kpi::Sale;
-use backoffice_domain::testing::{FixedClock, campaign_catalog};
-use backoffice_domain::tipification::{Channel, Contact, CustomerKey, Direction, Family, Flags, Leaf};
+use backoffice_domain::testing::{self, FixedClock, campaign_catalog};
+use backoffice_domain::tipification::{Channel, Contact, Family};
 use backoffice_edge::http::Invocation;
 use backoffice_edge::testing::{ApiEvent, MemoryPublisher, Reply};
 use backoffice_store::config::MemoryCampaignDirectory;
@@ -45,34 +45,14 @@ fn harness() -> Harness {
     }
 }
 
+/// A call with timing (240 s talk, 30 hold, 30 wrap-up) under catalog `catalog_version`.
 fn contact(id: &str, agent: &str, family: Family, started_at: OffsetDateTime, catalog_version: u32) -> Contact {
-    let lima = backoffice_domain::zone::CampaignZone::parse("America/Lima").expect("a zone");
     Contact {
-        id: id.into(),
-        client_id: "acme".into(),
-        campaign_id: "c1".into(),
-        agent_id: agent.into(),
-        channel: Channel::Call,
-        direction: Direction::Outbound,
-        external_id: format!("ext-{id}"),
-        customer_key: CustomerKey::parse("phone:987654321").expect("a key"),
-        disposition: Leaf {
-            code: format!("{family:?}"),
-            path: "…".into(),
-            family,
-            flags: Flags::default(),
-        },
         catalog_version,
-        started_at,
-        ended_at: started_at + Duration::minutes(5),
-        notes: None,
-        presale_id: None,
-        callback_at: None,
-        recorded_at: started_at + Duration::minutes(5),
         talk_seconds: Some(240),
         hold_seconds: Some(30),
         wrap_seconds: Some(30),
-        local_day: Some(lima.local_date(started_at)),
+        ..testing::contact(id, agent, Channel::Call, family, started_at)
     }
 }
 

@@ -530,7 +530,6 @@ mod tests {
     use time::macros::{date, datetime};
 
     use super::*;
-    use crate::tipification::{CustomerKey, Direction, Flags, Leaf};
 
     fn lima() -> &'static CampaignZone {
         static LIMA: std::sync::OnceLock<CampaignZone> = std::sync::OnceLock::new();
@@ -547,33 +546,7 @@ mod tests {
     }
 
     fn contact(id: &str, agent: &str, channel: Channel, family: Family, started_at: OffsetDateTime) -> Contact {
-        Contact {
-            id: id.into(),
-            client_id: "acme".into(),
-            campaign_id: "c1".into(),
-            agent_id: agent.into(),
-            channel,
-            direction: Direction::Outbound,
-            external_id: format!("ext-{id}"),
-            customer_key: CustomerKey::parse("phone:987654321").expect("a key"),
-            disposition: Leaf {
-                code: format!("{family:?}"),
-                path: "…".into(),
-                family,
-                flags: Flags::default(),
-            },
-            catalog_version: 1,
-            started_at,
-            ended_at: started_at + time::Duration::minutes(5),
-            notes: None,
-            presale_id: None,
-            callback_at: None,
-            recorded_at: started_at + time::Duration::minutes(5),
-            talk_seconds: None,
-            hold_seconds: None,
-            wrap_seconds: None,
-            local_day: None,
-        }
+        crate::testing::contact(id, agent, channel, family, started_at)
     }
 
     fn sale(id: &str, agent: &str, sold_at: OffsetDateTime, verified: bool) -> Sale {

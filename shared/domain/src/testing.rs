@@ -336,3 +336,44 @@ pub fn clean_recording(client: &str, campaign: &str, call_id: &str, at: OffsetDa
         unreadable: None,
     }
 }
+
+/// A contact of ACME's campaign `c1` by `agent`, ten minutes long, recorded when it ended,
+/// counted on its Lima day, with a disposition of `family` and no timing; tests change the rest
+/// with struct update syntax.
+pub fn contact(
+    id: &str,
+    agent: &str,
+    channel: crate::tipification::Channel,
+    family: crate::tipification::Family,
+    started_at: OffsetDateTime,
+) -> crate::tipification::Contact {
+    use crate::tipification::{Contact, CustomerKey, Direction, Flags, Leaf};
+    let lima = crate::zone::CampaignZone::parse("America/Lima").unwrap_or_else(|e| unreachable!("{e:?}"));
+    Contact {
+        id: id.into(),
+        client_id: "acme".into(),
+        campaign_id: "c1".into(),
+        agent_id: agent.into(),
+        channel,
+        direction: Direction::Outbound,
+        external_id: format!("ext-{id}"),
+        customer_key: CustomerKey::parse("phone:987654321").unwrap_or_else(|e| unreachable!("{e:?}")),
+        disposition: Leaf {
+            code: format!("{family:?}"),
+            path: "…".into(),
+            family,
+            flags: Flags::default(),
+        },
+        catalog_version: 1,
+        started_at,
+        ended_at: started_at + time::Duration::minutes(10),
+        notes: None,
+        presale_id: None,
+        callback_at: None,
+        recorded_at: started_at + time::Duration::minutes(10),
+        talk_seconds: None,
+        hold_seconds: None,
+        wrap_seconds: None,
+        local_day: Some(lima.local_date(started_at)),
+    }
+}
