@@ -29,8 +29,8 @@ use backoffice_domain::kpi::{self, CampaignKpis, GroupBy, KpiRow};
 use backoffice_domain::principal::{Principal, Role};
 use backoffice_domain::{Clock, wire};
 use backoffice_edge::http::{ApiError, ApiRequest, ApiResponse, Invocation, respond};
-use backoffice_edge::queue;
 use backoffice_edge::relay::Publisher;
+use backoffice_edge::{queue, schedule};
 use backoffice_store::StoreError;
 use backoffice_store::config::{CampaignDirectory, CampaignList};
 use backoffice_store::kpis::{DaySource, KpiInputs, KpiReports};
@@ -91,12 +91,9 @@ pub struct TickRequest {
 }
 
 impl TickRequest {
-    /// The schedule's event (`{}`, or EventBridge's own envelope) or a hand-written one.
+    /// The schedule's event or a hand-written one (`backoffice_edge::schedule::request`).
     pub fn from_event(payload: &Value) -> Result<TickRequest, ReportError> {
-        if payload.get("detail-type").is_some() {
-            return Ok(TickRequest::default());
-        }
-        serde_json::from_value(payload.clone()).map_err(|e| ReportError::Unreadable(e.to_string()))
+        schedule::request(payload).map_err(|e| ReportError::Unreadable(e.to_string()))
     }
 }
 

@@ -9,6 +9,7 @@ pub mod http;
 pub mod mail;
 pub mod queue;
 pub mod relay;
+pub mod schedule;
 pub mod secrets;
 pub mod telemetry;
 pub mod xray;
