@@ -348,6 +348,7 @@ where
             file_stem: &record.file_stem,
             xml: &xml,
             cdr: cdr.as_deref(),
+            evidence: None,
         };
         let now = self.clock.now();
         let message = email::build_credit_note(note, &files, &profile.finance_email, &self.sender, now)

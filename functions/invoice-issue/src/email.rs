@@ -30,6 +30,9 @@ pub struct Attachments<'a> {
     pub file_stem: &'a str,
     pub xml: &'a [u8],
     pub cdr: Option<&'a [u8]>,
+    /// A billing run's evidence CSV (file name, bytes): the call center's invoice to a client
+    /// company carries the events it bills (ADR 0028).
+    pub evidence: Option<(&'a str, &'a [u8])>,
 }
 
 /// The e-mail for `invoice`: to the buyer (when they gave an address) and, hidden from them,
@@ -143,6 +146,10 @@ fn envelope(
         .attachment("application/xml", format!("{}.xml", files.file_stem), files.xml);
     let raw = match files.cdr {
         Some(cdr) => raw.attachment("application/zip", format!("R-{}.zip", files.file_stem), cdr),
+        None => raw,
+    };
+    let raw = match files.evidence {
+        Some((name, csv)) => raw.attachment("text/csv", name.to_owned(), csv),
         None => raw,
     }
     .write_to_vec()?;
@@ -260,9 +267,8 @@ fn text_body(invoice: &Invoice) -> String {
          Fecha de vencimiento: {due}\n\
          Importe total: {total}\n\
          SON: {words}\n\n\
-         Venta: {sale}\n\
-         Envío: {shipment} (seguimiento {tracking})\n\n\
-         Van adjuntos la representación impresa (PDF), el comprobante electrónico firmado (XML) y la constancia de recepción de SUNAT (CDR). Para cualquier consulta sobre el pago, responda a este correo.\n",
+         {bills}\n\n\
+         Van adjuntos la representación impresa (PDF), el comprobante electrónico firmado (XML) y la constancia de recepción de SUNAT (CDR){evidence}. Para cualquier consulta sobre el pago, responda a este correo.\n",
         buyer = invoice.buyer.name,
         kind = title_case(invoice.kind.title()).to_lowercase(),
         number = invoice.invoice_id,
@@ -272,9 +278,8 @@ fn text_body(invoice: &Invoice) -> String {
         due = invoice.due_date,
         total = invoice.totals.total,
         words = invoice.total_in_words,
-        sale = invoice.sale_id,
-        shipment = invoice.shipment_id,
-        tracking = invoice.tracking_reference,
+        bills = what_it_bills(invoice).join("\n"),
+        evidence = evidence_note(invoice),
     )
 }
 
@@ -303,8 +308,8 @@ fn html_body(invoice: &Invoice) -> String {
          <tr><td></td><td><strong>Importe total</strong></td><td style=\"text-align:right\"><strong>{total}</strong></td></tr>\
          </table>\
          <p>SON: {words}</p>\
-         <p>Fecha de emisión: {issued}<br>Fecha de vencimiento: {due}<br>Venta: {sale}<br>Envío: {shipment} (seguimiento {tracking})</p>\
-         <p>Van adjuntos la representación impresa (PDF), el comprobante electrónico firmado (XML) y la constancia de recepción de SUNAT (CDR).</p></body></html>",
+         <p>Fecha de emisión: {issued}<br>Fecha de vencimiento: {due}<br>{bills}</p>\
+         <p>Van adjuntos la representación impresa (PDF), el comprobante electrónico firmado (XML) y la constancia de recepción de SUNAT (CDR){evidence}.</p></body></html>",
         buyer = e(&invoice.buyer.name),
         kind = e(&title_case(invoice.kind.title()).to_lowercase()),
         number = e(&invoice.invoice_id),
@@ -317,10 +322,37 @@ fn html_body(invoice: &Invoice) -> String {
         words = e(&invoice.total_in_words),
         issued = invoice.issue_date,
         due = invoice.due_date,
-        sale = e(invoice.sale_id.as_str()),
-        shipment = e(invoice.shipment_id.as_str()),
-        tracking = e(&invoice.tracking_reference),
+        bills = what_it_bills(invoice)
+            .iter()
+            .map(|l| e(l))
+            .collect::<Vec<_>>()
+            .join("<br>"),
+        evidence = evidence_note(invoice),
     )
+}
+
+/// The sale and its shipment, or the billing run of the call center's invoice.
+fn what_it_bills(invoice: &Invoice) -> Vec<String> {
+    match (&invoice.billing_run, &invoice.sale_id) {
+        (Some(run), _) => vec![format!("Servicios de {}: liquidación {}", run.month, run.run_id)],
+        (None, Some(sale)) => vec![
+            format!("Venta: {sale}"),
+            format!(
+                "Envío: {} (seguimiento {})",
+                invoice.shipment_id.as_ref().map(|s| s.as_str()).unwrap_or("-"),
+                invoice.tracking_reference.as_deref().unwrap_or("-")
+            ),
+        ],
+        (None, None) => Vec::new(),
+    }
+}
+
+fn evidence_note(invoice: &Invoice) -> &'static str {
+    if invoice.billing_run.is_some() {
+        ", y la evidencia de los eventos facturados (CSV)"
+    } else {
+        ""
+    }
 }
 
 /// Names come from pre-sales typed by agents: never trusted as HTML.

@@ -32,7 +32,9 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use backoffice_domain::Clock;
 use backoffice_domain::audit::{Actor, AuditEntry, GENESIS_HASH};
 use backoffice_domain::electronic::{self, ElectronicStatus};
-use backoffice_domain::events::{CashCollected, CreditNoteRequested, Event, InvoiceRequested, ShipmentReturned};
+use backoffice_domain::events::{
+    CashCollected, CreditNoteRequested, Event, InvoiceRequested, ServiceInvoiceRequested, ShipmentReturned,
+};
 use backoffice_domain::invoice::{BillingProfile, InvoiceDraft, InvoiceError};
 use backoffice_domain::retry::{Retry, RetryPolicy};
 use backoffice_domain::wire::{self, WireError};
@@ -185,6 +187,13 @@ where
                 let incoming = wire::open::<CashCollected>(body)?;
                 return self.collected(&incoming.body).await;
             }
+            Some(ServiceInvoiceRequested::TYPE) => {
+                let incoming = wire::open::<ServiceInvoiceRequested>(body)?;
+                let correlation_id = incoming
+                    .correlation_id
+                    .unwrap_or_else(|| incoming.body.request_id.clone());
+                return self.service(&incoming.body, &correlation_id).await;
+            }
             _ => {}
         }
         let incoming = wire::open::<InvoiceRequested>(body)?;
@@ -198,7 +207,8 @@ where
             Some(existing) => self.deliver(&request.client_id, &existing, None).await,
             None => {
                 let profile = self.profile(&request.client_id).await?;
-                match self.issue(&request, &profile, &correlation_id).await? {
+                let draft = InvoiceDraft::prepare(&request, &profile, self.clock.now())?;
+                match self.issue(&draft, &correlation_id).await? {
                     // Just written by this worker: delivered from memory, not read back.
                     Issued::Now(invoice) => {
                         let stored = StoredInvoice::issued(invoice);
@@ -207,6 +217,24 @@ where
                     Issued::Before(invoice_id) => self.deliver(&request.client_id, &invoice_id, Some(&profile)).await,
                 }
             }
+        }
+    }
+
+    /// The call center's invoice for a client company's month (ADR 0028): one per billing run,
+    /// numbered in the call center's series and delivered like a sale's.
+    async fn service(&self, request: &ServiceInvoiceRequested, correlation_id: &str) -> Result<Outcome, IssueError> {
+        if let Some(existing) = self.invoices.invoice_for_run(&request.request_id).await? {
+            return self.deliver(&request.seller_id, &existing, None).await;
+        }
+        let seller = self.profile(&request.seller_id).await?;
+        let buyer = self.profile(&request.client_id).await?;
+        let draft = InvoiceDraft::for_service(request, &seller, &buyer, self.clock.now())?;
+        match self.issue(&draft, correlation_id).await? {
+            Issued::Now(invoice) => {
+                self.deliver_stored(StoredInvoice::issued(invoice), &seller, Lease::Held)
+                    .await
+            }
+            Issued::Before(invoice_id) => self.deliver(&request.seller_id, &invoice_id, Some(&seller)).await,
         }
     }
 
@@ -226,16 +254,11 @@ where
         }
     }
 
-    /// The sale's invoice: numbered now, or the one a concurrent delivery numbered.
-    async fn issue(
-        &self,
-        request: &InvoiceRequested,
-        profile: &BillingProfile,
-        correlation_id: &str,
-    ) -> Result<Issued, IssueError> {
-        let draft = InvoiceDraft::prepare(request, profile, self.clock.now())?;
+    /// The request's invoice (a sale's or a billing run's): numbered now, or the one a
+    /// concurrent delivery numbered.
+    async fn issue(&self, draft: &InvoiceDraft, correlation_id: &str) -> Result<Issued, IssueError> {
         let take_next = || async {
-            let head = self.invoices.series_head(&request.client_id, draft.series()).await?;
+            let head = self.invoices.series_head(draft.client_id(), draft.series()).await?;
             let invoice = draft.numbered_not_before(head.number + 1, head.issue_date)?;
             let audit = AuditEntry::new(
                 &invoice.invoice_id,
@@ -247,6 +270,7 @@ where
             )
             .details(json!({
                 "sale_id": invoice.sale_id,
+                "billing_run": invoice.billing_run.as_ref().map(|r| &r.run_id),
                 "total": invoice.totals.total,
                 "correlation_id": correlation_id,
             }))
@@ -259,18 +283,29 @@ where
                 .await?
             {
                 IssueOutcome::Issued => {
-                    tracing::info!(invoice_id = %invoice.invoice_id, sale_id = %invoice.sale_id, total = %invoice.totals.total, "invoice issued");
+                    tracing::info!(
+                        invoice_id = %invoice.invoice_id,
+                        sale_id = invoice.sale_id.as_ref().map(|s| s.as_str()),
+                        billing_run = invoice.billing_run.as_ref().map(|r| r.run_id.as_str()),
+                        total = %invoice.totals.total,
+                        "invoice issued"
+                    );
                     metrics::counter!("InvoicesIssued").increment(1);
                     Ok(Issued::Now(Box::new(invoice)))
                 }
-                IssueOutcome::SaleAlreadyInvoiced => Ok(Issued::Before(
-                    self.invoices.invoice_for_sale(&request.sale_id).await?.ok_or_else(|| {
+                IssueOutcome::SaleAlreadyInvoiced => {
+                    let existing = match (&invoice.billing_run, &invoice.sale_id) {
+                        (Some(run), _) => self.invoices.invoice_for_run(&run.run_id).await?,
+                        (None, Some(sale)) => self.invoices.invoice_for_sale(sale).await?,
+                        (None, None) => None,
+                    };
+                    Ok(Issued::Before(existing.ok_or_else(|| {
                         IssueError::Store(StoreError::Corrupt(format!(
-                            "sale {} is invoiced but has no invoice id",
-                            request.sale_id
+                            "the request of {} is invoiced but has no invoice id",
+                            invoice.invoice_id
                         )))
-                    })?,
-                )),
+                    })?))
+                }
                 IssueOutcome::NumberTaken => Err(Numbering::Taken),
             }
         };
@@ -388,11 +423,13 @@ where
         };
         let pdf = self.pdf(stored, &acceptance).await?;
         let now = self.clock.now();
+        let evidence = self.evidence(&stored.invoice).await?;
         let files = email::Attachments {
             pdf: &pdf,
             file_stem: &record.file_stem,
             xml: &xml,
             cdr: cdr.as_deref(),
+            evidence: evidence.as_ref().map(|(name, csv)| (name.as_str(), csv.as_slice())),
         };
         let message = email::build(&stored.invoice, &files, &profile.finance_email, &self.sender, now)
             .map_err(|e| IssueError::Email(e.to_string()))?;
@@ -573,6 +610,30 @@ where
             // The lease then simply runs out before the next attempt.
             tracing::warn!(invoice_id = %invoice_id, error = %e, "could not release the e-mail lease");
         }
+    }
+
+    /// A billing run's evidence CSV, copied beside the invoice's PDF the first time (ADR 0028):
+    /// its name and bytes; `None` for a sale's invoice.
+    async fn evidence(
+        &self,
+        invoice: &backoffice_domain::invoice::Invoice,
+    ) -> Result<Option<(String, Vec<u8>)>, IssueError> {
+        let Some(run) = &invoice.billing_run else {
+            return Ok(None);
+        };
+        let name = format!("evidencia-{}.csv", run.run_id);
+        let beside = invoice.document_key(&name);
+        if let Some(csv) = self.documents.get(&beside).await? {
+            return Ok(Some((name, csv)));
+        }
+        let csv = self.documents.get(&run.evidence_key).await?.ok_or_else(|| {
+            IssueError::Store(StoreError::Corrupt(format!(
+                "billing run {}: no evidence at {}",
+                run.run_id, run.evidence_key
+            )))
+        })?;
+        self.documents.put(&beside, csv.clone(), "text/csv").await?;
+        Ok(Some((name, csv)))
     }
 
     /// The invoice's PDF bytes, as stored.

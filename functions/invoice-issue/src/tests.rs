@@ -441,7 +441,12 @@ async fn concurrent_workers_with_duplicates_number_without_gaps() {
     let mut numbers: Vec<u64> = w.invoices.all().iter().map(|i| i.invoice.number).collect();
     numbers.sort_unstable();
     assert_eq!(numbers, (1..=120).collect::<Vec<u64>>());
-    let mut sales: Vec<String> = w.invoices.all().iter().map(|i| i.invoice.sale_id.to_string()).collect();
+    let mut sales: Vec<String> = w
+        .invoices
+        .all()
+        .iter()
+        .filter_map(|i| i.invoice.sale_id.as_ref().map(|s| s.to_string()))
+        .collect();
     sales.sort();
     sales.dedup();
     assert_eq!(sales.len(), 120);
@@ -1069,4 +1074,94 @@ async fn a_credit_note_whose_email_failed_is_sent_by_the_sweep_once() {
         .await
         .unwrap();
     assert_eq!(w.mailer.sent().len(), 2);
+}
+
+/// The call center's own profile: its series, prices net of IGV (contracts are).
+fn call_center() -> BillingProfile {
+    BillingProfile {
+        legal_name: "Contacto Perú S.A.C.".into(),
+        finance_email: "cobranzas@callcenter.example.com".into(),
+        factura_series: "F900".into(),
+        tax: backoffice_domain::invoice::TaxConfig {
+            prices_include_tax: false,
+            ..Default::default()
+        },
+        ..billing_profile("callcenter")
+    }
+}
+
+#[tokio::test]
+async fn a_billing_run_is_invoiced_once_by_the_call_center_with_its_evidence_attached() {
+    let mut w = world();
+    w.issuer.billing = MemoryCampaignDirectory::default()
+        .with_billing(billing_profile("acme"))
+        .with_billing(call_center());
+    let request = backoffice_domain::testing::service_invoice_request("callcenter", "acme");
+    let csv = b"key,kind,price\nCONTACT#1,EFFECTIVE_CONTACT,2.50\n".to_vec();
+    w.documents
+        .put(&request.evidence_key, csv.clone(), "text/csv")
+        .await
+        .unwrap();
+    let body = wire::seal(&request, "m-run", "corr-run", datetime!(2026-11-01 06:00 UTC)).unwrap();
+
+    let outcome = w.issuer.process(&body).await.unwrap();
+    let Outcome::Delivered { invoice_id, .. } = outcome else {
+        panic!("not delivered: {outcome:?}")
+    };
+    assert_eq!(invoice_id, "F900-00000001");
+    let stored = w.invoices.load("callcenter", &invoice_id).await.unwrap().unwrap();
+    // 650.00 net, IGV 18 % on top.
+    assert_eq!(
+        (
+            stored.invoice.totals.subtotal.amount_minor(),
+            stored.invoice.totals.tax.amount_minor(),
+            stored.invoice.totals.total.amount_minor()
+        ),
+        (65_000, 11_700, 76_700)
+    );
+    assert_eq!(
+        w.invoices.invoice_for_run("acme-2026-10").await.unwrap().as_deref(),
+        Some("F900-00000001")
+    );
+    let beside = "invoices/callcenter/F900/evidencia-acme-2026-10.csv";
+    assert_eq!(w.documents.get(beside).await.unwrap(), Some(csv.clone()));
+
+    let sent = w.mailer.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].to, vec!["finanzas@acme.example.com".to_owned()]);
+    assert_eq!(sent[0].bcc, vec!["cobranzas@callcenter.example.com".to_owned()]);
+    let parsed = MessageParser::default().parse(&sent[0].raw).unwrap();
+    let names: Vec<_> = parsed.attachments().filter_map(|a| a.attachment_name()).collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert_eq!(names[0], "F900-00000001.pdf");
+    assert_eq!(names[3], "evidencia-acme-2026-10.csv");
+    assert_eq!(parsed.attachments().nth(3).unwrap().contents(), csv.as_slice());
+    let text = parsed.body_text(0).unwrap();
+    assert!(text.contains("liquidación acme-2026-10"), "{text}");
+
+    // A redelivery issues nothing and sends nothing.
+    let again = w.issuer.process(&body).await.unwrap();
+    assert!(matches!(again, Outcome::AlreadyDelivered { .. }), "{again:?}");
+    assert_eq!((w.invoices.all().len(), w.mailer.sent().len()), (1, 1));
+}
+
+#[tokio::test]
+async fn a_billing_run_without_its_evidence_is_not_emailed_yet() {
+    let mut w = world();
+    w.issuer.billing = MemoryCampaignDirectory::default()
+        .with_billing(billing_profile("acme"))
+        .with_billing(call_center());
+    let request = backoffice_domain::testing::service_invoice_request("callcenter", "acme");
+    let body = wire::seal(&request, "m-run", "corr-run", datetime!(2026-11-01 06:00 UTC)).unwrap();
+    assert!(w.issuer.process(&body).await.is_err());
+    assert!(w.mailer.sent().is_empty());
+    // Once the evidence is there, the retry delivers the invoice already numbered.
+    w.documents
+        .put(&request.evidence_key, b"key\n".to_vec(), "text/csv")
+        .await
+        .unwrap();
+    w.issuer.clock = FixedClock::at(datetime!(2026-11-24 16:00 UTC));
+    let outcome = w.issuer.process(&body).await.unwrap();
+    assert!(matches!(outcome, Outcome::Delivered { ref invoice_id, .. } if invoice_id == "F900-00000001"));
+    assert_eq!(w.invoices.all().len(), 1);
 }

@@ -130,6 +130,39 @@ impl Event for InvoiceRequested {
     const QUEUE: &'static str = "billing";
 }
 
+/// A client company's month of services, invoiced by the call center (client-billing →
+/// invoice-issue, billing queue; ADR 0028). `request_id` is the billing run's id: one invoice
+/// per run, however often it arrives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceInvoiceRequested {
+    pub request_id: String,
+    /// The call center: its billing profile is the seller.
+    pub seller_id: String,
+    /// The client company billed: its billing profile is the buyer.
+    pub client_id: String,
+    /// `YYYY-MM`.
+    pub month: String,
+    /// The run's evidence CSV in the invoices bucket, attached to the e-mail.
+    pub evidence_key: String,
+    /// Days from issue to due date, as the contract says.
+    pub payment_terms_days: u32,
+    /// Prices net of tax, in order (`MonthPricing::invoice_charges`).
+    pub lines: Vec<ServiceLine>,
+}
+
+/// One charge of a [`ServiceInvoiceRequested`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceLine {
+    pub description: String,
+    pub quantity: u32,
+    pub unit_price: Money,
+}
+
+impl Event for ServiceInvoiceRequested {
+    const TYPE: &'static str = "ServiceInvoiceRequested";
+    const QUEUE: &'static str = "billing";
+}
+
 /// Credit all of an issued invoice (no `lines`) or some quantities of its lines. `request_id`
 /// makes it idempotent: however often it arrives, one credit note per request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -27,7 +27,7 @@ use super::identity::{Document, DocumentType};
 use super::money::{Currency, Money};
 use super::presale::{Customer, LineItem, PresaleId};
 use super::words::amount_in_words;
-use crate::events::{InvoiceRequested, SaleId, ShipmentId};
+use crate::events::{InvoiceRequested, SaleId, ServiceInvoiceRequested, ShipmentId};
 use crate::zone::{CampaignZone, LocalTime};
 
 /// Highest number a SUNAT series can carry (8 digits).
@@ -388,6 +388,18 @@ pub struct Party {
     pub email: Option<String>,
 }
 
+/// The billing run an invoice of the call center bills (ADR 0028).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BillingRunRef {
+    /// `{client}-{YYYY-MM}`.
+    pub run_id: String,
+    /// The client company billed.
+    pub client_id: String,
+    pub month: String,
+    /// The evidence CSV in the invoices bucket.
+    pub evidence_key: String,
+}
+
 /// An issued invoice: immutable once written (corrections are credit notes).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Invoice {
@@ -398,11 +410,22 @@ pub struct Invoice {
     pub number: u64,
     pub status: InvoiceStatus,
     pub client_id: String,
+    /// Empty on a billing run's invoice (a run spans campaigns).
+    #[serde(default)]
     pub campaign_id: String,
-    pub sale_id: SaleId,
-    pub presale_id: PresaleId,
-    pub shipment_id: ShipmentId,
-    pub tracking_reference: String,
+    /// The sale invoiced; `None` on a billing run's invoice, and so are the pre-sale, the
+    /// shipment and its tracking reference (ADR 0028: every stored sale invoice has them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sale_id: Option<SaleId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presale_id: Option<PresaleId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipment_id: Option<ShipmentId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking_reference: Option<String>,
+    /// The client company's month of services this invoice bills (the call center's invoice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing_run: Option<BillingRunRef>,
     pub seller: Party,
     pub buyer: Party,
     pub currency: Currency,
@@ -485,10 +508,11 @@ impl InvoiceDraft {
                 status: InvoiceStatus::Issued,
                 client_id: request.client_id.clone(),
                 campaign_id: request.campaign_id.clone(),
-                sale_id: request.sale_id.clone(),
-                presale_id: request.presale_id.clone(),
-                shipment_id: request.shipment_id.clone(),
-                tracking_reference: request.tracking_reference.clone(),
+                sale_id: Some(request.sale_id.clone()),
+                presale_id: Some(request.presale_id.clone()),
+                shipment_id: Some(request.shipment_id.clone()),
+                tracking_reference: Some(request.tracking_reference.clone()),
+                billing_run: None,
                 seller: Party {
                     name: profile.legal_name.clone(),
                     document: profile.ruc.clone(),
@@ -511,6 +535,102 @@ impl InvoiceDraft {
                 issued_at: now,
             },
         })
+    }
+
+    /// The call center's invoice for a client company's month (ADR 0028): `seller` is the call
+    /// center's profile (its series, its tax: contract prices are net of it), `buyer` the
+    /// company's, billed at its RUC, the e-mail to its finance address.
+    pub fn for_service(
+        request: &ServiceInvoiceRequested,
+        seller: &BillingProfile,
+        buyer: &BillingProfile,
+        now: OffsetDateTime,
+    ) -> Result<InvoiceDraft, InvoiceError> {
+        seller.validate()?;
+        if seller.client_id != request.seller_id || buyer.client_id != request.client_id {
+            return Err(InvoiceError::Config(format!(
+                "billing profiles {} and {} used for run {} of {} billed by {}",
+                seller.client_id, buyer.client_id, request.request_id, request.client_id, request.seller_id
+            )));
+        }
+        if buyer.ruc.kind() != DocumentType::Ruc {
+            return Err(InvoiceError::Config(format!(
+                "client {}: a company is billed at its RUC",
+                buyer.client_id
+            )));
+        }
+        let currency = request
+            .lines
+            .first()
+            .map(|l| l.unit_price.currency())
+            .ok_or_else(|| InvoiceError::Invalid("an invoice needs at least one line".into()))?;
+        let charges: Vec<Charge> = request
+            .lines
+            .iter()
+            .map(|l| Charge {
+                kind: LineKind::Item,
+                sku: None,
+                description: l.description.clone(),
+                quantity: l.quantity,
+                unit_price: l.unit_price,
+            })
+            .collect();
+        let (lines, totals) = compute(&charges, &seller.tax, currency)?;
+        let issue_date = seller
+            .local_time()?
+            .local(now)
+            .ok_or_else(|| InvoiceError::Invalid(format!("{now} is beyond the calendar")))?
+            .date();
+        let due_date = issue_date
+            .checked_add(Duration::days(i64::from(request.payment_terms_days)))
+            .ok_or_else(|| InvoiceError::Config("payment terms run past the calendar".into()))?;
+        let kind = DocumentKind::for_buyer(&buyer.ruc);
+        Ok(InvoiceDraft {
+            unnumbered: Invoice {
+                invoice_id: String::new(),
+                kind,
+                series: seller.series(kind).to_owned(),
+                number: 0,
+                status: InvoiceStatus::Issued,
+                client_id: seller.client_id.clone(),
+                campaign_id: String::new(),
+                sale_id: None,
+                presale_id: None,
+                shipment_id: None,
+                tracking_reference: None,
+                billing_run: Some(BillingRunRef {
+                    run_id: request.request_id.clone(),
+                    client_id: request.client_id.clone(),
+                    month: request.month.clone(),
+                    evidence_key: request.evidence_key.clone(),
+                }),
+                seller: Party {
+                    name: seller.legal_name.clone(),
+                    document: seller.ruc.clone(),
+                    address: Some(seller.address.clone()).filter(|a| !a.trim().is_empty()),
+                    email: None,
+                },
+                buyer: Party {
+                    name: buyer.legal_name.clone(),
+                    document: buyer.ruc.clone(),
+                    address: Some(buyer.address.clone()).filter(|a| !a.trim().is_empty()),
+                    email: Some(buyer.finance_email.clone()).filter(|e| !e.trim().is_empty()),
+                },
+                currency,
+                tax: seller.tax.clone(),
+                total_in_words: amount_in_words(&totals.total),
+                lines,
+                totals,
+                issue_date,
+                due_date,
+                issued_at: now,
+            },
+        })
+    }
+
+    /// The issuer whose series numbers it.
+    pub fn client_id(&self) -> &str {
+        &self.unnumbered.client_id
     }
 
     /// The series the number must come from.
@@ -568,6 +688,21 @@ fn format_address(customer: &Customer) -> String {
 }
 
 impl Invoice {
+    /// What the invoice bills, as printed on its PDF and e-mail.
+    pub fn reference(&self) -> String {
+        match (&self.billing_run, &self.sale_id) {
+            (Some(run), _) => format!("Servicios de {} — liquidación {}", run.month, run.run_id),
+            (None, Some(sale)) => format!(
+                "Venta: {}  Pre-venta: {}  Envío: {}  Seguimiento: {}",
+                sale,
+                self.presale_id.as_ref().map(PresaleId::as_str).unwrap_or("-"),
+                self.shipment_id.as_ref().map(ShipmentId::as_str).unwrap_or("-"),
+                self.tracking_reference.as_deref().unwrap_or("-"),
+            ),
+            (None, None) => String::new(),
+        }
+    }
+
     /// Where its PDF is kept: predictable from the invoice alone.
     pub fn pdf_key(&self) -> String {
         self.document_key(&format!("{}.pdf", self.invoice_id))

@@ -63,6 +63,33 @@ pub fn billing_profile(client_id: &str) -> crate::invoice::BillingProfile {
     }
 }
 
+/// The call center's request to invoice `client_id` for 2026-10: 120 effective contacts at
+/// 2.50 and 10 verified sales at 35.00, net of IGV, 30 days to pay.
+pub fn service_invoice_request(seller_id: &str, client_id: &str) -> crate::events::ServiceInvoiceRequested {
+    use crate::events::{ServiceInvoiceRequested, ServiceLine};
+    let pen = Currency::parse("PEN").unwrap_or_else(|e| unreachable!("PEN is supported: {e}"));
+    ServiceInvoiceRequested {
+        request_id: format!("{client_id}-2026-10"),
+        seller_id: seller_id.into(),
+        client_id: client_id.into(),
+        month: "2026-10".into(),
+        evidence_key: format!("billing/{client_id}/2026-10/evidencia-{client_id}-2026-10.csv"),
+        payment_terms_days: 30,
+        lines: vec![
+            ServiceLine {
+                description: "Contactos efectivos".into(),
+                quantity: 120,
+                unit_price: Money::from_minor(250, pen),
+            },
+            ServiceLine {
+                description: "Ventas verificadas".into(),
+                quantity: 10,
+                unit_price: Money::from_minor(3500, pen),
+            },
+        ],
+    }
+}
+
 /// An invoice request for the sale of pre-sale [`presale_id`]`(presale)` of `client`: one FIB-300 at 149.90, two ROUTER at
 /// 19.99 and PEN 15.00 of shipping, for a DNI customer with an e-mail address.
 pub fn invoice_request(presale: &str, client_id: &str) -> crate::events::InvoiceRequested {

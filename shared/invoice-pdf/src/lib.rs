@@ -77,10 +77,8 @@ pub fn render(invoice: &Invoice, acceptance: Option<&Acceptance<'_>>) -> Result<
             format!("Fecha de vencimiento: {}", iso_date(invoice.due_date)),
         ],
         modifies: Vec::new(),
-        references: Some(format!(
-            "Venta: {}  Pre-venta: {}  Envío: {}  Seguimiento: {}",
-            invoice.sale_id, invoice.presale_id, invoice.shipment_id, invoice.tracking_reference
-        )),
+        // The sale and its shipment, or the billing run (the call center's invoice).
+        references: Some(invoice.reference()),
     };
     let payload = |digest: &str| qr_payload(invoice, digest);
     lay_out(

@@ -147,14 +147,19 @@ fn renders_the_fixture_invoice() {
     assert_eq!(doc.get_pages().len(), 1);
     let text = page_texts(&doc).concat();
     // The references line is long enough to wrap: each part is checked on its own.
+    let (sale, presale, shipment) = (
+        invoice.sale_id.clone().unwrap(),
+        invoice.presale_id.clone().unwrap(),
+        invoice.shipment_id.clone().unwrap(),
+    );
     let references = [
-        format!("Venta: {}", invoice.sale_id),
-        format!("Pre-venta: {}", invoice.presale_id),
+        format!("Venta: {sale}"),
+        format!("Pre-venta: {presale}"),
         "Envío:".to_owned(),
-        invoice.shipment_id.to_string(),
-        format!("Seguimiento: {}", invoice.tracking_reference),
+        shipment.to_string(),
+        format!("Seguimiento: {}", invoice.tracking_reference.clone().unwrap()),
     ];
-    assert!(invoice.sale_id.as_str().starts_with("S-") && invoice.shipment_id.as_str().starts_with("SH-S-"));
+    assert!(sale.as_str().starts_with("S-") && shipment.as_str().starts_with("SH-S-"));
     for expected in &references {
         assert!(text.contains(expected.as_str()), "{expected:?} missing from:\n{text}");
     }
@@ -356,7 +361,7 @@ fn hostile_content_renders_within_the_page() {
     invoice.total_in_words = "MUY ".repeat(200);
     // Stored data is read as it is: an absurd sale id must still render.
     invoice.sale_id = serde_json::from_value(serde_json::Value::String("S".repeat(400))).unwrap();
-    invoice.tracking_reference = String::new();
+    invoice.tracking_reference = Some(String::new());
     invoice.tax.name = "Impuesto General a las Ventas con un nombre larguísimo".into();
     invoice.tax.rate_bp = 1050;
     let huge = Money::from_minor(i64::MAX, invoice.currency);

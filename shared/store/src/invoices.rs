@@ -4,8 +4,12 @@
 //! |----------------|-----------------------------|-------------------|----------------------------|
 //! | series counter | `SERIES#{client}#{series}`  | `COUNTER`         |                            |
 //! | sale guard     | `SALE#{sale id}`            | `INVOICE`         |                            |
+//! | run guard      | `BILLINGRUN#{run id}`       | `INVOICE`         |                            |
 //! | invoice        | `INVOICE#{client}#{number}` | `META`            | by-client; email-pending, open (sparse) |
 //! | audit          | `INVOICE#{client}#{number}` | `AUDIT#{seq:010}` |                            |
+//!
+//! A guard is the sale's or, for the call center's invoice of a client company's month, the
+//! billing run's (ADR 0028).
 //!
 //! A number is unique within its issuer's series: two clients both have a `B001-00000001`, so
 //! an invoice is known by its client and its number together.
@@ -141,6 +145,8 @@ pub enum EmailClaim {
 pub trait InvoiceStore: Send + Sync {
     /// The number of the sale's invoice, if it has one.
     async fn invoice_for_sale(&self, sale_id: &SaleId) -> Result<Option<String>, StoreError>;
+    /// The number of a billing run's invoice (the call center's), if it has one.
+    async fn invoice_for_run(&self, run_id: &str) -> Result<Option<String>, StoreError>;
     /// The last number issued in a client's series (0 before the first).
     /// The series' last number and its issue date (number 0 and no date for a new series).
     async fn series_head(&self, client_id: &str, series: &str) -> Result<SeriesHead, StoreError>;
@@ -548,6 +554,18 @@ fn invoice_item(
     Ok(item)
 }
 
+/// The key of the item that makes a request one invoice: the sale's, or the billing run's.
+pub(crate) fn request_guard(invoice: &Invoice) -> Result<String, StoreError> {
+    match (&invoice.billing_run, &invoice.sale_id) {
+        (Some(run), _) => Ok(format!("BILLINGRUN#{}", run.run_id)),
+        (None, Some(sale)) => Ok(format!("SALE#{sale}")),
+        (None, None) => Err(StoreError::Corrupt(format!(
+            "invoice {} bills neither a sale nor a billing run",
+            invoice.invoice_id
+        ))),
+    }
+}
+
 impl DynamoInvoiceStore {
     /// The issuing transaction; with `email_lease_until`, the issuing worker holds the e-mail's
     /// lease from the start (the invoice is new: nobody else can hold it).
@@ -567,7 +585,7 @@ impl DynamoInvoiceStore {
         })?;
 
         let guard: Item = HashMap::from([
-            ("pk".into(), s(format!("SALE#{}", invoice.sale_id))),
+            ("pk".into(), s(request_guard(invoice)?)),
             ("sk".into(), s("INVOICE")),
             ("invoice_id".into(), s(invoice.invoice_id.clone())),
             ("client_id".into(), s(invoice.client_id.clone())),
@@ -609,6 +627,11 @@ impl DynamoInvoiceStore {
 impl InvoiceStore for DynamoInvoiceStore {
     async fn invoice_for_sale(&self, sale_id: &SaleId) -> Result<Option<String>, StoreError> {
         let guard = self.get(s(format!("SALE#{sale_id}")), s("INVOICE")).await?;
+        Ok(guard.and_then(|item| string_attr(&item, "invoice_id")))
+    }
+
+    async fn invoice_for_run(&self, run_id: &str) -> Result<Option<String>, StoreError> {
+        let guard = self.get(s(format!("BILLINGRUN#{run_id}")), s("INVOICE")).await?;
         Ok(guard.and_then(|item| string_attr(&item, "invoice_id")))
     }
 
@@ -784,6 +807,7 @@ mod memory {
     #[derive(Default)]
     struct MemoryInvoices {
         counters: HashMap<(String, String), SeriesHead>,
+        /// Request guard (`SALE#…`, `BILLINGRUN#…`) → invoice id.
         sales: HashMap<String, String>,
         invoices: BTreeMap<(String, String), StoredInvoice>,
         leases: HashMap<(String, String), OffsetDateTime>,
@@ -1138,7 +1162,11 @@ mod memory {
     #[async_trait]
     impl InvoiceStore for MemoryInvoiceStore {
         async fn invoice_for_sale(&self, sale_id: &SaleId) -> Result<Option<String>, StoreError> {
-            Ok(self.lock()?.sales.get(sale_id.as_str()).cloned())
+            Ok(self.lock()?.sales.get(&format!("SALE#{sale_id}")).cloned())
+        }
+
+        async fn invoice_for_run(&self, run_id: &str) -> Result<Option<String>, StoreError> {
+            Ok(self.lock()?.sales.get(&format!("BILLINGRUN#{run_id}")).cloned())
         }
 
         async fn series_head(&self, client_id: &str, series: &str) -> Result<SeriesHead, StoreError> {
@@ -1152,7 +1180,8 @@ mod memory {
 
         async fn issue(&self, invoice: &Invoice, audit: &AuditRecord) -> Result<IssueOutcome, StoreError> {
             let mut state = self.lock()?;
-            if state.sales.contains_key(invoice.sale_id.as_str()) {
+            let guard = request_guard(invoice)?;
+            if state.sales.contains_key(&guard) {
                 return Ok(IssueOutcome::SaleAlreadyInvoiced);
             }
             let key = (invoice.client_id.clone(), invoice.series.clone());
@@ -1167,9 +1196,7 @@ mod memory {
                     issue_date: Some(invoice.issue_date),
                 },
             );
-            state
-                .sales
-                .insert(invoice.sale_id.to_string(), invoice.invoice_id.clone());
+            state.sales.insert(guard, invoice.invoice_id.clone());
             state.invoices.insert(
                 (invoice.client_id.clone(), invoice.invoice_id.clone()),
                 StoredInvoice {

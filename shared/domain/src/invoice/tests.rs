@@ -339,3 +339,79 @@ fn a_number_is_never_dated_before_the_previous_one() {
         plain
     );
 }
+
+fn call_center() -> BillingProfile {
+    BillingProfile {
+        legal_name: "Contacto Perú S.A.C.".into(),
+        factura_series: "F900".into(),
+        tax: tax(1800, false),
+        ..billing_profile("callcenter")
+    }
+}
+
+#[test]
+fn a_billing_run_is_the_call_centers_factura_to_the_company_with_igv_on_top() {
+    let request = crate::testing::service_invoice_request("callcenter", "acme");
+    let buyer = billing_profile("acme");
+    let invoice = InvoiceDraft::for_service(&request, &call_center(), &buyer, datetime!(2026-11-01 09:00 -5))
+        .unwrap()
+        .numbered(1)
+        .unwrap();
+    assert_eq!(
+        (invoice.invoice_id.as_str(), invoice.kind, invoice.client_id.as_str()),
+        ("F900-00000001", DocumentKind::Factura, "callcenter")
+    );
+    // 120 × 2.50 + 10 × 35.00 = 650.00 net; IGV 18 % on top.
+    assert_eq!(
+        (
+            invoice.totals.subtotal.amount_minor(),
+            invoice.totals.tax.amount_minor(),
+            invoice.totals.total.amount_minor()
+        ),
+        (65_000, 11_700, 76_700)
+    );
+    assert_adds_up(&invoice.lines, &invoice.totals);
+    assert_eq!(invoice.buyer.email.as_deref(), Some(buyer.finance_email.as_str()));
+    assert_eq!(invoice.buyer.document, buyer.ruc);
+    assert_eq!(invoice.seller.name, "Contacto Perú S.A.C.");
+    assert_eq!(invoice.due_date, date!(2026 - 12 - 01));
+    assert!(invoice.sale_id.is_none() && invoice.shipment_id.is_none());
+    let run = invoice.billing_run.as_ref().unwrap();
+    assert_eq!((run.run_id.as_str(), run.client_id.as_str()), ("acme-2026-10", "acme"));
+    assert_eq!(invoice.reference(), "Servicios de 2026-10 — liquidación acme-2026-10");
+}
+
+#[test]
+fn a_billing_run_needs_the_profiles_it_names_lines_and_a_ruc_buyer() {
+    let request = crate::testing::service_invoice_request("callcenter", "acme");
+    let now = datetime!(2026-11-01 09:00 -5);
+    let wrong = InvoiceDraft::for_service(&request, &call_center(), &billing_profile("globex"), now);
+    assert!(matches!(wrong, Err(InvoiceError::Config(_))));
+    let empty = ServiceInvoiceRequested {
+        lines: Vec::new(),
+        ..request.clone()
+    };
+    let none = InvoiceDraft::for_service(&empty, &call_center(), &billing_profile("acme"), now);
+    assert!(matches!(none, Err(InvoiceError::Invalid(_))));
+}
+
+#[test]
+fn a_sale_invoice_stored_before_billing_runs_reads_and_round_trips() {
+    let invoice = InvoiceDraft::prepare(
+        &invoice_request("P-1", "acme"),
+        &billing_profile("acme"),
+        datetime!(2026-11-24 10:00 -5),
+    )
+    .unwrap()
+    .numbered(3)
+    .unwrap();
+    let json = serde_json::to_value(&invoice).unwrap();
+    assert!(
+        json.get("billing_run").is_none(),
+        "a sale's invoice is stored as before"
+    );
+    assert!(json["sale_id"].is_string() && json["tracking_reference"].is_string());
+    let back: Invoice = serde_json::from_value(json).unwrap();
+    assert_eq!(back, invoice);
+    assert!(invoice.reference().starts_with("Venta: S-"));
+}
