@@ -243,6 +243,60 @@ async fn two_consecutive_months_close_with_a_late_contact_and_evidence_that_adds
     keys.dedup();
     assert_eq!(keys.len(), total);
 
+    // The call center invoices the second run (ADR 0028): its own factura, the run's charges
+    // net with IGV 18 % on top, accepted by the SUNAT stand-in, e-mailed to the client's
+    // finance address with the evidence CSV attached.
+    let run_id = format!("{client}-{second_month}");
+    assert_eq!(second.body["invoice_request"], run_id.as_str());
+    let invoice = wait_run_invoice(env, &finance, &run_id).await;
+    let invoice_id = invoice["id"].as_str().expect("an invoice id").to_owned();
+    assert!(invoice_id.starts_with("F900-"), "the call center's series: {invoice}");
+    assert_eq!(invoice["status"], "ACCEPTED", "{invoice}");
+    assert_eq!(as_cents(&invoice["subtotal"]), second_expected, "{invoice}");
+    assert_eq!(
+        as_cents(&invoice["subtotal"]),
+        cents(&evidence(env, &second.body).await)
+    );
+    let igv = (second_expected * 18 + 50) / 100;
+    assert_eq!(as_cents(&invoice["tax"]), igv, "{invoice}");
+    assert_eq!(as_cents(&invoice["total"]), second_expected + igv, "{invoice}");
+    let emails = env.sent_emails().await;
+    let (destinations, raw, _) = emails
+        .iter()
+        .find(|(_, raw, _)| raw.contains(&format!("X-Invoice-Id: {invoice_id}")))
+        .expect("the run's invoice e-mail");
+    assert!(
+        destinations.contains(&e2e_tests::finance_email(&client)),
+        "{destinations:?}"
+    );
+    let attachments = python_attachments(raw);
+    let csv_name = format!("evidencia-{run_id}.csv");
+    let (_, kind, csv) = attachments
+        .iter()
+        .find(|(name, _, _)| *name == csv_name)
+        .unwrap_or_else(|| panic!("{csv_name} attached: {attachments:?}"));
+    assert_eq!(kind, "text/csv");
+    let attached = csv.strip_prefix('\u{feff}').unwrap_or(csv);
+    let mut reader = csv::Reader::from_reader(attached.as_bytes());
+    let header: Vec<String> = reader.headers().expect("a header").iter().map(str::to_owned).collect();
+    let rows: Vec<std::collections::BTreeMap<String, String>> = reader
+        .records()
+        .map(|r| {
+            header
+                .iter()
+                .cloned()
+                .zip(r.expect("a row").iter().map(str::to_owned))
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        cents(&rows),
+        second_expected,
+        "the attached evidence adds up to the invoice"
+    );
+    let pdf = format!("{invoice_id}.pdf");
+    assert!(attachments.iter().any(|(n, _, _)| *n == pdf), "{pdf}: {attachments:?}");
+
     // Finance reads both, newest first; this month is a preview with today's verified sale.
     let list = env
         .send(env.as_caller(&finance, "GET", &format!("/billing/runs?client={client}")))
@@ -271,4 +325,57 @@ async fn two_consecutive_months_close_with_a_late_contact_and_evidence_that_adds
     );
     let open = env.send(close(&month_of(today))).await;
     assert_eq!((open.status, open.body["field"].as_str()), (400, Some("month")));
+}
+
+/// The run's invoice (`GET /billing/runs/{id}`'s `invoice`) once accepted and e-mailed.
+async fn wait_run_invoice(env: &TestEnv, finance: &Caller, run_id: &str) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let run = env
+            .send(env.as_caller(finance, "GET", &format!("/billing/runs/{run_id}")))
+            .await;
+        assert_eq!(run.status, 200, "{:?}", run.body);
+        let invoice = &run.body["invoice"];
+        if invoice["emailed"] == true {
+            return invoice.clone();
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(90),
+            "run {run_id} was never invoiced and e-mailed: {:?}",
+            run.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// A message's attachments as Python's standard `email` package reads them: (name, type, text).
+fn python_attachments(raw: &str) -> Vec<(String, String, String)> {
+    use std::io::Write;
+    const READ: &str = r#"
+import email, json, sys
+from email import policy
+m = email.message_from_bytes(sys.stdin.buffer.read(), policy=policy.default)
+print(json.dumps([[p.get_filename(), p.get_content_type(),
+                   p.get_payload(decode=True).decode("utf-8", "replace")] for p in m.iter_attachments()]))
+"#;
+    let mut python = std::process::Command::new("python3")
+        .args(["-c", READ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    python
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(raw.as_bytes())
+        .expect("MIME to python");
+    let output = python.wait_with_output().expect("python's answer");
+    assert!(
+        output.status.success(),
+        "python could not read the message: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON from python")
 }

@@ -9,6 +9,9 @@
 //! - `GET /billing/runs?client=` (finance, admins): the closed runs; `GET /billing/runs/{id}`
 //!   (`{client}-{YYYY-MM}`): one, with a 15-minute link to its evidence, or, for a month not
 //!   closed yet, a preview computed now.
+//! - A closed run that charged anything asks invoice-issue for the call center's invoice
+//!   (`ServiceInvoiceRequested`, request id = the run id, ADR 0028); until that invoice exists,
+//!   closing the month again (`POST`, the schedule) sends the request again.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -19,15 +22,17 @@ use backoffice_domain::Clock;
 use backoffice_domain::client_billing::{
     self, BillableEvent, BillableKind, BilledItem, Contract, MonthPricing, PricingError,
 };
-use backoffice_domain::events::SaleId;
+use backoffice_domain::events::{OutboxMessage, SaleId, ServiceInvoiceRequested, ServiceLine};
 use backoffice_domain::presale::{PresaleId, PresaleStatus};
 use backoffice_domain::principal::{Principal, Role};
 use backoffice_domain::sales_register::Period;
 use backoffice_domain::tipification::Family;
 use backoffice_domain::zone::CampaignZone;
 use backoffice_edge::http::{ApiError, ApiRequest, ApiResponse, Invocation, respond};
+use backoffice_edge::relay::{PublishError, Publisher};
 use backoffice_store::billing::{BilledSale, BillingRuns, ClosedRun, run_id};
 use backoffice_store::config::{ClientDirectory, ContractDirectory};
+use backoffice_store::invoices::InvoiceStore;
 use backoffice_store::kpis::KpiInputs;
 use backoffice_store::presales::PresaleBatch;
 use backoffice_store::reconciliation::ApprovedSales;
@@ -54,6 +59,10 @@ pub enum BillingError {
     Pricing(#[from] PricingError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("the invoice request was not sent: {0}")]
+    Publish(#[from] PublishError),
+    #[error("the invoice request cannot be sealed: {0}")]
+    Seal(#[from] serde_json::Error),
 }
 
 impl From<BillingError> for ApiError {
@@ -69,6 +78,7 @@ impl From<BillingError> for ApiError {
                 detail: format!("the client's contract cannot price this month: {e}"),
             },
             BillingError::Store(e) => e.into(),
+            BillingError::Publish(_) | BillingError::Seal(_) => ApiError::Internal(error.to_string()),
         }
     }
 }
@@ -99,7 +109,7 @@ pub struct CloseReport {
     pub failed: Vec<String>,
 }
 
-pub struct Billing<R, K, A, P, D, C> {
+pub struct Billing<R, K, A, P, D, C, I, Q> {
     pub runs: R,
     /// The contacts of a campaign-day (the KPI day attempts).
     pub contacts: K,
@@ -111,9 +121,15 @@ pub struct Billing<R, K, A, P, D, C> {
     pub clock: C,
     /// The call center's zone: its months.
     pub zone: CampaignZone,
+    /// The invoices table: whether a run's invoice exists, and its status.
+    pub invoices: I,
+    /// The billing queue: the runs' invoice requests.
+    pub publisher: Q,
+    /// The call center's own client id: its billing profile is the seller of the runs' invoices.
+    pub call_center_id: String,
 }
 
-impl<R, K, A, P, D, C> Billing<R, K, A, P, D, C>
+impl<R, K, A, P, D, C, I, Q> Billing<R, K, A, P, D, C, I, Q>
 where
     R: BillingRuns,
     K: KpiInputs,
@@ -121,6 +137,8 @@ where
     P: PresaleBatch,
     D: ContractDirectory + ClientDirectory,
     C: Clock,
+    I: InvoiceStore,
+    Q: Publisher,
 {
     fn this_month(&self) -> Period {
         Period::containing(self.zone.local_date(self.clock.now()))
@@ -162,6 +180,7 @@ where
     pub async fn close(&self, client_id: &str, month: Period) -> Result<ClosedRun, BillingError> {
         let runs = self.runs.runs(client_id).await?;
         if let Some(run) = runs.iter().find(|r| r.month == month.to_string()) {
+            self.request_invoice(run).await;
             return Ok(run.clone());
         }
         if month >= self.this_month() {
@@ -202,18 +221,20 @@ where
             item,
             reversed_in: Some(month.to_string()),
         }));
+        // Named before the close: a stored run that charged anything is owed its invoice.
+        let invoice_request = (pricing.charges.amount_minor() > 0).then(|| run_id(client_id, &month.to_string()));
         let run = ClosedRun {
             client_id: client_id.to_owned(),
             month: month.to_string(),
             closed_at: now,
             pricing,
             evidence_key,
-            invoice_request: None,
+            invoice_request,
         };
-        match self.runs.close(&run, &sales).await {
+        let run = match self.runs.close(&run, &sales).await {
             Ok(()) => {
                 tracing::info!(client_id, %month, charges = %run.pricing.charges, "billing run closed");
-                Ok(run)
+                run
             }
             // Closed meanwhile by another caller: theirs is the run.
             Err(StoreError::Conflict(ConflictKind::AlreadyExists)) => self
@@ -222,9 +243,76 @@ where
                 .await?
                 .into_iter()
                 .find(|r| r.month == month.to_string())
-                .ok_or(BillingError::Store(StoreError::Conflict(ConflictKind::AlreadyExists))),
-            Err(e) => Err(e.into()),
+                .ok_or(BillingError::Store(StoreError::Conflict(ConflictKind::AlreadyExists)))?,
+            Err(e) => return Err(e.into()),
+        };
+        self.request_invoice(&run).await;
+        Ok(run)
+    }
+
+    /// Ask for the run's invoice unless it exists already. A failure is logged, not returned:
+    /// the run is closed, and closing it again sends the request again.
+    async fn request_invoice(&self, run: &ClosedRun) {
+        if let Err(error) = self.send_invoice_request(run).await {
+            tracing::error!(run_id = %run.id(), error_kind = "billing_invoice_request_failed", %error, "the run's invoice was not requested; closing it again retries");
         }
+    }
+
+    async fn send_invoice_request(&self, run: &ClosedRun) -> Result<(), BillingError> {
+        let Some(request_id) = &run.invoice_request else {
+            return Ok(());
+        };
+        if self.invoices.invoice_for_run(request_id).await?.is_some() {
+            return Ok(());
+        }
+        let lines = run
+            .pricing
+            .invoice_charges()?
+            .into_iter()
+            .map(|charge| ServiceLine {
+                description: charge.description,
+                quantity: charge.quantity,
+                unit_price: charge.unit_price,
+            })
+            .collect();
+        let request = ServiceInvoiceRequested {
+            request_id: request_id.clone(),
+            seller_id: self.call_center_id.clone(),
+            client_id: run.client_id.clone(),
+            month: run.month.clone(),
+            evidence_key: run.evidence_key.clone(),
+            payment_terms_days: run.pricing.payment_terms_days,
+            lines,
+        };
+        let message = OutboxMessage::seal(&request, request_id, self.clock.now())?;
+        self.publisher.publish(&message).await?;
+        tracing::info!(run_id = %request_id, "the run's invoice requested");
+        Ok(())
+    }
+
+    /// The run's invoice once issued: its number and where SUNAT left it.
+    async fn invoice_json(&self, run: &ClosedRun) -> Result<Value, StoreError> {
+        let Some(request_id) = &run.invoice_request else {
+            return Ok(Value::Null);
+        };
+        let Some(invoice_id) = self.invoices.invoice_for_run(request_id).await? else {
+            return Ok(Value::Null);
+        };
+        let stored = self.invoices.load(&self.call_center_id, &invoice_id).await?;
+        let status = stored
+            .as_ref()
+            .and_then(|s| s.electronic.as_ref())
+            .map(|e| e.status.as_str())
+            .unwrap_or("ISSUED");
+        let emailed = stored.as_ref().is_some_and(|s| s.email.is_some());
+        let totals = stored.as_ref().map(|s| s.invoice.totals);
+        let amount = |f: fn(&backoffice_domain::invoice::Totals) -> backoffice_domain::money::Money| {
+            totals.as_ref().map(|t| f(t).to_decimal_string())
+        };
+        Ok(json!({
+            "id": invoice_id, "issuer": self.call_center_id, "status": status, "emailed": emailed,
+            "subtotal": amount(|t| t.subtotal), "tax": amount(|t| t.tax), "total": amount(|t| t.total),
+        }))
     }
 
     async fn contract(&self, client_id: &str) -> Result<Contract, BillingError> {
@@ -509,6 +597,7 @@ where
                 .await?
         );
         body["evidence_expires_in"] = json!(LINK_TTL.as_secs());
+        body["invoice"] = self.invoice_json(run).await?;
         Ok(body)
     }
 }

@@ -5,11 +5,14 @@ use std::sync::Arc;
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use backoffice_domain::SystemClock;
+use backoffice_domain::events::{Event, ServiceInvoiceRequested};
 use backoffice_domain::zone::CampaignZone;
 use backoffice_edge::http::Invocation;
+use backoffice_edge::relay::SqsPublisher;
 use backoffice_edge::{aws, config, telemetry};
 use backoffice_store::billing::DynamoBillingRuns;
 use backoffice_store::config::DynamoCampaignDirectory;
+use backoffice_store::invoices::DynamoInvoiceStore;
 use backoffice_store::kpis::DynamoKpiStore;
 use backoffice_store::presales::DynamoPresaleStore;
 use backoffice_store::reconciliation::DynamoApprovedSales;
@@ -17,6 +20,8 @@ use backoffice_store::register::S3RegisterFiles;
 use client_billing::{Billing, CloseRequest};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
+
+const BILLING_QUEUE: &str = ServiceInvoiceRequested::QUEUE;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -26,11 +31,17 @@ async fn main() -> Result<(), Error> {
     let contacts_table = config::required("CONTACTS_TABLE")?;
     let config_table = config::required("CONFIG_TABLE")?;
     let invoices_bucket = config::required("INVOICES_BUCKET")?;
+    // The call center's own client id: the seller of the runs' invoices (ADR 0028).
+    let call_center_id = config::required("CALL_CENTER_ID")?;
+    let billing_queue_url = config::required("BILLING_QUEUE_URL")?;
     let zone = CampaignZone::parse(&config::required("BUSINESS_TIME_ZONE")?).map_err(|e| e.detail)?;
     let sdk = aws::sdk_config()?;
     let dynamodb = aws::dynamodb(&sdk);
     let billing = Billing {
-        runs: DynamoBillingRuns::new(dynamodb.clone(), invoices_table),
+        runs: DynamoBillingRuns::new(dynamodb.clone(), invoices_table.clone()),
+        invoices: DynamoInvoiceStore::new(dynamodb.clone(), invoices_table),
+        publisher: SqsPublisher::new(aws::sqs(&sdk), [(BILLING_QUEUE.to_owned(), billing_queue_url)]),
+        call_center_id,
         contacts: DynamoKpiStore::new(dynamodb.clone(), contacts_table, presales_table.clone()),
         approved: DynamoApprovedSales::new(dynamodb.clone(), presales_table.clone()),
         presales: DynamoPresaleStore::new(dynamodb.clone(), presales_table),

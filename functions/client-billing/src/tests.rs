@@ -5,9 +5,10 @@ use backoffice_domain::presale::{Presale, PresaleStatus};
 use backoffice_domain::review::{Decision, DecisionKind};
 use backoffice_domain::testing::{FixedClock, billing_profile, campaign_catalog, registered_presale};
 use backoffice_domain::tipification::{Channel, Contact, CustomerKey, Direction, Family, Flags, Leaf};
-use backoffice_edge::testing::{ApiEvent, Reply};
+use backoffice_edge::testing::{ApiEvent, MemoryPublisher, Reply};
 use backoffice_store::billing::MemoryBillingRuns;
 use backoffice_store::config::MemoryCampaignDirectory;
+use backoffice_store::invoices::MemoryInvoiceStore;
 use backoffice_store::kpis::MemoryKpiStore;
 use backoffice_store::presales::{MemoryPresaleStore, StoredPresale};
 use backoffice_store::reconciliation::{ApprovedSale, MemorySaleTrail};
@@ -24,6 +25,8 @@ type Subject = Billing<
     MemoryPresaleStore,
     MemoryCampaignDirectory,
     FixedClock,
+    MemoryInvoiceStore,
+    MemoryPublisher,
 >;
 
 fn lima() -> CampaignZone {
@@ -153,6 +156,9 @@ fn harness(now: OffsetDateTime) -> Harness {
             files: files.clone(),
             clock: FixedClock::at(now),
             zone: lima(),
+            invoices: MemoryInvoiceStore::default(),
+            publisher: MemoryPublisher::default(),
+            call_center_id: "callcenter".into(),
         },
         files,
         sale,
@@ -297,4 +303,75 @@ async fn admins_close_finance_reads_and_the_current_month_is_a_preview() {
         .query("month", "2026-11");
     let refused = call(&h, open).await;
     assert_eq!((refused.status, refused.body["field"].as_str()), (400, Some("month")));
+}
+
+#[tokio::test]
+async fn a_run_that_charges_asks_once_for_the_call_centers_invoice_until_it_exists() {
+    use backoffice_domain::audit::{Actor, AuditEntry, GENESIS_HASH};
+    use backoffice_domain::invoice::InvoiceDraft;
+
+    let h = harness(datetime!(2026-11-01 03:00 -5));
+    h.billing.publisher.set_down(true);
+    let run = h
+        .billing
+        .close("acme", month("2026-10"))
+        .await
+        .expect("closed, the queue down");
+    assert_eq!(run.invoice_request.as_deref(), Some("acme-2026-10"));
+    assert!(h.billing.publisher.sent().is_empty());
+
+    // Closing it again sends the request the queue refused.
+    h.billing.publisher.set_down(false);
+    h.billing.close("acme", month("2026-10")).await.expect("the same run");
+    let sent = h.billing.publisher.sent();
+    assert_eq!(sent.len(), 1);
+    let request: ServiceInvoiceRequested = backoffice_domain::wire::open(&sent[0].body).expect("a request").body;
+    assert_eq!(
+        (
+            request.request_id.as_str(),
+            request.seller_id.as_str(),
+            request.client_id.as_str()
+        ),
+        ("acme-2026-10", "callcenter", "acme")
+    );
+    assert_eq!(request.evidence_key, run.evidence_key);
+    let billed: i64 = request
+        .lines
+        .iter()
+        .map(|l| l.unit_price.amount_minor() * i64::from(l.quantity))
+        .sum();
+    assert_eq!(billed, run.pricing.charges.amount_minor());
+
+    // Issued: the run shows its invoice, and closing again asks for nothing more.
+    let seller = backoffice_domain::invoice::BillingProfile {
+        tax: backoffice_domain::invoice::TaxConfig {
+            prices_include_tax: false,
+            ..Default::default()
+        },
+        factura_series: "F900".into(),
+        ..billing_profile("callcenter")
+    };
+    let invoice = InvoiceDraft::for_service(&request, &seller, &billing_profile("acme"), h.billing.clock.now())
+        .and_then(|d| d.numbered(1))
+        .expect("an invoice");
+    let audit = AuditEntry::new(
+        &invoice.invoice_id,
+        1,
+        invoice.issued_at,
+        &Actor::system("t"),
+        "ISSUED",
+        "ISSUED",
+    )
+    .seal(GENESIS_HASH);
+    h.billing.invoices.issue(&invoice, &audit).await.expect("issued");
+    h.billing.close("acme", month("2026-10")).await.expect("the same run");
+    assert_eq!(h.billing.publisher.sent().len(), 1);
+    let read = ApiEvent::new("GET /billing/runs/{id}")
+        .who("u-2", "finance", "acme")
+        .param("id", "acme-2026-10");
+    let reply = call(&h, read).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.body["invoice_request"], "acme-2026-10");
+    assert_eq!(reply.body["invoice"]["id"], "F900-00000001");
+    assert_eq!(reply.body["invoice"]["status"], "ISSUED");
 }
