@@ -30,6 +30,7 @@ use backoffice_domain::tipification::Family;
 use backoffice_domain::zone::CampaignZone;
 use backoffice_edge::http::{ApiError, ApiRequest, ApiResponse, Invocation, respond};
 use backoffice_edge::relay::{PublishError, Publisher};
+use backoffice_edge::schedule;
 use backoffice_store::billing::{BilledSale, BillingRuns, ClosedRun, run_id};
 use backoffice_store::config::{ClientDirectory, ContractDirectory};
 use backoffice_store::invoices::InvoiceStore;
@@ -95,11 +96,9 @@ pub struct CloseRequest {
 }
 
 impl CloseRequest {
+    /// The schedule's event or a hand-written one (`backoffice_edge::schedule::request`).
     pub fn from_event(payload: &Value) -> Result<CloseRequest, BillingError> {
-        if payload.get("detail-type").is_some() {
-            return Ok(CloseRequest::default());
-        }
-        serde_json::from_value(payload.clone()).map_err(|e| BillingError::Refused(e.to_string()))
+        schedule::request(payload).map_err(|e| BillingError::Refused(e.to_string()))
     }
 }
 
