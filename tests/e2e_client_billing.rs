@@ -350,7 +350,6 @@ async fn wait_run_invoice(env: &TestEnv, finance: &Caller, run_id: &str) -> Valu
 
 /// A message's attachments as Python's standard `email` package reads them: (name, type, text).
 fn python_attachments(raw: &str) -> Vec<(String, String, String)> {
-    use std::io::Write;
     const READ: &str = r#"
 import email, json, sys
 from email import policy
@@ -358,24 +357,5 @@ m = email.message_from_bytes(sys.stdin.buffer.read(), policy=policy.default)
 print(json.dumps([[p.get_filename(), p.get_content_type(),
                    p.get_payload(decode=True).decode("utf-8", "replace")] for p in m.iter_attachments()]))
 "#;
-    let mut python = std::process::Command::new("python3")
-        .args(["-c", READ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    python
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(raw.as_bytes())
-        .expect("MIME to python");
-    let output = python.wait_with_output().expect("python's answer");
-    assert!(
-        output.status.success(),
-        "python could not read the message: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("JSON from python")
+    e2e_tests::python_json(READ, &[], raw.as_bytes())
 }

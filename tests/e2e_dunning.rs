@@ -45,22 +45,7 @@ print(json.dumps({"subject": str(m["subject"] or ""), "invoice": str(m["X-Invoic
 "#;
 
 fn read_mime(raw: &str) -> Value {
-    use std::io::Write;
-    let mut python = std::process::Command::new("python3")
-        .args(["-c", READ_MIME])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    python
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(raw.as_bytes())
-        .expect("MIME to python");
-    let output = python.wait_with_output().expect("python's answer");
-    assert!(output.status.success(), "python could not read the message");
-    serde_json::from_slice(&output.stdout).expect("JSON from python")
+    e2e_tests::python_json(READ_MIME, &[], raw.as_bytes())
 }
 
 /// The reminders (messages with an X-Reminder-Offset header) SES took for `client`'s

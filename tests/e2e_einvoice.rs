@@ -431,7 +431,6 @@ async fn sunat_unavailable_leaves_the_invoice_pending_and_the_sweep_submits_it_l
 /// A message as Python's standard `email` package reads it: subject, To, the X-Invoice-Id and
 /// X-Credit-Note-Id headers, and its attachments (name, type), each written into `folder`.
 fn python_mime(raw: &str, folder: &Path) -> Value {
-    use std::io::Write;
     const READ: &str = r#"
 import email, json, pathlib, sys
 from email import policy
@@ -445,27 +444,7 @@ print(json.dumps({"subject": str(m["subject"] or ""), "to": str(m["To"] or ""),
                   "invoice": str(m["X-Invoice-Id"] or ""), "note": str(m["X-Credit-Note-Id"] or ""),
                   "attachments": attachments}))
 "#;
-    let mut python = Command::new("python3")
-        .args(["-c", READ])
-        .arg(folder)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    python
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(raw.as_bytes())
-        .expect("MIME to python");
-    let output = python.wait_with_output().expect("python's answer");
-    assert!(
-        output.status.success(),
-        "python could not read the message: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("JSON from python")
+    e2e_tests::python_json(READ, &[folder.as_os_str()], raw.as_bytes())
 }
 
 /// The credit note item `note_id` of an invoice, as JSON, once `done` says so.

@@ -432,3 +432,32 @@ pub fn seed_contract(client: &str, campaign: &str) -> Value {
         }]
     })
 }
+
+/// Run `script` with Python 3 (`python3 -c`, then `args`), `stdin` piped in, and read what it
+/// prints as JSON: how the tests hand an artifact to a reader nobody on the project wrote
+/// (Python's standard `email` package for MIME). A failing script fails the test with its stderr.
+pub fn python_json<T: serde::de::DeserializeOwned>(script: &str, args: &[&std::ffi::OsStr], stdin: &[u8]) -> T {
+    use std::io::Write;
+    let mut python = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    python
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("input to python");
+    let output = python.wait_with_output().expect("python's answer");
+    assert!(
+        output.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON from python")
+}
