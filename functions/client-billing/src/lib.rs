@@ -177,10 +177,15 @@ where
 
     /// Close `month` for `client_id`: priced from what is recorded now, stored once.
     pub async fn close(&self, client_id: &str, month: Period) -> Result<ClosedRun, BillingError> {
+        self.close_run(client_id, month).await.map(|(run, _)| run)
+    }
+
+    /// [`Billing::close`], and whether this call closed it (`false`: it was closed before).
+    async fn close_run(&self, client_id: &str, month: Period) -> Result<(ClosedRun, bool), BillingError> {
         let runs = self.runs.runs(client_id).await?;
         if let Some(run) = runs.iter().find(|r| r.month == month.to_string()) {
             self.request_invoice(run).await;
-            return Ok(run.clone());
+            return Ok((run.clone(), false));
         }
         if month >= self.this_month() {
             return Err(BillingError::Refused(format!(
@@ -230,23 +235,25 @@ where
             evidence_key,
             invoice_request,
         };
-        let run = match self.runs.close(&run, &sales).await {
+        let (run, closed_now) = match self.runs.close(&run, &sales).await {
             Ok(()) => {
                 tracing::info!(client_id, %month, charges = %run.pricing.charges, "billing run closed");
-                run
+                (run, true)
             }
             // Closed meanwhile by another caller: theirs is the run.
-            Err(StoreError::Conflict(ConflictKind::AlreadyExists)) => self
-                .runs
-                .runs(client_id)
-                .await?
-                .into_iter()
-                .find(|r| r.month == month.to_string())
-                .ok_or(BillingError::Store(StoreError::Conflict(ConflictKind::AlreadyExists)))?,
+            Err(StoreError::Conflict(ConflictKind::AlreadyExists)) => (
+                self.runs
+                    .runs(client_id)
+                    .await?
+                    .into_iter()
+                    .find(|r| r.month == month.to_string())
+                    .ok_or(BillingError::Store(StoreError::Conflict(ConflictKind::AlreadyExists)))?,
+                false,
+            ),
             Err(e) => return Err(e.into()),
         };
         self.request_invoice(&run).await;
-        Ok(run)
+        Ok((run, closed_now))
     }
 
     /// Ask for the run's invoice unless it exists already. A failure is logged, not returned:
@@ -509,9 +516,8 @@ where
             field: "month".into(),
             detail: e.to_string(),
         })?;
-        let existed = self.runs.runs(client).await?.iter().any(|r| r.month == raw);
-        let run = self.close(client, month).await?;
-        let status = if existed { 200 } else { 201 };
+        let (run, closed_now) = self.close_run(client, month).await?;
+        let status = if closed_now { 201 } else { 200 };
         Ok(ApiResponse::json(status, &self.run_json(&run).await?))
     }
 
