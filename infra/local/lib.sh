@@ -98,9 +98,10 @@ _ensure_venv() {
 
 # Debian packages the stack and the tests run, as "package:command": xmlsec1 (the SUNAT
 # stand-in verifies and signs XML), pdftoppm and zbarimg (an invoice PDF's page and QR code),
-# xmllint. Installs only the missing ones; `apt-get update` only when the install fails for
-# want of package lists (a fresh machine has none).
-DEBIAN_PACKAGES=(xmlsec1:xmlsec1 poppler-utils:pdftoppm zbar-tools:zbarimg libxml2-utils:xmllint)
+# xmllint, chromium (the console's browser test, driven by Playwright from tests/browser/).
+# Installs only the missing ones; `apt-get update` only when the install fails for want of
+# package lists (a fresh machine has none).
+DEBIAN_PACKAGES=(xmlsec1:xmlsec1 poppler-utils:pdftoppm zbar-tools:zbarimg libxml2-utils:xmllint chromium:chromium)
 ensure_debian_packages() { with_lock "$ROOT/.local/apt.lock" _ensure_debian_packages; }
 _ensure_debian_packages() {
   local entry missing=() sudo=() apt_log="$ROOT/.local/apt.log"
