@@ -1,0 +1,332 @@
+// The console in a real browser: Debian's Chromium driven by playwright-core, against the local
+// stack's /console. Run by tests/e2e_console.rs, which sets up the data through the real API and
+// passes what it expects in CONSOLE_CASE (JSON); it reads the last line this script prints,
+// `RESULT {json}`, and its exit status (0 only when every check passed).
+//
+//   CONSOLE_CASE='{"console_url": "http://127.0.0.1:3000/console/", …}' node tests/browser/console.test.mjs
+//
+// Checks: the first load's transferred bytes (compressed, < 300 KB) and no third-party request;
+// a validator signs in (dev), claims the pre-sale, the audio element loads that recording version
+// and reports its duration, the findings and the waveform's marks are on screen, a bit is played
+// (the playback recorded and shown in the audit), and the approval is made with the keyboard; an
+// agent cannot reach the review screens (the UI offers none; forced, the API's 403 detail shows);
+// the supervisor's charts show the day's numbers; axe-core finds no serious or critical
+// violation on any screen; a screenshot of each screen is saved.
+
+import { readFileSync, mkdirSync, existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const input = JSON.parse(process.env.CONSOLE_CASE || '{}');
+const CHROMIUM = input.chromium || process.env.CHROMIUM || '/usr/bin/chromium';
+const SHOTS = input.screenshot_dir || join(here, '..', '..', 'target', 'console-screenshots');
+const FIRST_LOAD_LIMIT = 300 * 1024;
+const AXE = readFileSync(join(here, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
+
+const result = { checks: [], failures: [], axe: {}, screenshots: [], requests: 0 };
+const consoleOrigin = new URL(input.console_url).origin;
+const allowedOrigins = new Set([consoleOrigin, ...(input.allowed_origins || [])]);
+const thirdParty = new Set();
+const cspViolations = [];
+
+function check(name, ok, detail) {
+  result.checks.push({ name, ok: Boolean(ok), detail });
+  if (!ok) result.failures.push(`${name}: ${typeof detail === 'string' ? detail : JSON.stringify(detail)}`);
+  console.error(`${ok ? 'ok  ' : 'FAIL'} ${name}${detail !== undefined ? ` — ${typeof detail === 'string' ? detail : JSON.stringify(detail)}` : ''}`);
+  return ok;
+}
+
+function watch(page, label) {
+  page.on('request', (request) => {
+    result.requests += 1;
+    const url = request.url();
+    if (url.startsWith('data:') || url.startsWith('blob:')) return;
+    const origin = new URL(url).origin;
+    if (!allowedOrigins.has(origin)) thirdParty.add(`${label}: ${url}`);
+  });
+  page.on('console', (message) => {
+    const text = message.text();
+    if (/Content Security Policy/i.test(text)) cspViolations.push(`${label}: ${text}`);
+    if (message.type() === 'error') console.error(`  [${label} console] ${text}`);
+  });
+  page.on('pageerror', (error) => {
+    result.failures.push(`${label}: uncaught page error: ${error.message}`);
+    console.error(`  [${label} pageerror] ${error.message}`);
+  });
+}
+
+async function axe(page, screen) {
+  await page.evaluate(AXE);
+  const found = await page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const run = await axe.run(document, { resultTypes: ['violations'] });
+    return run.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 5) }));
+  });
+  const bad = found.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  result.axe[screen] = { violations: found.length, serious_or_critical: bad.length, ids: found.map((v) => `${v.id}:${v.impact}`) };
+  check(`axe-core on ${screen}: no serious or critical violation`, bad.length === 0, bad.length ? bad : `${found.length} minor`);
+}
+
+async function shot(page, name) {
+  const path = join(SHOTS, `${name}.png`);
+  await page.screenshot({ path, fullPage: true });
+  result.screenshots.push(path);
+}
+
+async function ready(page, view) {
+  await page.waitForSelector(`main[data-view="${view}"][data-state="ready"]`, { timeout: 15_000 });
+}
+
+async function signIn(page, { role, sub, clients }) {
+  await page.goto(input.console_url);
+  await ready(page, 'signin');
+  await page.selectOption('#signin-role', role);
+  await page.fill('#signin-sub', sub);
+  await page.fill('#signin-clients', clients);
+  await page.click('#signin-submit');
+}
+
+async function main() {
+  mkdirSync(SHOTS, { recursive: true });
+  if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}`);
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+      '--no-first-run', '--disable-sync', '--disable-quic', '--autoplay-policy=no-user-gesture-required', '--mute-audio'],
+  });
+  try {
+    await firstLoad(browser);
+    await validator(browser);
+    await agent(browser);
+    await supervisor(browser);
+  } finally {
+    await browser.close();
+  }
+  check('no third-party request (every asset from the stack)', thirdParty.size === 0, [...thirdParty].slice(0, 10));
+  check('no Content-Security-Policy violation', cspViolations.length === 0, cspViolations.slice(0, 5));
+}
+
+// ----- first load --------------------------------------------------------------------------
+async function firstLoad(browser) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  watch(page, 'first-load');
+  const responses = [];
+  page.on('response', (response) => responses.push(response));
+  const started = Date.now();
+  await page.goto(input.console_url, { waitUntil: 'networkidle' });
+  await ready(page, 'signin');
+  const loadMs = Date.now() - started;
+  let bytes = 0;
+  const files = [];
+  for (const response of responses) {
+    const sizes = await response.request().sizes().catch(() => null);
+    if (!sizes) continue;
+    const transferred = sizes.responseBodySize + sizes.responseHeadersSize;
+    bytes += transferred;
+    const headers = await response.allHeaders();
+    files.push({ url: new URL(response.url()).pathname, status: response.status(), bytes: transferred, encoding: headers['content-encoding'] || '' });
+  }
+  result.first_load = { bytes, kb: Math.round((bytes / 1024) * 10) / 10, files, load_ms: loadMs };
+  console.error(`first load: ${files.length} responses, ${(bytes / 1024).toFixed(1)} KB transferred, ${loadMs} ms`);
+  for (const f of files) console.error(`  ${f.status} ${f.url} ${f.bytes} B ${f.encoding}`);
+  check('first load under 300 KB transferred (compressed)', bytes < FIRST_LOAD_LIMIT, `${(bytes / 1024).toFixed(1)} KB`);
+  const js = files.filter((f) => f.url.endsWith('.js'));
+  check('scripts arrive compressed', js.length > 0 && js.every((f) => f.encoding === 'gzip' || f.encoding === 'br' || f.bytes < 1024), js);
+  const csp = (await (await page.request.get(input.console_url)).headersArray()).find((h) => h.name.toLowerCase() === 'content-security-policy');
+  check("the console is served with a Content-Security-Policy of default-src 'self'", csp && /default-src 'self'/.test(csp.value), csp?.value);
+  await axe(page, 'signin');
+  await shot(page, '01-signin');
+  // The English switch: every string from the tables.
+  await page.click('#lang');
+  await ready(page, 'signin');
+  check('the English switch translates the screen', (await page.getAttribute('html', 'lang')) === 'en' && (await page.textContent('#signin-title')).includes('Sign in'), await page.textContent('#signin-title'));
+  await context.close();
+}
+
+// ----- validator ---------------------------------------------------------------------------
+async function validator(browser) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+  const page = await context.newPage();
+  watch(page, 'validator');
+  await signIn(page, { role: 'validator', sub: input.validator, clients: input.client });
+  await ready(page, 'queue');
+  check('the validator lands on the queue', await page.isVisible('#claim-next'));
+  check('the validator is offered the review queue, not supervision', (await page.$('#nav a[href="#/queue"]')) !== null && (await page.$('#nav a[href="#/supervisor"]')) === null);
+  await axe(page, 'queue');
+  await shot(page, '02-queue');
+
+  await page.click('#claim-next');
+  await ready(page, 'review');
+  const claimToReady = await page.evaluate(() => {
+    const m = performance.measure('claim-to-review', 'console:claim', 'console:review:ready');
+    return m.duration;
+  });
+  result.review_claim_to_interactive_ms = Math.round(claimToReady);
+  const shown = await page.getAttribute('main', 'data-presale');
+  check('the claimed pre-sale is the one the recording produced', shown === input.presale_id, shown);
+
+  // The audio element on that exact version: its duration as the browser decodes it.
+  const src = await page.getAttribute('#player', 'src');
+  check('the audio element plays the presigned URL of the bound version', src && src.includes(input.recording_key_fragment), src);
+  const duration = await page.waitForFunction(() => {
+    const audio = document.querySelector('#player');
+    return audio && audio.readyState >= 1 && Number.isFinite(audio.duration) ? audio.duration : null;
+  }, null, { timeout: 15_000 }).then((handle) => handle.jsonValue());
+  result.audio_duration_s = duration;
+  check('the audio element reports the recording\'s duration', Math.abs(duration * 1000 - input.duration_ms) <= 100, `${duration} s, analysis says ${input.duration_ms} ms`);
+
+  // Findings, risk, waveform and marks.
+  const codes = await page.$$eval('#findings li', (lis) => lis.map((li) => li.dataset.code));
+  check('the findings are on the screen', input.finding_codes.every((c) => codes.includes(c)) && codes.length === input.finding_codes.length, codes);
+  const risk = await page.getAttribute('#risk-score', 'data-score');
+  check('the risk score is shown', Number(risk) === input.risk_score, risk);
+  const peaks = Number(await page.getAttribute('#waveform', 'data-peaks'));
+  check('the waveform is drawn from the stored peaks', peaks > 0 && (await page.$('#waveform path.peak')) !== null, `${peaks} peaks`);
+  const marks = await page.$$eval('#waveform rect.mark', (rects) => rects.map((r) => r.dataset.kind));
+  check("the findings' time marks are drawn on it", input.mark_kinds.every((k) => marks.includes(k)) && marks.length === input.mark_kinds.length, marks);
+  const lease = await page.textContent('#lease');
+  check('the lease is shown as a countdown', /\d+:\d\d/.test(lease), lease);
+
+  // Clicking a mark seeks the audio.
+  if (marks.length) {
+    await page.click('#waveform rect.mark >> nth=0', { force: true });
+    const at = await page.evaluate(() => document.querySelector('#player').currentTime);
+    check('clicking a mark seeks the audio there', Math.abs(at - input.first_mark_start_s) < 0.5, `${at} s`);
+    await page.evaluate(() => { document.querySelector('#player').currentTime = 0; });
+  }
+
+  await axe(page, 'review');
+  await shot(page, '03-review');
+
+  // Play a bit with the keyboard (k), pause (k): a playback is recorded and shown in the audit.
+  await page.focus('#review-title');
+  await page.keyboard.press('k');
+  await page.waitForFunction(() => document.querySelector('#player').currentTime > 1.5, null, { timeout: 15_000 });
+  await page.keyboard.press('k');
+  await page.waitForSelector('#played[data-listened-ms]', { timeout: 10_000 });
+  const listened = Number(await page.getAttribute('#played', 'data-listened-ms'));
+  result.played_ms = listened;
+  check('the playback is recorded with what was listened', listened >= 1000 && listened <= 10_000, `${listened} ms`);
+  await page.waitForSelector('#audit tr[data-action="PLAYED"]', { timeout: 10_000 });
+  check('the playback shows in the audit', true);
+
+  // Decide with the keyboard: a (approve) → the override reason (blocking findings) → Esc → a → Enter.
+  await page.focus('#review-title');
+  await page.keyboard.press('a');
+  const focused = await page.evaluate(() => document.activeElement?.id);
+  check('a selects approve and asks for the override reason', focused === (input.needs_override ? 'override-reason' : 'decision-submit') && await page.isChecked('#decision-approve'), focused);
+  if (input.needs_override) {
+    // While typing, the shortcuts stay quiet ("a", "r", "d", "k" are in the text).
+    await page.keyboard.type('Escuchado completo: el cliente acepta y repite su DNI; la grabación tiene una pausa por espera.');
+    check('shortcuts do not fire while typing', await page.isChecked('#decision-approve') && (await page.inputValue('#override-reason')).startsWith('Escuchado'));
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('a');
+    check('a again moves to the confirm button', await page.evaluate(() => document.activeElement?.id) === 'decision-submit');
+  }
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#decided[data-status="APPROVED"]', { timeout: 15_000 });
+  check('the decision is made with the keyboard: the screen shows APPROVED', true);
+  await page.waitForSelector('#audit tr[data-action="APPROVED"]', { timeout: 10_000 });
+  await shot(page, '04-review-approved');
+
+  // A fresh load of the review screen (read only now): navigation start to interactive.
+  const samples = [];
+  for (let i = 0; i < 3; i += 1) {
+    await page.reload();
+    await ready(page, 'review');
+    samples.push(await page.evaluate(() => performance.getEntriesByName('console:review:ready')[0]?.startTime ?? null));
+  }
+  samples.sort((a, b) => a - b);
+  result.review_load_to_interactive_ms = Math.round(samples[1]);
+  result.review_load_samples_ms = samples.map(Math.round);
+  console.error(`review screen: claim → interactive ${result.review_claim_to_interactive_ms} ms; fresh load → interactive ${samples.map(Math.round).join(', ')} ms (median ${result.review_load_to_interactive_ms})`);
+  check('the review screen is interactive within 1 s of its load (median of 3)', result.review_load_to_interactive_ms < 1000, `${result.review_load_to_interactive_ms} ms`);
+  await context.close();
+}
+
+// ----- agent -------------------------------------------------------------------------------
+async function agent(browser) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  watch(page, 'agent');
+  await signIn(page, { role: 'agent', sub: input.agent, clients: input.client });
+  await ready(page, 'home');
+  const links = await page.$$eval('#nav a', (as) => as.map((a) => a.getAttribute('href')));
+  check('an agent is offered no review or supervision screen', !links.some((l) => l.includes('queue') || l.includes('review') || l.includes('supervisor')), links);
+  await axe(page, 'agent-home');
+  await shot(page, '05-agent');
+  // Forced: the review screen's URL by hand. The API refuses; its detail is shown.
+  await page.goto(`${input.console_url}#/review/${input.presale_id}`);
+  await page.waitForSelector('#problem:not([hidden]) .problem-detail', { timeout: 10_000 });
+  const status = await page.getAttribute('#problem .problem-detail', 'data-status');
+  const detail = await page.textContent('#problem .problem-detail');
+  check("forced onto a review screen, the agent sees the API's 403 detail", status === '403' && detail.trim().length > 0, `${status}: ${detail}`);
+  check('and no decision form', (await page.$('#decision-form')) === null);
+  await axe(page, 'agent-forbidden');
+  await shot(page, '06-agent-forbidden');
+  await context.close();
+}
+
+// ----- supervisor --------------------------------------------------------------------------
+async function supervisor(browser) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 1000 }, acceptDownloads: true });
+  const page = await context.newPage();
+  watch(page, 'supervisor');
+  await signIn(page, { role: 'supervisor', sub: input.supervisor, clients: input.client });
+  await ready(page, 'supervisor');
+  const { campaign, kpi_from: from, kpi_to: to, kpi_expected: expected } = input;
+  await page.fill('#sup-campaign', campaign);
+  await page.fill('#sup-from', from);
+  await page.fill('#sup-to', to);
+  await page.fill('#sup-day', input.metrics_day);
+  await page.click('#sup-show');
+  await page.waitForSelector('#sup-results[data-state="ready"]', { timeout: 20_000 });
+  const problems = await page.$eval('#problem', (p) => (p.hidden ? '' : p.textContent));
+  check('the supervisor screen loads without a problem', !problems, problems);
+  // Every chart's bar of each day carries the API's value; the drawn bar exists where it is not null.
+  const seen = await page.$$eval('figure[data-kpi] g.datum', (gs) => gs.map((g) => ({
+    kpi: g.closest('figure').dataset.kpi.replace(/^kpi-/, ''), day: g.dataset.day, value: g.dataset.value, bar: g.querySelector('rect.bar') !== null,
+  })));
+  let compared = 0;
+  for (const [day, rates] of Object.entries(expected)) {
+    for (const [kpi, value] of Object.entries(rates)) {
+      const point = seen.find((p) => p.kpi === kpi && p.day === day);
+      const want = value ?? '';
+      check(`chart ${kpi} shows ${day} = ${value}`, point && point.value === want && point.bar === (value !== null), point);
+      compared += 1;
+    }
+  }
+  result.kpi_points_compared = compared;
+  // The accessible fallback has the same figures.
+  const tableRows = await page.$$eval('figure[data-kpi] tbody tr', (rows) => rows.length);
+  check('each chart has its table', tableRows === seen.length, `${tableRows} rows for ${seen.length} points`);
+  const queueSize = await page.getAttribute(`#queue-size-${campaign}`, 'data-value');
+  check('the queue size of the campaign is shown', queueSize !== null && queueSize === String(input.queue_size), queueSize);
+  const reviewed = await page.getAttribute(`#metrics-reviewed-${campaign}`, 'data-value');
+  check("the validators' metrics of the day are shown", reviewed === String(input.reviewed_today), reviewed);
+  // The CSV is the API's own.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click(`#csv-${campaign}`)]);
+  const csvPath = join(SHOTS, 'kpis.csv');
+  await download.saveAs(csvPath);
+  const csv = readFileSync(csvPath, 'utf8');
+  check('the CSV download is the report (header and the day)', /contact_rate/.test(csv.split('\n')[0]) && Object.keys(expected).every((d) => csv.includes(d)), csv.split('\n')[0]);
+  await axe(page, 'supervisor');
+  await shot(page, '07-supervisor');
+  await context.close();
+}
+
+main()
+  .catch((error) => {
+    result.failures.push(`the script failed: ${error.stack || error.message}`);
+    console.error(error);
+  })
+  .finally(() => {
+    result.ok = result.failures.length === 0;
+    const passed = result.checks.filter((c) => c.ok).length;
+    console.log(`console browser test: ${passed} of ${result.checks.length} checks passed`);
+    console.log(`RESULT ${JSON.stringify(result)}`);
+    process.exit(result.ok ? 0 : 1);
+  });
