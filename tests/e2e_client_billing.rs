@@ -1,7 +1,13 @@
 //! Client billing end to end (issue 17): a client company with two campaigns under different
 //! models (per verified sale; per effective contact and talk hour); two consecutive monthly
-//! closes through the API, a late contact billed by the second, the evidence CSV read back and
-//! summed here, the closes idempotent, and this month's preview showing today's verified sales.
+//! closes through the API, a late contact billed by the second, a sale billed by the first and
+//! returned since reversed by the second with a credit note on the first's invoice, the
+//! evidence CSV read back and summed here against the invoice and the note, the closes
+//! idempotent, and this month's preview showing today's verified sales.
+//!
+//! Approvals carry the server's clock, so the two sales of the first month are approved now
+//! and their decision instant is then moved into that month in the table (what a sale
+//! approved then would hold).
 //!
 //! Against a running stack: `BACKOFFICE_STACK=$PWD/.local/<profile>/stack.json cargo test -p
 //! e2e-tests --test e2e_client_billing`.
@@ -89,6 +95,25 @@ async fn contact(
     });
     let reply = env.send(env.as_caller(agent, "POST", "/contacts").json(&body)).await;
     assert_eq!(reply.status, 201, "{:?}", reply.body);
+}
+
+/// Move an approved pre-sale's decision to `at`, as if it had been approved then.
+async fn approved_on(env: &TestEnv, presale: &str, at: OffsetDateTime) {
+    env.dynamodb
+        .update_item()
+        .table_name(env.table("PresalesTable"))
+        .key("pk", AttributeValue::S(format!("PRESALE#{presale}")))
+        .key("sk", AttributeValue::S("META".into()))
+        .update_expression("SET #d.#at = :at")
+        .condition_expression("#s = :approved")
+        .expression_attribute_names("#d", "decision")
+        .expression_attribute_names("#at", "at")
+        .expression_attribute_names("#s", "status")
+        .expression_attribute_values(":at", AttributeValue::S(rfc3339(at.to_offset(UtcOffset::UTC))))
+        .expression_attribute_values(":approved", AttributeValue::S("APPROVED".into()))
+        .send()
+        .await
+        .expect("decision moved");
 }
 
 /// The evidence CSV behind a run's link, as rows of (column → value).
@@ -182,21 +207,59 @@ async fn two_consecutive_months_close_with_a_late_contact_and_evidence_that_adds
         300,
     )
     .await;
-    // 2 × 1.50 + (1200 + 2400 + 300) s × 12.00 / 3600 s = 3.00 + 13.00.
-    let first_expected = 300 + 1300;
+    // Two verified sales of the sales campaign, approved in the first month.
+    let validator = desk.validator("val-1");
+    let mut first_sales = Vec::new();
+    for day in [5, 6] {
+        let (presale, _) = desk.ready_presale(40).await;
+        let sale = desk.approve(&validator, &presale).await;
+        approved_on(env, &presale, lima(before_last + Duration::days(day), 15)).await;
+        first_sales.push((presale, sale));
+    }
+    // 2 × 1.50 + (1200 + 2400 + 300) s × 12.00 / 3600 s + 2 × 30.00 = 3.00 + 13.00 + 60.00.
+    let first_expected = 300 + 1300 + 6000;
 
     let close = |month: &str| env.as_caller(&admin, "POST", &format!("/billing/runs?client={client}&month={month}"));
     let first = env.send(close(&first_month)).await;
     assert_eq!(first.status, 201, "{:?}", first.body);
     assert_eq!(as_cents(&first.body["charges"]), first_expected, "{:?}", first.body);
     let rows = evidence(env, &first.body).await;
-    assert_eq!(rows.len(), 5, "two contacts and three talk times: {rows:?}");
+    assert_eq!(rows.len(), 7, "two contacts, three talk times and two sales: {rows:?}");
     assert_eq!(cents(&rows), first_expected, "the evidence adds up to the run");
     let again = env.send(close(&first_month)).await;
     assert_eq!(
         (again.status, again.body["closed_at"].clone()),
         (200, first.body["closed_at"].clone())
     );
+
+    // The first run's invoice is issued and accepted; then the customer of the first sale
+    // returns it: finance credits that sale's own invoice in full.
+    let first_run = format!("{client}-{first_month}");
+    let first_invoice = wait_run_invoice(env, &finance, &first_run).await;
+    let (returned_presale, returned_sale) = first_sales[0].clone();
+    let sale_invoice = desk.wait_invoice(&returned_sale).await;
+    let sale_invoice_id = sale_invoice["invoice_id"]
+        .as_str()
+        .expect("the sale's invoice")
+        .to_owned();
+    let credit = env
+        .send(
+            env.as_caller(
+                &finance,
+                "POST",
+                &format!("/invoices/{sale_invoice_id}/credit-notes?client={client}"),
+            )
+            .header("Idempotency-Key", format!("return-{returned_sale}"))
+            .json(&json!({"reason": "06", "description": "Devolución total del pedido"})),
+        )
+        .await;
+    assert_eq!(credit.status, 202, "{:?}", credit.body);
+    wait_credited_in_full(env, &finance, &client, &sale_invoice_id).await;
+    let returned_line: String = rows
+        .iter()
+        .find(|row| row["preventa"] == returned_presale)
+        .map(|row| row["linea"].clone())
+        .expect("the returned sale's evidence row");
 
     // After it closed: a late contact of the first month, and the second month's own.
     contact(
@@ -223,8 +286,23 @@ async fn two_consecutive_months_close_with_a_late_contact_and_evidence_that_adds
     let second = env.send(close(&second_month)).await;
     assert_eq!(second.status, 201, "{:?}", second.body);
     assert_eq!(as_cents(&second.body["charges"]), second_expected, "{:?}", second.body);
+    assert_eq!(as_cents(&second.body["reversals"]), -3000, "{:?}", second.body);
     let rows = evidence(env, &second.body).await;
-    assert_eq!(cents(&rows), second_expected);
+    let (reversals, charges): (Vec<_>, Vec<_>) = rows.iter().cloned().partition(|row| row["reversion"] == "si");
+    assert_eq!(cents(&charges), second_expected);
+    assert_eq!(
+        cents(&reversals),
+        -3000,
+        "the returned sale, at what it was billed: {reversals:?}"
+    );
+    assert_eq!(reversals.len(), 1);
+    assert_eq!(
+        (
+            reversals[0]["preventa"].as_str(),
+            reversals[0]["mes_facturado"].as_str()
+        ),
+        (returned_presale.as_str(), first_month.as_str())
+    );
     let late: Vec<&str> = rows
         .iter()
         .filter(|row| row["tardio"] == "si")
@@ -235,7 +313,7 @@ async fn two_consecutive_months_close_with_a_late_contact_and_evidence_that_adds
     let mut keys: Vec<String> = evidence(env, &first.body)
         .await
         .into_iter()
-        .chain(rows)
+        .chain(charges.iter().cloned())
         .map(|row| row["clave"].clone())
         .collect();
     let total = keys.len();
@@ -253,10 +331,7 @@ async fn two_consecutive_months_close_with_a_late_contact_and_evidence_that_adds
     assert!(invoice_id.starts_with("F900-"), "the call center's series: {invoice}");
     assert_eq!(invoice["status"], "ACCEPTED", "{invoice}");
     assert_eq!(as_cents(&invoice["subtotal"]), second_expected, "{invoice}");
-    assert_eq!(
-        as_cents(&invoice["subtotal"]),
-        cents(&evidence(env, &second.body).await)
-    );
+    assert_eq!(as_cents(&invoice["subtotal"]), cents(&charges));
     let igv = (second_expected * 18 + 50) / 100;
     assert_eq!(as_cents(&invoice["tax"]), igv, "{invoice}");
     assert_eq!(as_cents(&invoice["total"]), second_expected + igv, "{invoice}");
@@ -289,13 +364,57 @@ async fn two_consecutive_months_close_with_a_late_contact_and_evidence_that_adds
                 .collect()
         })
         .collect();
+    let (attached_reversals, attached_charges): (Vec<_>, Vec<_>) =
+        rows.into_iter().partition(|row| row["reversion"] == "si");
     assert_eq!(
-        cents(&rows),
+        cents(&attached_reversals),
+        -3000,
+        "the reversal is in the attached evidence"
+    );
+    assert_eq!(
+        cents(&attached_charges),
         second_expected,
-        "the attached evidence adds up to the invoice"
+        "the attached evidence's charges add up to the invoice"
     );
     let pdf = format!("{invoice_id}.pdf");
     assert!(attachments.iter().any(|(n, _, _)| *n == pdf), "{pdf}: {attachments:?}");
+
+    // The return is credited on the first run's invoice: one unit of the line that billed it,
+    // net of the evidence's reversal rows, IGV on top, accepted and e-mailed to the client.
+    let note = wait_run_credit(env, &finance, &run_id).await;
+    assert_eq!(note["invoice_id"], first_invoice["id"], "{note}");
+    assert_eq!(as_cents(&note["subtotal"]), -cents(&reversals), "{note}");
+    assert_eq!(as_cents(&note["tax"]), 540, "{note}");
+    assert_eq!(as_cents(&note["total"]), 3540, "{note}");
+    let run = env
+        .send(env.as_caller(&finance, "GET", &format!("/billing/runs/{run_id}")))
+        .await;
+    let credited_lines = &run.body["credits"][0]["lines"];
+    assert_eq!(
+        credited_lines,
+        &json!([{"line": returned_line.parse::<u32>().expect("a line number"), "quantity": 1}]),
+        "{:?}",
+        run.body
+    );
+    let note_id = note["id"].as_str().expect("a note id");
+    let emails = env.sent_emails().await;
+    let (destinations, raw, _) = emails
+        .iter()
+        .find(|(_, raw, _)| raw.contains(&format!("X-Credit-Note-Id: {note_id}")))
+        .expect("the credit note's e-mail");
+    assert!(
+        destinations.contains(&e2e_tests::finance_email(&client)),
+        "{destinations:?}"
+    );
+    let attachments = python_attachments(raw);
+    assert!(
+        attachments
+            .iter()
+            .any(|(n, kind, _)| *n == format!("{note_id}.pdf") && kind == "application/pdf"),
+        "{attachments:?}"
+    );
+    // Closing the second month again asks for nothing more: one note per run credited.
+    assert_eq!(env.send(close(&second_month)).await.status, 200);
 
     // Finance reads both, newest first; this month is a preview with today's verified sale.
     let list = env
@@ -309,7 +428,6 @@ async fn two_consecutive_months_close_with_a_late_contact_and_evidence_that_adds
         .filter_map(|r| r["month"].as_str())
         .collect();
     assert_eq!(months, vec![second_month.as_str(), first_month.as_str()]);
-    let validator = desk.validator("val-1");
     let (presale, _) = desk.ready_presale(40).await;
     desk.approve(&validator, &presale).await;
     let preview = env
@@ -343,6 +461,47 @@ async fn wait_run_invoice(env: &TestEnv, finance: &Caller, run_id: &str) -> Valu
             started.elapsed() < std::time::Duration::from_secs(90),
             "run {run_id} was never invoiced and e-mailed: {:?}",
             run.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// The credit note the run owes (its first), once accepted and e-mailed.
+async fn wait_run_credit(env: &TestEnv, finance: &Caller, run_id: &str) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let run = env
+            .send(env.as_caller(finance, "GET", &format!("/billing/runs/{run_id}")))
+            .await;
+        assert_eq!(run.status, 200, "{:?}", run.body);
+        let note = &run.body["credits"][0]["credit_note"];
+        if note["emailed"] == true && note["status"] == "ACCEPTED" {
+            return note.clone();
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(90),
+            "run {run_id}'s credit note was never issued, accepted and e-mailed: {:?}",
+            run.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// Wait until the client's invoice is credited in full.
+async fn wait_credited_in_full(env: &TestEnv, finance: &Caller, client: &str, invoice_id: &str) {
+    let started = std::time::Instant::now();
+    loop {
+        let read = env
+            .send(env.as_caller(finance, "GET", &format!("/invoices/{invoice_id}?client={client}")))
+            .await;
+        assert_eq!(read.status, 200, "{:?}", read.body);
+        if read.body["credited"] == read.body["total"] {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(90),
+            "invoice {invoice_id} was never credited in full: {:?}",
+            read.body
         );
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }

@@ -20,9 +20,10 @@ use std::time::Duration as StdDuration;
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use backoffice_domain::Clock;
 use backoffice_domain::client_billing::{
-    self, BillableEvent, BillableKind, BilledItem, Contract, MonthPricing, PricingError,
+    self, BillableEvent, BillableKind, BilledItem, Contract, MonthPricing, PricingError, ReversalCredit,
 };
-use backoffice_domain::events::{OutboxMessage, SaleId, ServiceInvoiceRequested, ServiceLine};
+use backoffice_domain::credit_note::CreditNoteReason;
+use backoffice_domain::events::{CreditNoteRequested, OutboxMessage, SaleId, ServiceInvoiceRequested, ServiceLine};
 use backoffice_domain::presale::{PresaleId, PresaleStatus};
 use backoffice_domain::principal::{Principal, Role};
 use backoffice_domain::sales_register::Period;
@@ -33,8 +34,10 @@ use backoffice_edge::relay::{PublishError, Publisher};
 use backoffice_edge::schedule;
 use backoffice_store::billing::{BilledSale, BillingRuns, ClosedRun, run_id};
 use backoffice_store::config::{ClientDirectory, ContractDirectory};
+use backoffice_store::credit_notes::CreditNoteStore;
 use backoffice_store::invoices::InvoiceStore;
 use backoffice_store::kpis::KpiInputs;
+use backoffice_store::payments::PaymentLedger;
 use backoffice_store::presales::PresaleBatch;
 use backoffice_store::reconciliation::ApprovedSales;
 use backoffice_store::register::RegisterFiles;
@@ -47,6 +50,9 @@ pub const ROUTES: &[&str] = &["POST /billing/runs", "GET /billing/runs", "GET /b
 
 /// How long before its month's start a pre-sale approved in the month may have been registered.
 const REGISTRATION_WINDOW: Duration = Duration::days(120);
+/// How many months after the run that billed it a sale is still reversed when it is rejected
+/// or its invoice credited; later, finance credits by hand (ADR 0028).
+const REVERSAL_MONTHS: i32 = 3;
 /// How long the evidence link works.
 const LINK_TTL: StdDuration = StdDuration::from_secs(15 * 60);
 
@@ -136,7 +142,7 @@ where
     P: PresaleBatch,
     D: ContractDirectory + ClientDirectory,
     C: Clock,
-    I: InvoiceStore,
+    I: InvoiceStore + CreditNoteStore + PaymentLedger,
     Q: Publisher,
 {
     fn this_month(&self) -> Period {
@@ -207,6 +213,15 @@ where
         let (pricing, reversed) = self
             .price(client_id, &contract, month, previous_run.map(|r| r.closed_at), now)
             .await?;
+        // Each reversed sale is credited on the invoice of the run that billed it.
+        let (credits, uncredited) = client_billing::reversal_credits(&reversed, |billed_in| {
+            runs.iter()
+                .find(|r| r.month == billed_in.to_string())
+                .map(|r| &r.pricing)
+        })?;
+        if !uncredited.is_empty() {
+            tracing::error!(client_id, %month, ?uncredited, error_kind = "billing_reversal_uncredited", "reversed items billed on no single invoice line: credit them by hand");
+        }
         let csv = client_billing::evidence_csv(&pricing)?;
         let evidence_key = format!("billing/{client_id}/{month}/evidencia-{client_id}-{month}.csv");
         self.files
@@ -234,6 +249,7 @@ where
             pricing,
             evidence_key,
             invoice_request,
+            credits,
         };
         let (run, closed_now) = match self.runs.close(&run, &sales).await {
             Ok(()) => {
@@ -256,12 +272,58 @@ where
         Ok((run, closed_now))
     }
 
-    /// Ask for the run's invoice unless it exists already. A failure is logged, not returned:
-    /// the run is closed, and closing it again sends the request again.
+    /// Ask for the run's invoice and its credit notes unless they exist already. A failure is
+    /// logged, not returned: the run is closed, and closing it again sends them again.
     async fn request_invoice(&self, run: &ClosedRun) {
         if let Err(error) = self.send_invoice_request(run).await {
             tracing::error!(run_id = %run.id(), error_kind = "billing_invoice_request_failed", %error, "the run's invoice was not requested; closing it again retries");
         }
+        for credit in &run.credits {
+            if let Err(error) = self.send_credit_request(run, credit).await {
+                tracing::error!(run_id = %run.id(), billed_in = %credit.billed_in, error_kind = "billing_invoice_request_failed", %error, "the run's credit note was not requested; closing it again retries");
+            }
+        }
+    }
+
+    /// The credit note on the invoice of the run that billed `credit`'s sales, unless it exists.
+    async fn send_credit_request(&self, run: &ClosedRun, credit: &ReversalCredit) -> Result<(), BillingError> {
+        let request_id = run.credit_request(credit);
+        if self
+            .invoices
+            .credit_note_for_request(&self.call_center_id, &request_id)
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let credited_run = run_id(&run.client_id, &credit.billed_in.to_string());
+        let Some(invoice_id) = self.invoices.invoice_for_run(&credited_run).await? else {
+            return Err(BillingError::Refused(format!(
+                "run {credited_run} has no invoice yet: its credit waits for it"
+            )));
+        };
+        let sales = credit.keys.len();
+        let request = CreditNoteRequested {
+            request_id: request_id.clone(),
+            client_id: self.call_center_id.clone(),
+            invoice_id,
+            // A verified sale billed and then rejected or returned: the service is worth less.
+            reason: CreditNoteReason::ValueDecrease,
+            description: format!(
+                "Reversión de {sales} venta{} verificada{} facturada{} en {} (corrida {})",
+                plural(sales),
+                plural(sales),
+                plural(sales),
+                credit.billed_in,
+                run.id()
+            ),
+            lines: credit.lines.clone(),
+            requested_by: "client-billing".into(),
+        };
+        let message = OutboxMessage::seal(&request, &request_id, self.clock.now())?;
+        self.publisher.publish(&message).await?;
+        tracing::info!(run_id = %run.id(), request_id, "the run's credit note requested");
+        Ok(())
     }
 
     async fn send_invoice_request(&self, run: &ClosedRun) -> Result<(), BillingError> {
@@ -422,43 +484,54 @@ where
                 quantity: 1,
             });
         }
-        // Billed sales that are no longer approved are reversed, once.
-        let billed: Vec<BilledItem> = self
+        // Billed sales no longer approved, or whose sales invoice was credited in full (a return),
+        // are reversed, once, for a few months after the run that billed them.
+        let oldest = (0..REVERSAL_MONTHS).fold(month, |m, _| previous(m));
+        let billed: Vec<(BilledItem, PresaleId)> = self
             .runs
             .billed_sales(client_id)
             .await?
             .into_iter()
-            .filter(|sale| sale.reversed_in.is_none())
-            .map(|sale| sale.item)
-            .collect();
-        let ids: Vec<PresaleId> = billed
-            .iter()
-            .filter_map(|item| {
-                item.event
+            .filter(|sale| sale.reversed_in.is_none() && sale.item.month >= oldest)
+            .filter_map(|sale| {
+                let id = sale
+                    .item
+                    .event
                     .presale_id
                     .as_deref()
-                    .and_then(|id| PresaleId::parse(id).ok())
+                    .and_then(|id| PresaleId::parse(id).ok())?;
+                Some((sale.item, id))
             })
             .collect();
-        let still_approved: BTreeSet<String> = self
+        let ids: Vec<PresaleId> = billed.iter().map(|(_, id)| id.clone()).collect();
+        let still_approved: BTreeSet<PresaleId> = self
             .presales
             .presales(&ids)
             .await?
             .into_iter()
             .filter(|p| p.status == PresaleStatus::Approved)
-            .map(|p| p.id.to_string())
+            .map(|p| p.id)
             .collect();
-        let reversed: Vec<BilledItem> = billed
-            .into_iter()
-            .filter(|item| {
-                item.event
-                    .presale_id
-                    .as_ref()
-                    .is_some_and(|id| !still_approved.contains(id))
-            })
-            .collect();
+        let mut reversed = Vec::new();
+        for (item, id) in billed {
+            if !still_approved.contains(&id) || self.credited_in_full(client_id, &id).await? {
+                reversed.push(item);
+            }
+        }
         let pricing = client_billing::price_month(contract, month, &events, &reversed)?;
         Ok((pricing, reversed))
+    }
+
+    /// Whether the sale's own invoice was credited in full (the customer returned it).
+    async fn credited_in_full(&self, client_id: &str, presale: &PresaleId) -> Result<bool, StoreError> {
+        let Some(invoice_id) = self.invoices.invoice_for_sale(&SaleId::of(presale)).await? else {
+            return Ok(false);
+        };
+        Ok(self
+            .invoices
+            .account(client_id, &invoice_id)
+            .await?
+            .is_some_and(|a| a.account.total_minor > 0 && a.account.credited_minor >= a.account.total_minor))
     }
 
     // ----- HTTP -------------------------------------------------------------------------------
@@ -603,7 +676,50 @@ where
         );
         body["evidence_expires_in"] = json!(LINK_TTL.as_secs());
         body["invoice"] = self.invoice_json(run).await?;
+        let mut credits = Vec::with_capacity(run.credits.len());
+        for credit in &run.credits {
+            credits.push(self.credit_json(run, credit).await?);
+        }
+        body["credits"] = Value::Array(credits);
         Ok(body)
+    }
+
+    /// A credit the run owes, and its note once issued.
+    async fn credit_json(&self, run: &ClosedRun, credit: &ReversalCredit) -> Result<Value, StoreError> {
+        let request_id = run.credit_request(credit);
+        let note = match self
+            .invoices
+            .credit_note_for_request(&self.call_center_id, &request_id)
+            .await?
+        {
+            Some((invoice_id, note_id)) => {
+                let stored = self
+                    .invoices
+                    .load_credit_note(&self.call_center_id, &invoice_id, &note_id)
+                    .await?;
+                let status = stored
+                    .as_ref()
+                    .and_then(|s| s.electronic.as_ref())
+                    .map(|e| e.status.as_str())
+                    .unwrap_or("ISSUED");
+                json!({
+                    "id": note_id, "invoice_id": invoice_id, "status": status,
+                    "emailed": stored.as_ref().is_some_and(|s| s.email.is_some()),
+                    "subtotal": stored.as_ref().map(|s| s.note.totals.subtotal.to_decimal_string()),
+                    "tax": stored.as_ref().map(|s| s.note.totals.tax.to_decimal_string()),
+                    "total": stored.as_ref().map(|s| s.note.totals.total.to_decimal_string()),
+                })
+            }
+            None => Value::Null,
+        };
+        Ok(json!({
+            "request_id": request_id,
+            "credited_run": run_id(&run.client_id, &credit.billed_in.to_string()),
+            "amount": credit.amount.to_decimal_string(),
+            "lines": credit.lines,
+            "sales": credit.keys,
+            "credit_note": note,
+        }))
     }
 }
 
@@ -617,6 +733,10 @@ fn summary(run: &ClosedRun, status: &str) -> Value {
         "events": p.evidence.len(), "evidence_key": run.evidence_key,
         "invoice_request": run.invoice_request,
     })
+}
+
+fn plural(count: usize) -> &'static str {
+    if count == 1 { "" } else { "s" }
 }
 
 fn instant(at: OffsetDateTime) -> String {

@@ -375,3 +375,95 @@ async fn a_run_that_charges_asks_once_for_the_call_centers_invoice_until_it_exis
     assert_eq!(reply.body["invoice"]["id"], "F900-00000001");
     assert_eq!(reply.body["invoice"]["status"], "ISSUED");
 }
+
+/// Issue the invoice `request` asks for, as invoice-issue would, into the memory store.
+async fn issue_service_invoice(h: &Harness, request: &ServiceInvoiceRequested, number: u64) -> String {
+    use backoffice_domain::audit::{Actor, AuditEntry, GENESIS_HASH};
+    use backoffice_domain::invoice::InvoiceDraft;
+
+    let seller = backoffice_domain::invoice::BillingProfile {
+        tax: backoffice_domain::invoice::TaxConfig {
+            prices_include_tax: false,
+            ..Default::default()
+        },
+        factura_series: "F900".into(),
+        ..billing_profile("callcenter")
+    };
+    let invoice = InvoiceDraft::for_service(request, &seller, &billing_profile("acme"), h.billing.clock.now())
+        .and_then(|d| d.numbered(number))
+        .expect("an invoice");
+    let audit = AuditEntry::new(
+        &invoice.invoice_id,
+        1,
+        invoice.issued_at,
+        &Actor::system("t"),
+        "ISSUED",
+        "ISSUED",
+    )
+    .seal(GENESIS_HASH);
+    h.billing.invoices.issue(&invoice, &audit).await.expect("issued");
+    invoice.invoice_id
+}
+
+#[tokio::test]
+async fn a_reversed_sale_is_credited_on_the_invoice_that_billed_it_once_that_invoice_exists() {
+    let h = harness(datetime!(2026-11-01 03:00 -5));
+    let october = h.billing.close("acme", month("2026-10")).await.expect("closed");
+    let sale_key = format!("SALE#{}", h.sale.id);
+    let line = october.pricing.invoice_line_of(&sale_key).expect("the sale's line");
+
+    // The sale is rejected on re-review before October's invoice exists.
+    let mut rejected = h.sale.clone();
+    rejected.status = PresaleStatus::Rejected;
+    h.billing.presales.put_raw(StoredPresale {
+        presale: rejected,
+        audit_head: "h2".into(),
+    });
+    h.billing.clock.set(datetime!(2026-12-01 03:00 -5));
+    let november = h.billing.close("acme", month("2026-11")).await.expect("closed");
+    assert_eq!(november.credits.len(), 1, "{:?}", november.credits);
+    let credit = &november.credits[0];
+    assert_eq!(credit.billed_in, month("2026-10"));
+    assert_eq!(credit.amount.to_decimal_string(), "50.00");
+    assert_eq!(credit.keys, vec![sale_key.clone()]);
+    let kinds = |h: &Harness| -> Vec<String> {
+        h.billing
+            .publisher
+            .sent()
+            .iter()
+            .filter_map(|m| backoffice_domain::wire::peek_type(&m.body))
+            .collect()
+    };
+    // Only October's invoice request went out: the credit waits for that invoice.
+    assert_eq!(kinds(&h), vec!["ServiceInvoiceRequested"]);
+
+    let sent = h.billing.publisher.sent();
+    let october_request: ServiceInvoiceRequested =
+        backoffice_domain::wire::open(&sent[0].body).expect("a request").body;
+    let invoice_id = issue_service_invoice(&h, &october_request, 1).await;
+    // Closing November again asks for the note, on October's invoice, one unit of the sale's line.
+    h.billing.close("acme", month("2026-11")).await.expect("the same run");
+    assert_eq!(kinds(&h), vec!["ServiceInvoiceRequested", "CreditNoteRequested"]);
+    let sent = h.billing.publisher.sent();
+    let note: CreditNoteRequested = backoffice_domain::wire::open(&sent[1].body).expect("a request").body;
+    assert_eq!(note.request_id, "acme-2026-11-credit-2026-10");
+    assert_eq!(
+        (note.client_id.as_str(), note.invoice_id.as_str()),
+        ("callcenter", invoice_id.as_str())
+    );
+    assert_eq!(
+        note.lines,
+        vec![backoffice_domain::credit_note::CreditedLine { line, quantity: 1 }]
+    );
+    assert_eq!(note.reason, CreditNoteReason::ValueDecrease);
+
+    // The run shows what it owes; the note is not issued yet.
+    let read = ApiEvent::new("GET /billing/runs/{id}")
+        .who("u-2", "finance", "acme")
+        .param("id", "acme-2026-11");
+    let reply = call(&h, read).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.body["credits"][0]["credited_run"], "acme-2026-10");
+    assert_eq!(reply.body["credits"][0]["amount"], "50.00");
+    assert_eq!(reply.body["credits"][0]["credit_note"], serde_json::Value::Null);
+}

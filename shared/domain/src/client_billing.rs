@@ -732,6 +732,67 @@ impl MonthPricing {
     }
 }
 
+/// The credit note a run owes on the invoice of an earlier run: the sales it billed that are
+/// reversed now, one unit each of the invoice line that billed it (ADR 0028).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReversalCredit {
+    /// The run whose invoice is credited.
+    #[serde(with = "month_text")]
+    pub billed_in: Period,
+    /// Quantities per invoice line (numbered from 1), in line order.
+    pub lines: Vec<crate::credit_note::CreditedLine>,
+    /// Σ of the reversed items' billed amounts: the note's net.
+    pub amount: Money,
+    /// The reversed events' keys.
+    pub keys: Vec<String>,
+}
+
+/// Groups `reversed` by the run that billed them into the credit notes to ask for, one per
+/// earlier run, given each earlier run's pricing (`billed_by`). An item whose run is unknown,
+/// or that run billed at no single line (split across tiers) or at zero, cannot be credited by
+/// line: its key is returned in the second list, for the caller to report.
+pub fn reversal_credits<'a>(
+    reversed: &[BilledItem],
+    billed_by: impl Fn(Period) -> Option<&'a MonthPricing>,
+) -> Result<(Vec<ReversalCredit>, Vec<String>), PricingError> {
+    // Per earlier run: units per invoice line, the net credited, the keys.
+    type Owed = (BTreeMap<u32, u32>, Option<Money>, Vec<String>);
+    let mut by_run: BTreeMap<Period, Owed> = BTreeMap::new();
+    let mut uncredited = Vec::new();
+    for item in reversed {
+        let line = billed_by(item.month).and_then(|run| run.invoice_line_of(item.key()));
+        let Some(line) = line.filter(|_| item.amount.amount_minor() > 0) else {
+            uncredited.push(item.key().to_owned());
+            continue;
+        };
+        let (lines, amount, keys) = by_run.entry(item.month).or_default();
+        *lines.entry(line).or_default() += 1;
+        *amount = Some(match amount.take() {
+            None => item.amount,
+            Some(sum) => sum.checked_add(&item.amount).map_err(|e| PricingError::InvalidEvent {
+                key: item.key().to_owned(),
+                detail: e.to_string(),
+            })?,
+        });
+        keys.push(item.key().to_owned());
+    }
+    let credits = by_run
+        .into_iter()
+        .filter_map(|(billed_in, (lines, amount, keys))| {
+            Some(ReversalCredit {
+                billed_in,
+                lines: lines
+                    .into_iter()
+                    .map(|(line, quantity)| crate::credit_note::CreditedLine { line, quantity })
+                    .collect(),
+                amount: amount?,
+                keys,
+            })
+        })
+        .collect();
+    Ok((credits, uncredited))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Pricing
 // ---------------------------------------------------------------------------------------------

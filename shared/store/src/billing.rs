@@ -2,7 +2,7 @@
 //!
 //! | item        | pk                      | sk            | what |
 //! |-------------|-------------------------|---------------|------|
-//! | closed run  | `BILLRUN#{client}`      | `{YYYY-MM}`   | when it closed, its pricing (lines, evidence, totals) as JSON, the evidence file's key, the invoice asked for |
+//! | closed run  | `BILLRUN#{client}`      | `{YYYY-MM}`   | when it closed, its pricing (lines, evidence, totals) as JSON, the evidence file's key, the invoice asked for, the credit notes it owes on earlier runs' invoices |
 //! | billed sale | `BILLEDSALE#{client}`   | `{presale id}`| the billed item (month, version, price, amount), `reversed_in` once reversed |
 //!
 //! A run is written once: `attribute_not_exists` makes a second close of the same month a
@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-use backoffice_domain::client_billing::{BilledItem, MonthPricing};
+use backoffice_domain::client_billing::{BilledItem, MonthPricing, ReversalCredit};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -33,15 +33,26 @@ pub struct ClosedRun {
     pub pricing: MonthPricing,
     /// The evidence CSV in the invoices bucket.
     pub evidence_key: String,
-    /// The invoice's request id (its `InvoiceRequested` sale id), when the run charged anything.
+    /// The invoice's request id (its `ServiceInvoiceRequested` request id), when the run charged
+    /// anything.
     #[serde(default)]
     pub invoice_request: Option<String>,
+    /// The credit notes this run owes on earlier runs' invoices for the sales it reversed, one per
+    /// earlier run (request id: [`ClosedRun::credit_request`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credits: Vec<ReversalCredit>,
 }
 
 impl ClosedRun {
     /// `{client}-{YYYY-MM}`: the id `GET /billing/runs/{id}` reads.
     pub fn id(&self) -> String {
         run_id(&self.client_id, &self.month)
+    }
+
+    /// The `CreditNoteRequested` request id of this run's credit on `credit`'s run: stable, so
+    /// every re-send is the same request and makes at most one note.
+    pub fn credit_request(&self, credit: &ReversalCredit) -> String {
+        format!("{}-credit-{}", self.id(), credit.billed_in)
     }
 }
 

@@ -842,6 +842,67 @@ fn reversals_are_negative_rows_for_exactly_the_billed_amount() {
 }
 
 #[test]
+fn reversed_sales_become_one_credit_per_billing_run_by_invoice_line() {
+    let terms = contract(vec![version(
+        1,
+        date!(2026 - 09 - 01),
+        None,
+        vec![("c1", sales_terms(flat(1000))), ("c2", sales_terms(flat(2500)))],
+    )]);
+    let sep = price(&terms, "2026-09", &[sale("s1", "c2", date!(2026 - 09 - 03))]);
+    let oct = price(
+        &terms,
+        "2026-10",
+        &[
+            sale("a", "c1", date!(2026 - 10 - 05)),
+            sale("b", "c1", date!(2026 - 10 - 06)),
+            sale("c", "c2", date!(2026 - 10 - 07)),
+        ],
+    );
+    let reversed: Vec<BilledItem> = oct
+        .billed
+        .iter()
+        .chain(&sep.billed)
+        .filter(|b| b.key() != "SALE#b")
+        .cloned()
+        .collect();
+    let runs = [(month("2026-09"), &sep), (month("2026-10"), &oct)];
+    let (credits, uncredited) = reversal_credits(&reversed, |m| {
+        runs.iter().find(|(month, _)| *month == m).map(|(_, p)| *p)
+    })
+    .expect("credits");
+    assert!(uncredited.is_empty(), "{uncredited:?}");
+    type Summary = (String, Vec<(u32, u32)>, i64, usize);
+    let summary: Vec<Summary> = credits
+        .iter()
+        .map(|c| {
+            (
+                c.billed_in.to_string(),
+                c.lines.iter().map(|l| (l.line, l.quantity)).collect(),
+                minor(c.amount),
+                c.keys.len(),
+            )
+        })
+        .collect();
+    // October's invoice: line 1 is c1's sales (a, b), line 2 c2's (c); September's line 1 is s1.
+    assert_eq!(
+        summary,
+        [
+            ("2026-09".to_owned(), vec![(1, 1)], 2500, 1),
+            ("2026-10".to_owned(), vec![(1, 1), (2, 1)], 3500, 2),
+        ]
+    );
+    // The credited line prices what was billed: one unit of line 1 of October is SALE#a's.
+    assert_eq!(oct.invoice_charges().expect("charges")[0].unit_price, soles(1000));
+
+    // An item of a run not given (or billed at no single line) cannot be credited by line.
+    let (credits, uncredited) =
+        reversal_credits(&reversed, |m| (m == month("2026-10")).then_some(&oct)).expect("credits");
+    assert_eq!(credits.len(), 1);
+    assert_eq!(uncredited, ["SALE#s1"]);
+}
+
+#[test]
 fn events_no_version_prices_are_listed_apart_not_billed() {
     let mut contract = contract(vec![version(
         1,
