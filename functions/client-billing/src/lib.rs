@@ -111,6 +111,7 @@ impl CloseRequest {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CloseReport {
     pub closed: Vec<String>,
+    pub already_closed: Vec<String>,
     pub failed: Vec<String>,
 }
 
@@ -152,7 +153,9 @@ where
     // ----- the schedule -----------------------------------------------------------------------
 
     /// Close last month (or the request's) for every client with a contract; one client's
-    /// failure is logged and does not stop the others.
+    /// failure is logged and does not stop the others. The schedule runs it daily: on the 1st it
+    /// closes the month, later a client whose close failed is closed once fixed, and runs closed
+    /// already send again the invoice or credit notes they still owe (ADR 0028).
     pub async fn close_all(&self, request: &CloseRequest) -> Result<CloseReport, BillingError> {
         let month = match &request.month {
             Some(raw) => Period::parse(raw).map_err(|e| BillingError::Refused(e.to_string()))?,
@@ -167,8 +170,10 @@ where
             if self.directory.contract(&client_id).await?.is_none() {
                 continue;
             }
-            match self.close(&client_id, month).await {
-                Ok(run) => report.closed.push(run.id()),
+            match self.close_run(&client_id, month).await {
+                Ok((run, true)) => report.closed.push(run.id()),
+                // Closed before: only what it still owes was sent again.
+                Ok((run, false)) => report.already_closed.push(run.id()),
                 Err(error) => {
                     tracing::error!(client_id, %month, error_kind = "billing_run_failed", %error, "the month could not be closed");
                     report.failed.push(run_id(&client_id, &month.to_string()));

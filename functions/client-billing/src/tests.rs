@@ -467,3 +467,29 @@ async fn a_reversed_sale_is_credited_on_the_invoice_that_billed_it_once_that_inv
     assert_eq!(reply.body["credits"][0]["amount"], "50.00");
     assert_eq!(reply.body["credits"][0]["credit_note"], serde_json::Value::Null);
 }
+
+#[tokio::test]
+async fn the_daily_schedule_closes_on_the_first_and_later_only_resends_what_a_run_owes() {
+    let h = harness(datetime!(2026-11-01 03:00 -5));
+    h.billing.publisher.set_down(true);
+    let first = h.billing.close_all(&CloseRequest::default()).await.expect("ran");
+    assert_eq!(
+        (first.closed, first.already_closed, first.failed),
+        (vec!["acme-2026-10".to_owned()], vec![], vec![])
+    );
+    assert!(h.billing.publisher.sent().is_empty(), "the queue was down");
+
+    h.billing.publisher.set_down(false);
+    h.billing.clock.set(datetime!(2026-11-02 03:00 -5));
+    let second = h.billing.close_all(&CloseRequest::default()).await.expect("ran");
+    assert_eq!(
+        (second.closed, second.already_closed),
+        (vec![], vec!["acme-2026-10".to_owned()])
+    );
+    let sent = h.billing.publisher.sent();
+    assert_eq!(sent.len(), 1, "the invoice the first day could not ask for");
+    assert_eq!(
+        backoffice_domain::wire::peek_type(&sent[0].body).as_deref(),
+        Some("ServiceInvoiceRequested")
+    );
+}
