@@ -57,7 +57,7 @@ function renderChrome() {
   $('#brand-name').textContent = t('app.name');
   const langButton = $('#lang');
   langButton.textContent = t('app.lang.switch');
-  langButton.setAttribute('aria-label', t('app.lang.label'));
+  langButton.title = t('app.lang.label');
   langButton.setAttribute('lang', lang() === 'es' ? 'en' : 'es');
   const out = $('#signout');
   out.textContent = t('app.signout');
@@ -121,6 +121,7 @@ async function route() {
     root.dataset.state = 'ready';
   } catch (error) {
     root.dataset.state = 'error';
+    root.append(h('h1', {}, t('problem.title')));
     showProblem(error);
     if (error instanceof ApiProblem && error.status === 401) {
       signOut();

@@ -16,7 +16,7 @@ function readStored(key) {
 
 export async function loadConfig() {
   if (config) return config;
-  const response = await fetch('./config.json', { cache: 'no-store', headers: { Accept: 'application/json' } });
+  const response = await fetch('/console/config.json', { cache: 'no-store', headers: { Accept: 'application/json' } });
   if (!response.ok) throw new Error(`config.json: HTTP ${response.status}`);
   const raw = await response.json();
   config = normalize(raw);

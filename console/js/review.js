@@ -4,7 +4,7 @@
 // keyboard shortcuts, the lease (shown and renewed), and the audit trail with its verification.
 
 import { h, clear } from './dom.js';
-import { t, fmtMoney, fmtDateTime, fmtTime, fmtClock, fmtPercent, fmtNumber } from './i18n.js';
+import { t, has, fmtMoney, fmtDateTime, fmtTime, fmtClock, fmtPercent, fmtNumber } from './i18n.js';
 import { get, post, api, ApiProblem, uuid, parseInstant } from './api.js';
 import { session } from './auth.js';
 import { showProblem, notify, clearProblem } from './app.js';
@@ -239,7 +239,7 @@ export async function reviewView(root, id) {
     if (marks.length) {
       recordingCard.append(h('h3', { id: 'marks-title' }, t('review.marks')),
         h('ul', { class: 'marks', 'aria-labelledby': 'marks-title' }, marks.map((mark) => h('li', {},
-          h('button', { type: 'button', class: 'secondary', dataset: { kind: mark.kind }, onclick: () => { seek(audio, mark.start_s); audio?.play().catch(() => {}); } }, markLabel(mark))))));
+          h('button', { type: 'button', class: 'secondary', dataset: { kind: mark.kind }, onclick: () => seek(audio, mark.start_s) }, markLabel(mark))))));
     }
     const talk = audioFacts.channel_talk_ms || [];
     recordingCard.append(playedNote,
@@ -278,9 +278,10 @@ export async function reviewView(root, id) {
         const mark = kind && marks.find((m) => m.kind === kind);
         const evidence = f.evidence && typeof f.evidence === 'object' ? Object.entries(f.evidence) : [];
         return h('li', { class: f.severity, dataset: { code: f.code, severity: f.severity } },
-          h('p', {}, h('span', { class: `badge ${f.severity}` }, t(`review.finding.${f.severity}`)), ' ', h('strong', {}, f.code), ' — ', f.message),
+          h('p', {}, h('span', { class: `badge ${f.severity}` }, t(`review.finding.${f.severity}`)), ' ', h('strong', {}, has(`finding.${f.code}`) ? t(`finding.${f.code}`) : f.code), ' ', h('code', {}, f.code)),
+          h('p', {}, f.message),
           evidence.length ? h('details', {}, h('summary', {}, t('review.finding.evidence')), facts(evidence.map(([k, v]) => [k, evidenceValue(v)]))) : null,
-          mark && audio ? h('button', { type: 'button', class: 'link', onclick: () => { seek(audio, mark.start_s); audio.play().catch(() => {}); } },
+          mark && audio ? h('button', { type: 'button', class: 'link', onclick: () => seek(audio, mark.start_s) },
             t('review.finding.seek', { time: fmtClock(mark.start_s * 1000) })) : null);
       }))
       : h('p', {}, t('review.findings.none')));

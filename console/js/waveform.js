@@ -44,8 +44,9 @@ export function waveform({ peaks, marks = [], durationS, audio, blockingKinds = 
     dataset: { peaks: String(values.length), marks: String(marks.length) },
   });
   svg.append(s('title', {}, t('review.wave.label')));
-  if (values.length) svg.append(s('path', { class: 'peak', d: `${top}${bottom}Z` }));
-  for (const mark of marks) {
+  // Longest first, so that a shorter mark inside a longer one stays on top, clickable.
+  const drawn = [...marks].sort((a, b) => (b.end_s - b.start_s) - (a.end_s - a.start_s));
+  for (const mark of drawn) {
     const x0 = x(mark.start_s);
     const width = Math.max(2, x(mark.end_s) - x0);
     const rect = s('rect', {
@@ -59,6 +60,8 @@ export function waveform({ peaks, marks = [], durationS, audio, blockingKinds = 
     });
     svg.append(rect);
   }
+  // The peaks over the marks (the marks tint the background), transparent to clicks.
+  if (values.length) svg.append(s('path', { class: 'peak', d: `${top}${bottom}Z` }));
   const cursor = s('line', { class: 'cursor', x1: 0, x2: 0, y1: 0, y2: H });
   svg.append(cursor);
   svg.addEventListener('click', (event) => {

@@ -190,11 +190,17 @@ async function validator(browser) {
   const lease = await page.textContent('#lease');
   check('the lease is shown as a countdown', /\d+:\d\d/.test(lease), lease);
 
-  // Clicking a mark seeks the audio.
+  // Clicking a mark on the waveform, or its button under it, seeks the audio there.
   if (marks.length) {
-    await page.click('#waveform rect.mark >> nth=0', { force: true });
+    const rects = await page.$$('#waveform rect.mark');
+    const top = rects[rects.length - 1];
+    const start = Number(await top.getAttribute('data-start'));
+    await top.click({ force: true });
     const at = await page.evaluate(() => document.querySelector('#player').currentTime);
-    check('clicking a mark seeks the audio there', Math.abs(at - input.first_mark_start_s) < 0.5, `${at} s`);
+    check('clicking a mark on the waveform seeks the audio there', Math.abs(at - start) < 0.5, `${at} s for a mark at ${start} s`);
+    await page.click('ul.marks button >> nth=0');
+    const atButton = await page.evaluate(() => document.querySelector('#player').currentTime);
+    check("a mark's button seeks there too (keyboard users)", Math.abs(atButton - input.first_mark_start_s) < 0.5, `${atButton} s`);
     await page.evaluate(() => { document.querySelector('#player').currentTime = 0; });
   }
 
@@ -244,6 +250,37 @@ async function validator(browser) {
   result.review_load_samples_ms = samples.map(Math.round);
   console.error(`review screen: claim → interactive ${result.review_claim_to_interactive_ms} ms; fresh load → interactive ${samples.map(Math.round).join(', ')} ms (median ${result.review_load_to_interactive_ms})`);
   check('the review screen is interactive within 1 s of its load (median of 3)', result.review_load_to_interactive_ms < 1000, `${result.review_load_to_interactive_ms} ms`);
+
+  // A stale decision: the next pre-sale is claimed and, while its screen is open, decided in
+  // another tab (the API called directly with the same session); approving here is a 409 and
+  // the screen shows what changed.
+  await page.goto(`${input.console_url}#/queue`);
+  await ready(page, 'queue');
+  await page.click('#claim-next');
+  await ready(page, 'review');
+  const second = await page.getAttribute('main', 'data-presale');
+  check('the next claim is the next pre-sale', second === input.second_presale_id, second);
+  const elsewhere = await page.evaluate(async (id) => {
+    const { token } = JSON.parse(sessionStorage.getItem('console.session'));
+    const headers = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
+    const view = await (await fetch(`/presales/${id}/review-view`, { headers })).json();
+    const body = { decision: 'return', version: view.presale.version, reasons: ['ADDRESS'], comment: 'Decidida en otra pestaña' };
+    return (await fetch(`/presales/${id}/review`, { method: 'POST', headers, body: JSON.stringify(body) })).status;
+  }, second);
+  check('decided in another tab', elsewhere === 200, elsewhere);
+  await page.focus('#review-title');
+  await page.keyboard.press('a');
+  if (await page.evaluate(() => document.activeElement?.id) === 'override-reason') {
+    await page.keyboard.type('Revisada');
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('a');
+  }
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#stale', { timeout: 10_000 });
+  const now = await page.textContent('#stale-status');
+  check('a stale decision (409) shows what changed', now.includes(input.returned_label), now);
+  await axe(page, 'review-stale');
+  await shot(page, '05-review-stale');
   await context.close();
 }
 
@@ -257,7 +294,7 @@ async function agent(browser) {
   const links = await page.$$eval('#nav a', (as) => as.map((a) => a.getAttribute('href')));
   check('an agent is offered no review or supervision screen', !links.some((l) => l.includes('queue') || l.includes('review') || l.includes('supervisor')), links);
   await axe(page, 'agent-home');
-  await shot(page, '05-agent');
+  await shot(page, '06-agent');
   // Forced: the review screen's URL by hand. The API refuses; its detail is shown.
   await page.goto(`${input.console_url}#/review/${input.presale_id}`);
   await page.waitForSelector('#problem:not([hidden]) .problem-detail', { timeout: 10_000 });
@@ -266,7 +303,7 @@ async function agent(browser) {
   check("forced onto a review screen, the agent sees the API's 403 detail", status === '403' && detail.trim().length > 0, `${status}: ${detail}`);
   check('and no decision form', (await page.$('#decision-form')) === null);
   await axe(page, 'agent-forbidden');
-  await shot(page, '06-agent-forbidden');
+  await shot(page, '07-agent-forbidden');
   await context.close();
 }
 
@@ -314,7 +351,7 @@ async function supervisor(browser) {
   const csv = readFileSync(csvPath, 'utf8');
   check('the CSV download is the report (header and the day)', /contact_rate/.test(csv.split('\n')[0]) && Object.keys(expected).every((d) => csv.includes(d)), csv.split('\n')[0]);
   await axe(page, 'supervisor');
-  await shot(page, '07-supervisor');
+  await shot(page, '08-supervisor');
   await context.close();
 }
 
