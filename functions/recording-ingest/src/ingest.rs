@@ -5,7 +5,7 @@ use std::io::Read;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use backoffice_domain::Clock;
-use backoffice_domain::recording::{AudioFacts, Recording, RecordingKey, RecordingMetadata};
+use backoffice_domain::recording::{AudioFacts, Peaks, Recording, RecordingKey, RecordingMetadata, TimeSpan};
 use backoffice_store::StoreError;
 use backoffice_store::config::CampaignDirectory;
 use backoffice_store::presales::{
@@ -243,6 +243,7 @@ where
                 received_at: now,
                 metadata,
                 audio: None,
+                peaks: None,
                 unreadable: Some(format!(
                     "the object is {size} bytes, above the {}-byte limit: not analyzed",
                     self.max_object_bytes
@@ -253,8 +254,12 @@ where
         let extension = key.extension.clone();
         let analysed =
             tokio::task::spawn_blocking(move || analysis::analyze(opened.reader, Some(&extension), &config)).await;
-        let (audio, unreadable, sha256, bytes) = match analysed {
+        let (audio, peaks, unreadable, sha256, bytes) = match analysed {
             Ok(Ok(a)) => {
+                let span = |s: &analysis::Span| TimeSpan {
+                    start_ms: s.start_ms,
+                    end_ms: s.end_ms,
+                };
                 let facts = AudioFacts {
                     container: a.container,
                     codec: a.codec,
@@ -268,20 +273,32 @@ where
                     peak_dbfs: a.peak_dbfs,
                     channel_talk_ms: a.channel_talk_ms,
                     truncated: a.truncated,
+                    silences: a.silences.iter().map(span).collect(),
+                    customer_quiet: a.customer_quiet.iter().map(span).collect(),
                 };
-                (Some(facts), None, a.sha256, a.bytes)
+                let peaks = Peaks {
+                    seconds_per_peak: a.waveform.seconds_per_peak,
+                    values: a.waveform.values,
+                };
+                (Some(facts), Some(peaks), None, a.sha256, a.bytes)
             }
             // The stream broke: that says nothing about the file. Retry the message.
             Ok(Err(analysis::AnalysisError::Io(e))) => return Err(RetryableError::Source(SourceError::Unavailable(e))),
             Ok(Err(e)) => {
                 let (sha256, bytes) = self.hash(object, version_id.as_deref()).await?;
-                (None, Some(e.to_string()), sha256, bytes)
+                (None, None, Some(e.to_string()), sha256, bytes)
             }
             Err(join) => {
                 // A panic inside the decoder must not loop forever: the file is unreadable.
                 tracing::error!(key = %object.key, error = %join, "analyzer task failed");
                 let (sha256, bytes) = self.hash(object, version_id.as_deref()).await?;
-                (None, Some("the decoder failed on this file".into()), sha256, bytes)
+                (
+                    None,
+                    None,
+                    Some("the decoder failed on this file".into()),
+                    sha256,
+                    bytes,
+                )
             }
         };
         Ok(Recording {
@@ -297,6 +314,7 @@ where
             metadata,
             audio,
             unreadable,
+            peaks,
         })
     }
 

@@ -130,6 +130,71 @@ pub struct AudioFacts {
     /// Per channel; for stereo, left is the agent and right the customer.
     pub channel_talk_ms: Vec<u64>,
     pub truncated: bool,
+    /// The longest silences (nobody speaking), in time order: where a validator looks first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub silences: Vec<TimeSpan>,
+    /// Stereo: the longest stretches without the customer's voice, in time order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub customer_quiet: Vec<TimeSpan>,
+}
+
+/// A stretch of a recording, in milliseconds from its start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeSpan {
+    pub start_ms: u64,
+    pub end_ms: u64,
+}
+
+/// The waveform of a recording version as the review screen draws it: the loudest sample of
+/// each bucket of `seconds_per_peak`, 0–255 (at most a few thousand values, computed at ingest
+/// so that nobody downloads the audio to draw it). Stored as bytes (a binary attribute in
+/// DynamoDB, one byte a peak); JSON shows a list of numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Peaks {
+    pub seconds_per_peak: f64,
+    #[serde(with = "peak_bytes")]
+    pub values: Vec<u8>,
+}
+
+/// `Vec<u8>` as serde bytes: a binary value where the format has one (DynamoDB's B), a list of
+/// numbers in JSON; read back from either.
+mod peak_bytes {
+    use serde::de::{self, SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(values: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(values)
+    }
+
+    struct Bytes;
+
+    impl<'de> Visitor<'de> for Bytes {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("bytes or a list of 0-255")
+        }
+
+        fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+
+        fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(8192));
+            while let Some(v) = seq.next_element::<u8>()? {
+                out.push(v);
+            }
+            Ok(out)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        deserializer.deserialize_byte_buf(Bytes)
+    }
 }
 
 /// One stored version of a call's recording, bound to exact bytes.
@@ -152,6 +217,9 @@ pub struct Recording {
     /// Why the audio could not be analyzed, when it could not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unreadable: Option<String>,
+    /// The waveform, with the analysis (not on the pre-sale: its writes stay small).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peaks: Option<Peaks>,
 }
 
 /// The recording a pre-sale is bound to: one exact object, never "the closest in time".
@@ -483,6 +551,8 @@ mod tests {
             peak_dbfs: -3.0,
             channel_talk_ms: vec![90_000, 40_000],
             truncated: false,
+            silences: Vec::new(),
+            customer_quiet: Vec::new(),
         }
     }
 
@@ -508,6 +578,7 @@ mod tests {
                 None
             },
             audio,
+            peaks: None,
         }
     }
 
@@ -527,6 +598,23 @@ mod tests {
 
     fn codes(outcome: &CheckOutcome) -> Vec<&str> {
         outcome.findings.iter().map(|f| f.code.as_str()).collect()
+    }
+
+    #[test]
+    fn peaks_are_bytes_where_the_format_has_them_and_numbers_in_json() {
+        let peaks = Peaks {
+            seconds_per_peak: 0.05,
+            values: vec![0, 7, 255],
+        };
+        let text = serde_json::to_value(&peaks).expect("serializes");
+        assert_eq!(text, json!({"seconds_per_peak": 0.05, "values": [0, 7, 255]}));
+        assert_eq!(serde_json::from_value::<Peaks>(text).expect("reads back"), peaks);
+        assert!(serde_json::from_value::<Peaks>(json!({"seconds_per_peak": 1, "values": [256]})).is_err());
+        // A recording stored before peaks existed reads back without them.
+        let mut stored = serde_json::to_value(recording(Some(good_audio()))).expect("serializes");
+        stored.as_object_mut().expect("object").remove("peaks");
+        let read: Recording = serde_json::from_value(stored).expect("reads");
+        assert_eq!((read.peaks, read.audio.map(|a| a.silences)), (None, Some(Vec::new())));
     }
 
     #[test]

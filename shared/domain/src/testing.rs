@@ -359,8 +359,17 @@ pub fn clean_recording(client: &str, campaign: &str, call_id: &str, at: OffsetDa
             peak_dbfs: -3.0,
             channel_talk_ms: vec![90_000, 40_000],
             truncated: false,
+            silences: vec![crate::recording::TimeSpan {
+                start_ms: 61_000,
+                end_ms: 64_000,
+            }],
+            customer_quiet: Vec::new(),
         }),
         unreadable: None,
+        peaks: Some(crate::recording::Peaks {
+            seconds_per_peak: 0.1,
+            values: (0..1200u32).map(|i| (i % 256) as u8).collect(),
+        }),
     }
 }
 

@@ -12,6 +12,7 @@
 //! syllables.
 
 mod meter;
+pub mod outline;
 
 use std::io::{self, Read};
 use std::sync::{Arc, Mutex};
@@ -25,7 +26,8 @@ use symphonia::core::formats::{FormatOptions, TrackType};
 use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions, ReadOnlySource};
 use symphonia::core::meta::MetadataOptions;
 
-pub use meter::Meter;
+pub use meter::{CUSTOMER_QUIET_MARK_MS, Meter, SILENCE_MARK_MS};
+pub use outline::{MAX_PEAKS, Span, Waveform};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnalysisConfig {
@@ -67,6 +69,13 @@ pub struct Analysis {
     pub channel_talk_ms: Vec<u64>,
     pub truncated: bool,
     pub decode_errors: u32,
+    /// The waveform's outline (at most [`MAX_PEAKS`] peaks).
+    pub waveform: Waveform,
+    /// The longest silences (no one speaking) of at least [`SILENCE_MARK_MS`], in time order.
+    pub silences: Vec<Span>,
+    /// Stereo: the longest stretches of at least [`CUSTOMER_QUIET_MARK_MS`] without the
+    /// customer's voice (right channel), in time order.
+    pub customer_quiet: Vec<Span>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -389,6 +398,9 @@ fn decode<R: Read + Send + Sync + 'static>(
         channel_talk_ms: summary.channel_talk_ms,
         truncated,
         decode_errors,
+        waveform: summary.waveform,
+        silences: summary.silences,
+        customer_quiet: summary.customer_quiet,
     })
 }
 

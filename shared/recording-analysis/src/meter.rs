@@ -1,6 +1,8 @@
 //! Fixed-size running measurements over interleaved samples (see the module above for the
 //! voice-activity algorithm).
 
+use crate::outline::{Peaks, QuietRuns, Span, Waveform};
+
 /// Frames this far above the channel's noise floor are speech…
 const SPEECH_MARGIN_DB: f64 = 10.0;
 /// …provided they are louder than this (a hiss never counts as speech, however quiet the line).
@@ -13,6 +15,10 @@ const HANGOVER_MS: u32 = 200;
 /// judged in hindsight: a recording that opens mid-sentence would otherwise take its first
 /// utterance for the noise floor and count it as silence.
 const BOOTSTRAP_MS: u32 = 10_000;
+/// Silences at least this long are kept as marks (the review screen draws them).
+pub const SILENCE_MARK_MS: u64 = 5_000;
+/// Stretches this long without the customer's voice (stereo: the right channel) are marks.
+pub const CUSTOMER_QUIET_MARK_MS: u64 = 10_000;
 /// Energy of digital silence, instead of −∞ (kept finite so it serializes).
 pub const SILENCE_DBFS: f64 = -120.0;
 
@@ -56,6 +62,10 @@ pub struct Meter {
     clipped: u64,
     sum_squares: f64,
     peak: f32,
+    peaks: Peaks,
+    silences: QuietRuns,
+    /// Stereo only: left is the agent, right the customer.
+    customer_quiet: Option<QuietRuns>,
 }
 
 pub struct Summary {
@@ -66,6 +76,9 @@ pub struct Summary {
     pub rms_dbfs: f64,
     pub peak_dbfs: f64,
     pub channel_talk_ms: Vec<u64>,
+    pub waveform: Waveform,
+    pub silences: Vec<Span>,
+    pub customer_quiet: Vec<Span>,
 }
 
 impl Meter {
@@ -104,6 +117,9 @@ impl Meter {
             clipped: 0,
             sum_squares: 0.0,
             peak: 0.0,
+            peaks: Peaks::new(sample_rate),
+            silences: QuietRuns::new(frame_ms, SILENCE_MARK_MS),
+            customer_quiet: (channels == 2).then(|| QuietRuns::new(frame_ms, CUSTOMER_QUIET_MARK_MS)),
         }
     }
 
@@ -116,8 +132,10 @@ impl Meter {
     pub fn push(&mut self, interleaved: &[f32]) {
         let channels = self.channels;
         for frame in interleaved.chunks_exact(channels) {
+            let mut loudest = 0.0f32;
             for (c, &x) in frame.iter().enumerate() {
                 let magnitude = x.abs();
+                loudest = loudest.max(magnitude);
                 if magnitude >= self.clip_threshold {
                     self.clipped += 1;
                 }
@@ -128,6 +146,7 @@ impl Meter {
                 self.sum_squares += square;
                 self.per_channel[c].frame_energy += square;
             }
+            self.peaks.push(loudest);
             self.samples += channels as u64;
             self.frames += 1;
             self.in_frame += 1;
@@ -170,7 +189,8 @@ impl Meter {
 
     fn judge(&mut self, frame_db: &[f64]) {
         let mut any_speech = false;
-        for (channel, &db) in self.per_channel.iter_mut().zip(frame_db) {
+        let mut customer_speech = false;
+        for (c, (channel, &db)) in self.per_channel.iter_mut().zip(frame_db).enumerate() {
             let floor = match channel.floor_db {
                 Some(floor) if db < floor => db,
                 Some(floor) => floor + self.floor_rise_per_frame,
@@ -190,7 +210,13 @@ impl Meter {
             if speech {
                 channel.speech_frames += 1;
                 any_speech = true;
+                customer_speech |= c == 1;
             }
+        }
+        let frame = self.analysis_frames;
+        self.silences.step(frame, !any_speech);
+        if let Some(runs) = &mut self.customer_quiet {
+            runs.step(frame, !customer_speech);
         }
         self.analysis_frames += 1;
         if any_speech {
@@ -238,6 +264,12 @@ impl Meter {
                 (20.0 * f64::from(self.peak).log10()).max(SILENCE_DBFS)
             },
             channel_talk_ms: self.per_channel.iter().map(|c| c.speech_frames * frame_ms).collect(),
+            waveform: self.peaks.finish(),
+            silences: self.silences.finish(self.analysis_frames),
+            customer_quiet: self
+                .customer_quiet
+                .map(|runs| runs.finish(self.analysis_frames))
+                .unwrap_or_default(),
         }
     }
 }

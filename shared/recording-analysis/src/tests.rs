@@ -344,3 +344,81 @@ proptest! {
         let _ = run(bytes);
     }
 }
+
+/// Stereo: the agent talks 0–12 s, nobody 12–24 s, the customer 24–36 s (syllables over a
+/// faint hiss, as `conversation_wav` does).
+fn agent_pause_customer() -> Vec<u8> {
+    let mut state = 0x9e37_79b9u32;
+    let mut samples = Vec::new();
+    for i in 0..RATE * 36 {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let noise = f64::from(state) / f64::from(u32::MAX) * 2.0 - 1.0;
+        let t = f64::from(i) / f64::from(RATE);
+        let syllable = (t * 4.0).fract() < 0.6;
+        let speaker = if t < 12.0 {
+            Some(0)
+        } else if t >= 24.0 {
+            Some(1)
+        } else {
+            None
+        };
+        for channel in 0..2 {
+            let level = if speaker == Some(channel) && syllable {
+                0.3
+            } else {
+                0.0006
+            };
+            samples.push(noise * level);
+        }
+    }
+    pcm16(2, &samples)
+}
+
+#[test]
+fn the_waveform_and_the_quiet_stretches_are_measured_in_the_same_pass() {
+    let analysis = analyze(
+        std::io::Cursor::new(agent_pause_customer()),
+        Some("wav"),
+        &AnalysisConfig::default(),
+    )
+    .expect("analyzes");
+    // 36 s in 50 ms buckets: 720 peaks, loud where someone talks, near zero in the pause.
+    let w = &analysis.waveform;
+    assert_eq!(w.values.len(), 720);
+    assert!((w.seconds_per_peak - 0.05).abs() < 1e-9);
+    let at = |s: f64| w.values[(s / w.seconds_per_peak) as usize];
+    assert!(at(5.0) > 50 && at(30.0) > 50, "{} {}", at(5.0), at(30.0));
+    assert!(at(18.0) < 5, "{}", at(18.0));
+    // The pause is a silence mark (hangover and frames aside), and the customer is quiet
+    // from the start until they speak.
+    let [silence] = analysis.silences.as_slice() else {
+        panic!("one silence: {:?}", analysis.silences);
+    };
+    assert!((11_900..=12_500).contains(&silence.start_ms), "{silence:?}");
+    assert!((23_900..=24_300).contains(&silence.end_ms), "{silence:?}");
+    let [quiet] = analysis.customer_quiet.as_slice() else {
+        panic!("one customer-quiet stretch: {:?}", analysis.customer_quiet);
+    };
+    assert_eq!(quiet.start_ms, 0);
+    assert!((23_900..=24_300).contains(&quiet.end_ms), "{quiet:?}");
+}
+
+#[test]
+fn a_mono_recording_has_no_customer_channel_to_mark() {
+    let samples: Vec<f64> = (0..RATE * 3).map(|i| (f64::from(i) * 0.05).sin() * 0.5).collect();
+    let analysis = analyze(
+        std::io::Cursor::new(pcm16(1, &samples)),
+        Some("wav"),
+        &AnalysisConfig::default(),
+    )
+    .expect("analyzes");
+    assert!(analysis.customer_quiet.is_empty());
+    assert_eq!(analysis.waveform.values.len(), 60);
+    assert!(
+        analysis.waveform.values.iter().all(|v| (126..=128).contains(v)),
+        "{:?}",
+        analysis.waveform.values
+    );
+}
