@@ -33,8 +33,18 @@ pub struct AuditRecord {
     /// before it existed, whose hashes stay valid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_hash: Option<String>,
+    /// 0 for a change of the subject (its version is `seq`); 1, 2… for the notes that follow it
+    /// without changing the version (a playback of the recording, a lease renewal): chained like
+    /// any record, so a deleted note is detected, yet a decision made on version `seq` stays
+    /// valid while the validator listens.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub note: u32,
     pub prev_hash: String,
     pub hash: String,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// SHA-256 of a state in a canonical JSON form: object keys sorted, whole-number floats written
@@ -100,6 +110,7 @@ pub struct AuditEntry {
     pub reasons: Vec<String>,
     pub details: serde_json::Value,
     pub state_hash: Option<String>,
+    pub note: u32,
 }
 
 /// Who made a change: a person with the role their token carries, or a function of the back
@@ -148,6 +159,7 @@ impl AuditEntry {
             reasons: Vec::new(),
             details: serde_json::Value::Object(serde_json::Map::new()),
             state_hash: None,
+            note: 0,
         }
     }
 
@@ -156,6 +168,20 @@ impl AuditEntry {
     pub fn presale(presale: &crate::presale::Presale, at: OffsetDateTime, actor: &Actor, action: &str) -> Self {
         let mut entry = Self::new(&presale.id, presale.version, at, actor, action, presale.status);
         entry.state_hash = Some(state_hash(presale));
+        entry
+    }
+
+    /// Note `note` (1, 2…) after the pre-sale's version: something that happened to it without
+    /// changing its version (see [`AuditRecord::note`]); `presale` as it stands after it.
+    pub fn presale_note(
+        presale: &crate::presale::Presale,
+        note: u32,
+        at: OffsetDateTime,
+        actor: &Actor,
+        action: &str,
+    ) -> Self {
+        let mut entry = Self::presale(presale, at, actor, action);
+        entry.note = note;
         entry
     }
 
@@ -187,6 +213,7 @@ impl AuditEntry {
             reasons: self.reasons,
             details: self.details,
             state_hash: self.state_hash,
+            note: self.note,
             prev_hash: prev_hash.to_owned(),
             hash: String::new(),
         };
@@ -215,6 +242,10 @@ impl AuditRecord {
         // Appended only when present, so records written before state hashes keep theirs.
         if let (Some(state), Some(items)) = (&self.state_hash, material.as_array_mut()) {
             items.push(serde_json::Value::String(state.clone()));
+        }
+        // Likewise the note number, on notes only.
+        if let (true, Some(items)) = (self.note > 0, material.as_array_mut()) {
+            items.push(serde_json::Value::from(self.note));
         }
         let mut hasher = Sha256::new();
         hasher.update(material.to_string().as_bytes());
@@ -247,11 +278,24 @@ pub fn verify_chain(records: &[AuditRecord], expected_head: Option<&str>) -> Cha
         problem: Some(problem),
         anchors: None,
     };
-    for (i, record) in records.iter().enumerate() {
-        let expected_seq = i as u64 + 1;
-        if record.seq != expected_seq {
-            return broken(expected_seq, format!("record {expected_seq} is missing"));
+    // A change takes the next seq (note 0); a note keeps the seq of the change before it and
+    // takes the next note number.
+    let mut last: Option<(u64, u32)> = None;
+    for record in records {
+        let expected = match (last, record.note) {
+            (None, _) => (1, 0),
+            (Some((seq, _)), 0) => (seq + 1, 0),
+            (Some((seq, note)), _) => (seq, note + 1),
+        };
+        if (record.seq, record.note) != expected {
+            let what = if expected.1 == 0 {
+                format!("record {}", expected.0)
+            } else {
+                format!("note {} of record {}", expected.1, expected.0)
+            };
+            return broken(expected.0, format!("{what} is missing or out of order"));
         }
+        last = Some(expected);
         if record.prev_hash != prev {
             return broken(record.seq, "does not follow the previous record".into());
         }
@@ -390,6 +434,50 @@ mod tests {
                 record
             })
             .collect()
+    }
+
+    /// `chain(2)`, then two notes after record 2, then record 3.
+    fn chain_with_notes() -> Vec<AuditRecord> {
+        let mut records = chain(2);
+        let actor = Actor::new("val-1", "validator");
+        for (seq, note) in [(2, 1), (2, 2), (3, 0)] {
+            let prev = records.last().map(|r| r.hash.clone()).unwrap_or_default();
+            let mut entry = AuditEntry::new(
+                "p1",
+                seq,
+                datetime!(2026-11-23 11:00 UTC),
+                &actor,
+                "PLAYED",
+                "READY_FOR_REVIEW",
+            )
+            .details(serde_json::json!({"listened_ms": 1000}));
+            entry.note = note;
+            records.push(entry.seal(&prev));
+        }
+        records
+    }
+
+    #[test]
+    fn notes_chain_between_changes_without_taking_a_version() {
+        let records = chain_with_notes();
+        let head = records[4].hash.clone();
+        assert!(verify_chain(&records, Some(&head)).verified);
+        // The note is part of the hash: renumbering it is an edit.
+        let mut renumbered = records.clone();
+        renumbered[2].note = 5;
+        assert_eq!(verify_chain(&renumbered, Some(&head)).broken_at, Some(2));
+        // A deleted note breaks the chain where it was.
+        let mut deleted = records.clone();
+        deleted.remove(2);
+        let check = verify_chain(&deleted, Some(&head));
+        assert_eq!(check.broken_at, Some(2));
+        assert!(check.problem.is_some_and(|p| p.contains("note 1 of record 2")));
+        // Serialized, a change has no note field and a note has its number.
+        let json = serde_json::to_value(&records).expect("serializes");
+        assert!(json[1].get("note").is_none());
+        assert_eq!(json[3]["note"], 2);
+        let back: Vec<AuditRecord> = serde_json::from_value(json).expect("reads back");
+        assert_eq!(back, records);
     }
 
     #[test]

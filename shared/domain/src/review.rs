@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::presale::{CorrectionRequest, Presale, PresaleAction, PresaleStatus};
-use super::recording::Severity;
+use super::recording::{Recording, Severity};
 use super::validation::{Errors, FieldError, Invalid};
 
 /// A validator's hold on a pre-sale. Expired leases count as no claim at all.
@@ -261,6 +261,98 @@ pub fn decide(
         review_secs: (now - ready_at).whole_seconds().max(0),
     });
     Ok(from)
+}
+
+/// Renew the caller's live claim so that it runs `lease` from `now`, without a new version (a
+/// decision on the version the validator saw stays valid). A lease with more than half of
+/// `lease` still to run is left as it is (`Ok(false)`): a screen may ask every minute, and the
+/// pre-sale and its audit trail change at most about twice per lease.
+pub fn renew(
+    presale: &mut Presale,
+    validator: &str,
+    now: OffsetDateTime,
+    lease: time::Duration,
+) -> Result<bool, ReviewError> {
+    if presale.status != PresaleStatus::ReadyForReview {
+        return Err(ReviewError::NotReviewable(presale.status));
+    }
+    match &mut presale.claim {
+        Some(claim) if claim.is_live(now) && claim.validator_id == validator => {
+            if claim.lease_until - now > lease / 2 {
+                return Ok(false);
+            }
+            claim.lease_until = now + lease;
+            Ok(true)
+        }
+        Some(claim) if claim.is_live(now) => Err(ReviewError::ClaimedByOther(claim.lease_until.to_string())),
+        _ => Err(ReviewError::NotClaimed),
+    }
+}
+
+/// The longest one playback may say it lasted: the longest recording the analyzer reads.
+pub const MAX_LISTENED_MS: u64 = 6 * 3600 * 1000;
+
+/// `POST /presales/{id}/playbacks`: someone listened to a version of the pre-sale's recording.
+/// `playback_id` is the client's id of that listening, so a retried request records it once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaybackDraft {
+    pub playback_id: String,
+    /// The version played, by its bytes' hash…
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// …or by its S3 version id.
+    #[serde(default)]
+    pub version_id: Option<String>,
+    #[serde(with = "crate::wire::instant")]
+    pub started_at: OffsetDateTime,
+    pub listened_ms: u64,
+}
+
+impl PlaybackDraft {
+    /// The recording version played, among the call's `versions`, if the draft is valid.
+    pub fn check<'a>(&self, versions: &'a [Recording], now: OffsetDateTime) -> Result<&'a Recording, Vec<FieldError>> {
+        let mut errors = Errors::new();
+        let id_ok = (8..=64).contains(&self.playback_id.len())
+            && self
+                .playback_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+        if !id_ok {
+            errors.push(Invalid::new("invalid_id", "8-64 letters, digits, '-' or '_' (e.g. a UUID)").at("playback_id"));
+        }
+        let played = match (&self.sha256, &self.version_id) {
+            (None, None) => {
+                errors.push(Invalid::new("required", "name the version played: sha256 or version_id").at("sha256"));
+                None
+            }
+            (sha256, version_id) => {
+                let found = versions.iter().find(|v| {
+                    sha256.as_ref().is_none_or(|h| *h == v.sha256)
+                        && version_id.as_ref().is_none_or(|id| v.version_id.as_ref() == Some(id))
+                });
+                if found.is_none() {
+                    let field = if sha256.is_some() { "sha256" } else { "version_id" };
+                    errors.push(Invalid::new("unknown_version", "no such version of this call's recording").at(field));
+                }
+                found
+            }
+        };
+        // A clock a little ahead is tolerated; a playback in the future, or longer than the time
+        // since it started, is not.
+        let slack = time::Duration::minutes(1);
+        if self.started_at > now + slack {
+            errors.push(Invalid::new("in_future", "started_at is in the future").at("started_at"));
+        }
+        let elapsed_ms = u64::try_from((now + slack - self.started_at).whole_milliseconds()).unwrap_or(0);
+        if self.listened_ms > MAX_LISTENED_MS || self.listened_ms > elapsed_ms {
+            errors.push(
+                Invalid::new("too_long", "longer than the time since started_at (or than 6 hours)").at("listened_ms"),
+            );
+        }
+        errors.finish()?;
+        played.ok_or_else(|| vec![Invalid::new("unknown_version", "no such version").at("sha256")])
+    }
 }
 
 #[cfg(test)]

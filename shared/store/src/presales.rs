@@ -4,7 +4,8 @@
 //! | item                | pk                        | sk              | indexes                              |
 //! |---------------------|---------------------------|-----------------|--------------------------------------|
 //! | pre-sale            | `PRESALE#{id}`            | `META`          | by-campaign, by-campaign-status, by-customer-document, by-customer-phone, review-queue (sparse) |
-//! | audit record        | `PRESALE#{id}`            | `AUDIT#{seq:010}` |                                    |
+//! | audit record        | `PRESALE#{id}`            | `AUDIT#{seq:010}` (a note: `…#{note:04}`) |                |
+//! | playback guard      | `PRESALE#{id}`            | `PLAYBACK#{playback id}` |                             |
 //! | call id uniqueness  | `CALL#{client}#{call_id}` | `META`          |                                      |
 //! | recording version   | `RECORDING#{client}#{call_id}` | `SHA#{sha256}` |                                   |
 //! | unrecognized upload | `UNRECOGNIZED#{date}`     | `{key}#{version}` |                                    |
@@ -41,7 +42,9 @@ use crate::outbox::{Outbox, OutboxMessage, Retry, mark_failed, mark_sent, outbox
 use crate::{ConflictKind, Page, StoreError};
 
 mod attach;
+mod notes;
 pub use attach::{AttachOutcome, attach, recheck, thresholds_of};
+pub use notes::{AuditNotes, NoteEffect};
 
 #[derive(Debug, Clone)]
 pub struct PresaleQuery {
@@ -442,7 +445,12 @@ impl DynamoPresaleStore {
     fn audit_item(record: &AuditRecord) -> Result<Item, StoreError> {
         let mut item: Item = serde_dynamo::to_item(record).map_err(corrupt("serializing audit record"))?;
         item.insert("pk".into(), s(format!("PRESALE#{}", record.subject)));
-        item.insert("sk".into(), s(format!("AUDIT#{:010}", record.seq)));
+        // A note sorts after the change it follows and before the next one.
+        let sk = match record.note {
+            0 => format!("AUDIT#{:010}", record.seq),
+            note => format!("AUDIT#{:010}#{note:04}", record.seq),
+        };
+        item.insert("sk".into(), s(sk));
         item.insert("entity".into(), s("AUDIT"));
         Ok(item)
     }
@@ -509,11 +517,14 @@ impl PresaleWrite for DynamoPresaleStore {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(Self::presale_item(presale, &audit.hash)?))
-            .condition_expression("#version = :version AND #status = :status")
+            // The head too: a note appended since the read (a playback) keeps the version, and
+            // a record chained to the old head would fork the chain.
+            .condition_expression("#version = :version AND #status = :status AND audit_head = :head")
             .expression_attribute_names("#version", "version")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":version", AttributeValue::N(expected_version.to_string()))
             .expression_attribute_values(":status", s(expected_status.as_str()))
+            .expression_attribute_values(":head", s(&audit.prev_hash))
             .build()
             .map_err(|e| StoreError::Backend(e.to_string()))?;
         let mut items = vec![
@@ -900,6 +911,7 @@ mod memory {
         counters: BTreeMap<(String, String), BTreeMap<String, i64>>,
         claims: HashMap<String, HeldClaim>,
         waiting: std::collections::BTreeSet<(time::Date, String, String)>,
+        playbacks: HashMap<(PresaleId, String), AuditRecord>,
     }
 
     /// The validator-claim item's condition and write, as the DynamoDB adapter does them.
@@ -1019,7 +1031,10 @@ mod memory {
                 .presales
                 .get(&presale.id)
                 .ok_or(StoreError::Conflict(ConflictKind::StaleVersion))?;
-            if current.presale.version != expected_version || current.presale.status != expected_status {
+            if current.presale.version != expected_version
+                || current.presale.status != expected_status
+                || current.audit_head != audit.prev_hash
+            {
                 return Err(StoreError::Conflict(ConflictKind::StaleVersion));
             }
             // All or nothing: the claim item is checked on a copy before anything is written.
@@ -1089,6 +1104,63 @@ mod memory {
                 .map_err(poisoned)?
                 .calls
                 .get(&(client_id.to_owned(), call_id.to_owned()))
+                .cloned())
+        }
+    }
+
+    #[async_trait]
+    impl AuditNotes for MemoryPresaleStore {
+        async fn append_note(
+            &self,
+            presale: &Presale,
+            audit: &AuditRecord,
+            effect: &NoteEffect,
+        ) -> Result<(), StoreError> {
+            let mut state = self.state.lock().map_err(poisoned)?;
+            if let NoteEffect::Playback { playback_id } = effect
+                && state.playbacks.contains_key(&(presale.id.clone(), playback_id.clone()))
+            {
+                return Err(StoreError::Conflict(ConflictKind::AlreadyExists));
+            }
+            let current = state
+                .presales
+                .get(&presale.id)
+                .ok_or(StoreError::Conflict(ConflictKind::StaleVersion))?;
+            if current.presale.version != presale.version || current.audit_head != audit.prev_hash {
+                return Err(StoreError::Conflict(ConflictKind::StaleVersion));
+            }
+            match effect {
+                NoteEffect::Playback { playback_id } => {
+                    state
+                        .playbacks
+                        .insert((presale.id.clone(), playback_id.clone()), audit.clone());
+                }
+                NoteEffect::Renewal {
+                    validator_id,
+                    lease_until,
+                } => match state.claims.get_mut(validator_id) {
+                    Some(held) if held.presale_id == presale.id => held.lease_until = *lease_until,
+                    _ => return Err(StoreError::Conflict(ConflictKind::ValidatorBusy)),
+                },
+            }
+            state.audit.entry(presale.id.clone()).or_default().push(audit.clone());
+            state.presales.insert(
+                presale.id.clone(),
+                StoredPresale {
+                    presale: presale.clone(),
+                    audit_head: audit.hash.clone(),
+                },
+            );
+            Ok(())
+        }
+
+        async fn playback_note(&self, id: &PresaleId, playback_id: &str) -> Result<Option<AuditRecord>, StoreError> {
+            Ok(self
+                .state
+                .lock()
+                .map_err(poisoned)?
+                .playbacks
+                .get(&(id.clone(), playback_id.to_owned()))
                 .cloned())
         }
     }

@@ -172,3 +172,100 @@ fn a_sale_is_one_per_presale() {
     assert_eq!(sale.total, p.total);
     assert_eq!(sale.shipping_address, p.customer.address);
 }
+
+#[test]
+fn a_claim_is_renewed_only_by_its_holder_and_only_past_half_its_lease() {
+    let t0 = now();
+    let mut p = ready();
+    claim(&mut p, "val-1", t0, lease()).expect("claims");
+    let version = p.version;
+    assert_eq!(
+        renew(&mut p, "val-1", t0 + time::Duration::minutes(1), lease()),
+        Ok(false)
+    );
+    assert_eq!(p.claim.as_ref().map(|c| c.lease_until), Some(t0 + lease()));
+    let later = t0 + time::Duration::minutes(6);
+    assert_eq!(renew(&mut p, "val-1", later, lease()), Ok(true));
+    assert_eq!(p.claim.as_ref().map(|c| c.lease_until), Some(later + lease()));
+    assert_eq!(
+        p.version, version,
+        "a renewal keeps the version the validator decides on"
+    );
+    assert!(matches!(
+        renew(&mut p, "val-2", later, lease()),
+        Err(ReviewError::ClaimedByOther(_))
+    ));
+    assert_eq!(
+        renew(&mut p, "val-1", later + lease(), lease()),
+        Err(ReviewError::NotClaimed)
+    );
+}
+
+fn versions() -> Vec<Recording> {
+    let at = datetime!(2026-11-23 15:40 UTC);
+    let mut second = crate::testing::clean_recording("acme", "c1", "call-2", at);
+    second.version_id = Some("v2".into());
+    vec![crate::testing::clean_recording("acme", "c1", "call-1", at), second]
+}
+
+#[test]
+fn a_playback_names_a_version_of_the_call_and_a_plausible_time() {
+    let versions = versions();
+    let by_hash: PlaybackDraft = serde_json::from_value(serde_json::json!({
+        "playback_id": "0b6f3c1e-play", "sha256": versions[0].sha256,
+        "started_at": "2026-11-23T15:58:00Z", "listened_ms": 90_000}))
+    .expect("a playback draft");
+    assert_eq!(
+        by_hash.check(&versions, now()).map(|v| &v.sha256),
+        Ok(&versions[0].sha256)
+    );
+    let by_id = PlaybackDraft {
+        sha256: None,
+        version_id: Some("v2".into()),
+        ..by_hash.clone()
+    };
+    assert_eq!(
+        by_id.check(&versions, now()).map(|v| &v.sha256),
+        Ok(&versions[1].sha256)
+    );
+    let fields = |d: PlaybackDraft| -> Vec<String> {
+        d.check(&versions, now())
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.field)
+            .collect()
+    };
+    let unknown = PlaybackDraft {
+        sha256: Some("00".into()),
+        ..by_hash.clone()
+    };
+    assert_eq!(fields(unknown), ["sha256"]);
+    assert_eq!(
+        fields(PlaybackDraft {
+            sha256: None,
+            ..by_hash.clone()
+        }),
+        ["sha256"]
+    );
+    let short = PlaybackDraft {
+        playback_id: "short".into(),
+        ..by_hash.clone()
+    };
+    assert_eq!(fields(short), ["playback_id"]);
+    // Over three minutes of listening two minutes after it started: not possible.
+    let too_long = PlaybackDraft {
+        listened_ms: 200_000,
+        ..by_hash.clone()
+    };
+    assert_eq!(fields(too_long), ["listened_ms"]);
+    let ahead = PlaybackDraft {
+        started_at: now() + time::Duration::minutes(5),
+        listened_ms: 0,
+        ..by_hash.clone()
+    };
+    assert_eq!(fields(ahead), ["started_at"]);
+    let negative = serde_json::json!({"playback_id": "0b6f3c1e-play", "sha256": "ab",
+        "started_at": "2026-11-23T15:58:00Z", "listened_ms": -1});
+    assert!(serde_json::from_value::<PlaybackDraft>(negative).is_err());
+}
