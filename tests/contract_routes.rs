@@ -16,6 +16,7 @@ fn handler_routes() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("receivables", receivables::ROUTES),
         ("kpi-reports", kpi_reports::ROUTES),
         ("client-billing", client_billing::ROUTES),
+        ("console", console::ROUTES),
     ])
 }
 

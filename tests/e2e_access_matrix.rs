@@ -510,6 +510,68 @@ const TABLE: &[Row] = &[
     ("GET /shipments/{id}", Finance, OtherClient, AnyRecord, 404),
     ("GET /shipments/{id}", Admin, OwnClient, AnyRecord, 200),
     ("GET /shipments/{id}", Admin, OtherClient, AnyRecord, 404),
+    // Renewing a claim: like releasing it, its holder only (a fresh lease answers 200 unchanged).
+    ("POST /reviews/{id}/renew", Anon, AnyClient, AnyRecord, 401),
+    ("POST /reviews/{id}/renew", Agent, OwnClient, AnyRecord, 403),
+    ("POST /reviews/{id}/renew", Agent, OtherClient, AnyRecord, 403),
+    ("POST /reviews/{id}/renew", Supervisor, OwnClient, AnyRecord, 403),
+    ("POST /reviews/{id}/renew", Supervisor, OtherClient, AnyRecord, 403),
+    ("POST /reviews/{id}/renew", Finance, OwnClient, AnyRecord, 403),
+    ("POST /reviews/{id}/renew", Finance, OtherClient, AnyRecord, 403),
+    ("POST /reviews/{id}/renew", Admin, OwnClient, AnyRecord, 403),
+    ("POST /reviews/{id}/renew", Admin, OtherClient, AnyRecord, 403),
+    ("POST /reviews/{id}/renew", Validator, OtherClient, OwnRecord, 404),
+    ("POST /reviews/{id}/renew", Validator, OtherClient, OtherRecord, 404),
+    ("POST /reviews/{id}/renew", Validator, OwnClient, OtherRecord, 409),
+    ("POST /reviews/{id}/renew", Validator, OwnClient, OwnRecord, 200),
+    // Recording a playback (QC): whoever may read the review view, of the client; a new
+    // playback each cell (its own playback_id).
+    ("POST /presales/{id}/playbacks", Anon, AnyClient, AnyRecord, 401),
+    ("POST /presales/{id}/playbacks", Agent, OwnClient, AnyRecord, 403),
+    ("POST /presales/{id}/playbacks", Agent, OtherClient, AnyRecord, 403),
+    ("POST /presales/{id}/playbacks", Validator, OwnClient, AnyRecord, 201),
+    ("POST /presales/{id}/playbacks", Validator, OtherClient, AnyRecord, 404),
+    ("POST /presales/{id}/playbacks", Supervisor, OwnClient, AnyRecord, 201),
+    ("POST /presales/{id}/playbacks", Supervisor, OtherClient, AnyRecord, 404),
+    ("POST /presales/{id}/playbacks", Finance, OwnClient, AnyRecord, 403),
+    ("POST /presales/{id}/playbacks", Finance, OtherClient, AnyRecord, 403),
+    ("POST /presales/{id}/playbacks", Admin, OwnClient, AnyRecord, 201),
+    ("POST /presales/{id}/playbacks", Admin, OtherClient, AnyRecord, 404),
+    // The web console: its files and its sign-in configuration are public (no data in them;
+    // the data comes from the API, behind the authorizer), whoever asks (ADR 0029).
+    ("GET /console", Anon, AnyClient, AnyRecord, 200),
+    ("GET /console", Agent, OwnClient, AnyRecord, 200),
+    ("GET /console", Agent, OtherClient, AnyRecord, 200),
+    ("GET /console", Validator, OwnClient, AnyRecord, 200),
+    ("GET /console", Validator, OtherClient, AnyRecord, 200),
+    ("GET /console", Supervisor, OwnClient, AnyRecord, 200),
+    ("GET /console", Supervisor, OtherClient, AnyRecord, 200),
+    ("GET /console", Finance, OwnClient, AnyRecord, 200),
+    ("GET /console", Finance, OtherClient, AnyRecord, 200),
+    ("GET /console", Admin, OwnClient, AnyRecord, 200),
+    ("GET /console", Admin, OtherClient, AnyRecord, 200),
+    ("GET /console/{proxy+}", Anon, AnyClient, AnyRecord, 200),
+    ("GET /console/{proxy+}", Agent, OwnClient, AnyRecord, 200),
+    ("GET /console/{proxy+}", Agent, OtherClient, AnyRecord, 200),
+    ("GET /console/{proxy+}", Validator, OwnClient, AnyRecord, 200),
+    ("GET /console/{proxy+}", Validator, OtherClient, AnyRecord, 200),
+    ("GET /console/{proxy+}", Supervisor, OwnClient, AnyRecord, 200),
+    ("GET /console/{proxy+}", Supervisor, OtherClient, AnyRecord, 200),
+    ("GET /console/{proxy+}", Finance, OwnClient, AnyRecord, 200),
+    ("GET /console/{proxy+}", Finance, OtherClient, AnyRecord, 200),
+    ("GET /console/{proxy+}", Admin, OwnClient, AnyRecord, 200),
+    ("GET /console/{proxy+}", Admin, OtherClient, AnyRecord, 200),
+    ("GET /console/config.json", Anon, AnyClient, AnyRecord, 200),
+    ("GET /console/config.json", Agent, OwnClient, AnyRecord, 200),
+    ("GET /console/config.json", Agent, OtherClient, AnyRecord, 200),
+    ("GET /console/config.json", Validator, OwnClient, AnyRecord, 200),
+    ("GET /console/config.json", Validator, OtherClient, AnyRecord, 200),
+    ("GET /console/config.json", Supervisor, OwnClient, AnyRecord, 200),
+    ("GET /console/config.json", Supervisor, OtherClient, AnyRecord, 200),
+    ("GET /console/config.json", Finance, OwnClient, AnyRecord, 200),
+    ("GET /console/config.json", Finance, OtherClient, AnyRecord, 200),
+    ("GET /console/config.json", Admin, OwnClient, AnyRecord, 200),
+    ("GET /console/config.json", Admin, OtherClient, AnyRecord, 200),
 ];
 
 /// This month in Lima (UTC−5 all year), `YYYY-MM`: the latest the sales register takes.
@@ -538,7 +600,9 @@ fn refusal_mark(route: &str, tenant: Tenant, record: Record, status: u16) -> Opt
         ("GET /receivables/sales-register", 404) if tenant == OwnClient => Some("POST generates it"),
         ("POST /contacts", 422) if tenant == OtherClient => Some("unknown_campaign"),
         ("POST /contacts", 422) => Some("presale_other_agent"),
-        ("POST /reviews/{id}/release" | "POST /presales/{id}/review", 409) => Some("claimed-by-other"),
+        ("POST /reviews/{id}/release" | "POST /reviews/{id}/renew" | "POST /presales/{id}/review", 409) => {
+            Some("claimed-by-other")
+        }
         ("POST /presales/{id}/review", 403) if record == SelfRegistered => Some("segregation of duties"),
         _ => None,
     }
@@ -684,6 +748,11 @@ struct Fixture {
     /// A pre-sale of agent-7 claimed by val-1.
     release: Desk,
     release_presale: String,
+    /// Another, whose claim is only renewed.
+    renew: Desk,
+    renew_presale: String,
+    /// The hash of `read_presale`'s recording (the version a playback names).
+    read_sha256: String,
     /// A pre-sale of agent-7 claimed by val-1, at `decide_version`.
     decide: Desk,
     decide_presale: String,
@@ -834,6 +903,11 @@ impl Fixture {
             claim(&d, &validator(&d, 1), &id).await;
             (d, id)
         };
+        let renew = async {
+            let (d, id) = ready_world().await;
+            claim(&d, &validator(&d, 1), &id).await;
+            (d, id)
+        };
         let decide_world = async {
             let (d, id) = ready_world().await;
             let version = claim(&d, &validator(&d, 1), &id).await;
@@ -867,10 +941,23 @@ impl Fixture {
             (read, read_presale, customer_key, callback_contact, callbacks, nodes),
             (patch, patch_presale),
             (release, release_presale),
+            (renew, renew_presale),
             (decide, decide_presale, decide_version),
             (next, _),
             (ship, shipment, courier, invoice),
-        ) = tokio::join!(desk(), read, patch, release, decide_world, ready_world(), ship);
+        ) = tokio::join!(desk(), read, patch, release, renew, decide_world, ready_world(), ship);
+        let view = read
+            .env
+            .send(read.env.as_caller(
+                &validator(&read, 1),
+                "GET",
+                &format!("/presales/{read_presale}/review-view"),
+            ))
+            .await;
+        let read_sha256 = view.body["recording"]["sha256"]
+            .as_str()
+            .unwrap_or_else(|| panic!("set-up: the read pre-sale's recording: {:?}", view.body))
+            .to_owned();
         Fixture {
             presale_body: presale_body(&read.campaign),
             idempotency_key: unique("idem"),
@@ -886,6 +973,9 @@ impl Fixture {
             patch_presale,
             release,
             release_presale,
+            renew,
+            renew_presale,
+            read_sha256,
             decide,
             decide_presale,
             decide_version,
@@ -919,6 +1009,15 @@ impl Fixture {
                 &self.release.client,
                 format!("/reviews/{}/release", self.release_presale),
             ),
+            "POST /reviews/{id}/renew" => {
+                Target::new(&self.renew.client, format!("/reviews/{}/renew", self.renew_presale))
+            }
+            "POST /presales/{id}/playbacks" => {
+                let started = time::OffsetDateTime::now_utc() - time::Duration::minutes(2);
+                Target::new(&r.client, format!("/presales/{}/playbacks", self.read_presale)).body(json!({
+                    "playback_id": unique("play"), "sha256": self.read_sha256,
+                    "started_at": rfc3339(started), "listened_ms": 45_000}))
+            }
             "GET /reviews/metrics" => Target::new(&r.client, format!("/reviews/metrics?campaign={}", r.campaign)),
             "GET /presales/{id}/review-view" => {
                 Target::new(&r.client, format!("/presales/{}/review-view", self.read_presale))
@@ -1022,6 +1121,9 @@ impl Fixture {
                     "amount": "0.01", "currency": "PEN", "method": "TRANSFER", "reference": unique("op"),
                     "paid_at": rfc3339(time::OffsetDateTime::now_utc() - time::Duration::minutes(1))}))
             }
+            "GET /console" => Target::new(&r.client, "/console"),
+            "GET /console/{proxy+}" => Target::new(&r.client, "/console/index.html"),
+            "GET /console/config.json" => Target::new(&r.client, "/console/config.json"),
             _ => return None,
         })
     }

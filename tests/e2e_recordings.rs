@@ -439,3 +439,94 @@ async fn a_waiting_recording_is_bound_by_the_sweep_and_stale_presales_are_listed
         "bound, no longer stale"
     );
 }
+
+/// Agent 0–10 s, nobody 10–22 s, customer 22–32 s (stereo, as `call_wav` speaks).
+fn call_with_pause_wav() -> Vec<u8> {
+    let mut state = 0x1234_5678u32;
+    let mut samples: Vec<i16> = Vec::new();
+    for i in 0..SAMPLE_RATE * 32 {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let n = (state as f64 / u32::MAX as f64) * 2.0 - 1.0;
+        let t = f64::from(i) / f64::from(SAMPLE_RATE);
+        let syllable = (t * 4.0).fract() < 0.6;
+        let voice = |active: bool| if active && syllable { n * 9000.0 } else { n * 20.0 };
+        samples.push(voice(t < 10.0) as i16);
+        samples.push(voice(t >= 22.0) as i16);
+    }
+    wav(2, &samples)
+}
+
+/// Issue 18: the waveform and the quiet stretches are measured at ingest, stored with the
+/// recording version (not on the pre-sale), and the review view returns them.
+#[tokio::test]
+async fn the_waveform_and_time_marks_are_stored_with_the_version_and_shown_in_the_review_view() {
+    let s = scene().await;
+    let call_id = unique("call");
+    let id = s.create(&call_id).await.body["id"].as_str().expect("id").to_owned();
+    s.upload(&s.key(&call_id), call_with_pause_wav(), Some("agent-7")).await;
+    s.wait_for(&id, "READY_FOR_REVIEW", |p| p["status"] == "READY_FOR_REVIEW")
+        .await;
+
+    // In the table: one byte a peak, a binary attribute of the version's item.
+    let items = s
+        .env
+        .partition("PresalesTable", &format!("RECORDING#{}#{call_id}", s.client))
+        .await;
+    let peaks = items[0]
+        .get("peaks")
+        .and_then(|p| p.as_m().ok())
+        .expect("the version's item has its peaks");
+    let values = peaks.get("values").and_then(|v| v.as_b().ok()).expect("binary values");
+    assert_eq!(values.as_ref().len(), 640, "32 s in 50 ms buckets");
+    let presale_item = s.env.partition("PresalesTable", &format!("PRESALE#{id}")).await;
+    assert!(
+        presale_item.iter().all(|i| !i.contains_key("peaks")),
+        "the pre-sale itself stays small"
+    );
+
+    let view = s
+        .env
+        .send(
+            s.env
+                .as_caller(&s.supervisor, "GET", &format!("/presales/{id}/review-view")),
+        )
+        .await;
+    assert_eq!(view.status, 200, "{:?}", view.body);
+    let recording = &view.body["recording"];
+    assert_eq!(recording["peaks"]["seconds_per_peak"], json!(0.05));
+    let shown = recording["peaks"]["values"].as_array().expect("values");
+    assert_eq!(shown.len(), 640);
+    let at = |s: usize| shown[s * 20].as_u64().expect("0-255");
+    assert!(
+        at(5) > 40 && at(27) > 40 && at(16) < 5,
+        "{} {} {}",
+        at(5),
+        at(27),
+        at(16)
+    );
+    let marks = recording["marks"].as_array().expect("marks");
+    let span = |kind: &str| {
+        marks
+            .iter()
+            .find(|m| m["kind"] == kind)
+            .map(|m| {
+                (
+                    m["start_s"].as_f64().unwrap_or(-1.0),
+                    m["end_s"].as_f64().unwrap_or(-1.0),
+                )
+            })
+            .unwrap_or_else(|| panic!("no {kind} mark in {marks:?}"))
+    };
+    let (start, end) = span("silence");
+    assert!(
+        (9.9..=10.5).contains(&start) && (21.9..=22.3).contains(&end),
+        "{start} {end}"
+    );
+    let (start, end) = span("customer_quiet");
+    assert!(start == 0.0 && (21.9..=22.3).contains(&end), "{start} {end}");
+    assert_eq!(view.body["versions"].as_array().map(Vec::len), Some(1));
+    assert_eq!(view.body["versions"][0]["bound"], true);
+    assert_eq!(view.body["versions"][0]["sha256"], recording["sha256"]);
+}

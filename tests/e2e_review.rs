@@ -864,3 +864,159 @@ async fn a_chain_rewritten_from_the_genesis_is_caught_by_its_locked_anchor() {
         "{verification:?}"
     );
 }
+
+/// Issue 18, the API side of the console: it is served by the stack (gzip, CSP, nosniff), its
+/// dev sign-in mints a token the API accepts, and the review screen's calls work: the waveform
+/// and versions in the view, a playback recorded once in the audit without a new version, the
+/// lease renewed, and a stale decision's 409 saying who decided.
+#[tokio::test]
+async fn the_console_is_served_and_its_review_screen_calls_work_end_to_end() {
+    let d = desk().await;
+    let api = &d.env.info.api_url;
+    let http = &d.env.http;
+
+    // The page, compressed, with its policy; config.json says how to sign in locally.
+    let page = http
+        .get(format!("{api}/console"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .expect("the console");
+    assert_eq!(page.status(), 200);
+    let header = |name: &str| {
+        page.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(header("content-type"), "text/html; charset=utf-8");
+    assert_eq!(header("content-encoding"), "gzip");
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    let csp = header("content-security-policy");
+    assert!(csp.starts_with("default-src 'self'; script-src 'self';"), "{csp}");
+    assert!(
+        csp.contains("media-src 'self' ") && csp.contains(&d.env.info.endpoint_url),
+        "{csp}"
+    );
+    let etag = header("etag");
+    let body = page.bytes().await.expect("body");
+    assert_eq!(&body[..2], &[0x1f, 0x8b], "a gzip stream");
+    let again = http
+        .get(format!("{api}/console/index.html"))
+        .header("accept-encoding", "gzip")
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect("revalidation");
+    assert_eq!(again.status(), 304);
+    let config = d.env.send(d.env.request("GET", "/console/config.json")).await;
+    assert_eq!(config.status, 200);
+    assert_eq!(config.body["auth"]["mode"], "dev");
+    let missing = d.env.send(d.env.request("GET", "/console/nope.js")).await;
+    assert_eq!((missing.status, missing.problem()), (404, "not-found"));
+
+    // The dev sign-in: the token it mints is the profile's; a made-up role is refused.
+    let minted = d
+        .env
+        .send(d.env.request("POST", "/_local/token").json(&json!({
+            "role": "validator", "sub": format!("val-c.{}", d.client), "clients": [d.client]})))
+        .await;
+    assert_eq!(minted.status, 200, "{:?}", minted.body);
+    let token = minted.body["token"].as_str().expect("token").to_owned();
+    let refused = d
+        .env
+        .send(d.env.request("POST", "/_local/token").json(&json!({"role": "root"})))
+        .await;
+    assert_eq!(refused.status, 400);
+
+    let (id, bytes) = d.ready_presale(20).await;
+    let as_console = |method: &str, path: &str| d.env.request(method, path).bearer_auth(&token);
+    let claimed = d.env.send(as_console("POST", "/reviews/next")).await;
+    assert_eq!(
+        claimed.body["presale"]["id"].as_str(),
+        Some(id.as_str()),
+        "{:?}",
+        claimed.body
+    );
+    let version = claimed.body["presale"]["version"].as_u64().expect("version");
+    assert!(claimed.body["lease_until"].as_str().is_some_and(|l| l.ends_with('Z')));
+
+    let view = d
+        .env
+        .send(as_console("GET", &format!("/presales/{id}/review-view")))
+        .await;
+    assert_eq!(view.status, 200, "{:?}", view.body);
+    let sha = hex::encode(Sha256::digest(&bytes));
+    assert_eq!(view.body["recording"]["sha256"], sha.as_str());
+    assert_eq!(
+        view.body["recording"]["peaks"]["values"].as_array().map(Vec::len),
+        Some(400),
+        "20 s in 50 ms buckets"
+    );
+    assert!(view.body["recording"]["marks"].is_array());
+    assert_eq!(view.body["versions"][0]["sha256"], sha.as_str());
+    assert_eq!(view.body["lease_until"], claimed.body["lease_until"]);
+
+    // A playback: recorded once (the retry answers the same), a note in the audit, no new version.
+    let started = time::OffsetDateTime::now_utc() - time::Duration::seconds(30);
+    let playback = json!({"playback_id": unique("play"), "sha256": sha, "listened_ms": 20_000,
+        "started_at": started.format(&time::format_description::well_known::Rfc3339).expect("format")});
+    let first = d
+        .env
+        .send(as_console("POST", &format!("/presales/{id}/playbacks")).json(&playback))
+        .await;
+    assert_eq!(first.status, 201, "{:?}", first.body);
+    let retry = d
+        .env
+        .send(as_console("POST", &format!("/presales/{id}/playbacks")).json(&playback))
+        .await;
+    assert_eq!((retry.status, &retry.body), (200, &first.body));
+    let renewed = d.env.send(as_console("POST", &format!("/reviews/{id}/renew"))).await;
+    assert_eq!(
+        (
+            renewed.status,
+            renewed.body["renewed"].as_bool(),
+            renewed.body["version"].as_u64()
+        ),
+        (200, Some(false), Some(version)),
+        "{:?}",
+        renewed.body
+    );
+    let audit = d.env.send(as_console("GET", &format!("/presales/{id}/audit"))).await;
+    let plays: Vec<&Value> = audit.body["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter(|r| r["action"] == "PLAYED")
+        .collect();
+    assert_eq!(plays.len(), 1, "{:?}", audit.body);
+    assert_eq!(plays[0]["details"]["listened_ms"], 20_000);
+    assert_eq!(plays[0]["actor"], format!("val-c.{}", d.client));
+    assert_eq!(
+        audit.body["verification"]["verified"], true,
+        "{:?}",
+        audit.body["verification"]
+    );
+
+    // The decision on the version claimed still holds; the same decision again says who decided.
+    let decision = json!({"decision": "approve", "version": version, "override_reason": "revisado en consola"});
+    let decided = d
+        .env
+        .send(as_console("POST", &format!("/presales/{id}/review")).json(&decision))
+        .await;
+    assert_eq!(decided.status, 200, "{:?}", decided.body);
+    let stale = d
+        .env
+        .send(as_console("POST", &format!("/presales/{id}/review")).json(&decision))
+        .await;
+    assert_eq!(stale.status, 409, "{:?}", stale.body);
+    assert_eq!(stale.body["current"]["status"], "APPROVED");
+    assert_eq!(stale.body["current"]["decided_by"], format!("val-c.{}", d.client));
+    let audit = d.env.send(as_console("GET", &format!("/presales/{id}/audit"))).await;
+    assert_eq!(
+        audit.body["verification"]["verified"], true,
+        "{:?}",
+        audit.body["verification"]
+    );
+}

@@ -422,7 +422,8 @@ def check_policies(t: Template, r: Report) -> None:
         policies = t.props(fn).get("Policies")
         problems = []
         statements = []
-        if not policies:
+        # `Policies: []` says it outright: the function calls no AWS service (basic execution only).
+        if policies is None or (not policies and policies != []):
             problems.append("no Policies")
         for policy in as_list(policies):
             if isinstance(policy, str):

@@ -1,8 +1,9 @@
 //! presale-review: the back office decides which pre-sales become sales.
 //!
-//! Routes: `POST /reviews/next`, `POST /reviews/{id}/release`, `GET /presales/{id}/review-view`,
-//! `POST /presales/{id}/review`, `GET /presales/{id}/audit`, `GET /reviews/metrics`; and a
-//! scheduled sweep that re-sends outbox messages whose first send failed.
+//! Routes: `POST /reviews/next`, `POST /reviews/{id}/release`, `POST /reviews/{id}/renew`,
+//! `GET /presales/{id}/review-view`, `POST /presales/{id}/review`, `POST /presales/{id}/playbacks`,
+//! `GET /presales/{id}/audit`, `GET /reviews/metrics`; and a scheduled sweep that re-sends
+//! outbox messages whose first send failed.
 
 pub mod metrics;
 pub mod ports;
@@ -15,7 +16,11 @@ use backoffice_domain::audit::{Anchor, AuditEntry, AuditRecord, verify_chain_sta
 use backoffice_domain::events::SaleConfirmed;
 use backoffice_domain::presale::{Presale, PresaleId, PresaleStatus};
 use backoffice_domain::principal::{Principal, Role};
-use backoffice_domain::review::{self, DecisionDraft, DecisionKind, REJECT_REASONS, RETURN_REASONS, ReviewError};
+use backoffice_domain::recording::{AudioFacts, Recording};
+use backoffice_domain::review::{
+    self, DecisionDraft, DecisionKind, PlaybackDraft, REJECT_REASONS, RETURN_REASONS, ReviewError,
+};
+use backoffice_domain::validation::Invalid;
 use backoffice_edge::http::request::DEFAULT_BODY_LIMIT;
 use backoffice_edge::http::{ApiError, ApiRequest, ApiResponse, Invocation, respond};
 use backoffice_store::anchors::AuditAnchors;
@@ -23,7 +28,8 @@ use backoffice_store::config::CampaignDirectory;
 use backoffice_store::counters::Counters;
 use backoffice_store::outbox::{Outbox, OutboxMessage};
 use backoffice_store::presales::{
-    AuditRead, ClaimLock, Effects, PresaleGet, PresaleWrite, QueueEntry, RecordingVersions, ReviewQueue, StoredPresale,
+    AuditNotes, AuditRead, ClaimLock, Effects, NoteEffect, PresaleGet, PresaleWrite, QueueEntry, RecordingVersions,
+    ReviewQueue, StoredPresale,
 };
 use backoffice_store::{ConflictKind, StoreError};
 use serde_json::{Value, json};
@@ -36,11 +42,16 @@ use crate::ports::RecordingLinks;
 pub const ROUTES: &[&str] = &[
     "POST /reviews/next",
     "POST /reviews/{id}/release",
+    "POST /reviews/{id}/renew",
     "GET /reviews/metrics",
     "GET /presales/{id}/review-view",
     "POST /presales/{id}/review",
+    "POST /presales/{id}/playbacks",
     "GET /presales/{id}/audit",
 ];
+
+/// How many times a note is re-read and re-chained when another note or change won the race.
+const NOTE_ATTEMPTS: usize = 3;
 
 /// How long a playback link lives: long enough to listen, short enough not to be shared.
 pub const PLAYBACK_TTL: Duration = Duration::from_secs(5 * 60);
@@ -58,7 +69,7 @@ pub struct Review<P, C, L, Q, K, A> {
 
 impl<P, C, L, Q, K, A> Review<P, C, L, Q, K, A>
 where
-    P: PresaleGet + PresaleWrite + ReviewQueue + RecordingVersions + AuditRead + Outbox + Counters,
+    P: PresaleGet + PresaleWrite + ReviewQueue + RecordingVersions + AuditRead + AuditNotes + Outbox + Counters,
     C: CampaignDirectory,
     L: RecordingLinks,
     Q: Publisher,
@@ -77,6 +88,8 @@ where
         match request.route_key.as_str() {
             "POST /reviews/next" => self.next(&principal).await,
             "POST /reviews/{id}/release" => self.release(request, &principal).await,
+            "POST /reviews/{id}/renew" => self.renew(request, &principal).await,
+            "POST /presales/{id}/playbacks" => self.playback(request, &principal).await,
             "GET /reviews/metrics" => self.metrics(request, &principal).await,
             "GET /presales/{id}/review-view" => self.review_view(request, &principal).await,
             "POST /presales/{id}/review" => self.decide(request, &principal).await,
@@ -272,7 +285,7 @@ where
                 Err(ApiError::Conflict {
                     slug: "stale-version",
                     detail: "the pre-sale changed meanwhile; nothing was applied".into(),
-                    current: current.map(|p| json!({"status": p.status, "version": p.version})),
+                    current: current.as_ref().map(current_state),
                 })
             }
             Err(e) => Err(e.into()),
@@ -292,6 +305,12 @@ where
             .recording
             .as_ref()
             .and_then(|r| versions.iter().find(|v| v.sha256 == r.sha256));
+        let now = self.clock.now();
+        let lease_until = presale
+            .claim
+            .as_ref()
+            .filter(|c| c.is_live(now))
+            .map(|c| rfc3339(c.lease_until));
         let playback = match &presale.recording {
             Some(r) => match self
                 .links
@@ -310,12 +329,125 @@ where
             200,
             &json!({
                 "presale": presale,
-                "recording": bound.map(|r| json!({"audio": r.audio, "metadata": r.metadata, "unreadable": r.unreadable, "bytes": r.bytes, "received_at": r.received_at.to_string()})),
+                "recording": bound.map(recording_view),
                 "other_versions": versions.len().saturating_sub(usize::from(bound.is_some())),
+                "versions": versions.iter().map(|v| version_view(v, bound)).collect::<Vec<_>>(),
+                "lease_until": lease_until,
                 "playback": playback,
                 "reasons": {"reject": catalog(REJECT_REASONS), "return": catalog(RETURN_REASONS)},
             }),
         ))
+    }
+
+    /// The chain's next note after the head the pre-sale was read with: `None` when the trail
+    /// has moved on since (re-read and try again).
+    async fn next_note(&self, stored: &StoredPresale) -> Result<Option<u32>, ApiError> {
+        let trail = self.presales.audit_trail(&stored.presale.id).await?;
+        Ok(match trail.last() {
+            Some(last) if last.hash != stored.audit_head => None,
+            Some(last) if last.seq == stored.presale.version => Some(last.note + 1),
+            _ => Some(1),
+        })
+    }
+
+    /// Extend the caller's live claim (the console asks every minute while the review screen is
+    /// open). It writes only past half the lease (`review::renew`), so the audit trail gets a
+    /// `LEASE_RENEWED` note at most about twice per lease, and never a new version.
+    async fn renew(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
+        Self::require(principal, &[Role::Validator], "renewing a claim")?;
+        for _ in 0..NOTE_ATTEMPTS {
+            let stored = self.load(request, principal).await?;
+            let mut presale = stored.presale.clone();
+            let now = self.clock.now();
+            let renewed = review::renew(&mut presale, &principal.user_id, now, self.lease)
+                .map_err(|e| review_error(e, &presale))?;
+            let lease_until = presale.claim.as_ref().map(|c| c.lease_until).unwrap_or(now);
+            let answer = |renewed: bool| {
+                ApiResponse::json(
+                    200,
+                    &json!({"presale_id": presale.id, "version": presale.version,
+                            "lease_until": rfc3339(lease_until), "renewed": renewed}),
+                )
+            };
+            if !renewed {
+                return Ok(answer(false));
+            }
+            let Some(note) = self.next_note(&stored).await? else {
+                continue;
+            };
+            let audit = AuditEntry::presale_note(&presale, note, now, &principal.actor(), "LEASE_RENEWED")
+                .details(json!({"lease_until": rfc3339(lease_until)}))
+                .seal(&stored.audit_head);
+            let effect = NoteEffect::Renewal {
+                validator_id: principal.user_id.clone(),
+                lease_until,
+            };
+            match self.presales.append_note(&presale, &audit, &effect).await {
+                Ok(()) => return Ok(answer(true)),
+                Err(StoreError::Conflict(ConflictKind::ValidatorBusy)) => {
+                    return Err(review_error(ReviewError::NotClaimed, &stored.presale));
+                }
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(busy())
+    }
+
+    /// Record that someone listened to a version of the recording (QC): a `PLAYED` note on the
+    /// audit chain, once per `playback_id`, without a new version of the pre-sale.
+    async fn playback(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
+        Self::require(
+            principal,
+            &[Role::Validator, Role::Supervisor, Role::Admin],
+            "recording playbacks",
+        )?;
+        let first = self.load(request, principal).await?;
+        let draft: PlaybackDraft = request.json_body(DEFAULT_BODY_LIMIT)?;
+        let id = first.presale.id.clone();
+        if let Some(done) = self.presales.playback_note(&id, &draft.playback_id).await? {
+            return replayed(&done, &draft, principal);
+        }
+        let versions = self
+            .presales
+            .recordings(&first.presale.client_id, &first.presale.call_id)
+            .await?;
+        let now = self.clock.now();
+        let played = draft.check(&versions, now).map_err(ApiError::Validation)?;
+        let details = json!({
+            "playback_id": draft.playback_id,
+            "sha256": played.sha256,
+            "version_id": played.version_id,
+            "started_at": rfc3339(draft.started_at),
+            "listened_ms": draft.listened_ms,
+        });
+        let effect = NoteEffect::Playback {
+            playback_id: draft.playback_id.clone(),
+        };
+        let mut stored = first;
+        for _ in 0..NOTE_ATTEMPTS {
+            if let Some(note) = self.next_note(&stored).await? {
+                let audit = AuditEntry::presale_note(&stored.presale, note, now, &principal.actor(), "PLAYED")
+                    .details(details.clone())
+                    .seal(&stored.audit_head);
+                match self.presales.append_note(&stored.presale, &audit, &effect).await {
+                    Ok(()) => {
+                        tracing::info!(presale_id = %id, listened_ms = draft.listened_ms, "playback recorded");
+                        return Ok(ApiResponse::json(201, &playback_view(&audit)));
+                    }
+                    // The same playback, sent twice at once: the other request recorded it.
+                    Err(StoreError::Conflict(ConflictKind::AlreadyExists)) => {
+                        if let Some(done) = self.presales.playback_note(&id, &draft.playback_id).await? {
+                            return replayed(&done, &draft, principal);
+                        }
+                    }
+                    Err(StoreError::Conflict(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            stored = self.load(request, principal).await?;
+        }
+        Err(busy())
     }
 
     async fn decide(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
@@ -441,14 +573,129 @@ fn catalog(entries: &[(&str, &str)]) -> Vec<Value> {
 fn claimed_response(presale: &Presale) -> ApiResponse {
     ApiResponse::json(
         200,
-        &json!({"presale": presale, "lease_until": presale.claim.as_ref().map(|c| c.lease_until.to_string())}),
+        &json!({"presale": presale, "lease_until": presale.claim.as_ref().map(|c| rfc3339(c.lease_until))}),
     )
 }
 
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.to_string())
+}
+
+/// What a 409 tells the screen about the pre-sale as it is now: enough to say what changed
+/// (decided by whom, claimed by whom, until when) without another request.
+fn current_state(presale: &Presale) -> Value {
+    json!({
+        "status": presale.status,
+        "version": presale.version,
+        "claimed_by": presale.claim.as_ref().map(|c| c.validator_id.clone()),
+        "lease_until": presale.claim.as_ref().map(|c| rfc3339(c.lease_until)),
+        "decision": presale.decision.as_ref().map(|d| d.kind),
+        "decided_by": presale.decision.as_ref().map(|d| d.by.clone()),
+        "decided_at": presale.decision.as_ref().map(|d| rfc3339(d.at)),
+    })
+}
+
+fn busy() -> ApiError {
+    ApiError::Conflict {
+        slug: "busy",
+        detail: "the pre-sale kept changing while this was recorded; try again".into(),
+        current: None,
+    }
+}
+
+/// Time marks of the findings, in seconds: silences (LONG_SILENCE) and stretches without the
+/// customer's voice (LOW_CUSTOMER_TALK), in time order.
+fn marks(audio: &AudioFacts) -> Vec<Value> {
+    let secs = |ms: u64| ms as f64 / 1000.0;
+    let mut marks: Vec<(u64, Value)> = audio
+        .silences
+        .iter()
+        .map(|s| (s.start_ms, "silence", s))
+        .chain(audio.customer_quiet.iter().map(|s| (s.start_ms, "customer_quiet", s)))
+        .map(|(start, kind, s)| {
+            (
+                start,
+                json!({"kind": kind, "start_s": secs(s.start_ms), "end_s": secs(s.end_ms)}),
+            )
+        })
+        .collect();
+    marks.sort_by_key(|(start, _)| *start);
+    marks.into_iter().map(|(_, mark)| mark).collect()
+}
+
+/// The bound recording version: its analysis, waveform and time marks.
+fn recording_view(r: &Recording) -> Value {
+    json!({
+        "sha256": r.sha256,
+        "version_id": r.version_id,
+        "duration_ms": r.audio.as_ref().map(|a| a.duration_ms),
+        "audio": r.audio,
+        "metadata": r.metadata,
+        "unreadable": r.unreadable,
+        "bytes": r.bytes,
+        "received_at": rfc3339(r.received_at),
+        "peaks": r.peaks,
+        "marks": r.audio.as_ref().map(marks).unwrap_or_default(),
+    })
+}
+
+/// One version of the call's recording, as the list of versions shows it.
+fn version_view(v: &Recording, bound: Option<&Recording>) -> Value {
+    json!({
+        "version_id": v.version_id,
+        "sha256": v.sha256,
+        "received_at": rfc3339(v.received_at),
+        "bytes": v.bytes,
+        "duration_ms": v.audio.as_ref().map(|a| a.duration_ms),
+        "unreadable": v.unreadable.is_some(),
+        "bound": bound.is_some_and(|b| b.sha256 == v.sha256),
+    })
+}
+
+/// A recorded playback, as its note says it.
+fn playback_view(note: &AuditRecord) -> Value {
+    let d = &note.details;
+    json!({
+        "playback_id": d["playback_id"],
+        "presale_id": note.subject,
+        "sha256": d["sha256"],
+        "version_id": d["version_id"],
+        "started_at": d["started_at"],
+        "listened_ms": d["listened_ms"],
+        "actor": note.actor,
+        "recorded_at": rfc3339(note.at),
+        "seq": note.seq,
+        "note": note.note,
+    })
+}
+
+/// A playback id sent again: the first answer if it is the same playback, else a 422.
+fn replayed(done: &AuditRecord, draft: &PlaybackDraft, principal: &Principal) -> Result<ApiResponse, ApiError> {
+    let d = &done.details;
+    let same = done.actor == principal.user_id
+        && d["started_at"].as_str() == Some(rfc3339(draft.started_at).as_str())
+        && d["listened_ms"].as_u64() == Some(draft.listened_ms)
+        && draft.sha256.as_deref().is_none_or(|h| d["sha256"].as_str() == Some(h))
+        && draft
+            .version_id
+            .as_deref()
+            .is_none_or(|v| d["version_id"].as_str() == Some(v));
+    if same {
+        Ok(ApiResponse::json(200, &playback_view(done)))
+    } else {
+        Err(ApiError::Validation(vec![
+            Invalid::new(
+                "reused",
+                "this playback_id was recorded with other data; use a new id per playback",
+            )
+            .at("playback_id"),
+        ]))
+    }
+}
+
 fn review_error(error: ReviewError, presale: &Presale) -> ApiError {
-    let current = Some(
-        json!({"status": presale.status, "version": presale.version, "claimed_by": presale.claim.as_ref().map(|c| c.validator_id.clone())}),
-    );
+    let current = Some(current_state(presale));
     match error {
         ReviewError::OwnSale => {
             ApiError::Forbidden("segregation of duties: the agent who registered a pre-sale never reviews it".into())

@@ -540,3 +540,237 @@ async fn a_lima_evening_decision_counts_for_limas_day() {
     let utc_day = metrics(&[("campaign", "c1"), ("day", "2026-11-24")]).await;
     assert_eq!(utc_day["reviewed"].as_i64(), Some(0), "{utc_day}");
 }
+
+/// A pre-sale ready for review, bound to the newer of two versions of its call's recording.
+async fn ready_with_versions(s: &TestReview) -> (String, Vec<Recording>) {
+    let id = ready(s, "c-rec", 50, false).await;
+    let pid = PresaleId::parse(&id).expect("id");
+    let stored = s.presales.get(&pid).await.expect("get").expect("stored");
+    let mut p = stored.presale.clone();
+    let received = s.clock.now() - time::Duration::minutes(40);
+    let mut old = backoffice_domain::testing::clean_recording("acme", "c1", &p.call_id, received);
+    old.sha256 = "0".repeat(64);
+    old.version_id = Some("v1".into());
+    old.peaks = None;
+    let mut new =
+        backoffice_domain::testing::clean_recording("acme", "c1", &p.call_id, received + time::Duration::minutes(5));
+    new.version_id = Some("v2".into());
+    for r in [&old, &new] {
+        assert!(s.presales.put_recording(r).await.expect("put"));
+    }
+    p.recording = Some(backoffice_domain::recording::RecordingRef {
+        bucket: new.bucket.clone(),
+        key: new.key.clone(),
+        version_id: new.version_id.clone(),
+        sha256: new.sha256.clone(),
+        duration_ms: 120_000,
+        attached_at: received,
+    });
+    p.version += 1;
+    let audit = AuditEntry::presale(&p, received, &Actor::system("recording-ingest"), "RECORDING_REPLACED")
+        .seal(&stored.audit_head);
+    s.presales
+        .save(&p, p.version - 1, p.status, &audit)
+        .await
+        .expect("bind");
+    (id, vec![new, old])
+}
+
+#[tokio::test]
+async fn the_review_view_has_the_waveform_the_marks_and_every_version() {
+    let s = service();
+    let (id, versions) = ready_with_versions(&s).await;
+    call(&s, "POST /reviews/next", None, VAL1, None, &[]).await;
+    let (status, view) = call(&s, "GET /presales/{id}/review-view", Some(&id), VAL1, None, &[]).await;
+    assert_eq!(status, 200, "{view}");
+    let recording = &view["recording"];
+    assert_eq!(recording["sha256"], versions[0].sha256.as_str());
+    assert_eq!(recording["version_id"], "v2");
+    assert_eq!(recording["duration_ms"], 120_000);
+    assert_eq!(recording["peaks"]["seconds_per_peak"], 0.1);
+    assert_eq!(recording["peaks"]["values"].as_array().map(Vec::len), Some(1200));
+    assert_eq!(recording["peaks"]["values"][255], 255);
+    assert_eq!(
+        recording["marks"],
+        json!([{"kind": "silence", "start_s": 61.0, "end_s": 64.0}])
+    );
+    assert_eq!(recording["received_at"], "2026-11-23T15:25:00Z");
+    assert_eq!(view["other_versions"], 1);
+    assert_eq!(
+        view["versions"],
+        json!([
+            {"version_id": "v2", "sha256": versions[0].sha256, "received_at": "2026-11-23T15:25:00Z",
+             "bytes": 1_920_044, "duration_ms": 120_000, "unreadable": false, "bound": true},
+            {"version_id": "v1", "sha256": "0".repeat(64), "received_at": "2026-11-23T15:20:00Z",
+             "bytes": 1_920_044, "duration_ms": 120_000, "unreadable": false, "bound": false},
+        ])
+    );
+    assert_eq!(view["lease_until"], "2026-11-23T16:10:00Z");
+}
+
+fn played(playback_id: &str, sha256: &str, listened_ms: u64) -> Value {
+    json!({"playback_id": playback_id, "sha256": sha256, "started_at": "2026-11-23T15:58:00Z", "listened_ms": listened_ms})
+}
+
+#[tokio::test]
+async fn a_playback_is_a_note_in_the_audit_once_and_never_a_new_version() {
+    let s = service();
+    let (id, versions) = ready_with_versions(&s).await;
+    let (_, claimed) = call(&s, "POST /reviews/next", None, VAL1, None, &[]).await;
+    let version = claimed["presale"]["version"].as_u64().expect("version");
+    let body = played("play-0001-aaaa", &versions[1].sha256, 30_000);
+    let (status, first) = call(
+        &s,
+        "POST /presales/{id}/playbacks",
+        Some(&id),
+        VAL1,
+        Some(body.clone()),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(
+        (first["version_id"].as_str(), first["note"].as_u64()),
+        (Some("v1"), Some(1))
+    );
+    // The retry of the same request records nothing more; another id is another playback.
+    let (status, again) = call(&s, "POST /presales/{id}/playbacks", Some(&id), VAL1, Some(body), &[]).await;
+    assert_eq!((status, &again), (200, &first));
+    let (status, _) = call(
+        &s,
+        "POST /presales/{id}/playbacks",
+        Some(&id),
+        ("sup-1", "supervisor"),
+        Some(played("play-0002-bbbb", &versions[0].sha256, 90_000)),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, reused) = call(
+        &s,
+        "POST /presales/{id}/playbacks",
+        Some(&id),
+        VAL1,
+        Some(played("play-0001-aaaa", &versions[1].sha256, 31_000)),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (status, reused["errors"][0]["field"].as_str()),
+        (422, Some("playback_id"))
+    );
+    let (status, unknown) = call(
+        &s,
+        "POST /presales/{id}/playbacks",
+        Some(&id),
+        VAL1,
+        Some(played("play-0003-cccc", &"f".repeat(64), 1_000)),
+        &[],
+    )
+    .await;
+    assert_eq!((status, unknown["errors"][0]["field"].as_str()), (422, Some("sha256")));
+    let (status, _) = call(
+        &s,
+        "POST /presales/{id}/playbacks",
+        Some(&id),
+        ("agent-7", "agent"),
+        Some(played("play-0004-dddd", &versions[0].sha256, 1_000)),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 403);
+    // Two notes, the chain verifies, and the decision on the version claimed still goes through.
+    let (_, audit) = call(&s, "GET /presales/{id}/audit", Some(&id), VAL1, None, &[]).await;
+    let plays: Vec<&Value> = audit["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter(|r| r["action"] == "PLAYED")
+        .collect();
+    assert_eq!(plays.len(), 2);
+    assert_eq!(
+        (plays[0]["actor"].as_str(), plays[0]["details"]["listened_ms"].as_u64()),
+        (Some("val-1"), Some(30_000))
+    );
+    assert_eq!(
+        (plays[1]["seq"].as_u64(), plays[1]["note"].as_u64()),
+        (Some(version), Some(2))
+    );
+    assert_eq!(audit["verification"]["verified"], true, "{}", audit["verification"]);
+    let (status, decided) = call(
+        &s,
+        "POST /presales/{id}/review",
+        Some(&id),
+        VAL1,
+        Some(json!({"decision": "approve", "version": version})),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (status, decided["status"].as_str()),
+        (200, Some("APPROVED")),
+        "{decided}"
+    );
+    let (_, audit) = call(&s, "GET /presales/{id}/audit", Some(&id), VAL1, None, &[]).await;
+    assert_eq!(audit["verification"]["verified"], true, "{}", audit["verification"]);
+}
+
+#[tokio::test]
+async fn the_lease_is_renewed_past_half_by_its_holder_without_a_new_version() {
+    let s = service();
+    let id = ready(&s, "c-renew", 50, false).await;
+    let (status, refused) = call(&s, "POST /reviews/{id}/renew", Some(&id), VAL1, None, &[]).await;
+    assert_eq!((status, slug(&refused)), (409, "not-claimed"));
+    let (_, claimed) = call(&s, "POST /reviews/next", None, VAL1, None, &[]).await;
+    let version = claimed["presale"]["version"].as_u64().expect("version");
+    assert_eq!(claimed["lease_until"], "2026-11-23T16:10:00Z");
+    s.clock.advance(time::Duration::minutes(1));
+    let (status, fresh) = call(&s, "POST /reviews/{id}/renew", Some(&id), VAL1, None, &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        fresh,
+        json!({"presale_id": id, "version": version, "lease_until": "2026-11-23T16:10:00Z", "renewed": false})
+    );
+    s.clock.advance(time::Duration::minutes(5));
+    let (status, renewed) = call(&s, "POST /reviews/{id}/renew", Some(&id), VAL1, None, &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (renewed["lease_until"].as_str(), renewed["renewed"].as_bool()),
+        (Some("2026-11-23T16:16:00Z"), Some(true))
+    );
+    let (status, other) = call(&s, "POST /reviews/{id}/renew", Some(&id), VAL2, None, &[]).await;
+    assert_eq!(
+        (status, slug(&other), other["current"]["claimed_by"].as_str()),
+        (409, "claimed-by-other", Some("val-1"))
+    );
+    // Past the old lease end the claim still holds: nobody else gets it.
+    s.clock.advance(time::Duration::minutes(5));
+    let (status, _) = call(&s, "POST /reviews/next", None, VAL2, None, &[]).await;
+    assert_eq!(status, 204);
+    let held = s.presales.held_claim("val-1").await.expect("read").expect("held");
+    assert_eq!(held.lease_until, datetime!(2026-11-23 16:16 UTC));
+    let (_, audit) = call(&s, "GET /presales/{id}/audit", Some(&id), VAL1, None, &[]).await;
+    let renewals = audit["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter(|r| r["action"] == "LEASE_RENEWED")
+        .count();
+    assert_eq!((renewals, &audit["verification"]["verified"]), (1, &json!(true)));
+    let (status, decided) = call(
+        &s,
+        "POST /presales/{id}/review",
+        Some(&id),
+        VAL1,
+        Some(json!({"decision": "approve", "version": version})),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{decided}");
+    // A decision on a version someone else decided says who did, and when.
+    let (status, stale) = call(&s, "POST /reviews/{id}/renew", Some(&id), VAL1, None, &[]).await;
+    assert_eq!((status, slug(&stale)), (409, "invalid-state"));
+    assert_eq!(stale["current"]["decided_by"], "val-1");
+    assert_eq!(stale["current"]["decision"], "approve");
+    assert_eq!(stale["current"]["decided_at"], "2026-11-23T16:11:00Z");
+}

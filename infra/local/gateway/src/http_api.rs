@@ -78,6 +78,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/_local/routes", get(list_routes))
         .route("/_local/functions/{function}/invoke", post(admin_invoke))
         .route("/_local/xray/segments", get(xray_segments).delete(clear_xray_segments))
+        .route("/_local/token", post(dev_token))
         .fallback(api)
         .with_state(state)
 }
@@ -207,6 +208,63 @@ async fn admin_invoke(
         started.elapsed().as_millis()
     );
     response
+}
+
+/// The console's dev sign-in: the token `infra/local/token` prints, for the role asked. Only
+/// on the local gateway (API Gateway has no such route), and only from this machine.
+async fn dev_token(
+    State(state): State<Arc<ApiState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    if let Some(denied) = loopback_only(peer) {
+        return denied;
+    }
+    let problem = |status: StatusCode, detail: &str| {
+        (
+            status,
+            [("content-type", "application/problem+json")],
+            json!({"type": "about:blank", "title": status.canonical_reason(), "status": status.as_u16(), "detail": detail})
+                .to_string(),
+        )
+            .into_response()
+    };
+    let Some(auth) = &state.auth else {
+        return problem(StatusCode::NOT_FOUND, "the template declares no JWT authorizer");
+    };
+    let body = match read_body(request.into_body(), 16 * 1024).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => return problem(StatusCode::PAYLOAD_TOO_LARGE, "the body is over 16 KiB"),
+        Err(BodyError::Read(e)) => return problem(StatusCode::BAD_REQUEST, &e),
+    };
+    let asked = match serde_json::from_slice::<jwt::DevTokenRequest>(&body)
+        .map_err(|e| e.to_string())
+        .and_then(|asked| asked.validated().map_err(|e| e.to_string()))
+    {
+        Ok(asked) => asked,
+        Err(detail) => return problem(StatusCode::BAD_REQUEST, &detail),
+    };
+    match jwt::mint(
+        &state.jwt_secret,
+        auth,
+        &asked.sub,
+        &asked.role,
+        &asked.clients,
+        asked.ttl_secs,
+    ) {
+        Ok(token) => json_response(
+            StatusCode::OK,
+            &json!({
+                "token": token,
+                "token_type": "Bearer",
+                "expires_in": asked.ttl_secs,
+                "role": asked.role,
+                "sub": asked.sub,
+                "clients": asked.clients,
+            }),
+        ),
+        Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
 }
 
 /// Every request that is not an admin endpoint.

@@ -36,6 +36,8 @@ pub enum JwtError {
     Sign(String),
     #[error("invalid token: {0}")]
     Invalid(String),
+    #[error("{0}")]
+    BadRequest(String),
 }
 
 /// What a minted token says. `clients` becomes one space-separated `clients` claim
@@ -131,6 +133,87 @@ pub fn verify(secret: &str, auth: &AuthConfig, token: &str) -> Result<Claims, Jw
         .map_err(|e| JwtError::Invalid(e.to_string()))
 }
 
+/// The roles the back office knows; a dev token names one of them.
+pub const ROLES: [&str; 5] = ["agent", "validator", "supervisor", "finance", "admin"];
+
+/// The longest-lived dev token the console's sign-in mints: a working day.
+pub const MAX_DEV_TTL_SECS: u64 = 8 * 3600;
+
+/// What the console's dev sign-in (`POST /_local/token`) asks for. `clients` is a list or a
+/// comma-separated string, as `infra/local/token --clients` takes it.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevTokenRequest {
+    pub role: String,
+    #[serde(default)]
+    pub sub: Option<String>,
+    #[serde(default)]
+    pub clients: DevClients,
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(untagged)]
+pub enum DevClients {
+    #[default]
+    None,
+    List(Vec<String>),
+    Text(String),
+}
+
+/// A [`DevTokenRequest`] checked: a known role, ids the API would accept, a bounded lifetime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevToken {
+    pub role: String,
+    pub sub: String,
+    pub clients: Vec<String>,
+    pub ttl_secs: u64,
+}
+
+fn id_ok(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@'))
+}
+
+impl DevTokenRequest {
+    pub fn validated(self) -> Result<DevToken, JwtError> {
+        let invalid = |detail: String| Err(JwtError::BadRequest(detail));
+        if !ROLES.contains(&self.role.as_str()) {
+            return invalid(format!("role must be one of {}", ROLES.join(", ")));
+        }
+        let sub = self.sub.unwrap_or_else(|| format!("{}-1", self.role));
+        if !id_ok(&sub) {
+            return invalid("sub is 1-64 letters, digits, '-', '_', '.', ':', '@'".into());
+        }
+        let clients: Vec<String> = match self.clients {
+            DevClients::None => Vec::new(),
+            DevClients::List(list) => list,
+            DevClients::Text(text) => text.split(',').map(str::to_owned).collect(),
+        }
+        .into_iter()
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty())
+        .collect();
+        if clients.len() > 50 || !clients.iter().all(|c| id_ok(c)) {
+            return invalid("clients are up to 50 ids of 1-64 letters, digits, '-', '_', '.', ':', '@'".into());
+        }
+        let ttl_secs = self.ttl_secs.unwrap_or(3600);
+        if !(60..=MAX_DEV_TTL_SECS).contains(&ttl_secs) {
+            return invalid(format!("ttl_secs is 60 to {MAX_DEV_TTL_SECS}"));
+        }
+        Ok(DevToken {
+            role: self.role,
+            sub,
+            clients,
+            ttl_secs,
+        })
+    }
+}
+
 /// Renders a claim as API Gateway does: strings as they are, numbers as their decimal text,
 /// arrays as `[a b c]`, objects as JSON.
 pub fn claim_text(value: &Value) -> String {
@@ -173,6 +256,37 @@ mod tests {
 
     fn clients() -> Vec<String> {
         vec!["acme".into(), "globex".into()]
+    }
+
+    fn dev(body: serde_json::Value) -> Result<DevToken, String> {
+        serde_json::from_value::<DevTokenRequest>(body)
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.validated().map_err(|e| e.to_string()))
+    }
+
+    #[test]
+    fn dev_token_requests_are_validated() {
+        let ok = dev(serde_json::json!({"role": "validator", "sub": "val-1", "clients": ["acme", "globex"]}))
+            .expect("valid");
+        assert_eq!(ok.clients, ["acme", "globex"]);
+        assert_eq!(ok.ttl_secs, 3600);
+        let text = dev(serde_json::json!({"role": "agent", "clients": "acme, globex"})).expect("valid");
+        assert_eq!((text.sub.as_str(), text.clients.len()), ("agent-1", 2));
+        assert!(
+            dev(serde_json::json!({"role": "root"}))
+                .unwrap_err()
+                .contains("role must be one of")
+        );
+        assert!(dev(serde_json::json!({"role": "admin", "sub": "a b"})).is_err());
+        assert!(dev(serde_json::json!({"role": "admin", "clients": ["ac me"]})).is_err());
+        assert!(dev(serde_json::json!({"role": "admin", "ttl_secs": 999_999})).is_err());
+        assert!(dev(serde_json::json!({"role": "admin", "extra": 1})).is_err());
+        let token = mint("s3cret", &auth(), &ok.sub, &ok.role, &ok.clients, ok.ttl_secs).expect("mint");
+        let claims = verify("s3cret", &auth(), &token).expect("verifies");
+        assert_eq!(
+            (claims["role"].as_str(), claims["clients"].as_str()),
+            (Some("validator"), Some("acme globex"))
+        );
     }
 
     #[test]
