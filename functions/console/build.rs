@@ -26,6 +26,9 @@ const TYPES: &[(&str, &str)] = &[
     ("txt", "text/plain; charset=utf-8"),
 ];
 
+/// The largest file served: 4 MiB is 5.6 MB once base64-encoded, under Lambda's 6 MB.
+const MAX_ASSET_BYTES: usize = 4 * 1024 * 1024;
+
 fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -70,6 +73,12 @@ fn main() {
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         encoder.write_all(&raw).expect("gzip in memory");
         let gzip = encoder.finish().expect("gzip in memory");
+        // A Lambda response is at most 6 MB, and its body travels base64-encoded.
+        assert!(
+            raw.len() <= MAX_ASSET_BYTES,
+            "console/{relative} is {} bytes: over the {MAX_ASSET_BYTES} a Lambda response can carry",
+            raw.len()
+        );
         let gz_path = out.join(format!("asset-{i}.gz"));
         std::fs::write(&gz_path, &gzip).unwrap_or_else(|e| panic!("writing {}: {e}", gz_path.display()));
         let digest = hex::encode(&Sha256::digest(&raw)[..12]);

@@ -452,14 +452,31 @@ where
 
     async fn decide(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
         Self::require(principal, &[Role::Validator], "deciding on pre-sales")?;
+        let draft: DecisionDraft = request.json_body(DEFAULT_BODY_LIMIT)?;
+        for _ in 0..NOTE_ATTEMPTS {
+            if let Some(decided) = self.decide_once(request, principal, &draft).await? {
+                return Ok(decided);
+            }
+        }
+        Err(busy())
+    }
+
+    /// One attempt at a decision; `None` when only a note (a playback, a renewal) moved the
+    /// chain's head since the read: the decision is still on the version the validator saw, so
+    /// it is made again on the new head rather than refused as stale.
+    async fn decide_once(
+        &self,
+        request: &ApiRequest,
+        principal: &Principal,
+        draft: &DecisionDraft,
+    ) -> Result<Option<ApiResponse>, ApiError> {
         let StoredPresale {
             mut presale,
             audit_head,
         } = self.load(request, principal).await?;
-        let draft: DecisionDraft = request.json_body(DEFAULT_BODY_LIMIT)?;
         let now = self.clock.now();
         let (version, status) = (presale.version, presale.status);
-        review::decide(&mut presale, &draft, &principal.user_id, now).map_err(|e| review_error(e, &presale))?;
+        review::decide(&mut presale, draft, &principal.user_id, now).map_err(|e| review_error(e, &presale))?;
         let decision = presale.decision.clone();
         let (action, mut details) = match draft.decision {
             DecisionKind::Approve => ("APPROVED", json!({})),
@@ -497,8 +514,36 @@ where
                 presale_id: presale.id.clone(),
             }),
         };
-        self.save_or_conflict(&presale, version, status, &audit, &effects)
-            .await?;
+        match self
+            .presales
+            .save_with(&presale, version, status, &audit, &effects)
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::Conflict(ConflictKind::StaleVersion)) => {
+                let current = self.presales.get(&presale.id).await?;
+                if let Some(current) = &current
+                    && (current.presale.version, current.presale.status) == (version, status)
+                    && current.audit_head != audit_head
+                {
+                    return Ok(None);
+                }
+                return Err(ApiError::Conflict {
+                    slug: "stale-version",
+                    detail: "the pre-sale changed meanwhile; nothing was applied".into(),
+                    current: current.as_ref().map(|c| current_state(&c.presale)),
+                });
+            }
+            Err(StoreError::Conflict(_)) => {
+                let current = self.presales.get(&presale.id).await.ok().flatten();
+                return Err(ApiError::Conflict {
+                    slug: "stale-version",
+                    detail: "the pre-sale changed meanwhile; nothing was applied".into(),
+                    current: current.as_ref().map(|c| current_state(&c.presale)),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
         tracing::info!(presale_id = %presale.id, decision = action, "pre-sale decided");
         ::metrics::counter!("Decisions", "Decision" => action).increment(1);
         self.anchor(&audit).await;
@@ -506,7 +551,7 @@ where
             // Committed already: a failed send is retried by the sweep, never lost.
             relay::send(&self.presales, &self.publisher, &message).await;
         }
-        Ok(ApiResponse::json(200, &presale))
+        Ok(Some(ApiResponse::json(200, &presale)))
     }
 
     /// Anchor a decided chain's head outside the table. The decision is committed already, so a
