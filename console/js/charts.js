@@ -4,9 +4,9 @@
 import { h, s } from './dom.js';
 import { t } from './i18n.js';
 
-const W = 560;
-const H = 200;
-const PAD = { top: 18, right: 10, bottom: 30, left: 46 };
+const W = 380;
+const H = 190;
+const PAD = { top: 18, right: 8, bottom: 28, left: 42 };
 
 /**
  * barChart({id, title, points: [{label, value, raw, display, basis}], axis: v → text}) → <figure>.
@@ -43,7 +43,7 @@ export function barChart({ id, title, points, axis }) {
           s('title', {}, `${p.label}: ${p.display}`)),
         s('text', { x: cx.toFixed(1), y: (top - 4).toFixed(1), 'text-anchor': 'middle', class: 'value' }, p.display));
     } else {
-      group.append(s('text', { x: cx.toFixed(1), y: (PAD.top + plotH - 4).toFixed(1), 'text-anchor': 'middle' }, '–'));
+      group.append(s('text', { x: cx.toFixed(1), y: (PAD.top + plotH - 4).toFixed(1), 'text-anchor': 'middle', class: 'nodata' }, p.display));
     }
     // Label every day while they fit, else about eight of them.
     const every = Math.ceil(points.length / 8);

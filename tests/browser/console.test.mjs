@@ -101,6 +101,7 @@ async function main() {
     await validator(browser);
     await agent(browser);
     await supervisor(browser);
+    await oidc(browser);
   } finally {
     await browser.close();
   }
@@ -352,6 +353,54 @@ async function supervisor(browser) {
   check('the CSV download is the report (header and the day)', /contact_rate/.test(csv.split('\n')[0]) && Object.keys(expected).every((d) => csv.includes(d)), csv.split('\n')[0]);
   await axe(page, 'supervisor');
   await shot(page, '08-supervisor');
+  await context.close();
+}
+
+// ----- OIDC: authorization code + PKCE, against a stand-in identity provider ------------------
+// config.json is answered as on AWS (mode oidc); the IdP's authorize and token endpoints are
+// played by this script (on the console's origin, so the CSP's connect-src holds): it checks
+// the PKCE pair (S256 of the verifier = the challenge), the state and the redirect URI, and
+// issues a token the local gateway accepts (minted by the stack's dev route).
+async function oidc(browser) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  watch(page, 'oidc');
+  const origin = consoleOrigin;
+  const seen = {};
+  await page.route(`${origin}/console/config.json`, (route) => route.fulfill({
+    contentType: 'application/json',
+    body: JSON.stringify({ auth: { mode: 'oidc', issuer: 'https://idp.example.test', authorize_url: `${origin}/_idp/authorize`, token_url: `${origin}/_idp/token`, client_id: 'console-test', scopes: 'openid profile', redirect_path: '/console' }, api_base: '' }),
+  }));
+  await page.route(`${origin}/_idp/authorize**`, (route) => {
+    const url = new URL(route.request().url());
+    Object.assign(seen, Object.fromEntries(url.searchParams));
+    const back = new URL(seen.redirect_uri);
+    back.searchParams.set('code', 'code-123');
+    back.searchParams.set('state', seen.state);
+    return route.fulfill({ status: 302, headers: { Location: back.toString() } });
+  });
+  await page.route(`${origin}/_idp/token`, async (route) => {
+    const form = new URLSearchParams(route.request().postData() || '');
+    const { createHash } = await import('node:crypto');
+    const challenge = createHash('sha256').update(form.get('code_verifier') || '').digest('base64url');
+    seen.exchange = { grant_type: form.get('grant_type'), code: form.get('code'), client_id: form.get('client_id'), redirect_uri: form.get('redirect_uri'), pkce_ok: challenge === seen.code_challenge };
+    const minted = await (await fetch(`${origin}/_local/token`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ role: 'validator', sub: input.validator, clients: [input.client] }),
+    })).json();
+    return route.fulfill({ contentType: 'application/json', body: JSON.stringify({ id_token: minted.token, access_token: minted.token, token_type: 'Bearer', expires_in: 3600 }) });
+  });
+  await page.goto(input.console_url);
+  await ready(page, 'signin');
+  await page.click('#oidc-signin');
+  await ready(page, 'queue');
+  check('OIDC: the authorization request asks for a code with PKCE (S256) and a state', seen.response_type === 'code' && seen.code_challenge_method === 'S256' && seen.code_challenge?.length >= 43 && seen.state && seen.client_id === 'console-test', seen);
+  check('OIDC: the code is exchanged with the verifier of that challenge, for the same redirect URI', seen.exchange?.pkce_ok && seen.exchange.grant_type === 'authorization_code' && seen.exchange.code === 'code-123' && seen.exchange.redirect_uri === `${origin}/console`, seen.exchange);
+  const who = await page.textContent('#who');
+  check('OIDC: signed in as the token says, the code gone from the address bar', who.includes(input.validator) && !page.url().includes('code='), `${who} at ${page.url()}`);
+  await page.goto(`${input.console_url}#/review/${input.presale_id}`);
+  await ready(page, 'review');
+  check('OIDC: the token goes to the API (the approved pre-sale reads back)', (await page.getAttribute('#presale-status', 'data-status')) === 'APPROVED');
   await context.close();
 }
 
