@@ -337,6 +337,9 @@ async fn validators_review_and_supervisors_read_kpis_in_a_real_browser() {
         shots.display()
     );
     eprintln!("axe-core: {}", result["axe"]);
+    if let Some(summary) = stdout.lines().find(|l| l.starts_with("console browser test:")) {
+        eprintln!("{summary}");
+    }
     assert!(
         output.status.success() && result["ok"] == true,
         "the browser test failed: {:#}",

@@ -25,10 +25,13 @@ export function waveform({ peaks, marks = [], durationS, audio, blockingKinds = 
   const x = (seconds) => Math.max(0, Math.min(W, (seconds / total) * W));
 
   // One path: the peaks' upper outline, then the lower one mirrored back.
+  // Scaled to the loudest peak, so a quiet call still shows its shape.
+  let loudest = 1;
+  for (const v of values) if (v > loudest) loudest = v;
   let top = '';
   let bottom = '';
   values.forEach((v, i) => {
-    const half = Math.max(0.5, (Math.min(255, v) / 255) * (H / 2 - 4));
+    const half = Math.max(0.5, (Math.min(loudest, v) / loudest) * (H / 2 - 4));
     const x0 = x(i * step).toFixed(1);
     const x1 = x((i + 1) * step).toFixed(1);
     top += `${i === 0 ? 'M' : 'L'}${x0},${(H / 2 - half).toFixed(1)}L${x1},${(H / 2 - half).toFixed(1)}`;
