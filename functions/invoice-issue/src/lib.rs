@@ -202,21 +202,26 @@ where
         let correlation_id = incoming
             .correlation_id
             .unwrap_or_else(|| request.presale_id.to_string());
-        match self.invoices.invoice_for_sale(&request.sale_id).await? {
-            // A redelivery: the profile is read only if the e-mail is still to be sent.
-            Some(existing) => self.deliver(&request.client_id, &existing, None).await,
-            None => {
-                let profile = self.profile(&request.client_id).await?;
-                let draft = InvoiceDraft::prepare(&request, &profile, self.clock.now())?;
-                match self.issue(&draft, &correlation_id).await? {
-                    // Just written by this worker: delivered from memory, not read back.
-                    Issued::Now(invoice) => {
-                        let stored = StoredInvoice::issued(invoice);
-                        self.deliver_stored(stored, &profile, Lease::Held).await
-                    }
-                    Issued::Before(invoice_id) => self.deliver(&request.client_id, &invoice_id, Some(&profile)).await,
-                }
+        // No read of the sale's guard first: the issuing transaction is conditioned on it, and a
+        // redelivery learns from that condition which invoice the sale has (issue 14).
+        let profile = self.profile(&request.client_id).await?;
+        let draft = match InvoiceDraft::prepare(&request, &profile, self.clock.now()) {
+            Ok(draft) => draft,
+            // A sale invoiced before its client's profile changed still gets its invoice delivered.
+            Err(e) => {
+                return match self.invoices.invoice_for_sale(&request.sale_id).await? {
+                    Some(existing) => self.deliver(&request.client_id, &existing, Some(&profile)).await,
+                    None => Err(e.into()),
+                };
             }
+        };
+        match self.issue(&draft, &correlation_id).await? {
+            // Just written by this worker: delivered from memory, not read back.
+            Issued::Now(invoice) => {
+                let stored = StoredInvoice::issued(invoice);
+                self.deliver_stored(stored, &profile, Lease::Held).await
+            }
+            Issued::Before(invoice_id) => self.deliver(&request.client_id, &invoice_id, Some(&profile)).await,
         }
     }
 
