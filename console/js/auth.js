@@ -17,7 +17,11 @@ function readStored(key) {
 export async function loadConfig() {
   if (config) return config;
   const response = await fetch('/console/config.json', { cache: 'no-store', headers: { Accept: 'application/json' } });
-  if (!response.ok) throw new Error(`config.json: HTTP ${response.status}`);
+  if (!response.ok) {
+    // A misconfigured sign-in answers 503 problem+json: its detail says what is missing.
+    const problem = await response.json().catch(() => ({}));
+    throw new Error(problem.detail || `config.json: HTTP ${response.status}`);
+  }
   const raw = await response.json();
   config = normalize(raw);
   return config;
