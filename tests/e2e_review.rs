@@ -1020,3 +1020,71 @@ async fn the_console_is_served_and_its_review_screen_calls_work_end_to_end() {
         audit.body["verification"]
     );
 }
+
+/// Playbacks posted while the validator decides (the console sends one when the audio stops,
+/// which may be the moment the decision key is pressed): the decision on the version claimed
+/// goes through, every note lands on one unbroken chain, and none is recorded twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn playbacks_racing_a_decision_never_fork_the_chain_or_make_it_stale() {
+    let d = desk().await;
+    let (id, bytes) = d.ready_presale(12).await;
+    let val = d.validator("val-race");
+    let claimed = d.post(&val, "/reviews/next", None).await;
+    assert_eq!(
+        claimed.body["presale"]["id"].as_str(),
+        Some(id.as_str()),
+        "{:?}",
+        claimed.body
+    );
+    let version = claimed.body["presale"]["version"].as_u64().expect("version");
+    let sha = hex::encode(Sha256::digest(&bytes));
+    let started = (time::OffsetDateTime::now_utc() - time::Duration::seconds(20))
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format");
+    let plays: Vec<Value> = (0..4)
+        .map(|n| json!({"playback_id": unique("race"), "sha256": sha, "started_at": started, "listened_ms": 1_000 * (n + 1)}))
+        .collect();
+    let mut requests: Vec<reqwest::RequestBuilder> = plays
+        .iter()
+        .map(|p| {
+            d.env
+                .as_caller(&val, "POST", &format!("/presales/{id}/playbacks"))
+                .json(p)
+        })
+        .collect();
+    requests.push(
+        d.env
+            .as_caller(&val, "POST", &format!("/presales/{id}/review"))
+            .json(&json!({"decision": "approve", "version": version, "override_reason": "escuchado"})),
+    );
+    let replies = send_concurrently(requests).await;
+    let decided = replies.last().expect("the decision");
+    assert_eq!(decided.status, 200, "{:?}", decided.body);
+    let recorded = replies[..plays.len()].iter().filter(|r| r.status == 201).count();
+    for reply in &replies[..plays.len()] {
+        assert!(matches!(reply.status, 201 | 409), "{} {:?}", reply.status, reply.body);
+    }
+    // What was refused as busy is sent again, as the console does: recorded once.
+    for (play, reply) in plays.iter().zip(&replies) {
+        if reply.status == 409 {
+            let again = d
+                .env
+                .send(
+                    d.env
+                        .as_caller(&val, "POST", &format!("/presales/{id}/playbacks"))
+                        .json(play),
+                )
+                .await;
+            assert_eq!(again.status, 201, "{:?}", again.body);
+        }
+    }
+    let audit = d
+        .env
+        .send(d.env.as_caller(&val, "GET", &format!("/presales/{id}/audit")))
+        .await;
+    assert_eq!(audit.body["verification"]["verified"], true, "{:?}", audit.body);
+    let records = audit.body["records"].as_array().expect("records");
+    let played = records.iter().filter(|r| r["action"] == "PLAYED").count();
+    let approved = records.iter().filter(|r| r["action"] == "APPROVED").count();
+    assert_eq!((played, approved), (plays.len(), 1), "{recorded} recorded at first");
+}
