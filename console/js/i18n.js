@@ -440,6 +440,8 @@ let current = (() => {
 })();
 
 export const languages = Object.keys(TABLES);
+/** The tables themselves (the browser test checks both languages have every key used). */
+export const tables = TABLES;
 export const lang = () => current;
 export const locale = () => (current === 'es' ? 'es-PE' : 'en-US');
 

@@ -13,7 +13,7 @@
 // the supervisor's charts show the day's numbers; axe-core finds no serious or critical
 // violation on any screen; a screenshot of each screen is saved.
 
-import { readFileSync, mkdirSync, existsSync } from 'node:fs';
+import { readFileSync, readdirSync, mkdirSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -88,8 +88,26 @@ async function signIn(page, { role, sub, clients }) {
   await page.click('#signin-submit');
 }
 
+// Every string key the console uses is in both languages' tables, and the tables match.
+async function strings() {
+  const consoleDir = join(here, '..', '..', 'console', 'js');
+  const { tables } = await import(join(consoleDir, 'i18n.js'));
+  const es = Object.keys(tables.es);
+  const en = new Set(Object.keys(tables.en));
+  check('the Spanish and English tables have the same keys', es.length === en.size && es.every((k) => en.has(k)),
+    { only_es: es.filter((k) => !en.has(k)), only_en: [...en].filter((k) => !tables.es[k]) });
+  const used = new Set();
+  for (const file of readdirSync(consoleDir).filter((f) => f.endsWith('.js'))) {
+    const text = readFileSync(join(consoleDir, file), 'utf8');
+    for (const m of text.matchAll(/\bt\('([a-z_]+(?:\.[A-Za-z_]+)+)'/g)) used.add(m[1]);
+  }
+  const missing = [...used].filter((k) => !(k in tables.es));
+  check('every string the screens use is translated', missing.length === 0, missing.length ? missing : `${used.size} keys`);
+}
+
 async function main() {
   mkdirSync(SHOTS, { recursive: true });
+  await strings();
   if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}`);
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -159,6 +177,10 @@ async function validator(browser) {
   await axe(page, 'queue');
   await shot(page, '02-queue');
 
+  const renewals = [];
+  page.on('response', (response) => {
+    if (/\/reviews\/[^/]+\/renew$/.test(new URL(response.url()).pathname)) renewals.push(response.status());
+  });
   await page.click('#claim-next');
   await ready(page, 'review');
   const claimToReady = await page.evaluate(() => {
@@ -190,6 +212,8 @@ async function validator(browser) {
   check("the findings' time marks are drawn on it", input.mark_kinds.every((k) => marks.includes(k)) && marks.length === input.mark_kinds.length, marks);
   const lease = await page.textContent('#lease');
   check('the lease is shown as a countdown', /\d+:\d\d/.test(lease), lease);
+  for (let i = 0; i < 50 && !renewals.length; i += 1) await page.waitForTimeout(100);
+  check('the lease is renewed while the screen is open (POST /reviews/{id}/renew)', renewals[0] === 200, renewals);
 
   // Clicking a mark on the waveform, or its button under it, seeks the audio there.
   if (marks.length) {
