@@ -526,6 +526,7 @@ where
                     && (current.presale.version, current.presale.status) == (version, status)
                     && current.audit_head != audit_head
                 {
+                    tracing::info!(presale_id = %presale.id, "a note moved the audit head meanwhile: deciding again on it");
                     return Ok(None);
                 }
                 return Err(ApiError::Conflict {

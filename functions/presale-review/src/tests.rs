@@ -774,3 +774,51 @@ async fn the_lease_is_renewed_past_half_by_its_holder_without_a_new_version() {
     assert_eq!(stale["current"]["decision"], "approve");
     assert_eq!(stale["current"]["decided_at"], "2026-11-23T16:11:00Z");
 }
+
+#[tokio::test]
+async fn a_decision_raced_by_a_playback_note_is_made_on_the_new_head_not_refused() {
+    let s = service();
+    let id = ready(&s, "c-race", 50, false).await;
+    let (_, claimed) = call(&s, "POST /reviews/next", None, VAL1, None, &[]).await;
+    let version = claimed["presale"]["version"].as_u64().expect("version");
+    // A playback commits between the decision's read and its write.
+    let stored = s
+        .presales
+        .get(&PresaleId::parse(&id).expect("id"))
+        .await
+        .expect("get")
+        .expect("stored");
+    let note = AuditEntry::presale_note(
+        &stored.presale,
+        1,
+        s.clock.now(),
+        &Actor::new("sup-1", "supervisor"),
+        "PLAYED",
+    )
+    .details(json!({"listened_ms": 5_000}))
+    .seal(&stored.audit_head);
+    s.presales.note_before_next_save(note);
+    let (status, decided) = call(
+        &s,
+        "POST /presales/{id}/review",
+        Some(&id),
+        VAL1,
+        Some(json!({"decision": "approve", "version": version})),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (status, decided["status"].as_str()),
+        (200, Some("APPROVED")),
+        "{decided}"
+    );
+    let (_, audit) = call(&s, "GET /presales/{id}/audit", Some(&id), VAL1, None, &[]).await;
+    let actions: Vec<&str> = audit["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter_map(|r| r["action"].as_str())
+        .collect();
+    assert_eq!(actions[actions.len() - 2..], ["PLAYED", "APPROVED"]);
+    assert_eq!(audit["verification"]["verified"], true, "{}", audit["verification"]);
+}

@@ -957,11 +957,21 @@ mod memory {
     #[derive(Default)]
     pub struct MemoryPresaleStore {
         state: Mutex<PresaleState>,
+        /// A note another request commits right before the next `save_with` (a race).
+        racing_note: Mutex<Option<AuditRecord>>,
     }
 
     impl MemoryPresaleStore {
         pub fn new() -> Self {
             Self::default()
+        }
+
+        /// Test hook: `note` (chained on the head at that moment) is appended just before the
+        /// next `save_with` runs, as a playback committed between a handler's read and write.
+        pub fn note_before_next_save(&self, note: AuditRecord) {
+            if let Ok(mut racing) = self.racing_note.lock() {
+                *racing = Some(note);
+            }
         }
 
         /// Test hook: overwrite a stored pre-sale as if another writer had changed it.
@@ -1022,6 +1032,12 @@ mod memory {
             effects: &Effects,
         ) -> Result<(), StoreError> {
             let mut state = self.state.lock().map_err(poisoned)?;
+            if let Some(note) = self.racing_note.lock().map_err(poisoned)?.take()
+                && let Some(stored) = state.presales.get_mut(&presale.id)
+            {
+                stored.audit_head = note.hash.clone();
+                state.audit.entry(presale.id.clone()).or_default().push(note);
+            }
             if let Some(message) = &effects.outbox
                 && state.outbox.contains(&message.message_id)
             {
