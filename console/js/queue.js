@@ -97,7 +97,7 @@ export async function queueView(root) {
   };
   const filter = h('form', { class: 'row', onsubmit: (e) => { e.preventDefault(); show(); } },
     h('div', {}, h('label', { for: 'queue-campaigns' }, t('queue.campaigns')), campaigns),
-    h('button', { type: 'submit', class: 'secondary' }, t('queue.show')));
+    h('button', { type: 'submit', class: 'secondary', id: 'queue-waiting-show' }, t('queue.show')));
 
   root.append(
     h('h1', {}, t('queue.title')),

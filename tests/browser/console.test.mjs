@@ -174,6 +174,12 @@ async function validator(browser) {
   await ready(page, 'queue');
   check('the validator lands on the queue', await page.isVisible('#claim-next'));
   check('the validator is offered the review queue, not supervision', (await page.$('#nav a[href="#/queue"]')) !== null && (await page.$('#nav a[href="#/supervisor"]')) === null);
+  // What is waiting in the campaign, riskiest first.
+  await page.fill('#queue-campaigns', input.campaign);
+  await page.click('#queue-waiting-show');
+  await page.waitForSelector('#queue-waiting table tbody tr', { timeout: 10_000 });
+  const waitingIds = await page.$$eval('#queue-waiting tbody tr', (rows) => rows.map((r) => r.dataset.id));
+  check('the queue lists what is waiting, riskiest first', waitingIds.length === 3 && waitingIds[0] === input.presale_id, waitingIds);
   await axe(page, 'queue');
   await shot(page, '02-queue');
 
@@ -306,6 +312,13 @@ async function validator(browser) {
   check('a stale decision (409) shows what changed', now.includes(input.returned_label), now);
   await axe(page, 'review-stale');
   await shot(page, '05-review-stale');
+  // The same screen in English.
+  await page.click('#lang');
+  await ready(page, 'review');
+  const title = await page.textContent('#review-title');
+  check('the review screen in English', title.startsWith('Pre-sale review') && (await page.getAttribute('html', 'lang')) === 'en', title);
+  await shot(page, '05-review-en');
+  await page.click('#lang');
   await context.close();
 }
 
