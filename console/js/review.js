@@ -348,7 +348,7 @@ export async function reviewView(root, id) {
       h('p', {}, h('strong', {}, t('review.stale')), ' ', error.problem.detail || ''),
       h('table', {},
         h('caption', {}, t('review.stale.what')),
-        h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, ''), h('th', { scope: 'col' }, t('review.stale.seen')), h('th', { scope: 'col' }, t('review.stale.now')))),
+        h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, t('review.stale.field'))), h('th', { scope: 'col' }, t('review.stale.seen')), h('th', { scope: 'col' }, t('review.stale.now')))),
         h('tbody', {},
           h('tr', {}, h('th', { scope: 'row' }, t('review.status')), h('td', {}, t(`status.${seenStatus}`)), h('td', { id: 'stale-status' }, now.status ? t(`status.${now.status}`) : t('common.none'))),
           h('tr', {}, h('th', { scope: 'row' }, t('review.version')), h('td', {}, String(seenVersion)), h('td', { id: 'stale-version' }, String(now.version ?? t('common.none')))),
@@ -398,6 +398,19 @@ export async function reviewView(root, id) {
     } catch (error) {
       if (error instanceof ApiProblem && error.status === 409) {
         showStale(error, seenVersion, seenStatus);
+        // The screen now says what is: the current status, no lease, the audit as it stands.
+        const now = error.problem.current || {};
+        if (now.status) {
+          statusText.textContent = t(`status.${now.status}`);
+          statusText.dataset.status = now.status;
+        }
+        if (now.version !== undefined) versionText.textContent = String(now.version);
+        if (now.status && now.status !== 'READY_FOR_REVIEW') {
+          decided = true;
+          release.hidden = true;
+          tick();
+        }
+        await refreshAudit();
       } else {
         setEnabled(true);
         showProblem(error);

@@ -310,6 +310,8 @@ async function validator(browser) {
   await page.waitForSelector('#stale', { timeout: 10_000 });
   const now = await page.textContent('#stale-status');
   check('a stale decision (409) shows what changed', now.includes(input.returned_label), now);
+  await page.waitForSelector('#audit tr[data-action="RETURNED"]', { timeout: 10_000 });
+  check('and the screen says what is now (status, audit)', (await page.getAttribute('#presale-status', 'data-status')) === 'NEEDS_CORRECTION');
   await axe(page, 'review-stale');
   await shot(page, '05-review-stale');
   // The same screen in English.
