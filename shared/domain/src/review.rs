@@ -338,9 +338,9 @@ impl PlaybackDraft {
                 found
             }
         };
-        // A clock a little ahead is tolerated; a playback in the future, or longer than the time
-        // since it started, is not.
-        let slack = time::Duration::minutes(1);
+        // A browser's clock a few minutes off is tolerated; a playback in the future, or longer
+        // than the time since it started, is not.
+        let slack = time::Duration::minutes(5);
         if self.started_at > now + slack {
             errors.push(Invalid::new("in_future", "started_at is in the future").at("started_at"));
         }
