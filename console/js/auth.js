@@ -62,8 +62,8 @@ function normalize(raw) {
 export function decodeClaims(token) {
   try {
     const part = token.split('.')[1];
-    const json = atob(part.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(part.length / 4) * 4, '='));
-    return JSON.parse(decodeURIComponent(escape(json)));
+    const binary = atob(part.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(part.length / 4) * 4, '='));
+    return JSON.parse(new TextDecoder().decode(Uint8Array.from(binary, (c) => c.charCodeAt(0))));
   } catch {
     return {};
   }

@@ -438,7 +438,8 @@ export async function reviewView(root, id) {
       return;
     }
     const key = event.key.toLowerCase();
-    const onControl = event.target instanceof Element && ['BUTTON', 'A', 'AUDIO', 'SUMMARY'].includes(event.target.tagName);
+    // Space keeps its own meaning on controls (a button, a checkbox, a radio, the player).
+    const onControl = event.target instanceof Element && ['BUTTON', 'A', 'AUDIO', 'SUMMARY', 'INPUT'].includes(event.target.tagName);
     if ((key === ' ' && !onControl) || key === 'k') {
       if (!audio) return;
       event.preventDefault();

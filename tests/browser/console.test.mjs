@@ -299,7 +299,14 @@ async function validator(browser) {
     return (await fetch(`/presales/${id}/review`, { method: 'POST', headers, body: JSON.stringify(body) })).status;
   }, second);
   check('decided in another tab', elsewhere === 200, elsewhere);
+  // r opens the rejection reasons; Space ticks one (it does not play the audio there).
   await page.focus('#review-title');
+  await page.keyboard.press('r');
+  const reasonFocus = await page.evaluate(() => document.activeElement?.name);
+  await page.keyboard.press(' ');
+  const ticked = await page.evaluate(() => document.activeElement?.checked);
+  const paused = await page.evaluate(() => document.querySelector('#player').paused);
+  check('r moves to the rejection reasons and Space ticks one', reasonFocus === 'reason-reject' && ticked && paused, { reasonFocus, ticked, paused });
   await page.keyboard.press('a');
   if (await page.evaluate(() => document.activeElement?.id) === 'override-reason') {
     await page.keyboard.type('Revisada');
