@@ -218,7 +218,11 @@ where
         }
         let paper = Paper::CreditNote(&stored.note);
         let submitted = async {
-            let (mut record, xml) = self.electronic_document(paper, stored.electronic.as_ref()).await?;
+            // Notes are read from the store, not carried from their issue: a note without a
+            // record may have been signed by an attempt that stopped.
+            let (mut record, xml) = self
+                .electronic_document(paper, stored.electronic.as_ref(), false)
+                .await?;
             let mut cdr = None;
             if record.status == ElectronicStatus::PendingSubmission {
                 cdr = self.submit(paper, &mut record, &xml).await?;

@@ -392,7 +392,9 @@ where
             }
             EmailClaim::Busy => return Err(IssueError::EmailInProgress(invoice_id.to_owned())),
         }
-        match self.deliver_claimed(&stored, profile).await {
+        // Issued by this very attempt (its lease taken by the issuing write): nothing was signed.
+        let fresh = matches!(lease, Lease::Held);
+        match self.deliver_claimed(&stored, profile, fresh).await {
             Ok(outcome) => Ok(outcome),
             Err(e) => {
                 self.release(&stored, &e.to_string()).await;
@@ -401,10 +403,17 @@ where
         }
     }
 
-    async fn deliver_claimed(&self, stored: &StoredInvoice, profile: &BillingProfile) -> Result<Outcome, IssueError> {
+    async fn deliver_claimed(
+        &self,
+        stored: &StoredInvoice,
+        profile: &BillingProfile,
+        fresh: bool,
+    ) -> Result<Outcome, IssueError> {
         let (client_id, invoice_id) = (&stored.invoice.client_id, &stored.invoice.invoice_id);
         let paper = Paper::Invoice(&stored.invoice);
-        let (mut record, xml) = self.electronic_document(paper, stored.electronic.as_ref()).await?;
+        let (mut record, xml) = self
+            .electronic_document(paper, stored.electronic.as_ref(), fresh)
+            .await?;
         let mut cdr = None;
         if record.status == ElectronicStatus::PendingSubmission {
             cdr = self.submit(paper, &mut record, &xml).await?;
@@ -458,23 +467,44 @@ where
     }
 
     /// The document's signed XML and its record: built, signed and stored the first time, read
-    /// back afterwards (the stored file is the document SUNAT knows).
+    /// back afterwards (the stored file is the document SUNAT knows). The XML is always stored
+    /// before it is submitted, under a key its number decides; its record is written with
+    /// SUNAT's answer (or the failed submission), not before: one write less per document
+    /// (issue 14). So a document with no record may still have been signed and even submitted
+    /// by an attempt that stopped: unless `fresh` (issued by this very attempt), its stored XML
+    /// is looked for and reused.
     async fn electronic_document(
         &self,
         paper: Paper<'_>,
         existing: Option<&ElectronicRecord>,
+        fresh: bool,
     ) -> Result<(ElectronicRecord, Vec<u8>), IssueError> {
         if let Some(record) = existing
             && let Some(xml) = self.documents.get(&record.xml_key).await?
         {
             return Ok((record.clone(), xml));
         }
-        let credentials = self.keys.credentials(paper.ruc(), false).await?;
-        let signed = sunat_ubl::sign(&paper.build_xml()?, &credentials.signer)?;
         let stem = paper.file_stem();
+        let xml_key = paper.document_key(&format!("{stem}.xml"));
+        let stored = match (existing, fresh) {
+            (None, false) => self.documents.get(&xml_key).await?,
+            _ => None,
+        };
+        let signed = match stored {
+            Some(xml) => sunat_ubl::read_signed(&xml)?,
+            None => {
+                let credentials = self.keys.credentials(paper.ruc(), false).await?;
+                let signed = sunat_ubl::sign(&paper.build_xml()?, &credentials.signer)?;
+                self.documents
+                    .put(&xml_key, signed.xml.clone(), "application/xml")
+                    .await?;
+                tracing::info!(document = %paper.label(), file = %stem, "electronic document signed");
+                signed
+            }
+        };
         let record = ElectronicRecord {
             status: ElectronicStatus::PendingSubmission,
-            xml_key: paper.document_key(&format!("{stem}.xml")),
+            xml_key,
             xml_sha256: hex::encode(Sha256::digest(&signed.xml)),
             file_stem: stem,
             digest_value: signed.digest_value,
@@ -486,11 +516,6 @@ where
             last_error: None,
             answered_at: None,
         };
-        self.documents
-            .put(&record.xml_key, signed.xml.clone(), "application/xml")
-            .await?;
-        self.record(paper, &record).await?;
-        tracing::info!(document = %paper.label(), file = %record.file_stem, "electronic document signed");
         Ok((record, signed.xml))
     }
 

@@ -1165,3 +1165,55 @@ async fn a_billing_run_without_its_evidence_is_not_emailed_yet() {
     assert!(matches!(outcome, Outcome::Delivered { ref invoice_id, .. } if invoice_id == "F900-00000001"));
     assert_eq!(w.invoices.all().len(), 1);
 }
+
+#[tokio::test]
+async fn a_document_signed_by_an_attempt_that_stopped_is_submitted_as_stored_not_signed_again() {
+    use backoffice_domain::audit::{Actor, AuditEntry, GENESIS_HASH};
+
+    let w = world();
+    let request = invoice_request("P-9", "acme");
+    let invoice = InvoiceDraft::prepare(&request, &billing_profile("acme"), w.clock.now())
+        .and_then(|d| d.numbered(1))
+        .unwrap();
+    let audit = AuditEntry::new(
+        &invoice.invoice_id,
+        1,
+        invoice.issued_at,
+        &Actor::system("t"),
+        "ISSUED",
+        "ISSUED",
+    )
+    .seal(GENESIS_HASH);
+    w.invoices.issue(&invoice, &audit).await.unwrap();
+    // An earlier attempt signed and stored the XML, then stopped before SUNAT's answer was
+    // recorded (its record is written with the answer). Its digest differs from a new
+    // signature's: a line break before the first cbc:ID is part of the signed content.
+    let paper = crate::credit::Paper::Invoice(&invoice);
+    let earlier = sunat_ubl::sign(
+        &paper.build_xml().unwrap().replacen("<cbc:ID>", "\n<cbc:ID>", 1),
+        &credentials().signer,
+    )
+    .unwrap();
+    let anew = sunat_ubl::sign(&paper.build_xml().unwrap(), &credentials().signer).unwrap();
+    assert_ne!(earlier.digest_value, anew.digest_value, "the test tells them apart");
+    let stem = paper.file_stem();
+    w.documents
+        .put(
+            &paper.document_key(&format!("{stem}.xml")),
+            earlier.xml.clone(),
+            "application/xml",
+        )
+        .await
+        .unwrap();
+
+    let outcome = w.issuer.deliver("acme", &invoice.invoice_id, None).await.unwrap();
+    assert!(matches!(outcome, Outcome::Delivered { .. }), "{outcome:?}");
+    let stored = w.invoices.load("acme", &invoice.invoice_id).await.unwrap().unwrap();
+    let electronic = stored.electronic.unwrap();
+    assert_eq!(electronic.status, ElectronicStatus::Accepted);
+    assert_eq!(
+        electronic.digest_value, earlier.digest_value,
+        "the stored document, which SUNAT may know, not a new signature"
+    );
+    assert_eq!(electronic.xml_sha256, hex::encode(Sha256::digest(&earlier.xml)));
+}

@@ -24,7 +24,7 @@ use backoffice_domain::invoice::DocumentKind;
 pub use backoffice_domain::credit_note::CreditNote;
 pub use backoffice_domain::invoice::Invoice;
 pub use document::{Affectation, build_credit_note, build_invoice};
-pub use signature::{C14N_METHOD, DIGEST_METHOD, SIGNATURE_ID, SIGNATURE_METHOD, Signed, Signer, sign};
+pub use signature::{C14N_METHOD, DIGEST_METHOD, SIGNATURE_ID, SIGNATURE_METHOD, Signed, Signer, read_signed, sign};
 
 /// Catalog 01: the type code of a factura.
 pub const FACTURA: &str = "01";

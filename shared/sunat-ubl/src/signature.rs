@@ -87,6 +87,18 @@ pub fn sign(xml: &str, signer: &Signer) -> Result<Signed, UblError> {
     })
 }
 
+/// A document [`sign`] signed earlier, read back (its stored copy): the same [`Signed`], so a
+/// retry submits and prints exactly the document SUNAT may already know.
+pub fn read_signed(xml: &[u8]) -> Result<Signed, UblError> {
+    let text = std::str::from_utf8(xml).map_err(|e| UblError::NotSignable(format!("not UTF-8: {e}")))?;
+    let (digest_value, signature_value) = values(text)?;
+    Ok(Signed {
+        xml: xml.to_vec(),
+        digest_value,
+        signature_value,
+    })
+}
+
 /// `xml` with the signature template in its empty `ext:ExtensionContent`, every other byte
 /// as it was (events are copied raw: no re-escaping, no re-indenting).
 fn with_template(xml: &str) -> Result<String, UblError> {

@@ -559,6 +559,9 @@ fn check_signed(name: &str, xml: &str, totals: &Totals) {
     assert!(text.contains(&format!("<ds:DigestValue>{}</ds:DigestValue>", signed.digest_value)));
     assert_eq!(signed.digest_value.len(), 44, "{}", signed.digest_value);
     assert!(!signed.signature_value.is_empty());
+    // Read back from its stored bytes, it is the same signed document.
+    assert_eq!(crate::read_signed(&signed.xml).expect("read back"), signed);
+    assert!(crate::read_signed(b"<Invoice/>").is_err(), "an unsigned document");
     assert!(text.contains("<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\" Id=\"SignatureSP\">"));
     assert!(text.contains("<ds:X509Certificate>"));
     // Still the same document around the signature.
