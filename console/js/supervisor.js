@@ -29,15 +29,35 @@ function stat(label, value, id) {
 
 async function queueSection(campaign) {
   const { items, more } = await waiting(campaign);
-  const ages = items.map((p) => ageSeconds(p)).filter((a) => a !== null);
-  const oldest = ages.length ? Math.max(...ages) : null;
+  const ages = items.map((p) => ageSeconds(p));
+  const known = ages.filter((a) => a !== null);
+  const oldest = known.length ? Math.max(...known) : null;
+  // How long they have waited, by risk: the supervisor's "is the queue keeping up?".
+  const BUCKETS = [[15 * 60, '< 15 min'], [3600, '15–60 min'], [4 * 3600, '1–4 h'], [Infinity, '> 4 h']];
+  const bucketOf = (age) => BUCKETS.findIndex(([limit]) => age < limit);
+  const high = (p) => (p.risk_score ?? 0) >= 40;
+  const counts = BUCKETS.map(() => ({ high: 0, other: 0 }));
+  items.forEach((p, i) => {
+    const age = ages[i] ?? 0;
+    counts[bucketOf(age)][high(p) ? 'high' : 'other'] += 1;
+  });
   return h('section', { class: 'card', 'aria-labelledby': `queue-${campaign}`, dataset: { campaign } },
     h('h2', { id: `queue-${campaign}` }, `${t('sup.queue')}: ${campaign}`),
     h('dl', { class: 'facts' },
       stat(t('sup.queue.size'), `${items.length}${more ? '+' : ''}`, `queue-size-${campaign}`),
       stat(t('sup.queue.oldest'), oldest === null ? null : fmtDuration(oldest)),
       stat(t('sup.queue.claimed'), items.filter((p) => p.claim).length),
-      stat(t('sup.queue.high'), items.filter((p) => (p.risk_score ?? 0) >= 40).length)));
+      stat(t('sup.queue.high'), items.filter(high).length)),
+    h('table', { class: 'queue-ages' },
+      h('caption', {}, t('sup.queue.ages')),
+      h('thead', {}, h('tr', {},
+        h('th', { scope: 'col' }, t('sup.queue.age')),
+        h('th', { scope: 'col', class: 'num' }, t('sup.queue.high')),
+        h('th', { scope: 'col', class: 'num' }, t('sup.queue.other')))),
+      h('tbody', {}, BUCKETS.map(([, label], i) => h('tr', {},
+        h('th', { scope: 'row' }, label),
+        h('td', { class: 'num' }, String(counts[i].high)),
+        h('td', { class: 'num' }, String(counts[i].other)))))));
 }
 
 async function metricsSection(campaign, day) {

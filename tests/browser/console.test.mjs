@@ -389,6 +389,8 @@ async function supervisor(browser) {
   check('each chart has its table', tableRows === seen.length, `${tableRows} rows for ${seen.length} points`);
   const queueSize = await page.getAttribute(`#queue-size-${campaign}`, 'data-value');
   check('the queue size of the campaign is shown', queueSize !== null && queueSize === String(input.queue_size), queueSize);
+  const byAge = await page.$$eval('table.queue-ages tbody td', (cells) => cells.reduce((sum, c) => sum + Number(c.textContent), 0));
+  check('the queue by age and risk adds up to its size', byAge === input.queue_size, byAge);
   const reviewed = await page.getAttribute(`#metrics-reviewed-${campaign}`, 'data-value');
   check("the validators' metrics of the day are shown", reviewed === String(input.reviewed_today), reviewed);
   // The CSV is the API's own.
