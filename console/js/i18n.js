@@ -478,11 +478,13 @@ export function fmtPercent(ratio, digits = 2) {
   return new Intl.NumberFormat(locale(), { style: 'percent', minimumFractionDigits: digits, maximumFractionDigits: digits }).format(ratio);
 }
 export function fmtDateTime(value) {
+  if (value === null || value === undefined || value === '') return t('common.none');
   const d = new Date(value);
   if (Number.isNaN(d.getTime())) return String(value ?? '');
   return new Intl.DateTimeFormat(locale(), { dateStyle: 'short', timeStyle: 'medium' }).format(d);
 }
 export function fmtTime(value) {
+  if (value === null || value === undefined || value === '') return t('common.none');
   const d = new Date(value);
   if (Number.isNaN(d.getTime())) return String(value ?? '');
   return new Intl.DateTimeFormat(locale(), { timeStyle: 'medium' }).format(d);
