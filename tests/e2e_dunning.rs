@@ -15,7 +15,7 @@ async fn dun(env: &TestEnv, date: Date) -> Value {
     let reply = env
         .send(
             env.request("POST", "/_local/functions/DunningFunction/invoke")
-                .json(&json!({"source": "aws.scheduler", "date": date.to_string()})),
+                .json(&json!({"date": date.to_string()})),
         )
         .await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);

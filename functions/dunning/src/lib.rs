@@ -12,7 +12,7 @@
 
 pub mod email;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::{Date, Duration, OffsetDateTime};
 
@@ -38,9 +38,9 @@ const MARK_TRIES: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RunError {
-    /// The event's `date` is not `YYYY-MM-DD`.
-    #[error("\"date\" must be a date YYYY-MM-DD: {0}")]
-    BadDate(String),
+    /// The event is not `{"date": "YYYY-MM-DD", "client_id": …}` (both optional).
+    #[error("the run's request is {{\"date\": \"YYYY-MM-DD\", \"client_id\": …}}, both optional: {0}")]
+    BadRequest(String),
     /// The directory could not be read: nothing was done.
     #[error("client directory: {0}")]
     Directory(StoreError),
@@ -50,31 +50,25 @@ pub enum RunError {
 }
 
 /// What one invocation is asked: the schedule sends `{}` (today, every client); an operator or
-/// a test may name the day (`{"date": "2026-12-31"}`) and one client (`"client_id"`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// a test may name the day (`{"date": "2026-12-31"}`) and one client (`"client_id"`). Read with
+/// `backoffice_edge::schedule::request`, like every scheduled function's: a misspelt field is an
+/// error, not a silently wider run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RunRequest {
+    #[serde(default, with = "backoffice_domain::wire::date_option")]
     pub date: Option<Date>,
+    #[serde(default)]
     pub client_id: Option<String>,
 }
 
 impl RunRequest {
-    /// Tolerant of whatever else the scheduler's event carries.
     pub fn from_event(payload: &Value) -> Result<Self, RunError> {
-        let date = match payload.get("date") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(raw)) => Some(
-                Date::parse(raw.trim(), time::macros::format_description!("[year]-[month]-[day]"))
-                    .map_err(|_| RunError::BadDate(raw.clone()))?,
-            ),
-            Some(other) => return Err(RunError::BadDate(other.to_string())),
-        };
-        let client_id = payload
-            .get("client_id")
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .map(str::to_owned);
-        Ok(Self { date, client_id })
+        let mut request: RunRequest =
+            backoffice_edge::schedule::request(payload).map_err(|e| RunError::BadRequest(e.to_string()))?;
+        // A blank client names none: every client.
+        request.client_id = request.client_id.map(|c| c.trim().to_owned()).filter(|c| !c.is_empty());
+        Ok(request)
     }
 }
 

@@ -353,15 +353,26 @@ async fn without_a_date_the_run_is_on_the_client_s_local_day() {
 fn the_event_names_a_day_and_a_client_or_nothing() {
     assert_eq!(RunRequest::from_event(&json!({})), Ok(RunRequest::default()));
     assert_eq!(
-        RunRequest::from_event(&json!({"source": "aws.scheduler", "date": "2026-12-25", "client_id": "acme"})),
+        RunRequest::from_event(&json!({"date": "2026-12-25", "client_id": "acme"})),
         Ok(RunRequest {
             date: Some(date!(2026 - 12 - 25)),
             client_id: Some("acme".into())
         })
     );
-    for bad in [json!({"date": "25/12/2026"}), json!({"date": 20261225})] {
+    // An EventBridge rule's envelope is today's run; a blank client is every client.
+    let envelope = json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
+    assert_eq!(RunRequest::from_event(&envelope), Ok(RunRequest::default()));
+    assert_eq!(
+        RunRequest::from_event(&json!({"client_id": "  "})),
+        Ok(RunRequest::default())
+    );
+    for bad in [
+        json!({"date": "25/12/2026"}),
+        json!({"date": 20261225}),
+        json!({"clientid": "acme"}),
+    ] {
         assert!(
-            matches!(RunRequest::from_event(&bad), Err(RunError::BadDate(_))),
+            matches!(RunRequest::from_event(&bad), Err(RunError::BadRequest(_))),
             "{bad}"
         );
     }
