@@ -956,6 +956,20 @@ async fn the_console_is_served_and_its_review_screen_calls_work_end_to_end() {
     );
     assert!(view.body["recording"]["marks"].is_array());
     assert_eq!(view.body["versions"][0]["sha256"], sha.as_str());
+    let version_url = view.body["versions"][0]["playback_url"]
+        .as_str()
+        .expect("a version's link");
+    let version_bytes = reqwest::get(version_url)
+        .await
+        .expect("plays")
+        .bytes()
+        .await
+        .expect("bytes");
+    assert_eq!(
+        hex::encode(Sha256::digest(&version_bytes)),
+        sha,
+        "each version's link plays that version"
+    );
     assert_eq!(view.body["lease_until"], claimed.body["lease_until"]);
 
     // A playback: recorded once (the retry answers the same), a note in the audit, no new version.

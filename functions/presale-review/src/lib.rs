@@ -305,6 +305,22 @@ where
             .recording
             .as_ref()
             .and_then(|r| versions.iter().find(|v| v.sha256 == r.sha256));
+        // Every version can be played (and its playback recorded), not only the bound one.
+        let mut listed = Vec::with_capacity(versions.len());
+        for v in &versions {
+            let url = match self
+                .links
+                .playback_url(&v.bucket, &v.key, v.version_id.as_deref(), PLAYBACK_TTL)
+                .await
+            {
+                Ok(url) => Some(url),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not presign a recording version");
+                    None
+                }
+            };
+            listed.push(version_view(v, bound, url));
+        }
         let now = self.clock.now();
         let lease_until = presale
             .claim
@@ -331,7 +347,7 @@ where
                 "presale": presale,
                 "recording": bound.map(recording_view),
                 "other_versions": versions.len().saturating_sub(usize::from(bound.is_some())),
-                "versions": versions.iter().map(|v| version_view(v, bound)).collect::<Vec<_>>(),
+                "versions": listed,
                 "lease_until": lease_until,
                 "playback": playback,
                 "reasons": {"reject": catalog(REJECT_REASONS), "return": catalog(RETURN_REASONS)},
@@ -687,7 +703,7 @@ fn recording_view(r: &Recording) -> Value {
 }
 
 /// One version of the call's recording, as the list of versions shows it.
-fn version_view(v: &Recording, bound: Option<&Recording>) -> Value {
+fn version_view(v: &Recording, bound: Option<&Recording>, playback_url: Option<String>) -> Value {
     json!({
         "version_id": v.version_id,
         "sha256": v.sha256,
@@ -696,6 +712,7 @@ fn version_view(v: &Recording, bound: Option<&Recording>) -> Value {
         "duration_ms": v.audio.as_ref().map(|a| a.duration_ms),
         "unreadable": v.unreadable.is_some(),
         "bound": bound.is_some_and(|b| b.sha256 == v.sha256),
+        "playback_url": playback_url,
     })
 }
 

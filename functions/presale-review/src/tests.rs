@@ -600,9 +600,11 @@ async fn the_review_view_has_the_waveform_the_marks_and_every_version() {
         view["versions"],
         json!([
             {"version_id": "v2", "sha256": versions[0].sha256, "received_at": "2026-11-23T15:25:00Z",
-             "bytes": 1_920_044, "duration_ms": 120_000, "unreadable": false, "bound": true},
+             "bytes": 1_920_044, "duration_ms": 120_000, "unreadable": false, "bound": true,
+             "playback_url": format!("https://s3.example/recordings/{}?signed", versions[0].key)},
             {"version_id": "v1", "sha256": "0".repeat(64), "received_at": "2026-11-23T15:20:00Z",
-             "bytes": 1_920_044, "duration_ms": 120_000, "unreadable": false, "bound": false},
+             "bytes": 1_920_044, "duration_ms": 120_000, "unreadable": false, "bound": false,
+             "playback_url": format!("https://s3.example/recordings/{}?signed", versions[1].key)},
         ])
     );
     assert_eq!(view["lease_until"], "2026-11-23T16:10:00Z");
