@@ -4,7 +4,7 @@ use backoffice_domain::client_billing::Contract;
 use backoffice_domain::presale::{Presale, PresaleStatus};
 use backoffice_domain::review::{Decision, DecisionKind};
 use backoffice_domain::testing::{FixedClock, billing_profile, campaign_catalog, registered_presale};
-use backoffice_domain::tipification::{Channel, Contact, CustomerKey, Direction, Family, Flags, Leaf};
+use backoffice_domain::tipification::{Channel, Contact, Family};
 use backoffice_edge::testing::{ApiEvent, MemoryPublisher, Reply};
 use backoffice_store::billing::MemoryBillingRuns;
 use backoffice_store::config::MemoryCampaignDirectory;
@@ -49,33 +49,12 @@ fn contract() -> Contract {
     .expect("a contract")
 }
 
+/// The shared fixture's contact (acme, c1, a call of agent-7), recorded and talked as given.
 fn contact(id: &str, family: Family, started_at: OffsetDateTime, recorded_at: OffsetDateTime, talk: u32) -> Contact {
     Contact {
-        id: id.into(),
-        client_id: "acme".into(),
-        campaign_id: "c1".into(),
-        agent_id: "agent-7".into(),
-        channel: Channel::Call,
-        direction: Direction::Outbound,
-        external_id: format!("ext-{id}"),
-        customer_key: CustomerKey::parse("phone:987654321").expect("a key"),
-        disposition: Leaf {
-            code: format!("{family:?}"),
-            path: "…".into(),
-            family,
-            flags: Flags::default(),
-        },
-        catalog_version: 1,
-        started_at,
-        ended_at: started_at + Duration::minutes(10),
-        notes: None,
-        presale_id: None,
-        callback_at: None,
         recorded_at,
         talk_seconds: Some(talk),
-        hold_seconds: None,
-        wrap_seconds: None,
-        local_day: Some(lima().local_date(started_at)),
+        ..backoffice_domain::testing::contact(id, "agent-7", Channel::Call, family, started_at)
     }
 }
 
