@@ -52,7 +52,9 @@ function normalize(raw) {
     scopes,
     redirectUri: pick('redirect_uri')
       || (redirectPath ? location.origin + redirectPath : new URL('./', location.href).href.split('#')[0].split('?')[0]),
-    apiToken: pick('api_token', 'bearer') || 'id_token',
+    // Which token the API gets: the access token (the template's JwtIssuer/JwtAudience describe
+    // access tokens), unless config.json says "api_token": "id_token".
+    apiToken: pick('api_token', 'bearer') || 'access_token',
     // Dev mode: where the local gateway mints tokens.
     tokenPath: (mode === 'dev' && pick('token_url')) || '/_local/token',
     logoutUrl: pick('logout_url', 'end_session_endpoint'),

@@ -432,11 +432,14 @@ async function oidc(browser) {
     const { createHash } = await import('node:crypto');
     const challenge = createHash('sha256').update(form.get('code_verifier') || '').digest('base64url');
     seen.exchange = { grant_type: form.get('grant_type'), code: form.get('code'), client_id: form.get('client_id'), redirect_uri: form.get('redirect_uri'), pkce_ok: challenge === seen.code_challenge };
-    const minted = await (await fetch(`${origin}/_local/token`, {
+    const mint = async (role, sub) => (await (await fetch(`${origin}/_local/token`, {
       method: 'POST', headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ role: 'validator', sub: input.validator, clients: [input.client] }),
-    })).json();
-    return route.fulfill({ contentType: 'application/json', body: JSON.stringify({ id_token: minted.token, access_token: minted.token, token_type: 'Bearer', expires_in: 3600 }) });
+      body: JSON.stringify({ role, sub, clients: [input.client] }),
+    })).json()).token;
+    // The access token is the API's; an ID token of someone else would show if it were used.
+    const access = await mint('validator', input.validator);
+    const id = await mint('agent', 'id-token-only');
+    return route.fulfill({ contentType: 'application/json', body: JSON.stringify({ id_token: id, access_token: access, token_type: 'Bearer', expires_in: 3600 }) });
   });
   await page.goto(input.console_url);
   await ready(page, 'signin');
