@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use backoffice_domain::kpi::{self, Ratio};
 use backoffice_domain::presale::Presale;
 use backoffice_domain::review::DecisionKind;
 use backoffice_store::counters::{CounterDelta, CounterRow};
@@ -106,8 +107,14 @@ pub fn summary(campaign: &str, day: Date, rows: &[CounterRow]) -> Value {
         .map(|(agent, values)| {
             let decided = values.get("decided").copied().unwrap_or(0);
             let approved = values.get("approved").copied().unwrap_or(0);
-            json!({"agent_id": agent, "decided": decided, "approved": approved,
-                   "approval_rate": if decided == 0 { 0.0 } else { approved as f64 / decided as f64 }})
+            // Exact, as every published rate (ADR 0025): a decimal string, null when nothing
+            // was decided (unknown, not 0).
+            let rate = Ratio::new(
+                u64::try_from(approved).unwrap_or(0),
+                u64::try_from(decided).unwrap_or(0),
+            )
+            .map(|r| r.to_fixed(kpi::DECIMALS));
+            json!({"agent_id": agent, "decided": decided, "approved": approved, "approval_rate": rate})
         })
         .collect();
     json!({

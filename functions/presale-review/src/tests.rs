@@ -469,7 +469,10 @@ async fn reject_and_return_need_catalog_reasons_and_feed_the_metrics() {
     );
     assert_eq!(metrics["rejected_by_reason"]["NO_CONSENT"], 1);
     assert_eq!(metrics["time_to_decision"]["median"], "<= 1800 s");
-    assert_eq!(metrics["agents"][0]["approval_rate"], 0.0);
+    assert_eq!(
+        metrics["agents"][0]["approval_rate"], "0.0000",
+        "exact, as every published rate"
+    );
     let (status, _) = call(&s, "GET /reviews/metrics", None, VAL1, None, &[("campaign", "c1")]).await;
     assert_eq!(status, 403);
 }
