@@ -20,6 +20,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use e2e_tests::desk::{Desk, desk};
 use e2e_tests::{Caller, caller, repo_root, unique};
 use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
 use time::{Date, Duration, OffsetDateTime, UtcOffset};
 
 const LIMA: UtcOffset = match UtcOffset::from_hms(-5, 0, 0) {
@@ -88,9 +89,10 @@ fn wav(seconds: u32, speech: &[(u32, u32, usize)]) -> Vec<u8> {
     out
 }
 
-/// Register a pre-sale and upload `bytes` as its call's recording, as a dialer does; wait until
-/// the ingest made it READY_FOR_REVIEW. Returns (id, call id).
-async fn recorded_presale(d: &Desk, bytes: Vec<u8>) -> (String, String) {
+/// Register a pre-sale and upload `versions` one after the other as its call's recording (the
+/// same key, as a dialer that uploads again does); wait until the ingest made it
+/// READY_FOR_REVIEW on the last one. Returns (id, call id).
+async fn recorded_presale(d: &Desk, versions: &[Vec<u8>]) -> (String, String) {
     let call_id = unique("call");
     let now = OffsetDateTime::now_utc();
     let body = json!({
@@ -115,32 +117,36 @@ async fn recorded_presale(d: &Desk, bytes: Vec<u8>) -> (String, String) {
         u8::from(now.month()),
         now.day()
     );
-    d.env
-        .s3
-        .put_object()
-        .bucket(d.env.resource("RecordingsBucket").reference.clone())
-        .key(&key)
-        .body(ByteStream::from(bytes))
-        .metadata("agent-id", &d.agent.sub)
-        .send()
-        .await
-        .expect("upload the recording");
-    let started = Instant::now();
-    loop {
-        let read = d
-            .env
-            .send(d.env.as_caller(&d.agent, "GET", &format!("/presales/{id}")))
-            .await;
-        if read.body["status"] == "READY_FOR_REVIEW" {
-            return (id, call_id);
+    for bytes in versions {
+        let sha = hex::encode(Sha256::digest(bytes));
+        d.env
+            .s3
+            .put_object()
+            .bucket(d.env.resource("RecordingsBucket").reference.clone())
+            .key(&key)
+            .body(ByteStream::from(bytes.clone()))
+            .metadata("agent-id", &d.agent.sub)
+            .send()
+            .await
+            .expect("upload the recording");
+        let started = Instant::now();
+        loop {
+            let read = d
+                .env
+                .send(d.env.as_caller(&d.agent, "GET", &format!("/presales/{id}")))
+                .await;
+            if read.body["status"] == "READY_FOR_REVIEW" && read.body["recording"]["sha256"] == sha.as_str() {
+                break;
+            }
+            assert!(
+                started.elapsed() < StdDuration::from_secs(60),
+                "never READY_FOR_REVIEW on {sha}: {:?}",
+                read.body
+            );
+            tokio::time::sleep(StdDuration::from_millis(250)).await;
         }
-        assert!(
-            started.elapsed() < StdDuration::from_secs(60),
-            "never READY_FOR_REVIEW: {:?}",
-            read.body
-        );
-        tokio::time::sleep(StdDuration::from_millis(250)).await;
     }
+    (id, call_id)
 }
 
 /// One contact of the day: (disposition, family letter, hour, (talk, hold, wrap)).
@@ -220,9 +226,11 @@ async fn validators_review_and_supervisors_read_kpis_in_a_real_browser() {
     let admin = caller("admin-1", "admin", &[&d.client]);
     let validator = d.validator("val-1");
 
-    // The pre-sale to review: 64 s, the customer speaks only 4–10 s, nobody speaks 30–54 s.
+    // The pre-sale to review: a first upload of 70 s, replaced by the dialer with 64 s where the
+    // customer speaks only 4–10 s and nobody speaks 30–54 s (the version under review).
+    let first = e2e_tests::desk::wav(70, 70);
     let recording = wav(64, &[(0, 4, 0), (4, 10, 1), (10, 30, 0), (54, 64, 0)]);
-    let (id, call_id) = recorded_presale(&d, recording).await;
+    let (id, call_id) = recorded_presale(&d, &[first.clone(), recording]).await;
     // Two clean ones, of lower risk: the next claim (decided meanwhile in "another tab": a
     // stale decision) and one that stays waiting in the queue.
     let (second, _) = d.ready_presale(75).await;
@@ -248,6 +256,13 @@ async fn validators_review_and_supervisors_read_kpis_in_a_real_browser() {
         .expect("the analysis' duration");
     let marks: Vec<Value> = view.body["recording"]["marks"].as_array().cloned().unwrap_or_default();
     let mark_kinds: Vec<&str> = marks.iter().filter_map(|m| m["kind"].as_str()).collect();
+    let first_sha = hex::encode(Sha256::digest(&first));
+    let other = view.body["versions"]
+        .as_array()
+        .and_then(|vs| vs.iter().find(|v| v["sha256"] == first_sha.as_str()))
+        .cloned()
+        .unwrap_or_else(|| panic!("the first upload is another version: {}", view.body["versions"]));
+    assert_eq!(other["bound"], false, "{other}");
     assert!(
         !mark_kinds.is_empty(),
         "the review view has the findings' time marks: {}",
@@ -307,6 +322,7 @@ async fn validators_review_and_supervisors_read_kpis_in_a_real_browser() {
         "finding_codes": codes, "risk_score": view.body["presale"]["risk_score"],
         "needs_override": needs_override,
         "mark_kinds": mark_kinds, "first_mark_start_s": marks[0]["start_s"],
+        "other_version_sha256": first_sha, "other_version_duration_ms": other["duration_ms"],
         "kpi_from": day1.to_string(), "kpi_to": day2.to_string(), "kpi_expected": expected,
         "metrics_day": today.to_string(),
         "queue_size": 1, "reviewed_today": 2,

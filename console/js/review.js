@@ -148,6 +148,8 @@ export async function reviewView(root, id) {
   let playbackSession = null;
   const playedNote = h('p', { class: 'muted', id: 'played', 'aria-live': 'polite' });
   const sha256 = recording?.sha256 || presale.recording?.sha256;
+  // The version in the player: the bound one, unless the validator picked another to compare.
+  let playing = { sha256, versionId: recording?.version_id ?? null, bound: true };
 
   const sendPlayback = async (sessionState, { keepalive = false } = {}) => {
     const body = {
@@ -155,7 +157,7 @@ export async function reviewView(root, id) {
       started_at: sessionState.startedAt,
       listened_ms: Math.round(sessionState.listened * 1000),
     };
-    if (sha256) body.sha256 = sha256; else if (recording?.version_id) body.version_id = recording.version_id;
+    if (sessionState.sha256) body.sha256 = sessionState.sha256; else if (sessionState.versionId) body.version_id = sessionState.versionId;
     if (keepalive) {
       // Leaving the screen: the request must outlive it.
       fetch(`/presales/${encodeURIComponent(presale.id)}/playbacks`, {
@@ -196,16 +198,19 @@ export async function reviewView(root, id) {
         refreshed = true;
         try {
           const fresh = await get(`/presales/${encodeURIComponent(presale.id)}/review-view`);
-          if (fresh.playback?.url) {
+          const url = playing.bound
+            ? fresh.playback?.url
+            : (fresh.versions || []).find((v) => v.sha256 === playing.sha256)?.playback_url;
+          if (url) {
             const at = audio.currentTime;
-            audio.src = fresh.playback.url;
+            audio.src = url;
             audio.currentTime = at;
           }
         } catch (error) { showProblem(error); }
       });
       audio.addEventListener('play', () => {
         if (!playbackSession) {
-          playbackSession = { id: uuid(), startedAt: new Date().toISOString(), listened: 0, lastTime: audio.currentTime };
+          playbackSession = { id: uuid(), startedAt: new Date().toISOString(), listened: 0, lastTime: audio.currentTime, sha256: playing.sha256, versionId: playing.versionId };
         }
       });
       audio.addEventListener('timeupdate', () => {
@@ -258,10 +263,28 @@ export async function reviewView(root, id) {
     const others = versions.filter((v) => !v.bound);
     recordingCard.append(h('h3', { id: 'versions-title' }, t('review.versions')));
     if (versions.length) {
+      const nowPlaying = h('p', { id: 'now-playing', class: 'muted', 'aria-live': 'polite' });
+      const play = (v) => {
+        if (!audio) return;
+        // A listening session belongs to one version: close it before switching.
+        closePlayback();
+        audio.pause();
+        const url = v.bound ? (view.playback?.url || v.playback_url) : v.playback_url;
+        if (!url) return;
+        playing = { sha256: v.sha256, versionId: v.version_id ?? null, bound: Boolean(v.bound) };
+        audio.src = url;
+        audio.dataset.sha256 = v.sha256 || '';
+        nowPlaying.textContent = v.bound ? '' : t('review.versions.playing', { when: fmtDateTime(parseInstant(v.received_at)) });
+        audio.focus();
+      };
       recordingCard.append(h('ul', { id: 'versions', 'aria-labelledby': 'versions-title' }, versions.map((v) => h('li', { dataset: { sha256: v.sha256, bound: String(Boolean(v.bound)) } },
         `${fmtDateTime(parseInstant(v.received_at))} · ${v.duration_ms != null ? fmtClock(v.duration_ms) : t('common.none')} · ${fmtNumber(v.bytes || 0)} B · `,
         h('code', {}, String(v.sha256 || '').slice(0, 12)),
-        v.bound ? ` ${t('review.versions.current')}` : ''))));
+        v.bound ? ` ${t('review.versions.current')} ` : ' ',
+        audio && (v.bound || v.playback_url)
+          ? h('button', { type: 'button', class: 'link', dataset: { play: v.sha256 }, onclick: () => play(v) },
+            v.bound ? t('review.versions.back') : t('review.versions.listen'))
+          : null))), nowPlaying);
       if (!others.length) recordingCard.append(h('p', { class: 'muted' }, t('review.versions.none')));
     } else {
       recordingCard.append(h('p', { class: 'muted' }, view.other_versions ? t('review.versions.count', { count: view.other_versions }) : t('review.versions.none')));

@@ -235,6 +235,19 @@ async function validator(browser) {
     await page.evaluate(() => { document.querySelector('#player').currentTime = 0; });
   }
 
+  // Another version of the call's recording plays in the same player, and back.
+  const durationOf = () => page.waitForFunction(() => {
+    const audio = document.querySelector('#player');
+    return audio.readyState >= 1 && Number.isFinite(audio.duration) ? audio.duration : null;
+  }, null, { timeout: 15_000 }).then((handle) => handle.jsonValue());
+  await page.click(`#versions button[data-play="${input.other_version_sha256}"]`);
+  const otherDuration = await durationOf();
+  const note = await page.textContent('#now-playing');
+  check('another version of the recording plays (its own duration), said on screen', Math.abs(otherDuration * 1000 - input.other_version_duration_ms) <= 100 && note.length > 0, `${otherDuration} s: ${note}`);
+  await page.click('#versions li[data-bound="true"] button');
+  const backDuration = await durationOf();
+  check('and back to the version under review', Math.abs(backDuration * 1000 - input.duration_ms) <= 100 && (await page.textContent('#now-playing')) === '', `${backDuration} s`);
+
   await axe(page, 'review');
   await shot(page, '03-review');
 
