@@ -14,6 +14,11 @@ use time::Date;
 /// Upper bounds (seconds) of the review-time histogram buckets; a last bucket holds the rest.
 pub const BUCKETS: [i64; 12] = [30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14_400, 28_800, 86_400];
 
+/// The `REVIEW` item's per-validator counters: decisions, approvals, seconds of review.
+const VALIDATOR_DECIDED: &str = "validator_decided:";
+const VALIDATOR_APPROVED: &str = "validator_approved:";
+const VALIDATOR_SECS: &str = "validator_secs:";
+
 /// Days are the campaign's local days.
 pub fn pk(campaign: &str, day: Date) -> String {
     format!("METRICS#{campaign}#{day}")
@@ -49,6 +54,12 @@ pub fn decision_counters(presale: &Presale, day: Date, sale_day: Date) -> Vec<Co
         review.extend(decision.reasons.iter().map(|r| (format!("reject_{r}"), 1)));
     }
     let approved = i64::from(decision.kind == DecisionKind::Approve);
+    // The validator's throughput on the same item: no write more per decision (issue 14).
+    review.extend([
+        (format!("{VALIDATOR_DECIDED}{}", decision.by), 1),
+        (format!("{VALIDATOR_APPROVED}{}", decision.by), approved),
+        (format!("{VALIDATOR_SECS}{}", decision.by), decision.review_secs.max(0)),
+    ]);
     vec![
         CounterDelta {
             pk: key.clone(),
@@ -107,14 +118,26 @@ pub fn summary(campaign: &str, day: Date, rows: &[CounterRow]) -> Value {
         .map(|(agent, values)| {
             let decided = values.get("decided").copied().unwrap_or(0);
             let approved = values.get("approved").copied().unwrap_or(0);
-            // Exact, as every published rate (ADR 0025): a decimal string, null when nothing
-            // was decided (unknown, not 0).
-            let rate = Ratio::new(
-                u64::try_from(approved).unwrap_or(0),
-                u64::try_from(decided).unwrap_or(0),
-            )
-            .map(|r| r.to_fixed(kpi::DECIMALS));
-            json!({"agent_id": agent, "decided": decided, "approved": approved, "approval_rate": rate})
+            json!({"agent_id": agent, "decided": decided, "approved": approved, "approval_rate": rate(approved, decided)})
+        })
+        .collect();
+    // Most decisions first: the day's throughput per validator.
+    let mut validators: Vec<(&str, i64)> = review
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix(VALIDATOR_DECIDED).map(|id| (id, *v)))
+        .collect();
+    validators.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let validators: Vec<Value> = validators
+        .into_iter()
+        .map(|(id, decided)| {
+            let approved = review.get(&format!("{VALIDATOR_APPROVED}{id}")).copied().unwrap_or(0);
+            let secs = review.get(&format!("{VALIDATOR_SECS}{id}")).copied().unwrap_or(0);
+            let decided_u = u64::try_from(decided).unwrap_or(0);
+            json!({
+                "validator_id": id, "decided": decided, "approved": approved,
+                "approval_rate": rate(approved, decided),
+                "average_review_secs": Ratio::new(u64::try_from(secs).unwrap_or(0), decided_u).map(|r| r.to_fixed(1)),
+            })
         })
         .collect();
     json!({
@@ -131,7 +154,18 @@ pub fn summary(campaign: &str, day: Date, rows: &[CounterRow]) -> Value {
             "histogram": histogram.iter().filter(|(_, c)| *c > 0).map(|(n, c)| json!({"bucket": n, "count": c})).collect::<Vec<_>>(),
         },
         "agents": agents,
+        "validators": validators,
     })
+}
+
+/// Exact, as every published rate (ADR 0025): a decimal string, null when nothing was decided
+/// (unknown, not 0).
+fn rate(approved: i64, decided: i64) -> Option<String> {
+    Ratio::new(
+        u64::try_from(approved).unwrap_or(0),
+        u64::try_from(decided).unwrap_or(0),
+    )
+    .map(|r| r.to_fixed(kpi::DECIMALS))
 }
 
 #[cfg(test)]
@@ -162,5 +196,30 @@ mod tests {
         assert_eq!(s["rejected_by_reason"]["NO_CONSENT"], 2);
         assert_eq!(bucket_name(0), "t_le_30");
         assert_eq!(bucket_name(100_000), "t_gt_86400");
+    }
+
+    #[test]
+    fn each_validators_throughput_approval_rate_and_review_time() {
+        let values = [
+            ("reviewed", 4),
+            ("validator_decided:val-2", 1),
+            ("validator_approved:val-2", 0),
+            ("validator_secs:val-2", 40),
+            ("validator_decided:val-1", 3),
+            ("validator_approved:val-1", 2),
+            ("validator_secs:val-1", 301),
+        ];
+        let rows = vec![CounterRow {
+            sk: "REVIEW".into(),
+            values: values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        }];
+        let s = summary("c1", time::macros::date!(2026 - 11 - 23), &rows);
+        assert_eq!(
+            s["validators"],
+            json!([
+                {"validator_id": "val-1", "decided": 3, "approved": 2, "approval_rate": "0.6667", "average_review_secs": "100.3"},
+                {"validator_id": "val-2", "decided": 1, "approved": 0, "approval_rate": "0.0000", "average_review_secs": "40.0"},
+            ])
+        );
     }
 }

@@ -473,6 +473,15 @@ async fn reject_and_return_need_catalog_reasons_and_feed_the_metrics() {
         metrics["agents"][0]["approval_rate"], "0.0000",
         "exact, as every published rate"
     );
+    // The validator's throughput: both decisions were theirs.
+    assert_eq!(
+        (
+            metrics["validators"][0]["validator_id"].as_str(),
+            metrics["validators"][0]["decided"].as_i64(),
+            metrics["validators"][0]["approved"].as_i64()
+        ),
+        (Some(VAL1.0), Some(2), Some(0))
+    );
     let (status, _) = call(&s, "GET /reviews/metrics", None, VAL1, None, &[("campaign", "c1")]).await;
     assert_eq!(status, 403);
 }
