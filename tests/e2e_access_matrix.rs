@@ -475,6 +475,28 @@ const TABLE: &[Row] = &[
     ("GET /billing/runs/{id}", Finance, OtherClient, AnyRecord, 404),
     ("GET /billing/runs/{id}", Admin, OwnClient, AnyRecord, 200),
     ("GET /billing/runs/{id}", Admin, OtherClient, AnyRecord, 404),
+    ("GET /clients/{id}/contract", Anon, AnyClient, AnyRecord, 401),
+    ("GET /clients/{id}/contract", Agent, OwnClient, AnyRecord, 403),
+    ("GET /clients/{id}/contract", Agent, OtherClient, AnyRecord, 403),
+    ("GET /clients/{id}/contract", Validator, OwnClient, AnyRecord, 403),
+    ("GET /clients/{id}/contract", Validator, OtherClient, AnyRecord, 403),
+    ("GET /clients/{id}/contract", Supervisor, OwnClient, AnyRecord, 403),
+    ("GET /clients/{id}/contract", Supervisor, OtherClient, AnyRecord, 403),
+    ("GET /clients/{id}/contract", Finance, OwnClient, AnyRecord, 200),
+    ("GET /clients/{id}/contract", Finance, OtherClient, AnyRecord, 404),
+    ("GET /clients/{id}/contract", Admin, OwnClient, AnyRecord, 200),
+    ("GET /clients/{id}/contract", Admin, OtherClient, AnyRecord, 404),
+    ("PUT /clients/{id}/contract", Anon, AnyClient, AnyRecord, 401),
+    ("PUT /clients/{id}/contract", Agent, OwnClient, AnyRecord, 403),
+    ("PUT /clients/{id}/contract", Agent, OtherClient, AnyRecord, 403),
+    ("PUT /clients/{id}/contract", Validator, OwnClient, AnyRecord, 403),
+    ("PUT /clients/{id}/contract", Validator, OtherClient, AnyRecord, 403),
+    ("PUT /clients/{id}/contract", Supervisor, OwnClient, AnyRecord, 403),
+    ("PUT /clients/{id}/contract", Supervisor, OtherClient, AnyRecord, 403),
+    ("PUT /clients/{id}/contract", Finance, OwnClient, AnyRecord, 403),
+    ("PUT /clients/{id}/contract", Finance, OtherClient, AnyRecord, 403),
+    ("PUT /clients/{id}/contract", Admin, OwnClient, AnyRecord, 200),
+    ("PUT /clients/{id}/contract", Admin, OtherClient, AnyRecord, 404),
     ("GET /reports/kpis", Anon, AnyClient, AnyRecord, 401),
     ("GET /reports/kpis", Agent, OwnClient, AnyRecord, 403),
     ("GET /reports/kpis", Agent, OtherClient, AnyRecord, 403),
@@ -1112,6 +1134,10 @@ impl Fixture {
             "GET /billing/runs/{id}" => {
                 Target::new(&r.client, format!("/billing/runs/{}-{}", r.client, lima_last_month()))
             }
+            "GET /clients/{id}/contract" => Target::new(&r.client, format!("/clients/{}/contract", r.client)),
+            // The contract as seeded (seed_campaign): replacing it with itself changes no billed month.
+            "PUT /clients/{id}/contract" => Target::new(&r.client, format!("/clients/{}/contract", r.client))
+                .body(e2e_tests::seed_contract(&r.client, &r.campaign)),
             "GET /reports/kpis" => Target::new(&r.client, format!("/reports/kpis?campaign={}", r.campaign)),
             "POST /reports/kpis/rebuild" => {
                 Target::new(&r.client, format!("/reports/kpis/rebuild?campaign={}", r.campaign))

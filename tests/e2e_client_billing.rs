@@ -14,7 +14,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use e2e_tests::desk::desk;
-use e2e_tests::{Caller, TestEnv, caller};
+use e2e_tests::{Caller, Reply, TestEnv, caller};
 use serde_json::{Value, json};
 use time::{Date, Duration, OffsetDateTime, UtcOffset};
 
@@ -60,20 +60,15 @@ fn contract(client: &str, sales: &str, service: &str) -> Value {
     })
 }
 
-async fn set_contract(env: &TestEnv, client: &str, contract: &Value) {
-    let map: std::collections::HashMap<String, AttributeValue> =
-        serde_dynamo::to_item(contract.clone()).expect("a contract item");
-    env.dynamodb
-        .update_item()
-        .table_name(env.table("ConfigTable"))
-        .key("pk", AttributeValue::S(format!("CLIENT#{client}")))
-        .key("sk", AttributeValue::S("CONFIG".into()))
-        .update_expression("SET #c = :c")
-        .expression_attribute_names("#c", "contract")
-        .expression_attribute_values(":c", AttributeValue::M(map))
-        .send()
-        .await
-        .expect("contract set");
+/// Replace the client's contract through the API, as an admin; its reply.
+async fn put_contract(env: &TestEnv, admin: &Caller, client: &str, contract: &Value, if_match: Option<&str>) -> Reply {
+    let mut request = env
+        .as_caller(admin, "PUT", &format!("/clients/{client}/contract"))
+        .json(contract);
+    if let Some(revision) = if_match {
+        request = request.header("If-Match", format!("\"{revision}\""));
+    }
+    env.send(request).await
 }
 
 /// One contact of the service campaign; its talk seconds.
@@ -166,8 +161,16 @@ async fn two_consecutive_months_close_with_a_late_contact_and_evidence_that_adds
     let sales_campaign = desk.campaign.clone();
     let service = format!("{}-svc", desk.campaign);
     env.seed_campaign(&client, &service).await;
-    set_contract(env, &client, &contract(&client, &sales_campaign, &service)).await;
     let admin = caller("admin-1", "admin", &[&client]);
+    // The seeded contract (revision 0) replaced through the API by this test's.
+    let terms = contract(&client, &sales_campaign, &service);
+    let written = put_contract(env, &admin, &client, &terms, None).await;
+    assert_eq!(
+        (written.status, written.body["revision"].as_u64()),
+        (200, Some(1)),
+        "{:?}",
+        written.body
+    );
     let finance = caller("fin-1", "finance", &[&client]);
     let agent = caller("agent-7", "agent", &[&client]);
 
@@ -230,6 +233,47 @@ async fn two_consecutive_months_close_with_a_late_contact_and_evidence_that_adds
     assert_eq!(
         (again.status, again.body["closed_at"].clone()),
         (200, first.body["closed_at"].clone())
+    );
+
+    // The first month is billed: its terms stay. A new price for verified sales starts with a
+    // second version from this month on (the month of the preview below), the first ending then.
+    let mut repriced = terms.clone();
+    repriced["versions"][0]["campaigns"][&sales_campaign]["verified_sale"]["price"]["unit_price"]["amount"] =
+        json!("35.00");
+    let refused = put_contract(env, &admin, &client, &repriced, Some("1")).await;
+    assert_eq!(
+        (refused.status, refused.body["errors"][0]["code"].as_str()),
+        (422, Some("billed_version_changed")),
+        "{:?}",
+        refused.body
+    );
+    let this_month = today.replace_day(1).expect("a first day");
+    let mut amended = terms.clone();
+    amended["versions"][0]["valid_to"] = json!(this_month.to_string());
+    let mut second_version = repriced["versions"][0].clone();
+    second_version["version"] = json!(2);
+    second_version["valid_from"] = json!(this_month.to_string());
+    amended["versions"]
+        .as_array_mut()
+        .expect("versions")
+        .push(second_version);
+    let stale = put_contract(env, &admin, &client, &amended, Some("0")).await;
+    assert_eq!(stale.status, 412, "{:?}", stale.body);
+    let written = put_contract(env, &admin, &client, &amended, Some("1")).await;
+    assert_eq!(
+        (written.status, written.body["revision"].as_u64()),
+        (200, Some(2)),
+        "{:?}",
+        written.body
+    );
+    let read = env
+        .send(env.as_caller(&finance, "GET", &format!("/clients/{client}/contract")))
+        .await;
+    assert_eq!(
+        (read.status, read.header("etag")),
+        (200, Some("\"2\"")),
+        "{:?}",
+        read.body
     );
 
     // The first run's invoice is issued and accepted; then the customer of the first sale
@@ -437,8 +481,8 @@ async fn two_consecutive_months_close_with_a_late_contact_and_evidence_that_adds
     assert_eq!(preview.body["status"], "PREVIEW");
     assert_eq!(
         as_cents(&preview.body["charges"]),
-        3000,
-        "one verified sale at 30.00: {:?}",
+        3500,
+        "one verified sale at this month's version's 35.00: {:?}",
         preview.body
     );
     let open = env.send(close(&month_of(today))).await;

@@ -19,7 +19,8 @@
     `index/*`), never both in one statement, Query only on indexes, and carries
     `ForAllValues:StringLike|StringEquals` `dynamodb:LeadingKeys` with real prefixes (not "*");
     no write may reach a protected partition (ConfigTable `CLIENT#`: clients' billing profiles
-    are operations' data);
+    are operations' data) unless `dynamodb:Attributes` limits it to what the API may change
+    there (a client's contract and its revision);
 (h) nothing dies silently: every dead-letter queue has an alarm on
     ApproximateNumberOfMessagesVisible > 0, every log metric filter has an alarm on its metric,
     every field value a filter matches (`$.message = "…"`, `$.error_kind = "…"`) is still
@@ -472,10 +473,28 @@ DYNAMODB_WRITES = {
     "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
     "dynamodb:ConditionCheckItem",
 }
-# Partitions no function may write, whatever its statement says: (table, key prefix, why).
+# Partitions no function may write, whatever its statement says: (table, key prefix, why, the
+# attributes a write may still touch when its statement limits it to them with
+# dynamodb:Attributes: a client's contract is the admins' through the API, its billing profile
+# operations').
 PROTECTED_PARTITIONS = [
-    ("ConfigTable", "CLIENT#", "clients' billing profiles (CLIENT#) are operations' data"),
+    (
+        "ConfigTable",
+        "CLIENT#",
+        "clients' billing profiles (CLIENT#) are operations' data",
+        {"pk", "sk", "contract", "contract_revision"},
+    ),
 ]
+
+
+def limited_attributes(st: dict[str, Any]) -> set[str] | None:
+    """The attributes a statement's dynamodb:Attributes condition limits it to, if any."""
+    condition = st.get("Condition") or {}
+    for operator in LEADING_KEYS_OPERATORS:
+        values = (condition.get(operator) or {}).get("dynamodb:Attributes")
+        if values is not None and all(isinstance(v, str) and "*" not in v for v in as_list(values)):
+            return set(as_list(values))
+    return None
 LEADING_KEYS_OPERATORS = ("ForAllValues:StringLike", "ForAllValues:StringEquals")
 
 
@@ -575,8 +594,11 @@ def check_dynamodb_scope(t: Template, r: Report) -> None:
                 continue
             writes = [a for a in dynamo if a in DYNAMODB_WRITES]
             for table, _ in good:
-                for protected_table, prefix, reason in PROTECTED_PARTITIONS:
+                for protected_table, prefix, reason, writable in PROTECTED_PARTITIONS:
                     if table != protected_table or not writes:
+                        continue
+                    limited = limited_attributes(st)
+                    if limited is not None and limited <= writable:
                         continue
                     probe = f"{prefix}any-id"
                     reaching = [k for k in keys if fnmatch.fnmatchcase(probe, k)]
@@ -849,6 +871,9 @@ def self_test() -> int:
         ("a write on a client's billing profile", "(g)", "reaches CLIENT#",
          (lambda tpl: statement(tpl, "Campaigns")["Condition"]["ForAllValues:StringLike"].update(
              {"dynamodb:LeadingKeys": ["CAMPAIGN#*", "C*"]}))),
+        ("a write on a client's billing profile, beside its contract", "(g)", "reaches CLIENT#",
+         (lambda tpl: statement(tpl, "Campaigns")["Condition"]["ForAllValues:StringLike"].update(
+             {"dynamodb:LeadingKeys": ["CLIENT#*"], "dynamodb:Attributes": ["pk", "sk", "contract", "billing"]}))),
         ("a dead-letter queue without an alarm", "(h)", "has no ApproximateNumberOfMessagesVisible alarm",
          (lambda tpl: res(tpl).pop("DLQAlarm"))),
         ("an alarm that notifies nobody", "(h)", "has no AlarmActions",

@@ -33,7 +33,7 @@ use backoffice_edge::http::{ApiError, ApiRequest, ApiResponse, Invocation, respo
 use backoffice_edge::relay::{PublishError, Publisher};
 use backoffice_edge::schedule;
 use backoffice_store::billing::{BilledSale, BillingRuns, ClosedRun, run_id};
-use backoffice_store::config::{ClientDirectory, ContractDirectory};
+use backoffice_store::config::{ClientDirectory, ContractAdmin, ContractDirectory, ContractWrite, StoredContract};
 use backoffice_store::credit_notes::CreditNoteStore;
 use backoffice_store::invoices::InvoiceStore;
 use backoffice_store::kpis::KpiInputs;
@@ -46,7 +46,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::{Date, Duration, OffsetDateTime};
 
-pub const ROUTES: &[&str] = &["POST /billing/runs", "GET /billing/runs", "GET /billing/runs/{id}"];
+pub const ROUTES: &[&str] = &[
+    "POST /billing/runs",
+    "GET /billing/runs",
+    "GET /billing/runs/{id}",
+    "GET /clients/{id}/contract",
+    "PUT /clients/{id}/contract",
+];
 
 /// How long before its month's start a pre-sale approved in the month may have been registered.
 const REGISTRATION_WINDOW: Duration = Duration::days(120);
@@ -141,7 +147,7 @@ where
     K: KpiInputs,
     A: ApprovedSales,
     P: PresaleBatch,
-    D: ContractDirectory + ClientDirectory,
+    D: ContractDirectory + ContractAdmin + ClientDirectory,
     C: Clock,
     I: InvoiceStore + CreditNoteStore + PaymentLedger,
     Q: Publisher,
@@ -554,6 +560,8 @@ where
             "POST /billing/runs" => self.post_run(request, &principal).await,
             "GET /billing/runs" => self.list(request, &principal).await,
             "GET /billing/runs/{id}" => self.read(request, &principal).await,
+            "GET /clients/{id}/contract" => self.get_contract(request, &principal).await,
+            "PUT /clients/{id}/contract" => self.put_contract(request, &principal).await,
             other => Err(ApiError::NotFound(format!("no route {other}"))),
         }
     }
@@ -670,6 +678,93 @@ where
         ))
     }
 
+    // ----- contracts --------------------------------------------------------------------------
+
+    /// The path's client, if the caller acts for it; otherwise it does not exist for them.
+    async fn contract_client<'a>(
+        &self,
+        request: &'a ApiRequest,
+        principal: &Principal,
+    ) -> Result<(&'a str, Option<StoredContract>), ApiError> {
+        let client = request.path_param("id")?;
+        let unknown = || ApiError::NotFound(format!("no client {client}"));
+        if !principal.acts_for(client) {
+            return Err(unknown());
+        }
+        match self.directory.stored_contract(client).await? {
+            (false, _) => Err(unknown()),
+            (true, stored) => Ok((client, stored)),
+        }
+    }
+
+    async fn get_contract(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
+        if !principal.is_any(&[Role::Finance, Role::Admin]) {
+            return Err(ApiError::Forbidden("contracts are for finance and admins".into()));
+        }
+        request.only_query_params(&[])?;
+        let (client, stored) = self.contract_client(request, principal).await?;
+        let stored = stored.ok_or_else(|| ApiError::NotFound(format!("client {client} has no contract")))?;
+        Ok(contract_response(200, &stored))
+    }
+
+    /// Replace a client's contract (admins): valid, at the revision read (`If-Match`; none for
+    /// the first, or one written before revisions), and leaving every version that priced a
+    /// closed month as it was (`Contract::amends`).
+    async fn put_contract(&self, request: &ApiRequest, principal: &Principal) -> Result<ApiResponse, ApiError> {
+        if !principal.is(Role::Admin) {
+            return Err(ApiError::Forbidden("changing a contract is for admins".into()));
+        }
+        request.only_query_params(&[])?;
+        let (client, stored) = self.contract_client(request, principal).await?;
+        let current = stored.as_ref().map_or(0, |s| s.revision);
+        if let Some(expected) = request.header("if-match") {
+            let expected = expected.trim().trim_start_matches("W/").trim_matches('"');
+            if expected != current.to_string() {
+                return Err(ApiError::PreconditionFailed(format!(
+                    "the contract is at revision {current}, not {expected}: read it again"
+                )));
+            }
+        } else if stored.as_ref().is_some_and(|s| s.revision > 0) {
+            return Err(ApiError::PreconditionFailed(format!(
+                "send If-Match with the revision you read (the contract is at revision {current})"
+            )));
+        }
+        let mut contract: Contract = request.json_body(backoffice_edge::http::request::DEFAULT_BODY_LIMIT)?;
+        if contract.client_id.trim().is_empty() {
+            contract.client_id = client.to_owned();
+        }
+        if contract.client_id != client {
+            return Err(ApiError::InvalidBody {
+                field: "client_id".into(),
+                detail: format!("this is {client}'s contract, not {}'s", contract.client_id),
+            });
+        }
+        contract.validate().map_err(ApiError::Validation)?;
+        if let Some(stored) = &stored {
+            let billed_through = self
+                .runs
+                .runs(client)
+                .await?
+                .last()
+                .and_then(|run| Period::parse(&run.month).ok())
+                .map(|month| month.last_day());
+            contract
+                .amends(&stored.contract, billed_through)
+                .map_err(ApiError::Validation)?;
+        }
+        match self.directory.put_contract(&contract, current).await? {
+            ContractWrite::Written(revision) => {
+                tracing::info!(client_id = client, revision, by = %principal.user_id, "contract replaced");
+                let status = if stored.is_some() { 200 } else { 201 };
+                Ok(contract_response(status, &StoredContract { contract, revision }))
+            }
+            ContractWrite::Stale => Err(ApiError::PreconditionFailed(
+                "the contract changed meanwhile: read it again".into(),
+            )),
+            ContractWrite::NoClient => Err(ApiError::NotFound(format!("no client {client}"))),
+        }
+    }
+
     async fn run_json(&self, run: &ClosedRun) -> Result<Value, ApiError> {
         let mut body = summary(run, "CLOSED");
         body["lines"] = json!(run.pricing.lines);
@@ -738,6 +833,15 @@ fn summary(run: &ClosedRun, status: &str) -> Value {
         "events": p.evidence.len(), "evidence_key": run.evidence_key,
         "invoice_request": run.invoice_request,
     })
+}
+
+/// The contract and its revision, also as the ETag a replacement names in `If-Match`.
+fn contract_response(status: u16, stored: &StoredContract) -> ApiResponse {
+    ApiResponse::json(
+        status,
+        &json!({"client_id": stored.contract.client_id, "revision": stored.revision, "contract": stored.contract}),
+    )
+    .header("etag", format!("\"{}\"", stored.revision))
 }
 
 fn plural(count: usize) -> &'static str {

@@ -45,7 +45,9 @@ async fn main() -> Result<(), Error> {
         contacts: DynamoKpiStore::new(dynamodb.clone(), contacts_table, presales_table.clone()),
         approved: DynamoApprovedSales::new(dynamodb.clone(), presales_table.clone()),
         presales: DynamoPresaleStore::new(dynamodb.clone(), presales_table),
-        directory: DynamoCampaignDirectory::new(dynamodb, config_table).cached_for(config::config_cache_ttl()?),
+        // Not cached: contracts are read a few times per close or preview, and an admin's
+        // replacement must price the very next preview, whichever instance answers it.
+        directory: DynamoCampaignDirectory::new(dynamodb, config_table),
         files: Arc::new(S3RegisterFiles::new(aws::s3(&sdk), invoices_bucket)),
         clock: SystemClock,
         zone,

@@ -472,3 +472,84 @@ async fn the_daily_schedule_closes_on_the_first_and_later_only_resends_what_a_ru
         Some("ServiceInvoiceRequested")
     );
 }
+
+#[tokio::test]
+async fn admins_replace_a_contract_at_its_revision_without_touching_billed_months() {
+    let h = harness(datetime!(2026-11-20 10:00 -5));
+    let get = |role: &str, client: &str| {
+        ApiEvent::new("GET /clients/{id}/contract")
+            .who("u-1", role, client)
+            .param("id", client)
+    };
+    let put = |body: serde_json::Value, if_match: Option<&str>| {
+        let event = ApiEvent::new("PUT /clients/{id}/contract")
+            .who("u-1", "admin", "acme")
+            .param("id", "acme")
+            .json(&body);
+        match if_match {
+            Some(tag) => event.header("if-match", tag),
+            None => event,
+        }
+    };
+    // The seeded contract reads at revision 0; agents and other tenants see nothing.
+    let read = call(&h, get("finance", "acme")).await;
+    assert_eq!(
+        (read.status, read.body["revision"].as_u64()),
+        (200, Some(0)),
+        "{}",
+        read.text
+    );
+    assert_eq!(read.header("etag"), Some("\"0\""));
+    assert_eq!(call(&h, get("agent", "acme")).await.status, 403);
+    assert_eq!(call(&h, get("finance", "globex")).await.status, 404);
+
+    // October is billed: its version cannot be repriced.
+    h.billing.close("acme", month("2026-10")).await.expect("closed");
+    let mut body = read.body["contract"].clone();
+    body["versions"][0]["campaigns"]["c1"]["verified_sale"]["price"]["unit_price"]["amount"] = json!("60.00");
+    let refused = call(&h, put(body.clone(), Some("\"0\""))).await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    assert!(refused.text.contains("billed_version_changed"), "{}", refused.text);
+
+    // A new price from December: version 1 ends, version 2 starts after the billed months.
+    let mut amended = read.body["contract"].clone();
+    amended["versions"][0]["valid_to"] = json!("2026-12-01");
+    let mut v2 = amended["versions"][0].clone();
+    v2["version"] = json!(2);
+    v2["valid_from"] = json!("2026-12-01");
+    v2.as_object_mut().expect("a version").remove("valid_to");
+    v2["campaigns"]["c1"]["verified_sale"]["price"]["unit_price"]["amount"] = json!("60.00");
+    amended["versions"].as_array_mut().expect("versions").push(v2);
+    let written = call(&h, put(amended.clone(), Some("\"0\""))).await;
+    assert_eq!(
+        (written.status, written.body["revision"].as_u64()),
+        (200, Some(1)),
+        "{}",
+        written.text
+    );
+    assert_eq!(written.header("etag"), Some("\"1\""));
+    let december = h
+        .billing
+        .directory
+        .contract("acme")
+        .await
+        .expect("read")
+        .expect("a contract");
+    assert_eq!(december.versions.len(), 2);
+
+    // A second writer that read revision 0, or one that names none, is refused.
+    assert_eq!(call(&h, put(amended.clone(), Some("\"0\""))).await.status, 412);
+    assert_eq!(call(&h, put(amended.clone(), None)).await.status, 412);
+    // An invalid contract names its field.
+    let mut broken = amended.clone();
+    broken["versions"][1]["valid_from"] = json!("2026-11-15");
+    let invalid = call(&h, put(broken, Some("\"1\""))).await;
+    assert_eq!(invalid.status, 422, "{}", invalid.text);
+    assert!(invalid.text.contains("versions[1].valid_from"), "{}", invalid.text);
+    // Finance reads, admins write.
+    let finance_put = ApiEvent::new("PUT /clients/{id}/contract")
+        .who("u-2", "finance", "acme")
+        .param("id", "acme")
+        .json(&amended);
+    assert_eq!(call(&h, finance_put).await.status, 403);
+}

@@ -234,6 +234,84 @@ impl Contract {
         errors.finish()
     }
 
+    /// Whether `self` may replace `stored` once the months up to `billed_through` (the last day
+    /// of the last closed run) are billed: what priced them never changes. Every stored version
+    /// that started by then stays, identical, except that one still open may be given an end
+    /// after `billed_through`; a new version starts after it. The client cannot change either.
+    pub fn amends(&self, stored: &Contract, billed_through: Option<Date>) -> Result<(), Vec<FieldError>> {
+        let mut errors = Errors::new();
+        if self.client_id != stored.client_id {
+            errors.push(
+                Invalid::new("client_changed", format!("this is {}'s contract", stored.client_id)).at("client_id"),
+            );
+        }
+        let Some(billed_through) = billed_through else {
+            return errors.finish();
+        };
+        for old in stored.versions.iter().filter(|v| v.valid_from <= billed_through) {
+            let Some((i, new)) = self.versions.iter().enumerate().find(|(_, v)| v.version == old.version) else {
+                errors.push(
+                    Invalid::new(
+                        "billed_version_removed",
+                        format!(
+                            "version {} priced months billed through {billed_through}: it cannot be removed",
+                            old.version
+                        ),
+                    )
+                    .at("versions"),
+                );
+                continue;
+            };
+            let at = format!("versions[{i}]");
+            let same_but_end = ContractVersion {
+                valid_to: old.valid_to,
+                ..new.clone()
+            };
+            if same_but_end != *old {
+                errors.push(
+                    Invalid::new(
+                        "billed_version_changed",
+                        format!(
+                            "version {} priced months billed through {billed_through}: only its end may change; add a version instead",
+                            old.version
+                        ),
+                    )
+                    .at(at.clone()),
+                );
+            } else if new.valid_to != old.valid_to
+                && (old.valid_to.is_some_and(|to| to <= billed_through)
+                    || new.valid_to.is_some_and(|to| to <= billed_through))
+            {
+                errors.push(
+                    Invalid::new(
+                        "billed_version_changed",
+                        format!(
+                            "version {} priced months billed through {billed_through}: it can only end after that day",
+                            old.version
+                        ),
+                    )
+                    .at(format!("{at}.valid_to")),
+                );
+            }
+        }
+        for (i, new) in self.versions.iter().enumerate() {
+            let known = stored.versions.iter().any(|v| v.version == new.version);
+            if !known && new.valid_from <= billed_through {
+                errors.push(
+                    Invalid::new(
+                        "starts_in_billed_months",
+                        format!(
+                            "version {} starts on {}, but months are billed through {billed_through}: start it later",
+                            new.version, new.valid_from
+                        ),
+                    )
+                    .at(format!("versions[{i}].valid_from")),
+                );
+            }
+        }
+        errors.finish()
+    }
+
     /// The version in force on a (campaign-local) day.
     pub fn version_on(&self, day: Date) -> Option<&ContractVersion> {
         self.versions.iter().find(|v| v.in_force_on(day))

@@ -63,6 +63,35 @@ pub trait ContractDirectory: Send + Sync {
     async fn contract(&self, client_id: &str) -> Result<Option<Contract>, StoreError>;
 }
 
+/// A contract as stored, with the revision its next replacement must name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredContract {
+    pub contract: Contract,
+    /// 0 for a contract written before revisions existed (seeded), else how many times the API
+    /// wrote it.
+    pub revision: u64,
+}
+
+/// Admins' reads and writes of a contract: never from a cache, replaced only at the revision
+/// read (no lost update).
+#[async_trait]
+pub trait ContractAdmin: Send + Sync {
+    /// The contract now, and whether the client exists at all (`CLIENT#{id}` / `CONFIG`).
+    async fn stored_contract(&self, client_id: &str) -> Result<(bool, Option<StoredContract>), StoreError>;
+    /// Replace the contract of an existing client if its revision is still `expected`.
+    async fn put_contract(&self, contract: &Contract, expected: u64) -> Result<ContractWrite, StoreError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContractWrite {
+    /// Written, at this revision.
+    Written(u64),
+    /// The contract changed since `expected` was read.
+    Stale,
+    /// No such client.
+    NoClient,
+}
+
 /// The campaigns, for jobs that visit each of them (the KPI reports).
 #[async_trait]
 pub trait CampaignList: Send + Sync {
@@ -453,6 +482,78 @@ impl ContractDirectory for DynamoCampaignDirectory {
 }
 
 #[async_trait]
+impl ContractAdmin for DynamoCampaignDirectory {
+    async fn stored_contract(&self, client_id: &str) -> Result<(bool, Option<StoredContract>), StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("CLIENT#{client_id}")))
+            .key("sk", s("CONFIG"))
+            .projection_expression("pk, #c, contract_revision")
+            .expression_attribute_names("#c", "contract")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let Some(item) = output.item else {
+            return Ok((false, None));
+        };
+        let Some(map) = item.get("contract").and_then(|c| c.as_m().ok()) else {
+            return Ok((true, None));
+        };
+        let contract = serde_dynamo::from_item(map.clone()).map_err(corrupt("reading the client's contract"))?;
+        let revision = item
+            .get("contract_revision")
+            .and_then(|v| v.as_n().ok())
+            .map(|n| n.parse::<u64>())
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("contract_revision: {e}")))?
+            .unwrap_or(0);
+        Ok((true, Some(StoredContract { contract, revision })))
+    }
+
+    async fn put_contract(&self, contract: &Contract, expected: u64) -> Result<ContractWrite, StoreError> {
+        let map: Item = serde_dynamo::to_item(contract).map_err(corrupt("writing the client's contract"))?;
+        let next = expected + 1;
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("CLIENT#{}", contract.client_id)))
+            .key("sk", s("CONFIG"))
+            .update_expression("SET #c = :c, contract_revision = :next")
+            .expression_attribute_names("#c", "contract")
+            .expression_attribute_values(":c", aws_sdk_dynamodb::types::AttributeValue::M(map))
+            .expression_attribute_values(":next", aws_sdk_dynamodb::types::AttributeValue::N(next.to_string()));
+        // Revision 0 is a contract written before revisions (or none): no revision attribute.
+        let update = if expected == 0 {
+            update.condition_expression("attribute_exists(pk) AND attribute_not_exists(contract_revision)")
+        } else {
+            update
+                .condition_expression("contract_revision = :expected")
+                .expression_attribute_values(
+                    ":expected",
+                    aws_sdk_dynamodb::types::AttributeValue::N(expected.to_string()),
+                )
+        };
+        match update.send().await {
+            Ok(_) => Ok(ContractWrite::Written(next)),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                match self.stored_contract(&contract.client_id).await? {
+                    (false, _) => Ok(ContractWrite::NoClient),
+                    _ => Ok(ContractWrite::Stale),
+                }
+            }
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+}
+
+#[async_trait]
 impl CampaignList for DynamoCampaignDirectory {
     async fn campaigns(&self) -> Result<Vec<String>, StoreError> {
         let rows = query_all(
@@ -499,6 +600,7 @@ mod memory {
         fulfillment: Mutex<HashMap<String, Fulfillment>>,
         billing: Mutex<HashMap<String, BillingProfile>>,
         contracts: Mutex<HashMap<String, Contract>>,
+        revisions: Mutex<HashMap<String, u64>>,
     }
 
     impl MemoryCampaignDirectory {
@@ -568,6 +670,44 @@ mod memory {
     impl ContractDirectory for MemoryCampaignDirectory {
         async fn contract(&self, client_id: &str) -> Result<Option<Contract>, StoreError> {
             Ok(self.contracts.lock().map_err(poisoned)?.get(client_id).cloned())
+        }
+    }
+
+    /// A client exists when it has a billing profile or a contract.
+    #[async_trait]
+    impl ContractAdmin for MemoryCampaignDirectory {
+        async fn stored_contract(&self, client_id: &str) -> Result<(bool, Option<StoredContract>), StoreError> {
+            let exists = self.billing.lock().map_err(poisoned)?.contains_key(client_id);
+            let contract = self.contracts.lock().map_err(poisoned)?.get(client_id).cloned();
+            let revision = self
+                .revisions
+                .lock()
+                .map_err(poisoned)?
+                .get(client_id)
+                .copied()
+                .unwrap_or(0);
+            Ok((
+                exists || contract.is_some(),
+                contract.map(|contract| StoredContract { contract, revision }),
+            ))
+        }
+
+        async fn put_contract(&self, contract: &Contract, expected: u64) -> Result<ContractWrite, StoreError> {
+            let (exists, _) = self.stored_contract(&contract.client_id).await?;
+            if !exists {
+                return Ok(ContractWrite::NoClient);
+            }
+            let mut revisions = self.revisions.lock().map_err(poisoned)?;
+            let current = revisions.get(&contract.client_id).copied().unwrap_or(0);
+            if current != expected {
+                return Ok(ContractWrite::Stale);
+            }
+            revisions.insert(contract.client_id.clone(), expected + 1);
+            self.contracts
+                .lock()
+                .map_err(poisoned)?
+                .insert(contract.client_id.clone(), contract.clone());
+            Ok(ContractWrite::Written(expected + 1))
         }
     }
 

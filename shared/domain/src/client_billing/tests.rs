@@ -1367,3 +1367,76 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn billed_months_keep_their_versions_and_new_terms_start_after_them() {
+    let stored = contract(vec![version(
+        1,
+        date!(2026 - 09 - 01),
+        None,
+        vec![("c1", sales_terms(flat(1000)))],
+    )]);
+    let codes = |result: Result<(), Vec<FieldError>>| -> Vec<(String, &'static str)> {
+        result
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| (e.field, e.code))
+            .collect()
+    };
+    let billed = Some(date!(2026 - 10 - 31));
+    // Nothing billed yet: anything valid goes.
+    let mut repriced = stored.clone();
+    repriced.versions[0]
+        .campaigns
+        .insert("c1".into(), sales_terms(flat(2000)));
+    assert_eq!(codes(repriced.amends(&stored, None)), vec![]);
+    // Billed through October: version 1 cannot be repriced, only ended after October...
+    assert_eq!(
+        codes(repriced.amends(&stored, billed)),
+        vec![("versions[0]".to_owned(), "billed_version_changed")]
+    );
+    let mut ended_early = stored.clone();
+    ended_early.versions[0].valid_to = Some(date!(2026 - 10 - 15));
+    assert_eq!(
+        codes(ended_early.amends(&stored, billed)),
+        vec![("versions[0].valid_to".to_owned(), "billed_version_changed")]
+    );
+    // ...and a new price starts with a version after the billed months.
+    let mut amended = stored.clone();
+    amended.versions[0].valid_to = Some(date!(2026 - 12 - 01));
+    amended.versions.push(version(
+        2,
+        date!(2026 - 12 - 01),
+        None,
+        vec![("c1", sales_terms(flat(2000)))],
+    ));
+    assert_eq!(amended.validate(), Ok(()));
+    assert_eq!(codes(amended.amends(&stored, billed)), vec![]);
+    let mut backdated = amended.clone();
+    backdated.versions[0].valid_to = Some(date!(2026 - 11 - 01));
+    backdated.versions[1].valid_from = date!(2026 - 11 - 01);
+    assert_eq!(codes(backdated.amends(&stored, billed)), vec![]);
+    backdated.versions[0].valid_to = Some(date!(2026 - 10 - 20));
+    backdated.versions[1].valid_from = date!(2026 - 10 - 20);
+    assert_eq!(
+        codes(backdated.amends(&stored, billed)),
+        vec![
+            ("versions[0].valid_to".to_owned(), "billed_version_changed"),
+            ("versions[1].valid_from".to_owned(), "starts_in_billed_months")
+        ]
+    );
+    // Removing a billed version, or naming another client, is refused.
+    let mut removed = amended.clone();
+    removed.versions.remove(0);
+    assert_eq!(
+        codes(removed.amends(&stored, billed)),
+        vec![("versions".to_owned(), "billed_version_removed")]
+    );
+    let mut other = stored.clone();
+    other.client_id = "globex".into();
+    assert_eq!(
+        codes(other.amends(&stored, billed)),
+        vec![("client_id".to_owned(), "client_changed")]
+    );
+}
