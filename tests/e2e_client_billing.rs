@@ -489,46 +489,47 @@ async fn two_consecutive_months_close_with_a_late_contact_and_evidence_that_adds
     assert_eq!((open.status, open.body["field"].as_str()), (400, Some("month")));
 }
 
-/// The run's invoice (`GET /billing/runs/{id}`'s `invoice`) once accepted and e-mailed.
-async fn wait_run_invoice(env: &TestEnv, finance: &Caller, run_id: &str) -> Value {
+/// What `done` picks from `GET /billing/runs/{id}` once it is there (within 90 s).
+async fn wait_run(
+    env: &TestEnv,
+    finance: &Caller,
+    run_id: &str,
+    what: &str,
+    done: impl Fn(&Value) -> Option<Value>,
+) -> Value {
     let started = std::time::Instant::now();
     loop {
         let run = env
             .send(env.as_caller(finance, "GET", &format!("/billing/runs/{run_id}")))
             .await;
         assert_eq!(run.status, 200, "{:?}", run.body);
-        let invoice = &run.body["invoice"];
-        if invoice["emailed"] == true {
-            return invoice.clone();
+        if let Some(found) = done(&run.body) {
+            return found;
         }
         assert!(
             started.elapsed() < std::time::Duration::from_secs(90),
-            "run {run_id} was never invoiced and e-mailed: {:?}",
+            "run {run_id}: {what} never happened: {:?}",
             run.body
         );
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }
 
+/// The run's invoice (`GET /billing/runs/{id}`'s `invoice`) once e-mailed.
+async fn wait_run_invoice(env: &TestEnv, finance: &Caller, run_id: &str) -> Value {
+    wait_run(env, finance, run_id, "its invoice issued and e-mailed", |run| {
+        (run["invoice"]["emailed"] == true).then(|| run["invoice"].clone())
+    })
+    .await
+}
+
 /// The credit note the run owes (its first), once accepted and e-mailed.
 async fn wait_run_credit(env: &TestEnv, finance: &Caller, run_id: &str) -> Value {
-    let started = std::time::Instant::now();
-    loop {
-        let run = env
-            .send(env.as_caller(finance, "GET", &format!("/billing/runs/{run_id}")))
-            .await;
-        assert_eq!(run.status, 200, "{:?}", run.body);
-        let note = &run.body["credits"][0]["credit_note"];
-        if note["emailed"] == true && note["status"] == "ACCEPTED" {
-            return note.clone();
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(90),
-            "run {run_id}'s credit note was never issued, accepted and e-mailed: {:?}",
-            run.body
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    }
+    wait_run(env, finance, run_id, "its credit note accepted and e-mailed", |run| {
+        let note = &run["credits"][0]["credit_note"];
+        (note["emailed"] == true && note["status"] == "ACCEPTED").then(|| note.clone())
+    })
+    .await
 }
 
 /// Wait until the client's invoice is credited in full.

@@ -286,9 +286,6 @@ async fn admins_close_finance_reads_and_the_current_month_is_a_preview() {
 
 #[tokio::test]
 async fn a_run_that_charges_asks_once_for_the_call_centers_invoice_until_it_exists() {
-    use backoffice_domain::audit::{Actor, AuditEntry, GENESIS_HASH};
-    use backoffice_domain::invoice::InvoiceDraft;
-
     let h = harness(datetime!(2026-11-01 03:00 -5));
     h.billing.publisher.set_down(true);
     let run = h
@@ -322,27 +319,7 @@ async fn a_run_that_charges_asks_once_for_the_call_centers_invoice_until_it_exis
     assert_eq!(billed, run.pricing.charges.amount_minor());
 
     // Issued: the run shows its invoice, and closing again asks for nothing more.
-    let seller = backoffice_domain::invoice::BillingProfile {
-        tax: backoffice_domain::invoice::TaxConfig {
-            prices_include_tax: false,
-            ..Default::default()
-        },
-        factura_series: "F900".into(),
-        ..billing_profile("callcenter")
-    };
-    let invoice = InvoiceDraft::for_service(&request, &seller, &billing_profile("acme"), h.billing.clock.now())
-        .and_then(|d| d.numbered(1))
-        .expect("an invoice");
-    let audit = AuditEntry::new(
-        &invoice.invoice_id,
-        1,
-        invoice.issued_at,
-        &Actor::system("t"),
-        "ISSUED",
-        "ISSUED",
-    )
-    .seal(GENESIS_HASH);
-    h.billing.invoices.issue(&invoice, &audit).await.expect("issued");
+    issue_service_invoice(&h, &request, 1).await;
     h.billing.close("acme", month("2026-10")).await.expect("the same run");
     assert_eq!(h.billing.publisher.sent().len(), 1);
     let read = ApiEvent::new("GET /billing/runs/{id}")
@@ -357,7 +334,6 @@ async fn a_run_that_charges_asks_once_for_the_call_centers_invoice_until_it_exis
 
 /// Issue the invoice `request` asks for, as invoice-issue would, into the memory store.
 async fn issue_service_invoice(h: &Harness, request: &ServiceInvoiceRequested, number: u64) -> String {
-    use backoffice_domain::audit::{Actor, AuditEntry, GENESIS_HASH};
     use backoffice_domain::invoice::InvoiceDraft;
 
     let seller = backoffice_domain::invoice::BillingProfile {
@@ -371,15 +347,7 @@ async fn issue_service_invoice(h: &Harness, request: &ServiceInvoiceRequested, n
     let invoice = InvoiceDraft::for_service(request, &seller, &billing_profile("acme"), h.billing.clock.now())
         .and_then(|d| d.numbered(number))
         .expect("an invoice");
-    let audit = AuditEntry::new(
-        &invoice.invoice_id,
-        1,
-        invoice.issued_at,
-        &Actor::system("t"),
-        "ISSUED",
-        "ISSUED",
-    )
-    .seal(GENESIS_HASH);
+    let audit = backoffice_domain::testing::issued_audit(&invoice.invoice_id, invoice.issued_at);
     h.billing.invoices.issue(&invoice, &audit).await.expect("issued");
     invoice.invoice_id
 }

@@ -1,7 +1,6 @@
 //! The dunning with the in-memory stores and mailer: offsets, at most once, never for what is
 //! settled, a dead run's claim retried, outages and deadlines.
 
-use backoffice_domain::audit::{Actor, AuditEntry, GENESIS_HASH};
 use backoffice_domain::credit_note::{CreditNoteDraft, CreditNoteReason};
 use backoffice_domain::invoice::{Invoice, InvoiceDraft};
 use backoffice_domain::money::Money;
@@ -52,15 +51,7 @@ async fn invoice(d: &Run, n: u64, mailed: bool) -> Invoice {
     .and_then(|draft| draft.numbered(n))
     .expect("an invoice");
     assert_eq!(invoice.due_date, DUE);
-    let audit = AuditEntry::new(
-        &invoice.invoice_id,
-        1,
-        ISSUED_AT,
-        &Actor::system("test"),
-        "ISSUED",
-        "ISSUED",
-    )
-    .seal(GENESIS_HASH);
+    let audit = backoffice_domain::testing::issued_audit(&invoice.invoice_id, ISSUED_AT);
     d.accounts.issue(&invoice, &audit).await.expect("issued");
     let accepted = ElectronicRecord {
         status: ElectronicStatus::Accepted,
@@ -224,15 +215,7 @@ async fn paid_and_credited_invoices_are_never_reminded_partly_paid_ones_are_with
     )
     .and_then(|draft| draft.numbered(1))
     .expect("a note");
-    let audit = AuditEntry::new(
-        &note.credit_note_id,
-        1,
-        ISSUED_AT,
-        &Actor::system("test"),
-        "ISSUED",
-        "ISSUED",
-    )
-    .seal(GENESIS_HASH);
+    let audit = backoffice_domain::testing::issued_audit(&note.credit_note_id, ISSUED_AT);
     assert_eq!(
         d.accounts
             .issue_credit_note(&credited, &note, "req-1", "fin-1", &audit)

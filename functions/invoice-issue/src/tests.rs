@@ -1168,22 +1168,12 @@ async fn a_billing_run_without_its_evidence_is_not_emailed_yet() {
 
 #[tokio::test]
 async fn a_document_signed_by_an_attempt_that_stopped_is_submitted_as_stored_not_signed_again() {
-    use backoffice_domain::audit::{Actor, AuditEntry, GENESIS_HASH};
-
     let w = world();
     let request = invoice_request("P-9", "acme");
     let invoice = InvoiceDraft::prepare(&request, &billing_profile("acme"), w.clock.now())
         .and_then(|d| d.numbered(1))
         .unwrap();
-    let audit = AuditEntry::new(
-        &invoice.invoice_id,
-        1,
-        invoice.issued_at,
-        &Actor::system("t"),
-        "ISSUED",
-        "ISSUED",
-    )
-    .seal(GENESIS_HASH);
+    let audit = backoffice_domain::testing::issued_audit(&invoice.invoice_id, invoice.issued_at);
     w.invoices.issue(&invoice, &audit).await.unwrap();
     // An earlier attempt signed and stored the XML, then stopped before SUNAT's answer was
     // recorded (its record is written with the answer). Its digest differs from a new

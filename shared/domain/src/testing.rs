@@ -413,3 +413,10 @@ pub fn contact(
         local_day: Some(lima.local_date(started_at)),
     }
 }
+
+/// The first audit record of a document a test issues (an invoice, a credit note), as the
+/// issuing functions seal it: `ISSUED` by the system at `at`.
+pub fn issued_audit(document_id: &str, at: OffsetDateTime) -> crate::audit::AuditRecord {
+    use crate::audit::{Actor, AuditEntry, GENESIS_HASH};
+    AuditEntry::new(document_id, 1, at, &Actor::system("test"), "ISSUED", "ISSUED").seal(GENESIS_HASH)
+}
