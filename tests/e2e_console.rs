@@ -61,29 +61,14 @@ fn wav(seconds: u32, speech: &[(u32, u32, usize)]) -> Vec<u8> {
 /// READY_FOR_REVIEW on the last one. Returns (id, call id).
 async fn recorded_presale(d: &Desk, versions: &[Vec<u8>]) -> (String, String) {
     let call_id = unique("call");
-    let now = OffsetDateTime::now_utc();
-    let body = json!({
-        "campaign_id": d.campaign, "call_id": call_id, "call_started_at": rfc3339(now),
-        "customer": {"document": {"type": "DNI", "number": format!("{:08}", uuid::Uuid::new_v4().as_u128() % 100_000_000)},
-                     "full_name": "Rosa Mamani Flores", "email": "rosa.mamani@example.com",
-                     "phone": format!("+5197{:07}", uuid::Uuid::new_v4().as_u128() % 10_000_000),
-                     "address": {"line1": "Jr. Junín 455", "district": "Cercado", "province": "Lima", "region": "Lima"}},
-        "items": [{"sku": "FIB-300", "quantity": 1}, {"sku": "ROUTER", "quantity": 1}]
-    });
+    let body = d.presale_body(&call_id, OffsetDateTime::now_utc());
     let created = d
         .env
         .send(d.env.as_caller(&d.agent, "POST", "/presales").json(&body))
         .await;
     assert_eq!(created.status, 201, "{:?}", created.body);
     let id = created.body["id"].as_str().expect("id").to_owned();
-    let key = format!(
-        "calls/{}/{}/{}/{:02}/{:02}/{call_id}.wav",
-        d.client,
-        d.campaign,
-        now.year(),
-        u8::from(now.month()),
-        now.day()
-    );
+    let key = d.recording_key(&call_id);
     for bytes in versions {
         let sha = hex::encode(Sha256::digest(bytes));
         d.env

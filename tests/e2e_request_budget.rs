@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::primitives::ByteStream;
 use e2e_tests::desk::{Desk, desk, wav};
 use e2e_tests::{Caller, TestEnv, repo_root, unique};
-use serde_json::{Value, json};
+use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -159,27 +159,11 @@ async fn one_sale_stays_within_its_recorded_aws_request_budget() {
 /// follow the sale to its shipment and its e-mailed invoice (returned, as JSON).
 async fn one_sale(d: &Desk, val: &Caller) -> Value {
     let call_id = unique("call");
-    let now = OffsetDateTime::now_utc();
-    let body = json!({
-        "campaign_id": d.campaign, "call_id": call_id,
-        "call_started_at": now.format(&Rfc3339).expect("format"),
-        "customer": {"document": {"type": "DNI", "number": format!("{:08}", uuid::Uuid::new_v4().as_u128() % 100_000_000)},
-                     "full_name": "Rosa Mamani Flores", "email": "rosa.mamani@example.com",
-                     "phone": format!("+5197{:07}", uuid::Uuid::new_v4().as_u128() % 10_000_000),
-                     "address": {"line1": "Jr. Junín 455", "district": "Cercado", "province": "Lima", "region": "Lima"}},
-        "items": [{"sku": "FIB-300", "quantity": 1}, {"sku": "ROUTER", "quantity": 1}]
-    });
+    let body = d.presale_body(&call_id, OffsetDateTime::now_utc());
     let created = d.post(&d.agent, "/presales", Some(body)).await;
     assert_eq!(created.status, 201, "{:?}", created.body);
     let id = created.body["id"].as_str().expect("id").to_owned();
-    let key = format!(
-        "calls/{}/{}/{}/{:02}/{:02}/{call_id}.wav",
-        d.client,
-        d.campaign,
-        now.year(),
-        u8::from(now.month()),
-        now.day()
-    );
+    let key = d.recording_key(&call_id);
     d.env
         .s3
         .put_object()

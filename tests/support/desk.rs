@@ -47,6 +47,33 @@ impl Desk {
             .await
     }
 
+    /// A registration of this desk's campaign for `call_id`: a new customer (DNI, phone) buying
+    /// FIB-300 and a router.
+    pub fn presale_body(&self, call_id: &str, call_started_at: time::OffsetDateTime) -> Value {
+        json!({
+            "campaign_id": self.campaign, "call_id": call_id,
+            "call_started_at": call_started_at.format(&time::format_description::well_known::Rfc3339).expect("format"),
+            "customer": {"document": {"type": "DNI", "number": format!("{:08}", uuid::Uuid::new_v4().as_u128() % 100_000_000)},
+                         "full_name": "Rosa Mamani Flores", "email": "rosa.mamani@example.com", "phone": format!("+5197{:07}", uuid::Uuid::new_v4().as_u128() % 10_000_000),
+                         "address": {"line1": "Jr. Junín 455", "district": "Cercado", "province": "Lima", "region": "Lima"}},
+            "items": [{"sku": "FIB-300", "quantity": 1}, {"sku": "ROUTER", "quantity": 1}]
+        })
+    }
+
+    /// Where a dialer uploads `call_id`'s recording today (the key convention of
+    /// docs/decisions/0005-recordings.md).
+    pub fn recording_key(&self, call_id: &str) -> String {
+        let now = time::OffsetDateTime::now_utc();
+        format!(
+            "calls/{}/{}/{}/{:02}/{:02}/{call_id}.wav",
+            self.client,
+            self.campaign,
+            now.year(),
+            u8::from(now.month()),
+            now.day()
+        )
+    }
+
     /// [`Desk::ready_presale`] of a call that started at `call_started_at`.
     pub async fn ready_presale_called_at(
         &self,
@@ -54,15 +81,7 @@ impl Desk {
         call_started_at: time::OffsetDateTime,
     ) -> (String, Vec<u8>) {
         let call_id = unique("call");
-        let now = time::OffsetDateTime::now_utc();
-        let body = json!({
-            "campaign_id": self.campaign, "call_id": call_id,
-            "call_started_at": call_started_at.format(&time::format_description::well_known::Rfc3339).expect("format"),
-            "customer": {"document": {"type": "DNI", "number": format!("{:08}", uuid::Uuid::new_v4().as_u128() % 100_000_000)},
-                         "full_name": "Rosa Mamani Flores", "email": "rosa.mamani@example.com", "phone": format!("+5197{:07}", uuid::Uuid::new_v4().as_u128() % 10_000_000),
-                         "address": {"line1": "Jr. Junín 455", "district": "Cercado", "province": "Lima", "region": "Lima"}},
-            "items": [{"sku": "FIB-300", "quantity": 1}, {"sku": "ROUTER", "quantity": 1}]
-        });
+        let body = self.presale_body(&call_id, call_started_at);
         let created = self
             .env
             .send(self.env.as_caller(&self.agent, "POST", "/presales").json(&body))
@@ -70,14 +89,7 @@ impl Desk {
         assert_eq!(created.status, 201, "{:?}", created.body);
         let id = created.body["id"].as_str().expect("id").to_owned();
         let bytes = wav(seconds, seconds);
-        let key = format!(
-            "calls/{}/{}/{}/{:02}/{:02}/{call_id}.wav",
-            self.client,
-            self.campaign,
-            now.year(),
-            u8::from(now.month()),
-            now.day()
-        );
+        let key = self.recording_key(&call_id);
         let bucket = self.env.resource("RecordingsBucket").reference.clone();
         self.env
             .s3
