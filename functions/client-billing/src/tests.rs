@@ -144,6 +144,18 @@ fn harness(now: OffsetDateTime) -> Harness {
     }
 }
 
+impl Harness {
+    /// The October sale rejected on re-review: no longer APPROVED.
+    fn reject_sale(&self) {
+        let mut rejected = self.sale.clone();
+        rejected.status = PresaleStatus::Rejected;
+        self.billing.presales.put_raw(StoredPresale {
+            presale: rejected,
+            audit_head: "h2".into(),
+        });
+    }
+}
+
 fn month(raw: &str) -> Period {
     Period::parse(raw).expect("a month")
 }
@@ -192,12 +204,7 @@ async fn late_contacts_go_to_the_next_run_and_a_sale_no_longer_approved_is_rever
             0,
         ))
         .expect("added");
-    let mut rejected = h.sale.clone();
-    rejected.status = PresaleStatus::Rejected;
-    h.billing.presales.put_raw(StoredPresale {
-        presale: rejected,
-        audit_head: "h2".into(),
-    });
+    h.reject_sale();
     h.billing.clock.set(datetime!(2026-12-01 03:00 -5));
     let november = h.billing.close("acme", month("2026-11")).await.expect("closed");
     let late: Vec<&str> = november
@@ -360,12 +367,7 @@ async fn a_reversed_sale_is_credited_on_the_invoice_that_billed_it_once_that_inv
     let line = october.pricing.invoice_line_of(&sale_key).expect("the sale's line");
 
     // The sale is rejected on re-review before October's invoice exists.
-    let mut rejected = h.sale.clone();
-    rejected.status = PresaleStatus::Rejected;
-    h.billing.presales.put_raw(StoredPresale {
-        presale: rejected,
-        audit_head: "h2".into(),
-    });
+    h.reject_sale();
     h.billing.clock.set(datetime!(2026-12-01 03:00 -5));
     let november = h.billing.close("acme", month("2026-11")).await.expect("closed");
     assert_eq!(november.credits.len(), 1, "{:?}", november.credits);
