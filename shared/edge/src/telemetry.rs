@@ -10,10 +10,10 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tracing_subscriber::filter::{LevelFilter, filter_fn};
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::{LevelFilter, Targets, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::xray::{self, XrayLayer};
 
@@ -25,9 +25,15 @@ static COLD_METRIC: AtomicBool = AtomicBool::new(true);
 /// the function's `LoggingConfig.ApplicationLogLevel` as Lambda passes it
 /// (`AWS_LAMBDA_LOG_LEVEL`), else `info`. With `AWS_XRAY_DAEMON_ADDRESS` (on Lambda), spans
 /// also go to X-Ray, whatever the log level: each output filters on its own. Safe to call twice.
+///
+/// `RUST_LOG` takes `target=level` directives (`presale_intake=debug,info`), read by
+/// [`Targets`] rather than `EnvFilter`: no span-field filters, and no regex engine in every
+/// function's package (ADR 0020).
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(level_of_lambda(std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref())));
+    let filter = log_filter(
+        std::env::var("RUST_LOG").ok().as_deref(),
+        std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref(),
+    );
     let logs = tracing_subscriber::fmt::layer()
         .json()
         .with_current_span(true)
@@ -46,6 +52,21 @@ pub fn init() {
     if let (Ok(()), Some(e)) = (installed, refused) {
         tracing::warn!(error = %e, "no X-Ray subsegments: spans are only logged");
     }
+}
+
+/// What the logs let through: `rust_log`'s directives when they parse, else Lambda's level.
+pub fn log_filter(rust_log: Option<&str>, lambda_level: Option<&str>) -> Targets {
+    rust_log
+        .map(str::trim)
+        .filter(|directives| !directives.is_empty())
+        .and_then(|directives| directives.parse::<Targets>().ok())
+        .unwrap_or_else(|| {
+            Targets::new().with_default(
+                level_of_lambda(lambda_level)
+                    .parse::<LevelFilter>()
+                    .unwrap_or(LevelFilter::INFO),
+            )
+        })
 }
 
 /// Lambda's log levels as `tracing` directives (`FATAL` has no equivalent: `error`).
@@ -133,6 +154,25 @@ mod tests {
         ];
         for (level, directive) in cases {
             assert_eq!(level_of_lambda(level), directive, "{level:?}");
+        }
+    }
+
+    #[test]
+    fn rust_log_directives_win_over_lambdas_level_unless_they_do_not_parse() {
+        use tracing::Level;
+        let developer = log_filter(Some("presale_intake=debug,warn"), Some("ERROR"));
+        assert!(developer.would_enable("presale_intake::handler", &Level::DEBUG));
+        assert!(developer.would_enable("aws_smithy_runtime", &Level::WARN));
+        assert!(!developer.would_enable("aws_smithy_runtime", &Level::INFO));
+
+        let lambda = log_filter(None, Some("DEBUG"));
+        assert!(lambda.would_enable("presale_intake", &Level::DEBUG));
+        assert!(!lambda.would_enable("presale_intake", &Level::TRACE));
+
+        for broken in [Some("=nonsense=,="), Some("  ")] {
+            let fallback = log_filter(broken, Some("WARN"));
+            assert!(fallback.would_enable("any", &Level::WARN), "{broken:?}");
+            assert!(!fallback.would_enable("any", &Level::INFO), "{broken:?}");
         }
     }
 }
