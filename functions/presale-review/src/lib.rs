@@ -136,16 +136,55 @@ where
     async fn next(&self, principal: &Principal) -> Result<ApiResponse, ApiError> {
         Self::require(principal, &[Role::Validator], "claiming reviews")?;
         let now = self.clock.now();
-        // One claim per validator: asking again gets the pre-sale already held.
-        let (held, replacing) = self.held(principal, now).await?;
-        if let Some(presale) = held {
-            return Ok(claimed_response(&presale));
-        }
         let mut candidates = Vec::new();
         for client in &principal.clients {
             candidates.extend(self.presales.review_queue(client, now, 25).await?);
         }
         candidates.sort_by_key(QueueEntry::priority);
+        // One claim per validator, but the validator's claim item is not read first: most
+        // validators asking hold none, and the claim's own transaction is conditioned on that
+        // item (issue 14: one read less per claim). Only when it says otherwise is it read.
+        match self.claim_first(principal, &candidates, now, None).await? {
+            Claim::Taken(presale) => return Ok(claimed_response(&presale)),
+            Claim::NoneLeft => {
+                // Asking again with an empty queue still gets the pre-sale already held.
+                return match self.held(principal, now).await? {
+                    (Some(held), _) => Ok(claimed_response(&held)),
+                    (None, _) => Ok(ApiResponse::new(204, String::new())),
+                };
+            }
+            Claim::ValidatorBusy => {}
+        }
+        let (held, ended) = self.held(principal, now).await?;
+        if let Some(held) = held {
+            return Ok(claimed_response(&held));
+        }
+        // The claim item names a claim that has ended (decided, returned, or of a client the
+        // validator no longer acts for): a new claim replaces it.
+        match self.claim_first(principal, &candidates, now, ended).await? {
+            Claim::Taken(presale) => Ok(claimed_response(&presale)),
+            Claim::NoneLeft => Ok(ApiResponse::new(204, String::new())),
+            // The same validator took a claim from another screen meanwhile: that one stands.
+            Claim::ValidatorBusy => match self.held(principal, now).await? {
+                (Some(held), _) => Ok(claimed_response(&held)),
+                (None, _) => Err(ApiError::Conflict {
+                    slug: "claim-held",
+                    detail: "you already hold a claim on another pre-sale; decide or release it first".into(),
+                    current: None,
+                }),
+            },
+        }
+    }
+
+    /// Claim the first of `candidates` (in priority order) that is still claimable, taking the
+    /// validator's claim item unless it holds another claim than `replacing`.
+    async fn claim_first(
+        &self,
+        principal: &Principal,
+        candidates: &[QueueEntry],
+        now: OffsetDateTime,
+        replacing: Option<PresaleId>,
+    ) -> Result<Claim, ApiError> {
         for entry in candidates {
             // Read the head itself: the queue index is eventually consistent, the claim must not be.
             let Some(stored) = self.presales.get(&entry.presale_id).await? else {
@@ -175,24 +214,14 @@ where
                 .save_with(&presale, candidate.version, candidate.status, &audit, &effects)
                 .await
             {
-                Ok(()) => return Ok(claimed_response(&presale)),
-                // The same validator took a claim from another screen meanwhile: that one stands.
-                Err(StoreError::Conflict(ConflictKind::ValidatorBusy)) => {
-                    return match self.held(principal, now).await? {
-                        (Some(held), _) => Ok(claimed_response(&held)),
-                        (None, _) => Err(ApiError::Conflict {
-                            slug: "claim-held",
-                            detail: "you already hold a claim on another pre-sale; decide or release it first".into(),
-                            current: None,
-                        }),
-                    };
-                }
+                Ok(()) => return Ok(Claim::Taken(Box::new(presale))),
+                Err(StoreError::Conflict(ConflictKind::ValidatorBusy)) => return Ok(Claim::ValidatorBusy),
                 // Someone else won this one: try the next.
                 Err(StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(ApiResponse::new(204, String::new()))
+        Ok(Claim::NoneLeft)
     }
 
     /// The pre-sale the validator holds a live claim on, if any; otherwise the pre-sale their
@@ -630,6 +659,15 @@ fn catalog(entries: &[(&str, &str)]) -> Vec<Value> {
         .iter()
         .map(|(code, label)| json!({"code": code, "label": label}))
         .collect()
+}
+
+/// What an attempt to claim from the queue came to.
+enum Claim {
+    Taken(Box<Presale>),
+    /// The validator's claim item holds another live (or unknown) claim.
+    ValidatorBusy,
+    /// No candidate could be claimed.
+    NoneLeft,
 }
 
 fn claimed_response(presale: &Presale) -> ApiResponse {

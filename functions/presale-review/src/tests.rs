@@ -135,6 +135,30 @@ async fn claims_highest_risk_first_then_oldest_and_never_twice() {
     assert_eq!(reclaimed["presale"]["id"].as_str(), Some(high.as_str()));
 }
 
+/// The claim item is read only when the claim's transaction says the validator holds one:
+/// an item naming a pre-sale whose claim ended elsewhere is replaced by the next claim.
+#[tokio::test]
+async fn a_claim_item_naming_an_ended_claim_is_replaced_by_the_next_claim() {
+    let s = service();
+    let low = ready(&s, "c-low", 10, false).await;
+    let high = ready(&s, "c-high", 80, false).await;
+    let (_, first) = call(&s, "POST /reviews/next", None, VAL1, None, &[]).await;
+    assert_eq!(first["presale"]["id"].as_str(), Some(high.as_str()));
+    // The claim ends without its item being freed (decided by another writer).
+    let id = PresaleId::parse(&high).expect("id");
+    let mut stored = s.presales.get(&id).await.expect("read").expect("stored");
+    stored.presale.claim = None;
+    stored.presale.status = PresaleStatus::Approved;
+    s.presales.put_raw(stored);
+    let (status, next) = call(&s, "POST /reviews/next", None, VAL1, None, &[]).await;
+    assert_eq!((status, next["presale"]["id"].as_str()), (200, Some(low.as_str())));
+    let held = s.presales.held_claim("val-1").await.expect("read").expect("held");
+    assert_eq!(held.presale_id.as_str(), low);
+    // Holding that one, asking with an empty queue returns it, not a 204.
+    let (status, again) = call(&s, "POST /reviews/next", None, VAL1, None, &[]).await;
+    assert_eq!((status, again["presale"]["id"].as_str()), (200, Some(low.as_str())));
+}
+
 #[tokio::test]
 async fn claimed_items_never_hide_waiting_ones_from_the_26th_validator() {
     let s = service();
