@@ -117,8 +117,8 @@ where
                 let audit = AuditEntry::presale(&presale, now, &principal.actor(), "CREATED")
                     .details(json!({"campaign_id": presale.campaign_id, "call_id": presale.call_id}))
                     .seal(GENESIS_HASH);
-                match self.presales.create(&presale, &audit).await {
-                    Ok(()) => {}
+                let recording_waits = match self.presales.create(&presale, &audit).await {
+                    Ok(waits) => waits,
                     Err(StoreError::Conflict(ConflictKind::DuplicateCallId)) => {
                         let existing = self
                             .presales
@@ -133,10 +133,16 @@ where
                         });
                     }
                     Err(e) => return Err(e.into()),
-                }
+                };
                 tracing::info!(presale_id = %presale.id, campaign_id = %presale.campaign_id, "pre-sale registered");
                 metrics::counter!("PresalesRegistered").increment(1);
-                let presale = self.attach_waiting_recording(presale, now).await;
+                // Only a call whose recording came first is looked up (the usual order, the
+                // pre-sale first, reads nothing more).
+                let presale = if recording_waits {
+                    self.attach_waiting_recording(presale, now).await
+                } else {
+                    presale
+                };
                 Ok(presale_response(201, &presale).header("location", format!("/presales/{}", presale.id)))
             },
         )

@@ -5,7 +5,7 @@ use backoffice_domain::testing::{FixedClock, campaign_catalog};
 use backoffice_edge::testing::{ApiEvent, LogCapture, Reply};
 use backoffice_store::config::MemoryCampaignDirectory;
 use backoffice_store::idempotency::MemoryIdempotencyStore;
-use backoffice_store::presales::{AuditRead, CallLookup, MemoryPresaleStore, PresaleGet};
+use backoffice_store::presales::{AuditRead, CallLookup, MemoryPresaleStore, PresaleGet, WaitingRecordings};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -598,6 +598,14 @@ async fn a_correction_runs_every_check_again() {
     // This call's recording is waiting when the pre-sale arrives, for another document.
     let recording = backoffice_domain::testing::clean_recording("acme", "acme-fibra", "call-20", NOW);
     intake.presales.put_recording(&recording).await.expect("stored");
+    // As recording-ingest leaves it when no pre-sale holds the call yet.
+    assert!(
+        intake
+            .presales
+            .mark_waiting("acme", "call-20", NOW)
+            .await
+            .expect("marked")
+    );
     let mut other = body("call-20");
     other["customer"]["document"]["number"] = json!("11223344");
     other["customer"]["phone"] = json!("+51911222333");

@@ -181,10 +181,20 @@ where
         };
         let new = self.presales.put_recording(&recording).await?;
         tracing::info!(call_id = %key.call_id, sha256 = %recording.sha256, new, unreadable = recording.unreadable.is_some(), "recording stored");
-        let Some(presale_id) = self.presales.find_by_call(&key.client_id, &key.call_id).await? else {
-            // Noted, so that a sweep binds it even if the registration's binding fails.
-            self.presales.mark_waiting(&key.client_id, &key.call_id, now).await?;
-            return Ok(Processed::Waiting { duplicate: !new });
+        let presale_id = match self.presales.find_by_call(&key.client_id, &key.call_id).await? {
+            Some(id) => id,
+            None => {
+                // Noted on the call, where the registration finds it, and for the sweep, should
+                // the registration's binding fail.
+                if self.presales.mark_waiting(&key.client_id, &key.call_id, now).await? {
+                    return Ok(Processed::Waiting { duplicate: !new });
+                }
+                // Registered since it was looked for.
+                let Some(id) = self.presales.find_by_call(&key.client_id, &key.call_id).await? else {
+                    return Ok(Processed::Waiting { duplicate: !new });
+                };
+                id
+            }
         };
         // Checked with the pre-sale's own campaign, whatever campaign the key names.
         let outcome = presales::attach(&self.presales, &self.campaigns, &presale_id, &recording, now).await?;

@@ -36,7 +36,7 @@ use backoffice_domain::recording::{CustomerHistory, Recording};
 use crate::counters::{CounterDelta, CounterRow, Counters, counter_rows, counter_update};
 use crate::dynamo::{
     Item, Order, TransactFailure, batch_get, corrupt, get_item, index_page, nanos, page_size, query_all, s, sdk_error,
-    string_attr, transact, transact_put,
+    string_attr, transact, transact_put, update_condition_failed,
 };
 use crate::outbox::{Outbox, OutboxMessage, Retry, mark_failed, mark_sent, outbox_put, parked_outbox, pending_outbox};
 use crate::{ConflictKind, Page, StoreError};
@@ -149,8 +149,10 @@ pub trait PresaleBatch: Send + Sync {
 #[async_trait]
 pub trait PresaleWrite: Send + Sync {
     /// Insert a new pre-sale with its first audit record; fails if the id or the client's
-    /// call id is already taken.
-    async fn create(&self, presale: &Presale, audit: &AuditRecord) -> Result<(), StoreError>;
+    /// call id is already taken. True when a recording of the call arrived first
+    /// ([`WaitingRecordings::mark_waiting`]): the caller binds it. Nothing is read to learn
+    /// that on the usual path, a pre-sale before its recording (issue 14).
+    async fn create(&self, presale: &Presale, audit: &AuditRecord) -> Result<bool, StoreError>;
 
     /// Replace the pre-sale if it is still at `expected_version` and `expected_status`, and
     /// append `audit`, in one transaction.
@@ -220,7 +222,10 @@ pub trait RecordingVersions: Send + Sync {
 /// binding failed, without scanning.
 #[async_trait]
 pub trait WaitingRecordings: Send + Sync {
-    async fn mark_waiting(&self, client_id: &str, call_id: &str, at: time::OffsetDateTime) -> Result<(), StoreError>;
+    /// Note the call's stored recording as waiting for its pre-sale: on the call's item, where
+    /// the registration's own write finds it, and in the day's list for the sweep. False when
+    /// a pre-sale holds the call by now (registered since it was looked for): bind it.
+    async fn mark_waiting(&self, client_id: &str, call_id: &str, at: time::OffsetDateTime) -> Result<bool, StoreError>;
 
     /// The (client, call id) pairs noted on `day`.
     async fn waiting(&self, day: time::Date, limit: u32) -> Result<Vec<(String, String)>, StoreError>;
@@ -482,27 +487,49 @@ impl PresaleBatch for DynamoPresaleStore {
 
 #[async_trait]
 impl PresaleWrite for DynamoPresaleStore {
-    async fn create(&self, presale: &Presale, audit: &AuditRecord) -> Result<(), StoreError> {
+    async fn create(&self, presale: &Presale, audit: &AuditRecord) -> Result<bool, StoreError> {
         let mut call = Item::new();
         call.insert("pk".into(), s(Self::call_pk(&presale.client_id, &presale.call_id)));
         call.insert("sk".into(), s("META"));
         call.insert("entity".into(), s("CALL"));
         call.insert("presale_id".into(), s(presale.id.as_str()));
-        let items = vec![
-            self.put(Self::presale_item(presale, &audit.hash)?, "attribute_not_exists(pk)")?,
-            self.put(call, "attribute_not_exists(pk)")?,
-            self.put(Self::audit_item(audit)?, "attribute_not_exists(pk)")?,
-        ];
-        match transact(&self.client, items).await {
-            Ok(()) => Ok(()),
-            Err(TransactFailure::Cancelled(c)) if c.condition_failed(1) => {
-                Err(StoreError::Conflict(ConflictKind::DuplicateCallId))
+        let items = |call_condition: &str| -> Result<Vec<TransactWriteItem>, StoreError> {
+            Ok(vec![
+                self.put(Self::presale_item(presale, &audit.hash)?, "attribute_not_exists(pk)")?,
+                self.put(call.clone(), call_condition)?,
+                self.put(Self::audit_item(audit)?, "attribute_not_exists(pk)")?,
+            ])
+        };
+        // Usually the call has no item yet. A recording that came first left one without a
+        // pre-sale (`mark_waiting`): it is read only then, and the pre-sale takes the call.
+        let mut waiting = false;
+        let mut condition = "attribute_not_exists(pk)";
+        loop {
+            match transact(&self.client, items(condition)?).await {
+                Ok(()) => return Ok(waiting),
+                Err(TransactFailure::Cancelled(c)) if c.condition_failed(1) && !waiting => {
+                    let held = get_item(
+                        &self.client,
+                        &self.table,
+                        Self::call_pk(&presale.client_id, &presale.call_id),
+                        "META",
+                    )
+                    .await?;
+                    if held.as_ref().is_none_or(|item| item.contains_key("presale_id")) {
+                        return Err(StoreError::Conflict(ConflictKind::DuplicateCallId));
+                    }
+                    waiting = true;
+                    condition = "attribute_not_exists(presale_id)";
+                }
+                Err(TransactFailure::Cancelled(c)) if c.condition_failed(1) => {
+                    return Err(StoreError::Conflict(ConflictKind::DuplicateCallId));
+                }
+                Err(TransactFailure::Cancelled(c)) if c.any_condition_failed() => {
+                    return Err(StoreError::Conflict(ConflictKind::AlreadyExists));
+                }
+                Err(TransactFailure::Cancelled(c)) => return Err(c.into()),
+                Err(TransactFailure::Failed(e)) => return Err(e),
             }
-            Err(TransactFailure::Cancelled(c)) if c.any_condition_failed() => {
-                Err(StoreError::Conflict(ConflictKind::AlreadyExists))
-            }
-            Err(TransactFailure::Cancelled(c)) => Err(c.into()),
-            Err(TransactFailure::Failed(e)) => Err(e),
         }
     }
 
@@ -723,7 +750,9 @@ impl RecordingVersions for DynamoPresaleStore {
 
 #[async_trait]
 impl WaitingRecordings for DynamoPresaleStore {
-    async fn mark_waiting(&self, client_id: &str, call_id: &str, at: time::OffsetDateTime) -> Result<(), StoreError> {
+    async fn mark_waiting(&self, client_id: &str, call_id: &str, at: time::OffsetDateTime) -> Result<bool, StoreError> {
+        // The day's list first: should the call's item be written and this stop, the sweep
+        // still finds the recording.
         self.client
             .put_item()
             .table_name(&self.table)
@@ -735,7 +764,23 @@ impl WaitingRecordings for DynamoPresaleStore {
             .send()
             .await
             .map_err(sdk_error)?;
-        Ok(())
+        let marked = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(Self::call_pk(client_id, call_id)))
+            .key("sk", s("META"))
+            .update_expression("SET entity = :entity, waiting_since = if_not_exists(waiting_since, :at)")
+            .condition_expression("attribute_not_exists(presale_id)")
+            .expression_attribute_values(":entity", s("CALL"))
+            .expression_attribute_values(":at", AttributeValue::N(nanos(at).to_string()))
+            .send()
+            .await;
+        match marked {
+            Ok(_) => Ok(true),
+            Err(err) if update_condition_failed(&err) => Ok(false),
+            Err(err) => Err(sdk_error(err)),
+        }
     }
 
     async fn waiting(&self, day: time::Date, limit: u32) -> Result<Vec<(String, String)>, StoreError> {
@@ -911,6 +956,8 @@ mod memory {
         counters: BTreeMap<(String, String), BTreeMap<String, i64>>,
         claims: HashMap<String, HeldClaim>,
         waiting: std::collections::BTreeSet<(time::Date, String, String)>,
+        /// Calls whose recording came before any pre-sale (the call item's `waiting_since`).
+        waiting_calls: std::collections::HashSet<(String, String)>,
         playbacks: HashMap<(PresaleId, String), AuditRecord>,
     }
 
@@ -1002,7 +1049,7 @@ mod memory {
 
     #[async_trait]
     impl PresaleWrite for MemoryPresaleStore {
-        async fn create(&self, presale: &Presale, audit: &AuditRecord) -> Result<(), StoreError> {
+        async fn create(&self, presale: &Presale, audit: &AuditRecord) -> Result<bool, StoreError> {
             let mut state = self.state.lock().map_err(poisoned)?;
             if state.presales.contains_key(&presale.id) {
                 return Err(StoreError::Conflict(ConflictKind::AlreadyExists));
@@ -1011,6 +1058,7 @@ mod memory {
             if state.calls.contains_key(&call) {
                 return Err(StoreError::Conflict(ConflictKind::DuplicateCallId));
             }
+            let waiting = state.waiting_calls.remove(&call);
             state.calls.insert(call, presale.id.clone());
             state.audit.insert(presale.id.clone(), vec![audit.clone()]);
             state.presales.insert(
@@ -1020,7 +1068,7 @@ mod memory {
                     audit_head: audit.hash.clone(),
                 },
             );
-            Ok(())
+            Ok(waiting)
         }
 
         async fn save_with(
@@ -1245,13 +1293,17 @@ mod memory {
             client_id: &str,
             call_id: &str,
             at: time::OffsetDateTime,
-        ) -> Result<(), StoreError> {
-            self.state
-                .lock()
-                .map_err(poisoned)?
+        ) -> Result<bool, StoreError> {
+            let mut state = self.state.lock().map_err(poisoned)?;
+            state
                 .waiting
                 .insert((at.date(), client_id.to_owned(), call_id.to_owned()));
-            Ok(())
+            let call = (client_id.to_owned(), call_id.to_owned());
+            if state.calls.contains_key(&call) {
+                return Ok(false);
+            }
+            state.waiting_calls.insert(call);
+            Ok(true)
         }
 
         async fn waiting(&self, day: time::Date, limit: u32) -> Result<Vec<(String, String)>, StoreError> {
