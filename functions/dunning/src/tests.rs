@@ -78,7 +78,7 @@ async fn invoice(d: &Run, n: u64, mailed: bool) -> Invoice {
             sent_at: ISSUED_AT,
         };
         d.accounts
-            .record_email("acme", &invoice.invoice_id, &email)
+            .record_email("acme", &invoice.invoice_id, &email, None)
             .await
             .expect("e-mailed");
     }

@@ -188,7 +188,7 @@ async fn issued(store: &MemoryInvoiceStore) -> Invoice {
         sent_at: NOW,
     };
     store
-        .record_email("acme", &invoice.invoice_id, &email)
+        .record_email("acme", &invoice.invoice_id, &email, None)
         .await
         .expect("sent");
     invoice

@@ -300,7 +300,8 @@ where
             EmailClaim::AlreadySent(_) => return Ok(()),
             EmailClaim::Busy => return Err(IssueError::EmailInProgress(note.credit_note_id.clone())),
         }
-        match self.deliver_claimed_note(stored, record, xml, cdr).await {
+        let mut printed = None;
+        match self.deliver_claimed_note(stored, record, xml, cdr, &mut printed).await {
             Ok(()) => Ok(()),
             Err(e) => {
                 let attempts = stored.email_attempts.saturating_add(1);
@@ -317,6 +318,7 @@ where
                         &note.credit_note_id,
                         &e.to_string(),
                         retry,
+                        printed.as_ref(),
                     )
                     .await
                 {
@@ -334,6 +336,7 @@ where
         record: &ElectronicRecord,
         xml: Option<Vec<u8>>,
         cdr: Option<Vec<u8>>,
+        printed: &mut Option<PdfRecord>,
     ) -> Result<(), IssueError> {
         let note = &stored.note;
         let profile = self.profile(&note.client_id).await?;
@@ -346,7 +349,8 @@ where
             (None, Some(key)) => self.documents.get(key).await?,
             (None, None) => None,
         };
-        let pdf = self.credit_note_pdf(stored, record).await?;
+        let (pdf, fresh) = self.credit_note_pdf(stored, record).await?;
+        *printed = fresh;
         let files = email::Attachments {
             pdf: &pdf,
             file_stem: &record.file_stem,
@@ -365,7 +369,13 @@ where
         };
         if let Err(e) = self
             .invoices
-            .record_credit_note_email(&note.client_id, &note.invoice_id, &note.credit_note_id, &sent)
+            .record_credit_note_email(
+                &note.client_id,
+                &note.invoice_id,
+                &note.credit_note_id,
+                &sent,
+                printed.as_ref(),
+            )
             .await
         {
             // Sent but not remembered: a retry after the lease would send it again.
@@ -386,18 +396,19 @@ where
     }
 
     /// The note's representación impresa, as stored (`{note}.pdf` beside its XML); rendered
-    /// and stored the first time.
+    /// and stored until an e-mail's closing write records it (its record, then, as the second
+    /// value).
     async fn credit_note_pdf(
         &self,
         stored: &StoredCreditNote,
         record: &ElectronicRecord,
-    ) -> Result<Vec<u8>, IssueError> {
+    ) -> Result<(Vec<u8>, Option<PdfRecord>), IssueError> {
         let note = &stored.note;
         let key = note.document_key(&format!("{}.pdf", note.credit_note_id));
         if stored.pdf.is_some()
             && let Some(bytes) = self.documents.get(&key).await?
         {
-            return Ok(bytes);
+            return Ok((bytes, None));
         }
         let acceptance = invoice_pdf::Acceptance {
             digest_value: &record.digest_value,
@@ -410,10 +421,7 @@ where
             size: bytes.len() as u64,
         };
         self.documents.put(&key, bytes.clone(), "application/pdf").await?;
-        self.invoices
-            .record_credit_note_pdf(&note.client_id, &note.invoice_id, &note.credit_note_id, &pdf)
-            .await?;
-        Ok(bytes)
+        Ok((bytes, Some(pdf)))
     }
 }
 

@@ -394,10 +394,11 @@ where
         }
         // Issued by this very attempt (its lease taken by the issuing write): nothing was signed.
         let fresh = matches!(lease, Lease::Held);
-        match self.deliver_claimed(&stored, profile, fresh).await {
+        let mut printed = None;
+        match self.deliver_claimed(&stored, profile, fresh, &mut printed).await {
             Ok(outcome) => Ok(outcome),
             Err(e) => {
-                self.release(&stored, &e.to_string()).await;
+                self.release(&stored, &e.to_string(), printed.as_ref()).await;
                 Err(e)
             }
         }
@@ -408,6 +409,7 @@ where
         stored: &StoredInvoice,
         profile: &BillingProfile,
         fresh: bool,
+        printed: &mut Option<PdfRecord>,
     ) -> Result<Outcome, IssueError> {
         let (client_id, invoice_id) = (&stored.invoice.client_id, &stored.invoice.invoice_id);
         let paper = Paper::Invoice(&stored.invoice);
@@ -424,7 +426,7 @@ where
             let code = record.response_code.unwrap_or_default();
             // Not a valid invoice: nothing is e-mailed, and the delivery leaves the pending list.
             self.invoices
-                .release_email(client_id, invoice_id, "rejected by SUNAT", Retry::Park)
+                .release_email(client_id, invoice_id, "rejected by SUNAT", Retry::Park, None)
                 .await?;
             return Ok(Outcome::Rejected {
                 invoice_id: invoice_id.clone(),
@@ -435,7 +437,8 @@ where
             digest_value: &record.digest_value,
             observed: record.status == ElectronicStatus::Observed,
         };
-        let pdf = self.pdf(stored, &acceptance).await?;
+        let (pdf, fresh_pdf) = self.pdf(stored, &acceptance).await?;
+        *printed = fresh_pdf;
         let now = self.clock.now();
         let evidence = self.evidence(&stored.invoice).await?;
         let files = email::Attachments {
@@ -453,7 +456,11 @@ where
             recipients: message.recipients(),
             sent_at: now,
         };
-        if let Err(e) = self.invoices.record_email(client_id, invoice_id, &sent).await {
+        if let Err(e) = self
+            .invoices
+            .record_email(client_id, invoice_id, &sent, printed.as_ref())
+            .await
+        {
             // Sent but not remembered: a retry after the lease would send it again.
             tracing::error!(invoice_id = %invoice_id, message_id = %message_id, error = %e, "e-mail sent but not recorded");
             return Err(e.into());
@@ -628,7 +635,7 @@ where
 
     /// Give the e-mail lease back after a failed attempt, due again on the retry schedule, or
     /// parked once its attempts are spent.
-    async fn release(&self, stored: &StoredInvoice, reason: &str) {
+    async fn release(&self, stored: &StoredInvoice, reason: &str, printed: Option<&PdfRecord>) {
         let (client_id, invoice_id) = (&stored.invoice.client_id, &stored.invoice.invoice_id);
         let attempts = stored.email_attempts.saturating_add(1);
         let retry = RetryPolicy::DELIVERY.after_failure(attempts, self.clock.now());
@@ -636,7 +643,11 @@ where
             // The alarm's metric filter matches this message.
             tracing::error!(invoice_id = %invoice_id, attempts, "invoice e-mail parked: its attempts are spent");
         }
-        if let Err(e) = self.invoices.release_email(client_id, invoice_id, reason, retry).await {
+        if let Err(e) = self
+            .invoices
+            .release_email(client_id, invoice_id, reason, retry, printed)
+            .await
+        {
             // The lease then simply runs out before the next attempt.
             tracing::warn!(invoice_id = %invoice_id, error = %e, "could not release the e-mail lease");
         }
@@ -666,17 +677,19 @@ where
         Ok(Some((name, csv)))
     }
 
-    /// The invoice's PDF bytes, as stored.
+    /// The invoice's PDF bytes, as stored; rendered and stored until an e-mail's closing write
+    /// (sent or released) records it: its record, then, as the second value. Rendering is
+    /// deterministic, so an attempt that stopped before that write prints the same bytes.
     async fn pdf(
         &self,
         stored: &StoredInvoice,
         acceptance: &invoice_pdf::Acceptance<'_>,
-    ) -> Result<Vec<u8>, IssueError> {
+    ) -> Result<(Vec<u8>, Option<PdfRecord>), IssueError> {
         let key = stored.invoice.pdf_key();
         if stored.pdf.is_some()
             && let Some(bytes) = self.documents.get(&key).await?
         {
-            return Ok(bytes);
+            return Ok((bytes, None));
         }
         let bytes = invoice_pdf::render(&stored.invoice, Some(acceptance))?;
         let record = PdfRecord {
@@ -685,10 +698,7 @@ where
             size: bytes.len() as u64,
         };
         self.documents.put(&key, bytes.clone(), "application/pdf").await?;
-        self.invoices
-            .record_pdf(&stored.invoice.client_id, &stored.invoice.invoice_id, &record)
-            .await?;
-        Ok(bytes)
+        Ok((bytes, Some(record)))
     }
 
     /// Deliver invoices whose e-mail is due (scheduled every few minutes): after a mail outage

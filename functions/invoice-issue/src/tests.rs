@@ -293,6 +293,10 @@ async fn a_failed_send_is_retried_without_a_second_invoice() {
     assert!(stored.email.is_none());
     assert_eq!(stored.email_attempts, 1);
     assert!(stored.email_last_error.is_some());
+    // The PDF printed for the failed send is recorded by the write that gives the lease back:
+    // finance can download it although no e-mail went out.
+    let printed = stored.pdf.expect("the printed PDF, recorded with the release");
+    assert_eq!(printed.key, "invoices/acme/B001/B001-00000001.pdf");
     assert!(
         w.invoices.pending_emails(w.clock.now(), 10).await.unwrap().is_empty(),
         "not due yet"
@@ -321,6 +325,7 @@ async fn a_failed_send_is_retried_without_a_second_invoice() {
     let sent = w.mailer.sent();
     let parsed = MessageParser::default().parse(&sent[0].raw).unwrap();
     assert_eq!(parsed.attachments().next().unwrap().contents(), pdf.as_slice());
+    assert_eq!(printed.sha256, hex::encode(Sha256::digest(&pdf)));
 }
 
 #[tokio::test]

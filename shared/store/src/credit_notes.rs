@@ -120,14 +120,6 @@ pub trait CreditNoteStore: Send + Sync {
         issued_before: time::OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<(String, String, String)>, StoreError>;
-    /// Remember the note's stored PDF.
-    async fn record_credit_note_pdf(
-        &self,
-        client_id: &str,
-        invoice_id: &str,
-        credit_note_id: &str,
-        pdf: &PdfRecord,
-    ) -> Result<(), StoreError>;
     /// Like [`crate::invoices::InvoiceStore::claim_email`], for the note's own e-mail.
     async fn claim_credit_note_email(
         &self,
@@ -137,13 +129,15 @@ pub trait CreditNoteStore: Send + Sync {
         now: time::OffsetDateTime,
         lease_until: time::OffsetDateTime,
     ) -> Result<EmailClaim, StoreError>;
-    /// Remember the accepted e-mail (the first record stands); the note leaves the pending index.
+    /// Remember the accepted e-mail (the first record stands) and the PDF it carried when this
+    /// attempt printed it; the note leaves the pending index.
     async fn record_credit_note_email(
         &self,
         client_id: &str,
         invoice_id: &str,
         credit_note_id: &str,
         email: &EmailRecord,
+        pdf: Option<&PdfRecord>,
     ) -> Result<(), StoreError>;
     /// Give the lease back after a failed send: due again at the retry's time, or parked (off
     /// the pending index) when its attempts are spent.
@@ -154,6 +148,7 @@ pub trait CreditNoteStore: Send + Sync {
         credit_note_id: &str,
         error: &str,
         retry: Retry,
+        pdf: Option<&PdfRecord>,
     ) -> Result<(), StoreError>;
 }
 
@@ -446,29 +441,6 @@ impl CreditNoteStore for DynamoInvoiceStore {
             .collect())
     }
 
-    async fn record_credit_note_pdf(
-        &self,
-        client_id: &str,
-        invoice_id: &str,
-        credit_note_id: &str,
-        pdf: &PdfRecord,
-    ) -> Result<(), StoreError> {
-        let (pk, _) = Self::invoice_key(client_id, invoice_id);
-        let value = serde_dynamo::to_attribute_value(pdf).map_err(corrupt("serializing pdf record"))?;
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", pk)
-            .key("sk", note_sk(credit_note_id))
-            .update_expression("SET pdf = :pdf")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":pdf", value)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(())
-    }
-
     async fn claim_credit_note_email(
         &self,
         client_id: &str,
@@ -514,9 +486,10 @@ impl CreditNoteStore for DynamoInvoiceStore {
         invoice_id: &str,
         credit_note_id: &str,
         email: &EmailRecord,
+        pdf: Option<&PdfRecord>,
     ) -> Result<(), StoreError> {
         let (pk, _) = Self::invoice_key(client_id, invoice_id);
-        self.write_email_record(pk, note_sk(credit_note_id), email).await
+        self.write_email_record(pk, note_sk(credit_note_id), email, pdf).await
     }
 
     async fn release_credit_note_email(
@@ -526,9 +499,10 @@ impl CreditNoteStore for DynamoInvoiceStore {
         credit_note_id: &str,
         error: &str,
         retry: Retry,
+        pdf: Option<&PdfRecord>,
     ) -> Result<(), StoreError> {
         let (pk, _) = Self::invoice_key(client_id, invoice_id);
-        self.release_email_lease(pk, note_sk(credit_note_id), credit_note_id, error, retry, PARKED)
+        self.release_email_lease((pk, note_sk(credit_note_id)), credit_note_id, error, retry, PARKED, pdf)
             .await
     }
 }

@@ -178,7 +178,6 @@ pub trait InvoiceStore: Send + Sync {
         Ok(outcome)
     }
     async fn load(&self, client_id: &str, invoice_id: &str) -> Result<Option<StoredInvoice>, StoreError>;
-    async fn record_pdf(&self, client_id: &str, invoice_id: &str, pdf: &PdfRecord) -> Result<(), StoreError>;
     /// Record where the electronic document stands. Once SUNAT has answered for good
     /// (accepted, observed, rejected) the record never changes again: a late writer's
     /// `PENDING_SUBMISSION` cannot overwrite an answer.
@@ -197,16 +196,27 @@ pub trait InvoiceStore: Send + Sync {
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
     ) -> Result<EmailClaim, StoreError>;
-    /// Remember the accepted e-mail; the invoice leaves the pending-e-mail index.
-    async fn record_email(&self, client_id: &str, invoice_id: &str, email: &EmailRecord) -> Result<(), StoreError>;
-    /// Give the lease back after a failed send, keeping the reason; the e-mail is due again at
-    /// the retry's time, or parked (off the pending index) when its attempts are spent.
+    /// Remember the accepted e-mail, and the PDF it carried when this attempt printed it; the
+    /// invoice leaves the pending-e-mail index. The PDF is recorded with the e-mail, not on
+    /// its own (issue 14: one write less per invoice): it is deterministic, so an attempt that
+    /// stopped before this write prints the same bytes again.
+    async fn record_email(
+        &self,
+        client_id: &str,
+        invoice_id: &str,
+        email: &EmailRecord,
+        pdf: Option<&PdfRecord>,
+    ) -> Result<(), StoreError>;
+    /// Give the lease back after a failed send, keeping the reason (and the PDF printed, if
+    /// any); the e-mail is due again at the retry's time, or parked (off the pending index)
+    /// when its attempts are spent.
     async fn release_email(
         &self,
         client_id: &str,
         invoice_id: &str,
         error: &str,
         retry: Retry,
+        pdf: Option<&PdfRecord>,
     ) -> Result<(), StoreError>;
     /// Invoices whose e-mail is not sent yet and is due at `now`, soonest due first:
     /// (client, number).
@@ -231,6 +241,13 @@ const EMAIL_PARKED: &str = "EMAIL#PARKED";
 
 pub(crate) fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
+}
+
+/// The `SET` clause and value that record a printed PDF in an e-mail's closing write.
+fn pdf_update(pdf: Option<&PdfRecord>) -> Result<(&'static str, Option<Item>), StoreError> {
+    let Some(pdf) = pdf else { return Ok(("", None)) };
+    let value = serde_dynamo::to_attribute_value(pdf).map_err(corrupt("serializing pdf record"))?;
+    Ok((", pdf = :pdf", Some(Item::from([(":pdf".to_owned(), value)]))))
 }
 
 #[derive(Clone, Debug)]
@@ -414,20 +431,24 @@ impl DynamoInvoiceStore {
         pk: AttributeValue,
         sk: AttributeValue,
         email: &EmailRecord,
+        pdf: Option<&PdfRecord>,
     ) -> Result<(), StoreError> {
         let value = serde_dynamo::to_attribute_value(email).map_err(corrupt("serializing email record"))?;
+        let (set_pdf, pdf) = pdf_update(pdf)?;
+        let mut values = pdf.unwrap_or_default();
+        values.insert(":email".into(), value);
+        values.insert(":one".into(), n(1));
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", pk)
             .key("sk", sk)
-            .update_expression(
-                "SET email = :email ADD email_attempts :one REMOVE email_lease_until, email_last_error, gsi2pk, gsi2sk",
-            )
+            .update_expression(format!(
+                "SET email = :email{set_pdf} ADD email_attempts :one REMOVE email_lease_until, email_last_error, gsi2pk, gsi2sk"
+            ))
             .condition_expression("attribute_exists(pk) AND attribute_not_exists(email)")
-            .expression_attribute_values(":email", value)
-            .expression_attribute_values(":one", n(1))
+            .set_expression_attribute_values(Some(values))
             .send()
             .await;
         match result {
@@ -442,14 +463,18 @@ impl DynamoInvoiceStore {
     /// `parked` when its attempts are spent. Sent meanwhile: nothing to give back.
     pub(crate) async fn release_email_lease(
         &self,
-        pk: AttributeValue,
-        sk: AttributeValue,
+        (pk, sk): (AttributeValue, AttributeValue),
         document_id: &str,
         error: &str,
         retry: Retry,
         parked: &str,
+        pdf: Option<&PdfRecord>,
     ) -> Result<(), StoreError> {
         let reason: String = error.chars().take(500).collect();
+        let (set_pdf, pdf) = pdf_update(pdf)?;
+        let mut values = pdf.unwrap_or_default();
+        values.insert(":e".into(), s(reason));
+        values.insert(":one".into(), n(1));
         let update = self
             .client
             .update_item()
@@ -457,19 +482,18 @@ impl DynamoInvoiceStore {
             .key("pk", pk)
             .key("sk", sk)
             .condition_expression("attribute_exists(pk) AND attribute_not_exists(email)")
-            .expression_attribute_values(":e", s(reason))
-            .expression_attribute_values(":one", n(1));
+            .set_expression_attribute_values(Some(values));
         let update = match retry {
             Retry::At(due) => update
-                .update_expression(
-                    "SET email_last_error = :e, gsi2sk = :due ADD email_attempts :one REMOVE email_lease_until",
-                )
+                .update_expression(format!(
+                    "SET email_last_error = :e, gsi2sk = :due{set_pdf} ADD email_attempts :one REMOVE email_lease_until"
+                ))
                 .expression_attribute_values(":due", s(format!("{:020}#{document_id}", nanos(due)))),
             Retry::Park => update
-                .update_expression(
-                    "SET email_last_error = :e, gsi2pk = :parked, email_parked = :yes \
-                     ADD email_attempts :one REMOVE email_lease_until",
-                )
+                .update_expression(format!(
+                    "SET email_last_error = :e, gsi2pk = :parked, email_parked = :yes{set_pdf} \
+                     ADD email_attempts :one REMOVE email_lease_until"
+                ))
                 .expression_attribute_values(":parked", s(parked))
                 .expression_attribute_values(":yes", AttributeValue::Bool(true)),
         };
@@ -680,23 +704,6 @@ impl InvoiceStore for DynamoInvoiceStore {
         }
     }
 
-    async fn record_pdf(&self, client_id: &str, invoice_id: &str, pdf: &PdfRecord) -> Result<(), StoreError> {
-        let (pk, sk) = Self::invoice_key(client_id, invoice_id);
-        let value = serde_dynamo::to_attribute_value(pdf).map_err(corrupt("serializing pdf record"))?;
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", pk)
-            .key("sk", sk)
-            .update_expression("SET pdf = :pdf")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":pdf", value)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(())
-    }
-
     async fn record_electronic(
         &self,
         client_id: &str,
@@ -739,9 +746,15 @@ impl InvoiceStore for DynamoInvoiceStore {
         }
     }
 
-    async fn record_email(&self, client_id: &str, invoice_id: &str, email: &EmailRecord) -> Result<(), StoreError> {
+    async fn record_email(
+        &self,
+        client_id: &str,
+        invoice_id: &str,
+        email: &EmailRecord,
+        pdf: Option<&PdfRecord>,
+    ) -> Result<(), StoreError> {
         let (pk, sk) = Self::invoice_key(client_id, invoice_id);
-        self.write_email_record(pk, sk, email).await
+        self.write_email_record(pk, sk, email, pdf).await
     }
 
     async fn release_email(
@@ -750,10 +763,17 @@ impl InvoiceStore for DynamoInvoiceStore {
         invoice_id: &str,
         error: &str,
         retry: Retry,
+        pdf: Option<&PdfRecord>,
     ) -> Result<(), StoreError> {
-        let (pk, sk) = Self::invoice_key(client_id, invoice_id);
-        self.release_email_lease(pk, sk, invoice_id, error, retry, EMAIL_PARKED)
-            .await
+        self.release_email_lease(
+            Self::invoice_key(client_id, invoice_id),
+            invoice_id,
+            error,
+            retry,
+            EMAIL_PARKED,
+            pdf,
+        )
+        .await
     }
 
     async fn pending_emails(&self, now: OffsetDateTime, limit: u32) -> Result<Vec<(String, String)>, StoreError> {
@@ -1070,22 +1090,6 @@ mod memory {
                 .collect())
         }
 
-        async fn record_credit_note_pdf(
-            &self,
-            client_id: &str,
-            _invoice_id: &str,
-            credit_note_id: &str,
-            pdf: &PdfRecord,
-        ) -> Result<(), StoreError> {
-            let mut state = self.lock()?;
-            let stored = state
-                .notes
-                .get_mut(&key(client_id, credit_note_id))
-                .ok_or_else(|| StoreError::Backend(format!("no credit note {credit_note_id}")))?;
-            stored.pdf = Some(pdf.clone());
-            Ok(())
-        }
-
         async fn claim_credit_note_email(
             &self,
             client_id: &str,
@@ -1116,6 +1120,7 @@ mod memory {
             _invoice_id: &str,
             credit_note_id: &str,
             email: &EmailRecord,
+            pdf: Option<&PdfRecord>,
         ) -> Result<(), StoreError> {
             let mut state = self.lock()?;
             let k = key(client_id, credit_note_id);
@@ -1127,6 +1132,9 @@ mod memory {
             if stored.email.is_none() {
                 stored.email = Some(email.clone());
                 stored.email_attempts += 1;
+                if let Some(pdf) = pdf {
+                    stored.pdf = Some(pdf.clone());
+                }
             }
             Ok(())
         }
@@ -1138,6 +1146,7 @@ mod memory {
             credit_note_id: &str,
             _error: &str,
             retry: Retry,
+            pdf: Option<&PdfRecord>,
         ) -> Result<(), StoreError> {
             let mut state = self.lock()?;
             let k = key(client_id, credit_note_id);
@@ -1148,6 +1157,9 @@ mod memory {
                 .ok_or_else(|| StoreError::Backend(format!("no credit note {credit_note_id}")))?;
             if stored.email.is_some() {
                 return Ok(());
+            }
+            if let Some(pdf) = pdf {
+                stored.pdf = Some(pdf.clone());
             }
             stored.email_attempts += 1;
             let due = match retry {
@@ -1216,16 +1228,6 @@ mod memory {
             Ok(self.lock()?.invoices.get(&key(client_id, invoice_id)).cloned())
         }
 
-        async fn record_pdf(&self, client_id: &str, invoice_id: &str, pdf: &PdfRecord) -> Result<(), StoreError> {
-            let mut state = self.lock()?;
-            let stored = state
-                .invoices
-                .get_mut(&key(client_id, invoice_id))
-                .ok_or_else(|| StoreError::Backend(format!("no invoice {invoice_id}")))?;
-            stored.pdf = Some(pdf.clone());
-            Ok(())
-        }
-
         async fn record_electronic(
             &self,
             client_id: &str,
@@ -1270,7 +1272,13 @@ mod memory {
             Ok(EmailClaim::Claimed)
         }
 
-        async fn record_email(&self, client_id: &str, invoice_id: &str, email: &EmailRecord) -> Result<(), StoreError> {
+        async fn record_email(
+            &self,
+            client_id: &str,
+            invoice_id: &str,
+            email: &EmailRecord,
+            pdf: Option<&PdfRecord>,
+        ) -> Result<(), StoreError> {
             let mut state = self.lock()?;
             state.leases.remove(&key(client_id, invoice_id));
             let stored = state
@@ -1281,6 +1289,9 @@ mod memory {
                 stored.email = Some(email.clone());
                 stored.email_attempts += 1;
                 stored.email_last_error = None;
+                if let Some(pdf) = pdf {
+                    stored.pdf = Some(pdf.clone());
+                }
             }
             Ok(())
         }
@@ -1291,6 +1302,7 @@ mod memory {
             invoice_id: &str,
             error: &str,
             retry: Retry,
+            pdf: Option<&PdfRecord>,
         ) -> Result<(), StoreError> {
             let mut state = self.lock()?;
             state.leases.remove(&key(client_id, invoice_id));
@@ -1298,6 +1310,12 @@ mod memory {
                 .invoices
                 .get_mut(&key(client_id, invoice_id))
                 .ok_or_else(|| StoreError::Backend(format!("no invoice {invoice_id}")))?;
+            if stored.email.is_some() {
+                return Ok(());
+            }
+            if let Some(pdf) = pdf {
+                stored.pdf = Some(pdf.clone());
+            }
             stored.email_attempts += 1;
             stored.email_last_error = Some(error.to_owned());
             let due = match retry {
