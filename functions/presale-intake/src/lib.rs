@@ -161,7 +161,16 @@ where
             }
         };
         let Some(recording) = waiting else { return presale };
-        match presales::attach(&self.presales, &self.campaigns, &presale.id, &recording, now).await {
+        match presales::attach(
+            &self.presales,
+            &self.campaigns,
+            &presale.id,
+            &recording,
+            presales::Version::Stored,
+            now,
+        )
+        .await
+        {
             Ok(AttachOutcome::Attached(attached)) => {
                 tracing::info!(presale_id = %attached.id, risk_score = ?attached.risk_score, "waiting recording attached");
                 attached

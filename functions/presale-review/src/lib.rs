@@ -558,6 +558,7 @@ where
                 validator_id: principal.user_id.clone(),
                 presale_id: presale.id.clone(),
             }),
+            recording: None,
         };
         match self
             .presales

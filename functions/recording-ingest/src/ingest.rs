@@ -116,6 +116,7 @@ where
                         &self.campaigns,
                         &presale_id,
                         &recording,
+                        presales::Version::Stored,
                         self.clock.now(),
                     )
                     .await?;
@@ -179,11 +180,12 @@ where
             }
             Err(e) => return Err(e),
         };
-        let new = self.presales.put_recording(&recording).await?;
-        tracing::info!(call_id = %key.call_id, sha256 = %recording.sha256, new, unreadable = recording.unreadable.is_some(), "recording stored");
+        // A recording bound at once is stored by the binding's own transaction; one that waits
+        // for its pre-sale (or is not bound) is stored on its own.
         let presale_id = match self.presales.find_by_call(&key.client_id, &key.call_id).await? {
             Some(id) => id,
             None => {
+                let new = self.store(&recording).await?;
                 // Noted on the call, where the registration finds it, and for the sweep, should
                 // the registration's binding fail.
                 if self.presales.mark_waiting(&key.client_id, &key.call_id, now).await? {
@@ -197,7 +199,20 @@ where
             }
         };
         // Checked with the pre-sale's own campaign, whatever campaign the key names.
-        let outcome = presales::attach(&self.presales, &self.campaigns, &presale_id, &recording, now).await?;
+        let outcome = presales::attach(
+            &self.presales,
+            &self.campaigns,
+            &presale_id,
+            &recording,
+            presales::Version::New,
+            now,
+        )
+        .await?;
+        // Not bound, so not stored by a binding: kept as a version of the call all the same.
+        let stored_apart = match outcome {
+            AttachOutcome::Decided(_) | AttachOutcome::NoPresale => Some(self.store(&recording).await?),
+            _ => None,
+        };
         if let AttachOutcome::Attached(p) | AttachOutcome::Replaced(p) = &outcome {
             // From here on this message's log lines join the pre-sale's, from intake onwards.
             tracing::Span::current().record("correlation_id", p.correlation_id());
@@ -213,8 +228,18 @@ where
             },
             AttachOutcome::AlreadyAttached => Processed::AlreadyAttached,
             AttachOutcome::Decided(_) => Processed::Decided,
-            AttachOutcome::NoPresale => Processed::Waiting { duplicate: !new },
+            AttachOutcome::NoPresale => Processed::Waiting {
+                duplicate: stored_apart == Some(false),
+            },
         })
+    }
+
+    /// Store a version of the call's recording on its own; false when these bytes were stored
+    /// already.
+    async fn store(&self, recording: &Recording) -> Result<bool, RetryableError> {
+        let new = self.presales.put_recording(recording).await?;
+        tracing::info!(call_id = %recording.call_id, sha256 = %recording.sha256, new, unreadable = recording.unreadable.is_some(), "recording stored");
+        Ok(new)
     }
 
     /// Stream the object through the analyzer on a blocking thread. A file that does not decode

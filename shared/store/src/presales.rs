@@ -43,7 +43,7 @@ use crate::{ConflictKind, Page, StoreError};
 
 mod attach;
 mod notes;
-pub use attach::{AttachOutcome, attach, recheck, thresholds_of};
+pub use attach::{AttachOutcome, Version, attach, recheck, thresholds_of};
 pub use notes::{AuditNotes, NoteEffect};
 
 #[derive(Debug, Clone)]
@@ -65,12 +65,15 @@ pub struct StoredPresale {
     pub audit_head: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Effects {
     pub outbox: Option<OutboxMessage>,
     pub counters: Vec<CounterDelta>,
     /// The validator's one claim, taken or given back in the same transaction.
     pub claim: Option<ClaimLock>,
+    /// A recording version stored with the pre-sale it is bound to (as
+    /// [`RecordingVersions::put_recording`] would, in the binding's own transaction: issue 14).
+    pub recording: Option<Recording>,
 }
 
 /// The change to a validator's single claim that goes with a pre-sale write.
@@ -341,6 +344,18 @@ impl DynamoPresaleStore {
         }
     }
 
+    /// A recording version's item: `REC#{client}#{call}`, `SHA#{sha256}` (same bytes, same item).
+    fn recording_item(recording: &Recording) -> Result<Item, StoreError> {
+        let mut item: Item = serde_dynamo::to_item(recording).map_err(corrupt("serializing recording"))?;
+        item.insert(
+            "pk".into(),
+            s(Self::recording_pk(&recording.client_id, &recording.call_id)),
+        );
+        item.insert("sk".into(), s(format!("SHA#{}", recording.sha256)));
+        item.insert("entity".into(), s("RECORDING"));
+        Ok(item)
+    }
+
     fn validator_pk(validator_id: &str) -> String {
         format!("VALIDATOR#{validator_id}")
     }
@@ -564,6 +579,11 @@ impl PresaleWrite for DynamoPresaleStore {
         for counter in &effects.counters {
             items.push(counter_update(&self.table, counter)?);
         }
+        if let Some(recording) = &effects.recording {
+            // Unconditional: the same bytes make the same item, and a pre-sale binds a version
+            // only once (its own condition).
+            items.push(transact_put(&self.table, Self::recording_item(recording)?, None)?);
+        }
         let lock_at = items.len();
         if let Some(lock) = &effects.claim {
             items.push(self.claim_lock_item(lock)?);
@@ -684,13 +704,7 @@ impl AuditRead for DynamoPresaleStore {
 #[async_trait]
 impl RecordingVersions for DynamoPresaleStore {
     async fn put_recording(&self, recording: &Recording) -> Result<bool, StoreError> {
-        let mut item: Item = serde_dynamo::to_item(recording).map_err(corrupt("serializing recording"))?;
-        item.insert(
-            "pk".into(),
-            s(Self::recording_pk(&recording.client_id, &recording.call_id)),
-        );
-        item.insert("sk".into(), s(format!("SHA#{}", recording.sha256)));
-        item.insert("entity".into(), s("RECORDING"));
+        let item = Self::recording_item(recording)?;
         let result = self
             .client
             .put_item()
@@ -751,19 +765,8 @@ impl RecordingVersions for DynamoPresaleStore {
 #[async_trait]
 impl WaitingRecordings for DynamoPresaleStore {
     async fn mark_waiting(&self, client_id: &str, call_id: &str, at: time::OffsetDateTime) -> Result<bool, StoreError> {
-        // The day's list first: should the call's item be written and this stop, the sweep
-        // still finds the recording.
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(format!("WAITING#{}", at.date())))
-            .item("sk", s(format!("{client_id}#{call_id}")))
-            .item("entity", s("WAITING_RECORDING"))
-            .item("client_id", s(client_id))
-            .item("call_id", s(call_id))
-            .send()
-            .await
-            .map_err(sdk_error)?;
+        // The call's item first: once a pre-sale holds the call, nothing waits. Should this stop
+        // between the two writes, the message's redelivery writes the day's list.
         let marked = self
             .client
             .update_item()
@@ -777,10 +780,22 @@ impl WaitingRecordings for DynamoPresaleStore {
             .send()
             .await;
         match marked {
-            Ok(_) => Ok(true),
-            Err(err) if update_condition_failed(&err) => Ok(false),
-            Err(err) => Err(sdk_error(err)),
+            Ok(_) => {}
+            Err(err) if update_condition_failed(&err) => return Ok(false),
+            Err(err) => return Err(sdk_error(err)),
         }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("WAITING#{}", at.date())))
+            .item("sk", s(format!("{client_id}#{call_id}")))
+            .item("entity", s("WAITING_RECORDING"))
+            .item("client_id", s(client_id))
+            .item("call_id", s(call_id))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(true)
     }
 
     async fn waiting(&self, day: time::Date, limit: u32) -> Result<Vec<(String, String)>, StoreError> {
@@ -1118,6 +1133,14 @@ mod memory {
             if let Some(message) = &effects.outbox {
                 state.outbox.insert(message);
             }
+            if let Some(recording) = &effects.recording {
+                let versions = state
+                    .recordings
+                    .entry((recording.client_id.clone(), recording.call_id.clone()))
+                    .or_default();
+                versions.retain(|r| r.sha256 != recording.sha256);
+                versions.push(recording.clone());
+            }
             for counter in &effects.counters {
                 let row = state
                     .counters
@@ -1295,14 +1318,14 @@ mod memory {
             at: time::OffsetDateTime,
         ) -> Result<bool, StoreError> {
             let mut state = self.state.lock().map_err(poisoned)?;
-            state
-                .waiting
-                .insert((at.date(), client_id.to_owned(), call_id.to_owned()));
             let call = (client_id.to_owned(), call_id.to_owned());
             if state.calls.contains_key(&call) {
                 return Ok(false);
             }
             state.waiting_calls.insert(call);
+            state
+                .waiting
+                .insert((at.date(), client_id.to_owned(), call_id.to_owned()));
             Ok(true)
         }
 

@@ -4,7 +4,7 @@
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::{CustomerHistoryLookup, PresaleGet, PresaleWrite};
+use super::{CustomerHistoryLookup, Effects, PresaleGet, PresaleWrite};
 use crate::config::CampaignDirectory;
 use crate::{ConflictKind, StoreError};
 use backoffice_domain::audit::{Actor, AuditEntry};
@@ -25,6 +25,17 @@ pub enum AttachOutcome {
     /// The pre-sale is decided; its decision stays bound to the recording it was made on.
     Decided(PresaleStatus),
     NoPresale,
+}
+
+/// Whether the recording version being bound is stored yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// Stored before (a recording that waited for its pre-sale).
+    Stored,
+    /// Not stored yet: stored by the binding's own transaction (one write less than storing it
+    /// first, issue 14). A binding that does not happen (a redelivery, a decided pre-sale, no
+    /// pre-sale) stores nothing: the caller stores it then.
+    New,
 }
 
 /// The check thresholds of a campaign (the defaults when it has no configuration).
@@ -62,6 +73,7 @@ pub async fn attach<S, C>(
     campaigns: &C,
     presale_id: &PresaleId,
     recording: &Recording,
+    version: Version,
     now: OffsetDateTime,
 ) -> Result<AttachOutcome, StoreError>
 where
@@ -120,7 +132,14 @@ where
                 "risk_score": presale.risk_score,
             }))
             .seal(&stored.audit_head);
-        match store.save(&presale, expected_version, expected_status, &audit).await {
+        let effects = Effects {
+            recording: (version == Version::New).then(|| recording.clone()),
+            ..Effects::default()
+        };
+        match store
+            .save_with(&presale, expected_version, expected_status, &audit, &effects)
+            .await
+        {
             Ok(()) if action == "RECORDING_ATTACHED" => return Ok(AttachOutcome::Attached(presale)),
             Ok(()) => return Ok(AttachOutcome::Replaced(presale)),
             Err(StoreError::Conflict(ConflictKind::StaleVersion)) => continue,
