@@ -1102,3 +1102,59 @@ async fn playbacks_racing_a_decision_never_fork_the_chain_or_make_it_stale() {
     let approved = records.iter().filter(|r| r["action"] == "APPROVED").count();
     assert_eq!((played, approved), (plays.len(), 1), "{recorded} recorded at first");
 }
+
+/// The review queue against DynamoDB (one query per claim, issue 14): a client's waiting
+/// pre-sales come first, then claims whose lease ended, earliest first; a live claim is never
+/// offered, and claims never hide waiting work from a short page.
+#[tokio::test]
+async fn one_query_offers_waiting_presales_first_then_lapsed_claims_never_live_ones() {
+    use backoffice_domain::audit::{Actor, AuditEntry, GENESIS_HASH};
+    use backoffice_domain::presale::PresaleAction;
+    use backoffice_domain::review;
+    use backoffice_domain::testing::{campaign_catalog, registered_presale};
+    use backoffice_store::presales::{DynamoPresaleStore, PresaleWrite, ReviewQueue};
+
+    let d = desk().await;
+    let store = DynamoPresaleStore::new(d.env.dynamodb.clone(), d.env.table("PresalesTable"));
+    let client = unique("cli-queue");
+    let catalog = campaign_catalog(&d.campaign, &client);
+    let now = time::OffsetDateTime::now_utc();
+    let ready = |call: &str, risk: u8, claimed_until: Option<time::OffsetDateTime>| {
+        let at = now - time::Duration::hours(1);
+        let mut presale = registered_presale(&catalog, &unique(call), None, at);
+        presale.transition(PresaleAction::AttachRecording, at).expect("ready");
+        presale.risk_score = Some(risk);
+        if let Some(until) = claimed_until {
+            review::claim(
+                &mut presale,
+                "val-q",
+                until - time::Duration::minutes(10),
+                time::Duration::minutes(10),
+            )
+            .expect("claim");
+        }
+        presale
+    };
+    let waiting = ready("call-waiting", 10, None);
+    let lapsed = ready("call-lapsed", 90, Some(now - time::Duration::minutes(1)));
+    let live = ready("call-live", 90, Some(now + time::Duration::minutes(5)));
+    for presale in [&waiting, &lapsed, &live] {
+        let audit = AuditEntry::presale(presale, now, &Actor::new("agent-7", "agent"), "CREATED").seal(GENESIS_HASH);
+        store.create(presale, &audit).await.expect("create");
+    }
+    let ids = |entries: Vec<backoffice_store::presales::QueueEntry>| {
+        entries
+            .into_iter()
+            .map(|e| e.presale_id.to_string())
+            .collect::<Vec<_>>()
+    };
+    let offered = ids(store.review_queue(&client, now, 25).await.expect("queue"));
+    assert_eq!(offered, vec![waiting.id.to_string(), lapsed.id.to_string()]);
+    let short = ids(store.review_queue(&client, now, 1).await.expect("queue"));
+    assert_eq!(short, vec![waiting.id.to_string()], "a claim never hides waiting work");
+    let later = ids(store
+        .review_queue(&client, now + time::Duration::minutes(6), 25)
+        .await
+        .expect("queue"));
+    assert_eq!(later.len(), 3, "the live claim lapses in turn: {later:?}");
+}

@@ -6,7 +6,7 @@
 //! | pre-sale            | `PRESALE#{id}`            | `META`          | by-campaign, by-campaign-status, by-customer-document, by-customer-phone, review-queue (sparse) |
 //! | audit record        | `PRESALE#{id}`            | `AUDIT#{seq:010}` (a note: `…#{note:04}`) |                |
 //! | playback guard      | `PRESALE#{id}`            | `PLAYBACK#{playback id}` |                             |
-//! | call id uniqueness  | `CALL#{client}#{call_id}` | `META`          |                                      |
+//! | call id uniqueness  | `CALL#{client}#{call_id}` | `META` (`waiting_since` when a recording came first) |          |
 //! | recording version   | `RECORDING#{client}#{call_id}` | `SHA#{sha256}` |                                   |
 //! | unrecognized upload | `UNRECOGNIZED#{date}`     | `{key}#{version}` |                                    |
 //! | waiting recording   | `WAITING#{date}`          | `{client}#{call_id}` |                                 |
@@ -14,10 +14,13 @@
 //! | review counters     | `METRICS#{campaign}#{day}` | `…`            |                                      |
 //! | validator's claim   | `VALIDATOR#{user id}`     | `CLAIM`         |                                      |
 //!
-//! The review-queue index holds waiting pre-sales under `REVIEW#{client}` and claimed ones
-//! under `REVIEW#{client}#CLAIMED`, sorted by lease end: claims never hide waiting work, and
-//! expired leases are found by a range query. The validator's claim item makes "one claim per
-//! validator" a condition of the same transaction that takes the claim.
+//! The review-queue index holds a client's queue in one partition, `REVIEW#{client}`: waiting
+//! pre-sales first (`{urgency:03}#…`, digits), then claimed ones (`CLAIMED#{lease end}#…`),
+//! sorted by lease end. One query reads both: claims never hide waiting work (they sort after
+//! it), and expired leases come first among the claims (issue 14: one query per claim instead
+//! of two). Claims taken before this layout sit under `REVIEW#{client}#CLAIMED`, read only when
+//! nothing else is claimable. The validator's claim item makes "one claim per validator" a
+//! condition of the same transaction that takes the claim.
 //!
 //! One narrow port per thing a handler does ([`PresaleGet`], [`PresaleWrite`], …), so a function
 //! depends only on what it calls; [`DynamoPresaleStore`] implements them all, and so does its
@@ -273,6 +276,9 @@ const BY_CAMPAIGN_STATUS: &str = "by-campaign-status";
 const BY_CUSTOMER_DOCUMENT: &str = "by-customer-document";
 const BY_CUSTOMER_PHONE: &str = "by-customer-phone";
 const REVIEW_QUEUE: &str = "review-queue";
+/// Where claimed pre-sales start in a client's review queue: after every waiting one, whose
+/// sort keys start with a digit.
+const CLAIMED_PREFIX: &str = "CLAIMED#";
 
 impl DynamoPresaleStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
@@ -327,10 +333,10 @@ impl DynamoPresaleStore {
     /// Where a pre-sale waiting for review sits in the review-queue index.
     fn queue_key(presale: &Presale) -> (String, String) {
         match &presale.claim {
-            // Claimed: apart from the waiting ones, by lease end (expired leases sort first).
+            // Claimed: after every waiting one, by lease end (expired leases sort first).
             Some(claim) => (
-                format!("REVIEW#{}#CLAIMED", presale.client_id),
-                format!("{:020}#{}", nanos(claim.lease_until), presale.id),
+                format!("REVIEW#{}", presale.client_id),
+                format!("{CLAIMED_PREFIX}{:020}#{}", nanos(claim.lease_until), presale.id),
             ),
             // Waiting: ascending order = highest risk first, then longest waiting.
             None => {
@@ -863,21 +869,27 @@ impl ReviewQueue for DynamoPresaleStore {
         now: time::OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<QueueEntry>, StoreError> {
-        let waiting = self
+        // Waiting entries sort before claimed ones, and lapsed claims before live ones: the first
+        // `limit` entries are what the two queries of the old layout returned together.
+        let lapsed_before = format!("{CLAIMED_PREFIX}{:020}", nanos(now));
+        let page = self
             .client
             .query()
             .table_name(&self.table)
             .index_name(REVIEW_QUEUE)
             .key_condition_expression("gsi5pk = :pk")
+            .filter_expression("NOT begins_with(gsi5sk, :claimed) OR gsi5sk < :lapsed")
             .expression_attribute_values(":pk", s(format!("REVIEW#{client_id}")))
+            .expression_attribute_values(":claimed", s(CLAIMED_PREFIX))
+            .expression_attribute_values(":lapsed", s(lapsed_before))
             .limit(page_size(limit))
             .send()
             .await
             .map_err(sdk_error)?;
-        let mut items = waiting.items.unwrap_or_default();
-        if items.len() < limit as usize {
-            // Claims whose lease ended before `now` are waiting work again.
-            let lapsed = self
+        let mut items = page.items.unwrap_or_default();
+        if items.is_empty() {
+            // Claims taken before the one-partition layout, until their pre-sales are written again.
+            let legacy = self
                 .client
                 .query()
                 .table_name(&self.table)
@@ -885,11 +897,11 @@ impl ReviewQueue for DynamoPresaleStore {
                 .key_condition_expression("gsi5pk = :pk AND gsi5sk < :now")
                 .expression_attribute_values(":pk", s(format!("REVIEW#{client_id}#CLAIMED")))
                 .expression_attribute_values(":now", s(format!("{:020}", nanos(now))))
-                .limit(page_size(limit - items.len() as u32))
+                .limit(page_size(limit))
                 .send()
                 .await
                 .map_err(sdk_error)?;
-            items.extend(lapsed.items.unwrap_or_default());
+            items = legacy.items.unwrap_or_default();
         }
         items
             .into_iter()
