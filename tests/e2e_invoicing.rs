@@ -20,7 +20,7 @@ use backoffice_store::invoices::DynamoInvoiceStore;
 use e2e_tests::desk::desk;
 use e2e_tests::{TestEnv, env, finance_email, send_concurrently, unique};
 use invoice_issue::sunat::{SecretIssuerKeys, SoapTaxAuthority};
-use invoice_issue::{IssueError, Issuer, Sender};
+use invoice_issue::{IssueError, Issuer, Sender, SeriesHeads};
 use mail_parser::{MessageParser, MimeHeaders};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -257,6 +257,7 @@ fn issuer(env: &TestEnv) -> RealIssuer {
             SystemClock,
             env.resource("EInvoiceSigningSecret").reference.clone(),
         )),
+        heads: SeriesHeads::default(),
     }
 }
 

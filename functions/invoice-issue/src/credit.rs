@@ -31,6 +31,7 @@ use time::{Date, OffsetDateTime};
 
 use crate::sunat::{IssuerKeys, TaxAuthority};
 use crate::{ACTOR, EMAIL_LEASE, IssueError, Issuer, Numbering, Outcome, email, numbering_backoff};
+use backoffice_store::invoices::SeriesHead;
 
 /// The document being made electronic.
 #[derive(Debug, Clone, Copy)]
@@ -141,7 +142,7 @@ where
             .ok_or_else(|| InvoiceError::Invalid(format!("{now} is beyond the calendar")))?
             .date();
         let take_next = || async {
-            let head = self.invoices.series_head(client_id, series).await?;
+            let head = self.heads.head(&self.invoices, client_id, series).await?;
             // A note is never dated before the last of its series, nor before its invoice.
             let issue_date = head.issue_date.map_or(today, |last| last.max(today));
             let draft = CreditNoteDraft::requested(
@@ -178,6 +179,14 @@ where
                 .await?
             {
                 CreditOutcome::Issued => {
+                    self.heads.advanced(
+                        client_id,
+                        series,
+                        SeriesHead {
+                            number: note.number,
+                            issue_date: Some(note.issue_date),
+                        },
+                    );
                     tracing::info!(credit_note_id = %note.credit_note_id, invoice_id = %note.invoice_id, total = %note.totals.total, "credit note issued");
                     metrics::counter!("CreditNotesIssued").increment(1);
                     Ok((note.invoice_id, note.credit_note_id))
@@ -187,7 +196,10 @@ where
                     credit_note_id,
                 } => Ok((invoice_id, credit_note_id)),
                 // Both mean: read the series and the account again, and decide again.
-                CreditOutcome::NumberTaken | CreditOutcome::Stale => Err(Numbering::Taken),
+                CreditOutcome::NumberTaken | CreditOutcome::Stale => {
+                    self.heads.forget(client_id, series);
+                    Err(Numbering::Taken)
+                }
                 CreditOutcome::NotCreditable(why) => Err(refused(request, why).into()),
             }
         };

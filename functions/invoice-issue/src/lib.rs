@@ -46,7 +46,7 @@ use backoffice_store::config::BillingDirectory;
 use backoffice_store::credit_notes::CreditNoteStore;
 use backoffice_store::documents::DocumentStore;
 use backoffice_store::invoices::{
-    ElectronicRecord, EmailClaim, EmailRecord, InvoiceStore, IssueOutcome, PdfRecord, StoredInvoice,
+    ElectronicRecord, EmailClaim, EmailRecord, InvoiceStore, IssueOutcome, PdfRecord, SeriesHead, StoredInvoice,
 };
 use backoffice_store::payments::PaymentLedger;
 use serde_json::json;
@@ -79,6 +79,49 @@ pub struct Issuer<S, B, D, M, K, T, Y> {
     pub authority: T,
     /// Issuers' certificates and SOL credentials.
     pub keys: Y,
+    /// The series this instance numbered last (`SeriesHeads::default()`).
+    pub heads: SeriesHeads,
+}
+
+/// Where each series stood after this instance's last document in it, so that the next number
+/// is tried without reading the series' counter (issue 14: one read less per invoice). The
+/// numbering transaction is conditioned on the counter, so numbers stay gapless: a head another
+/// instance moved meanwhile costs one refused transaction, then the counter is read.
+#[derive(Debug, Default)]
+pub struct SeriesHeads(std::sync::Mutex<std::collections::HashMap<(String, String), SeriesHead>>);
+
+impl SeriesHeads {
+    /// The series' head as this instance left it, else as its counter says.
+    async fn head<S: InvoiceStore + ?Sized>(
+        &self,
+        store: &S,
+        client_id: &str,
+        series: &str,
+    ) -> Result<SeriesHead, StoreError> {
+        let known = self
+            .0
+            .lock()
+            .ok()
+            .and_then(|heads| heads.get(&(client_id.to_owned(), series.to_owned())).copied());
+        match known {
+            Some(head) => Ok(head),
+            None => store.series_head(client_id, series).await,
+        }
+    }
+
+    /// This instance numbered `head` in the series.
+    fn advanced(&self, client_id: &str, series: &str, head: SeriesHead) {
+        if let Ok(mut heads) = self.0.lock() {
+            heads.insert((client_id.to_owned(), series.to_owned()), head);
+        }
+    }
+
+    /// The head is not where this instance left it: read the counter next time.
+    fn forget(&self, client_id: &str, series: &str) {
+        if let Ok(mut heads) = self.0.lock() {
+            heads.remove(&(client_id.to_owned(), series.to_owned()));
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -263,7 +306,10 @@ where
     /// concurrent delivery numbered.
     async fn issue(&self, draft: &InvoiceDraft, correlation_id: &str) -> Result<Issued, IssueError> {
         let take_next = || async {
-            let head = self.invoices.series_head(draft.client_id(), draft.series()).await?;
+            let head = self
+                .heads
+                .head(&self.invoices, draft.client_id(), draft.series())
+                .await?;
             let invoice = draft.numbered_not_before(head.number + 1, head.issue_date)?;
             let audit = AuditEntry::new(
                 &invoice.invoice_id,
@@ -288,6 +334,14 @@ where
                 .await?
             {
                 IssueOutcome::Issued => {
+                    self.heads.advanced(
+                        &invoice.client_id,
+                        &invoice.series,
+                        SeriesHead {
+                            number: invoice.number,
+                            issue_date: Some(invoice.issue_date),
+                        },
+                    );
                     tracing::info!(
                         invoice_id = %invoice.invoice_id,
                         sale_id = invoice.sale_id.as_ref().map(|s| s.as_str()),
@@ -311,7 +365,10 @@ where
                         )))
                     })?))
                 }
-                IssueOutcome::NumberTaken => Err(Numbering::Taken),
+                IssueOutcome::NumberTaken => {
+                    self.heads.forget(&invoice.client_id, &invoice.series);
+                    Err(Numbering::Taken)
+                }
             }
         };
         take_next

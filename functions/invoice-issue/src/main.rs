@@ -11,7 +11,7 @@ use backoffice_store::config::DynamoCampaignDirectory;
 use backoffice_store::documents::S3DocumentStore;
 use backoffice_store::invoices::DynamoInvoiceStore;
 use invoice_issue::sunat::{SecretIssuerKeys, SoapTaxAuthority};
-use invoice_issue::{Issuer, Sender};
+use invoice_issue::{Issuer, Sender, SeriesHeads};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
 
@@ -43,6 +43,7 @@ async fn main() -> Result<(), Error> {
             SystemClock,
             signing_secret,
         )),
+        heads: SeriesHeads::default(),
     };
     let issuer = &issuer;
     let metrics = &telemetry::Metrics::init("invoice-issue");

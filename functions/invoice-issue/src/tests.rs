@@ -89,6 +89,7 @@ fn world() -> World {
         },
         authority: ScriptedAuthority::new(|file| cdr(file, 0, &[])),
         keys: FixedKeys(credentials()),
+        heads: SeriesHeads::default(),
     };
     World { issuer }
 }
