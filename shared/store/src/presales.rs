@@ -350,7 +350,8 @@ impl DynamoPresaleStore {
         }
     }
 
-    /// A recording version's item: `REC#{client}#{call}`, `SHA#{sha256}` (same bytes, same item).
+    /// A recording version's item: `RECORDING#{client}#{call}`, `SHA#{sha256}` (same bytes, same
+    /// item).
     fn recording_item(recording: &Recording) -> Result<Item, StoreError> {
         let mut item: Item = serde_dynamo::to_item(recording).map_err(corrupt("serializing recording"))?;
         item.insert(
