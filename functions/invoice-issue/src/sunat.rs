@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use backoffice_domain::Clock;
+use backoffice_edge::https::{self, Https};
 use backoffice_edge::secrets::{CachedSecret, SecretSource};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -137,9 +138,9 @@ pub trait TaxAuthority: Send + Sync {
 
 /// [`TaxAuthority`] over SOAP 1.1 and HTTPS.
 pub struct SoapTaxAuthority {
-    /// Built at the first submission, not at init: its TLS configuration parses ~150 public
+    /// Built at the first submission, not at init: its TLS configuration holds ~150 public
     /// roots, a cost most invocations (redeliveries, e-mail retries, sweeps) never need.
-    http: std::sync::OnceLock<reqwest::Client>,
+    http: std::sync::OnceLock<Https>,
     endpoint: String,
     timeout: Duration,
 }
@@ -155,14 +156,17 @@ impl SoapTaxAuthority {
         }
     }
 
-    fn http(&self) -> Result<&reqwest::Client, reqwest::Error> {
+    /// SUNAT's and the OSEs' endpoints carry certificates of public CAs: Mozilla's roots
+    /// (webpki-roots), compiled in.
+    fn http(&self) -> Result<&Https, String> {
         if let Some(client) = self.http.get() {
             return Ok(client);
         }
-        let client = reqwest::Client::builder()
-            .timeout(self.timeout)
-            .connect_timeout(Duration::from_secs(5))
-            .build()?;
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let tls = https::trusting(roots).map_err(|e| e.to_string())?;
+        let client = Https::new(tls, Some(Duration::from_secs(5)));
         Ok(self.http.get_or_init(|| client))
     }
 }
@@ -175,23 +179,18 @@ impl TaxAuthority for SoapTaxAuthority {
             Ok(http) => http,
             Err(e) => return Submitted::Unavailable(format!("HTTPS client: {e}")),
         };
-        let response = http
-            .post(&self.endpoint)
-            .header("Content-Type", sunat_soap::CONTENT_TYPE)
+        let request = http::Request::post(&self.endpoint)
+            .header(http::header::CONTENT_TYPE, sunat_soap::CONTENT_TYPE)
             .header("SOAPAction", sunat_soap::SOAP_ACTION_SEND_BILL)
-            .body(envelope)
-            .send()
-            .await;
-        let response = match response {
-            Ok(response) => response,
-            Err(e) => return Submitted::Unavailable(format!("sendBill: {e}")),
+            .body(envelope.into_bytes());
+        let request = match request {
+            Ok(request) => request,
+            Err(e) => return Submitted::Unavailable(format!("sendBill to {}: {e}", self.endpoint)),
         };
-        let status = response.status().as_u16();
-        let body = match response.bytes().await {
-            Ok(body) => body,
-            Err(e) => return Submitted::Unavailable(format!("reading sendBill's answer: {e}")),
-        };
-        classify(sunat_soap::read_answer(status, &body))
+        match http.exchange(request, self.timeout).await {
+            Ok(response) => classify(sunat_soap::read_answer(response.status().as_u16(), response.body())),
+            Err(e) => Submitted::Unavailable(format!("sendBill: {e}")),
+        }
     }
 }
 

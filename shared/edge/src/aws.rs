@@ -3,9 +3,9 @@
 //! A function on Lambda gets its region and credentials from the environment and talks only to
 //! AWS's regional endpoints, so the configuration is built from exactly that and nothing else is
 //! linked: no profile files, no SSO, STS, IMDS or ECS credential providers, no system trust store
-//! read at start (`rustls-native-certs` opens every file of `/etc/ssl/certs`). TLS is rustls on
-//! ring with Amazon Trust Services' five roots compiled in: every AWS service endpoint chains to
-//! one of them. `AWS_CA_BUNDLE` (the SDKs' standard variable) adds more roots, for a TLS proxy or
+//! read at start (`rustls-native-certs` opens every file of `/etc/ssl/certs`), no HTTP/2. The
+//! HTTP client is [`crate::https`]'s: HTTP/1.1 over rustls on ring, with Amazon Trust Services'
+//! five roots compiled in: every AWS service endpoint chains to one of them. `AWS_CA_BUNDLE` (the SDKs' standard variable) adds more roots, for a TLS proxy or
 //! an emulator behind HTTPS.
 //!
 //! Endpoints come only from the standard `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>`
@@ -14,8 +14,7 @@
 use aws_config::environment::credentials::EnvironmentVariableCredentialsProvider;
 use aws_config::{AppName, BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
-use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
-use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
@@ -39,20 +38,12 @@ pub fn sdk_config() -> Result<SdkConfig, AwsSetupError> {
     let region = env("AWS_REGION")
         .or_else(|| env("AWS_DEFAULT_REGION"))
         .ok_or(AwsSetupError::NoRegion)?;
-    let mut trust = TrustStore::empty()
-        .with_native_roots(false)
-        .with_pem_certificate(AMAZON_ROOTS);
+    let mut roots = amazon_roots();
     if let Some(path) = env("AWS_CA_BUNDLE") {
-        trust = trust.with_pem_certificate(ca_bundle(&path)?);
+        roots.extend(ca_bundle(&path)?);
     }
-    let tls = TlsContext::builder()
-        .with_trust_store(trust)
-        .build()
-        .map_err(|e| AwsSetupError::Tls(e.to_string()))?;
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .tls_context(tls)
-        .build_https();
+    let tls = crate::https::tls_config(roots).map_err(|e| AwsSetupError::Tls(e.to_string()))?;
+    let http = SharedHttpClient::new(crate::https::SdkHttpClient::new(tls));
     let mut builder = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(region))
@@ -75,9 +66,15 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|value| !value.trim().is_empty())
 }
 
-/// Reads and checks a PEM bundle now: the TLS client parses its roots only at the first
-/// connection, and a bad bundle must stop the init, not a request.
-fn ca_bundle(path: &str) -> Result<Vec<u8>, AwsSetupError> {
+/// The compiled-in roots, checked by a unit test.
+pub(crate) fn amazon_roots() -> Vec<CertificateDer<'static>> {
+    CertificateDer::pem_slice_iter(AMAZON_ROOTS)
+        .filter_map(Result::ok)
+        .collect()
+}
+
+/// Reads and checks a PEM bundle now: a bad bundle must stop the init, not a request.
+fn ca_bundle(path: &str) -> Result<Vec<CertificateDer<'static>>, AwsSetupError> {
     let failed = |reason: String| AwsSetupError::CaBundle {
         path: path.to_owned(),
         reason,
@@ -89,7 +86,7 @@ fn ca_bundle(path: &str) -> Result<Vec<u8>, AwsSetupError> {
     if certificates.is_empty() {
         return Err(failed("holds no certificate".into()));
     }
-    Ok(pem)
+    Ok(certificates)
 }
 
 /// An app name is a user-agent token: letters, digits and a few marks, at most 50 characters.
@@ -153,7 +150,7 @@ pub fn secretsmanager(config: &SdkConfig) -> aws_sdk_secretsmanager::Client {
 
 #[cfg(test)]
 mod tests {
-    use super::{AMAZON_ROOTS, app_name, ca_bundle};
+    use super::{AMAZON_ROOTS, amazon_roots, app_name, ca_bundle};
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
 
@@ -170,9 +167,12 @@ mod tests {
     }
 
     #[test]
-    fn the_compiled_in_roots_are_five_certificates() {
+    fn the_compiled_in_roots_are_five_certificates_rustls_accepts() {
         let roots = CertificateDer::pem_slice_iter(AMAZON_ROOTS).collect::<Result<Vec<_>, _>>();
         assert_eq!(roots.map(|r| r.len()).ok(), Some(5));
+        assert_eq!(amazon_roots().len(), 5);
+        let tls = crate::https::tls_config(amazon_roots());
+        assert!(tls.is_ok(), "{:?}", tls.err());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 pub mod aws;
 pub mod config;
 pub mod http;
+pub mod https;
 pub mod mail;
 pub mod queue;
 pub mod relay;

@@ -290,11 +290,9 @@ mod tests {
         let _traced = tracing::subscriber::set_default(subscriber);
 
         let (endpoint, server) = one_sqs_request().await;
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
+        // The functions' own HTTP client (plain HTTP here), through the SDK.
+        let tls = crate::https::tls_config(crate::aws::amazon_roots()).expect("tls");
+        let http = aws_smithy_runtime_api::client::http::SharedHttpClient::new(crate::https::SdkHttpClient::new(tls));
         let config = aws_sdk_sqs::Config::builder()
             .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
             .region(aws_sdk_sqs::config::Region::new("us-east-1"))
