@@ -2,7 +2,10 @@
 //! recording-ingest through the queue (provisioned from the template); the function streams
 //! the object, analyzes it, binds it to its pre-sale and runs the automatic checks.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
 
 use aws_sdk_s3::primitives::ByteStream;
 use e2e_tests::{Caller, Reply, TestEnv, caller, env, unique};
@@ -387,6 +390,27 @@ async fn a_waiting_recording_is_bound_by_the_sweep_and_stale_presales_are_listed
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    // The marks expire (DynamoDB's TTL, 90 days) should the pre-sale never come.
+    let call = s
+        .env
+        .partition("PresalesTable", &format!("CALL#{}#{call_id}", s.client))
+        .await;
+    let expires_in_days = |item: &HashMap<String, AttributeValue>| {
+        let at: i64 = item.get("expires_at")?.as_n().ok()?.parse().ok()?;
+        Some((at - time::OffsetDateTime::now_utc().unix_timestamp()) / 86_400)
+    };
+    let kept_90_days = |item: Option<&HashMap<String, AttributeValue>>| {
+        item.and_then(expires_in_days).is_some_and(|d| (88..=90).contains(&d))
+    };
+    assert!(kept_90_days(call.first()), "{call:?}");
+    let mut noted = Vec::new();
+    for day in days_since(uploaded_on) {
+        noted.extend(s.env.partition("PresalesTable", &format!("WAITING#{day}")).await);
+    }
+    let entry = noted
+        .iter()
+        .find(|item| item.get("call_id").and_then(|v| v.as_s().ok()) == Some(&call_id));
+    assert!(kept_90_days(entry), "{entry:?}");
     // Registered two hours ago, and never bound.
     let store = DynamoPresaleStore::new(s.env.dynamodb.clone(), s.env.table("PresalesTable"));
     let at = time::OffsetDateTime::now_utc() - time::Duration::hours(2);
@@ -394,6 +418,16 @@ async fn a_waiting_recording_is_bound_by_the_sweep_and_stale_presales_are_listed
     let audit = AuditEntry::presale(&presale, at, &Actor::new("agent-7", "agent"), "CREATED").seal(GENESIS_HASH);
     store.create(&presale, &audit).await.expect("create");
     let id = presale.id.to_string();
+    // The pre-sale took the call: its item no longer expires.
+    let call = s
+        .env
+        .partition("PresalesTable", &format!("CALL#{}#{call_id}", s.client))
+        .await;
+    assert!(
+        call.first()
+            .is_some_and(|item| item.contains_key("presale_id") && !item.contains_key("expires_at")),
+        "{call:?}"
+    );
 
     let stale = s
         .env

@@ -243,11 +243,14 @@ pub(crate) fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-/// The `SET` clause and value that record a printed PDF in an e-mail's closing write.
-fn pdf_update(pdf: Option<&PdfRecord>) -> Result<(&'static str, Option<Item>), StoreError> {
-    let Some(pdf) = pdf else { return Ok(("", None)) };
+/// What every write closing an e-mail attempt (sent or released) shares: `:one` for its
+/// `ADD email_attempts`, and the `SET` clause and `:pdf` value recording a printed PDF.
+fn email_close_values(pdf: Option<&PdfRecord>) -> Result<(&'static str, Item), StoreError> {
+    let mut values = Item::from([(":one".to_owned(), n(1))]);
+    let Some(pdf) = pdf else { return Ok(("", values)) };
     let value = serde_dynamo::to_attribute_value(pdf).map_err(corrupt("serializing pdf record"))?;
-    Ok((", pdf = :pdf", Some(Item::from([(":pdf".to_owned(), value)]))))
+    values.insert(":pdf".to_owned(), value);
+    Ok((", pdf = :pdf", values))
 }
 
 #[derive(Clone, Debug)]
@@ -434,10 +437,8 @@ impl DynamoInvoiceStore {
         pdf: Option<&PdfRecord>,
     ) -> Result<(), StoreError> {
         let value = serde_dynamo::to_attribute_value(email).map_err(corrupt("serializing email record"))?;
-        let (set_pdf, pdf) = pdf_update(pdf)?;
-        let mut values = pdf.unwrap_or_default();
+        let (set_pdf, mut values) = email_close_values(pdf)?;
         values.insert(":email".into(), value);
-        values.insert(":one".into(), n(1));
         let result = self
             .client
             .update_item()
@@ -471,10 +472,8 @@ impl DynamoInvoiceStore {
         pdf: Option<&PdfRecord>,
     ) -> Result<(), StoreError> {
         let reason: String = error.chars().take(500).collect();
-        let (set_pdf, pdf) = pdf_update(pdf)?;
-        let mut values = pdf.unwrap_or_default();
+        let (set_pdf, mut values) = email_close_values(pdf)?;
         values.insert(":e".into(), s(reason));
-        values.insert(":one".into(), n(1));
         let update = self
             .client
             .update_item()

@@ -769,6 +769,16 @@ impl RecordingVersions for DynamoPresaleStore {
     }
 }
 
+/// How long the marks of a recording whose pre-sale never came are kept: DynamoDB's TTL
+/// (`expires_at`, in epoch seconds) deletes them after that. A pre-sale is registered on its
+/// call's day; the registration replaces the call's item whole, TTL included. The recording
+/// itself (its object and its `RECORDING#` version item) is kept.
+const WAITING_KEPT: time::Duration = time::Duration::days(90);
+
+fn waiting_expiry(at: time::OffsetDateTime) -> String {
+    (at + WAITING_KEPT).unix_timestamp().to_string()
+}
+
 #[async_trait]
 impl WaitingRecordings for DynamoPresaleStore {
     async fn mark_waiting(&self, client_id: &str, call_id: &str, at: time::OffsetDateTime) -> Result<bool, StoreError> {
@@ -780,10 +790,14 @@ impl WaitingRecordings for DynamoPresaleStore {
             .table_name(&self.table)
             .key("pk", s(Self::call_pk(client_id, call_id)))
             .key("sk", s("META"))
-            .update_expression("SET entity = :entity, waiting_since = if_not_exists(waiting_since, :at)")
+            .update_expression(
+                "SET entity = :entity, waiting_since = if_not_exists(waiting_since, :at), \
+                 expires_at = if_not_exists(expires_at, :expires)",
+            )
             .condition_expression("attribute_not_exists(presale_id)")
             .expression_attribute_values(":entity", s("CALL"))
             .expression_attribute_values(":at", AttributeValue::N(nanos(at).to_string()))
+            .expression_attribute_values(":expires", AttributeValue::N(waiting_expiry(at)))
             .send()
             .await;
         match marked {
@@ -799,6 +813,7 @@ impl WaitingRecordings for DynamoPresaleStore {
             .item("entity", s("WAITING_RECORDING"))
             .item("client_id", s(client_id))
             .item("call_id", s(call_id))
+            .item("expires_at", AttributeValue::N(waiting_expiry(at)))
             .send()
             .await
             .map_err(sdk_error)?;
