@@ -1,7 +1,7 @@
 //! SUNAT's electronic documents: an issued [`Invoice`] (factura 01, boleta 03) or
 //! [`CreditNote`] (07) as UBL 2.1 XML in SUNAT's profile ([`build_invoice`],
-//! [`build_credit_note`]), signed with an enveloped XML-DSig signature ([`sign`], with
-//! bergshamra), named ([`file_stem`]) and zipped ([`zip_document`]) as SUNAT expects them.
+//! [`build_credit_note`]), signed with an enveloped XML-DSig signature ([`sign`]: C14N by
+//! bergshamra-c14n, SHA-256 and RSA by ring), named ([`file_stem`]) and zipped ([`zip_document`]) as SUNAT expects them.
 //!
 //! ```text
 //! let xml = build_invoice(&invoice)?;
@@ -45,9 +45,9 @@ pub enum UblError {
     /// The XML to sign is not what [`build_invoice`] / [`build_credit_note`] make.
     #[error("cannot sign this XML: {0}")]
     NotSignable(String),
-    /// bergshamra refused to sign.
+    /// Canonicalization or the RSA signature failed.
     #[error("signing failed: {0}")]
-    Signing(#[from] bergshamra::Error),
+    Signing(String),
     #[error("zip: {0}")]
     Zip(#[from] zip::result::ZipError),
     #[error("writing: {0}")]

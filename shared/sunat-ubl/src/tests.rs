@@ -623,3 +623,29 @@ fn signing_refuses_what_it_cannot_place_and_mismatched_credentials() {
         Err(UblError::Credentials(_))
     ));
 }
+
+#[test]
+fn a_pkcs1_key_signs_as_its_pkcs8_form_does_and_an_ec_key_is_refused() {
+    let (cert_path, cert, _) = credentials("pkcs1");
+    let key_path = scratch().join("pkcs1.key.pem");
+    let pkcs1 = Command::new("openssl")
+        .args(["pkey", "-traditional", "-in"])
+        .arg(&key_path)
+        .output()
+        .expect("openssl runs");
+    assert!(pkcs1.status.success(), "{}", String::from_utf8_lossy(&pkcs1.stderr));
+    assert!(String::from_utf8_lossy(&pkcs1.stdout).starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+    let signer = Signer::from_pem(&cert, &pkcs1.stdout).expect("a PKCS#1 key");
+    let signed = sign(&build_invoice(&factura()).expect("xml"), &signer).expect("signed");
+    xmlsec1_verify("pkcs1", &signed.xml, &cert_path).unwrap_or_else(|e| panic!("xmlsec1 rejects it: {e}"));
+
+    let ec = Command::new("openssl")
+        .args(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"])
+        .output()
+        .expect("openssl runs");
+    assert!(ec.status.success(), "{}", String::from_utf8_lossy(&ec.stderr));
+    assert!(matches!(
+        Signer::from_pem(&cert, &ec.stdout),
+        Err(UblError::Credentials(_))
+    ));
+}
