@@ -183,6 +183,27 @@ impl Scene {
             })
             .count()
     }
+
+    /// The item of a per-day partition (`{prefix}#{UTC day}`, a day from `since` to today)
+    /// whose string attribute `field` is `value`.
+    async fn filed_since(
+        &self,
+        prefix: &str,
+        since: time::Date,
+        field: &str,
+        value: &str,
+    ) -> Option<HashMap<String, AttributeValue>> {
+        for day in days_since(since) {
+            let items = self.env.partition("PresalesTable", &format!("{prefix}#{day}")).await;
+            if let Some(item) = items
+                .into_iter()
+                .find(|item| item.get(field).and_then(|v| v.as_s().ok()).map(String::as_str) == Some(value))
+            {
+                return Some(item);
+            }
+        }
+        None
+    }
 }
 
 /// Every UTC day from `first` to today: the days on which something the pipeline did since
@@ -334,14 +355,7 @@ async fn keys_off_the_convention_are_recorded_as_unrecognized() {
     let started = Instant::now();
     loop {
         // Filed under the UTC day ingest processed it, which may be after midnight.
-        let mut items = Vec::new();
-        for day in days_since(uploaded_on) {
-            items.extend(s.env.partition("PresalesTable", &format!("UNRECOGNIZED#{day}")).await);
-        }
-        let mine = items
-            .iter()
-            .find(|i| i.get("key").and_then(|v| v.as_s().ok()) == Some(&key));
-        if let Some(item) = mine {
+        if let Some(item) = s.filed_since("UNRECOGNIZED", uploaded_on, "key", &key).await {
             let reason = item
                 .get("reason")
                 .and_then(|v| v.as_s().ok())
@@ -374,13 +388,9 @@ async fn a_waiting_recording_is_bound_by_the_sweep_and_stale_presales_are_listed
     let started = Instant::now();
     loop {
         // Noted under the UTC day ingest processed it, which may be after midnight.
-        let mut noted = Vec::new();
-        for day in days_since(uploaded_on) {
-            noted.extend(s.env.partition("PresalesTable", &format!("WAITING#{day}")).await);
-        }
-        if noted
-            .iter()
-            .any(|item| item.get("call_id").and_then(|v| v.as_s().ok()) == Some(&call_id))
+        if s.filed_since("WAITING", uploaded_on, "call_id", &call_id)
+            .await
+            .is_some()
         {
             break;
         }
@@ -403,14 +413,8 @@ async fn a_waiting_recording_is_bound_by_the_sweep_and_stale_presales_are_listed
         item.and_then(expires_in_days).is_some_and(|d| (88..=90).contains(&d))
     };
     assert!(kept_90_days(call.first()), "{call:?}");
-    let mut noted = Vec::new();
-    for day in days_since(uploaded_on) {
-        noted.extend(s.env.partition("PresalesTable", &format!("WAITING#{day}")).await);
-    }
-    let entry = noted
-        .iter()
-        .find(|item| item.get("call_id").and_then(|v| v.as_s().ok()) == Some(&call_id));
-    assert!(kept_90_days(entry), "{entry:?}");
+    let entry = s.filed_since("WAITING", uploaded_on, "call_id", &call_id).await;
+    assert!(kept_90_days(entry.as_ref()), "{entry:?}");
     // Registered two hours ago, and never bound.
     let store = DynamoPresaleStore::new(s.env.dynamodb.clone(), s.env.table("PresalesTable"));
     let at = time::OffsetDateTime::now_utc() - time::Duration::hours(2);
