@@ -55,8 +55,7 @@ impl std::fmt::Debug for Https {
 
 impl Https {
     /// `tls` decides whom to trust; its ALPN is set here to HTTP/1.1 alone.
-    pub fn new(tls: rustls::ClientConfig, connect_timeout: Option<Duration>) -> Self {
-        let mut tls = tls;
+    pub fn new(mut tls: rustls::ClientConfig, connect_timeout: Option<Duration>) -> Self {
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let mut tcp = TcpConnector::new();
         tcp.enforce_http(false);
