@@ -10,7 +10,9 @@ use backoffice_edge::testing::MemoryMailer;
 use backoffice_store::config::MemoryCampaignDirectory;
 use backoffice_store::credit_notes::CreditNoteStore;
 use backoffice_store::credit_notes::CreditOutcome;
-use backoffice_store::invoices::{ElectronicRecord, ElectronicStatus, EmailRecord, InvoiceStore, MemoryInvoiceStore};
+use backoffice_store::invoices::{
+    Closing, ElectronicRecord, ElectronicStatus, EmailRecord, InvoiceStore, MemoryInvoiceStore,
+};
 use backoffice_store::payments::PaymentLedger;
 use backoffice_store::reminders::{MemoryReminderStore, ReminderRecord};
 use serde_json::json;
@@ -78,7 +80,7 @@ async fn invoice(d: &Run, n: u64, mailed: bool) -> Invoice {
             sent_at: ISSUED_AT,
         };
         d.accounts
-            .record_email("acme", &invoice.invoice_id, &email, None)
+            .record_email("acme", &invoice.invoice_id, &email, Closing::default())
             .await
             .expect("e-mailed");
     }

@@ -6,7 +6,7 @@ use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use backoffice_domain::audit::{Actor, AuditEntry, GENESIS_HASH};
 use backoffice_domain::invoice::{Invoice, InvoiceDraft};
 use backoffice_domain::testing::{FixedClock, billing_profile, invoice_request};
-use backoffice_store::invoices::{EmailRecord, InvoiceStore, MemoryInvoiceStore};
+use backoffice_store::invoices::{Closing, EmailRecord, InvoiceStore, MemoryInvoiceStore};
 use backoffice_store::ledger::{EmailStatus, InvoiceLedger, InvoiceQuery};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -188,7 +188,7 @@ async fn issued(store: &MemoryInvoiceStore) -> Invoice {
         sent_at: NOW,
     };
     store
-        .record_email("acme", &invoice.invoice_id, &email, None)
+        .record_email("acme", &invoice.invoice_id, &email, Closing::default())
         .await
         .expect("sent");
     invoice

@@ -237,7 +237,7 @@ where
                 .await?;
             let mut cdr = None;
             if record.status == ElectronicStatus::PendingSubmission {
-                cdr = self.submit(paper, &mut record, &xml).await?;
+                cdr = self.submit(paper, &mut record, &xml, crate::Keep::RecordNow).await?;
             }
             Ok::<_, IssueError>((record, Some(xml), cdr))
         };

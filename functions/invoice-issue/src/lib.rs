@@ -9,8 +9,10 @@
 //!    - **electronic document**: the UBL 2.1 XML is built, signed with the issuer's
 //!      certificate, stored (`{stem}.xml`) and recorded `PENDING_SUBMISSION`;
 //!    - **submission**: sent to SUNAT's billService; its CDR is stored (`R-{stem}.zip`) and the
-//!      answer recorded (accepted, observed, rejected) for good. Unavailable: retried on the
-//!      delivery schedule. Rejected: nothing is e-mailed; finance is alerted;
+//!      answer recorded for good: a rejection at once, an acceptance (or observation) by the
+//!      e-mail's closing write, sent or released (an attempt that stopped before finds the
+//!      stored CDR). Unavailable: retried on the delivery schedule. Rejected: nothing is
+//!      e-mailed; finance is alerted;
 //!    - **PDF**: rendered as the representación impresa of the accepted document (QR, digest)
 //!      and stored; a repeat reads the stored bytes back;
 //!    - **e-mail**: PDF, XML and CDR, its message id recorded; once recorded, never sent again.
@@ -46,12 +48,13 @@ use backoffice_store::config::BillingDirectory;
 use backoffice_store::credit_notes::CreditNoteStore;
 use backoffice_store::documents::DocumentStore;
 use backoffice_store::invoices::{
-    ElectronicRecord, EmailClaim, EmailRecord, InvoiceStore, IssueOutcome, PdfRecord, SeriesHead, StoredInvoice,
+    Closing, ElectronicRecord, EmailClaim, EmailRecord, InvoiceStore, IssueOutcome, PdfRecord, SeriesHead,
+    StoredInvoice,
 };
 use backoffice_store::payments::PaymentLedger;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use sunat_soap::Outcome as SunatOutcome;
+use sunat_soap::{Cdr, Outcome as SunatOutcome};
 use time::OffsetDateTime;
 
 use credit::Paper;
@@ -451,11 +454,11 @@ where
         }
         // Issued by this very attempt (its lease taken by the issuing write): nothing was signed.
         let fresh = matches!(lease, Lease::Held);
-        let mut printed = None;
-        match self.deliver_claimed(&stored, profile, fresh, &mut printed).await {
+        let mut produced = Produced::default();
+        match self.deliver_claimed(&stored, profile, fresh, &mut produced).await {
             Ok(outcome) => Ok(outcome),
             Err(e) => {
-                self.release(&stored, &e.to_string(), printed.as_ref()).await;
+                self.release(&stored, &e.to_string(), produced.closing()).await;
                 Err(e)
             }
         }
@@ -466,7 +469,7 @@ where
         stored: &StoredInvoice,
         profile: &BillingProfile,
         fresh: bool,
-        printed: &mut Option<PdfRecord>,
+        produced: &mut Produced,
     ) -> Result<Outcome, IssueError> {
         let (client_id, invoice_id) = (&stored.invoice.client_id, &stored.invoice.invoice_id);
         let paper = Paper::Invoice(&stored.invoice);
@@ -474,16 +477,30 @@ where
             .electronic_document(paper, stored.electronic.as_ref(), fresh)
             .await?;
         let mut cdr = None;
+        if record.status == ElectronicStatus::PendingSubmission && !fresh {
+            cdr = self.answer_kept(paper, &mut record).await?;
+        }
         if record.status == ElectronicStatus::PendingSubmission {
-            cdr = self.submit(paper, &mut record, &xml).await?;
-        } else if let Some(key) = &record.cdr_key {
+            cdr = self.submit(paper, &mut record, &xml, Keep::ValidWithEmail).await?;
+            if record.status.is_valid() {
+                produced.electronic = Some(record.clone());
+            }
+        } else if cdr.is_none()
+            && let Some(key) = &record.cdr_key
+        {
             cdr = self.documents.get(key).await?;
         }
         if record.status == ElectronicStatus::Rejected {
             let code = record.response_code.unwrap_or_default();
             // Not a valid invoice: nothing is e-mailed, and the delivery leaves the pending list.
             self.invoices
-                .release_email(client_id, invoice_id, "rejected by SUNAT", Retry::Park, None)
+                .release_email(
+                    client_id,
+                    invoice_id,
+                    "rejected by SUNAT",
+                    Retry::Park,
+                    Closing::default(),
+                )
                 .await?;
             return Ok(Outcome::Rejected {
                 invoice_id: invoice_id.clone(),
@@ -495,7 +512,7 @@ where
             observed: record.status == ElectronicStatus::Observed,
         };
         let (pdf, fresh_pdf) = self.pdf(stored, &acceptance).await?;
-        *printed = fresh_pdf;
+        produced.pdf = fresh_pdf;
         let now = self.clock.now();
         let evidence = self.evidence(&stored.invoice).await?;
         let files = email::Attachments {
@@ -515,7 +532,7 @@ where
         };
         if let Err(e) = self
             .invoices
-            .record_email(client_id, invoice_id, &sent, printed.as_ref())
+            .record_email(client_id, invoice_id, &sent, produced.closing())
             .await
         {
             // Sent but not remembered: a retry after the lease would send it again.
@@ -599,13 +616,35 @@ where
         }
     }
 
-    /// Send the document to SUNAT and record its answer; the CDR's bytes when it answered with
-    /// one.
+    /// The answer an earlier attempt received and did not record: it stopped between storing
+    /// SUNAT's CDR and the write that records it (an invoice's answer rides on its e-mail's
+    /// closing write). Read only by an attempt that did not issue the document itself, and
+    /// recorded at once; the CDR's bytes when there is one.
+    async fn answer_kept(
+        &self,
+        paper: Paper<'_>,
+        record: &mut ElectronicRecord,
+    ) -> Result<Option<Vec<u8>>, IssueError> {
+        let cdr_key = paper.document_key(&format!("R-{}.zip", record.file_stem));
+        let Some(zip) = self.documents.get(&cdr_key).await? else {
+            return Ok(None);
+        };
+        let cdr =
+            Cdr::read(zip).map_err(|e| IssueError::Store(StoreError::Corrupt(format!("stored CDR {cdr_key}: {e}"))))?;
+        apply_cdr(record, &cdr, cdr_key, self.clock.now());
+        self.record(paper, record).await?;
+        tracing::warn!(document = %paper.label(), status = record.status.as_str(), "SUNAT's answer to an earlier attempt recorded from its stored CDR");
+        Ok(Some(cdr.into_zip()))
+    }
+
+    /// Send the document to SUNAT and record its answer (an accepted or observed one left to
+    /// the caller with [`Keep::ValidWithEmail`]); the CDR's bytes when it answered with one.
     async fn submit(
         &self,
         paper: Paper<'_>,
         record: &mut ElectronicRecord,
         xml: &[u8],
+        keep: Keep,
     ) -> Result<Option<Vec<u8>>, IssueError> {
         let document = paper.label();
         let credentials = self.keys.credentials(paper.ruc(), false).await?;
@@ -618,30 +657,14 @@ where
         let now = self.clock.now();
         match answer {
             Submitted::Answered(cdr) => {
-                let outcome = cdr.outcome();
                 let cdr_key = paper.document_key(&format!("R-{}.zip", record.file_stem));
                 self.documents
                     .put(&cdr_key, cdr.zip().to_vec(), "application/zip")
                     .await?;
-                record.cdr_key = Some(cdr_key);
-                record.response_code = Some(cdr.response_code);
-                record.description = Some(cdr.description.clone());
-                record.notes = cdr
-                    .notes
-                    .iter()
-                    .map(|n| match n.code {
-                        Some(code) => format!("{code:04} - {}", n.text),
-                        None => n.text.clone(),
-                    })
-                    .collect();
-                record.answered_at = Some(now);
-                record.last_error = None;
-                record.status = match &outcome {
-                    SunatOutcome::Accepted => ElectronicStatus::Accepted,
-                    SunatOutcome::Observed(_) => ElectronicStatus::Observed,
-                    SunatOutcome::Rejected { .. } => ElectronicStatus::Rejected,
-                };
-                self.record(paper, record).await?;
+                let outcome = apply_cdr(record, &cdr, cdr_key, now);
+                if keep == Keep::RecordNow || !record.status.is_valid() {
+                    self.record(paper, record).await?;
+                }
                 metrics::counter!("SunatAnswers", "Status" => record.status.as_str()).increment(1);
                 match outcome {
                     SunatOutcome::Rejected { code, description } => {
@@ -692,7 +715,7 @@ where
 
     /// Give the e-mail lease back after a failed attempt, due again on the retry schedule, or
     /// parked once its attempts are spent.
-    async fn release(&self, stored: &StoredInvoice, reason: &str, printed: Option<&PdfRecord>) {
+    async fn release(&self, stored: &StoredInvoice, reason: &str, closing: Closing<'_>) {
         let (client_id, invoice_id) = (&stored.invoice.client_id, &stored.invoice.invoice_id);
         let attempts = stored.email_attempts.saturating_add(1);
         let retry = RetryPolicy::DELIVERY.after_failure(attempts, self.clock.now());
@@ -702,7 +725,7 @@ where
         }
         if let Err(e) = self
             .invoices
-            .release_email(client_id, invoice_id, reason, retry, printed)
+            .release_email(client_id, invoice_id, reason, retry, closing)
             .await
         {
             // The lease then simply runs out before the next attempt.
@@ -811,6 +834,58 @@ where
 /// One invoice (issue, signature, SUNAT's answer within its 20 s timeout, PDF, e-mail) fits in
 /// this much of an invocation's time.
 pub const MESSAGE_MARGIN: time::Duration = time::Duration::seconds(25);
+
+/// Who writes SUNAT's answer to a submission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Keep {
+    /// `submit` records every answer (credit notes).
+    RecordNow,
+    /// An accepted or observed answer rides on the e-mail's closing write (`Closing`): one
+    /// write less per invoice (issue 14). Its CDR is stored first, so an attempt that stops in
+    /// between leaves it for the next one ([`Issuer::answer_kept`]).
+    ValidWithEmail,
+}
+
+/// What an e-mail attempt printed and received that its closing write (sent or released)
+/// records.
+#[derive(Debug, Default)]
+struct Produced {
+    pdf: Option<PdfRecord>,
+    electronic: Option<ElectronicRecord>,
+}
+
+impl Produced {
+    fn closing(&self) -> Closing<'_> {
+        Closing {
+            pdf: self.pdf.as_ref(),
+            electronic: self.electronic.as_ref(),
+        }
+    }
+}
+
+/// SUNAT's CDR as the document's record: its code, description, notes and status; the outcome.
+fn apply_cdr(record: &mut ElectronicRecord, cdr: &Cdr, cdr_key: String, now: OffsetDateTime) -> SunatOutcome {
+    let outcome = cdr.outcome();
+    record.cdr_key = Some(cdr_key);
+    record.response_code = Some(cdr.response_code);
+    record.description = Some(cdr.description.clone());
+    record.notes = cdr
+        .notes
+        .iter()
+        .map(|n| match n.code {
+            Some(code) => format!("{code:04} - {}", n.text),
+            None => n.text.clone(),
+        })
+        .collect();
+    record.answered_at = Some(now);
+    record.last_error = None;
+    record.status = match &outcome {
+        SunatOutcome::Accepted => ElectronicStatus::Accepted,
+        SunatOutcome::Observed(_) => ElectronicStatus::Observed,
+        SunatOutcome::Rejected { .. } => ElectronicStatus::Rejected,
+    };
+    outcome
+}
 
 /// Workers that lost a race for a number try the next one after an exponential backoff with
 /// jitter (5 ms to 100 ms), so they spread out instead of colliding again.

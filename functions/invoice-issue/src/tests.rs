@@ -298,6 +298,12 @@ async fn a_failed_send_is_retried_without_a_second_invoice() {
     // finance can download it although no e-mail went out.
     let printed = stored.pdf.expect("the printed PDF, recorded with the release");
     assert_eq!(printed.key, "invoices/acme/B001/B001-00000001.pdf");
+    // So is SUNAT's answer: the retry does not submit the document again.
+    assert_eq!(
+        stored.electronic.map(|e| e.status),
+        Some(ElectronicStatus::Accepted),
+        "the answer, recorded with the release"
+    );
     assert!(
         w.invoices.pending_emails(w.clock.now(), 10).await.unwrap().is_empty(),
         "not due yet"
@@ -313,6 +319,7 @@ async fn a_failed_send_is_retried_without_a_second_invoice() {
 
     let retry = w.issuer.process(&message("P-1")).await.unwrap();
     assert!(matches!(retry, Outcome::Delivered { ref invoice_id, .. } if invoice_id == "B001-00000001"));
+    assert_eq!(w.authority.sent().len(), 1, "submitted once");
     assert_eq!(w.invoices.all().len(), 1);
     assert_eq!(w.mailer.sent().len(), 1);
     assert!(w.invoices.pending_emails(w.clock.now(), 10).await.unwrap().is_empty());
@@ -1212,4 +1219,56 @@ async fn a_document_signed_by_an_attempt_that_stopped_is_submitted_as_stored_not
         "the stored document, which SUNAT may know, not a new signature"
     );
     assert_eq!(electronic.xml_sha256, hex::encode(Sha256::digest(&earlier.xml)));
+}
+
+#[tokio::test]
+async fn an_answer_stored_by_an_attempt_that_stopped_is_recorded_from_its_cdr_not_submitted_again() {
+    let w = world();
+    let request = invoice_request("P-10", "acme");
+    let invoice = InvoiceDraft::prepare(&request, &billing_profile("acme"), w.clock.now())
+        .and_then(|d| d.numbered(1))
+        .unwrap();
+    let audit = backoffice_domain::testing::issued_audit(&invoice.invoice_id, invoice.issued_at);
+    w.invoices.issue(&invoice, &audit).await.unwrap();
+    // An earlier attempt signed, submitted and stored SUNAT's CDR (with an observation), then
+    // stopped before the e-mail's closing write that records the answer.
+    let paper = crate::credit::Paper::Invoice(&invoice);
+    let signed = sunat_ubl::sign(&paper.build_xml().unwrap(), &credentials().signer).unwrap();
+    let stem = paper.file_stem();
+    w.documents
+        .put(
+            &paper.document_key(&format!("{stem}.xml")),
+            signed.xml.clone(),
+            "application/xml",
+        )
+        .await
+        .unwrap();
+    let Submitted::Answered(answer) = cdr(&format!("{stem}.zip"), 0, &["4252 - observed"]) else {
+        unreachable!("cdr() answers with a CDR")
+    };
+    let cdr_key = paper.document_key(&format!("R-{stem}.zip"));
+    w.documents
+        .put(&cdr_key, answer.zip().to_vec(), "application/zip")
+        .await
+        .unwrap();
+
+    let outcome = w.issuer.deliver("acme", &invoice.invoice_id, None).await.unwrap();
+    assert!(matches!(outcome, Outcome::Delivered { .. }), "{outcome:?}");
+    assert!(w.authority.sent().is_empty(), "not submitted a second time");
+    let stored = w.invoices.load("acme", &invoice.invoice_id).await.unwrap().unwrap();
+    let electronic = stored.electronic.expect("recorded from the stored CDR");
+    assert_eq!(electronic.status, ElectronicStatus::Observed);
+    assert_eq!(electronic.cdr_key.as_deref(), Some(cdr_key.as_str()));
+    assert_eq!(electronic.notes, vec!["4252 - observed".to_owned()]);
+    let sent = w.mailer.sent();
+    assert_eq!(sent.len(), 1);
+    let parsed = MessageParser::default().parse(&sent[0].raw).unwrap();
+    let names: Vec<String> = parsed
+        .attachments()
+        .filter_map(|a| a.attachment_name().map(str::to_owned))
+        .collect();
+    assert!(
+        names.contains(&format!("R-{stem}.zip")),
+        "the CDR goes with the e-mail: {names:?}"
+    );
 }

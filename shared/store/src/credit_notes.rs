@@ -36,8 +36,8 @@ use crate::dynamo::{
     update_condition_failed,
 };
 use crate::invoices::{
-    DynamoInvoiceStore, EMAIL_PENDING_INDEX, ElectronicRecord, ElectronicStatus, EmailClaim, EmailRecord, PdfRecord,
-    Retry, SeriesStep, n,
+    Closing, DynamoInvoiceStore, EMAIL_PENDING_INDEX, ElectronicRecord, ElectronicStatus, EmailClaim, EmailRecord,
+    PdfRecord, Retry, SeriesStep, n,
 };
 
 const PENDING: &str = "CREDIT_NOTE#PENDING";
@@ -489,7 +489,8 @@ impl CreditNoteStore for DynamoInvoiceStore {
         pdf: Option<&PdfRecord>,
     ) -> Result<(), StoreError> {
         let (pk, _) = Self::invoice_key(client_id, invoice_id);
-        self.write_email_record(pk, note_sk(credit_note_id), email, pdf).await
+        self.write_email_record(pk, note_sk(credit_note_id), email, Closing { pdf, electronic: None })
+            .await
     }
 
     async fn release_credit_note_email(
@@ -502,7 +503,14 @@ impl CreditNoteStore for DynamoInvoiceStore {
         pdf: Option<&PdfRecord>,
     ) -> Result<(), StoreError> {
         let (pk, _) = Self::invoice_key(client_id, invoice_id);
-        self.release_email_lease((pk, note_sk(credit_note_id)), credit_note_id, error, retry, PARKED, pdf)
-            .await
+        self.release_email_lease(
+            (pk, note_sk(credit_note_id)),
+            credit_note_id,
+            error,
+            retry,
+            PARKED,
+            Closing { pdf, electronic: None },
+        )
+        .await
     }
 }

@@ -196,27 +196,25 @@ pub trait InvoiceStore: Send + Sync {
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
     ) -> Result<EmailClaim, StoreError>;
-    /// Remember the accepted e-mail, and the PDF it carried when this attempt printed it; the
-    /// invoice leaves the pending-e-mail index. The PDF is recorded with the e-mail, not on
-    /// its own (issue 14: one write less per invoice): it is deterministic, so an attempt that
-    /// stopped before this write prints the same bytes again.
+    /// Remember the accepted e-mail, with what this attempt printed and received (`Closing`:
+    /// its PDF, SUNAT's answer); the invoice leaves the pending-e-mail index.
     async fn record_email(
         &self,
         client_id: &str,
         invoice_id: &str,
         email: &EmailRecord,
-        pdf: Option<&PdfRecord>,
+        closing: Closing<'_>,
     ) -> Result<(), StoreError>;
-    /// Give the lease back after a failed send, keeping the reason (and the PDF printed, if
-    /// any); the e-mail is due again at the retry's time, or parked (off the pending index)
-    /// when its attempts are spent.
+    /// Give the lease back after a failed send, keeping the reason and what the attempt printed
+    /// and received (`Closing`); the e-mail is due again at the retry's time, or parked (off
+    /// the pending index) when its attempts are spent.
     async fn release_email(
         &self,
         client_id: &str,
         invoice_id: &str,
         error: &str,
         retry: Retry,
-        pdf: Option<&PdfRecord>,
+        closing: Closing<'_>,
     ) -> Result<(), StoreError>;
     /// Invoices whose e-mail is not sent yet and is due at `now`, soonest due first:
     /// (client, number).
@@ -243,14 +241,33 @@ pub(crate) fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
+/// What an e-mail attempt produced that the write closing it (sent or released) records, each
+/// riding on that write instead of one of its own (issue 14): the PDF it printed (deterministic:
+/// an attempt that stopped before prints the same bytes) and SUNAT's answer it received (kept
+/// in the documents bucket as the CDR, which an attempt that stopped before finds again).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Closing<'a> {
+    pub pdf: Option<&'a PdfRecord>,
+    pub electronic: Option<&'a ElectronicRecord>,
+}
+
 /// What every write closing an e-mail attempt (sent or released) shares: `:one` for its
-/// `ADD email_attempts`, and the `SET` clause and `:pdf` value recording a printed PDF.
-fn email_close_values(pdf: Option<&PdfRecord>) -> Result<(&'static str, Item), StoreError> {
+/// `ADD email_attempts`, and the `SET` clauses and values recording what it carries.
+fn email_close_values(closing: Closing<'_>) -> Result<(String, Item), StoreError> {
     let mut values = Item::from([(":one".to_owned(), n(1))]);
-    let Some(pdf) = pdf else { return Ok(("", values)) };
-    let value = serde_dynamo::to_attribute_value(pdf).map_err(corrupt("serializing pdf record"))?;
-    values.insert(":pdf".to_owned(), value);
-    Ok((", pdf = :pdf", values))
+    let mut set = String::new();
+    if let Some(pdf) = closing.pdf {
+        let value = serde_dynamo::to_attribute_value(pdf).map_err(corrupt("serializing pdf record"))?;
+        values.insert(":pdf".to_owned(), value);
+        set.push_str(", pdf = :pdf");
+    }
+    if let Some(record) = closing.electronic {
+        let value = serde_dynamo::to_attribute_value(record).map_err(corrupt("serializing electronic record"))?;
+        values.insert(":electronic".to_owned(), value);
+        values.insert(":electronic_status".to_owned(), s(record.status.as_str()));
+        set.push_str(", electronic = :electronic, electronic_status = :electronic_status");
+    }
+    Ok((set, values))
 }
 
 #[derive(Clone, Debug)]
@@ -434,10 +451,10 @@ impl DynamoInvoiceStore {
         pk: AttributeValue,
         sk: AttributeValue,
         email: &EmailRecord,
-        pdf: Option<&PdfRecord>,
+        closing: Closing<'_>,
     ) -> Result<(), StoreError> {
         let value = serde_dynamo::to_attribute_value(email).map_err(corrupt("serializing email record"))?;
-        let (set_pdf, mut values) = email_close_values(pdf)?;
+        let (set_closing, mut values) = email_close_values(closing)?;
         values.insert(":email".into(), value);
         let result = self
             .client
@@ -446,7 +463,7 @@ impl DynamoInvoiceStore {
             .key("pk", pk)
             .key("sk", sk)
             .update_expression(format!(
-                "SET email = :email{set_pdf} ADD email_attempts :one REMOVE email_lease_until, email_last_error, gsi2pk, gsi2sk"
+                "SET email = :email{set_closing} ADD email_attempts :one REMOVE email_lease_until, email_last_error, gsi2pk, gsi2sk"
             ))
             .condition_expression("attribute_exists(pk) AND attribute_not_exists(email)")
             .set_expression_attribute_values(Some(values))
@@ -469,10 +486,10 @@ impl DynamoInvoiceStore {
         error: &str,
         retry: Retry,
         parked: &str,
-        pdf: Option<&PdfRecord>,
+        closing: Closing<'_>,
     ) -> Result<(), StoreError> {
         let reason: String = error.chars().take(500).collect();
-        let (set_pdf, mut values) = email_close_values(pdf)?;
+        let (set_closing, mut values) = email_close_values(closing)?;
         values.insert(":e".into(), s(reason));
         let update = self
             .client
@@ -485,12 +502,12 @@ impl DynamoInvoiceStore {
         let update = match retry {
             Retry::At(due) => update
                 .update_expression(format!(
-                    "SET email_last_error = :e, gsi2sk = :due{set_pdf} ADD email_attempts :one REMOVE email_lease_until"
+                    "SET email_last_error = :e, gsi2sk = :due{set_closing} ADD email_attempts :one REMOVE email_lease_until"
                 ))
                 .expression_attribute_values(":due", s(format!("{:020}#{document_id}", nanos(due)))),
             Retry::Park => update
                 .update_expression(format!(
-                    "SET email_last_error = :e, gsi2pk = :parked, email_parked = :yes{set_pdf} \
+                    "SET email_last_error = :e, gsi2pk = :parked, email_parked = :yes{set_closing} \
                      ADD email_attempts :one REMOVE email_lease_until"
                 ))
                 .expression_attribute_values(":parked", s(parked))
@@ -750,10 +767,10 @@ impl InvoiceStore for DynamoInvoiceStore {
         client_id: &str,
         invoice_id: &str,
         email: &EmailRecord,
-        pdf: Option<&PdfRecord>,
+        closing: Closing<'_>,
     ) -> Result<(), StoreError> {
         let (pk, sk) = Self::invoice_key(client_id, invoice_id);
-        self.write_email_record(pk, sk, email, pdf).await
+        self.write_email_record(pk, sk, email, closing).await
     }
 
     async fn release_email(
@@ -762,7 +779,7 @@ impl InvoiceStore for DynamoInvoiceStore {
         invoice_id: &str,
         error: &str,
         retry: Retry,
-        pdf: Option<&PdfRecord>,
+        closing: Closing<'_>,
     ) -> Result<(), StoreError> {
         self.release_email_lease(
             Self::invoice_key(client_id, invoice_id),
@@ -770,7 +787,7 @@ impl InvoiceStore for DynamoInvoiceStore {
             error,
             retry,
             EMAIL_PARKED,
-            pdf,
+            closing,
         )
         .await
     }
@@ -816,6 +833,18 @@ mod memory {
     use crate::ledger::{InvoiceLedger, InvoiceQuery, InvoiceSummary, summarize};
     use backoffice_domain::credit_note::CreditNote;
     use backoffice_domain::receivable::Account;
+
+    impl StoredInvoice {
+        /// What a closing write records, as the table's `email_close_values` sets it.
+        fn close(&mut self, closing: Closing<'_>) {
+            if let Some(pdf) = closing.pdf {
+                self.pdf = Some(pdf.clone());
+            }
+            if let Some(record) = closing.electronic {
+                self.electronic = Some(record.clone());
+            }
+        }
+    }
 
     /// In-memory [`InvoiceStore`] with the same conditions, for unit tests.
     #[derive(Default)]
@@ -1276,7 +1305,7 @@ mod memory {
             client_id: &str,
             invoice_id: &str,
             email: &EmailRecord,
-            pdf: Option<&PdfRecord>,
+            closing: Closing<'_>,
         ) -> Result<(), StoreError> {
             let mut state = self.lock()?;
             state.leases.remove(&key(client_id, invoice_id));
@@ -1288,9 +1317,7 @@ mod memory {
                 stored.email = Some(email.clone());
                 stored.email_attempts += 1;
                 stored.email_last_error = None;
-                if let Some(pdf) = pdf {
-                    stored.pdf = Some(pdf.clone());
-                }
+                stored.close(closing);
             }
             Ok(())
         }
@@ -1301,7 +1328,7 @@ mod memory {
             invoice_id: &str,
             error: &str,
             retry: Retry,
-            pdf: Option<&PdfRecord>,
+            closing: Closing<'_>,
         ) -> Result<(), StoreError> {
             let mut state = self.lock()?;
             state.leases.remove(&key(client_id, invoice_id));
@@ -1312,9 +1339,7 @@ mod memory {
             if stored.email.is_some() {
                 return Ok(());
             }
-            if let Some(pdf) = pdf {
-                stored.pdf = Some(pdf.clone());
-            }
+            stored.close(closing);
             stored.email_attempts += 1;
             stored.email_last_error = Some(error.to_owned());
             let due = match retry {
