@@ -169,7 +169,24 @@ impl Desk {
             .await
             .expect("pending outbox");
         let mut rewound = 0;
-        for item in pending.items() {
+        for entry in pending.items() {
+            // The index holds keys only: the message is read from the table.
+            let item = self
+                .env
+                .dynamodb
+                .get_item()
+                .table_name(&table)
+                .set_key(Some(
+                    ["pk", "sk"]
+                        .iter()
+                        .filter_map(|k| Some(((*k).to_owned(), entry.get(*k)?.clone())))
+                        .collect(),
+                ))
+                .send()
+                .await
+                .expect("outbox message")
+                .item
+                .unwrap_or_default();
             let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
             if !text("body").contains(needle) {
                 continue;
