@@ -1,5 +1,5 @@
-//! Wiring only: clients are built once at init and reused by every invocation. One binary
-//! serves the HTTP routes and the monthly close.
+//! Wiring only: clients are configured at init, each built on its first use and reused by every
+//! invocation after (ADR 0033). One binary serves the HTTP routes and the monthly close.
 
 use std::sync::Arc;
 

@@ -1,4 +1,5 @@
-//! Wiring only: clients are built once at init and reused by every invocation.
+//! Wiring only: clients are configured at init, each built on its first use and reused by every
+//! invocation after (ADR 0033).
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use backoffice_domain::SystemClock;

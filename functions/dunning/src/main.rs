@@ -1,6 +1,6 @@
-//! Wiring only: clients are built once at init and reused by every invocation. The schedule's
-//! tick (`{}`) dunns every client for its local today; `{"date": "YYYY-MM-DD"}` and
-//! `{"client_id": …}` narrow a run started by hand.
+//! Wiring only: clients are configured at init, each built on its first use and reused by every
+//! invocation after (ADR 0033). The schedule's tick (`{}`) dunns every client for its local today;
+//! `{"date": "YYYY-MM-DD"}` and `{"client_id": …}` narrow a run started by hand.
 
 use backoffice_domain::SystemClock;
 use backoffice_edge::http::Invocation;

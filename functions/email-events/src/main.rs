@@ -1,4 +1,5 @@
-//! Wiring only: the DynamoDB client is built once at init and reused by every invocation.
+//! Wiring only: the DynamoDB client is configured at init, built on its first use and reused after
+//! (ADR 0033).
 
 use aws_lambda_events::sqs::SqsEvent;
 use backoffice_domain::SystemClock;

@@ -1,5 +1,6 @@
-//! Wiring only: clients are built once at init and reused by every invocation. One binary
-//! consumes the sales queue and runs the scheduled outbox sweep.
+//! Wiring only: clients are configured at init, each built on its first use and reused by every
+//! invocation after (ADR 0033). One binary consumes the sales queue and runs the scheduled outbox
+//! sweep.
 
 use aws_lambda_events::sqs::SqsEvent;
 use backoffice_domain::SystemClock;

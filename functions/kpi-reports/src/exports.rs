@@ -2,6 +2,7 @@
 //! table `kpi_daily` reads (`infra/template.yaml`).
 
 use async_trait::async_trait;
+use backoffice_store::sdk::SdkClient;
 use time::Date;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,14 +23,14 @@ pub fn partition_key(client_id: &str, campaign_id: &str, day: Date) -> String {
 }
 
 pub struct S3KpiExports {
-    client: aws_sdk_s3::Client,
+    client: SdkClient<aws_sdk_s3::Client>,
     bucket: String,
 }
 
 impl S3KpiExports {
-    pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<SdkClient<aws_sdk_s3::Client>>, bucket: impl Into<String>) -> Self {
         Self {
-            client,
+            client: client.into(),
             bucket: bucket.into(),
         }
     }

@@ -1,5 +1,6 @@
-//! Wiring only: clients are built once at init and reused by every invocation. One binary
-//! serves the HTTP routes, the reports queue and the hourly tick.
+//! Wiring only: clients are configured at init, each built on its first use and reused by every
+//! invocation after (ADR 0033). One binary serves the HTTP routes, the reports queue and the hourly
+//! tick.
 
 use std::sync::Arc;
 

@@ -1,6 +1,7 @@
 //! What the review needs from the outside world besides its store: playback links for
 //! recordings, and a queue for the events it emits. Adapters for S3 and SQS below.
 
+use backoffice_store::sdk::SdkClient;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,12 +23,12 @@ pub trait RecordingLinks: Send + Sync {
 }
 
 pub struct S3Links {
-    client: aws_sdk_s3::Client,
+    client: SdkClient<aws_sdk_s3::Client>,
 }
 
 impl S3Links {
-    pub fn new(client: aws_sdk_s3::Client) -> Self {
-        Self { client }
+    pub fn new(client: impl Into<SdkClient<aws_sdk_s3::Client>>) -> Self {
+        Self { client: client.into() }
     }
 }
 

@@ -6,6 +6,7 @@
 //!   an accepted invoice, and no more than what is still owed;
 //! - `GET /receivables/aging?as_of=`: what is owed, by buyer and by days past due.
 
+use backoffice_store::sdk::SdkClient;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -35,7 +36,7 @@ pub trait DocumentLinks: Send + Sync {
 
 /// Presigned S3 GETs in one bucket.
 pub struct S3Links {
-    pub client: aws_sdk_s3::Client,
+    pub client: SdkClient<aws_sdk_s3::Client>,
     pub bucket: String,
 }
 

@@ -1,4 +1,4 @@
-//! Wiring only: the tables' clients are built once at init.
+//! Wiring only: the clients are configured at init, each built on its first use (ADR 0033).
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use backoffice_domain::SystemClock;

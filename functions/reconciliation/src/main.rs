@@ -1,5 +1,6 @@
-//! Wiring only: clients are built once at init and reused by every invocation. The schedule's
-//! tick (any event) runs one reconciliation; its counts go to stdout as an EMF document.
+//! Wiring only: clients are configured at init, each built on its first use and reused by every
+//! invocation after (ADR 0033). The schedule's tick (any event) runs one reconciliation; its counts
+//! go to stdout as an EMF document.
 
 use backoffice_domain::{Clock, SystemClock};
 use backoffice_edge::{aws, config, telemetry};

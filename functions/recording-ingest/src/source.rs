@@ -1,6 +1,7 @@
 //! Where recordings are read from: a port, and its S3 adapter that streams the object body
 //! (never buffering it whole) into a blocking reader for the decoder.
 
+use backoffice_store::sdk::SdkClient;
 use std::collections::HashMap;
 use std::io::Read;
 
@@ -33,12 +34,12 @@ pub trait RecordingSource: Send + Sync {
 }
 
 pub struct S3Source {
-    client: aws_sdk_s3::Client,
+    client: SdkClient<aws_sdk_s3::Client>,
 }
 
 impl S3Source {
-    pub fn new(client: aws_sdk_s3::Client) -> Self {
-        Self { client }
+    pub fn new(client: impl Into<SdkClient<aws_sdk_s3::Client>>) -> Self {
+        Self { client: client.into() }
     }
 }
 

@@ -1,5 +1,6 @@
-//! Wiring only: clients are built once at init; the couriers' secrets are read from Secrets
-//! Manager at run time and cached (never copied into the environment).
+//! Wiring only: clients are configured at init and built on first use (ADR 0033); the couriers'
+//! secrets are read from Secrets Manager at run time and cached (never copied into the
+//! environment).
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use backoffice_domain::SystemClock;

@@ -10,11 +10,15 @@
 //!
 //! Endpoints come only from the standard `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>`
 //! variables: the same binary talks to AWS, LocalStack or moto.
+//!
+//! The configuration is read at init (a missing region stops it there); each service's client
+//! is built on its first use ([`SdkClient`], ADR 0033).
 
 use aws_config::environment::credentials::EnvironmentVariableCredentialsProvider;
 use aws_config::{AppName, BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use backoffice_store::sdk::SdkClient;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
@@ -104,48 +108,48 @@ fn service_endpoint(service: &str) -> Option<String> {
     env(&format!("AWS_ENDPOINT_URL_{service}"))
 }
 
-pub fn dynamodb(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
+pub fn dynamodb(config: &SdkConfig) -> SdkClient<aws_sdk_dynamodb::Client> {
     let mut builder = aws_sdk_dynamodb::config::Builder::from(config);
     if let Some(url) = service_endpoint("DYNAMODB") {
         builder = builder.endpoint_url(url);
     }
-    aws_sdk_dynamodb::Client::from_conf(builder.build())
+    SdkClient::lazy(move || aws_sdk_dynamodb::Client::from_conf(builder.build()))
 }
 
-pub fn sqs(config: &SdkConfig) -> aws_sdk_sqs::Client {
+pub fn sqs(config: &SdkConfig) -> SdkClient<aws_sdk_sqs::Client> {
     let mut builder = aws_sdk_sqs::config::Builder::from(config);
     if let Some(url) = service_endpoint("SQS") {
         builder = builder.endpoint_url(url);
     }
-    aws_sdk_sqs::Client::from_conf(builder.build())
+    SdkClient::lazy(move || aws_sdk_sqs::Client::from_conf(builder.build()))
 }
 
 /// Emulators serve buckets by path, not by virtual host: path style whenever a custom endpoint
 /// is configured (never against AWS's own endpoints).
-pub fn s3(config: &SdkConfig) -> aws_sdk_s3::Client {
+pub fn s3(config: &SdkConfig) -> SdkClient<aws_sdk_s3::Client> {
     let own_endpoint = service_endpoint("S3");
     let custom_endpoint = config.endpoint_url().is_some() || own_endpoint.is_some();
     let mut builder = aws_sdk_s3::config::Builder::from(config).force_path_style(custom_endpoint);
     if let Some(url) = own_endpoint {
         builder = builder.endpoint_url(url);
     }
-    aws_sdk_s3::Client::from_conf(builder.build())
+    SdkClient::lazy(move || aws_sdk_s3::Client::from_conf(builder.build()))
 }
 
-pub fn sesv2(config: &SdkConfig) -> aws_sdk_sesv2::Client {
+pub fn sesv2(config: &SdkConfig) -> SdkClient<aws_sdk_sesv2::Client> {
     let mut builder = aws_sdk_sesv2::config::Builder::from(config);
     if let Some(url) = service_endpoint("SESV2") {
         builder = builder.endpoint_url(url);
     }
-    aws_sdk_sesv2::Client::from_conf(builder.build())
+    SdkClient::lazy(move || aws_sdk_sesv2::Client::from_conf(builder.build()))
 }
 
-pub fn secretsmanager(config: &SdkConfig) -> aws_sdk_secretsmanager::Client {
+pub fn secretsmanager(config: &SdkConfig) -> SdkClient<aws_sdk_secretsmanager::Client> {
     let mut builder = aws_sdk_secretsmanager::config::Builder::from(config);
     if let Some(url) = service_endpoint("SECRETS_MANAGER") {
         builder = builder.endpoint_url(url);
     }
-    aws_sdk_secretsmanager::Client::from_conf(builder.build())
+    SdkClient::lazy(move || aws_sdk_secretsmanager::Client::from_conf(builder.build()))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use aws_sdk_sesv2::primitives::Blob;
 use aws_sdk_sesv2::types::{Destination, EmailContent, MessageTag, RawMessage};
+use backoffice_store::sdk::SdkClient;
 
 /// A built message and its envelope: `bcc` recipients are in no header.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -99,15 +100,15 @@ pub trait Mailer: Send + Sync {
 
 #[derive(Clone, Debug)]
 pub struct SesMailer {
-    client: aws_sdk_sesv2::Client,
+    client: SdkClient<aws_sdk_sesv2::Client>,
     configuration_set: Option<String>,
 }
 
 impl SesMailer {
     /// `configuration_set` tags every send (bounce and complaint tracking on AWS).
-    pub fn new(client: aws_sdk_sesv2::Client, configuration_set: Option<String>) -> Self {
+    pub fn new(client: impl Into<SdkClient<aws_sdk_sesv2::Client>>, configuration_set: Option<String>) -> Self {
         Self {
-            client,
+            client: client.into(),
             configuration_set: configuration_set.filter(|c| !c.is_empty()),
         }
     }

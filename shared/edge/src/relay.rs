@@ -3,6 +3,7 @@
 //! re-sends whatever is still pending, so an event is never lost (consumers de-duplicate on
 //! business keys, because a crash between send and mark sends twice).
 
+use backoffice_store::sdk::SdkClient;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
@@ -24,14 +25,17 @@ pub trait Publisher: Send + Sync {
 
 /// Sends each message to the queue URL of its `destination` ("sales", "billing").
 pub struct SqsPublisher {
-    client: aws_sdk_sqs::Client,
+    client: SdkClient<aws_sdk_sqs::Client>,
     queues: HashMap<String, String>,
 }
 
 impl SqsPublisher {
-    pub fn new(client: aws_sdk_sqs::Client, queues: impl IntoIterator<Item = (String, String)>) -> Self {
+    pub fn new(
+        client: impl Into<SdkClient<aws_sdk_sqs::Client>>,
+        queues: impl IntoIterator<Item = (String, String)>,
+    ) -> Self {
         Self {
-            client,
+            client: client.into(),
             queues: queues.into_iter().collect(),
         }
     }

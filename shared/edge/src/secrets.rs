@@ -6,6 +6,7 @@
 
 use async_trait::async_trait;
 use backoffice_domain::Clock;
+use backoffice_store::sdk::SdkClient;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::Mutex;
 
@@ -23,12 +24,12 @@ pub trait SecretSource: Send + Sync {
 }
 
 pub struct SecretsManagerSource {
-    client: aws_sdk_secretsmanager::Client,
+    client: SdkClient<aws_sdk_secretsmanager::Client>,
 }
 
 impl SecretsManagerSource {
-    pub fn new(client: aws_sdk_secretsmanager::Client) -> Self {
-        Self { client }
+    pub fn new(client: impl Into<SdkClient<aws_sdk_secretsmanager::Client>>) -> Self {
+        Self { client: client.into() }
     }
 }
 

@@ -10,6 +10,7 @@
 //! Lock needs it), so a second write to a key makes a new version instead of replacing the first
 //! one: [`AuditAnchors::anchors`] reads every version, and the verifier checks them all.
 
+use crate::sdk::SdkClient;
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 use backoffice_domain::audit::Anchor;
@@ -27,14 +28,14 @@ pub trait AuditAnchors: Send + Sync {
 
 #[derive(Clone, Debug)]
 pub struct S3AuditAnchors {
-    client: aws_sdk_s3::Client,
+    client: SdkClient<aws_sdk_s3::Client>,
     bucket: String,
 }
 
 impl S3AuditAnchors {
-    pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<SdkClient<aws_sdk_s3::Client>>, bucket: impl Into<String>) -> Self {
         Self {
-            client,
+            client: client.into(),
             bucket: bucket.into(),
         }
     }

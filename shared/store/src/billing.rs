@@ -11,6 +11,7 @@
 //! again whole. Contacts are not recorded one by one: the close instants decide which run bills
 //! them (ADR 0028).
 
+use crate::sdk::SdkClient;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
@@ -81,14 +82,14 @@ pub trait BillingRuns: Send + Sync {
 
 #[derive(Clone, Debug)]
 pub struct DynamoBillingRuns {
-    client: Client,
+    client: SdkClient<Client>,
     table: String,
 }
 
 impl DynamoBillingRuns {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<SdkClient<Client>>, table: impl Into<String>) -> Self {
         Self {
-            client,
+            client: client.into(),
             table: table.into(),
         }
     }

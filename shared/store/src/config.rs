@@ -13,6 +13,7 @@
 //! | client directory     | `CLIENTS`         | `CLIENT#{id}` (one per client: who the dunning visits) |
 //! | campaign directory   | `CAMPAIGNS`       | `CAMPAIGN#{id}` (one per campaign: whose KPIs are reported) |
 
+use crate::sdk::SdkClient;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -112,7 +113,7 @@ pub trait CampaignDirectory: Send + Sync {
 
 #[derive(Clone, Debug)]
 pub struct DynamoCampaignDirectory {
-    client: Client,
+    client: SdkClient<Client>,
     table: String,
     cache: Option<Arc<ReadCache>>,
 }
@@ -180,9 +181,9 @@ fn yes() -> bool {
 }
 
 impl DynamoCampaignDirectory {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<SdkClient<Client>>, table: impl Into<String>) -> Self {
         Self {
-            client,
+            client: client.into(),
             table: table.into(),
             cache: None,
         }

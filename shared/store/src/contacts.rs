@@ -25,6 +25,7 @@
 //! Disposition catalogs live in ConfigTable: `CAMPAIGN#{id}` / `DISPOSITIONS#v{version:06}`, and
 //! `DISPOSITIONS#ACTIVE` pointing at the active version.
 
+use crate::sdk::SdkClient;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
@@ -173,15 +174,19 @@ fn day_attr(day: time::Date) -> String {
 
 #[derive(Clone, Debug)]
 pub struct DynamoContactStore {
-    client: Client,
+    client: SdkClient<Client>,
     contacts_table: String,
     config_table: String,
 }
 
 impl DynamoContactStore {
-    pub fn new(client: Client, contacts_table: impl Into<String>, config_table: impl Into<String>) -> Self {
+    pub fn new(
+        client: impl Into<SdkClient<Client>>,
+        contacts_table: impl Into<String>,
+        config_table: impl Into<String>,
+    ) -> Self {
         Self {
-            client,
+            client: client.into(),
             contacts_table: contacts_table.into(),
             config_table: config_table.into(),
         }

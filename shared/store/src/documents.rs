@@ -1,5 +1,6 @@
 //! Generated documents (invoice PDFs): the port and its S3 adapter.
 
+use crate::sdk::SdkClient;
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 
@@ -13,14 +14,14 @@ pub trait DocumentStore: Send + Sync {
 
 #[derive(Clone, Debug)]
 pub struct S3DocumentStore {
-    client: aws_sdk_s3::Client,
+    client: SdkClient<aws_sdk_s3::Client>,
     bucket: String,
 }
 
 impl S3DocumentStore {
-    pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<SdkClient<aws_sdk_s3::Client>>, bucket: impl Into<String>) -> Self {
         Self {
-            client,
+            client: client.into(),
             bucket: bucket.into(),
         }
     }

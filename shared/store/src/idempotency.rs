@@ -1,6 +1,7 @@
 //! The idempotency table (IdempotencyTable): one record per `Idempotency-Key`, IN_PROGRESS
 //! until the first response is stored, then that response for every repeat.
 
+use crate::sdk::SdkClient;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
@@ -55,14 +56,14 @@ pub trait IdempotencyStore: Send + Sync {
 
 #[derive(Clone, Debug)]
 pub struct DynamoIdempotencyStore {
-    client: Client,
+    client: SdkClient<Client>,
     table: String,
 }
 
 impl DynamoIdempotencyStore {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<SdkClient<Client>>, table: impl Into<String>) -> Self {
         Self {
-            client,
+            client: client.into(),
             table: table.into(),
         }
     }

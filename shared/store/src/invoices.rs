@@ -19,6 +19,7 @@
 //! invoice for the same sale impossible. So numbers have no gaps and no repeats whatever
 //! happens to the messages or the workers.
 
+use crate::sdk::SdkClient;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
@@ -272,7 +273,7 @@ fn email_close_values(closing: Closing<'_>) -> Result<(String, Item), StoreError
 
 #[derive(Clone, Debug)]
 pub struct DynamoInvoiceStore {
-    pub(crate) client: Client,
+    pub(crate) client: SdkClient<Client>,
     pub(crate) table: String,
 }
 
@@ -287,9 +288,9 @@ pub(crate) struct SeriesStep<'a> {
 }
 
 impl DynamoInvoiceStore {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<SdkClient<Client>>, table: impl Into<String>) -> Self {
         Self {
-            client,
+            client: client.into(),
             table: table.into(),
         }
     }

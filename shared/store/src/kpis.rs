@@ -22,6 +22,7 @@
 //! verification re-opens it. Pre-sales come from PresalesTable's `by-campaign` index (by
 //! registration time), read whole with `BatchGetItem`.
 
+use crate::sdk::SdkClient;
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
@@ -178,15 +179,19 @@ fn read_source(item: &Item) -> Option<DaySource> {
 
 #[derive(Clone, Debug)]
 pub struct DynamoKpiStore {
-    client: Client,
+    client: SdkClient<Client>,
     contacts_table: String,
     presales_table: String,
 }
 
 impl DynamoKpiStore {
-    pub fn new(client: Client, contacts_table: impl Into<String>, presales_table: impl Into<String>) -> Self {
+    pub fn new(
+        client: impl Into<SdkClient<Client>>,
+        contacts_table: impl Into<String>,
+        presales_table: impl Into<String>,
+    ) -> Self {
         Self {
-            client,
+            client: client.into(),
             contacts_table: contacts_table.into(),
             presales_table: presales_table.into(),
         }

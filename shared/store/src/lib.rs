@@ -22,6 +22,7 @@ pub mod presales;
 pub mod reconciliation;
 pub mod register;
 pub mod reminders;
+pub mod sdk;
 pub mod shipments;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -26,6 +26,7 @@
 //! depends only on what it calls; [`DynamoPresaleStore`] implements them all, and so does its
 //! in-memory twin for handler tests.
 
+use crate::sdk::SdkClient;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
@@ -267,7 +268,7 @@ pub trait ReviewQueue: Send + Sync {
 
 #[derive(Clone, Debug)]
 pub struct DynamoPresaleStore {
-    client: Client,
+    client: SdkClient<Client>,
     table: String,
 }
 
@@ -281,9 +282,9 @@ const REVIEW_QUEUE: &str = "review-queue";
 const CLAIMED_PREFIX: &str = "CLAIMED#";
 
 impl DynamoPresaleStore {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<SdkClient<Client>>, table: impl Into<String>) -> Self {
         Self {
-            client,
+            client: client.into(),
             table: table.into(),
         }
     }

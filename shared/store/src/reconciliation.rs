@@ -12,6 +12,7 @@
 //! `gsi2sk` = `{created ns:020}#{id}`), so no writer changes; it projects only the client, the
 //! campaign and the decision (docs/decisions/0013-operations-and-least-privilege.md).
 
+use crate::sdk::SdkClient;
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
@@ -71,14 +72,14 @@ const BY_STATUS: &str = "by-status";
 /// PresalesTable's `by-status` index.
 #[derive(Clone, Debug)]
 pub struct DynamoApprovedSales {
-    client: Client,
+    client: SdkClient<Client>,
     table: String,
 }
 
 impl DynamoApprovedSales {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<SdkClient<Client>>, table: impl Into<String>) -> Self {
         Self {
-            client,
+            client: client.into(),
             table: table.into(),
         }
     }
@@ -164,14 +165,14 @@ fn key(pk: String, sk: &str) -> Item {
 /// ShipmentsTable, by the shipment id each sale's shipment has.
 #[derive(Clone, Debug)]
 pub struct DynamoShipmentLookup {
-    client: Client,
+    client: SdkClient<Client>,
     table: String,
 }
 
 impl DynamoShipmentLookup {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<SdkClient<Client>>, table: impl Into<String>) -> Self {
         Self {
-            client,
+            client: client.into(),
             table: table.into(),
         }
     }
@@ -201,14 +202,14 @@ impl ShipmentLookup for DynamoShipmentLookup {
 /// InvoicesTable, by the guard item issuing writes for every invoiced sale.
 #[derive(Clone, Debug)]
 pub struct DynamoInvoiceLookup {
-    client: Client,
+    client: SdkClient<Client>,
     table: String,
 }
 
 impl DynamoInvoiceLookup {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<SdkClient<Client>>, table: impl Into<String>) -> Self {
         Self {
-            client,
+            client: client.into(),
             table: table.into(),
         }
     }

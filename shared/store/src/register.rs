@@ -18,6 +18,7 @@
 //! generation (the bucket is versioned: earlier ones stay as versions), read through presigned
 //! links.
 
+use crate::sdk::SdkClient;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -152,14 +153,14 @@ pub trait RegisterFiles: Send + Sync {
 
 #[derive(Debug, Clone)]
 pub struct S3RegisterFiles {
-    client: aws_sdk_s3::Client,
+    client: SdkClient<aws_sdk_s3::Client>,
     bucket: String,
 }
 
 impl S3RegisterFiles {
-    pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<SdkClient<aws_sdk_s3::Client>>, bucket: impl Into<String>) -> Self {
         Self {
-            client,
+            client: client.into(),
             bucket: bucket.into(),
         }
     }

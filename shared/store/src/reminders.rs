@@ -16,6 +16,7 @@
 //! so a mail client shows the repeat as the same message. A lost reminder would be silent; a
 //! repeated one is visible and harmless.
 
+use crate::sdk::SdkClient;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
@@ -156,14 +157,14 @@ pub trait ReminderStore: Send + Sync {
 /// Reminders in the invoices table (InvoicesTable).
 #[derive(Clone, Debug)]
 pub struct DynamoReminderStore {
-    client: Client,
+    client: SdkClient<Client>,
     table: String,
 }
 
 impl DynamoReminderStore {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<SdkClient<Client>>, table: impl Into<String>) -> Self {
         Self {
-            client,
+            client: client.into(),
             table: table.into(),
         }
     }

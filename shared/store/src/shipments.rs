@@ -8,6 +8,7 @@
 //! | event id    | `COURIER_EVENT#{courier}#{event id}` | `META` |                     |
 //! | outbox      | `OUTBOX#{message id}`  | `MESSAGE`         | outbox-pending (sparse) |
 
+use crate::sdk::SdkClient;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
@@ -80,14 +81,14 @@ pub trait ShipmentTracking: Send + Sync {
 
 #[derive(Clone, Debug)]
 pub struct DynamoShipmentStore {
-    client: Client,
+    client: SdkClient<Client>,
     table: String,
 }
 
 impl DynamoShipmentStore {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<SdkClient<Client>>, table: impl Into<String>) -> Self {
         Self {
-            client,
+            client: client.into(),
             table: table.into(),
         }
     }
