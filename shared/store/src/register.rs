@@ -92,7 +92,9 @@ impl DynamoInvoiceStore {
             items.extend(output.items.unwrap_or_default());
             match output.last_evaluated_key {
                 Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(items),
+                // The index projects what listings filter on; a register row needs the whole
+                // document.
+                _ => return self.whole(items).await,
             }
         }
     }
