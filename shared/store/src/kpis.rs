@@ -248,7 +248,7 @@ impl KpiInputs for DynamoKpiStore {
                 .query()
                 .table_name(&self.presales_table)
                 .index_name("by-campaign")
-                .key_condition_expression("gsi1pk = :pk AND gsi1sk BETWEEN :from AND :to")
+                .key_condition_expression("gsi1pk = :pk AND gsi2sk BETWEEN :from AND :to")
                 .expression_attribute_values(":pk", s(format!("CAMPAIGN#{campaign_id}")))
                 .expression_attribute_values(":from", s(format!("{:020}#", nanos(from))))
                 .expression_attribute_values(":to", s(format!("{:020}#", nanos(to)))),
