@@ -1,10 +1,10 @@
 //! What the review needs from the outside world besides its store: playback links for
 //! recordings, and a queue for the events it emits. Adapters for S3 and SQS below.
 
-use backoffice_store::sdk::SdkClient;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use backoffice_store::sdk::SdkClient;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

@@ -6,7 +6,6 @@
 //!   an accepted invoice, and no more than what is still owed;
 //! - `GET /receivables/aging?as_of=`: what is owed, by buyer and by days past due.
 
-use backoffice_store::sdk::SdkClient;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,6 +17,7 @@ use backoffice_domain::receivable::{Ageing, Buckets, Receivable, age};
 use backoffice_domain::validation::Invalid;
 use backoffice_edge::http::ApiError;
 use backoffice_store::accounts::InvoiceFile;
+use backoffice_store::sdk::SdkClient;
 use serde::Deserialize;
 use serde_json::{Value, json};
 

@@ -1,11 +1,11 @@
 //! Where recordings are read from: a port, and its S3 adapter that streams the object body
 //! (never buffering it whole) into a blocking reader for the decoder.
 
-use backoffice_store::sdk::SdkClient;
 use std::collections::HashMap;
 use std::io::Read;
 
 use async_trait::async_trait;
+use backoffice_store::sdk::SdkClient;
 
 /// An opened object: its body as a stream, and what S3 says about it.
 pub struct OpenedObject {

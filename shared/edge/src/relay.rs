@@ -3,7 +3,6 @@
 //! re-sends whatever is still pending, so an event is never lost (consumers de-duplicate on
 //! business keys, because a crash between send and mark sends twice).
 
-use backoffice_store::sdk::SdkClient;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
@@ -12,6 +11,7 @@ use backoffice_domain::Clock;
 use backoffice_domain::retry::{Retry, RetryPolicy};
 use backoffice_store::StoreError;
 use backoffice_store::outbox::{Outbox, OutboxMessage};
+use backoffice_store::sdk::SdkClient;
 use time::OffsetDateTime;
 
 #[derive(Debug, thiserror::Error)]

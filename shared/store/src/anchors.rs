@@ -10,13 +10,13 @@
 //! Lock needs it), so a second write to a key makes a new version instead of replacing the first
 //! one: [`AuditAnchors::anchors`] reads every version, and the verifier checks them all.
 
-use crate::sdk::SdkClient;
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 use backoffice_domain::audit::Anchor;
 
 use crate::StoreError;
 use crate::documents::s3_error;
+use crate::sdk::SdkClient;
 
 #[async_trait]
 pub trait AuditAnchors: Send + Sync {

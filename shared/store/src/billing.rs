@@ -11,7 +11,6 @@
 //! again whole. Contacts are not recorded one by one: the close instants decide which run bills
 //! them (ADR 0028).
 
-use crate::sdk::SdkClient;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
@@ -22,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::dynamo::{Item, batch_write, query_all, s, sdk_error, string_attr};
+use crate::sdk::SdkClient;
 use crate::{ConflictKind, StoreError};
 
 /// A month's run, closed: frozen as it was billed.

@@ -13,7 +13,6 @@
 //! | client directory     | `CLIENTS`         | `CLIENT#{id}` (one per client: who the dunning visits) |
 //! | campaign directory   | `CAMPAIGNS`       | `CAMPAIGN#{id}` (one per campaign: whose KPIs are reported) |
 
-use crate::sdk::SdkClient;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -31,6 +30,7 @@ use serde::Deserialize;
 
 use crate::StoreError;
 use crate::dynamo::{Item, corrupt, query_all, s, sdk_error, string_attr};
+use crate::sdk::SdkClient;
 
 /// What dispatch needs from a campaign's configuration.
 #[async_trait]

@@ -25,7 +25,6 @@
 //! Disposition catalogs live in ConfigTable: `CAMPAIGN#{id}` / `DISPOSITIONS#v{version:06}`, and
 //! `DISPOSITIONS#ACTIVE` pointing at the active version.
 
-use crate::sdk::SdkClient;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
@@ -41,6 +40,7 @@ use crate::dynamo::{
     Item, TransactFailure, corrupt, decode_cursor, encode_cursor, get_item, nanos, page_size, s, sdk_error, transact,
     transact_put, transact_retrying,
 };
+use crate::sdk::SdkClient;
 use crate::{ConflictKind, Page, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]

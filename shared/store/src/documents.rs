@@ -1,10 +1,10 @@
 //! Generated documents (invoice PDFs): the port and its S3 adapter.
 
-use crate::sdk::SdkClient;
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 
 use crate::StoreError;
+use crate::sdk::SdkClient;
 
 #[async_trait]
 pub trait DocumentStore: Send + Sync {

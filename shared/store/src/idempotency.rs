@@ -1,7 +1,6 @@
 //! The idempotency table (IdempotencyTable): one record per `Idempotency-Key`, IN_PROGRESS
 //! until the first response is stored, then that response for every repeat.
 
-use crate::sdk::SdkClient;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
@@ -9,6 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::StoreError;
 use crate::dynamo::{Item, s, sdk_error, string_attr};
+use crate::sdk::SdkClient;
 
 /// A stored idempotent response, and the fingerprint of the request that produced it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,7 +19,6 @@
 //! invoice for the same sale impossible. So numbers have no gaps and no repeats whatever
 //! happens to the messages or the workers.
 
-use crate::sdk::SdkClient;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
@@ -39,6 +38,7 @@ use crate::dynamo::{
     Item, TransactFailure, corrupt, nanos, page_size, s, sdk_error, string_attr, transact, transact_put,
     update_condition_failed,
 };
+use crate::sdk::SdkClient;
 
 /// The stored PDF of an invoice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -22,7 +22,6 @@
 //! verification re-opens it. Pre-sales come from PresalesTable's `by-campaign` index (by
 //! registration time), read whole with `BatchGetItem`.
 
-use crate::sdk::SdkClient;
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
@@ -36,6 +35,7 @@ use backoffice_domain::tipification::Contact;
 
 use crate::StoreError;
 use crate::dynamo::{Item, batch_get, batch_write, corrupt, nanos, query_all, s, string_attr};
+use crate::sdk::SdkClient;
 
 /// What a day's rows were computed from; compared with what the store holds now.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -30,7 +30,6 @@
 //! depends only on what it calls; [`DynamoPresaleStore`] implements them all, and so does its
 //! in-memory twin for handler tests.
 
-use crate::sdk::SdkClient;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
@@ -47,6 +46,7 @@ use crate::dynamo::{
     string_attr, transact, transact_put, update_condition_failed,
 };
 use crate::outbox::{Outbox, OutboxMessage, Retry, mark_failed, mark_sent, outbox_put, parked_outbox, pending_outbox};
+use crate::sdk::SdkClient;
 use crate::{ConflictKind, Page, StoreError};
 
 mod attach;

@@ -12,7 +12,6 @@
 //! `gsi2sk` = `{created ns:020}#{id}`), so no writer changes; it projects only the client, the
 //! campaign and the decision (docs/decisions/0013-operations-and-least-privilege.md).
 
-use crate::sdk::SdkClient;
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
@@ -24,6 +23,7 @@ use time::OffsetDateTime;
 
 use crate::StoreError;
 use crate::dynamo::{Item, batch_get, nanos, query_all, s, string_attr};
+use crate::sdk::SdkClient;
 
 /// An approved pre-sale: a sale that must be shipped, then invoiced.
 #[derive(Debug, Clone, PartialEq, Eq)]

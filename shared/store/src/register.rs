@@ -18,7 +18,6 @@
 //! generation (the bucket is versioned: earlier ones stay as versions), read through presigned
 //! links.
 
-use crate::sdk::SdkClient;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -34,6 +33,7 @@ use super::StoreError;
 use crate::documents::s3_error;
 use crate::dynamo::{Item, corrupt, s, sdk_error, string_attr};
 use crate::invoices::DynamoInvoiceStore;
+use crate::sdk::SdkClient;
 
 const BY_CLIENT_INDEX: &str = "by-client";
 

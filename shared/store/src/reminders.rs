@@ -16,7 +16,6 @@
 //! so a mail client shows the repeat as the same message. A lost reminder would be silent; a
 //! repeated one is visible and harmless.
 
-use crate::sdk::SdkClient;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
@@ -28,6 +27,7 @@ use backoffice_domain::dunning::Offset;
 use crate::StoreError;
 use crate::dynamo::{Item, corrupt, get_item, nanos, s, sdk_error, update_condition_failed};
 use crate::invoices::n;
+use crate::sdk::SdkClient;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

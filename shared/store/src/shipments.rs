@@ -8,7 +8,6 @@
 //! | event id    | `COURIER_EVENT#{courier}#{event id}` | `META` |                     |
 //! | outbox      | `OUTBOX#{message id}`  | `MESSAGE`         | outbox-pending (sparse) |
 
-use crate::sdk::SdkClient;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
@@ -21,6 +20,7 @@ use backoffice_domain::shipment::Shipment;
 use crate::StoreError;
 use crate::dynamo::{TransactFailure, corrupt, get_item, query_all, transact, transact_put};
 use crate::outbox::{Outbox, OutboxMessage, Retry, mark_failed, mark_sent, outbox_put, parked_outbox, pending_outbox};
+use crate::sdk::SdkClient;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Created {
