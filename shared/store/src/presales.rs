@@ -3,7 +3,7 @@
 //!
 //! | item                | pk                        | sk              | indexes                              |
 //! |---------------------|---------------------------|-----------------|--------------------------------------|
-//! | pre-sale            | `PRESALE#{id}`            | `META`          | by-campaign, by-campaign-status, by-customer-document, by-customer-phone, review-queue (sparse) |
+//! | pre-sale            | `PRESALE#{id}`            | `META`          | by-campaign, by-campaign-status, by-customer-document, by-customer-phone, review-queue (sparse), approved (sparse) |
 //! | audit record        | `PRESALE#{id}`            | `AUDIT#{seq:010}` (a note: `…#{note:04}`) |                |
 //! | playback guard      | `PRESALE#{id}`            | `PLAYBACK#{playback id}` |                             |
 //! | call id uniqueness  | `CALL#{client}#{call_id}` | `META` (`waiting_since` when a recording came first) |          |
@@ -323,6 +323,10 @@ impl DynamoPresaleStore {
                 presale.customer.phone.as_str()
             )),
         );
+        // The sparse `approved` index: approved pre-sales only (reconciliation, client billing).
+        if presale.status == PresaleStatus::Approved {
+            item.insert("gsi7pk".into(), s(PresaleStatus::Approved.as_str()));
+        }
         if presale.status == PresaleStatus::ReadyForReview {
             let (pk, sk) = Self::queue_key(presale);
             item.insert("gsi5pk".into(), s(pk));

@@ -4,13 +4,13 @@
 //!
 //! | read                           | table          | how                                                  |
 //! |--------------------------------|----------------|------------------------------------------------------|
-//! | approved sales created in a window | PresalesTable | Query `by-status`: `status = APPROVED`, `gsi2sk` (creation time) between the window's ends |
+//! | approved sales created in a window | PresalesTable | Query `approved`: `gsi7pk = APPROVED`, `gsi2sk` (creation time) between the window's ends |
 //! | a sale's shipment, and when    | ShipmentsTable | BatchGetItem `SHIPMENT#SH-S-{presale}` / `META`      |
 //! | a sale's invoice               | InvoicesTable  | BatchGetItem `SALE#S-{presale}` / `INVOICE` (the guard issuing writes) |
 //!
-//! The `by-status` index reuses attributes every pre-sale item already has (`status`, and
-//! `gsi2sk` = `{created ns:020}#{id}`), so no writer changes; it projects only the client, the
-//! campaign and the decision (docs/decisions/0013-operations-and-least-privilege.md).
+//! The `approved` index is sparse: only an approved pre-sale carries its key (`gsi7pk`), sorted
+//! by `gsi2sk` = `{created ns:020}#{id}`; it projects only the client, the campaign and the
+//! decision (docs/decisions/0013-operations-and-least-privilege.md, amended by issue 14).
 
 use std::collections::{HashMap, HashSet};
 
@@ -67,9 +67,9 @@ pub trait InvoiceLookup: Send + Sync {
 // DynamoDB
 // ---------------------------------------------------------------------------------------------
 
-const BY_STATUS: &str = "by-status";
+const APPROVED_INDEX: &str = "approved";
 
-/// PresalesTable's `by-status` index.
+/// PresalesTable's sparse `approved` index.
 #[derive(Clone, Debug)]
 pub struct DynamoApprovedSales {
     client: SdkClient<Client>,
@@ -85,7 +85,7 @@ impl DynamoApprovedSales {
     }
 }
 
-/// What the `by-status` index projects of a pre-sale.
+/// What the `approved` index projects of a pre-sale.
 #[derive(Deserialize)]
 struct ApprovedRow {
     pk: String,
@@ -136,10 +136,9 @@ impl ApprovedSales for DynamoApprovedSales {
             .client
             .query()
             .table_name(&self.table)
-            .index_name(BY_STATUS)
-            .key_condition_expression("#status = :status AND gsi2sk BETWEEN :from AND :to")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":status", s(PresaleStatus::Approved.as_str()))
+            .index_name(APPROVED_INDEX)
+            .key_condition_expression("gsi7pk = :approved AND gsi2sk BETWEEN :from AND :to")
+            .expression_attribute_values(":approved", s(PresaleStatus::Approved.as_str()))
             .expression_attribute_values(":from", s(format!("{:020}", nanos(from))))
             .expression_attribute_values(":to", s(format!("{:020}", nanos(to))));
         let mut sales = Vec::new();
