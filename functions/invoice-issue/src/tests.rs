@@ -1179,15 +1179,22 @@ async fn a_billing_run_without_its_evidence_is_not_emailed_yet() {
     assert_eq!(w.invoices.all().len(), 1);
 }
 
-#[tokio::test]
-async fn a_document_signed_by_an_attempt_that_stopped_is_submitted_as_stored_not_signed_again() {
-    let w = world();
-    let request = invoice_request("P-9", "acme");
+/// Invoice number 1 of `presale`'s sale, issued (as an attempt that stopped after issuing
+/// leaves it) but not delivered.
+async fn issued_undelivered(w: &World, presale: &str) -> backoffice_domain::invoice::Invoice {
+    let request = invoice_request(presale, "acme");
     let invoice = InvoiceDraft::prepare(&request, &billing_profile("acme"), w.clock.now())
         .and_then(|d| d.numbered(1))
         .unwrap();
     let audit = backoffice_domain::testing::issued_audit(&invoice.invoice_id, invoice.issued_at);
     w.invoices.issue(&invoice, &audit).await.unwrap();
+    invoice
+}
+
+#[tokio::test]
+async fn a_document_signed_by_an_attempt_that_stopped_is_submitted_as_stored_not_signed_again() {
+    let w = world();
+    let invoice = issued_undelivered(&w, "P-9").await;
     // An earlier attempt signed and stored the XML, then stopped before SUNAT's answer was
     // recorded (its record is written with the answer). Its digest differs from a new
     // signature's: a line break before the first cbc:ID is part of the signed content.
@@ -1224,12 +1231,7 @@ async fn a_document_signed_by_an_attempt_that_stopped_is_submitted_as_stored_not
 #[tokio::test]
 async fn an_answer_stored_by_an_attempt_that_stopped_is_recorded_from_its_cdr_not_submitted_again() {
     let w = world();
-    let request = invoice_request("P-10", "acme");
-    let invoice = InvoiceDraft::prepare(&request, &billing_profile("acme"), w.clock.now())
-        .and_then(|d| d.numbered(1))
-        .unwrap();
-    let audit = backoffice_domain::testing::issued_audit(&invoice.invoice_id, invoice.issued_at);
-    w.invoices.issue(&invoice, &audit).await.unwrap();
+    let invoice = issued_undelivered(&w, "P-10").await;
     // An earlier attempt signed, submitted and stored SUNAT's CDR (with an observation), then
     // stopped before the e-mail's closing write that records the answer.
     let paper = crate::credit::Paper::Invoice(&invoice);

@@ -17,7 +17,7 @@ use backoffice_domain::receivable::{Account, Payment};
 
 use crate::credit_notes::{StoredCreditNote, stored_credit_note};
 use crate::dynamo::{
-    Item, batch_get, corrupt, decode_cursor, encode_cursor, number_attr, page_size, query_all, s, sdk_error,
+    Item, corrupt, decode_cursor, encode_cursor, number_attr, page_size, query_all, read_whole, s, sdk_error,
     string_attr,
 };
 use crate::invoices::{DynamoInvoiceStore, OPEN_INDEX, StoredInvoice, stored_invoice};
@@ -228,18 +228,8 @@ impl AccountsView for DynamoInvoiceStore {
             .send()
             .await
             .map_err(sdk_error)?;
-        let keys: Vec<Item> = output
-            .items()
-            .iter()
-            .filter_map(|item| {
-                Some(Item::from([
-                    ("pk".into(), item.get("pk")?.clone()),
-                    ("sk".into(), item.get("sk")?.clone()),
-                ]))
-            })
-            .collect();
-        let mut summaries = Vec::with_capacity(keys.len());
-        for item in batch_get(&self.client, &self.table, keys, None).await? {
+        let mut summaries = Vec::with_capacity(output.items().len());
+        for item in read_whole(&self.client, &self.table, output.items()).await? {
             summaries.push(summary(item)?);
         }
         summaries.sort_by(|a, b| (a.due_date, &a.invoice_id).cmp(&(b.due_date, &b.invoice_id)));

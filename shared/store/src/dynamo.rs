@@ -364,6 +364,37 @@ pub(crate) async fn batch_get(
     Ok(found)
 }
 
+/// The items that `entries` (index entries, or any items with the table's `pk` and `sk`) name,
+/// read whole with [`batch_get`], in `entries`' order; one gone meanwhile is left out. For
+/// indexes that project keys and filter attributes rather than whole items (issue 14).
+pub(crate) async fn read_whole(client: &Client, table: &str, entries: &[Item]) -> Result<Vec<Item>, StoreError> {
+    fn key_of(item: &Item) -> Option<(String, String)> {
+        Some((
+            item.get("pk")?.as_s().ok()?.clone(),
+            item.get("sk")?.as_s().ok()?.clone(),
+        ))
+    }
+    let order = entries
+        .iter()
+        .map(|entry| {
+            key_of(entry).ok_or_else(|| StoreError::Corrupt(format!("{table}: an index entry without its key")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if order.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys = order
+        .iter()
+        .map(|(pk, sk)| Item::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))]))
+        .collect();
+    let mut found: HashMap<(String, String), Item> = batch_get(client, table, keys, None)
+        .await?
+        .into_iter()
+        .filter_map(|item| Some((key_of(&item)?, item)))
+        .collect();
+    Ok(order.iter().filter_map(|key| found.remove(key)).collect())
+}
+
 /// Requests a `BatchWriteItem` may carry.
 const WRITE_BATCH: usize = 25;
 

@@ -2,7 +2,7 @@
 //! a time. From the invoices table's `by-client` index (`CLIENT#{client}`, `{issue date}#{id}`):
 //! the issue-date range is the key condition, the other filters are applied by DynamoDB to
 //! that range (never a scan of the table). The index projects only what the filters read
-//! (`FILTERED`): the page's invoices are then read whole in one `BatchGetItem` (issue 14: an
+//! (`FILTERED`): the page's invoices are then read whole (`read_whole`, one `BatchGetItem`; issue 14: an
 //! entry of the whole ~4 KB invoice was rewritten by every payment and every e-mail).
 
 use async_trait::async_trait;
@@ -14,7 +14,7 @@ use backoffice_domain::invoice::{DocumentKind, Party, Totals};
 use backoffice_domain::money::{Currency, Money};
 
 use super::{Page, StoreError};
-use crate::dynamo::{Item, batch_get, corrupt, decode_cursor, encode_cursor, s, sdk_error, string_attr};
+use crate::dynamo::{Item, corrupt, decode_cursor, encode_cursor, read_whole, s, sdk_error, string_attr};
 use crate::email_feedback::FeedbackStatus;
 use crate::invoices::{DynamoInvoiceStore, ElectronicRecord, EmailRecord};
 
@@ -171,37 +171,6 @@ pub(crate) fn summarize(
     }
 }
 
-impl DynamoInvoiceStore {
-    /// The items `entries` (index entries, or any items with the table's key) name, read whole
-    /// in `BatchGetItem`s, in `entries`' order; one gone meanwhile is left out.
-    pub(crate) async fn whole(&self, entries: Vec<Item>) -> Result<Vec<Item>, StoreError> {
-        if entries.is_empty() {
-            return Ok(Vec::new());
-        }
-        let key_of = |item: &Item| -> Option<(String, String)> {
-            Some((
-                item.get("pk")?.as_s().ok()?.clone(),
-                item.get("sk")?.as_s().ok()?.clone(),
-            ))
-        };
-        let order = entries
-            .iter()
-            .map(|entry| key_of(entry).ok_or_else(|| StoreError::Corrupt("index entry without its key".into())))
-            .collect::<Result<Vec<_>, _>>()?;
-        let keys = order
-            .iter()
-            .map(|(pk, sk)| Item::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))]))
-            .collect();
-        let mut found: std::collections::HashMap<(String, String), Item> =
-            batch_get(&self.client, &self.table, keys, None)
-                .await?
-                .into_iter()
-                .filter_map(|item| Some((key_of(&item)?, item)))
-                .collect();
-        Ok(order.iter().filter_map(|key| found.remove(key)).collect())
-    }
-}
-
 /// The index's sort-key range for an issue-date range: `{date}#{id}` sorts by date.
 fn sk_range(query: &InvoiceQuery) -> (String, String) {
     let from = query.issued_from.map_or_else(|| "0000".to_owned(), |d| format!("{d}#"));
@@ -301,8 +270,7 @@ impl InvoiceLedger for DynamoInvoiceStore {
             }
             start = next.clone();
         }
-        let items = self
-            .whole(items)
+        let items = read_whole(&self.client, &self.table, &items)
             .await?
             .into_iter()
             .map(summary)

@@ -20,7 +20,7 @@ pub use backoffice_domain::retry::Retry;
 use time::OffsetDateTime;
 
 use crate::StoreError;
-use crate::dynamo::{Item, Order, batch_get, corrupt, index_page, nanos, s, sdk_error, transact_put};
+use crate::dynamo::{Item, Order, corrupt, index_page, nanos, read_whole, s, sdk_error, transact_put};
 
 const OUTBOX_INDEX: &str = "outbox-pending";
 const OUTBOX_PENDING: &str = "OUTBOX#PENDING";
@@ -86,26 +86,9 @@ pub(crate) async fn pending_outbox(
 /// The messages an index page names, in the page's order; one sent or gone meanwhile is left
 /// out.
 async fn messages(client: &Client, table: &str, entries: Vec<Item>) -> Result<Vec<OutboxMessage>, StoreError> {
-    if entries.is_empty() {
-        return Ok(Vec::new());
-    }
-    let keys: Vec<Item> = entries
-        .iter()
-        .map(|entry| {
-            let key = |name: &str| entry.get(name).cloned().map(|value| (name.to_owned(), value));
-            key("pk")
-                .zip(key("sk"))
-                .map(|(pk, sk)| Item::from([pk, sk]))
-                .ok_or_else(|| StoreError::Corrupt("outbox index entry without its key".into()))
-        })
-        .collect::<Result<_, _>>()?;
-    let mut found: std::collections::HashMap<String, Item> = batch_get(client, table, keys.clone(), None)
+    read_whole(client, table, &entries)
         .await?
         .into_iter()
-        .filter_map(|item| Some((item.get("pk")?.as_s().ok()?.clone(), item)))
-        .collect();
-    keys.iter()
-        .filter_map(|key| key.get("pk")?.as_s().ok().and_then(|pk| found.remove(pk)))
         .map(|item| serde_dynamo::from_item(item).map_err(corrupt("reading outbox message")))
         .collect()
 }

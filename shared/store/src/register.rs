@@ -31,7 +31,7 @@ use backoffice_domain::sales_register::{Period, RegisterDocument, file_name};
 
 use super::StoreError;
 use crate::documents::s3_error;
-use crate::dynamo::{Item, corrupt, s, sdk_error, string_attr};
+use crate::dynamo::{Item, corrupt, read_whole, s, sdk_error, string_attr};
 use crate::invoices::DynamoInvoiceStore;
 use crate::sdk::SdkClient;
 
@@ -94,7 +94,7 @@ impl DynamoInvoiceStore {
                 Some(key) if !key.is_empty() => start = Some(key),
                 // The index projects what listings filter on; a register row needs the whole
                 // document.
-                _ => return self.whole(items).await,
+                _ => return read_whole(&self.client, &self.table, &items).await,
             }
         }
     }
