@@ -1191,6 +1191,21 @@ async fn issued_undelivered(w: &World, presale: &str) -> backoffice_domain::invo
     invoice
 }
 
+/// `xml` stored as an earlier attempt stores a document's signed XML, before submitting it; the
+/// document's file stem.
+async fn stored_by_an_earlier_attempt(w: &World, paper: crate::credit::Paper<'_>, xml: &[u8]) -> String {
+    let stem = paper.file_stem();
+    w.documents
+        .put(
+            &paper.document_key(&format!("{stem}.xml")),
+            xml.to_vec(),
+            "application/xml",
+        )
+        .await
+        .unwrap();
+    stem
+}
+
 #[tokio::test]
 async fn a_document_signed_by_an_attempt_that_stopped_is_submitted_as_stored_not_signed_again() {
     let w = world();
@@ -1206,15 +1221,7 @@ async fn a_document_signed_by_an_attempt_that_stopped_is_submitted_as_stored_not
     .unwrap();
     let anew = sunat_ubl::sign(&paper.build_xml().unwrap(), &credentials().signer).unwrap();
     assert_ne!(earlier.digest_value, anew.digest_value, "the test tells them apart");
-    let stem = paper.file_stem();
-    w.documents
-        .put(
-            &paper.document_key(&format!("{stem}.xml")),
-            earlier.xml.clone(),
-            "application/xml",
-        )
-        .await
-        .unwrap();
+    stored_by_an_earlier_attempt(&w, paper, &earlier.xml).await;
 
     let outcome = w.issuer.deliver("acme", &invoice.invoice_id, None).await.unwrap();
     assert!(matches!(outcome, Outcome::Delivered { .. }), "{outcome:?}");
@@ -1236,15 +1243,7 @@ async fn an_answer_stored_by_an_attempt_that_stopped_is_recorded_from_its_cdr_no
     // stopped before the e-mail's closing write that records the answer.
     let paper = crate::credit::Paper::Invoice(&invoice);
     let signed = sunat_ubl::sign(&paper.build_xml().unwrap(), &credentials().signer).unwrap();
-    let stem = paper.file_stem();
-    w.documents
-        .put(
-            &paper.document_key(&format!("{stem}.xml")),
-            signed.xml.clone(),
-            "application/xml",
-        )
-        .await
-        .unwrap();
+    let stem = stored_by_an_earlier_attempt(&w, paper, &signed.xml).await;
     let Submitted::Answered(answer) = cdr(&format!("{stem}.zip"), 0, &["4252 - observed"]) else {
         unreachable!("cdr() answers with a CDR")
     };
