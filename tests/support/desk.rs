@@ -152,7 +152,6 @@ impl Desk {
         }
     }
 
-    /// Run presale-review's scheduled outbox sweep.
     /// Make the pending outbox messages of `logical_table` that mention `needle` due now, as if
     /// their retry time (a minute or more after a failed send) had come.
     pub async fn rewind_outbox(&self, logical_table: &str, needle: &str) -> usize {
@@ -169,24 +168,8 @@ impl Desk {
             .await
             .expect("pending outbox");
         let mut rewound = 0;
-        for entry in pending.items() {
-            // The index holds keys only: the message is read from the table.
-            let item = self
-                .env
-                .dynamodb
-                .get_item()
-                .table_name(&table)
-                .set_key(Some(
-                    ["pk", "sk"]
-                        .iter()
-                        .filter_map(|k| Some(((*k).to_owned(), entry.get(*k)?.clone())))
-                        .collect(),
-                ))
-                .send()
-                .await
-                .expect("outbox message")
-                .item
-                .unwrap_or_default();
+        // The index holds keys only: the messages are read from the table.
+        for item in self.env.read_whole(&table, pending.items()).await {
             let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
             if !text("body").contains(needle) {
                 continue;
@@ -426,7 +409,7 @@ impl TestEnv {
     /// on), each read whole.
     pub async fn invoices_of_client(&self, client: &str) -> Vec<Value> {
         let table = self.table("InvoicesTable");
-        let mut keys = Vec::new();
+        let mut entries = Vec::new();
         let mut start = None;
         loop {
             let page = self
@@ -440,18 +423,35 @@ impl TestEnv {
                 .send()
                 .await
                 .expect("query invoices by client");
-            for entry in page.items.unwrap_or_default() {
-                let key: HashMap<String, AttributeValue> = ["pk", "sk"]
-                    .iter()
-                    .filter_map(|k| Some(((*k).to_owned(), entry.get(*k)?.clone())))
-                    .collect();
-                keys.push(key);
-            }
+            entries.extend(page.items.unwrap_or_default());
             match page.last_evaluated_key {
                 Some(key) if !key.is_empty() => start = Some(key),
                 _ => break,
             }
         }
+        self.read_whole(&table, &entries)
+            .await
+            .into_iter()
+            .map(|item| serde_dynamo::from_item(item).expect("invoice as JSON"))
+            .collect()
+    }
+
+    /// The items of `table` that index `entries` name (their `pk` and `sk`), read whole and
+    /// consistently, 100 to a `BatchGetItem`, in no particular order.
+    pub async fn read_whole(
+        &self,
+        table: &str,
+        entries: &[HashMap<String, AttributeValue>],
+    ) -> Vec<HashMap<String, AttributeValue>> {
+        let keys: Vec<HashMap<String, AttributeValue>> = entries
+            .iter()
+            .map(|entry| {
+                ["pk", "sk"]
+                    .iter()
+                    .filter_map(|k| Some(((*k).to_owned(), entry.get(*k)?.clone())))
+                    .collect()
+            })
+            .collect();
         let mut out = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(100) {
             let mut request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
@@ -463,14 +463,12 @@ impl TestEnv {
                 let answer = self
                     .dynamodb
                     .batch_get_item()
-                    .request_items(&table, request)
+                    .request_items(table, request)
                     .send()
                     .await
-                    .expect("read the invoices whole");
-                for item in answer.responses.and_then(|mut r| r.remove(&table)).unwrap_or_default() {
-                    out.push(serde_dynamo::from_item(item).expect("invoice as JSON"));
-                }
-                match answer.unprocessed_keys.and_then(|mut left| left.remove(&table)) {
+                    .expect("read items whole");
+                out.extend(answer.responses.and_then(|mut r| r.remove(table)).unwrap_or_default());
+                match answer.unprocessed_keys.and_then(|mut left| left.remove(table)) {
                     Some(left) if !left.keys().is_empty() => request = left,
                     _ => break,
                 }
